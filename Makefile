@@ -1,0 +1,91 @@
+# sapwf: build, test, demo and install.
+#
+# Variable names follow LuaRocks (LUA_INCDIR, LIBFLAG, CFLAGS, LUADIR, LIBDIR, PREFIX),
+# so `make` and LuaRocks share this file. Compiler flags for Lua and libcurl come from
+# pkg-config unless LUA_INCDIR / CURL_INCDIR are given.
+#
+#   make                  build build/lua5.4/sapwf/core.so
+#   make LUA=luajit       build for LuaJIT / OpenResty (Lua 5.1 API), likewise lua5.1, lua5.3
+#   make test             install missing Debian packages, build, run the busted specs
+#   make demo             start the local emulator and run examples/quickstart.lua
+#   make install PREFIX=/usr/local
+#   make DEV=1            -O0 and stricter warnings;  make SANITIZE=1  ASan + UBSan
+
+LUA        ?= lua5.4
+LUA_PC     ?= $(LUA)
+PKG_CONFIG ?= pkg-config
+BUSTED     ?= busted
+
+ifdef LUA_INCDIR
+LUA_CFLAGS := -I$(LUA_INCDIR)
+else
+LUA_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(LUA_PC))
+endif
+ifdef CURL_INCDIR
+CURL_CFLAGS := -I$(CURL_INCDIR)
+else
+CURL_CFLAGS := $(shell $(PKG_CONFIG) --cflags libcurl)
+endif
+CURL_LIBS := $(if $(CURL_LIBDIR),-L$(CURL_LIBDIR)) -lcurl
+
+CFLAGS   ?= -O2 -g
+WARNINGS := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
+ifeq ($(DEV),1)
+CFLAGS   := -O0 -g3
+WARNINGS += -Werror
+endif
+ifeq ($(SANITIZE),1)
+CFLAGS   += -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+LDFLAGS  += -fsanitize=address,undefined
+endif
+LIBFLAG  ?= -shared
+ALL_CFLAGS = -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden $(WARNINGS) \
+             $(CFLAGS) $(LUA_CFLAGS) $(CURL_CFLAGS)
+
+# Install locations (LuaRocks passes LUADIR and LIBDIR itself).
+PREFIX     ?= /usr/local
+LUA_VERSION_DIR := $(patsubst lua%,%,$(LUA))
+ifeq ($(LUA),luajit)
+LUA_VERSION_DIR := 5.1
+endif
+LUADIR     ?= $(PREFIX)/share/lua/$(LUA_VERSION_DIR)
+LIBDIR     ?= $(PREFIX)/lib/lua/$(LUA_VERSION_DIR)
+
+BUILD_DIR  := build/$(LUA)
+OBJ_DIR    := $(BUILD_DIR)/obj
+SOURCES    := $(wildcard src/*.c)
+HEADERS    := $(wildcard src/*.h)
+OBJECTS    := $(patsubst src/%.c,$(OBJ_DIR)/%.o,$(SOURCES))
+MODULE     := $(BUILD_DIR)/sapwf/core.so
+
+.PHONY: all test demo install clean deps
+
+all: $(MODULE)
+
+$(OBJ_DIR)/%.o: src/%.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+# Never link liblua into the module: the interpreter that loads it provides the symbols.
+$(MODULE): $(OBJECTS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LIBFLAG) $(LDFLAGS) -o $@ $(OBJECTS) $(CURL_LIBS)
+
+deps:
+	@sh scripts/ensure-deps.sh
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	$(BUSTED) --lua=$(LUA) --cpath='./$(BUILD_DIR)/?.so'
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	SAPWF_BUILD_DIR=$(BUILD_DIR) $(LUA) examples/run-demo.lua
+
+install: $(MODULE)
+	install -d $(DESTDIR)$(LIBDIR)/sapwf $(DESTDIR)$(LUADIR)/sapwf
+	install -m 0755 $(MODULE) $(DESTDIR)$(LIBDIR)/sapwf/core.so
+	cp -R lua/sapwf/. $(DESTDIR)$(LUADIR)/sapwf/
+
+clean:
+	rm -rf build

@@ -1,0 +1,40 @@
+#!/bin/sh
+# Installs the Debian/Ubuntu packages that building, testing and the demo need, if any are
+# missing. Idempotent and silent when everything is there, so `make test` and `make demo` can
+# call it every time. Extra packages can be asked for: scripts/ensure-deps.sh wrk valgrind
+set -eu
+
+PACKAGES="gcc make pkg-config lua5.4 liblua5.4-dev lua-cjson lua-busted lua-argparse luarocks
+libcurl4-openssl-dev nginx libnginx-mod-http-lua openssl curl ca-certificates $*"
+
+if ! command -v dpkg-query >/dev/null 2>&1; then
+  echo "ensure-deps: not a Debian/Ubuntu system; install by hand: $PACKAGES" >&2
+  exit 0
+fi
+
+missing=""
+for p in $PACKAGES; do
+  status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  case "$status" in
+    *"install ok installed"*) ;;
+    *) missing="$missing $p" ;;
+  esac
+done
+[ -z "$missing" ] && exit 0
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
+    echo "ensure-deps: missing packages:$missing (run as root or install them)" >&2
+    exit 1
+  fi
+fi
+echo "ensure-deps: installing$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+# Refresh the package lists only when the first attempt cannot find something.
+if ! $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null 2>&1; then
+  $SUDO apt-get update -qq >/dev/null
+  $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+# Debian starts the packaged nginx service on port 80 when it can; the emulator runs its own
+# nginx in its own prefix, so the system one is not needed (and is left as the system has it).
