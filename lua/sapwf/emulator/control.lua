@@ -1,0 +1,100 @@
+-- The emulator's methods that talk to its control API (/_emulator/, see server/control.lua),
+-- through the curl command line: the code under test is never used to test itself.
+local cjson = require "cjson.safe"
+local shell = require "sapwf.emulator.shell"
+
+local type, pairs, tostring, tonumber, error = type, pairs, tostring, tonumber, error
+local format, match, gsub = string.format, string.match, string.gsub
+local concat = table.concat
+
+local methods = {}
+
+local function check_type(value, expected, n, name)
+  if type(value) ~= expected then
+    error(format("bad argument #%d to '%s' (%s expected, got %s)", n, name, expected,
+      type(value)), 3)
+  end
+end
+
+local body_seq = 0
+
+--- Calls /_emulator/<path>; returns the decoded JSON answer, or nil and a message.
+function methods:control(method, path, body)
+  check_type(method, "string", 1, "control")
+  check_type(path, "string", 2, "control")
+  if self.stopped then return nil, "the emulator is stopped" end
+  path = gsub(path, "^/_emulator", "")
+  if path:sub(1, 1) ~= "/" then path = "/" .. path end
+  local command = { "curl -sS --max-time 60 -X", shell.quote(method), "-w '\\n%{http_code}'" }
+  local body_file
+  if body ~= nil then
+    local text, err = cjson.encode(body)
+    if not text then
+      error("bad argument #3 to 'control' (cannot encode: " .. tostring(err) .. ")", 2)
+    end
+    body_seq = body_seq + 1
+    body_file = format("%s/tmp/control-%d.json", self.dir, body_seq)
+    shell.write_file(body_file, text)
+    command[#command + 1] = "-H 'Content-Type: application/json' --data-binary @"
+      .. shell.quote(body_file)
+  end
+  command[#command + 1] = shell.quote(self.url .. "/_emulator" .. path)
+  local output = shell.capture(concat(command, " ") .. " 2>&1")
+  if body_file then os.remove(body_file) end
+  local text, status = match(output, "^(.*)\n(%d%d%d)$")
+  status = tonumber(status)
+  if not status or status == 0 then
+    return nil, "control " .. method .. " " .. path .. " failed: " .. output
+  end
+  local value = cjson.decode(text)
+  if status >= 300 then
+    local message = type(value) == "table" and value.error or text
+    return nil, format("control %s %s: %d %s", method, path, status, tostring(message))
+  end
+  if value == nil then return nil, "control " .. method .. " " .. path .. ": not JSON" end
+  return value
+end
+
+-- The conveniences below raise when the emulator does not answer: they are test set-up.
+local function checked(value, err)
+  if value == nil then error(err, 3) end
+  return value
+end
+
+function methods:reset() return checked(self:control("POST", "/reset")) end
+function methods:stats() return checked(self:control("GET", "/stats")) end
+function methods:instances() return checked(self:control("GET", "/instances")) end
+function methods:expire_tokens() return checked(self:control("POST", "/tokens/expire")) end
+function methods:clear_faults() return checked(self:control("DELETE", "/faults")) end
+function methods:clients() return checked(self:control("GET", "/clients")).clients end
+
+--- Adds a fault: { fault =, method =, path =, times =, delay =, status =, retry_after =,
+-- size = } (see server/faults.lua). Returns its id.
+function methods:fault(spec)
+  check_type(spec, "table", 1, "fault")
+  return checked(self:control("POST", "/faults", spec)).id
+end
+
+--- Creates or changes a client: { secret =, authorities = {...}, expires_in =, name = }.
+-- Returns the client as GET /_emulator/clients shows it.
+function methods:set_client(clientid, opts)
+  check_type(clientid, "string", 1, "set_client")
+  if opts ~= nil then check_type(opts, "table", 2, "set_client") end
+  local spec = { clientid = clientid }
+  for key, value in pairs(opts or {}) do spec[key] = value end
+  return checked(self:control("PUT", "/clients", spec))
+end
+
+--- The [error], [crit], [alert] and [emerg] lines of nginx's error log so far (a list).
+function methods:log_errors()
+  local lines = {}
+  for line in (shell.read_file(self.dir .. "/logs/error.log") or ""):gmatch("[^\n]+") do
+    if line:find("%[error%]") or line:find("%[crit%]") or line:find("%[alert%]")
+        or line:find("%[emerg%]") then
+      lines[#lines + 1] = line
+    end
+  end
+  return lines
+end
+
+return methods

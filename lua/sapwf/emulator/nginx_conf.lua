@@ -1,0 +1,86 @@
+-- nginx.conf of the emulator: nginx with its Lua module in a prefix directory of its own,
+-- listening on 127.0.0.1 only: plain HTTP, HTTPS, and HTTPS with client certificates
+-- (mTLS: tokens for x509 clients). Every location hands the request to the server modules
+-- (lua/sapwf/emulator/server), found through lua_package_path.
+local format = string.format
+
+local nginx_conf = {}
+
+local MAIN = [[
+load_module %s/ndk_http_module.so;
+load_module %s/ngx_http_lua_module.so;
+%s
+worker_processes %d;
+error_log %s/logs/error.log %s;
+pid %s/logs/nginx.pid;
+
+events { worker_connections 4096; }
+
+http {
+  access_log off;
+  server_tokens off;
+  absolute_redirect off;          # Location: /workflow-service/rest/v1/jobs/<id>, as SAP sends
+  client_body_temp_path %s/tmp/body;
+  proxy_temp_path %s/tmp/proxy;
+  fastcgi_temp_path %s/tmp/fastcgi;
+  uwsgi_temp_path %s/tmp/uwsgi;
+  scgi_temp_path %s/tmp/scgi;
+  client_body_buffer_size 1m;
+  client_max_body_size 64m;
+  large_client_header_buffers 4 32k;   # XSUAA-sized tokens in Authorization
+  keepalive_requests 1000000;
+  keepalive_timeout 75s;
+  lua_socket_log_errors off;
+  lua_package_path "%s?.lua;%s?/init.lua;;";
+  lua_shared_dict sapwf_emulator 16m;
+  init_by_lua_block { require("sapwf.emulator.server").init({ max_instances = %d }) }
+  init_worker_by_lua_block { require("sapwf.emulator.server").init_worker() }
+
+  server {
+    listen 127.0.0.1:%d;
+    location / { content_by_lua_block { require("sapwf.emulator.server").handle("http") } }
+  }
+%s}
+]]
+
+local TLS = [[
+  ssl_certificate %s;
+  ssl_certificate_key %s;
+  ssl_protocols TLSv1.2 TLSv1.3;
+  ssl_session_cache shared:sapwf_tls:1m;
+
+  server {
+    listen 127.0.0.1:%d ssl;
+    location / { content_by_lua_block { require("sapwf.emulator.server").handle("https") } }
+  }
+
+  server {
+    listen 127.0.0.1:%d ssl;
+    ssl_client_certificate %s;
+    ssl_verify_client on;
+    # no or a bad client certificate: answer like XSUAA (401), not with nginx's 400 page
+    error_page 495 496 = @no_certificate;
+    location / { content_by_lua_block { require("sapwf.emulator.server").handle("mtls") } }
+    location @no_certificate {
+      content_by_lua_block { require("sapwf.emulator.server").handle("mtls") }
+    }
+  }
+]]
+
+--- The text of nginx.conf. s: dir, lua_root (ends with "/"), modules_dir, as_root, workers,
+-- log_level, max_instances, http_port, and with TLS certs (from certs.make), https_port and
+-- mtls_port.
+function nginx_conf.render(s)
+  local tls = ""
+  if s.certs then
+    tls = format(TLS, s.certs.server_cert_file, s.certs.server_key_file, s.https_port,
+      s.mtls_port, s.certs.ca_file)
+  end
+  -- as root, workers would run as nobody, who may not read the repository's files
+  local user = s.as_root and "user root;" or ""
+  local dir = s.dir
+  return format(MAIN, s.modules_dir, s.modules_dir, user, s.workers, dir, s.log_level, dir,
+    dir, dir, dir, dir, dir, s.lua_root, s.lua_root, s.max_instances, s.http_port, tls)
+end
+
+return nginx_conf

@@ -1,0 +1,203 @@
+-- The control API under /_emulator/ (no authentication; tests and the launcher use it):
+--
+--   POST   /_emulator/reset           seed data back, clients back, faults and counters cleared
+--   GET    /_emulator/clients         {clients = {[clientid] = {name, clientid, clientsecret,
+--                                       authorities, expires_in, certificate_only}}, ...}
+--   PUT    /_emulator/clients/<id>    {secret, authorities, expires_in, name} (id URL-escaped;
+--   PUT    /_emulator/clients          or in the body as "clientid"); creates or changes
+--   GET    /_emulator/stats           the counters (see shared.lua), plus worker_instances and
+--                                     worker_lua_kb of the worker that answers
+--   GET    /_emulator/instances       every instance of this worker, any status, with context
+--   POST   /_emulator/tokens/expire   every token issued so far answers 401 from now on
+--   POST   /_emulator/faults          add a fault (see faults.lua) -> {id, fault}
+--   GET    /_emulator/faults          the faults with their uses
+--   DELETE /_emulator/faults          remove every fault
+local json = require "sapwf.emulator.server.json"
+local shared = require "sapwf.emulator.server.shared"
+local faults = require "sapwf.emulator.server.faults"
+local views = require "sapwf.emulator.server.views"
+local store = require "sapwf.emulator.server.store"
+local defaults = require "sapwf.emulator.defaults"
+
+local ngx = ngx
+local type, pairs, ipairs, next, tostring, floor = type, pairs, ipairs, next, tostring,
+  math.floor
+local match, find, gsub = string.match, string.find, string.gsub
+
+local control = {}
+
+local KNOWN_AUTHORITIES = {}
+for _, name in ipairs(defaults.authorities) do KNOWN_AUTHORITIES[name] = true end
+
+local function answer(status, value)
+  return status, json.encode(value)
+end
+
+local function failure(status, message)
+  return answer(status, { error = message })
+end
+
+local function body()
+  ngx.req.read_body()
+  local text = ngx.req.get_body_data()
+  if not text or text == "" then return {} end
+  return json.decode(text)
+end
+
+local function client_view(client)
+  return { name = client.name, clientid = client.clientid, clientsecret = client.secret,
+    authorities = json.list(client.authorities), expires_in = client.expires_in,
+    certificate_only = client.secret == nil }
+end
+
+local function clients()
+  local config = shared.config()
+  local out = {}
+  for id, client in pairs(config.clients) do out[id] = client_view(client) end
+  return answer(200, { clients = out, service_xsappname = defaults.service_xsappname,
+    identityzone = config.identityzone, zoneid = config.zoneid })
+end
+
+-- The checked authorities of a PUT, with any "<xsappname>." prefix taken off.
+local function authority_list(value)
+  if type(value) ~= "table" or json.is_object(value) and next(value) ~= nil then
+    return nil, "authorities must be a list of names"
+  end
+  local out = {}
+  for i, name in ipairs(value) do
+    name = type(name) == "string" and gsub(name, "^.*%.", "") or name
+    if not KNOWN_AUTHORITIES[name] then
+      return nil, "unknown authority '" .. tostring(value[i]) .. "'"
+    end
+    out[#out + 1] = name
+  end
+  return out
+end
+
+local function put_client(escaped_id)
+  local spec = body()
+  if not json.is_object(spec) then return failure(400, "the client must be a JSON object") end
+  local id = escaped_id and ngx.unescape_uri(escaped_id) or spec.clientid
+  if type(id) ~= "string" or id == "" then return failure(400, "no clientid") end
+  local secret = spec.secret
+  if secret ~= nil and secret ~= json.null and type(secret) ~= "string" then
+    return failure(400, "secret must be a string or null")
+  end
+  local authorities, err
+  if spec.authorities ~= nil then
+    authorities, err = authority_list(spec.authorities)
+    if not authorities then return failure(400, err) end
+  end
+  local expires_in = spec.expires_in
+  if expires_in ~= nil and (type(expires_in) ~= "number" or expires_in < 0
+      or expires_in ~= floor(expires_in)) then
+    return failure(400, "expires_in must be a whole number of seconds")
+  end
+  if spec.name ~= nil and type(spec.name) ~= "string" then
+    return failure(400, "name must be a string")
+  end
+  local client = shared.update(function(config)
+    local c = config.clients[id] or { clientid = id, name = id, authorities = {},
+      expires_in = defaults.expires_in }
+    if spec.name then c.name = spec.name end
+    if secret == json.null then c.secret = nil elseif secret then c.secret = secret end
+    if authorities then c.authorities = authorities end
+    if expires_in then c.expires_in = expires_in end
+    config.clients[id] = c
+    return c
+  end)
+  return answer(200, client_view(client))
+end
+
+local function reset()
+  shared.update(function(config)
+    config.clients = config.default_clients
+    config.faults = {}
+    config.data_gen = config.data_gen + 1
+  end)
+  shared.reset_counters()
+  return answer(200, { reset = true })
+end
+
+local function add_fault()
+  local spec = body()
+  local fault, err
+  shared.update(function(config)
+    config.fault_seq = config.fault_seq + 1
+    fault, err = faults.check(spec, config.fault_seq)
+    if fault then config.faults[#config.faults + 1] = fault end
+  end)
+  if not fault then return failure(400, err) end
+  return answer(200, { id = fault.id, fault = fault })
+end
+
+local function list_faults()
+  local out = {}
+  for i, fault in ipairs(shared.config().faults) do
+    local item = {}
+    for k, v in pairs(fault) do item[k] = v end
+    item.uses = shared.fault_uses(fault.id)
+    out[i] = item
+  end
+  return answer(200, { faults = json.list(out) })
+end
+
+local function clear_faults()
+  local removed = shared.update(function(config)
+    local n = #config.faults
+    config.faults = {}
+    return n
+  end)
+  return answer(200, { removed = removed })
+end
+
+local function instances()
+  local out = {}
+  for _, instance in ipairs(store.instances) do
+    if not instance.removed then
+      local view = views.instance(instance, true)
+      view.context = instance.context
+      view.tasks = {}
+      for i, task in ipairs(instance.tasks or {}) do view.tasks[i] = task.id end
+      view.tasks = json.list(view.tasks)
+      out[#out + 1] = view
+    end
+  end
+  return 200, json.encode_exact(json.list(out))
+end
+
+local function expire_tokens()
+  local generation = shared.update(function(config)
+    config.token_gen = config.token_gen + 1
+    return config.token_gen
+  end)
+  return answer(200, { token_generation = generation })
+end
+
+--- Handles /_emulator/<path>: status, body text.
+function control.handle(method, path)
+  if path == "reset" and method == "POST" then return reset() end
+  if path == "clients" and method == "GET" then return clients() end
+  if path == "clients" and method == "PUT" then return put_client(nil) end
+  local escaped = match(path, "^clients/(.+)$")
+  if escaped and method == "PUT" and not find(escaped, "/", 1, true) then
+    return put_client(escaped)
+  end
+  if path == "stats" and method == "GET" then
+    local stats = shared.stats()
+    -- of the worker that answers: how much the workflow data weighs
+    stats.worker_lua_kb = math.floor(collectgarbage("count"))
+    stats.worker_instances = store.live_instances()
+    return answer(200, stats)
+  end
+  if path == "instances" and method == "GET" then return instances() end
+  if path == "tokens/expire" and method == "POST" then return expire_tokens() end
+  if path == "faults" then
+    if method == "POST" then return add_fault() end
+    if method == "GET" then return list_faults() end
+    if method == "DELETE" then return clear_faults() end
+  end
+  return failure(404, "no control operation " .. method .. " /_emulator/" .. path)
+end
+
+return control

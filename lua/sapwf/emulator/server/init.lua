@@ -1,0 +1,134 @@
+-- The emulator inside nginx: XSUAA's token endpoint and the SAP Workflow API v1 (Cloud
+-- Foundry), plus a control API for tests. nginx.conf (written by the launcher) calls
+--   init(options)       in init_by_lua (master): clients and their secrets, signing key
+--   init_worker()       in init_worker_by_lua
+--   handle(listener)    in content_by_lua, listener "http", "https" or "mtls"
+--
+-- Every answer has X-Vcap-Request-Id; JSON answers are application/json;charset=UTF-8.
+local defaults = require "sapwf.emulator.defaults"
+local shared = require "sapwf.emulator.server.shared"
+local util = require "sapwf.emulator.server.util"
+local respond = require "sapwf.emulator.server.respond"
+local store = require "sapwf.emulator.server.store"
+local workflows = require "sapwf.emulator.server.workflows"
+local router = require "sapwf.emulator.server.router"
+local dispatch = require "sapwf.emulator.server.dispatch"
+local oauth = require "sapwf.emulator.server.oauth"
+local faults = require "sapwf.emulator.server.faults"
+local control = require "sapwf.emulator.server.control"
+
+local ngx = ngx
+local find, sub, byte, format = string.find, string.sub, string.byte, string.format
+local ipairs = ipairs
+
+local server = {}
+
+local BASE = "/workflow-service/rest"
+
+local function random_bytes(n)
+  local file = assert(io.open("/dev/urandom", "rb"))
+  local bytes = file:read(n)
+  file:close()
+  return bytes
+end
+
+local function hex(bytes)
+  return (bytes:gsub(".", function(c) return format("%02x", byte(c)) end))
+end
+
+-- A secret shaped like the ones in SAP service keys: "<uuid>$<base64>=".
+local function new_secret()
+  local h = hex(random_bytes(16))
+  return format("%s-%s-%s-%s-%s$%s", sub(h, 1, 8), sub(h, 9, 12), sub(h, 13, 16),
+    sub(h, 17, 20), sub(h, 21, 32), ngx.encode_base64(random_bytes(32)))
+end
+
+--- init_by_lua: the configuration all workers share. options.max_instances: see store.lua.
+function server.init(options)
+  store.max_instances = options and options.max_instances or 0
+  local clients = {}
+  for _, client in ipairs(defaults.clients) do
+    clients[client.clientid] = {
+      name = client.name, clientid = client.clientid,
+      secret = not client.certificate_only and new_secret() or nil,
+      authorities = client.authorities, expires_in = defaults.expires_in,
+    }
+  end
+  shared.init({
+    signing_key = hex(random_bytes(32)),
+    token_gen = 1, data_gen = 1, fault_seq = 0, faults = {},
+    zoneid = defaults.zoneid, identityzone = defaults.identityzone,
+    clients = clients, default_clients = clients,
+  })
+end
+
+local data_gen
+
+-- A reset (a new data generation) puts the seed data back in each worker.
+shared.watch(function(config)
+  if config.data_gen ~= data_gen then
+    data_gen = config.data_gen
+    store.clear()
+    workflows.seed(store)
+  end
+end)
+
+--- init_worker_by_lua: a random seed per worker (ids must differ between workers).
+function server.init_worker()
+  local b1, b2, b3, b4 = byte(random_bytes(4), 1, 4)
+  math.randomseed(((b1 * 256 + b2) * 256 + b3) * 256 + b4 + ngx.worker.pid())
+  util.seed_ids()
+  shared.config()
+end
+
+local function raw_path()
+  local uri = ngx.var.request_uri
+  local query_at = find(uri, "?", 1, true)
+  if query_at then return sub(uri, 1, query_at - 1) end
+  return uri
+end
+
+local function not_found()
+  respond.send(404, '{"error":"not_found","error_description":"No such resource"}')
+end
+
+local function token_request(config, listener)
+  shared.count("token_requests")
+  local fault = faults.match(config, ngx.req.get_method(), "/oauth/token")
+  if fault and faults.before(fault, "token") then return end
+  local status, body, headers = oauth.token(config, listener)
+  if fault and faults.after(fault, "token", status, body, headers) then return end
+  shared.count_in("token_responses_by_status", status)
+  respond.send(status, body, headers)
+end
+
+local function api_request(config, path)
+  shared.count("api_requests")
+  local method = ngx.req.get_method()
+  local route, params, allowed = router.match(method, path)
+  shared.count_in("api_requests_by_operation", route and route.key or "unknown")
+  local fault = faults.match(config, method, path)
+  if fault and faults.before(fault, "api", route) then return end
+  local status, body, headers = respond.encode(dispatch.api(config, route, params, allowed))
+  if fault and faults.after(fault, "api", status, body, headers) then return end
+  shared.count_in("api_responses_by_status", status)
+  respond.send(status, body, headers)
+end
+
+--- content_by_lua of every location.
+function server.handle(listener)
+  local config = shared.config()
+  ngx.header["X-Vcap-Request-Id"] = util.id()
+  local path = raw_path()
+  if path == "/oauth/token" then return token_request(config, listener) end
+  if listener == "mtls" then return not_found() end   -- that listener only issues tokens
+  if sub(path, 1, #BASE + 1) == BASE .. "/" then
+    return api_request(config, sub(path, #BASE + 1))
+  end
+  if sub(path, 1, 11) == "/_emulator/" then
+    return respond.send(control.handle(ngx.req.get_method(), sub(path, 12)))
+  end
+  return not_found()
+end
+
+return server
