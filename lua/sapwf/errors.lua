@@ -1,0 +1,242 @@
+-- sapwf error objects: what every `nil, err` carries, and how it reads as one line.
+--
+-- Fields: kind, status, message, code, log_id, request_id, details, retryable, outcome,
+-- method, path, and on 403 authority and hint. Core (transport) errors also keep curl_code
+-- and phase. Messages come from the server or libcurl; none ever holds a secret, a token or a
+-- request body, and a non-JSON error page is summarised, never copied.
+--
+-- retryable: true when sending the same call again may succeed and cannot do a thing twice:
+--   429 and 503 (the service refused before doing anything), 409 (the spec's "try again
+--   later"), a token endpoint 5xx, network errors before the request was sent; and for
+--   methods other than POST also 500, 502, 504 and network errors after sending.
+--   A POST (start, send_message, purge) that may have reached the service is never
+--   retryable: retrying could start a second instance.
+-- outcome: "not_sent" (the request never reached the service), "rejected" (the service
+--   answered with an error: nothing changed), "unknown" (it may have taken effect: a network
+--   failure after sending, a 500/502/504, or a 2xx whose body could not be read). For
+--   "unknown" after a start, look the instance up before starting it again.
+local cjson_safe = require "cjson.safe"
+
+local type, tostring, pairs, ipairs = type, tostring, pairs, ipairs
+local setmetatable, getmetatable = setmetatable, getmetatable
+local format, find, sub, gsub, match = string.format, string.find, string.sub, string.gsub,
+  string.match
+local concat, sort = table.concat, table.sort
+
+local errors = {}
+
+local Error = { __name = "sapwf.error" }
+Error.__index = Error
+errors.Error = Error
+
+local KIND_BY_STATUS = {
+  [400] = "invalid", [401] = "auth", [403] = "forbidden", [404] = "not_found",
+  [409] = "conflict", [412] = "conflict", [422] = "invalid", [429] = "rate_limited",
+}
+
+--- The kind for an HTTP error status.
+function errors.kind_for_status(status)
+  local kind = KIND_BY_STATUS[status]
+  if kind then return kind end
+  if status >= 500 then return "server" end
+  if status >= 400 then return "invalid" end
+  return "server"      -- 1xx/3xx where an answer was expected: the service misbehaved
+end
+
+local MAX_MESSAGE = 500  -- a message is a line, not a page
+
+local function clip(s)
+  s = gsub(s, "[%c]+", " ")
+  if #s > MAX_MESSAGE then s = sub(s, 1, MAX_MESSAGE) .. "..." end
+  return s
+end
+
+local function one_line(e)
+  local head = "sapwf: " .. tostring(e.kind)
+  if e.status then head = head .. " (" .. e.status .. ")" end
+  if e.method and e.path then head = head .. " " .. e.method .. " " .. e.path end
+  local text = head .. ": "
+  if e.phase == "token" then text = text .. "getting a token: " end
+  text = text .. tostring(e.message)
+  if e.authority then text = text .. " Needs authority " .. e.authority end
+  if e.hint then text = text .. "; fix: " .. e.hint end
+  if e.outcome == "unknown" and e.method and e.method ~= "GET" and e.kind ~= "decode" then
+    text = text .. "; the request may have taken effect (outcome unknown)"
+  end
+  local ids = {}
+  if e.code then ids[#ids + 1] = "code " .. e.code end
+  if e.log_id then ids[#ids + 1] = "log_id " .. e.log_id end
+  if e.request_id then ids[#ids + 1] = "request_id " .. e.request_id end
+  if #ids > 0 then text = text .. " [" .. concat(ids, ", ") .. "]" end
+  return text
+end
+Error.__tostring = one_line
+
+--- Makes t an error object (kind and message required).
+function errors.new(t)
+  return setmetatable(t, Error)
+end
+
+--- True when e is a sapwf error object.
+function errors.is_error(e)
+  return getmetatable(e) == Error
+end
+
+function errors.config(message)
+  return setmetatable({ kind = "config", message = message, retryable = false,
+                        outcome = "not_sent" }, Error)
+end
+
+function errors.invalid(message, code, method, path)
+  return setmetatable({ kind = "invalid", message = message, code = code, retryable = false,
+                        outcome = "not_sent", method = method, path = path }, Error)
+end
+
+-- Retry and outcome rules for an HTTP answer (see the top of this file).
+local function judge_status(status, method)
+  if status == 429 or status == 503 then return true, "rejected" end
+  if status == 409 then return true, "rejected" end
+  if status == 500 or status == 502 or status == 504 then
+    return method ~= "POST", "unknown"
+  end
+  return false, "rejected"
+end
+
+-- The content type without parameters, for messages about bodies that are not JSON.
+local function content_type(headers)
+  local ct = headers and headers["content-type"]
+  if type(ct) ~= "string" or ct == "" then return "no content type" end
+  return (match(ct, "^[^;]*"))
+end
+
+--- An error object for an HTTP answer the client does not accept.
+-- ctx: method, path (no query), authority (or nil), hint (or nil).
+function errors.from_response(status, body, headers, ctx)
+  local e = {
+    kind = errors.kind_for_status(status), status = status,
+    method = ctx.method, path = ctx.path,
+    request_id = headers and headers["x-vcap-request-id"],
+  }
+  local doc = nil
+  if body and body ~= "" then
+    doc = cjson_safe.decode(body)
+  end
+  local err = type(doc) == "table" and doc.error
+  if type(err) == "table" then
+    -- TechnicalError: {"error":{"message","code","logId","details"}}
+    if type(err.message) == "string" then e.message = clip(err.message) end
+    if type(err.code) == "string" then e.code = err.code end
+    if type(err.logId) == "string" then e.log_id = err.logId end
+    if type(err.details) == "table" then e.details = err.details end
+  elseif type(err) == "string" then
+    -- The OAuth layer's shape: {"error":"unauthorized","error_description":"..."}
+    e.code = err
+    local description = doc.error_description
+    e.message = clip(type(description) == "string" and description or err)
+  elseif type(doc) == "table" and type(doc.message) == "string" then
+    e.message = clip(doc.message)
+  end
+  if not e.message then
+    if not body or body == "" then
+      e.message = format("HTTP %d with an empty body", status)
+    elseif type(doc) == "table" then
+      e.message = format("HTTP %d", status)
+    else
+      e.message = format("HTTP %d with a body that is not JSON (%s)", status,
+                         content_type(headers))
+    end
+  end
+  e.retryable, e.outcome = judge_status(status, ctx.method)
+  if status == 403 then
+    e.authority = ctx.authority
+    e.hint = ctx.hint
+  end
+  return setmetatable(e, Error)
+end
+
+--- A 2xx answer whose body could not be decoded. The call did happen.
+function errors.decode(status, headers, ctx, detail)
+  local message
+  if detail then
+    message = format("the %d answer is not valid JSON (%s): %s", status,
+                     content_type(headers), detail)
+  else
+    message = format("the %d answer has an empty body where JSON was expected", status)
+  end
+  if ctx.method == "POST" and ctx.op == "start" then
+    message = message .. "; the workflow may have started; look it up before retrying"
+  elseif ctx.method ~= "GET" then
+    message = message .. "; the change may have been made"
+  end
+  return setmetatable({
+    kind = "decode", status = status, message = message, method = ctx.method,
+    path = ctx.path, request_id = headers and headers["x-vcap-request-id"],
+    retryable = false, outcome = "unknown",
+  }, Error)
+end
+
+--- Gives a `sapwf.core` error (no HTTP answer came) its metatable, retry and outcome rules.
+function errors.from_core(cerr, method, path)
+  local e = {}
+  if type(cerr) == "table" then
+    for k, v in pairs(cerr) do e[k] = v end
+  else
+    e.kind, e.message = "network", tostring(cerr)
+  end
+  e.kind = e.kind or "network"
+  e.message = e.message and clip(tostring(e.message)) or e.kind
+  e.method, e.path = method, path
+  local kind = e.kind
+  if e.phase == "token" then
+    -- The API request was never sent: we had no token.
+    e.outcome = "not_sent"
+    e.retryable = (kind == "network" or kind == "timeout") or
+                  (kind == "server" and type(e.status) == "number" and e.status >= 500)
+  elseif e.sent == false then
+    e.outcome = "not_sent"
+    e.retryable = kind == "network" or kind == "timeout"
+  else
+    e.outcome = "unknown"
+    e.retryable = (kind == "network" or kind == "timeout") and method ~= "POST"
+  end
+  return setmetatable(e, Error)
+end
+
+--- The authorities a token's scope string grants: "workflow!b10150.TASK_GET uaa.resource"
+-- gives { "TASK_GET" }. Entries without a dot and uaa.* are not authorities.
+function errors.granted(scope)
+  local out = {}
+  if type(scope) ~= "string" then return out end
+  for entry in scope:gmatch("%S+") do
+    if not find(entry, "^uaa%.") then
+      local authority = match(entry, "%.([^%.]+)$")
+      if authority then out[#out + 1] = authority end
+    end
+  end
+  return out
+end
+
+--- The exact command that grants `missing` while keeping what the token already has.
+-- Returns the hint text.
+function errors.forbidden_hint(instance, scope, missing)
+  local set, list = {}, {}
+  local granted = errors.granted(scope)
+  local already = false
+  for _, a in ipairs(granted) do
+    if a == missing then already = true end
+    set[a] = true
+  end
+  if already then
+    return format("the token already has %s, so the 403 has another cause (a token issued "
+      .. "before the last cf update-service: call wf:token(true) for a new one; or the "
+      .. "object belongs to another application scope)", missing)
+  end
+  set[missing] = true
+  for a in pairs(set) do list[#list + 1] = '"' .. a .. '"' end
+  sort(list)
+  return format("cf update-service %s -c '{\"authorities\":[%s]}' (the list replaces the "
+    .. "old one; it keeps the %d authorities this token has), then get a new token with "
+    .. "wf:token(true)", instance or "<instance>", concat(list, ","), #granted)
+end
+
+return errors

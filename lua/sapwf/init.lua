@@ -1,0 +1,132 @@
+-- sapwf: the SAP BTP Workflow service REST API from Lua.
+--
+--   local sapwf = require "sapwf"
+--   local wf = assert(sapwf.new{ service_key = "service-key.json" })
+--   local inst = assert(wf:start("orderapproval", { product = "Camera", price = 100 }))
+--
+-- HTTP, TLS and the token live in the C module sapwf.core (libcurl); this layer reads
+-- service keys, speaks JSON (lua-cjson) and turns answers into values or error objects.
+-- Server, network and data failures return nil, err (see errors.lua); wrong arguments raise.
+local core = require "sapwf.core"
+local json = require "sapwf.json"
+local errors = require "sapwf.errors"
+local servicekey = require "sapwf.servicekey"
+local operations = require "sapwf.operations"
+local client = require "sapwf.client"
+-- Each adds its methods to the client.
+require "sapwf.definitions"
+require "sapwf.instances"
+require "sapwf.tasks"
+require "sapwf.messages"
+require "sapwf.jobs"
+require "sapwf.paging"
+require "sapwf.request"
+
+local type, pairs, ipairs, tostring, error = type, pairs, ipairs, tostring, error
+local format, gsub = string.format, string.gsub
+local getenv = os.getenv
+
+local sapwf = {
+  _VERSION = core.version,
+  version = core.version,
+  null = json.null,
+  array = json.array,
+  object = json.object,
+  is_error = errors.is_error,
+  operations = operations,
+}
+
+-- Option name -> accepted Lua types. Credentials come from service_key or explicitly;
+-- explicit ones win, so a key can be pointed at another api_url.
+local OPTION_TYPES = {
+  service_key = "string|table", instance = "string",
+  api_url = "string", token_url = "string", client_id = "string", client_secret = "string",
+  cert = "string", key = "string",
+  timeout = "number", connect_timeout = "number", cafile = "string", verify = "boolean",
+  proxy = "string", token_margin = "number", max_response = "number", user_agent = "string",
+}
+local CREDENTIALS = { "api_url", "token_url", "client_id", "client_secret", "cert", "key" }
+local PASSED_ON = { "timeout", "connect_timeout", "cafile", "verify", "proxy", "token_margin",
+                    "max_response", "user_agent" }
+
+-- Raises (at the caller of new/from_env: level 3 from here) for unknown names and types.
+local function check_options(opts, fname)
+  if type(opts) ~= "table" then
+    error(format("bad argument #1 to '%s' (table expected, got %s)", fname, type(opts)), 3)
+  end
+  for name, value in pairs(opts) do
+    local want = OPTION_TYPES[name]
+    if not want then
+      error(format("bad option '%s' (unknown option)", tostring(name)), 3)
+    end
+    local got = type(value)
+    if got ~= want and not (want == "string|table" and (got == "string" or got == "table")) then
+      error(format("bad option '%s' (%s expected, got %s)", name,
+                   want == "string|table" and "string or table" or want, got), 3)
+    end
+  end
+end
+
+-- The client for checked options, or nil, err.
+local function build(opts)
+  local core_opts = {}
+  if opts.service_key ~= nil then
+    local from_key, err = servicekey.resolve(opts.service_key)
+    if not from_key then return nil, err end
+    for k, v in pairs(from_key) do core_opts[k] = v end
+  end
+  for _, name in ipairs(CREDENTIALS) do
+    if opts[name] ~= nil then core_opts[name] = opts[name] end
+  end
+  for _, name in ipairs({ "api_url", "token_url", "client_id" }) do
+    if not core_opts[name] or core_opts[name] == "" then
+      return nil, errors.config(format("no %s: give service_key, or api_url, token_url, "
+        .. "client_id and client_secret", name))
+    end
+  end
+  if not core_opts.client_secret and not (core_opts.cert and core_opts.key) then
+    return nil, errors.config("no client_secret (nor cert and key for an x509 key)")
+  end
+  core_opts.api_url = gsub(core_opts.api_url, "/+$", "")
+  for _, name in ipairs(PASSED_ON) do core_opts[name] = opts[name] end
+  local c, err = core.new(core_opts)
+  if not c then return nil, errors.from_core(err) end
+  return client.wrap(c, core_opts.api_url, opts.instance)
+end
+
+--- A client. opts.service_key: a path, JSON text or table (a workflow service key or a
+-- binding's credentials); or api_url, token_url, client_id, client_secret (or cert, key).
+-- Also timeout, connect_timeout, cafile, verify, proxy, token_margin, max_response,
+-- user_agent (see the C core), and instance: the service instance name used in 403 hints.
+-- Returns the client, or nil and a `config` error (missing or unreadable key, missing field).
+function sapwf.new(opts)
+  check_options(opts, "new")
+  return build(opts)
+end
+
+--- A client from the VCAP_SERVICES binding of the workflow service (label "workflow" or
+-- "process-automation-service"); name picks one binding when there are several. opts as in
+-- new (without service_key). 403 hints then name the service instance.
+function sapwf.from_env(name, opts)
+  if name ~= nil and type(name) ~= "string" then
+    error(format("bad argument #1 to 'from_env' (string expected, got %s)", type(name)), 2)
+  end
+  if opts ~= nil then
+    if type(opts) ~= "table" then
+      error(format("bad argument #2 to 'from_env' (table expected, got %s)", type(opts)), 2)
+    end
+    if opts.service_key ~= nil then
+      error("bad option 'service_key' (from_env reads VCAP_SERVICES)", 2)
+    end
+  end
+  local merged = {}
+  for k, v in pairs(opts or {}) do merged[k] = v end
+  check_options(merged, "from_env")
+  local credentials, instance = servicekey.from_vcap(getenv("VCAP_SERVICES"), name)
+  if not credentials then return nil, instance end
+  merged.service_key = credentials
+  if merged.instance == nil then merged.instance = instance end
+  return build(merged)
+end
+
+return sapwf

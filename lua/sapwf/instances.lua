@@ -1,0 +1,185 @@
+-- Workflow instances: start, list, read, context, status changes, roles, attachments, delete.
+local client = require "sapwf.client"
+local query = require "sapwf.query"
+local ops = require "sapwf.operations".by_name
+
+local type, format = type, string.format
+local methods, open, call, path_of = client.methods, client.open, client.call, client.path
+local check_id, check_table, argerror = client.check_id, client.check_table, client.argerror
+local encode = client.encode
+
+local START, INSTANCES, INSTANCE = ops.start, ops.instances, ops.instance
+local CANCEL, SUSPEND, RESUME = ops.cancel, ops.suspend, ops.resume
+local CONTEXT, UPDATE_CONTEXT, REPLACE_CONTEXT =
+  ops.context, ops.update_context, ops.replace_context
+local ATTRIBUTES, LOGS, ERRORS = ops.attributes, ops.execution_logs, ops.error_messages
+local ROLES, UPDATE_ROLES = ops.roles, ops.update_roles
+local ATTACHMENTS, UPDATE_ATTACHMENTS = ops.attachments, ops.update_attachments
+local DELETE = ops.delete_instances
+
+--- Starts the latest version of a definition with a context (a table; default {}).
+-- Returns the new instance (id, status, ...), meta. On failure err.outcome tells whether an
+-- instance may exist anyway ("unknown": look it up before starting again).
+function methods.start(self, definition_id, context)
+  open(self, "start")
+  client.check_string("start", 1, definition_id)
+  if definition_id == "" then argerror("start", 1, "empty definition id") end
+  local ctx_text = "{}"
+  if context ~= nil then
+    check_table("start", 2, context)
+    local text, err = encode(context, "context", START, START.path)
+    if not text then return nil, err end
+    ctx_text = text
+  end
+  local id_text, err = encode(definition_id, "definitionId", START, START.path)
+  if not id_text then return nil, err end
+  return call(self, START, START.path, "",
+              '{"definitionId":' .. id_text .. ',"context":' .. ctx_text .. '}')
+end
+
+--- Instances matching q (no filter: RUNNING and ERRONEOUS ones): array, meta.
+function methods.instances(self, q)
+  open(self, "instances")
+  return call(self, INSTANCES, INSTANCES.path, query.build(INSTANCES, q, "instances", 1))
+end
+
+--- One instance; opts.expand = "attributes" adds its custom attributes.
+function methods.instance(self, id, opts)
+  open(self, "instance")
+  check_id("instance", 1, id)
+  return call(self, INSTANCE, path_of(INSTANCE, id), query.build(INSTANCE, opts, "instance", 2))
+end
+
+local function get(self, op, id)
+  return call(self, op, path_of(op, id), "")
+end
+
+function methods.context(self, id)
+  open(self, "context")
+  check_id("context", 1, id)
+  return get(self, CONTEXT, id)
+end
+
+function methods.attributes(self, id)
+  open(self, "attributes")
+  check_id("attributes", 1, id)
+  return get(self, ATTRIBUTES, id)
+end
+
+function methods.execution_logs(self, id)
+  open(self, "execution_logs")
+  check_id("execution_logs", 1, id)
+  return get(self, LOGS, id)
+end
+
+function methods.error_messages(self, id)
+  open(self, "error_messages")
+  check_id("error_messages", 1, id)
+  return get(self, ERRORS, id)
+end
+
+function methods.roles(self, id)
+  open(self, "roles")
+  check_id("roles", 1, id)
+  return get(self, ROLES, id)
+end
+
+function methods.attachments(self, id)
+  open(self, "attachments")
+  check_id("attachments", 1, id)
+  return get(self, ATTACHMENTS, id)
+end
+
+-- PATCH/PUT of a JSON table; true, meta on success.
+local function send_table(self, op, id, value, root)
+  local path = path_of(op, id)
+  local text, err = encode(value, root, op, path)
+  if not text then return nil, err end
+  return call(self, op, path, "", text)
+end
+
+--- Merges patch into the context (PATCH).
+function methods.update_context(self, id, patch)
+  open(self, "update_context")
+  check_id("update_context", 1, id)
+  check_table("update_context", 2, patch)
+  return send_table(self, UPDATE_CONTEXT, id, patch, "patch")
+end
+
+--- Replaces the whole context (PUT).
+function methods.replace_context(self, id, context)
+  open(self, "replace_context")
+  check_id("replace_context", 1, id)
+  check_table("replace_context", 2, context)
+  return send_table(self, REPLACE_CONTEXT, id, context, "context")
+end
+
+--- Replaces the attachments (PUT).
+function methods.update_attachments(self, id, attachments)
+  open(self, "update_attachments")
+  check_id("update_attachments", 1, id)
+  check_table("update_attachments", 2, attachments)
+  return send_table(self, UPDATE_ATTACHMENTS, id, attachments, "attachments")
+end
+
+-- Status changes are asynchronous: the service answers 202 and the status follows.
+local function set_status(self, op, id, body)
+  return call(self, op, path_of(op, id), "", body)
+end
+
+function methods.cancel(self, id)
+  open(self, "cancel")
+  check_id("cancel", 1, id)
+  return set_status(self, CANCEL, id, '{"status":"CANCELED"}')
+end
+
+function methods.suspend(self, id)
+  open(self, "suspend")
+  check_id("suspend", 1, id)
+  return set_status(self, SUSPEND, id, '{"status":"SUSPENDED"}')
+end
+
+--- Resumes a suspended instance, or retries the failed activities of an erroneous one.
+function methods.resume(self, id)
+  open(self, "resume")
+  check_id("resume", 1, id)
+  return set_status(self, RESUME, id, '{"status":"RUNNING"}')
+end
+
+local ROLE_NAMES = {
+  viewerUsers = true, viewerGroups = true, adminUsers = true, adminGroups = true,
+  contextViewerUsers = true, contextViewerGroups = true,
+  contextAdminUsers = true, contextAdminGroups = true,
+}
+
+
+--- Changes the instance roles: {viewerUsers = {"a@x", "b@x"}, adminGroups = "G1", ...}.
+-- A present role replaces the assignment; "" (or {}) clears it.
+function methods.update_roles(self, id, roles)
+  open(self, "update_roles")
+  check_id("update_roles", 1, id)
+  check_table("update_roles", 2, roles)
+  local body = client.join_lists("update_roles", 2, roles, ROLE_NAMES, ROLE_NAMES)
+  return send_table(self, UPDATE_ROLES, id, body, "roles")
+end
+
+--- Deletes instances by id. true, meta when done (200); {job =, location =}, meta when the
+-- service deletes them in the background (202).
+function methods.delete_instances(self, ids)
+  open(self, "delete_instances")
+  check_table("delete_instances", 1, ids)
+  local n = #ids
+  if n == 0 then argerror("delete_instances", 1, "empty list of ids") end
+  local items = {}
+  for i = 1, n do
+    local id = ids[i]
+    if type(id) ~= "string" or id == "" then
+      argerror("delete_instances", 1, format("ids[%d]: non-empty string expected, got %s", i,
+                                            type(id) == "string" and "\"\"" or type(id)))
+    end
+    items[i] = { id = id, deleted = true }
+  end
+  local text, err = encode(items, "ids", DELETE, DELETE.path)
+  if not text then return nil, err end
+  return call(self, DELETE, DELETE.path, "", text)
+end

@@ -1,0 +1,149 @@
+-- Query strings for list calls: Lua names in, the spec's parameters out, escaped by libcurl.
+--
+-- build(op, q, fname, argn) -> "" or "?name=value&..."
+--   Names: top, skip, orderby, inlinecount, expand (or $top ... as the spec spells them),
+--   and the filters the spec lists for the operation (definitionId, status, ...), plus
+--   attributes.<id> where the operation allows custom attributes. An unknown name raises
+--   naming it, so a typo never silently widens a query.
+--   Values: string, number (integers written as integers), boolean; inlinecount = true means
+--   "allpages"; an array repeats the parameter, which the service combines with OR.
+-- Parameters come out sorted by name, so equal queries give equal URLs.
+local core = require "sapwf.core"
+
+local type, pairs, ipairs, error = type, pairs, ipairs, error
+local format, find, sub, gsub = string.format, string.find, string.sub, string.gsub
+local concat, sort = table.concat, table.sort
+local escape = core.escape
+local math_type = math.type
+
+local query = {}
+
+local ALIASES = { top = "$top", skip = "$skip", orderby = "$orderby",
+                  inlinecount = "$inlinecount", expand = "$expand" }
+
+local function bad(fname, argn, fmt, ...)
+  error(format("bad argument #%d to '%s' (%s)", argn, fname, format(fmt, ...)), 4)
+end
+
+-- Text of one value, or nil for a type that has none.
+local function scalar(v)
+  local tv = type(v)
+  if tv == "string" then return v end
+  if tv == "boolean" then return v and "true" or "false" end
+  if tv == "number" then
+    if v ~= v or v == math.huge or v == -math.huge then return nil end
+    if (math_type and math_type(v) == "integer") or (v % 1 == 0 and v > -2^63 and v < 2^63) then
+      return format("%d", v)
+    end
+    return format("%.17g", v)
+  end
+  return nil
+end
+
+-- The spec's name for a Lua name, or nil when the operation does not take it.
+local function spec_name(op, name)
+  local alias = ALIASES[name]
+  if alias then name = alias end
+  if op.query_names[name] then return name end
+  if op.attributes and find(name, "^attributes%.") and #name > 11 then return name end
+  return nil
+end
+
+--- The query string for op from the Lua table q (nil allowed).
+-- fname and argn name the caller's argument in errors.
+function query.build(op, q, fname, argn)
+  if q == nil then return "" end
+  if type(q) ~= "table" then
+    bad(fname, argn, "table expected, got %s", type(q))
+  end
+  local names, by_name = {}, {}
+  for name, value in pairs(q) do
+    if type(name) ~= "string" then
+      bad(fname, argn, "query names are strings, got %s", type(name))
+    end
+    local wire = spec_name(op, name)
+    if not wire then
+      local known = {}
+      for k in pairs(op.query_names) do known[#known + 1] = (gsub(k, "^%$", "")) end
+      sort(known)
+      bad(fname, argn, "unknown query name '%s'; %s takes %s%s", name, fname,
+          #known > 0 and concat(known, ", ") or "no query",
+          op.attributes and ", attributes.<id>" or "")
+    end
+    if by_name[wire] ~= nil then
+      bad(fname, argn, "query name '%s' given twice", wire)
+    end
+    names[#names + 1] = wire
+    by_name[wire] = value
+  end
+  if #names == 0 then return "" end
+  sort(names)
+  local parts = {}
+  for _, wire in ipairs(names) do
+    local value = by_name[wire]
+    if wire == "$inlinecount" and type(value) == "boolean" then
+      value = value and "allpages" or "none"
+    end
+    -- The names are the spec's constants; only attribute ids need escaping.
+    local key = wire
+    if find(wire, "^attributes%.") then key = "attributes." .. escape(sub(wire, 12)) end
+    if type(value) == "table" then
+      if value[1] == nil then
+        bad(fname, argn, "query '%s' is an empty list", wire)
+      end
+      for i, item in ipairs(value) do
+        local text = scalar(item)
+        if not text then
+          bad(fname, argn, "query '%s' item %d: string, number or boolean expected, got %s",
+              wire, i, type(item))
+        end
+        parts[#parts + 1] = key .. "=" .. escape(text)
+      end
+    else
+      local text = scalar(value)
+      if not text then
+        bad(fname, argn, "query '%s': string, number, boolean or list expected, got %s",
+            wire, type(value))
+      end
+      parts[#parts + 1] = key .. "=" .. escape(text)
+    end
+  end
+  return "?" .. concat(parts, "&")
+end
+
+-- Plain names ($top, attributes.x) go out as written; anything else is escaped.
+local function key_of(name)
+  if find(name, "^[%w%$%._~%-]+$") then return name end
+  return escape(name)
+end
+
+--- A free-form query (wf:request): any names, escaped; values as in build.
+function query.free(q, fname, argn)
+  if q == nil then return "" end
+  if type(q) ~= "table" then bad(fname, argn, "query: table expected, got %s", type(q)) end
+  local names = {}
+  for name in pairs(q) do
+    if type(name) ~= "string" then
+      bad(fname, argn, "query names are strings, got %s", type(name))
+    end
+    names[#names + 1] = name
+  end
+  sort(names)
+  local parts = {}
+  for _, name in ipairs(names) do
+    local value = q[name]
+    local items = type(value) == "table" and value or { value }
+    for i, item in ipairs(items) do
+      local text = scalar(item)
+      if not text then
+        bad(fname, argn, "query '%s' item %d: string, number or boolean expected, got %s",
+            name, i, type(item))
+      end
+      parts[#parts + 1] = key_of(name) .. "=" .. escape(text)
+    end
+  end
+  if #parts == 0 then return "" end
+  return "?" .. concat(parts, "&")
+end
+
+return query

@@ -1,0 +1,84 @@
+-- wf:request: any API call the methods do not cover (export, purge, form models, ...).
+local client = require "sapwf.client"
+local query = require "sapwf.query"
+local json = require "sapwf.json"
+local errors = require "sapwf.errors"
+local operations = require "sapwf.operations"
+
+local type, pairs, ipairs, tostring, error = type, pairs, ipairs, tostring, error
+local format, find, match = string.format, string.find, string.match
+local concat = table.concat
+local methods, open = client.methods, client.open
+
+local METHODS = { GET = true, POST = true, PUT = true, PATCH = true, DELETE = true }
+local OPTIONS = { query = true, body = true }
+
+local function bad(argn, msg)
+  error(format("bad argument #%d to 'request' (%s)", argn, msg), 3)
+end
+
+-- What a 403 on this method and path needs, from the operations table.
+local function authority_of(method, path)
+  local found = operations.match(method, path)
+  if #found == 1 then return found[1].authority, true end
+  if #found > 1 then
+    local names = {}
+    for i, op in ipairs(found) do names[i] = op.authority end
+    return "one of " .. concat(names, ", "), false
+  end
+  return nil
+end
+
+--- Sends method to path (relative to the API root, e.g. "/v1/export").
+-- opts.query: a table of parameters (any names; values escaped); opts.body: a table sent as
+-- JSON or a string sent as is. Returns the answer (decoded JSON; the text for other content
+-- types; true for an empty body) and the response headers, or nil, err for an HTTP error or
+-- a failure. The path is sent as given: use the methods for ids from untrusted input, they
+-- escape them.
+function methods.request(self, method, path, opts)
+  local core = open(self, "request")
+  if type(method) ~= "string" then bad(1, "string expected, got " .. type(method)) end
+  if not METHODS[method] then
+    bad(1, format("method '%s' is not one of GET, POST, PUT, PATCH, DELETE", method))
+  end
+  if type(path) ~= "string" then bad(2, "string expected, got " .. type(path)) end
+  if not find(path, "^/") then bad(2, "path must start with '/'") end
+  if find(path, "[%s%c]") then bad(2, "path contains white space or control characters") end
+  if opts ~= nil and type(opts) ~= "table" then bad(3, "table expected, got " .. type(opts)) end
+  opts = opts or {}
+  for k in pairs(opts) do
+    if not OPTIONS[k] then bad(3, format("unknown option '%s' (query, body)", tostring(k))) end
+  end
+  local body = opts.body
+  if body ~= nil and type(body) ~= "table" and type(body) ~= "string" then
+    bad(3, "body: table or string expected, got " .. type(body))
+  end
+  local qs = query.free(opts.query, "request", 3)
+  local bare_path = match(path, "^[^?#]*")
+  if qs ~= "" and find(path, "?", 1, true) then qs = "&" .. qs:sub(2) end
+  if type(body) == "table" then
+    local text, msg = json.encode(body, "body")
+    if not text then return nil, errors.invalid(msg, "sapwf.json", method, bare_path) end
+    body = text
+  end
+  local status, resp, headers = core:request(method, path .. qs, body)
+  if not status then return nil, errors.from_core(resp, method, bare_path) end
+  if status >= 400 or status < 200 then
+    local authority, exact = authority_of(method, bare_path)
+    local err = client.failure(self, method, bare_path, exact and authority or nil, status,
+                               resp, headers)
+    if status == 403 and not exact then err.authority = authority end
+    return nil, err
+  end
+  if resp == "" then return true, headers end
+  local ctype = headers["content-type"] or ""
+  if find(ctype, "json", 1, true) then
+    local value, detail = json.decode(resp)
+    if value == nil then
+      return nil, errors.decode(status, headers, { method = method, path = bare_path },
+                                detail)
+    end
+    return value, headers
+  end
+  return resp, headers
+end

@@ -1,0 +1,171 @@
+-- Service keys and VCAP_SERVICES: where the token URL, client id, secret (or certificate)
+-- and API URL come from.
+--
+-- resolve(source) -> { api_url, token_url, client_id, client_secret | cert, key } | nil, err
+--   source: a path, JSON text, or a table (a service key, a binding's `credentials`, or a
+--   whole VCAP_SERVICES binding entry).
+-- from_vcap(text, name) -> credentials, instance_name | nil, err
+--
+-- Failures are `config` errors that name the missing field; they never repeat a value from
+-- the key, which holds secrets.
+local cjson_safe = require "cjson.safe"
+local errors = require "sapwf.errors"
+
+local type, pairs, ipairs, tostring = type, pairs, ipairs, tostring
+local format, find, gsub, lower = string.format, string.find, string.gsub, string.lower
+local concat, sort = table.concat, table.sort
+local io_open = io.open
+
+local servicekey = {}
+
+local LABELS = { workflow = true, ["process-automation-service"] = true }
+local LABEL_TEXT = "workflow or process-automation-service"
+
+local function config(fmt, ...)
+  return nil, errors.config(format(fmt, ...))
+end
+
+-- The string at a dotted path ("uaa.clientid"), or nil and an error naming the path.
+local function need(key, dotted)
+  local value = key
+  for part in dotted:gmatch("[^%.]+") do
+    if type(value) ~= "table" then value = nil; break end
+    value = value[part]
+  end
+  if type(value) ~= "string" or value == "" then
+    return config("service key has no %s", dotted)
+  end
+  return value
+end
+
+local function strip_slashes(url) return (gsub(url, "/+$", "")) end
+
+-- Keys written by hand or passed through env files often carry PEM newlines as "\n" escapes.
+local function pem(text) return (gsub(text, "\\n", "\n")) end
+
+local function is_x509(key)
+  local kind = (type(key.uaa) == "table" and key.uaa["credential-type"])
+               or key["credential-type"]
+  return type(kind) == "string" and find(lower(kind), "^x509") ~= nil
+end
+
+--- Core options from a decoded service key table.
+function servicekey.from_table(key)
+  if type(key.uaa) ~= "table" and type(key.credentials) == "table" then
+    key = key.credentials                     -- a whole binding entry
+  end
+  if type(key.uaa) ~= "table" then return config("service key has no uaa section") end
+  local opts = {}
+  local err
+  opts.client_id, err = need(key, "uaa.clientid")
+  if not opts.client_id then return nil, err end
+  if is_x509(key) then
+    local certurl
+    certurl, err = need(key, "uaa.certurl")
+    if not certurl then return nil, err end
+    opts.token_url = strip_slashes(certurl) .. "/oauth/token"
+    opts.cert, err = need(key, "uaa.certificate")
+    if not opts.cert then return nil, err end
+    opts.key, err = need(key, "uaa.key")
+    if not opts.key then return nil, err end
+    opts.cert, opts.key = pem(opts.cert), pem(opts.key)
+  else
+    local url
+    url, err = need(key, "uaa.url")
+    if not url then return nil, err end
+    opts.token_url = strip_slashes(url) .. "/oauth/token"
+    opts.client_secret, err = need(key, "uaa.clientsecret")
+    if not opts.client_secret then return nil, err end
+  end
+  local endpoints = key.endpoints
+  local rest = type(endpoints) == "table" and endpoints.workflow_rest_url
+  local spa = type(endpoints) == "table" and endpoints.api
+  if type(rest) == "string" and rest ~= "" then
+    opts.api_url = strip_slashes(rest)
+  elseif type(spa) == "string" and spa ~= "" then
+    -- SAP Build Process Automation: the same v1 API behind its gateway.
+    opts.api_url = strip_slashes(spa) .. "/public/workflow/rest"
+  else
+    return config("service key has no endpoints.workflow_rest_url "
+                  .. "(nor endpoints.api of SAP Build Process Automation)")
+  end
+  return opts
+end
+
+--- Core options from a path, JSON text or table.
+function servicekey.resolve(source)
+  if type(source) == "table" then return servicekey.from_table(source) end
+  local text, what = source, "service key text"
+  if not find(source, "^%s*{") then
+    local file, oserr = io_open(source, "rb")
+    if not file then return config("cannot read service key file: %s", tostring(oserr)) end
+    text = file:read("*a")
+    file:close()
+    if not text then return config("cannot read service key file '%s'", source) end
+    what = format("service key file '%s'", source)
+  end
+  local key, jerr = cjson_safe.decode(text)
+  if type(key) ~= "table" then
+    -- cjson's message gives a position only, never the text.
+    return config("%s is not JSON (%s)", what, tostring(jerr or "not an object"))
+  end
+  return servicekey.from_table(key)
+end
+
+local function binding_name(entry)
+  return entry.instance_name or entry.name or entry.binding_name
+end
+
+--- The credentials of the workflow binding in VCAP_SERVICES text (optionally the one with
+-- that name), and the service instance name for hints.
+function servicekey.from_vcap(text, name)
+  if type(text) ~= "string" or text == "" then return config("VCAP_SERVICES is not set") end
+  local services, jerr = cjson_safe.decode(text)
+  if type(services) ~= "table" then
+    return config("VCAP_SERVICES is not JSON (%s)", tostring(jerr or "not an object"))
+  end
+  local labels = {}
+  for label in pairs(services) do labels[#labels + 1] = label end
+  sort(labels, function(a, b) return tostring(a) < tostring(b) end)
+  local candidates, chosen, names = 0, {}, {}
+  for _, label in ipairs(labels) do
+    local entries = services[label]
+    if type(entries) == "table" then
+      for _, entry in ipairs(entries) do
+        if type(entry) == "table" and LABELS[entry.label or label] then
+          candidates = candidates + 1
+          names[#names + 1] = tostring(binding_name(entry))
+          if name == nil or entry.name == name or entry.instance_name == name
+             or entry.binding_name == name then
+            chosen[#chosen + 1] = entry
+          end
+        end
+      end
+    end
+  end
+  if #chosen == 0 then
+    if name ~= nil and candidates > 0 then
+      return config("VCAP_SERVICES has no %s binding named '%s' (found: %s)",
+                    LABEL_TEXT, name, concat(names, ", "))
+    end
+    return config("VCAP_SERVICES has no binding labelled %s%s", LABEL_TEXT,
+                  name and format(" (looked for '%s')", name) or "")
+  end
+  if #chosen > 1 then
+    local which = {}
+    for i, entry in ipairs(chosen) do which[i] = tostring(binding_name(entry)) end
+    if name == nil then
+      return config("VCAP_SERVICES has %d %s bindings (%s): pass the name to from_env",
+                    #chosen, LABEL_TEXT, concat(which, ", "))
+    end
+    return config("VCAP_SERVICES has %d bindings named '%s'", #chosen, name)
+  end
+  local entry = chosen[1]
+  if type(entry.credentials) ~= "table" then
+    return config("VCAP_SERVICES binding '%s' has no credentials",
+                  tostring(binding_name(entry)))
+  end
+  return entry.credentials, binding_name(entry)
+end
+
+return servicekey

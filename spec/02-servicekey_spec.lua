@@ -1,0 +1,297 @@
+-- Service keys, VCAP_SERVICES and sapwf.new's options. No server is needed: a client that
+-- is never used sends nothing.
+local servicekey = require "sapwf.servicekey"
+local sapwf = require "sapwf"
+local cjson = require "cjson"
+
+local SECRET = "S3cr3t$Value=for|tests"
+
+local function classic_key(overrides)
+  local key = {
+    endpoints = {
+      workflow_odata_url = "https://api.workflow-sap.example/workflow-service/odata",
+      workflow_rest_url = "https://api.workflow-sap.example/workflow-service/rest/",
+    },
+    uaa = {
+      clientid = "sb-clone-1!b2|workflow!b10150",
+      clientsecret = SECRET,
+      url = "https://sub.authentication.example/",
+      xsappname = "clone-1!b2|workflow!b10150",
+    },
+  }
+  for path, value in pairs(overrides or {}) do
+    local section, field = path:match("^(%w+)%.(.+)$")
+    if value == "nil" then key[section][field] = nil else key[section][field] = value end
+  end
+  return key
+end
+
+local temp_files = {}
+local function write_file(text)
+  local name = os.tmpname()
+  local f = assert(io.open(name, "wb"))
+  f:write(text)
+  f:close()
+  temp_files[#temp_files + 1] = name
+  return name
+end
+
+teardown(function()
+  for _, name in ipairs(temp_files) do os.remove(name) end
+end)
+
+-- No error message or field may carry the secret.
+local function assert_no_secret(err)
+  assert.is_nil(tostring(err):find(SECRET, 1, true))
+  for _, v in pairs(err) do
+    assert.is_nil(tostring(v):find(SECRET, 1, true))
+  end
+end
+
+describe("servicekey.resolve", function()
+  it("reads a workflow service key from a file", function()
+    local path = write_file(cjson.encode(classic_key()))
+    local opts = assert(servicekey.resolve(path))
+    assert.same({
+      api_url = "https://api.workflow-sap.example/workflow-service/rest",
+      token_url = "https://sub.authentication.example/oauth/token",
+      client_id = "sb-clone-1!b2|workflow!b10150",
+      client_secret = SECRET,
+    }, opts)
+  end)
+
+  it("reads JSON text and tables the same way", function()
+    local from_text = assert(servicekey.resolve("  " .. cjson.encode(classic_key())))
+    local from_table = assert(servicekey.resolve(classic_key()))
+    assert.same(from_text, from_table)
+    assert.equal("https://sub.authentication.example/oauth/token", from_table.token_url)
+  end)
+
+  it("reads a whole VCAP_SERVICES binding entry", function()
+    local opts = assert(servicekey.resolve({ label = "workflow", name = "wf",
+                                              credentials = classic_key() }))
+    assert.equal(SECRET, opts.client_secret)
+  end)
+
+  for _, field in ipairs({ "uaa.url", "uaa.clientid", "uaa.clientsecret",
+                           "endpoints.workflow_rest_url" }) do
+    it("names a missing " .. field, function()
+      local opts, err = servicekey.resolve(classic_key({ [field] = "nil" }))
+      assert.is_nil(opts)
+      assert.is_true(sapwf.is_error(err))
+      assert.equal("config", err.kind)
+      assert.matches("service key has no " .. field:gsub("%.", "%%."), err.message)
+      assert_no_secret(err)
+    end)
+  end
+
+  it("names a field of the wrong type as missing", function()
+    local _, err = servicekey.resolve(classic_key({ ["uaa.clientsecret"] = 12 }))
+    assert.equal("service key has no uaa.clientsecret", err.message)
+  end)
+
+  it("reports a key without uaa section", function()
+    local _, err = servicekey.resolve({ endpoints = {} })
+    assert.equal("service key has no uaa section", err.message)
+  end)
+
+  it("reports a missing file", function()
+    local _, err = servicekey.resolve("/nonexistent/dir/service-key.json")
+    assert.equal("config", err.kind)
+    assert.matches("^cannot read service key file: /nonexistent/dir/service%-key%.json",
+                   err.message)
+  end)
+
+  it("reports a file that is not JSON without repeating it", function()
+    local path = write_file('{"uaa": {"clientsecret": "' .. SECRET .. '", oops')
+    local _, err = servicekey.resolve(path)
+    assert.equal("config", err.kind)
+    assert.matches("is not JSON", err.message)
+    assert_no_secret(err)
+    local _, err2 = servicekey.resolve(write_file(""))
+    assert.matches("is not JSON", err2.message)
+  end)
+
+  it("reads an x509 key: certurl, PEM with \\n escapes, no secret", function()
+    local key = classic_key({ ["uaa.clientsecret"] = "nil" })
+    key.uaa["credential-type"] = "x509"
+    key.uaa.certurl = "https://sub.authentication.cert.example"
+    key.uaa.certificate = "-----BEGIN CERTIFICATE-----\\nMIIB\\n-----END CERTIFICATE-----\\n"
+    key.uaa.key = "-----BEGIN PRIVATE KEY-----\\nMIIE\\n-----END PRIVATE KEY-----\\n"
+    local opts = assert(servicekey.resolve(key))
+    assert.equal("https://sub.authentication.cert.example/oauth/token", opts.token_url)
+    assert.equal("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n", opts.cert)
+    assert.equal("-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n", opts.key)
+    assert.is_nil(opts.client_secret)
+  end)
+
+  it("takes the credential type from the top level too and names a missing certurl", function()
+    local key = classic_key()
+    key["credential-type"] = "X509_GENERATED"
+    local _, err = servicekey.resolve(key)
+    assert.equal("service key has no uaa.certurl", err.message)
+    key.uaa.certurl = "https://cert.example"
+    local _, err2 = servicekey.resolve(key)
+    assert.equal("service key has no uaa.certificate", err2.message)
+  end)
+
+  it("reads a SAP Build Process Automation key (endpoints.api)", function()
+    local key = classic_key({ ["endpoints.workflow_rest_url"] = "nil" })
+    key.endpoints.api = "https://spa-api-gateway.example/"
+    local opts = assert(servicekey.resolve(key))
+    assert.equal("https://spa-api-gateway.example/public/workflow/rest", opts.api_url)
+  end)
+end)
+
+describe("servicekey.from_vcap", function()
+  local function vcap(entries)
+    return cjson.encode(entries)
+  end
+  local function binding(name, label)
+    return { label = label or "workflow", name = name, instance_name = name, tags = {},
+             plan = "standard", credentials = classic_key() }
+  end
+
+  it("finds the one workflow binding and its instance name", function()
+    local creds, name = servicekey.from_vcap(vcap({ workflow = { binding("my-wf") },
+                                                    xsuaa = { { label = "xsuaa" } } }))
+    assert.equal(SECRET, creds.uaa.clientsecret)
+    assert.equal("my-wf", name)
+  end)
+
+  it("finds a process-automation-service binding", function()
+    local _, name = servicekey.from_vcap(vcap({
+      ["process-automation-service"] = { binding("spa", "process-automation-service") } }))
+    assert.equal("spa", name)
+  end)
+
+  it("asks for a name when there are several, and picks by name", function()
+    local text = vcap({ workflow = { binding("a"), binding("b") } })
+    local creds, err = servicekey.from_vcap(text)
+    assert.is_nil(creds)
+    assert.equal("VCAP_SERVICES has 2 workflow or process-automation-service bindings (a, b): "
+                 .. "pass the name to from_env", err.message)
+    local _, name = servicekey.from_vcap(text, "b")
+    assert.equal("b", name)
+  end)
+
+  it("names what it searched when nothing matches", function()
+    local _, err = servicekey.from_vcap(vcap({ workflow = { binding("a") } }), "zzz")
+    assert.equal("VCAP_SERVICES has no workflow or process-automation-service binding named "
+                 .. "'zzz' (found: a)", err.message)
+    local _, err2 = servicekey.from_vcap(vcap({ xsuaa = { { label = "xsuaa", name = "x" } } }))
+    assert.equal("VCAP_SERVICES has no binding labelled workflow or "
+                 .. "process-automation-service", err2.message)
+  end)
+
+  it("reports an unset or broken VCAP_SERVICES", function()
+    local _, err = servicekey.from_vcap(nil)
+    assert.equal("VCAP_SERVICES is not set", err.message)
+    local _, err2 = servicekey.from_vcap("{oops")
+    assert.matches("^VCAP_SERVICES is not JSON", err2.message)
+  end)
+end)
+
+describe("sapwf.from_env", function()
+  -- os.getenv cannot be changed from Lua: run a child interpreter with VCAP_SERVICES set.
+  local function run_child(vcap_text, code)
+    local script = write_file(
+      'package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path\n' ..
+      'package.cpath = "./build/lua5.4/?.so;" .. package.cpath\n' ..
+      'local sapwf = require "sapwf"\n' .. code)
+    local env = write_file(vcap_text)
+    local pipe = assert(io.popen('VCAP_SERVICES="$(cat ' .. env .. ')" lua5.4 ' .. script
+                                 .. ' 2>&1'))
+    local out = pipe:read("*a")
+    pipe:close()
+    return out
+  end
+
+  local text = cjson.encode({ workflow = {
+    { label = "workflow", name = "wf-one", credentials = classic_key() },
+    { label = "workflow", name = "wf-two", credentials = classic_key() } } })
+
+  it("builds a client from the named binding", function()
+    local out = run_child(text, [[
+      local wf, err = sapwf.from_env("wf-two", { timeout = 5 })
+      print(tostring(wf), wf and wf._instance)]])
+    assert.equal("sapwf client (https://api.workflow-sap.example/workflow-service/rest)\twf-two\n",
+                 out)
+  end)
+
+  it("returns a config error naming the choices without a name", function()
+    local out = run_child(text, [[
+      local wf, err = sapwf.from_env()
+      print(wf, err.kind, err.message)]])
+    assert.equal("nil\tconfig\tVCAP_SERVICES has 2 workflow or process-automation-service "
+                 .. "bindings (wf-one, wf-two): pass the name to from_env\n", out)
+  end)
+
+  it("raises for wrong argument types and a service_key option", function()
+    assert.has_error(function() sapwf.from_env(5) end,
+                     "bad argument #1 to 'from_env' (string expected, got number)")
+    assert.has_error(function() sapwf.from_env(nil, { service_key = "x" }) end,
+                     "bad option 'service_key' (from_env reads VCAP_SERVICES)")
+    assert.has_error(function() sapwf.from_env(nil, { timout = 1 }) end,
+                     "bad option 'timout' (unknown option)")
+  end)
+end)
+
+describe("sapwf.new options", function()
+  it("builds a client from a key file and shows its API URL, never the secret", function()
+    local wf = assert(sapwf.new{ service_key = write_file(cjson.encode(classic_key())) })
+    assert.equal("sapwf client (https://api.workflow-sap.example/workflow-service/rest)",
+                 tostring(wf))
+    wf:close()
+    assert.equal("sapwf client (closed)", tostring(wf))
+  end)
+
+  it("takes explicit credentials and lets them override the key", function()
+    local wf = assert(sapwf.new{ service_key = classic_key(),
+                                 api_url = "http://127.0.0.1:9/other/" })
+    assert.equal("sapwf client (http://127.0.0.1:9/other)", tostring(wf))
+    wf:close()
+    local wf2 = assert(sapwf.new{ api_url = "http://h/rest", token_url = "http://h/oauth/token",
+                                  client_id = "c", client_secret = "s", timeout = 3,
+                                  connect_timeout = 1, verify = true, token_margin = 30,
+                                  max_response = 1024, user_agent = "t/1",
+                                  instance = "my-wf" })
+    wf2:close()
+  end)
+
+  it("returns a config error for missing credentials", function()
+    local wf, err = sapwf.new{ api_url = "http://h/rest", token_url = "http://h/t",
+                               client_id = "c" }
+    assert.is_nil(wf)
+    assert.equal("config", err.kind)
+    assert.equal("no client_secret (nor cert and key for an x509 key)", err.message)
+    local _, err2 = sapwf.new{ timeout = 5 }
+    assert.matches("^no api_url", err2.message)
+  end)
+
+  it("returns the key's config error", function()
+    local wf, err = sapwf.new{ service_key = classic_key({ ["uaa.clientsecret"] = "nil" }) }
+    assert.is_nil(wf)
+    assert.equal("service key has no uaa.clientsecret", err.message)
+    assert.equal("sapwf: config: service key has no uaa.clientsecret", tostring(err))
+  end)
+
+  it("raises for unknown options and wrong types, naming them", function()
+    assert.has_error(function() sapwf.new{ timout = 5 } end,
+                     "bad option 'timout' (unknown option)")
+    assert.has_error(function() sapwf.new{ timeout = "5" } end,
+                     "bad option 'timeout' (number expected, got string)")
+    assert.has_error(function() sapwf.new{ service_key = 5 } end,
+                     "bad option 'service_key' (string or table expected, got number)")
+    assert.has_error(function() sapwf.new{ verify = "no" } end,
+                     "bad option 'verify' (boolean expected, got string)")
+    assert.has_error(function() sapwf.new("key.json") end,
+                     "bad argument #1 to 'new' (table expected, got string)")
+  end)
+
+  it("points the raised error at the caller's line", function()
+    local ok, msg = pcall(function() local wf = sapwf.new{ bogus = 1 }; return wf end)
+    assert.is_false(ok)
+    assert.matches("02%-servicekey_spec%.lua:%d+: bad option 'bogus'", msg)
+  end)
+end)

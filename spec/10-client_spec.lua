@@ -1,0 +1,327 @@
+-- The client against the emulator: the quickstart flow, the token and its cache, the 401
+-- replay, TLS, wf:request, closing, and argument errors.
+local sapwf = require "sapwf"
+local helpers = require "spec.helpers"
+
+describe("sapwf client", function()
+  local emu
+
+  setup(function() emu = helpers.start_emulator() end)
+  teardown(function() if emu then emu:stop() end end)
+  before_each(function() emu:reset() end)
+
+  local function client(name, extra)
+    local opts = { service_key = emu:service_key(name or "full") }
+    for k, v in pairs(extra or {}) do opts[k] = v end
+    return assert(sapwf.new(opts))
+  end
+
+  it("runs the quickstart flow: start, read, complete the task, send the message", function()
+    local wf = client()
+    local inst = assert(wf:start("orderapproval", { product = "Camera", price = 100,
+                                                    orderId = "4711" }))
+    assert.equal("RUNNING", inst.status)
+    assert.equal("orderapproval", inst.definitionId)
+    assert.equal("Order Camera", inst.subject)
+    assert.equal("4711", inst.businessKey)
+    assert.matches("^%x+%-%x+%-%x+%-%x+%-%x+$", inst.id)
+
+    local read = assert(wf:instance(inst.id))
+    assert.equal(inst.id, read.id)
+    local ctx = assert(wf:context(inst.id))
+    assert.same({ product = "Camera", price = 100, orderId = "4711" }, ctx)
+
+    local tasks = assert(wf:tasks{ workflowInstanceId = inst.id, status = "READY" })
+    assert.equal(1, #tasks)
+    assert.is_true(wf:complete_task(tasks[1].id, { approved = true }))
+    assert.equal("COMPLETED", assert(wf:task(tasks[1].id)).status)
+
+    local consumed = assert(wf:send_message{ definitionId = "orderShipped",
+                                             workflowInstanceId = inst.id,
+                                             context = { shipped = true } })
+    assert.same({ { id = inst.id } }, consumed)
+    assert.equal("COMPLETED", assert(wf:instance(inst.id)).status)
+    local final = assert(wf:context(inst.id))
+    assert.is_true(final.approved)
+    assert.is_true(final.shipped)
+    wf:close()
+  end)
+
+  it("gives every success a meta with the status and request id", function()
+    local wf = client()
+    local inst, meta = wf:start("simple")
+    assert.equal(201, meta.status)
+    assert.matches("^%x+%-", meta.request_id)
+    local _, meta2 = wf:cancel(inst.id)
+    assert.equal(202, meta2.status)
+  end)
+
+  describe("token", function()
+    it("returns the token, its seconds left and its scope", function()
+      local wf = client()
+      local token, left, scope = wf:token()
+      assert.is_string(token)
+      assert.is_true(#token > 100)
+      assert.is_true(left > 43000 and left <= 43199)
+      assert.matches("workflow!b10150%.WORKFLOW_INSTANCE_START", scope)
+    end)
+
+    it("is fetched once for many calls", function()
+      local wf = client()
+      for _ = 1, 5 do assert(wf:definitions()) end
+      assert(wf:start("simple"))
+      local token = wf:token()
+      assert.equal(token, (wf:token()))
+      local stats = emu:stats()
+      assert.equal(1, stats.token_requests)
+      assert.equal(6, stats.api_requests)
+    end)
+
+    it("is fetched again when forced", function()
+      local wf = client()
+      local first = wf:token()
+      local second = wf:token(true)
+      assert.are_not.equal(first, second)
+      assert.equal(2, emu:stats().token_requests)
+      assert.has_error(function() wf:token("yes") end,
+                       "bad argument #1 to 'token' (boolean expected, got string)")
+    end)
+
+    it("is replaced once when the API answers 401, and the call succeeds", function()
+      local wf = client()
+      assert(wf:definitions())
+      emu:expire_tokens()
+      local list = assert(wf:definitions())
+      assert.equal(3, #list)
+      local stats = emu:stats()
+      assert.equal(2, stats.token_requests)
+      assert.equal(1, stats.api_responses_by_status["401"])
+      assert.equal(3, stats.api_requests)
+    end)
+  end)
+
+  describe("TLS", function()
+    it("works with the emulator's CA", function()
+      local wf = assert(sapwf.new{ service_key = emu:service_key("full", { tls = true }),
+                                   cafile = emu.ca_file })
+      assert.matches("^sapwf client %(https://127%.0%.0%.1:%d+/workflow%-service/rest%)$",
+                     tostring(wf))
+      assert.equal(3, #assert(wf:definitions()))
+    end)
+
+    it("fails with kind tls against another CA, before anything is sent", function()
+      local wf = assert(sapwf.new{ service_key = emu:service_key("full", { tls = true }),
+                                   cafile = emu.wrong_ca_file })
+      local list, err = wf:definitions()
+      assert.is_nil(list)
+      assert.equal("tls", err.kind)
+      assert.equal("not_sent", err.outcome)
+      assert.is_false(err.retryable)
+      assert.equal(0, emu:stats().api_requests)
+    end)
+
+    it("gets tokens with an x509 key over mutual TLS", function()
+      local wf = assert(sapwf.new{ service_key = emu:service_key("x509", { tls = true }),
+                                   cafile = emu.ca_file })
+      assert(wf:start("simple"))
+      assert.equal(1, emu:stats().token_requests_by_client[
+        "sb-sapwf-x509!b1|workflow!b10150"])
+    end)
+  end)
+
+  describe("request", function()
+    it("sends any call and decodes a JSON answer", function()
+      local wf = client()
+      local list, headers = assert(wf:request("GET", "/v1/workflow-definitions",
+        { query = { ["$top"] = 1, ["$inlinecount"] = "allpages" } }))
+      assert.equal(1, #list)
+      assert.equal("3", headers["x-total-count"])
+    end)
+
+    it("sends a table body as JSON and a string as is", function()
+      local wf = client()
+      local inst = assert(wf:request("POST", "/v1/workflow-instances",
+                                     { body = { definitionId = "simple", context = { a = 1 } } }))
+      assert.equal("RUNNING", inst.status)
+      local ok = assert(wf:request("PATCH", "/v1/workflow-instances/" .. inst.id .. "/context",
+                                   { body = '{"b":2}' }))
+      assert.is_true(ok)
+      assert.same({ a = 1, b = 2 }, assert(wf:context(inst.id)))
+    end)
+
+    it("returns other content types as text", function()
+      local wf = client()
+      local zip, headers = assert(wf:request("GET", "/v1/export"))
+      assert.equal("application/zip", headers["content-type"])
+      assert.equal("PK\5\6", zip:sub(1, 4))
+    end)
+
+    it("returns a job from the Location header", function()
+      local wf = client()
+      local ok, headers = assert(wf:request("POST", "/v1/purge"))
+      assert.is_true(ok)
+      assert.matches("^/workflow%-service/rest/v1/jobs/", headers["location"])
+    end)
+
+    it("returns errors with the authority of a known path", function()
+      local wf = client("limited")
+      local value, err = wf:request("GET", "/v1/workflow-instances/abc/context")
+      assert.is_nil(value)
+      assert.equal("forbidden", err.kind)
+      assert.equal("WORKFLOW_INSTANCE_GET_CONTEXT", err.authority)
+      assert.matches("^cf update%-service", err.hint)
+      local _, err2 = wf:request("PATCH", "/v1/workflow-instances/abc", { body = {} })
+      assert.equal("one of WORKFLOW_INSTANCE_CANCEL, WORKFLOW_INSTANCE_SUSPEND, "
+                   .. "WORKFLOW_INSTANCE_RETRY_RESUME", err2.authority)
+      assert.is_nil(err2.hint)
+      local _, err3 = client():request("GET", "/v1/nothing")
+      assert.equal("not_found", err3.kind)
+    end)
+
+    it("refuses a body that is not JSON before sending", function()
+      local wf = client()
+      local _, err = wf:request("POST", "/v1/workflow-instances", { body = { f = print } })
+      assert.equal("invalid", err.kind)
+      assert.equal("body.f: a function is not JSON", err.message)
+      assert.equal(0, emu:stats().api_requests)
+    end)
+
+    it("raises for a bad method, path or option", function()
+      local wf = client()
+      assert.has_error(function() wf:request("HEAD", "/v1/x") end,
+        "bad argument #1 to 'request' (method 'HEAD' is not one of GET, POST, PUT, PATCH, DELETE)")
+      assert.has_error(function() wf:request("GET", "v1/x") end,
+        "bad argument #2 to 'request' (path must start with '/')")
+      assert.has_error(function() wf:request("GET", "/v1/x\r\nX-Evil: 1") end,
+        "bad argument #2 to 'request' (path contains white space or control characters)")
+      assert.has_error(function() wf:request("GET", "/v1/x", { qeury = {} }) end,
+        "bad argument #3 to 'request' (unknown option 'qeury' (query, body))")
+      assert.has_error(function() wf:request("GET", "/v1/x", { body = 5 }) end,
+        "bad argument #3 to 'request' (body: table or string expected, got number)")
+    end)
+  end)
+
+  describe("closing", function()
+    local calls = {
+      { "token" }, { "definitions" }, { "definition", "x" }, { "definition_versions", "x" },
+      { "definition_version", "x", 1 }, { "definition_model", "x" }, { "sample_context", "x" },
+      { "undeploy", "x" }, { "start", "simple" }, { "instances" }, { "instance", "x" },
+      { "context", "x" }, { "update_context", "x", {} }, { "replace_context", "x", {} },
+      { "cancel", "x" }, { "suspend", "x" }, { "resume", "x" }, { "attributes", "x" },
+      { "execution_logs", "x" }, { "error_messages", "x" }, { "roles", "x" },
+      { "update_roles", "x", {} }, { "attachments", "x" }, { "update_attachments", "x", {} },
+      { "delete_instances", { "x" } }, { "tasks" }, { "task", "x" }, { "task_context", "x" },
+      { "task_attributes", "x" }, { "task_attachments", "x" }, { "task_form", "x" },
+      { "task_form_model", "x" }, { "complete_task", "x" }, { "update_task", "x", {} },
+      { "task_definitions" }, { "forms" }, { "job", "x" }, { "each_instance" },
+      { "each_task" }, { "request", "GET", "/v1/forms" },
+      { "send_message", { definitionId = "m", workflowInstanceId = "x" } },
+    }
+
+    it("makes every method raise, pointing at the caller", function()
+      local wf = client()
+      wf:close()
+      wf:close()                                  -- idempotent
+      assert.equal("sapwf client (closed)", tostring(wf))
+      for _, call in ipairs(calls) do
+        local name = call[1]
+        assert.is_function(wf[name], name)
+        local ok, msg = pcall(function()
+          local r = wf[name](wf, select(2, (table.unpack or unpack)(call)))
+          return r
+        end)
+        assert.is_false(ok, name)
+        assert.matches("10%-client_spec%.lua:%d+: attempt to use a closed sapwf client$", msg)
+      end
+      assert.equal(0, emu:stats().api_requests)
+    end)
+
+    it("raises for a call on something else than a client", function()
+      local wf = client()
+      assert.has_error(function() wf.start(nil, "simple") end,
+        "calling 'start' on bad self (sapwf client expected, got nil)")
+      assert.has_error(function() wf.instances({}) end,
+        "calling 'instances' on bad self (sapwf client expected, got table)")
+    end)
+
+    it("is what __gc does, and a dropped client is collected", function()
+      local wf = client()
+      local mt = getmetatable(wf)
+      assert.is_function(mt.__gc)
+      assert.equal(mt.__gc, mt.__gc)
+      mt.__gc(wf)
+      assert.equal("sapwf client (closed)", tostring(wf))
+
+      local weak = setmetatable({}, { __mode = "v" })
+      weak[1] = client()
+      assert(weak[1]:definitions())
+      collectgarbage()
+      collectgarbage()
+      assert.is_nil(weak[1])
+    end)
+
+    if _VERSION == "Lua 5.4" then
+      it("happens at the end of a <close> block (Lua 5.4)", function()
+        local chunk = assert(load([[
+          local sapwf, key = ...
+          local kept
+          do
+            local wf <close> = assert(sapwf.new{ service_key = key })
+            assert(wf:definitions())
+            kept = wf
+          end
+          return kept
+        ]]))
+        local wf = chunk(sapwf, emu:service_key("full"))
+        assert.equal("sapwf client (closed)", tostring(wf))
+        assert.has_error(function() wf:definitions() end,
+                         "attempt to use a closed sapwf client")
+      end)
+    end
+  end)
+
+  describe("arguments", function()
+    it("raise naming the argument and pointing at the caller", function()
+      local wf = client()
+      local ok, msg = pcall(function() local r = wf:start(nil); return r end)
+      assert.is_false(ok)
+      assert.matches("10%-client_spec%.lua:%d+: bad argument #1 to 'start' %(string expected, "
+                     .. "got nil%)$", msg)
+      local cases = {
+        { function() wf:start("simple", "ctx") end,
+          "bad argument #2 to 'start' (table expected, got string)" },
+        { function() wf:start("") end, "bad argument #1 to 'start' (empty definition id)" },
+        { function() wf:instance(42) end,
+          "bad argument #1 to 'instance' (string expected, got number)" },
+        { function() wf:instance("") end,
+          "bad argument #1 to 'instance' (id is empty and cannot name a resource)" },
+        { function() wf:context("..") end,
+          "bad argument #1 to 'context' (id '..' cannot name a resource)" },
+        { function() wf:context(".") end,
+          "bad argument #1 to 'context' (id '.' cannot name a resource)" },
+        { function() wf:definition_version("orderapproval", 1.5) end,
+          "bad argument #2 to 'definition_version' (version must be a non-negative integer)" },
+        { function() wf:definition_version("orderapproval", {}) end,
+          "bad argument #2 to 'definition_version' (string or integer expected, got table)" },
+        { function() wf:update_context("x", nil) end,
+          "bad argument #2 to 'update_context' (table expected, got nil)" },
+        { function() wf:instances("status=RUNNING") end,
+          "bad argument #1 to 'instances' (table expected, got string)" },
+        { function() wf:delete_instances({}) end,
+          "bad argument #1 to 'delete_instances' (empty list of ids)" },
+        { function() wf:delete_instances({ "a", 5 }) end,
+          "bad argument #1 to 'delete_instances' (ids[2]: non-empty string expected, got number)" },
+        { function() wf:update_roles("x", { viewers = "a" }) end,
+          "bad argument #2 to 'update_roles' (unknown field 'viewers'; known: adminGroups, "
+          .. "adminUsers, contextAdminGroups, contextAdminUsers, contextViewerGroups, "
+          .. "contextViewerUsers, viewerGroups, viewerUsers)" },
+        { function() wf:update_task("x", { recipientUsers = { "a", 1 } }) end,
+          "bad argument #2 to 'update_task' (recipientUsers[2]: string expected, got number)" },
+      }
+      for _, case in ipairs(cases) do
+        assert.has_error(case[1], case[2])
+      end
+      assert.equal(0, emu:stats().api_requests)
+    end)
+  end)
+end)

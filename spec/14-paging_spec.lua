@@ -1,0 +1,169 @@
+-- Totals and the each_instance / each_task iterators over thousands of matches, up to and past
+-- the API's paging limits ($top <= 1000, $skip <= 4000).
+local sapwf = require "sapwf"
+local helpers = require "spec.helpers"
+
+describe("paging", function()
+  local emu, wf
+  local SIMPLE, ORDERS = 4100, 1100
+  local all_simple          -- ids of the simple instances, newest first (the API's order)
+
+  local function list_op_count()
+    return emu:stats().api_requests_by_operation["GET /v1/workflow-instances"] or 0
+  end
+
+  setup(function()
+    emu = helpers.start_emulator()
+    wf = assert(sapwf.new{ service_key = emu:service_key("full") })
+    for i = 1, SIMPLE do assert(wf:start("simple", { n = i })) end
+    for i = 1, ORDERS do
+      assert(wf:start("orderapproval", { product = "P" .. i, orderId = tostring(i) }))
+    end
+    -- The reference order, read page by page with the plain list call.
+    all_simple = {}
+    for skip = 0, 4000, 1000 do
+      local page = assert(wf:instances{ definitionId = "simple", top = 1000, skip = skip })
+      for _, inst in ipairs(page) do all_simple[#all_simple + 1] = inst.id end
+    end
+  end)
+  teardown(function()
+    if wf then wf:close() end
+    if emu then emu:stop() end
+  end)
+  after_each(function() emu:clear_faults() end)
+
+  -- Compares long lists without printing thousands of ids on a failure.
+  local function same_list(expected, got)
+    assert.equal(#expected, #got, "length")
+    for i = 1, #expected do
+      if expected[i] ~= got[i] then
+        assert.equal(expected[i], got[i], "first difference at " .. i)
+      end
+    end
+  end
+
+  it("set up what the tests below count on", function()
+    assert.equal(SIMPLE, #all_simple)
+    local seen = {}
+    for _, id in ipairs(all_simple) do seen[id] = true end
+    local n = 0
+    for _ in pairs(seen) do n = n + 1 end
+    assert.equal(SIMPLE, n)
+  end)
+
+  it("gives meta.total as an integer when inlinecount is asked", function()
+    local list, meta = assert(wf:instances{ definitionId = "simple", top = 1,
+                                            inlinecount = true })
+    assert.equal(1, #list)
+    assert.equal(SIMPLE, meta.total)
+    if math.type then assert.equal("integer", math.type(meta.total)) end
+    local _, tmeta = assert(wf:tasks{ top = 0, inlinecount = "allpages" })
+    assert.equal(ORDERS, tmeta.total)
+  end)
+
+  it("each_instance yields every match once, in order, a page per 1000", function()
+    local before = list_op_count()
+    local got = {}
+    for inst in wf:each_instance{ definitionId = "simple" } do
+      assert.equal("simple", inst.definitionId)
+      got[#got + 1] = inst.id
+    end
+    same_list(all_simple, got)
+    assert.equal(5, list_op_count() - before)
+  end)
+
+  it("reaches the matches past $skip 4000 from a skip (last page asked at 4000)", function()
+    local got = {}
+    for inst in wf:each_instance{ definitionId = "simple", skip = 50 } do
+      got[#got + 1] = inst.id
+    end
+    assert.equal(SIMPLE - 50, #got)
+    same_list({ (table.unpack or unpack)(all_simple, 51) }, got)
+  end)
+
+  it("uses top as the page size", function()
+    local before = list_op_count()
+    local n = 0
+    for _ in wf:each_instance{ definitionId = "simple", top = 900, status = "RUNNING" } do
+      n = n + 1
+    end
+    assert.equal(SIMPLE, n)
+    assert.equal(5, list_op_count() - before)          -- 4 x 900 + 500
+  end)
+
+  it("raises sapwf.paging.limit before yielding when matches are out of reach", function()
+    local before = list_op_count()
+    local ok, err = pcall(wf.each_instance, wf, { definitionId = "simple", top = 50 })
+    assert.is_false(ok)
+    assert.is_true(sapwf.is_error(err))
+    assert.equal("invalid", err.kind)
+    assert.equal("sapwf.paging.limit", err.code)
+    assert.equal(SIMPLE, err.total)
+    assert.equal(4050, err.limit)
+    assert.matches("^sapwf: invalid GET /v1/workflow%-instances: 4100 matches from skip 0, "
+                   .. "but the API can page through only 4050 of them", tostring(err))
+    assert.matches("narrow the filter %(e%.g%. startedFrom/startedUpTo", err.message)
+    assert.equal(1, list_op_count() - before)          -- only the first page was asked
+
+    local ok2, err2 = pcall(wf.each_instance, wf, { definitionId = "simple", skip = 200,
+                                                     top = 1000 })
+    assert.is_true(ok2, tostring(err2))                -- 3900 from 200: within 4800
+    local ok3, err3 = pcall(wf.each_instance, wf, { skip = 200, top = 100 })
+    assert.is_false(ok3)
+    assert.equal(3900, err3.limit)
+  end)
+
+  it("each_task yields every task", function()
+    local n, seen = 0, {}
+    for task in wf:each_task{ status = "READY" } do
+      n = n + 1
+      seen[task.id] = true
+    end
+    assert.equal(ORDERS, n)
+    local unique = 0
+    for _ in pairs(seen) do unique = unique + 1 end
+    assert.equal(ORDERS, unique)
+  end)
+
+  it("raises the error object when a later page fails", function()
+    local iterator = wf:each_task{ top = 500 }
+    local n = 0
+    for _ = 1, 500 do
+      assert.is_table(iterator())
+      n = n + 1
+    end
+    emu:fault{ fault = "status", status = 503, method = "GET", path = "/v1/task-instances" }
+    local ok, err = pcall(iterator)
+    assert.is_false(ok)
+    assert.is_true(sapwf.is_error(err))
+    assert.equal("server", err.kind)
+    assert.equal(503, err.status)
+    assert.is_true(err.retryable)
+    assert.equal(500, n)
+  end)
+
+  it("raises when the client was closed between pages", function()
+    local other = assert(sapwf.new{ service_key = emu:service_key("full") })
+    local iterator = other:each_task{ top = 1000 }
+    for _ = 1, 1000 do assert(iterator()) end
+    other:close()
+    assert.has_error(iterator, "attempt to use a closed sapwf client")
+  end)
+
+  it("raises for bad page options and unknown names", function()
+    assert.has_error(function() wf:each_instance{ top = 0 } end,
+      "bad argument #1 to 'each_instance' (top must be an integer from 1 to 1000)")
+    assert.has_error(function() wf:each_instance{ top = 1001 } end,
+      "bad argument #1 to 'each_instance' (top must be an integer from 1 to 1000)")
+    assert.has_error(function() wf:each_task{ ["$skip"] = 4001 } end,
+      "bad argument #1 to 'each_task' (skip must be an integer from 0 to 4000)")
+    assert.has_error(function() wf:each_task{ skip = 1.5 } end,
+      "bad argument #1 to 'each_task' (skip must be an integer from 0 to 4000)")
+    assert.has_error(function() wf:each_task("READY") end,
+      "bad argument #1 to 'each_task' (table expected, got string)")
+    local ok, msg = pcall(function() local it = wf:each_task{ stauts = "READY" }; return it end)
+    assert.is_false(ok)
+    assert.matches("14%-paging_spec%.lua:%d+: bad argument #1 to 'each_task' %(unknown query "
+                   .. "name 'stauts'", msg)
+  end)
+end)
