@@ -1,0 +1,457 @@
+-- `sapwf start [DEFINITION] --from FILE`: one workflow instance per input line.
+--
+-- Input lines are a context (started with DEFINITION) or {"definitionId":..,"context":..}
+-- (other fields ignored, so the failed file can be fed back). Three outputs:
+--   record file  one {"line":n,"id":...} per started instance, written and flushed as each
+--                start completes: after a crash or Ctrl-C it lists exactly what started.
+--   failed file  the lines that did not start, in the input format plus "line" and "error";
+--                a start whose outcome is unknown carries "outcome":"unknown" and is never
+--                started again from that file until the user removes that field.
+--   summary      JSON on stdout, one line on stderr.
+--
+-- Ctrl-C: lua5.4 answers SIGINT by setting a hook on the main thread that raises
+-- "interrupted!" at its next call or return. That could land just after a start returned,
+-- losing the id of an instance that exists. So the starts run in a coroutine (hooks are per
+-- thread, and a coroutine created before the signal has none) that yields after each batch
+-- has been recorded; the interrupt then surfaces in the main thread at a yield, between batches.
+local json = require "sapwf.json"
+local exitcodes = require "sapwf.cli.exitcodes"
+local progress = require "sapwf.cli.progress"
+local output = require "sapwf.cli.output"
+
+local M = {}
+
+local DEFAULT_CONCURRENCY = 4
+local MAX_LINE_MESSAGES = 10      -- per-line messages on stderr; the rest are in the file
+
+-- Errors after which every further start would fail the same way: stop instead.
+local FATAL_KINDS = { auth = true, forbidden = true, config = true, tls = true }
+
+-- Fields of the wrapped line form that are not part of the start.
+local META_FIELDS = { line = true, error = true, outcome = true }
+
+-- An error in one line, without the "sapwf: " the module's messages start with.
+local function describe(err)
+  return (output.describe_error(err):gsub("^sapwf: ", ""))
+end
+
+local function usage(message)
+  return nil, { kind = "usage", message = message }
+end
+
+local function file_exists_nonempty(path)
+  local file = io.open(path, "rb")
+  if not file then
+    return false
+  end
+  local size = file:seek("end")
+  file:close()
+  return size > 0
+end
+
+-- The line numbers an earlier run recorded as started (for --resume).
+local function recorded_lines(path)
+  local done = {}
+  local file = io.open(path, "rb")
+  if not file then
+    return done
+  end
+  for text in file:lines() do
+    local entry = json.decode(text)
+    if type(entry) == "table" and math.type(entry.line) == "integer" then
+      done[entry.line] = true
+    end
+  end
+  file:close()
+  return done
+end
+
+-- The non-blank lines of the input, and how many of them an earlier run recorded.
+local function count_lines(path, skip)
+  local count, recorded, number = 0, 0, 0
+  for text in io.lines(path) do
+    number = number + 1
+    if text:find("%S") then
+      count = count + 1
+      if skip[number] then
+        recorded = recorded + 1
+      end
+    end
+  end
+  return count, recorded
+end
+
+-- One input line: an item {line, definitionId, context}, or nil and why it cannot start.
+-- item.unknown is set for a line an earlier run reported with an unknown outcome.
+function M.parse_line(text, number, default_definition)
+  local value, err = json.decode(text)
+  if value == nil then
+    return nil, "not valid JSON: " .. tostring(err)
+  end
+  if type(value) ~= "table" or #value > 0 or getmetatable(value) == json.array_mt then
+    return nil, "not a JSON object"
+  end
+  local item = { line = number }
+  if type(value.definitionId) == "string" and type(value.context) == "table" then
+    for key in pairs(value) do
+      if key ~= "definitionId" and key ~= "context" and not META_FIELDS[key] then
+        return nil, string.format("has field '%s' beside definitionId and context "
+          .. "(wrap a context that has both in {\"definitionId\":..,\"context\":..})", key)
+      end
+    end
+    item.definitionId, item.context = value.definitionId, value.context
+    item.unknown = value.outcome == "unknown"
+  else
+    if not default_definition then
+      return nil, "names no definitionId, and the command gives no DEFINITION"
+    end
+    item.definitionId, item.context = default_definition, value
+  end
+  return item
+end
+
+-- The one place that decides how starts are made: wf:start_many (concurrent) when the
+-- client has it, else one wf:start at a time. Returns start_batch(items) -> results, where
+-- results[i] = { instance } or { nil, err } for items[i]; the batch size; and whether starts
+-- run concurrently. A batch runs to its end before the next yield, so Ctrl-C never loses a
+-- result; a few batches' worth of work per yield keeps the connections busy.
+function M.starter(wf, concurrency)
+  if type(wf.start_many) == "function" then
+    local n = math.floor(concurrency or DEFAULT_CONCURRENCY)
+    return function(items)
+      local payload = {}
+      for i, item in ipairs(items) do
+        payload[i] = { definitionId = item.definitionId, context = item.context }
+      end
+      local results, err = wf:start_many(payload, { concurrency = n })
+      local out = {}
+      for i = 1, #items do
+        local r = type(results) == "table" and results[i] or nil
+        if type(r) == "table" and (r.instance ~= nil or r.err ~= nil or r.error ~= nil) then
+          out[i] = r.instance ~= nil and { r.instance } or { nil, r.err or r.error }
+        elseif type(r) == "table" and r.id ~= nil then
+          out[i] = { r }
+        else
+          -- No result for this item: it may or may not have started.
+          out[i] = { nil, err or { kind = "other", outcome = "unknown",
+            message = "wf:start_many gave no result for this line" } }
+        end
+      end
+      return out
+    end, n * 4, true
+  end
+  return function(items)
+    local out = {}
+    for i, item in ipairs(items) do
+      local instance, err = wf:start(item.definitionId, item.context)
+      out[i] = instance ~= nil and { instance } or { nil, err }
+    end
+    return out
+  end, 1, false
+end
+
+local function error_fields(err)
+  if type(err) ~= "table" then
+    return { kind = "other", message = tostring(err) }
+  end
+  return {
+    kind = err.kind, status = err.status, message = err.message, code = err.code,
+    log_id = err.log_id, request_id = err.request_id,
+  }
+end
+
+local Run = {}
+Run.__index = Run
+
+function Run:say(fmt, ...)
+  if self.bar.enabled and self.bar.drawn_at then
+    self.out.stderr:write("\r\27[K")
+  end
+  self.out:message(fmt, ...)
+  if self.bar.enabled then
+    self.bar.drawn_at = nil     -- redraw on the next update
+  end
+end
+
+function Run:line_message(number, fmt, ...)
+  self.messages = self.messages + 1
+  if self.messages <= MAX_LINE_MESSAGES then
+    self:say("line %d: " .. fmt, number, ...)
+  elseif self.messages == MAX_LINE_MESSAGES + 1 then
+    self:say("more failed lines: see %s", self.failed_path)
+  end
+end
+
+function Run:write_failed(text)
+  self.failed_file:write(text, "\n")
+  self.failed_file:flush()
+end
+
+function Run:bad_line(number, text, why)
+  self.failed = self.failed + 1
+  self.invalid = self.invalid + 1
+  -- Verbatim, so the user can fix it in the failed file and feed that back.
+  self:write_failed(text)
+  self:line_message(number, "%s", why)
+end
+
+function Run:unknown_again(item, text)
+  self.failed = self.failed + 1
+  self.unknown = self.unknown + 1
+  self.unknown_lines = self.unknown_lines + 1
+  self:write_failed(text)
+  self:line_message(item.line, "an earlier start of this line has an unknown outcome: look "
+    .. "the instance up; delete the \"outcome\" field to start it again")
+end
+
+function Run:result(item, instance, err)
+  self.attempted = self.attempted + 1
+  if instance ~= nil then
+    self.started = self.started + 1
+    self.record_file:write(json.encode({ line = item.line, id = instance.id }), "\n")
+    self.record_file:flush()
+    return
+  end
+  self.failed = self.failed + 1
+  local entry = {
+    definitionId = item.definitionId, context = item.context, line = item.line,
+    error = error_fields(err),
+  }
+  if type(err) == "table" and err.outcome == "unknown" then
+    entry.outcome = "unknown"
+    self.unknown = self.unknown + 1
+  end
+  local text, encode_err = json.encode(entry)
+  self:write_failed(text or json.encode({ line = item.line, error = { message = encode_err } }))
+  self:line_message(item.line, "%s", describe(err))
+  if type(err) == "table" and FATAL_KINDS[err.kind] then
+    self.aborted = err
+  end
+end
+
+-- Shows progress and lets the main thread see a Ctrl-C: called only when every result so
+-- far is recorded and no start is in flight.
+function Run:tick()
+  self.bar:update(self.attempted + self.invalid + self.unknown_lines, self.failed)
+  coroutine.yield()
+end
+
+-- The body of the coroutine: read lines, start them batch by batch, record each result,
+-- tick after each batch and after each line passed on without a start.
+function Run:work()
+  local batch = {}
+  local function flush_batch()
+    if #batch == 0 then
+      return
+    end
+    local results = self.start_batch(batch)
+    for i, item in ipairs(batch) do
+      self:result(item, results[i][1], results[i][2])
+      if self.aborted then
+        -- The rest of the batch was attempted too (start_many) or will not be (sequential).
+        for j = i + 1, #batch do
+          self:result(batch[j], results[j][1], results[j][2])
+        end
+        break
+      end
+    end
+    batch = {}
+    self:tick()
+  end
+  local number = 0
+  for text in self.lines do
+    number = number + 1
+    text = text:gsub("\r$", "")
+    if text:find("%S") and not self.skip[number] then
+      local item, why = M.parse_line(text, number, self.definition)
+      if not item then
+        self:bad_line(number, text, why)
+        self:tick()
+      elseif item.unknown then
+        self:unknown_again(item, text)
+        self:tick()
+      else
+        batch[#batch + 1] = item
+        if #batch >= self.batch_size then
+          flush_batch()
+        end
+      end
+      if self.aborted then
+        return
+      end
+    elseif text:find("%S") then
+      self.resumed = self.resumed + 1
+    end
+  end
+  flush_batch()
+end
+
+function Run:summary(interrupted)
+  local summary = {
+    input = self.input_path,
+    total = self.total,
+    started = self.started,
+    failed = self.failed,
+    invalidLines = self.invalid,
+    outcomeUnknown = self.unknown,
+    skippedAsRecorded = self.recorded or self.resumed,
+    interrupted = interrupted,
+    record = self.record_path,
+    failedFile = self.failed > 0 and self.failed_path or json.null,
+    seconds = math.floor(self.bar:elapsed() * 1000 + 0.5) / 1000,
+  }
+  if self.total then
+    -- Every non-blank line was recorded by an earlier run, attempted, bad, passed on as
+    -- unknown, or not attempted (interrupted or stopped).
+    summary.notAttempted = math.max(self.total - self.recorded - self.attempted - self.invalid
+      - self.unknown_lines, 0)
+  end
+  if self.aborted then
+    summary.aborted = describe(self.aborted)
+  end
+  return summary
+end
+
+-- The summary (JSON on stdout, a line on stderr) and the exit code.
+function Run:report(ctx, interrupted)
+  local summary = self:summary(interrupted)
+  ctx.out:result(summary)
+  local to_start = self.total and self.total - self.recorded
+  local text = string.format("started %d of %s line%s", self.started,
+    to_start and tostring(to_start) or "?", to_start == 1 and "" or "s")
+  if self.failed > 0 then
+    text = text .. string.format(", %d failed (%s; feed it back with --from)", self.failed,
+      self.failed_path)
+  end
+  if self.unknown > 0 then
+    text = text .. string.format(", %d with an unknown outcome (look them up before "
+      .. "starting them again)", self.unknown)
+  end
+  if interrupted then
+    text = text .. string.format("; interrupted: %s line%s not attempted (re-run with "
+      .. "--resume to go on)", tostring(summary.notAttempted or "?"),
+      summary.notAttempted == 1 and "" or "s")
+  elseif self.aborted then
+    text = text .. "; stopped: " .. summary.aborted
+  end
+  ctx.out:message("%s; record: %s", text, self.record_path)
+
+  if interrupted then
+    return exitcodes.codes.interrupted
+  elseif self.aborted then
+    return exitcodes.for_error(self.aborted)
+  elseif self.failed > 0 then
+    return exitcodes.codes.partial
+  end
+  return exitcodes.codes.ok
+end
+
+-- Checks the paths before anything is sent. Returns failed_path, record_path or nil, err.
+local function check_paths(args)
+  local input_path = args.from
+  if input_path == "-" and (not args.failed or not args.record) then
+    return usage("with --from - give --failed FILE and --record FILE")
+  end
+  local failed_path = args.failed or input_path .. ".failed.ndjson"
+  local record_path = args.record or input_path .. ".started.ndjson"
+  if input_path ~= "-" then
+    local probe, open_err = io.open(input_path, "rb")
+    if not probe then
+      return usage("--from: cannot read " .. tostring(open_err))
+    end
+    -- A directory opens but cannot be read; read(0) is also nil at the end of an empty
+    -- file, so only an error message counts.
+    local _, read_err = probe:read(0)
+    probe:close()
+    if read_err then
+      return usage(string.format("--from: cannot read %s: %s", input_path, read_err))
+    end
+  end
+  if file_exists_nonempty(record_path) and not args.resume then
+    return usage(string.format("the record file %s exists: add --resume to skip the lines it "
+      .. "lists, or give another --record", record_path))
+  end
+  return failed_path, record_path
+end
+
+-- Runs run:work() in a coroutine until it ends or Ctrl-C; true when interrupted.
+local function drive(run)
+  local worker = coroutine.create(function() return run:work() end)
+  local ok, problem = pcall(function()
+    while coroutine.status(worker) ~= "dead" do
+      local resumed, err = coroutine.resume(worker)
+      if not resumed then
+        error(err, 0)
+      end
+    end
+  end)
+  if ok then
+    return false
+  end
+  if type(problem) == "string" and problem:find("interrupted!", 1, true) then
+    return true
+  end
+  run.failed_file:close()
+  run.record_file:close()
+  error(problem, 0)
+end
+
+function M.run(ctx, args)
+  local failed_path, record_path = check_paths(args)
+  if not failed_path then
+    return nil, record_path
+  end
+  local wf, err = ctx:client()
+  if not wf then
+    return nil, err
+  end
+  -- A wrong key or secret shows here, before any file is touched.
+  local token
+  token, err = wf:token()
+  if not token then
+    return nil, err
+  end
+
+  local start_batch, batch_size, concurrent = M.starter(wf, args.concurrency)
+  if args.concurrency and args.concurrency > 1 and not concurrent then
+    ctx.out:message("this sapwf has no wf:start_many: starting one instance at a time")
+  end
+  local input_path = args.from
+  local skip = args.resume and recorded_lines(record_path) or {}
+  local total, recorded
+  if input_path ~= "-" then
+    total, recorded = count_lines(input_path, skip)
+  end
+  local failed_file, ferr = io.open(failed_path, "w")
+  if not failed_file then
+    return usage("--failed: " .. tostring(ferr))
+  end
+  local record_file, rerr = io.open(record_path, "a")
+  if not record_file then
+    failed_file:close()
+    return usage("--record: " .. tostring(rerr))
+  end
+
+  local run = setmetatable({
+    out = ctx.out, definition = args.definition, input_path = input_path,
+    failed_path = failed_path, record_path = record_path,
+    failed_file = failed_file, record_file = record_file,
+    lines = input_path == "-" and io.stdin:lines() or io.lines(input_path),
+    skip = skip, total = total, recorded = recorded,
+    start_batch = start_batch, batch_size = batch_size,
+    started = 0, failed = 0, invalid = 0, unknown = 0, unknown_lines = 0, attempted = 0,
+    resumed = 0, messages = 0,
+  }, Run)
+  run.bar = progress.new({ total = total and total - recorded, enabled = output.is_terminal(2) })
+
+  local interrupted = drive(run)
+  run.bar:finish()
+  failed_file:close()
+  record_file:close()
+  if run.failed == 0 then
+    os.remove(failed_path)      -- no stale failures from an earlier run left behind
+  end
+  return run:report(ctx, interrupted)
+end
+
+return M

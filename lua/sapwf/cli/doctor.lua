@@ -1,0 +1,320 @@
+-- `sapwf doctor [OPERATION...]`: why calls fail, and the exact fix.
+--
+-- 1. the service key: can it be read, which URLs and client it names (never the secret);
+-- 2. the token endpoint: does it give a token (a wrong secret is a 401 invalid_client);
+-- 3. the token's scopes: which authorities the service instance grants;
+-- 4. each read-only call (lists first, then the calls on one definition, instance and task
+--    those lists returned): OK, or the authority it is missing;
+-- 5. the authorities the named operations (default: all) need and the token lacks, and the
+--    `cf update-service` command that grants them. That command lists the authorities already
+--    granted too, because the list it sets replaces the old one.
+-- Exit 0 when nothing needed is missing, 5 when something is (3/4/7 when it cannot tell).
+local json = require "sapwf.json"
+local errors = require "sapwf.errors"
+local operations = require "sapwf.operations"
+local servicekey = require "sapwf.servicekey"
+local exitcodes = require "sapwf.cli.exitcodes"
+local authorities = require "sapwf.cli.authorities"
+local output = require "sapwf.cli.output"
+
+local M = {}
+
+-- The read-only calls to try: operation name and how to call it. `needs` names the id
+-- (from a list result) the call takes.
+local PROBES = {
+  { "definitions", function(wf) return wf:definitions({ top = 1 }) end },
+  { "instances", function(wf) return wf:instances({ top = 1 }) end },
+  { "tasks", function(wf) return wf:tasks({ top = 1 }) end },
+  { "task_definitions", function(wf) return wf:task_definitions({ top = 1 }) end },
+  { "forms", function(wf) return wf:forms({ top = 1 }) end },
+  { "definition", function(wf, id) return wf:definition(id) end, needs = "definition" },
+  { "definition_versions", function(wf, id) return wf:definition_versions(id, { top = 1 }) end,
+    needs = "definition" },
+  { "definition_model", function(wf, id) return wf:definition_model(id) end,
+    needs = "definition" },
+  { "sample_context", function(wf, id) return wf:sample_context(id) end, needs = "definition" },
+  { "instance", function(wf, id) return wf:instance(id) end, needs = "instance" },
+  { "context", function(wf, id) return wf:context(id) end, needs = "instance" },
+  { "attributes", function(wf, id) return wf:attributes(id) end, needs = "instance" },
+  { "execution_logs", function(wf, id) return wf:execution_logs(id) end, needs = "instance" },
+  { "error_messages", function(wf, id) return wf:error_messages(id) end, needs = "instance" },
+  { "roles", function(wf, id) return wf:roles(id) end, needs = "instance" },
+  { "attachments", function(wf, id) return wf:attachments(id) end, needs = "instance" },
+  { "task", function(wf, id) return wf:task(id) end, needs = "task" },
+  { "task_context", function(wf, id) return wf:task_context(id) end, needs = "task" },
+  { "task_attributes", function(wf, id) return wf:task_attributes(id) end, needs = "task" },
+  { "task_form", function(wf, id) return wf:task_form(id) end, needs = "task" },
+}
+
+-- Which list gives the id a probe needs.
+local ID_FROM = { definitions = "definition", instances = "instance", tasks = "task" }
+
+local function sorted_keys(set)
+  local list = {}
+  for key in pairs(set) do
+    list[#list + 1] = key
+  end
+  table.sort(list)
+  return list
+end
+
+local function error_text(err)
+  return (output.describe_error(err):gsub("^sapwf: ", ""))
+end
+
+-- The service instance name for the cf command: --instance, else the VCAP binding's name.
+local function instance_name(ctx, source)
+  if ctx.args.instance_name then
+    return ctx.args.instance_name
+  end
+  if source and source.vcap then
+    local _, name = servicekey.from_vcap(os.getenv("VCAP_SERVICES"), nil)
+    if name then
+      return name
+    end
+  end
+  return "<instance>"
+end
+
+-- Step 1: what the key says, without its secret.
+local function check_key(ctx, report)
+  local source, err = ctx:key_source()
+  if not source then
+    report.key = { ok = false, error = error_text(err) }
+    return nil, err
+  end
+  local opts
+  if source.vcap then
+    local credentials
+    credentials, err = servicekey.from_vcap(os.getenv("VCAP_SERVICES"), ctx.args.instance_name)
+    if credentials then
+      opts, err = servicekey.resolve(credentials)
+    end
+  else
+    opts, err = servicekey.resolve(source.text)
+  end
+  if not opts then
+    report.key = { ok = false, source = source.source, error = error_text(err) }
+    return nil, err
+  end
+  local key = {
+    ok = true, source = source.source, clientId = opts.client_id, tokenUrl = opts.token_url,
+    apiUrl = opts.api_url, credential = opts.cert and "x509" or "secret",
+    warnings = json.array(),
+  }
+  for _, field in ipairs({ "tokenUrl", "apiUrl" }) do
+    if not key[field]:find("^https://") then
+      key.warnings[#key.warnings + 1] = field .. " is not https:// (fine for a local emulator)"
+    end
+  end
+  report.key = key
+  return source
+end
+
+-- Step 4: one probe; records the outcome and returns the call's result.
+local function probe(wf, report, entry, id)
+  local name, call = entry[1], entry[2]
+  local op = operations.by_name[name]
+  local check = { operation = name, call = operations.describe(op), authority = op.authority }
+  local value, err = call(wf, id)
+  if value ~= nil then
+    check.result = "ok"
+  elseif type(err) == "table" and err.kind == "forbidden" then
+    check.result = "forbidden"
+    report.forbidden[op.authority] = true
+  elseif type(err) == "table" and err.kind == "not_found" then
+    -- Past the authority check: a task without a form, a deleted instance.
+    check.result = "ok"
+    check.note = "not found"
+  else
+    check.result = "error"
+    check.error = error_text(err)
+    report.errors = report.errors + 1
+  end
+  report.checks[#report.checks + 1] = check
+  return value
+end
+
+local function run_probes(wf, report)
+  local ids = {}
+  for _, entry in ipairs(PROBES) do
+    if entry.needs then
+      if ids[entry.needs] then
+        probe(wf, report, entry, ids[entry.needs])
+      else
+        local op = operations.by_name[entry[1]]
+        report.checks[#report.checks + 1] = { operation = entry[1],
+          call = operations.describe(op), authority = op.authority, result = "skipped",
+          note = "no " .. entry.needs .. " to try it on" }
+      end
+    else
+      local list = probe(wf, report, entry)
+      local first = type(list) == "table" and list[1]
+      if type(first) == "table" and ID_FROM[entry[1]] and first.id ~= nil then
+        ids[ID_FROM[entry[1]]] = tostring(first.id)
+      end
+    end
+  end
+end
+
+-- Step 5: needed - granted, and the command that grants them.
+local function conclude(report, needed, granted, scope_known, instance)
+  local granted_set = {}
+  for _, authority in ipairs(granted) do
+    granted_set[authority] = true
+  end
+  local missing = {}
+  for _, authority in ipairs(needed) do
+    if scope_known then
+      if not granted_set[authority] then
+        missing[#missing + 1] = authority
+      end
+    elseif report.forbidden[authority] then
+      missing[#missing + 1] = authority
+    end
+  end
+  -- A 403 for an authority the token has: a token from before the last update, or data of
+  -- another application scope. Worth saying, not something to grant.
+  local puzzling = {}
+  for authority in pairs(report.forbidden) do
+    if granted_set[authority] then
+      puzzling[#puzzling + 1] = authority
+    end
+  end
+  table.sort(puzzling)
+  report.needed = json.array(needed)
+  report.granted = json.array(granted)
+  report.missing = json.array(missing)
+  if #puzzling > 0 then
+    report.forbiddenDespiteGrant = json.array(puzzling)
+  end
+  if #missing > 0 then
+    local all = {}
+    for _, authority in ipairs(granted) do
+      all[authority] = true
+    end
+    for _, authority in ipairs(missing) do
+      all[authority] = true
+    end
+    report.command = string.format("cf update-service %s -c '%s'", instance,
+      json.encode({ authorities = json.array(sorted_keys(all)) }))
+  end
+  return missing
+end
+
+local function mark(ok)
+  return ok and "OK  " or "FAIL"
+end
+
+-- The report for people (--output table).
+local function print_human(out, report)
+  local w = function(...) out.stdout:write(...) end
+  local key = report.key or {}
+  if key.ok then
+    w(mark(true), "  service key ", key.source, ": client ", key.clientId, " (", key.credential,
+      ")\n      token URL ", key.tokenUrl, "\n      API URL   ", key.apiUrl, "\n")
+    for _, warning in ipairs(key.warnings or {}) do
+      w("      warning: ", warning, "\n")
+    end
+  else
+    w(mark(false), "  service key: ", tostring(key.error), "\n")
+    return
+  end
+  local token = report.token or {}
+  if not token.ok then
+    w(mark(false), "  token: ", tostring(token.error), "\n")
+    if token.explanation then
+      w("      ", token.explanation, "\n")
+    end
+    return
+  end
+  w(mark(true), "  token: expires in ", tostring(token.expiresIn), " s; ",
+    tostring(#report.granted), " authorities granted\n")
+  local call_width = 0
+  for _, check in ipairs(report.checks) do
+    call_width = math.max(call_width, #check.call)
+  end
+  for _, check in ipairs(report.checks) do
+    local text
+    if check.result == "ok" then
+      text = "OK" .. (check.note and (" (" .. check.note .. ")") or "")
+    elseif check.result == "forbidden" then
+      text = "403  missing " .. check.authority
+    elseif check.result == "skipped" then
+      text = "--   skipped: " .. check.note
+    else
+      text = "ERR  " .. tostring(check.error)
+    end
+    w(string.format("      %-" .. call_width .. "s  %s\n", check.call, text))
+  end
+  if #report.missing == 0 then
+    w(mark(true), "  every authority needed is granted\n")
+  else
+    w(mark(false), "  missing ", tostring(#report.missing), " authorit",
+      #report.missing == 1 and "y" or "ies", ": ", table.concat(report.missing, " "), "\n")
+    w("      grant them (the list replaces the old one, so it keeps the granted ones):\n")
+    w("      ", report.command, "\n")
+    w("      then new tokens carry them (`sapwf token` shows the scopes).\n")
+  end
+  for _, authority in ipairs(report.forbiddenDespiteGrant or {}) do
+    w("      note: 403 although the token has ", authority, " (an older token, or data of ",
+      "another application scope)\n")
+  end
+end
+
+local function finish(ctx, report, code)
+  report.ok = code == exitcodes.codes.ok
+  if ctx.out.format == "table" then
+    print_human(ctx.out, report)
+  else
+    ctx.out:json(report)
+  end
+  return code
+end
+
+function M.run(ctx, args)
+  local needed, err = authorities.needed(args.operation)
+  if not needed then
+    return nil, err
+  end
+  local report = { checks = json.array(), forbidden = {}, errors = 0 }
+
+  local source
+  source, err = check_key(ctx, report)
+  if not source then
+    return finish(ctx, report, exitcodes.for_error(err))
+  end
+  local wf
+  wf, err = ctx:client()
+  if not wf then
+    report.key.ok = false
+    report.key.error = error_text(err)
+    return finish(ctx, report, exitcodes.for_error(err))
+  end
+
+  local token, seconds_left, scope = wf:token()
+  if not token then
+    err = seconds_left
+    report.token = { ok = false, error = error_text(err), kind = err.kind, code = err.code,
+      status = err.status }
+    if err.kind == "auth" then
+      report.token.explanation = "the token endpoint refused the client id and secret "
+        .. "(invalid_client): the key is wrong, was deleted, or its secret was rotated"
+    end
+    return finish(ctx, report, exitcodes.for_error(err))
+  end
+  local granted = errors.granted(scope)
+  table.sort(granted)
+  report.token = { ok = true, expiresIn = math.floor(seconds_left), scopeKnown = scope ~= nil }
+
+  run_probes(wf, report)
+  local missing = conclude(report, needed, granted, scope ~= nil, instance_name(ctx, source))
+  report.forbidden = sorted_keys(report.forbidden)
+  report.forbidden = json.array(report.forbidden)
+  if #missing > 0 then
+    return finish(ctx, report, exitcodes.codes.forbidden)
+  end
+  return finish(ctx, report, exitcodes.codes.ok)
+end
+
+return M

@@ -1,0 +1,114 @@
+-- `sapwf emulator`: the local emulator (lua/sapwf/emulator) in the foreground, with a service
+-- key for it, until Ctrl-C or SIGTERM.
+--
+-- nginx runs as a daemon, so it outlives us unless we stop it. Ctrl-C reaches Lua as the
+-- "interrupted!" error and we stop it ourselves. SIGTERM cannot be caught in plain Lua: it
+-- ends the interpreter at once. For that case a small shell watchdog waits for our process
+-- to go and then stops nginx and removes its directory (it does nothing when we already did).
+local json = require "sapwf.json"
+
+local M = {}
+
+local function quote(s)
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
+-- Our own process id: /proc/self is the process that opens it.
+local function own_pid()
+  local file = io.open("/proc/self/stat", "rb")
+  if not file then
+    return nil
+  end
+  local stat = file:read("a")
+  file:close()
+  return tonumber(stat:match("^(%d+)"))
+end
+
+local function start_watchdog(emu)
+  local pid = own_pid()
+  if not pid or not emu.pid then
+    return false
+  end
+  local script = string.format("while kill -0 %d 2>/dev/null; do sleep 1; done; "
+    .. "if [ -d %s ]; then kill -TERM %d 2>/dev/null; sleep 1; rm -rf %s; fi",
+    pid, quote(emu.dir), emu.pid, quote(emu.dir))
+  -- Its own session (setsid), so a Ctrl-C meant for us does not end it first.
+  local command = "setsid sh -c " .. quote(script) .. " </dev/null >/dev/null 2>&1 &"
+  local ok = os.execute(command)
+  return ok == true or ok == 0
+end
+
+local function write_key(path, key)
+  local text = assert(json.encode(key))
+  local file, err = io.open(path, "wb")
+  if not file then
+    return nil, err
+  end
+  -- The key holds the emulator client's secret: readable by us only, before it is written.
+  os.execute("chmod 600 " .. quote(path))
+  file:write(text, "\n")
+  file:close()
+  return true
+end
+
+-- Waits until interrupted (the error propagates to the caller). A `sleep` child keeps us
+-- off the CPU; Ctrl-C ends it at once, `kill -INT` reaches us within a second.
+local function wait_forever()
+  while true do
+    local sleeper = io.popen("sleep 1")
+    sleeper:read("a")
+    sleeper:close()
+  end
+end
+
+function M.run(ctx, args)
+  local emulator = require "sapwf.emulator"
+  local tls = args.tls or args.key == "x509"
+  local emu, err = emulator.start({ tls = tls })
+  if not emu then
+    return nil, { kind = "other", message = "the emulator did not start: " .. tostring(err) }
+  end
+  local ok, problem = pcall(function()
+    start_watchdog(emu)
+    local key = emu:service_key(args.key, { tls = tls })
+    local key_text = args.key_file or "the key above"
+    if args.key_file then
+      local written, werr = write_key(args.key_file, key)
+      if not written then
+        error({ kind = "usage", message = "--key-file: " .. tostring(werr) }, 0)
+      end
+    else
+      ctx.out:json(key)
+    end
+    local ca = tls and (" --cafile " .. emu.ca_file) or ""
+    local stderr = ctx.out.stderr
+    stderr:write(string.format("sapwf: emulator running at %s (nginx pid %d, in %s)\n",
+      tls and emu.https_url or emu.url, emu.pid, emu.dir))
+    stderr:write(string.format("sapwf: the %s client's service key: %s\n", args.key, key_text))
+    if args.key_file then
+      stderr:write(string.format("  export SAPWF_SERVICE_KEY=%s\n  sapwf%s doctor\n",
+        args.key_file, ca))
+    else
+      stderr:write("  save it to a file (or use --key-file), then: sapwf --service-key FILE"
+        .. ca .. " doctor\n")
+    end
+    stderr:write(string.format("  control API: %s/_emulator/ (stats, faults, reset)\n", emu.url))
+    stderr:write("sapwf: Ctrl-C stops it\n")
+    stderr:flush()
+    wait_forever()
+  end)
+  emu:stop()
+  if ok then
+    return
+  end
+  if type(problem) == "string" and problem:find("interrupted!", 1, true) then
+    ctx.out.stderr:write("\nsapwf: emulator stopped\n")
+    return
+  end
+  if type(problem) == "table" and problem.kind then
+    return nil, problem
+  end
+  error(problem, 0)
+end
+
+return M

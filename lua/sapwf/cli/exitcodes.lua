@@ -1,0 +1,70 @@
+-- Exit codes of the sapwf command line: one per kind of failure, so scripts can tell a
+-- missing authority (fix the service instance) from a network problem (try again later).
+-- docs/CLI.md and `sapwf --help` show the same table; both are built from this list.
+
+local codes = {
+  ok = 0,
+  other = 1,
+  usage = 2,
+  config = 3,
+  auth = 4,
+  forbidden = 5,
+  not_found = 6,
+  network = 7,
+  server = 8,
+  invalid = 9,
+  partial = 10,
+  interrupted = 130,
+}
+
+-- Error kinds of the sapwf module (lua/sapwf/errors.lua) to exit codes.
+local by_kind = {
+  usage = codes.usage,
+  config = codes.config,
+  auth = codes.auth,
+  forbidden = codes.forbidden,
+  not_found = codes.not_found,
+  network = codes.network,
+  timeout = codes.network,
+  tls = codes.network,
+  server = codes.server,
+  rate_limited = codes.server,
+  invalid = codes.invalid,
+  conflict = codes.invalid,
+  decode = codes.invalid,
+  interrupted = codes.interrupted,
+}
+
+local descriptions = {
+  { codes.ok, "success (doctor: every authority needed is granted)" },
+  { codes.other, "any other error" },
+  { codes.usage, "usage: bad arguments, unreadable or invalid --context/--from input" },
+  { codes.config, "configuration: no service key, or it cannot be read or used" },
+  { codes.auth, "authentication: the token endpoint refused the client (wrong id or secret)" },
+  { codes.forbidden, "forbidden (403): an authority is missing (doctor: some are missing)" },
+  { codes.not_found, "not found (404): no such definition, instance or task" },
+  { codes.network, "network, timeout or TLS failure" },
+  { codes.server, "server error (5xx) or rate limited (429)" },
+  { codes.invalid, "invalid request or conflict (400, 409, 422) or an unreadable answer" },
+  { codes.partial, "start --from: some lines failed or their outcome is unknown" },
+  { codes.interrupted, "interrupted (Ctrl-C)" },
+}
+
+local M = { codes = codes }
+
+-- The exit code for an error object (or nil) from the sapwf module.
+function M.for_error(err)
+  local kind = type(err) == "table" and err.kind or nil
+  return by_kind[kind] or codes.other
+end
+
+-- The table as text, for the --help epilog and docs/CLI.md.
+function M.describe()
+  local lines = { "Exit codes:" }
+  for _, entry in ipairs(descriptions) do
+    lines[#lines + 1] = string.format("  %3d  %s", entry[1], entry[2])
+  end
+  return table.concat(lines, "\n")
+end
+
+return M

@@ -1,0 +1,116 @@
+-- The sapwf command line: parse the arguments, run one command, map its outcome to an exit
+-- code. bin/sapwf only calls main(arg). Each command is a handler(ctx, args) that returns
+-- nothing (success), an exit code, or nil and an error object (kind, message, ...).
+local parser = require "sapwf.cli.parser"
+local output = require "sapwf.cli.output"
+local exitcodes = require "sapwf.cli.exitcodes"
+local session = require "sapwf.cli.session"
+
+local M = {}
+
+-- Loaded on use, so `sapwf --help` and `sapwf authorities` need no C module or network.
+local handlers = {
+  token = { "sapwf.cli.token", "run" },
+  definitions = { "sapwf.cli.commands", "definitions" },
+  instances = { "sapwf.cli.commands", "instances" },
+  instance = { "sapwf.cli.commands", "instance" },
+  context = { "sapwf.cli.commands", "context" },
+  cancel = { "sapwf.cli.commands", "cancel" },
+  suspend = { "sapwf.cli.commands", "suspend" },
+  resume = { "sapwf.cli.commands", "resume" },
+  tasks = { "sapwf.cli.commands", "tasks" },
+  complete = { "sapwf.cli.commands", "complete" },
+  message = { "sapwf.cli.commands", "message" },
+  start = { "sapwf.cli.commands", "start" },
+  authorities = { "sapwf.cli.authorities", "run" },
+  doctor = { "sapwf.cli.doctor", "run" },
+  emulator = { "sapwf.cli.emulator", "run" },
+}
+
+local function is_interrupt(message)
+  return type(message) == "string" and message:find("interrupted!", 1, true) ~= nil
+end
+
+-- Prints err on stderr, with what to do next where we know it.
+function M.report_error(out, err)
+  local text = output.describe_error(err)
+  -- The module's one-line errors already start with "sapwf: ".
+  if text:sub(1, 7) ~= "sapwf: " then
+    text = "sapwf: " .. text
+  end
+  out.stderr:write(text, "\n")
+  if type(err) ~= "table" then
+    return
+  end
+  if err.kind == "forbidden" then
+    if err.authority and not text:find(err.authority, 1, true) then
+      out.stderr:write("sapwf: missing authority: ", err.authority, "\n")
+    end
+    if err.hint and not text:find(err.hint, 1, true) then
+      out.stderr:write("hint: ", err.hint, "\n")
+    end
+    out.stderr:write("hint: `sapwf doctor` lists every missing authority and the cf command.\n")
+  elseif err.kind == "auth" then
+    out.stderr:write("hint: the token endpoint refused the client: check the client id and "
+      .. "secret of the service key (was the key deleted or rotated?).\n")
+  elseif err.kind == "config" and err.no_key then
+    out.stderr:write("hint: `cf service-key INSTANCE KEY` prints a key (drop its first line); "
+      .. "see `sapwf --help`.\n")
+  elseif err.kind == "usage" then
+    out.stderr:write("hint: see `sapwf ", err.command or "", err.command and " " or "",
+      "--help`.\n")
+  end
+  out.stderr:flush()
+end
+
+local function argument_list(argv)
+  local list = {}
+  for i = 1, #(argv or {}) do
+    list[i] = argv[i]
+  end
+  return list
+end
+
+function M.main(argv)
+  local cli = parser.build()
+  local parsed, args = cli:pparse(argument_list(argv))
+  if not parsed then
+    io.stderr:write("sapwf: error: ", tostring(args), "\n",
+      "Try 'sapwf --help' (or 'sapwf COMMAND --help').\n")
+    return exitcodes.codes.usage
+  end
+
+  local out = output.new(args.output)
+  local ctx = session.new(args, out)
+  local target = handlers[args.command]
+  local ok, code, err = xpcall(function()
+    local handler = require(target[1])[target[2]]
+    return handler(ctx, args)
+  end, function(message)
+    if is_interrupt(message) or os.getenv("SAPWF_DEBUG") == nil then
+      return message
+    end
+    return debug.traceback(message, 2)
+  end)
+  ctx:close()
+
+  if not ok then
+    if is_interrupt(code) then
+      out.stderr:write("\nsapwf: interrupted\n")
+      return exitcodes.codes.interrupted
+    end
+    out.stderr:write("sapwf: internal error: ", tostring(code), "\n",
+      "(set SAPWF_DEBUG=1 for a traceback; please report it)\n")
+    return exitcodes.codes.other
+  end
+  if code == nil and err ~= nil then
+    if type(err) == "table" and err.kind == "usage" then
+      err.command = err.command or args.command
+    end
+    M.report_error(out, err)
+    return exitcodes.for_error(err)
+  end
+  return math.tointeger(code) or exitcodes.codes.ok
+end
+
+return M

@@ -1,0 +1,58 @@
+-- JSON given on the command line: `--context '{"a":1}'`, `--context @file.json` or
+-- `--context -` (standard input). Problems here are the user's to fix, so they are usage
+-- errors (exit 2) that name the option.
+local json = require "sapwf.json"
+
+local M = {}
+
+local function usage_error(message)
+  return nil, { kind = "usage", message = message }
+end
+
+local function read_file(path)
+  local file, open_err = io.open(path, "rb")
+  if not file then
+    return nil, open_err
+  end
+  local text, read_err = file:read("a")
+  file:close()
+  return text, read_err
+end
+
+-- The text that `spec` stands for, and where it came from (for messages).
+function M.text(spec, option)
+  if spec == "-" then
+    return io.stdin:read("a") or "", "standard input"
+  elseif spec:sub(1, 1) == "@" then
+    local path = spec:sub(2)
+    local text, err = read_file(path)
+    if not text then
+      return usage_error(string.format("%s: cannot read %s", option, tostring(err)))
+    end
+    return text, path
+  end
+  return spec, option
+end
+
+-- Decodes `spec` (JSON, @file or -) into a JSON object (a Lua table that is not an array).
+-- A missing spec gives an empty object.
+function M.object(spec, option)
+  if spec == nil then
+    return {}
+  end
+  local text, origin = M.text(spec, option)
+  if not text then
+    return nil, origin
+  end
+  local value, err = json.decode(text)
+  if value == nil then
+    return usage_error(string.format("%s: %s is not valid JSON: %s", option, origin,
+      tostring(err)))
+  end
+  if type(value) ~= "table" or #value > 0 or getmetatable(value) == json.array_mt then
+    return usage_error(string.format("%s: %s must be a JSON object", option, origin))
+  end
+  return value
+end
+
+return M

@@ -1,0 +1,220 @@
+-- How results reach the user: JSON on stdout (one document, for jq and scripts) or an aligned
+-- table for people at a terminal. Messages, progress and errors go to stderr, so stdout stays
+-- parseable whatever happens.
+local json = require "sapwf.json"
+
+local M = {}
+
+local Output = {}
+Output.__index = Output
+
+-- True when file descriptor `fd` is a terminal. Lua has no isatty; `test -t` asks the shell,
+-- which inherits our descriptors.
+function M.is_terminal(fd)
+  local ok = os.execute("test -t " .. tostring(fd))
+  return ok == true or ok == 0
+end
+
+-- `format`: "json", "table" or nil (table when stdout is a terminal, else json).
+function M.new(format, stdout, stderr)
+  local self = setmetatable({}, Output)
+  self.stdout = stdout or io.stdout
+  self.stderr = stderr or io.stderr
+  self.format = format or (M.is_terminal(1) and "table" or "json")
+  return self
+end
+
+-- One line for an error object: the module's errors have a __tostring (one line, no secret);
+-- the CLI's own are plain tables with a message.
+function M.describe_error(err)
+  if type(err) ~= "table" then
+    return tostring(err)
+  end
+  local mt = getmetatable(err)
+  if mt and mt.__tostring then
+    return tostring(err)
+  end
+  return tostring(err.message or err.kind or "error")
+end
+
+function Output:message(fmt, ...)
+  self.stderr:write("sapwf: ", string.format(fmt, ...), "\n")
+  self.stderr:flush()
+end
+
+-- Writes `value` as JSON whatever the chosen format (for results that are configuration to
+-- paste elsewhere, like `authorities`).
+function Output:json(value)
+  local text, err = json.encode(value)
+  if not text then
+    error("cannot write the result as JSON: " .. tostring(err), 0)
+  end
+  self.stdout:write(text, "\n")
+  self.stdout:flush()
+end
+
+local function cell_text(value)
+  if value == nil or value == json.null then
+    return ""
+  end
+  local kind = type(value)
+  if kind == "table" then
+    return json.encode(value) or "?"
+  elseif kind == "number" and math.type(value) == "float" and value == math.floor(value)
+      and math.abs(value) < 2 ^ 53 then
+    return string.format("%d", value)
+  end
+  -- Control characters would break the alignment (and could move the cursor).
+  return (tostring(value):gsub("%c", " "))
+end
+
+local function width(text)
+  return utf8.len(text) or #text
+end
+
+local function shorten(text, max)
+  if width(text) <= max then
+    return text
+  end
+  if utf8.len(text) then
+    return text:sub(1, utf8.offset(text, max) - 1) .. "…"
+  end
+  return text:sub(1, max - 1) .. "…"
+end
+
+local function pad(text, size)
+  return text .. string.rep(" ", size - width(text))
+end
+
+local function is_list(value)
+  if type(value) ~= "table" then
+    return false
+  end
+  local count = 0
+  for _ in pairs(value) do
+    count = count + 1
+  end
+  return count == #value
+end
+
+-- The columns to show for a list: the view's, or the scalar fields of the items in the order
+-- the keys sort (cjson keeps no order).
+local function columns_for(list, view)
+  if view and view.columns then
+    return view.columns
+  end
+  local seen, names = {}, {}
+  for _, item in ipairs(list) do
+    if type(item) == "table" then
+      for key, value in pairs(item) do
+        if not seen[key] and type(value) ~= "table" then
+          seen[key] = true
+          names[#names + 1] = key
+        end
+      end
+    end
+  end
+  table.sort(names, function(a, b)
+    if a == "id" or b == "id" then
+      return a == "id" and b ~= "id"
+    end
+    return a < b
+  end)
+  return names
+end
+
+function Output:_list_table(list, view)
+  if #list == 0 then
+    self.stderr:write("(no items)\n")
+    return
+  end
+  if type(list[1]) ~= "table" then
+    for _, value in ipairs(list) do
+      self.stdout:write(cell_text(value), "\n")
+    end
+    return
+  end
+  local columns = columns_for(list, view)
+  local max_cell = (view and view.max_cell) or 48
+  local rows, widths = {}, {}
+  for i, name in ipairs(columns) do
+    widths[i] = width(name)
+  end
+  for r, item in ipairs(list) do
+    local row = {}
+    for i, name in ipairs(columns) do
+      local text = shorten(cell_text(item[name]), max_cell)
+      row[i] = text
+      widths[i] = math.max(widths[i], width(text))
+    end
+    rows[r] = row
+  end
+  local function write_row(row)
+    local parts = {}
+    for i, text in ipairs(row) do
+      parts[i] = i < #row and pad(text, widths[i]) or text
+    end
+    self.stdout:write(table.concat(parts, "  "), "\n")
+  end
+  write_row(columns)
+  for _, row in ipairs(rows) do
+    write_row(row)
+  end
+end
+
+function Output:_object_table(object, view)
+  local rank = {}
+  for i, key in ipairs(view.order or { "id" }) do
+    rank[key] = i
+  end
+  local keys = {}
+  for key in pairs(object) do
+    keys[#keys + 1] = tostring(key)
+  end
+  table.sort(keys, function(a, b)
+    if rank[a] or rank[b] then
+      return (rank[a] or math.huge) < (rank[b] or math.huge)
+    end
+    return a < b
+  end)
+  local key_width = 0
+  for _, key in ipairs(keys) do
+    key_width = math.max(key_width, width(key))
+  end
+  for _, key in ipairs(keys) do
+    local value = object[key]
+    if value == nil then
+      value = object[tonumber(key)]
+    end
+    if is_list(value) and next(value) ~= nil and type(value[1]) ~= "table" then
+      -- A list of names (scopes, authorities): one per line reads better than JSON.
+      for i, item in ipairs(value) do
+        self.stdout:write(pad(i == 1 and key or "", key_width), "  ", cell_text(item), "\n")
+      end
+    else
+      self.stdout:write(pad(key, key_width), "  ", cell_text(value), "\n")
+    end
+  end
+end
+
+-- The result of a command. `view.list` says the value is a JSON array (an empty Lua table
+-- would otherwise be written as {}); `view.columns` picks the table columns of a list,
+-- `view.order` the fields that come first in an object's table (default: id).
+function Output:result(value, view)
+  view = view or {}
+  if view.list and type(value) == "table" and getmetatable(value) == nil then
+    value = json.array(value)
+  end
+  if self.format == "json" then
+    self:json(value)
+  elseif type(value) ~= "table" then
+    self.stdout:write(cell_text(value), "\n")
+  elseif view.list or (is_list(value) and next(value) ~= nil) then
+    self:_list_table(value, view)
+  else
+    self:_object_table(value, view)
+  end
+  self.stdout:flush()
+end
+
+return M

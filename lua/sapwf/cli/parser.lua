@@ -1,0 +1,185 @@
+-- The argument parser of the sapwf command line (lua-argparse): every command, option and
+-- help text. The handlers live in the other files of this folder; init.lua dispatches.
+local argparse = require "argparse"
+local exitcodes = require "sapwf.cli.exitcodes"
+
+local M = {}
+
+local function whole_number(name)
+  return function(text)
+    local n = math.tointeger(tonumber(text))
+    if not n or n < 0 then
+      return nil, string.format("%s must be a whole number >= 0, got '%s'", name, text)
+    end
+    return n
+  end
+end
+
+local function positive_number(name)
+  return function(text)
+    local n = tonumber(text)
+    if not n or n <= 0 then
+      return nil, string.format("%s must be a number > 0, got '%s'", name, text)
+    end
+    return n
+  end
+end
+
+local CONTEXT_HELP = "The context: JSON text, @FILE to read it from a file, or - for stdin."
+
+local EPILOG = [[
+Service key: --service-key FILE, else $SAPWF_SERVICE_KEY (a file, or the key's JSON text),
+else the workflow (or process-automation-service) binding in $VCAP_SERVICES (--instance
+picks one by name). Results go to stdout (JSON when piped, a table on a terminal; see
+--output), messages to stderr.
+
+Examples:
+  sapwf doctor                                  why do I get 403? what to grant?
+  sapwf token                                   expiry and scopes of the token
+  sapwf start orders --context @order.json      start one instance
+  sapwf start orders --from orders.ndjson       start one instance per line
+  sapwf instances --status ERRONEOUS --all      every erroneous instance
+  sapwf authorities start instances context     the authorities these need
+
+]] .. exitcodes.describe() .. "\n\nMore: docs/CLI.md"
+
+local function add_paging(command, all_help)
+  command:option("--top", "At most this many items (the service allows 0..1000)."):argname("N")
+    :convert(whole_number("--top"))
+  command:option("--skip", "Skip this many items first (the service allows 0..4000)."):argname("N")
+    :convert(whole_number("--skip"))
+  command:option("--orderby", "Sort order, e.g. 'startedAt desc'."):argname("ORDER")
+  if all_help then
+    command:flag("--all", all_help)
+  end
+end
+
+local function add_global_options(parser)
+  parser:option("--service-key", "Service key file (default $SAPWF_SERVICE_KEY, then VCAP_SERVICES).")
+    :argname("FILE"):target("service_key")
+  parser:option("--instance", "Service instance name: picks the binding in VCAP_SERVICES; "
+      .. "named in the cf commands that doctor prints."):argname("NAME"):target("instance_name")
+  parser:option("-o --output", "Output format (default: table on a terminal, json otherwise).")
+    :choices({ "json", "table" }):argname("FORMAT"):target("output")
+  parser:option("--cafile", "CA certificates (PEM) to verify the servers with."):argname("FILE")
+    :target("cafile")
+  parser:option("--timeout", "Seconds a whole request may take (default 60)."):argname("SECONDS")
+    :convert(positive_number("--timeout")):target("timeout")
+end
+
+local function add_instance_commands(parser)
+  local instances = parser:command("instances", "List workflow instances.")
+  instances:option("--definition-id", "Only instances of this definition."):argname("ID")
+  instances:option("--status", "Only this status (repeat for several; RUNNING, ERRONEOUS, "
+      .. "SUSPENDED, CANCELED, COMPLETED). Without filters the service lists RUNNING and ERRONEOUS.")
+    :argname("STATUS"):count("*")
+  instances:option("--business-key", "Only instances with this business key."):argname("KEY")
+  instances:option("--contains-text", "Instances whose id, definition, subject, starter or "
+      .. "business key contain TEXT."):argname("TEXT")
+  add_paging(instances, "Every matching instance, page after page (--top sets the page size).")
+
+  local instance = parser:command("instance", "Show one workflow instance.")
+  instance:argument("id", "Instance id.")
+  instance:flag("--attributes", "Include the custom attributes.")
+
+  parser:command("context", "Show the context of a workflow instance."):argument("id", "Instance id.")
+
+  for _, entry in ipairs({ { "cancel", "Cancel a workflow instance." },
+                           { "suspend", "Suspend a workflow instance." },
+                           { "resume", "Resume (or retry) a suspended or erroneous instance." } }) do
+    parser:command(entry[1], entry[2] .. " The status changes asynchronously.")
+      :argument("id", "Instance id.")
+  end
+end
+
+local function add_task_commands(parser)
+  local tasks = parser:command("tasks", "List user task instances.")
+  tasks:option("--instance-id", "Only tasks of this workflow instance."):argname("ID")
+  tasks:option("--definition-id", "Only tasks of instances of this workflow definition.")
+    :argname("ID")
+  tasks:option("--status", "Only this status (repeat for several; READY, RESERVED, "
+      .. "COMPLETED, CANCELED).")
+    :argname("STATUS"):count("*")
+  tasks:option("--processor", "Only tasks processed by this user."):argname("USER")
+  tasks:option("--contains-text", "Tasks whose fields contain TEXT."):argname("TEXT")
+  add_paging(tasks, "Every matching task, page after page (--top sets the page size).")
+
+  local complete = parser:command("complete", "Complete a user task.")
+  complete:argument("task", "Task instance id.")
+  complete:option("--context", CONTEXT_HELP .. " Default {}."):argname("JSON")
+end
+
+local function add_start_command(parser)
+  local start = parser:command("start",
+    "Start a workflow instance, or one per line of an NDJSON file (--from).")
+  start:argument("definition", "Definition id (optional with --from when every line names it).")
+    :args("?")
+  start:mutex(
+    start:option("--context", CONTEXT_HELP .. " Default {}."):argname("JSON"),
+    start:option("--from", "Bulk: one context per line, or "
+        .. "{\"definitionId\":..,\"context\":..}; - reads stdin."):argname("FILE")
+  )
+  start:option("--concurrency", "Bulk: starts in flight at once (needs wf:start_many; default 4).")
+    :argname("N"):convert(positive_number("--concurrency"))
+  start:option("--failed", "Bulk: where failed lines go, in the input format "
+      .. "(default <input>.failed.ndjson)."):argname("FILE")
+  start:option("--record", "Bulk: one {\"line\":n,\"id\":..} per started instance, written as it "
+      .. "starts (default <input>.started.ndjson)."):argname("FILE")
+  start:flag("--resume", "Bulk: skip the lines the record file already lists and append to it.")
+end
+
+local function add_message_command(parser)
+  local message = parser:command("message",
+    "Send a message to the instances waiting for it (an intermediate message event).")
+  message:option("--name", "The message name (definitionId of the message)."):argname("NAME")
+    :count(1)
+  message:option("--instance-id", "The instance to send it to."):argname("ID")
+  message:option("--definition-id", "With --business-key: the instances of this workflow "
+      .. "definition..."):argname("ID")
+  message:option("--business-key", "...with this business key."):argname("KEY")
+  message:option("--context", CONTEXT_HELP):argname("JSON")
+end
+
+function M.build()
+  local parser = argparse("sapwf",
+      "Command line for the SAP BTP Workflow service (Cloud Foundry): tokens, definitions, "
+      .. "instances, tasks, messages, bulk starts, and a doctor for 403s.")
+    :epilog(EPILOG)
+    :command_target("command")
+    :help_max_width(100)
+    :help_description_margin(28)
+  add_global_options(parser)
+
+  local token = parser:command("token", "Show the access token's expiry and scopes.")
+  token:flag("--raw", "Print the token itself (a secret: keep it out of logs).")
+
+  local definitions = parser:command("definitions", "List workflow definitions (latest versions).")
+  add_paging(definitions)
+
+  add_instance_commands(parser)
+  add_start_command(parser)
+  add_task_commands(parser)
+  add_message_command(parser)
+
+  parser:command("authorities",
+      "Print {\"authorities\":[...]} for `cf update-service INSTANCE -c`: what the named "
+      .. "operations need (all operations when none is named).")
+    :argument("operation", "Operation names, e.g. start instances context."):args("*")
+
+  parser:command("doctor",
+      "Check the service key, the token and each read-only call; tell which authorities are "
+      .. "missing and the cf command that grants them.")
+    :argument("operation", "The operations you need (default: all)."):args("*")
+
+  local emulator = parser:command("emulator",
+    "Run the local emulator in the foreground and print a service key for it.")
+  emulator:option("--key", "Which key: full (every authority), limited or x509.")
+    :choices({ "full", "limited", "x509" }):default("full"):argname("KIND")
+  emulator:option("--key-file", "Write the key to this file instead of stdout."):argname("PATH")
+  emulator:flag("--tls", "Give https URLs in the key (then pass the printed --cafile); "
+    .. "implied by --key x509.")
+
+  return parser
+end
+
+return M

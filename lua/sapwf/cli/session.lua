@@ -1,0 +1,99 @@
+-- What one run of the command line shares between its parts: the parsed arguments, the output
+-- and the client, opened on first use from the service key the global options point to.
+local M = {}
+
+local Session = {}
+Session.__index = Session
+
+function M.new(args, out)
+  return setmetatable({ args = args, out = out }, Session)
+end
+
+local function config_error(message, no_key)
+  return nil, { kind = "config", message = message, no_key = no_key }
+end
+
+local function read_file(path)
+  local file, err = io.open(path, "rb")
+  if not file then
+    return nil, err
+  end
+  local text = file:read("a")
+  file:close()
+  return text
+end
+
+-- Where the service key comes from: --service-key, then SAPWF_SERVICE_KEY (a file, or the
+-- key's JSON text, as CI secrets often are), then VCAP_SERVICES. Returns a description
+-- {source=, text=} or {source="VCAP_SERVICES"}, or nil and a config error.
+function Session:key_source()
+  local args = self.args
+  local path = args.service_key
+  local from = "--service-key"
+  if not path then
+    local env = os.getenv("SAPWF_SERVICE_KEY")
+    if env and env ~= "" then
+      if env:match("^%s*{") then
+        return { source = "SAPWF_SERVICE_KEY", text = env }
+      end
+      path, from = env, "SAPWF_SERVICE_KEY"
+    end
+  end
+  if path then
+    local text, err = read_file(path)
+    if not text then
+      return config_error(string.format("cannot read the service key (%s): %s", from,
+        tostring(err)))
+    end
+    return { source = path, text = text }
+  end
+  local vcap = os.getenv("VCAP_SERVICES")
+  if vcap and vcap ~= "" then
+    return { source = "VCAP_SERVICES", vcap = true }
+  end
+  return config_error("no service key: give --service-key FILE, set SAPWF_SERVICE_KEY, or "
+    .. "run where VCAP_SERVICES has a workflow binding", true)
+end
+
+-- instance names the service instance in the cf commands of 403 hints.
+function Session:client_options()
+  return { timeout = self.args.timeout, cafile = self.args.cafile,
+           instance = self.args.instance_name }
+end
+
+-- The sapwf client, opened once. Returns client or nil, err.
+function Session:client()
+  if self.wf then
+    return self.wf
+  end
+  local source, err = self:key_source()
+  if not source then
+    return nil, err
+  end
+  local sapwf = require "sapwf"
+  local opts = self:client_options()
+  local wf
+  if source.vcap then
+    wf, err = sapwf.from_env(self.args.instance_name, opts)
+  else
+    opts.service_key = source.text
+    wf, err = sapwf.new(opts)
+  end
+  if not wf then
+    if type(err) == "table" and err.kind == nil then
+      err.kind = "config"
+    end
+    return nil, err
+  end
+  self.wf = wf
+  return wf
+end
+
+function Session:close()
+  if self.wf then
+    self.wf:close()
+    self.wf = nil
+  end
+end
+
+return M

@@ -1,0 +1,819 @@
+-- The sapwf command line, run as a real process (`lua5.4 bin/sapwf ...`) against the emulator:
+-- every command, the exit codes, bulk starts (failed and record files, unknown outcomes,
+-- Ctrl-C), the progress bar and table output on a terminal (util-linux `script` gives the
+-- pty), the emulator command, and that no secret ever shows in what it prints.
+local json = require "sapwf.json"
+local operations = require "sapwf.operations"
+local helpers = require "spec.helpers"
+
+local function quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+local function read_file(path)
+  local file = io.open(path, "rb")
+  if not file then
+    return nil
+  end
+  local text = file:read("a")
+  file:close()
+  return text
+end
+
+local function write_file(path, text)
+  local file = assert(io.open(path, "wb"))
+  file:write(text)
+  file:close()
+end
+
+local function exists(path)
+  return read_file(path) ~= nil
+end
+
+local function lines_of(path)
+  local list = {}
+  for line in (read_file(path) or ""):gmatch("[^\n]+") do
+    list[#list + 1] = line
+  end
+  return list
+end
+
+local function sleep(seconds)
+  os.execute("sleep " .. seconds)
+end
+
+local function shell(command)
+  local ok, _, code = os.execute(command)
+  return ok == true and code == 0
+end
+
+-- Waits up to `seconds` for check() to be true.
+local function wait_for(check, seconds)
+  for _ = 1, seconds * 20 do
+    if check() then
+      return true
+    end
+    sleep(0.05)
+  end
+  return check()
+end
+
+local function contains(list, value)
+  for _, item in ipairs(list) do
+    if item == value then
+      return true
+    end
+  end
+  return false
+end
+
+describe("sapwf command line", function()
+  local emu, dir, full_key, limited_key, secrets
+  local tokens = {}        -- tokens printed by `token --raw`; no other output may hold them
+  local seq = 0
+
+  -- Every output the tests capture goes through here: no client secret, Basic header or
+  -- token may appear in it (only `token --raw` prints a token, and only its own).
+  local function assert_no_secret(text, allowed_token)
+    for _, secret in ipairs(secrets) do
+      assert.is_nil(text:find(secret, 1, true), "a client secret appeared in the output")
+    end
+    assert.is_nil(text:find("Basic ", 1, true), "a Basic header appeared in the output")
+    for _, token in ipairs(tokens) do
+      if token ~= allowed_token then
+        assert.is_nil(text:find(token, 1, true), "a token appeared in the output")
+      end
+    end
+  end
+
+  -- The sapwf command line as a child process: the environment carries no key, so only
+  -- what the test passes counts. Returns {code, stdout, stderr, json}.
+  local function command_line(args, opts)
+    opts = opts or {}
+    local parts = { "env -u SAPWF_SERVICE_KEY -u VCAP_SERVICES" }
+    for name, value in pairs(opts.env or {}) do
+      parts[#parts + 1] = name .. "=" .. quote(value)
+    end
+    parts[#parts + 1] = "lua5.4 bin/sapwf"
+    for _, arg in ipairs(args) do
+      parts[#parts + 1] = quote(arg)
+    end
+    return table.concat(parts, " ")
+  end
+
+  local function sapwf(args, opts)
+    opts = opts or {}
+    seq = seq + 1
+    local out, err = dir .. "/out." .. seq, dir .. "/err." .. seq
+    local input = "/dev/null"
+    if opts.stdin then
+      input = dir .. "/in." .. seq
+      write_file(input, opts.stdin)
+    end
+    local ok, how, code = os.execute(command_line(args, opts) .. " <" .. quote(input) .. " >"
+      .. quote(out) .. " 2>" .. quote(err))
+    assert.equal("exit", how, "sapwf did not exit normally")
+    local result = { code = code, ok = ok, stdout = read_file(out), stderr = read_file(err) }
+    os.remove(out)
+    os.remove(err)
+    assert_no_secret(result.stdout, opts.allowed_token)
+    assert_no_secret(result.stderr)
+    result.json = json.decode(result.stdout)
+    return result
+  end
+
+  -- With the full key.
+  local function run(args, opts)
+    local full = { "--service-key", full_key }
+    for _, arg in ipairs(args) do
+      full[#full + 1] = arg
+    end
+    return sapwf(full, opts)
+  end
+
+  local function start(definition, context)
+    local r = run({ "start", definition, "--context", json.encode(context or {}) })
+    assert.equal(0, r.code, r.stderr)
+    return r.json
+  end
+
+  local function instances_started()
+    return emu:stats().instances_started
+  end
+
+  setup(function()
+    emu = helpers.start_emulator()
+    local pipe = io.popen("mktemp -d /tmp/sapwf-cli-spec.XXXXXX")
+    dir = pipe:read("l")
+    pipe:close()
+    full_key, limited_key = dir .. "/full.json", dir .. "/limited.json"
+    local full, limited = emu:service_key("full"), emu:service_key("limited")
+    write_file(full_key, json.encode(full))
+    write_file(limited_key, json.encode(limited))
+    secrets = { full.uaa.clientsecret, limited.uaa.clientsecret }
+    assert.is_true(#secrets[1] >= 8 and #secrets[2] >= 8)
+  end)
+
+  teardown(function()
+    if emu then
+      emu:stop()
+    end
+    if dir then
+      os.execute("rm -rf " .. quote(dir))
+    end
+  end)
+
+  before_each(function()
+    emu:reset()
+  end)
+
+  describe("arguments", function()
+    it("--help lists the commands and the exit codes, and exits 0", function()
+      local r = sapwf({ "--help" })
+      assert.equal(0, r.code)
+      for _, name in ipairs({ "token", "definitions", "instances", "instance", "context",
+        "cancel", "suspend", "resume", "tasks", "complete", "message", "start", "authorities",
+        "doctor", "emulator" }) do
+        assert.matches("\n   " .. name .. " ", r.stdout)
+      end
+      assert.matches("Exit codes:", r.stdout)
+      assert.matches("130  interrupted", r.stdout)
+      local sub = sapwf({ "start", "--help" })
+      assert.equal(0, sub.code)
+      assert.matches("%-%-from FILE", sub.stdout)
+    end)
+
+    it("answers unknown commands, options and bad values with exit 2", function()
+      assert.equal(2, sapwf({ "frobnicate" }).code)
+      assert.equal(2, run({ "instances", "--colour" }).code)
+      local r = run({ "instances", "--top", "ten" })
+      assert.equal(2, r.code)
+      assert.matches("%-%-top must be a whole number", r.stderr)
+      assert.equal(2, run({ "start", "simple", "--context", "{not json" }).code)
+      assert.equal(2, run({ "start", "simple", "--context", "[1]" }).code)
+      assert.equal(2, run({ "start", "simple", "--context", "@" .. dir .. "/missing.json" }).code)
+      assert.equal(2, run({ "start", "simple", "--context", "{}", "--from", "x" }).code)
+      assert.equal(2, run({ "message", "--name", "m", "--instance-id", "a",
+        "--definition-id", "d", "--business-key", "k" }).code)
+      assert.equal(0, emu:stats().api_requests, "a usage error sent a request")
+    end)
+  end)
+
+  describe("token", function()
+    it("shows expiry and authorities but not the token; --raw prints a token that works",
+      function()
+        local r = run({ "token" })
+        assert.equal(0, r.code, r.stderr)
+        assert.is_true(r.json.expiresIn > 43000 and r.json.expiresIn <= 43199)
+        assert.matches("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%dZ$", r.json.expiresAt)
+        assert.is_true(contains(r.json.authorities, "WORKFLOW_INSTANCE_START"))
+        assert.is_true(contains(r.json.scopes, "workflow!b10150.WORKFLOW_INSTANCE_START"))
+
+        local raw = run({ "token", "--raw" }, { allowed_token = true })
+        assert.equal(0, raw.code)
+        local token = raw.stdout:match("^(%S+)\n$")
+        assert.is_truthy(token)
+        assert.is_true(#token > 20)
+        tokens[#tokens + 1] = token
+        local base = emu:service_key("full").endpoints.workflow_rest_url
+        local function status(auth)
+          local pipe = io.popen("curl -s -o /dev/null -w '%{http_code}' -H " ..
+            quote("Authorization: Bearer " .. auth) .. " " .. quote(base .. "/v1/workflow-definitions"))
+          local code = pipe:read("a")
+          pipe:close()
+          return code
+        end
+        assert.equal("200", status(token))
+        assert.equal("401", status(token .. "x"))
+      end)
+
+    it("the limited key's token lacks the start authority", function()
+      local r = sapwf({ "--service-key", limited_key, "token" })
+      assert.equal(0, r.code)
+      assert.is_false(contains(r.json.authorities, "WORKFLOW_INSTANCE_START"))
+      assert.is_true(contains(r.json.authorities, "TASK_GET"))
+    end)
+  end)
+
+  describe("definitions and instances", function()
+    it("definitions: JSON that parses, with the deployed definitions", function()
+      local r = run({ "definitions" })
+      assert.equal(0, r.code, r.stderr)
+      local ids = {}
+      for _, definition in ipairs(r.json) do
+        ids[#ids + 1] = definition.id
+      end
+      table.sort(ids)
+      assert.same({ "failing", "orderapproval", "simple" }, ids)
+      assert.equal(1, #run({ "definitions", "--top", "1" }).json)
+    end)
+
+    it("start takes the context inline, from @file and from stdin", function()
+      local inline = { product = "Lens", price = 12.5, orderId = "i-1", items = json.array() }
+      local a = run({ "start", "orderapproval", "--context", json.encode(inline) })
+      assert.equal(0, a.code, a.stderr)
+      assert.equal("RUNNING", a.json.status)
+      assert.equal("i-1", a.json.businessKey)
+
+      write_file(dir .. "/ctx.json", '{"product":"File","orderId":"f-2"}')
+      local b = run({ "start", "orderapproval", "--context", "@" .. dir .. "/ctx.json" })
+      assert.equal(0, b.code, b.stderr)
+      local c = run({ "start", "orderapproval", "--context", "-" },
+        { stdin = '{"product":"Stdin","orderId":"s-3"}' })
+      assert.equal(0, c.code, c.stderr)
+      assert.equal(3, instances_started())
+
+      local ctx = run({ "context", a.json.id })
+      assert.equal(0, ctx.code)
+      assert.equal("Lens", ctx.json.product)
+      assert.equal(12.5, ctx.json.price)
+      -- An empty array stays an array through decode, start and output.
+      assert.matches('"items":%[%]', ctx.stdout)
+      assert.equal("File", run({ "context", b.json.id }).json.product)
+      assert.equal("Stdin", run({ "context", c.json.id }).json.product)
+    end)
+
+    it("instance, context, cancel, suspend and resume", function()
+      local inst = start("simple", { n = 1 })
+      local shown = run({ "instance", inst.id })
+      assert.equal(0, shown.code)
+      assert.equal(inst.id, shown.json.id)
+      assert.equal("RUNNING", shown.json.status)
+      assert.same({ n = 1 }, run({ "context", inst.id }).json)
+
+      local suspended = run({ "suspend", inst.id })
+      assert.equal(0, suspended.code, suspended.stderr)
+      assert.same({ id = inst.id, requestedStatus = "SUSPENDED" }, suspended.json)
+      assert.equal("SUSPENDED", run({ "instance", inst.id }).json.status)
+      assert.equal(0, run({ "resume", inst.id }).code)
+      assert.equal("RUNNING", run({ "instance", inst.id }).json.status)
+      local canceled = run({ "cancel", inst.id })
+      assert.equal(0, canceled.code)
+      assert.equal("CANCELED", canceled.json.requestedStatus)
+      assert.equal("CANCELED", run({ "instance", inst.id }).json.status)
+    end)
+
+    it("instances: filters, repeated --status, and --all over several pages", function()
+      local ids = {}
+      for i = 1, 5 do
+        ids[#ids + 1] = start("orderapproval", { product = "P" .. i, orderId = "order-" .. i }).id
+      end
+      local simple = start("simple")
+      assert.equal(0, run({ "cancel", ids[1] }).code)
+
+      local by_key = run({ "instances", "--business-key", "order-3" })
+      assert.equal(0, by_key.code, by_key.stderr)
+      assert.equal(1, #by_key.json)
+      assert.equal(ids[3], by_key.json[1].id)
+
+      local by_definition = run({ "instances", "--definition-id", "simple" })
+      assert.equal(1, #by_definition.json)
+      assert.equal(simple.id, by_definition.json[1].id)
+
+      -- No filter: RUNNING and ERRONEOUS only, so the canceled one is missing.
+      assert.equal(5, #run({ "instances" }).json)
+      local both = run({ "instances", "--status", "RUNNING", "--status", "CANCELED" })
+      assert.equal(6, #both.json)
+      local canceled = run({ "instances", "--status", "CANCELED" })
+      assert.equal(1, #canceled.json)
+      assert.equal(ids[1], canceled.json[1].id)
+      assert.equal(1, #run({ "instances", "--contains-text", "order-4" }).json)
+
+      local page = run({ "instances", "--definition-id", "orderapproval", "--status", "RUNNING",
+        "--status", "CANCELED", "--top", "2" })
+      assert.equal(2, #page.json)
+      local all = run({ "instances", "--definition-id", "orderapproval", "--status", "RUNNING",
+        "--status", "CANCELED", "--top", "2", "--all" })
+      assert.equal(0, all.code, all.stderr)
+      local seen = {}
+      for _, inst in ipairs(all.json) do
+        seen[inst.id] = true
+      end
+      for _, id in ipairs(ids) do
+        assert.is_true(seen[id], "missing " .. id)
+      end
+      assert.equal(5, #all.json)
+      assert.equal(2, run({ "instances", "--all", "--top", "0" }).code)
+
+      local empty = run({ "instances", "--business-key", "no-such-key" })
+      assert.equal(0, empty.code)
+      assert.equal("[]\n", empty.stdout)
+    end)
+  end)
+
+  describe("tasks and messages", function()
+    it("lists the task, completes it, and the message completes the instance", function()
+      local inst = start("orderapproval", { product = "Camera", orderId = "t-1" })
+      local tasks = run({ "tasks", "--instance-id", inst.id })
+      assert.equal(0, tasks.code, tasks.stderr)
+      assert.equal(1, #tasks.json)
+      assert.equal("READY", tasks.json[1].status)
+      local task_id = tasks.json[1].id
+
+      local done = run({ "complete", task_id, "--context", '{"approved":true}' })
+      assert.equal(0, done.code, done.stderr)
+      assert.same({ id = task_id, status = "COMPLETED" }, done.json)
+      assert.equal(0, #run({ "tasks", "--instance-id", inst.id, "--status", "READY" }).json)
+      assert.equal(1, #run({ "tasks", "--instance-id", inst.id, "--status", "COMPLETED" }).json)
+      assert.is_true(run({ "context", inst.id }).json.approved)
+
+      local sent = run({ "message", "--name", "orderShipped", "--instance-id", inst.id,
+        "--context", '{"shipped":true}' })
+      assert.equal(0, sent.code, sent.stderr)
+      assert.same({ { id = inst.id } }, sent.json)
+      assert.equal("COMPLETED", run({ "instance", inst.id }).json.status)
+      assert.is_true(run({ "context", inst.id }).json.shipped)
+    end)
+
+    it("sends a message by definition and business key; no receiver is exit 9", function()
+      local inst = start("orderapproval", { product = "Cam", orderId = "bk-7" })
+      local task = run({ "tasks", "--instance-id", inst.id }).json[1]
+      assert.equal(0, run({ "complete", task.id }).code)
+      local sent = run({ "message", "--name", "orderShipped", "--definition-id", "orderapproval",
+        "--business-key", "bk-7" })
+      assert.equal(0, sent.code, sent.stderr)
+      assert.same({ { id = inst.id } }, sent.json)
+      local none = run({ "message", "--name", "orderShipped", "--definition-id", "orderapproval",
+        "--business-key", "bk-7" })
+      assert.equal(9, none.code)
+      assert.matches("invalid %(422%)", none.stderr)
+    end)
+  end)
+
+  describe("authorities", function()
+    it("prints what the named operations need, and everything with no names", function()
+      local r = sapwf({ "authorities", "start", "instances", "context" })
+      assert.equal(0, r.code)
+      assert.same({ authorities = { "WORKFLOW_INSTANCE_GET", "WORKFLOW_INSTANCE_GET_CONTEXT",
+        "WORKFLOW_INSTANCE_START" } }, r.json)
+      local aliases = sapwf({ "authorities", "complete", "message", "task-context" })
+      assert.same({ "MESSAGE_SEND", "TASK_COMPLETE", "TASK_GET_CONTEXT" },
+        aliases.json.authorities)
+      local all = sapwf({ "authorities" })
+      assert.same(operations.authorities, all.json.authorities)
+      local bad = sapwf({ "authorities", "start", "launch" })
+      assert.equal(2, bad.code)
+      assert.matches("unknown operation: launch", bad.stderr)
+    end)
+  end)
+
+  describe("doctor", function()
+    it("the full key: every check OK, nothing missing, exit 0", function()
+      start("orderapproval", { product = "D", orderId = "d-1" })   -- so id calls are tried
+      local r = run({ "doctor" })
+      assert.equal(0, r.code, r.stdout .. r.stderr)
+      assert.is_true(r.json.ok)
+      assert.same({}, r.json.missing)
+      assert.is_nil(r.json.command)
+      assert.is_true(r.json.key.ok)
+      assert.equal(emu:service_key("full").uaa.clientid, r.json.key.clientId)
+      local results = {}
+      for _, check in ipairs(r.json.checks) do
+        results[check.operation] = check.result
+      end
+      for _, name in ipairs({ "definitions", "instances", "tasks", "task_definitions", "forms",
+        "context", "task_context", "definition_model" }) do
+        assert.equal("ok", results[name], name)
+      end
+    end)
+
+    it("the limited key: lists what is missing and a cf command that keeps the granted ones",
+      function()
+        local r = sapwf({ "--service-key", limited_key, "--instance", "my-wf", "doctor" })
+        assert.equal(5, r.code, r.stderr)
+        assert.is_false(r.json.ok)
+        assert.is_true(contains(r.json.missing, "WORKFLOW_INSTANCE_START"))
+        assert.is_true(contains(r.json.missing, "WORKFLOW_DEFINITION_GET"))
+        assert.is_false(contains(r.json.missing, "TASK_GET"))
+        local results = {}
+        for _, check in ipairs(r.json.checks) do
+          results[check.operation] = check.result
+        end
+        assert.equal("forbidden", results.definitions)
+        assert.equal("forbidden", results.instances)
+        assert.equal("ok", results.tasks)
+        assert.equal("ok", results.task_definitions)
+
+        local list = r.json.command:match("^cf update%-service my%-wf %-c '(.*)'$")
+        assert.is_truthy(list, r.json.command)
+        local granted_now = json.decode(list).authorities
+        for _, authority in ipairs({ "TASK_GET", "TASK_DEFINITION_GET",
+          "WORKFLOW_DEFINITION_DEPLOY", "FORM_DEFINITION_DEPLOY", "PROCESS_TEMPLATE_DEPLOY",
+          "PROCESS_VARIANT_DEPLOY" }) do
+          assert.is_true(contains(r.json.granted, authority), authority)
+          assert.is_true(contains(granted_now, authority), "cf command drops " .. authority)
+        end
+        for _, authority in ipairs(r.json.missing) do
+          assert.is_true(contains(granted_now, authority), "cf command lacks " .. authority)
+        end
+        assert.equal(#r.json.granted + #r.json.missing, #granted_now)
+
+        -- Only the operations named: tasks need nothing more.
+        local tasks_only = sapwf({ "--service-key", limited_key, "doctor", "tasks" })
+        assert.equal(0, tasks_only.code)
+        local human = sapwf({ "--service-key", limited_key, "--instance", "my-wf",
+          "--output", "table", "doctor" })
+        assert.equal(5, human.code)
+        assert.matches("403  missing WORKFLOW_DEFINITION_GET", human.stdout)
+        assert.matches("cf update%-service my%-wf %-c", human.stdout)
+      end)
+
+    it("a wrong secret: explains invalid_client, exit 4", function()
+      local key = emu:service_key("full")
+      key.uaa.clientsecret = "not-the-secret"
+      write_file(dir .. "/wrong.json", json.encode(key))
+      local r = sapwf({ "--service-key", dir .. "/wrong.json", "doctor" })
+      assert.equal(4, r.code)
+      assert.is_false(r.json.token.ok)
+      assert.equal("invalid_client", r.json.token.code)
+      assert.matches("invalid_client", r.json.token.explanation)
+    end)
+  end)
+
+  describe("exit codes", function()
+    it("3 for no key, a missing key file and a key without fields", function()
+      local none = sapwf({ "definitions" })
+      assert.equal(3, none.code)
+      assert.matches("no service key", none.stderr)
+      assert.equal(3, sapwf({ "--service-key", dir .. "/nope.json", "definitions" }).code)
+      write_file(dir .. "/bad.json", '{"uaa":{"url":"http://127.0.0.1:1"}}')
+      local bad = sapwf({ "--service-key", dir .. "/bad.json", "definitions" })
+      assert.equal(3, bad.code)
+      assert.matches("uaa.clientid", bad.stderr)
+      -- SAPWF_SERVICE_KEY works as a path and as JSON text.
+      assert.equal(0, sapwf({ "definitions" }, { env = { SAPWF_SERVICE_KEY = full_key } }).code)
+      assert.equal(0, sapwf({ "definitions" },
+        { env = { SAPWF_SERVICE_KEY = read_file(full_key) } }).code)
+    end)
+
+    it("reads the binding from VCAP_SERVICES; --instance picks it by name", function()
+      local vcap = json.encode({ workflow = { { label = "workflow", name = "wf-limited",
+        credentials = emu:service_key("limited") } } })
+      local env = { VCAP_SERVICES = vcap }
+      local listed = sapwf({ "tasks" }, { env = env })
+      assert.equal(0, listed.code, listed.stderr)
+      assert.equal(3, sapwf({ "--instance", "other", "tasks" }, { env = env }).code)
+      -- The cf command names the bound instance.
+      local doctor = sapwf({ "doctor" }, { env = env })
+      assert.equal(5, doctor.code)
+      assert.matches("^cf update%-service wf%-limited ", doctor.json.command)
+      local forbidden = sapwf({ "--instance", "wf-limited", "start", "simple" }, { env = env })
+      assert.equal(5, forbidden.code)
+      assert.matches("cf update%-service wf%-limited", forbidden.stderr)
+    end)
+
+    it("4 for a wrong secret, 5 for a missing authority, 6 for an unknown instance", function()
+      local key = emu:service_key("full")
+      key.uaa.clientsecret = "wrong-" .. key.uaa.clientsecret:sub(1, 3)
+      write_file(dir .. "/wrong.json", json.encode(key))
+      local wrong = sapwf({ "--service-key", dir .. "/wrong.json", "definitions" })
+      assert.equal(4, wrong.code)
+      assert.matches("invalid_client", wrong.stderr)
+
+      local forbidden = sapwf({ "--service-key", limited_key, "--instance", "my-wf", "start",
+        "simple" })
+      assert.equal(5, forbidden.code)
+      assert.matches("WORKFLOW_INSTANCE_START", forbidden.stderr)
+      assert.matches("cf update%-service my%-wf", forbidden.stderr)
+      assert.equal(0, instances_started())
+
+      local missing = run({ "instance", "00000000-0000-4000-8000-000000000000" })
+      assert.equal(6, missing.code)
+      assert.matches("not_found %(404%)", missing.stderr)
+    end)
+
+    it("7 for a closed port, a TLS failure and a timeout; --cafile and --timeout work", function()
+      write_file(dir .. "/dead.json", json.encode({ uaa = { url = "http://127.0.0.1:1",
+        clientid = "x", clientsecret = "y" }, endpoints = { workflow_rest_url =
+        "http://127.0.0.1:1/workflow-service/rest" } }))
+      assert.equal(7, sapwf({ "--service-key", dir .. "/dead.json", "definitions" }).code)
+
+      write_file(dir .. "/tls.json", json.encode(emu:service_key("full", { tls = true })))
+      local untrusted = sapwf({ "--service-key", dir .. "/tls.json", "definitions" })
+      assert.equal(7, untrusted.code)
+      assert.matches("tls", untrusted.stderr)
+      local trusted = sapwf({ "--service-key", dir .. "/tls.json", "--cafile", emu.ca_file,
+        "definitions" })
+      assert.equal(0, trusted.code, trusted.stderr)
+
+      emu:fault({ fault = "delay", delay = 3, times = 1, method = "GET",
+        path = "/v1/workflow-definitions" })
+      local slow = run({ "--timeout", "0.5", "definitions" })
+      assert.equal(7, slow.code)
+      assert.matches("timeout", slow.stderr)
+    end)
+
+    it("8 for a server error", function()
+      emu:fault({ fault = "status", status = 503, times = -1, method = "GET",
+        path = "/v1/workflow-definitions" })
+      local r = run({ "definitions" })
+      assert.equal(8, r.code)
+      emu:clear_faults()
+    end)
+  end)
+
+  describe("start --from", function()
+    local input
+
+    before_each(function()
+      seq = seq + 1
+      input = dir .. "/bulk" .. seq .. ".ndjson"
+    end)
+
+    it("starts each good line, writes bad ones to a failed file that can be fed back, and " ..
+      "records exactly what started", function()
+        write_file(input, table.concat({
+          '{"n":1}',
+          'not json',
+          '{"definitionId":"simple","context":{"n":3}}',
+          '',
+          '[1,2]',
+          '{"definitionId":"nosuchdefinition","context":{"n":6}}',
+          '{"n":7}',
+        }, "\n") .. "\n")
+        local r = run({ "start", "simple", "--from", input })
+        assert.equal(10, r.code, r.stderr)
+        assert.equal(6, r.json.total)
+        assert.equal(3, r.json.started)
+        assert.equal(3, r.json.failed)
+        assert.equal(2, r.json.invalidLines)
+        assert.equal(0, r.json.notAttempted)
+        assert.is_false(r.json.interrupted)
+        assert.matches("line 2: not valid JSON", r.stderr)
+
+        local record = lines_of(input .. ".started.ndjson")
+        assert.equal(3, #record)
+        assert.equal(#record, instances_started())
+        local started_lines = {}
+        for _, text in ipairs(record) do
+          local entry = json.decode(text)
+          started_lines[#started_lines + 1] = entry.line
+          assert.equal(entry.id, run({ "instance", entry.id }).json.id)
+        end
+        assert.same({ 1, 3, 7 }, started_lines)
+        assert.same({ n = 3 }, run({ "context", json.decode(record[2]).id }).json)
+
+        local failed_path = input .. ".failed.ndjson"
+        local failed = lines_of(failed_path)
+        assert.equal(3, #failed)
+        assert.equal("not json", failed[1])
+        assert.equal("[1,2]", failed[2])
+        local unstarted = json.decode(failed[3])
+        assert.equal("nosuchdefinition", unstarted.definitionId)
+        assert.same({ n = 6 }, unstarted.context)
+        assert.equal(6, unstarted.line)
+        assert.equal("not_found", unstarted.error.kind)
+
+        -- Fix the lines in the failed file and feed it back.
+        write_file(failed_path, table.concat({ '{"n":2}', '{"definitionId":"simple",' ..
+          '"context":{"n":5}}', (failed[3]:gsub("nosuchdefinition", "simple")) }, "\n") .. "\n")
+        local again = run({ "start", "simple", "--from", failed_path })
+        assert.equal(0, again.code, again.stderr)
+        assert.equal(3, again.json.started)
+        assert.equal(6, instances_started())
+        assert.equal(3, #lines_of(failed_path .. ".started.ndjson"))
+        assert.is_false(exists(failed_path .. ".failed.ndjson"))
+      end)
+
+    it("refuses an existing record file unless --resume, which skips recorded lines",
+      function()
+        write_file(input, '{"n":1}\n{"n":2}\n{"n":3}\n')
+        write_file(input .. ".started.ndjson", '{"line":2,"id":"earlier"}\n')
+        local refused = run({ "start", "simple", "--from", input })
+        assert.equal(2, refused.code)
+        assert.matches("%-%-resume", refused.stderr)
+        assert.equal(0, instances_started())
+        local resumed = run({ "start", "simple", "--from", input, "--resume" })
+        assert.equal(0, resumed.code, resumed.stderr)
+        assert.equal(2, resumed.json.started)
+        assert.equal(1, resumed.json.skippedAsRecorded)
+        assert.equal(2, instances_started())
+        local lines = {}
+        for _, text in ipairs(lines_of(input .. ".started.ndjson")) do
+          lines[#lines + 1] = json.decode(text).line
+        end
+        assert.same({ 2, 1, 3 }, lines)
+      end)
+
+    it("takes the definition from each line when none is given, and reads stdin with " ..
+      "--from -", function()
+        local text = '{"definitionId":"simple","context":{"n":1}}\n{"n":2}\n'
+          .. '{"definitionId":"orderapproval","context":{"orderId":"w-3","product":"W"}}\n'
+        local failed, record = input .. ".f", input .. ".r"
+        assert.equal(2, run({ "start", "--from", "-" }, { stdin = text }).code)
+        local r = run({ "start", "--from", "-", "--failed", failed, "--record", record },
+          { stdin = text })
+        assert.equal(10, r.code, r.stderr)
+        assert.equal(2, r.json.started)
+        assert.is_nil(r.json.total)
+        assert.matches("line 2: names no definitionId", r.stderr)
+        assert.same({ '{"n":2}' }, lines_of(failed))
+        assert.equal(2, #lines_of(record))
+        local second = json.decode(lines_of(record)[2])
+        assert.equal(3, second.line)
+        assert.equal("orderapproval", run({ "instance", second.id }).json.definitionId)
+        assert.equal(2, instances_started())
+      end)
+
+    it("reports a start with an unknown outcome and never starts it again", function()
+      write_file(input, '{"n":1}\n{"n":2}\n{"n":3}\n')
+      -- The first start is performed, but the connection closes before the answer.
+      emu:fault({ fault = "drop_after", times = 1, method = "POST",
+        path = "/v1/workflow-instances" })
+      local r = run({ "start", "simple", "--from", input })
+      assert.equal(10, r.code, r.stderr)
+      assert.equal(1, r.json.outcomeUnknown)
+      assert.equal(2, r.json.started)
+      assert.matches("unknown outcome", r.stderr)
+      -- The dropped start did create an instance: record + unknown = what the service has.
+      assert.equal(3, instances_started())
+      assert.equal(2, #lines_of(input .. ".started.ndjson"))
+      local failed = lines_of(input .. ".failed.ndjson")
+      assert.equal(1, #failed)
+      local entry = json.decode(failed[1])
+      assert.equal("unknown", entry.outcome)
+      assert.equal(1, entry.line)
+
+      -- Fed back, the line is passed on again, not started.
+      local again = run({ "start", "simple", "--from", input .. ".failed.ndjson" })
+      assert.equal(10, again.code)
+      assert.equal(0, again.json.started)
+      assert.equal(1, again.json.outcomeUnknown)
+      assert.equal(3, instances_started())
+      assert.equal(failed[1], lines_of(input .. ".failed.ndjson.failed.ndjson")[1])
+    end)
+
+    it("stops at once when the client may not start instances (exit 5)", function()
+      write_file(input, '{"n":1}\n{"n":2}\n{"n":3}\n')
+      local r = sapwf({ "--service-key", limited_key, "start", "simple", "--from", input })
+      assert.equal(5, r.code)
+      assert.equal(1, r.json.failed)
+      assert.equal(2, r.json.notAttempted)
+      assert.matches("WORKFLOW_INSTANCE_START", r.json.aborted)
+    end)
+
+    it("Ctrl-C: the record lists exactly the instances started, the summary says " ..
+      "interrupted", function()
+        local lines = {}
+        for i = 1, 40 do
+          lines[i] = json.encode({ n = i })
+        end
+        write_file(input, table.concat(lines, "\n") .. "\n")
+        emu:fault({ fault = "delay", delay = 0.2, times = -1, method = "POST",
+          path = "/v1/workflow-instances" })
+        local pid_file, rc_file = dir .. "/bulk.pid", dir .. "/bulk.rc"
+        local out, err = dir .. "/bulk.out", dir .. "/bulk.err"
+        local inner = command_line({ "--service-key", full_key, "start", "simple", "--from",
+          input }) .. " </dev/null >" .. quote(out) .. " 2>" .. quote(err)
+          .. " & echo $! > " .. quote(pid_file) .. "; wait $!; echo $? > " .. quote(rc_file)
+        assert.is_true(shell("sh -c " .. quote(inner) .. " >/dev/null 2>&1 &"))
+        assert.is_true(wait_for(function() return exists(pid_file) end, 5))
+        sleep(1)
+        assert.is_true(shell("kill -INT " .. read_file(pid_file):match("%d+")))
+        assert.is_true(wait_for(function() return (read_file(rc_file) or "") ~= "" end, 15))
+        emu:clear_faults()
+
+        assert.equal("130", read_file(rc_file):match("%d+"))
+        local summary = json.decode(read_file(out))
+        local stderr = read_file(err)
+        assert_no_secret(stderr)
+        assert.is_true(summary.interrupted)
+        assert.matches("interrupted", stderr)
+        local record = lines_of(input .. ".started.ndjson")
+        assert.is_true(#record > 0 and #record < 40, "started " .. #record)
+        assert.equal(#record, instances_started())
+        assert.equal(#record, summary.started)
+        assert.equal(40 - #record, summary.notAttempted)
+        assert.matches(tostring(40 - #record) .. " lines not attempted", stderr)
+
+        -- --resume starts the rest.
+        local rest = run({ "start", "simple", "--from", input, "--resume" })
+        assert.equal(0, rest.code, rest.stderr)
+        assert.equal(40, instances_started())
+        assert.equal(40, #lines_of(input .. ".started.ndjson"))
+      end)
+
+    it("draws a progress bar when stderr is a terminal, none otherwise", function()
+      write_file(input, '{"n":1}\n{"n":2}\n{"n":3}\n{"n":4}\n')
+      local plain = run({ "start", "simple", "--from", input })
+      assert.equal(0, plain.code)
+      assert.is_nil(plain.stderr:find("\r", 1, true))
+
+      os.remove(input .. ".started.ndjson")
+      local typescript, out = dir .. "/typescript", dir .. "/tty.out"
+      local inner = command_line({ "--service-key", full_key, "start", "simple", "--from",
+        input }) .. " >" .. quote(out)
+      assert.is_true(shell("script -qec " .. quote(inner) .. " " .. quote(typescript)
+        .. " </dev/null >/dev/null 2>&1"))
+      local screen = read_file(typescript)
+      assert_no_secret(screen)
+      assert.matches("\r4/4 %[#+%] 100%%", screen)
+      assert.matches("%d+%.%d/s", screen)
+      assert.equal(4, json.decode(read_file(out)).started)
+    end)
+  end)
+
+  it("writes a table when stdout is a terminal, JSON when it is not", function()
+    start("simple")
+    local typescript = dir .. "/table-typescript"
+    local inner = command_line({ "--service-key", full_key, "definitions" })
+    assert.is_true(shell("script -qec " .. quote(inner) .. " " .. quote(typescript)
+      .. " </dev/null >/dev/null 2>&1"))
+    local screen = read_file(typescript)
+    assert.matches("id%s+name%s+version", screen)
+    assert.matches("orderapproval%s+Order approval%s+2", screen)
+    assert.is_nil(screen:find("[{", 1, true))
+    assert.equal("[", run({ "definitions" }).stdout:sub(1, 1))
+    assert.matches("^id ", run({ "--output", "table", "instances" }).stdout)
+  end)
+
+  describe("emulator command", function()
+    local function launch(key_file, name)
+      local pid_file, rc_file = dir .. "/" .. name .. ".pid", dir .. "/" .. name .. ".rc"
+      local err = dir .. "/" .. name .. ".err"
+      local inner = command_line({ "emulator", "--key-file", key_file }) .. " </dev/null"
+        .. " >/dev/null 2>" .. quote(err) .. " & echo $! > " .. quote(pid_file)
+        .. "; wait $!; echo $? > " .. quote(rc_file)
+      assert.is_true(shell("sh -c " .. quote(inner) .. " >/dev/null 2>&1 &"))
+      assert.is_true(wait_for(function() return exists(key_file) and
+        (read_file(err) or ""):find("Ctrl%-C") end, 20), read_file(err))
+      return read_file(pid_file):match("%d+"), rc_file, err
+    end
+
+    local function answers(url)
+      return shell("curl -s -o /dev/null --max-time 2 " .. quote(url .. "/_emulator/stats"))
+    end
+
+    it("serves the key it prints until Ctrl-C, then stops", function()
+      local key_file = dir .. "/emu-int.json"
+      local pid, rc_file, err = launch(key_file, "emu-int")
+      local key = json.decode(read_file(key_file))
+      secrets[#secrets + 1] = key.uaa.clientsecret
+      local r = sapwf({ "--service-key", key_file, "definitions" })
+      assert.equal(0, r.code, r.stderr)
+      assert.equal(3, #r.json)
+      local base = key.uaa.url
+      assert.is_true(answers(base))
+      assert.is_true(shell("kill -INT " .. pid))
+      assert.is_true(wait_for(function() return (read_file(rc_file) or "") ~= "" end, 10))
+      assert.equal("0", read_file(rc_file):match("%d+"))
+      assert.matches("emulator stopped", read_file(err))
+      assert_no_secret(read_file(err))
+      assert.is_false(answers(base))
+    end)
+
+    it("stops its nginx when it is ended with SIGTERM", function()
+      local key_file = dir .. "/emu-term.json"
+      local pid, rc_file, err = launch(key_file, "emu-term")
+      local key = json.decode(read_file(key_file))
+      secrets[#secrets + 1] = key.uaa.clientsecret
+      local nginx_dir = read_file(err):match("in (/[^%)]+)%)")
+      assert.is_truthy(nginx_dir)
+      assert.is_true(answers(key.uaa.url))
+      assert.is_true(shell("kill -TERM " .. pid))
+      assert.is_true(wait_for(function() return (read_file(rc_file) or "") ~= "" end, 10))
+      assert.is_true(wait_for(function() return not answers(key.uaa.url) end, 10))
+      assert.is_true(wait_for(function() return not shell("test -d " .. quote(nginx_dir)) end, 10))
+    end)
+  end)
+end)
