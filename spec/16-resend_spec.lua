@@ -1,0 +1,64 @@
+-- libcurl re-sends a request by itself when a kept-alive connection it reuses turns out to
+-- be dead before any answer byte arrives. For a GET that is harmless; for a start it could
+-- create a second instance. This proves both halves against the emulator: libcurl does
+-- re-send (the GET case), and sapwf never lets it re-send a POST (the start case).
+--
+-- The emulator's drop_after fault performs the operation and then closes the connection
+-- without answering: on a reused connection that is exactly the situation libcurl retries.
+local sapwf = require "sapwf"
+local helpers = require "spec.helpers"
+
+describe("libcurl's automatic re-send on a dead reused connection", function()
+  local emu, wf
+
+  setup(function() emu = helpers.start_emulator() end)
+  teardown(function() if emu then emu:stop() end end)
+  before_each(function()
+    emu:reset()
+    wf = assert(sapwf.new{ service_key = emu:service_key("full") })
+    -- One API call first, so the next one goes out on a reused connection.
+    assert(wf:definitions())
+  end)
+  after_each(function() wf:close() end)
+
+  local function count(operation)
+    return emu:stats().api_requests_by_operation[operation] or 0
+  end
+
+  it("happens for a GET: the call succeeds and the server saw it twice", function()
+    local before = count("GET /v1/workflow-definitions")
+    emu:fault{ fault = "drop_after", method = "GET", path = "/v1/workflow-definitions" }
+    local list = assert(wf:definitions())
+    assert.is_true(#list > 0)
+    assert.equal(before + 2, count("GET /v1/workflow-definitions"))
+  end)
+
+  it("never happens for a start: one instance, and the error says the outcome is unknown",
+     function()
+    emu:fault{ fault = "drop_after", method = "POST", path = "/v1/workflow-instances" }
+    local inst, err = wf:start("simple", { order = 42 })
+    assert.is_nil(inst)
+    assert.equal("network", err.kind)
+    assert.equal("unknown", err.outcome)
+    assert.is_false(err.retryable)
+    assert.equal(1, count("POST /v1/workflow-instances"))
+    assert.equal(1, emu:stats().instances_started)
+    assert.equal(1, #assert(emu:control("GET", "/instances")))
+    -- The client is still usable, and the instance can be looked up instead of restarted.
+    local found = assert(wf:instances{ definitionId = "simple" })
+    assert.equal(1, #found)
+    assert.equal(42, assert(wf:context(found[1].id)).order)
+  end)
+
+  it("never happens for a message either", function()
+    local inst = assert(wf:start("orderapproval", { orderId = "7", product = "Lens" }))
+    local tasks = assert(wf:tasks{ workflowInstanceId = inst.id })
+    assert(wf:complete_task(tasks[1].id, { approved = true }))
+    emu:fault{ fault = "drop_after", method = "POST", path = "/v1/messages" }
+    local consumed, err = wf:send_message{ definitionId = "orderShipped",
+                                           workflowInstanceId = inst.id }
+    assert.is_nil(consumed)
+    assert.equal("unknown", err.outcome)
+    assert.equal(1, emu:stats().messages)
+  end)
+end)
