@@ -50,6 +50,7 @@ LUA_VERSION_DIR := 5.1
 endif
 LUADIR     ?= $(PREFIX)/share/lua/$(LUA_VERSION_DIR)
 LIBDIR     ?= $(PREFIX)/lib/lua/$(LUA_VERSION_DIR)
+BINDIR     ?= $(PREFIX)/bin
 
 BUILD_DIR  := build/$(LUA)
 OBJ_DIR    := $(BUILD_DIR)/obj
@@ -83,9 +84,10 @@ demo: deps
 	SAPWF_BUILD_DIR=$(BUILD_DIR) $(LUA) examples/run-demo.lua
 
 install: $(MODULE)
-	install -d $(DESTDIR)$(LIBDIR)/sapwf $(DESTDIR)$(LUADIR)/sapwf
+	install -d $(DESTDIR)$(LIBDIR)/sapwf $(DESTDIR)$(LUADIR)/sapwf $(DESTDIR)$(BINDIR)
 	install -m 0755 $(MODULE) $(DESTDIR)$(LIBDIR)/sapwf/core.so
 	cp -R lua/sapwf/. $(DESTDIR)$(LUADIR)/sapwf/
+	install -m 0755 bin/sapwf $(DESTDIR)$(BINDIR)/sapwf
 
 clean:
-	rm -rf build
+	rm -rf build src/*.o

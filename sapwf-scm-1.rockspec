@@ -1,0 +1,100 @@
+-- sapwf as a rock. `luarocks make` builds the C module with LuaRocks' own builtin rules.
+-- libcurl is found by its library: Debian keeps curl/curl.h under a multiarch include
+-- directory where LuaRocks does not look for headers, but the compiler finds it there.
+-- Offline, or with Debian's lua-cjson, use `luarocks make --deps-mode=none`.
+-- spec/07-rockspec_spec.lua checks that every file under lua/ is listed below.
+rockspec_format = "3.0"
+package = "sapwf"
+version = "scm-1"
+source = {
+  url = "git+https://github.com/sapwf/sapwf.git",
+}
+description = {
+  summary = "SAP BTP Workflow service REST API client for Lua (libcurl + lua-cjson)",
+  detailed = [[
+Drives the SAP BTP Workflow service (Cloud Foundry) with technical (client-credentials)
+authentication: token cache, every Workflow API v1 call, exact JSON, errors that name the
+missing authority and the cf update-service fix, a command line and a local emulator.]],
+  homepage = "https://github.com/sapwf/sapwf",
+  license = "MIT",
+  labels = { "sap", "workflow", "btp", "oauth", "libcurl" },
+}
+dependencies = {
+  "lua >= 5.1, < 5.5",
+  "lua-cjson >= 2.1.0",
+}
+external_dependencies = {
+  CURL = { library = "curl" },
+}
+build = {
+  type = "builtin",
+  modules = {
+    ["sapwf.core"] = {
+      sources = { "src/core.c", "src/client.c", "src/transfer.c", "src/token.c" },
+      libraries = { "curl" },
+      incdirs = { "$(CURL_INCDIR)" },
+      libdirs = { "$(CURL_LIBDIR)" },
+      defines = { "_POSIX_C_SOURCE=200809L" },
+    },
+    ["sapwf.cli.authorities"] = "lua/sapwf/cli/authorities.lua",
+    ["sapwf.cli.bulk"] = "lua/sapwf/cli/bulk.lua",
+    ["sapwf.cli.commands"] = "lua/sapwf/cli/commands.lua",
+    ["sapwf.cli.doctor"] = "lua/sapwf/cli/doctor.lua",
+    ["sapwf.cli.emulator"] = "lua/sapwf/cli/emulator.lua",
+    ["sapwf.cli.exitcodes"] = "lua/sapwf/cli/exitcodes.lua",
+    ["sapwf.cli"] = "lua/sapwf/cli/init.lua",
+    ["sapwf.cli.input"] = "lua/sapwf/cli/input.lua",
+    ["sapwf.cli.output"] = "lua/sapwf/cli/output.lua",
+    ["sapwf.cli.parser"] = "lua/sapwf/cli/parser.lua",
+    ["sapwf.cli.progress"] = "lua/sapwf/cli/progress.lua",
+    ["sapwf.cli.session"] = "lua/sapwf/cli/session.lua",
+    ["sapwf.cli.token"] = "lua/sapwf/cli/token.lua",
+    ["sapwf.client"] = "lua/sapwf/client.lua",
+    ["sapwf.definitions"] = "lua/sapwf/definitions.lua",
+    ["sapwf.emulator.certs"] = "lua/sapwf/emulator/certs.lua",
+    ["sapwf.emulator.control"] = "lua/sapwf/emulator/control.lua",
+    ["sapwf.emulator.defaults"] = "lua/sapwf/emulator/defaults.lua",
+    ["sapwf.emulator"] = "lua/sapwf/emulator/init.lua",
+    ["sapwf.emulator.nginx_conf"] = "lua/sapwf/emulator/nginx_conf.lua",
+    ["sapwf.emulator.server.api.definitions"] = "lua/sapwf/emulator/server/api/definitions.lua",
+    ["sapwf.emulator.server.api.forms"] = "lua/sapwf/emulator/server/api/forms.lua",
+    ["sapwf.emulator.server.api.instances"] = "lua/sapwf/emulator/server/api/instances.lua",
+    ["sapwf.emulator.server.api.messages"] = "lua/sapwf/emulator/server/api/messages.lua",
+    ["sapwf.emulator.server.api.tasks"] = "lua/sapwf/emulator/server/api/tasks.lua",
+    ["sapwf.emulator.server.api.tenant"] = "lua/sapwf/emulator/server/api/tenant.lua",
+    ["sapwf.emulator.server.control"] = "lua/sapwf/emulator/server/control.lua",
+    ["sapwf.emulator.server.dispatch"] = "lua/sapwf/emulator/server/dispatch.lua",
+    ["sapwf.emulator.server.engine"] = "lua/sapwf/emulator/server/engine.lua",
+    ["sapwf.emulator.server.faults"] = "lua/sapwf/emulator/server/faults.lua",
+    ["sapwf.emulator.server"] = "lua/sapwf/emulator/server/init.lua",
+    ["sapwf.emulator.server.json"] = "lua/sapwf/emulator/server/json.lua",
+    ["sapwf.emulator.server.oauth"] = "lua/sapwf/emulator/server/oauth.lua",
+    ["sapwf.emulator.server.operations"] = "lua/sapwf/emulator/server/operations.lua",
+    ["sapwf.emulator.server.query"] = "lua/sapwf/emulator/server/query.lua",
+    ["sapwf.emulator.server.respond"] = "lua/sapwf/emulator/server/respond.lua",
+    ["sapwf.emulator.server.router"] = "lua/sapwf/emulator/server/router.lua",
+    ["sapwf.emulator.server.shared"] = "lua/sapwf/emulator/server/shared.lua",
+    ["sapwf.emulator.server.store"] = "lua/sapwf/emulator/server/store.lua",
+    ["sapwf.emulator.server.tokens"] = "lua/sapwf/emulator/server/tokens.lua",
+    ["sapwf.emulator.server.util"] = "lua/sapwf/emulator/server/util.lua",
+    ["sapwf.emulator.server.views"] = "lua/sapwf/emulator/server/views.lua",
+    ["sapwf.emulator.server.workflows"] = "lua/sapwf/emulator/server/workflows.lua",
+    ["sapwf.emulator.service_key"] = "lua/sapwf/emulator/service_key.lua",
+    ["sapwf.emulator.shell"] = "lua/sapwf/emulator/shell.lua",
+    ["sapwf.errors"] = "lua/sapwf/errors.lua",
+    ["sapwf"] = "lua/sapwf/init.lua",
+    ["sapwf.instances"] = "lua/sapwf/instances.lua",
+    ["sapwf.jobs"] = "lua/sapwf/jobs.lua",
+    ["sapwf.json"] = "lua/sapwf/json.lua",
+    ["sapwf.messages"] = "lua/sapwf/messages.lua",
+    ["sapwf.operations"] = "lua/sapwf/operations.lua",
+    ["sapwf.paging"] = "lua/sapwf/paging.lua",
+    ["sapwf.query"] = "lua/sapwf/query.lua",
+    ["sapwf.request"] = "lua/sapwf/request.lua",
+    ["sapwf.servicekey"] = "lua/sapwf/servicekey.lua",
+    ["sapwf.tasks"] = "lua/sapwf/tasks.lua",
+  },
+  install = {
+    bin = { sapwf = "bin/sapwf" },
+  },
+}

@@ -1,0 +1,121 @@
+-- Installing: the rockspec lists every module, `luarocks make` installs offline into a
+-- local tree, and `make install` into a prefix; in both cases a separate Lua process that
+-- sees only the installed copy (not ./lua or ./build) talks to the emulator.
+local helpers = require "spec.helpers"
+local cjson = require "cjson"
+
+local function run(cmd)
+  local out = os.tmpname()
+  local ok, _, code = os.execute(cmd .. " >" .. out .. " 2>&1")
+  local f = assert(io.open(out, "rb"))
+  local text = f:read("*a")
+  f:close()
+  os.remove(out)
+  if type(ok) == "number" then code = ok; ok = (ok == 0) end   -- Lua 5.1
+  return ok, text, code
+end
+
+local function read_file(path)
+  local f = assert(io.open(path, "rb"))
+  local text = f:read("*a")
+  f:close()
+  return text
+end
+
+local function make_temp_dir()
+  local ok, out = run("mktemp -d")
+  assert(ok, out)
+  return (out:gsub("%s+$", ""))
+end
+
+describe("installing", function()
+  local emu, tmp, key_file
+
+  setup(function()
+    emu = helpers.start_emulator()
+    tmp = make_temp_dir()
+    key_file = tmp .. "/key.json"
+    local f = assert(io.open(key_file, "wb"))
+    f:write(cjson.encode(emu:service_key("full")))
+    f:close()
+  end)
+  teardown(function()
+    if emu then emu:stop() end
+    if tmp then run("rm -rf '" .. tmp .. "'") end
+  end)
+
+  describe("the rockspec", function()
+    local rockspec
+    setup(function() rockspec = read_file("sapwf-scm-1.rockspec") end)
+
+    it("passes luarocks lint", function()
+      local ok, out = run("luarocks lint sapwf-scm-1.rockspec")
+      assert.is_true(ok, out)
+    end)
+
+    it("lists every Lua file under lua/ and every C source", function()
+      local ok, out = run("find lua -name '*.lua' | sort; ls src/*.c")
+      assert.is_true(ok, out)
+      local missing = {}
+      for file in out:gmatch("[^\n]+") do
+        if not rockspec:find('"' .. file .. '"', 1, true) then missing[#missing + 1] = file end
+      end
+      assert.are.same({}, missing)
+    end)
+  end)
+
+  -- Runs a Lua program in a fresh lua5.4 whose paths hold only `lpath`/`cpath` and the
+  -- system directories (for Debian's lua-cjson), from a directory with no ./lua in it.
+  local function run_installed(lpath, cpath, program)
+    local file = tmp .. "/program.lua"
+    local f = assert(io.open(file, "wb"))
+    f:write(program)
+    f:close()
+    return run(string.format("cd '%s' && LUA_PATH='%s;;' LUA_CPATH='%s;;' lua5.4 '%s'",
+                             tmp, lpath, cpath, file))
+  end
+
+  local PROGRAM = [[
+    local sapwf = require "sapwf"
+    local where = package.searchpath("sapwf.core", package.cpath)
+    local wf = assert(sapwf.new{ service_key = %q })
+    local inst = assert(wf:start("simple", { n = 1 }))
+    io.write(where, " ", inst.status, "\n")
+  ]]
+
+  it("luarocks make installs offline into a local tree, and the module works from there",
+     function()
+    local tree = tmp .. "/rocks"
+    local ok, out = run("luarocks --lua-version=5.4 --tree='" .. tree
+                        .. "' make --deps-mode=none sapwf-scm-1.rockspec")
+    assert.is_true(ok, out)
+    local lpath = tree .. "/share/lua/5.4/?.lua;" .. tree .. "/share/lua/5.4/?/init.lua"
+    local cpath = tree .. "/lib/lua/5.4/?.so"
+    local ran, text = run_installed(lpath, cpath, PROGRAM:format(key_file))
+    assert.is_true(ran, text)
+    assert.equal(tree .. "/lib/lua/5.4/sapwf/core.so RUNNING\n", text)
+    -- The rock installs the command line too (a custom tree needs its paths, as
+    -- `luarocks path --tree` prints them).
+    local cli_ok, cli_out = run(string.format(
+      "LUA_PATH='%s;;' LUA_CPATH='%s;;' '%s/bin/sapwf' --service-key '%s' --output json definitions",
+      lpath, cpath, tree, key_file))
+    assert.is_true(cli_ok, cli_out)
+    assert.truthy(cli_out:find("orderapproval", 1, true))
+  end)
+
+  it("make install puts the module and the command under PREFIX", function()
+    local prefix = tmp .. "/prefix"
+    local ok, out = run("make --no-print-directory install PREFIX='" .. prefix .. "'")
+    assert.is_true(ok, out)
+    local lpath = prefix .. "/share/lua/5.4/?.lua;" .. prefix .. "/share/lua/5.4/?/init.lua"
+    local cpath = prefix .. "/lib/lua/5.4/?.so"
+    local ran, text = run_installed(lpath, cpath, PROGRAM:format(key_file))
+    assert.is_true(ran, text)
+    assert.equal(prefix .. "/lib/lua/5.4/sapwf/core.so RUNNING\n", text)
+    local cli_ok, cli_out = run(string.format(
+      "LUA_PATH='%s;;' LUA_CPATH='%s;;' '%s/bin/sapwf' --service-key '%s' --output json token",
+      lpath, cpath, prefix, key_file))
+    assert.is_true(cli_ok, cli_out)
+    assert.truthy(cli_out:find("expires", 1, true) or cli_out:find("seconds", 1, true), cli_out)
+  end)
+end)
