@@ -1081,4 +1081,27 @@ describe("emulator", function()
       assert.is_nil(io.open(dir .. "/conf/nginx.conf"))
     end)
   end)
+  -- Ports are picked at random; when one is taken, the launcher tries others. The failed
+  -- attempt's bind errors must not be reported as errors of the emulator that did start
+  -- (they once failed every after_each of a run that collided with another nginx).
+  it("retries on other ports when the first pick is taken, with a clean error log", function()
+    local shell = require "sapwf.emulator.shell"
+    local real_random_int = shell.random_int
+    local calls = 0
+    shell.random_int = function(lo, hi)
+      calls = calls + 1
+      if calls == 1 then return tonumber(emu.url:match(":(%d+)$")) end  -- taken: emu has it
+      return real_random_int(lo, hi)
+    end
+    local ok, second = pcall(helpers.start_emulator, { tls = false })
+    shell.random_int = real_random_int
+    assert(ok, second)
+    local stopped = false
+    finally(function() if not stopped then second:stop() end end)
+    assert.are_not.equal(emu.url, second.url)
+    assert.same({}, second:log_errors())
+    assert.equal(200, curl(second.dir, "GET", second.url .. "/_emulator/stats", {}).status)
+    second:stop()
+    stopped = true
+  end)
 end)

@@ -128,6 +128,9 @@ local function run_nginx(self, nginx, settings)
     end
     message = shell.read_file(err_file) or ""
     if not message:find("Address already in use", 1, true) then break end
+    -- The failed attempt's [emerg] lines are not the running server's: log_errors() must
+    -- only report what the emulator that did start logged.
+    shell.write_file(dir .. "/logs/error.log", "")
   end
   return nil, "nginx did not start: " .. message
 end
