@@ -1,5 +1,5 @@
--- Service keys, VCAP_SERVICES and sapwf.new's options. No server is needed: a client that
--- is never used sends nothing.
+-- Service keys, VCAP_SERVICES and sapwf.new's options. Most need no server: a client that
+-- is never used sends nothing. The from_env calls against the emulator start one.
 local servicekey = require "sapwf.servicekey"
 local sapwf = require "sapwf"
 local cjson = require "cjson"
@@ -227,6 +227,68 @@ describe("sapwf.from_env", function()
                  .. "bindings (wf-one, wf-two): pass the name to from_env\n", out)
   end)
 
+  describe("against the emulator", function()
+    local helpers = require "spec.helpers"
+    local emu
+
+    setup(function() emu = helpers.start_emulator() end)
+    teardown(function() if emu then emu:stop() end end)
+    before_each(function() emu:reset() end)
+
+    local function binding(name, label, client)
+      return { label = label, name = name, instance_name = name,
+               credentials = emu:service_key(client or "full") }
+    end
+
+    it("makes calls with the only binding's credentials", function()
+      local out = run_child(cjson.encode({ workflow = { binding("wf-only", "workflow") } }), [[
+        local wf = assert(sapwf.from_env())
+        local inst = assert(wf:start("simple", { from = "env" }))
+        io.write(inst.id, " ", inst.status, " ", inst.startedBy)]])
+      local id, status, by = out:match("^(%S+) (%S+) (%S+)$")
+      assert.equal("RUNNING", status, out)
+      assert.equal(emu:service_key("full").uaa.clientid, by)
+      local found = {}
+      for _, inst in ipairs(emu:instances()) do found[inst.id] = inst end
+      assert.same({ from = "env" }, found[id].context)
+    end)
+
+    it("takes a process-automation-service binding by name among others", function()
+      local text = cjson.encode({
+        workflow = { binding("wf-a", "workflow", "limited") },
+        ["process-automation-service"] = { binding("spa", "process-automation-service") } })
+      local out = run_child(text, [[
+        local wf = assert(sapwf.from_env("spa"))
+        io.write(#assert(wf:definitions()))]])
+      assert.equal("3", out)
+    end)
+
+    it("names the binding's instance in 403 hints, unless opts.instance says otherwise",
+       function()
+      local text = cjson.encode({ workflow = { binding("wf-prod", "workflow", "limited") } })
+      local out = run_child(text, [[
+        local _, err = assert(sapwf.from_env()):instances()
+        local _, err2 = assert(sapwf.from_env(nil, { instance = "other" })):instances()
+        io.write(err.kind, "|", err.hint, "|", err2.hint)]])
+      local kind, hint, hint2 = out:match("^(.-)|(.-)|(.*)$")
+      assert.equal("forbidden", kind, out)
+      assert.matches("^cf update%-service wf%-prod %-c", hint)
+      assert.matches("^cf update%-service other %-c", hint2)
+    end)
+
+    it("returns a config error when VCAP_SERVICES is not set", function()
+      local script = write_file(
+        'package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path\n' ..
+        'package.cpath = "./build/lua5.4/?.so;" .. package.cpath\n' ..
+        'local wf, err = require("sapwf").from_env()\n' ..
+        'io.write(tostring(wf), "|", err.kind, "|", err.message)')
+      local pipe = assert(io.popen("env -u VCAP_SERVICES lua5.4 " .. script .. " 2>&1"))
+      local out = pipe:read("*a")
+      pipe:close()
+      assert.equal("nil|config|VCAP_SERVICES is not set", out)
+    end)
+  end)
+
   it("raises for wrong argument types and a service_key option", function()
     assert.has_error(function() sapwf.from_env(5) end,
                      "bad argument #1 to 'from_env' (string expected, got number)")
@@ -234,6 +296,10 @@ describe("sapwf.from_env", function()
                      "bad option 'service_key' (from_env reads VCAP_SERVICES)")
     assert.has_error(function() sapwf.from_env(nil, { timout = 1 }) end,
                      "bad option 'timout' (unknown option)")
+    assert.has_error(function() sapwf.from_env(nil, "fast") end,
+                     "bad argument #2 to 'from_env' (table expected, got string)")
+    assert.has_error(function() sapwf.from_env(nil, { timeout = "5" }) end,
+                     "bad option 'timeout' (number expected, got string)")
   end)
 end)
 

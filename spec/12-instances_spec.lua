@@ -4,6 +4,8 @@
 local sapwf = require "sapwf"
 local helpers = require "spec.helpers"
 
+local unpack = table.unpack or unpack
+
 describe("instances", function()
   local emu, wf, limited
 
@@ -343,6 +345,324 @@ describe("instances", function()
       assert.equal(400, err.status)
       local _, err2 = limited:delete_instances({ string.rep("0", 36) })
       assert.equal("WORKFLOW_INSTANCES_UPDATE", err2.authority)
+    end)
+  end)
+
+  describe("status changes in detail", function()
+    it("cancel ends the instance and its open task; later status changes are 422", function()
+      local inst = assert(wf:start("orderapproval", { product = "Lens", orderId = "7" }))
+      local task = assert(wf:tasks{ workflowInstanceId = inst.id })[1]
+      local ok, meta = wf:cancel(inst.id)
+      assert.is_true(ok)
+      assert.equal(202, meta.status)
+      local canceled = assert(wf:instance(inst.id))
+      assert.equal("CANCELED", canceled.status)
+      assert.is_string(canceled.completedAt)
+      assert.equal("CANCELED", assert(wf:task(task.id)).status)
+      for _, name in ipairs({ "cancel", "suspend", "resume" }) do
+        local again, err = wf[name](wf, inst.id)
+        assert.is_nil(again, name)
+        assert.equal("invalid", err.kind, name)
+        assert.equal(422, err.status, name)
+        assert.equal("bpm.workflowruntime.rest.instance.status.invalid", err.code, name)
+        assert.equal("PATCH", err.method, name)
+        assert.equal("/v1/workflow-instances/" .. inst.id, err.path, name)
+      end
+      assert.equal("CANCELED", assert(wf:instance(inst.id)).status)
+    end)
+
+    it("suspend twice stays SUSPENDED; resuming a suspended erroneous one retries it", function()
+      local inst = assert(wf:start("failing"))
+      assert.is_true(wf:suspend(inst.id))
+      assert.is_true(wf:suspend(inst.id))
+      assert.equal("SUSPENDED", assert(wf:instance(inst.id)).status)
+      assert.is_true(wf:resume(inst.id))
+      -- The retry ran and failed the same way again.
+      assert.equal("ERRONEOUS", assert(wf:instance(inst.id)).status)
+      assert.equal(1, #assert(wf:error_messages(inst.id)))
+    end)
+  end)
+
+  describe("execution_logs", function()
+    it("records each change in order, by whom, with the context changes", function()
+      local user = emu:service_key("full").uaa.clientid
+      local inst = assert(wf:start("simple", { a = 1 }))
+      assert(wf:suspend(inst.id))
+      assert(wf:resume(inst.id))
+      assert(wf:update_context(inst.id, { a = 2, b = 3 }))
+      assert(wf:replace_context(inst.id, { c = 1 }))
+      assert(wf:update_roles(inst.id, { viewerUsers = "ann" }))
+      assert(wf:cancel(inst.id))
+      local logs, meta = assert(wf:execution_logs(inst.id))
+      assert.equal(200, meta.status)
+      local types, previous = {}, -1
+      for i, entry in ipairs(logs) do
+        types[i] = entry.type
+        assert.is_string(entry.id)                      -- ids are strings, in log order
+        assert.is_true(tonumber(entry.id) > previous)
+        previous = tonumber(entry.id)
+        assert.equal(inst.id, entry.referenceInstanceId)
+        assert.equal(user, entry.userId)
+        assert.matches("^%d%d%d%d%-%d%d%-%d%dT", entry.timestamp)
+      end
+      assert.same({ "WORKFLOW_STARTED", "WORKFLOW_SUSPENDED", "WORKFLOW_RESUMED",
+                    "WORKFLOW_CONTEXT_PATCHED_BY_ADMIN", "WORKFLOW_CONTEXT_OVERWRITTEN_BY_ADMIN",
+                    "WORKFLOW_ROLES_PATCHED_BY_ADMIN", "WORKFLOW_CANCELED" }, types)
+      assert.same({ create = { "b" }, update = { "a" } }, logs[4].changes)
+      table.sort(logs[5].changes.delete)
+      assert.same({ create = { "c" }, delete = { "a", "b" } }, logs[5].changes)
+    end)
+  end)
+
+  describe("error_messages and attributes", function()
+    it("tell what failed in an erroneous instance, and nothing for a healthy one", function()
+      local failed = assert(wf:start("failing"))
+      local messages, meta = assert(wf:error_messages(failed.id))
+      assert.equal(200, meta.status)
+      assert.equal(1, #messages)
+      local m = messages[1]
+      assert.equal("servicetask1", m.activityId)
+      assert.equal("Call the ERP system", m.activityName)
+      assert.matches("destination 'ERP' could not be found", m.message)
+      assert.matches("^%x+%-%x+%-%x+%-%x+%-%x+$", m.logId)
+      -- The execution log's failure entry carries the same log id.
+      local logs = assert(wf:execution_logs(failed.id))
+      assert.equal("SERVICETASK_FAILED", logs[2].type)
+      assert.equal(m.logId, logs[2].error.logId)
+
+      local healthy = assert(wf:start("simple"))
+      local none = assert(wf:error_messages(healthy.id))
+      assert.same({}, none)
+      assert.equal(getmetatable(sapwf.array{}), getmetatable(none))
+    end)
+
+    it("attributes are the definition's custom attributes with the context's values", function()
+      local order = assert(wf:start("orderapproval", { product = "Lens", orderId = "A-9" }))
+      local attributes, meta = assert(wf:attributes(order.id))
+      assert.equal(200, meta.status)
+      assert.same({ { id = "product", label = "Product", value = "Lens", type = "string" },
+                    { id = "orderId", label = "Order ID", value = "A-9", type = "string" } },
+                  attributes)
+      assert.same({}, assert(wf:attributes(assert(wf:start("simple")).id)))
+    end)
+  end)
+
+  describe("roles in detail", function()
+    it("replace only the roles given; {} and \"\" clear one", function()
+      local inst = assert(wf:start("simple"))
+      local empty = assert(wf:roles(inst.id))
+      for _, name in ipairs({ "viewerUsers", "viewerGroups", "adminUsers", "adminGroups",
+                              "contextViewerUsers", "contextViewerGroups",
+                              "contextAdminUsers", "contextAdminGroups" }) do
+        assert.same({}, empty[name], name)
+      end
+      assert.is_true(wf:update_roles(inst.id, { viewerUsers = { "ann@x", "bob@x" },
+        viewerGroups = "G1", adminUsers = { "root@x" },
+        contextAdminGroups = { "CA1", "CA2", "CA3" } }))
+      local ok, meta = wf:update_roles(inst.id, { viewerUsers = {}, adminUsers = "" })
+      assert.is_true(ok)
+      assert.equal(204, meta.status)
+      local roles = assert(wf:roles(inst.id))
+      assert.same({}, roles.viewerUsers)
+      assert.same({}, roles.adminUsers)
+      assert.same({ "G1" }, roles.viewerGroups)
+      assert.same({ "CA1", "CA2", "CA3" }, roles.contextAdminGroups)
+    end)
+
+    it("returns the service's 400 for more than 100 members, changing nothing", function()
+      local inst = assert(wf:start("simple"))
+      assert(wf:update_roles(inst.id, { viewerUsers = "ann@x" }))
+      local many = {}
+      for i = 1, 101 do many[i] = "user" .. i .. "@x" end
+      local ok, err = wf:update_roles(inst.id, { viewerUsers = many })
+      assert.is_nil(ok)
+      assert.equal("invalid", err.kind)
+      assert.equal(400, err.status)
+      assert.equal("At most 100 users or groups can be assigned to viewerUsers", err.message)
+      assert.same({ "ann@x" }, assert(wf:roles(inst.id)).viewerUsers)
+    end)
+  end)
+
+  describe("contexts and attachments that are not objects", function()
+    it("are refused by the service with 400, and nothing changes", function()
+      local inst = assert(wf:start("simple", { keep = true }))
+      assert(wf:update_attachments(inst.id, { rootFolder = "f1" }))
+      local cases = {
+        { "update_context", "PATCH", "/context" },
+        { "replace_context", "PUT", "/context" },
+        { "update_attachments", "PUT", "/attachments" },
+      }
+      for _, case in ipairs(cases) do
+        local ok, err = wf[case[1]](wf, inst.id, { "a", "b" })  -- a JSON array
+        assert.is_nil(ok, case[1])
+        assert.equal("invalid", err.kind, case[1])
+        assert.equal(400, err.status, case[1])
+        assert.equal("bpm.workflowruntime.rest.content.format.invalid", err.code, case[1])
+        assert.equal(case[2], err.method, case[1])
+        assert.equal("/v1/workflow-instances/" .. inst.id .. case[3], err.path, case[1])
+      end
+      assert.same({ keep = true }, assert(wf:context(inst.id)))
+      assert.same({ rootFolder = "f1" }, assert(wf:attachments(inst.id)))
+    end)
+
+    it("update_attachments replaces, never merges", function()
+      local inst = assert(wf:start("simple"))
+      assert(wf:update_attachments(inst.id, { rootFolder = "f1", groups = { a = 1 } }))
+      local ok, meta = wf:update_attachments(inst.id, { rootFolder = "f2" })
+      assert.is_true(ok)
+      assert.equal(204, meta.status)
+      assert.same({ rootFolder = "f2" }, assert(wf:attachments(inst.id)))
+    end)
+  end)
+
+  describe("delete_instances in detail", function()
+    it("deletes exactly the ids given; unknown ids of the right length are ignored", function()
+      local a = assert(wf:start("simple"))
+      local b = assert(wf:start("simple"))
+      local c = assert(wf:start("simple"))
+      assert.is_true(wf:delete_instances({ a.id, c.id, string.rep("0", 36) }))
+      for _, gone in ipairs({ a, c }) do
+        local _, err = wf:context(gone.id)
+        assert.equal("not_found", err.kind)
+      end
+      assert.same({ b.id }, ids(assert(wf:instances{ definitionId = "simple" })))
+    end)
+
+    it("follows a bulk delete job until it is gone", function()
+      local many = {}
+      for i = 1, 1001 do many[i] = string.format("%036d", i) end
+      local result, meta = assert(wf:delete_instances(many))
+      assert.equal(202, meta.status)
+      assert.equal("/workflow-service/rest/v1/jobs/" .. result.job, result.location)
+      local job = assert(wf:job(result.job))
+      assert.equal("RUNNING", job.status)
+      assert.equal(1001, job.details.instancesInitial)
+      local _, err = wf:job(result.job)
+      assert.equal("not_found", err.kind)
+    end)
+  end)
+
+  -- Each call of the family with arguments naming an instance; `instance` is filled in.
+  local ops = require("sapwf.operations").by_name
+  local MISSING = string.rep("0", 36)
+
+  local function by_id(id)
+    return {
+      { "instance", { id } }, { "instance", { id, { expand = "attributes" } } },
+      { "context", { id } }, { "update_context", { id, { x = 1 } } },
+      { "replace_context", { id, { x = 1 } } }, { "cancel", { id } }, { "suspend", { id } },
+      { "resume", { id } }, { "attributes", { id } }, { "execution_logs", { id } },
+      { "error_messages", { id } }, { "roles", { id } },
+      { "update_roles", { id, { viewerUsers = { "a@x" } } } }, { "attachments", { id } },
+      { "update_attachments", { id, { rootFolder = "f" } } },
+    }
+  end
+
+  describe("every call of the family", function()
+    it("answers not_found for an unknown instance id", function()
+      for _, case in ipairs(by_id(MISSING)) do
+        local name = case[1]
+        local value, err = wf[name](wf, unpack(case[2]))
+        assert.is_nil(value, name)
+        assert.is_true(sapwf.is_error(err), name)
+        assert.equal("not_found", err.kind, name)
+        assert.equal(404, err.status, name)
+        assert.equal("bpm.workflowruntime.rest.instance.not.found", err.code, name)
+        assert.equal(ops[name].method, err.method, name)
+        assert.equal((ops[name].path:gsub("{workflowInstanceId}", MISSING)), err.path, name)
+        assert.equal("rejected", err.outcome, name)
+      end
+    end)
+
+    it("answers forbidden naming operations.lua's authority for the limited client", function()
+      local inst = assert(wf:start("simple", { keep = 1 }))
+      local cases = by_id(inst.id)
+      cases[#cases + 1] = { "instances", { { definitionId = "simple" } } }
+      cases[#cases + 1] = { "start", { "simple", { a = 1 } } }
+      cases[#cases + 1] = { "delete_instances", { { inst.id } } }
+      for _, case in ipairs(cases) do
+        local name = case[1]
+        local op = ops[name]
+        local value, err = limited[name](limited, unpack(case[2]))
+        assert.is_nil(value, name)
+        assert.equal("forbidden", err.kind, name)
+        assert.equal(403, err.status, name)
+        assert.equal(op.authority, err.authority, name)
+        assert.equal(op.method, err.method, name)
+        assert.truthy(err.hint:find('"' .. op.authority .. '"', 1, true), name)
+      end
+      -- Nothing that was refused happened.
+      local after = assert(wf:instance(inst.id))
+      assert.equal("RUNNING", after.status)
+      assert.same({ keep = 1 }, assert(wf:context(inst.id)))
+      assert.same({}, assert(wf:roles(inst.id)).viewerUsers)
+      assert.same({}, assert(wf:attachments(inst.id)))
+      assert.equal(1, emu:stats().instances_started)
+    end)
+
+    it("raise for wrong argument types, naming the argument, at the caller's line", function()
+      local cases = {
+        { function() wf:start(5) end, "bad argument #1 to 'start' (string expected, got number)" },
+        { function() wf:start("simple", true) end,
+          "bad argument #2 to 'start' (table expected, got boolean)" },
+        { function() wf:instances(true) end,
+          "bad argument #1 to 'instances' (table expected, got boolean)" },
+        { function() wf:instance(nil) end,
+          "bad argument #1 to 'instance' (string expected, got nil)" },
+        { function() wf:instance("x", "attributes") end,
+          "bad argument #2 to 'instance' (table expected, got string)" },
+        { function() wf:instance("x", { top = 1 }) end,
+          "bad argument #2 to 'instance' (unknown query name 'top'; instance takes expand)" },
+        { function() wf:context(5) end,
+          "bad argument #1 to 'context' (string expected, got number)" },
+        { function() wf:update_context(nil, {}) end,
+          "bad argument #1 to 'update_context' (string expected, got nil)" },
+        { function() wf:update_context("x", "a=1") end,
+          "bad argument #2 to 'update_context' (table expected, got string)" },
+        { function() wf:replace_context(1, {}) end,
+          "bad argument #1 to 'replace_context' (string expected, got number)" },
+        { function() wf:replace_context("x", nil) end,
+          "bad argument #2 to 'replace_context' (table expected, got nil)" },
+        { function() wf:cancel(nil) end, "bad argument #1 to 'cancel' (string expected, got nil)" },
+        { function() wf:suspend(5) end,
+          "bad argument #1 to 'suspend' (string expected, got number)" },
+        { function() wf:suspend("..") end,
+          "bad argument #1 to 'suspend' (id '..' cannot name a resource)" },
+        { function() wf:resume({}) end,
+          "bad argument #1 to 'resume' (string expected, got table)" },
+        { function() wf:attributes(true) end,
+          "bad argument #1 to 'attributes' (string expected, got boolean)" },
+        { function() wf:execution_logs(nil) end,
+          "bad argument #1 to 'execution_logs' (string expected, got nil)" },
+        { function() wf:error_messages(1) end,
+          "bad argument #1 to 'error_messages' (string expected, got number)" },
+        { function() wf:roles(nil) end, "bad argument #1 to 'roles' (string expected, got nil)" },
+        { function() wf:update_roles("x", "viewerUsers=a") end,
+          "bad argument #2 to 'update_roles' (table expected, got string)" },
+        { function() wf:update_roles("x", { viewerUsers = { "a", false } }) end,
+          "bad argument #2 to 'update_roles' (viewerUsers[2]: string expected, got boolean)" },
+        { function() wf:update_roles("x", { viewerUsers = 5 }) end,
+          "bad argument #2 to 'update_roles' (viewerUsers: string or list of strings "
+          .. "expected, got number)" },
+        { function() wf:attachments(nil) end,
+          "bad argument #1 to 'attachments' (string expected, got nil)" },
+        { function() wf:update_attachments("x", "f1") end,
+          "bad argument #2 to 'update_attachments' (table expected, got string)" },
+        { function() wf:update_attachments("", {}) end,
+          "bad argument #1 to 'update_attachments' (id is empty and cannot name a resource)" },
+        { function() wf:delete_instances("id") end,
+          "bad argument #1 to 'delete_instances' (table expected, got string)" },
+        { function() wf:delete_instances({ "" }) end,
+          "bad argument #1 to 'delete_instances' (ids[1]: non-empty string expected, got \"\")" },
+      }
+      for _, case in ipairs(cases) do
+        local ok, msg = pcall(case[1])
+        assert.is_false(ok, case[2])
+        local where, text = tostring(msg):match("^(.-):%d+: (.*)$")
+        assert.equal(case[2], text)
+        assert.matches("12%-instances_spec%.lua$", where)
+      end
+      assert.equal(0, emu:stats().api_requests)
     end)
   end)
 end)

@@ -2,6 +2,8 @@
 local sapwf = require "sapwf"
 local helpers = require "spec.helpers"
 
+local unpack = table.unpack or unpack
+
 describe("tasks and messages", function()
   local emu, wf, limited
 
@@ -250,6 +252,253 @@ describe("tasks and messages", function()
                                       context = { f = print } }
       assert.equal("invalid", err.kind)
       assert.equal("message.context.f: a function is not JSON", err.message)
+      assert.equal(0, emu:stats().api_requests)
+    end)
+  end)
+
+  describe("update_task in detail", function()
+    it("changes subject, description, due date and recipients, as task() then shows", function()
+      local inst, task = order()
+      local ok, meta = wf:update_task(task.id, { subject = "Check the lens order",
+        description = "Look at the price", dueDate = "2030-01-31T12:00:00.000Z",
+        recipientGroups = { "Buyers", "Approvers" }, recipientUsers = "carl" })
+      assert.is_true(ok)
+      assert.equal(204, meta.status)
+      local changed = assert(wf:task(task.id))
+      assert.equal("Check the lens order", changed.subject)
+      assert.equal("Look at the price", changed.description)
+      assert.equal("2030-01-31T12:00:00.000Z", changed.dueDate)
+      assert.same({ "Buyers", "Approvers" }, changed.recipientGroups)
+      assert.same({ "carl" }, changed.recipientUsers)
+      assert.equal("READY", changed.status)             -- not claimed: no processor given
+      assert.equal(task.createdAt, changed.createdAt)
+      local found = assert(wf:tasks{ subject = "Check the lens order" })
+      assert.same({ task.id }, { found[1].id })
+      local logs = assert(wf:execution_logs(inst.id))
+      assert.equal("USERTASK_PATCHED_BY_ADMIN", logs[#logs].type)
+      assert.equal(task.id, logs[#logs].taskId)
+    end)
+
+    it("merges a context given without completing", function()
+      local inst, task = order()
+      assert.is_true(wf:update_task(task.id, { context = { note = "later" } }))
+      assert.equal("READY", assert(wf:task(task.id)).status)
+      assert.equal("later", assert(wf:task_context(task.id)).note)
+      assert.equal("later", assert(wf:context(inst.id)).note)
+    end)
+
+    it("reports the service's 422 for a bad due date or a finished task", function()
+      local _, task = order()
+      local ok, err = wf:update_task(task.id, { dueDate = "tomorrow" })
+      assert.is_nil(ok)
+      assert.equal(422, err.status)
+      assert.equal("The due date could not be set: it is not a date-time.",
+                   err.details[1].message)
+      assert(wf:complete_task(task.id))
+      local _, err2 = wf:update_task(task.id, { subject = "too late" })
+      assert.equal("invalid", err2.kind)
+      assert.equal("bpm.workflowruntime.rest.task.change.property.invalid", err2.code)
+      assert.equal("The task is COMPLETED and cannot be changed.", err2.details[1].message)
+      assert.equal("Approve order Camera", assert(wf:task(task.id)).subject)
+    end)
+  end)
+
+  describe("task reads in detail", function()
+    it("task_context follows the instance's context", function()
+      local inst, task = order("Bag", "9")
+      assert(wf:update_context(inst.id, { price = 120, extra = { a = 1 } }))
+      assert.same({ product = "Bag", price = 120, orderId = "9", extra = { a = 1 } },
+                  assert(wf:task_context(task.id)))
+    end)
+
+    it("task_attachments shows the instance's attachments", function()
+      local inst, task = order()
+      assert(wf:update_attachments(inst.id, { rootFolder = "folder-1" }))
+      local attachments, meta = assert(wf:task_attachments(task.id))
+      assert.equal(200, meta.status)
+      assert.same({ rootFolder = "folder-1" }, attachments)
+    end)
+
+    it("task_form gives the form's metadata, task_form_model its fields", function()
+      local _, task = order()
+      local form = assert(wf:task_form(task.id))
+      assert.equal("task", form.type)
+      assert.equal("1.0", form.revision)
+      assert.same({ { id = "orderapproval" } }, form.workflowDefinitions)
+      local model = assert(wf:task_form_model(task.id))
+      local fields = {}
+      for i, field in ipairs(model.content) do fields[i] = field.id end
+      assert.same({ "product", "price" }, fields)
+      assert.same({ "approve", "reject" }, { model.decisions[1].id, model.decisions[2].id })
+    end)
+
+    it("task_attributes gives the task's custom attributes with the context's values", function()
+      local _, task = order("Lens", "3")
+      assert.same({ { id = "price", label = "Price", value = "100", type = "string" } },
+                  assert(wf:task_attributes(task.id)))
+    end)
+  end)
+
+  describe("task_definitions paging", function()
+    it("counts without items and skips past the end", function()
+      local none, meta = assert(wf:task_definitions{ top = 0, inlinecount = true })
+      assert.same({}, none)
+      assert.equal(1, meta.total)
+      assert.same({}, assert(wf:task_definitions{ skip = 1 }))
+      assert.equal("Approve order", assert(wf:task_definitions())[1].name)
+    end)
+  end)
+
+  describe("send_message to one instance", function()
+    it("merges the message context; the instance no longer waits afterwards", function()
+      local inst, task = order()
+      assert(wf:complete_task(task.id, { approved = true }))
+      local consumed, meta = assert(wf:send_message{ definitionId = "orderShipped",
+        workflowInstanceId = inst.id, context = { carrier = "DHL", parcels = { 1, 2 } } })
+      assert.equal(200, meta.status)
+      assert.same({ { id = inst.id } }, consumed)
+      local ctx = assert(wf:context(inst.id))
+      assert.equal("DHL", ctx.carrier)
+      assert.same({ 1, 2 }, ctx.parcels)
+      assert.is_true(ctx.approved)
+      assert.equal("COMPLETED", assert(wf:instance(inst.id)).status)
+      local again, err = wf:send_message{ definitionId = "orderShipped",
+                                          workflowInstanceId = inst.id }
+      assert.is_nil(again)
+      assert.equal("bpm.workflowruntime.rest.message.no.match", err.code)
+    end)
+
+    it("is not consumed by a suspended instance, nor by another business key", function()
+      local a, ta = order("A", "k-1")
+      assert(wf:complete_task(ta.id))
+      assert(wf:suspend(a.id))
+      local _, err = wf:send_message{ definitionId = "orderShipped", workflowInstanceId = a.id }
+      assert.equal(422, err.status)
+      local _, err2 = wf:send_message{ definitionId = "orderShipped",
+        workflowDefinitionId = "orderapproval", businessKey = "k-2" }
+      assert.equal("bpm.workflowruntime.rest.message.no.match", err2.code)
+      assert(wf:resume(a.id))
+      assert.same({ { id = a.id } }, assert(wf:send_message{ definitionId = "orderShipped",
+        workflowDefinitionId = "orderapproval", businessKey = "k-1" }))
+    end)
+
+    it("returns the service's 400 for an instance id of the wrong length", function()
+      local consumed, err = wf:send_message{ definitionId = "orderShipped",
+                                             workflowInstanceId = "short" }
+      assert.is_nil(consumed)
+      assert.equal("invalid", err.kind)
+      assert.equal(400, err.status)
+      assert.equal("POST", err.method)
+      assert.equal("/v1/messages/", err.path)
+      assert.equal("rejected", err.outcome)
+      assert.equal(0, emu:stats().messages)
+    end)
+  end)
+
+  local ops = require("sapwf.operations").by_name
+
+  local function by_id(id)
+    return {
+      { "task", { id }, "task" }, { "task", { id, { expand = "attributes" } }, "task" },
+      { "task_context", { id }, "task_context" },
+      { "task_attributes", { id }, "task_attributes" },
+      { "task_attachments", { id }, "task_attachments" },
+      { "task_form", { id }, "task_form" }, { "task_form_model", { id }, "task_form_model" },
+      { "complete_task", { id, { ok = true } }, "complete_task" },
+      { "update_task", { id, { priority = "LOW" } }, "update_task" },
+      { "update_task", { id, { status = "COMPLETED" } }, "complete_task" },
+    }
+  end
+
+  describe("every call of the family", function()
+    it("answers not_found for an unknown task id", function()
+      for _, case in ipairs(by_id(MISSING)) do
+        local name, op = case[1], ops[case[3]]
+        local value, err = wf[name](wf, unpack(case[2]))
+        assert.is_nil(value, name)
+        assert.is_true(sapwf.is_error(err), name)
+        assert.equal("not_found", err.kind, name)
+        assert.equal(404, err.status, name)
+        assert.equal("bpm.workflowruntime.rest.task.not.found", err.code, name)
+        assert.equal(op.method, err.method, name)
+        assert.equal((op.path:gsub("{taskInstanceId}", MISSING)), err.path, name)
+      end
+    end)
+
+    it("answers forbidden naming operations.lua's authority for a client without any", function()
+      local inst, task = order()
+      emu:set_client("sb-sapwf-limited!b1|workflow!b10150", { authorities = {} })
+      local none = assert(sapwf.new{ service_key = emu:service_key("limited") })
+      local cases = by_id(task.id)
+      cases[#cases + 1] = { "tasks", { { status = "READY" } }, "tasks" }
+      cases[#cases + 1] = { "task_definitions", { { top = 1 } }, "task_definitions" }
+      cases[#cases + 1] = { "send_message", { { definitionId = "orderShipped",
+        workflowInstanceId = inst.id } }, "send_message" }
+      for _, case in ipairs(cases) do
+        local name, op = case[1], ops[case[3]]
+        local value, err = none[name](none, unpack(case[2]))
+        assert.is_nil(value, name)
+        assert.equal("forbidden", err.kind, name)
+        assert.equal(403, err.status, name)
+        assert.equal(op.authority, err.authority, case[3])
+        assert.equal(op.method, err.method, name)
+        assert.truthy(err.hint:find('"' .. op.authority .. '"', 1, true), name)
+      end
+      none:close()
+      local after = assert(wf:task(task.id))
+      assert.equal("READY", after.status)
+      assert.equal("MEDIUM", after.priority)
+    end)
+
+    it("raise for wrong argument types, naming the argument, at the caller's line", function()
+      local cases = {
+        { function() wf:tasks("READY") end,
+          "bad argument #1 to 'tasks' (table expected, got string)" },
+        { function() wf:task(7) end, "bad argument #1 to 'task' (string expected, got number)" },
+        { function() wf:task("x", true) end,
+          "bad argument #2 to 'task' (table expected, got boolean)" },
+        { function() wf:task_context(nil) end,
+          "bad argument #1 to 'task_context' (string expected, got nil)" },
+        { function() wf:task_attributes({}) end,
+          "bad argument #1 to 'task_attributes' (string expected, got table)" },
+        { function() wf:task_attachments(false) end,
+          "bad argument #1 to 'task_attachments' (string expected, got boolean)" },
+        { function() wf:task_form(nil) end,
+          "bad argument #1 to 'task_form' (string expected, got nil)" },
+        { function() wf:task_form_model(".") end,
+          "bad argument #1 to 'task_form_model' (id '.' cannot name a resource)" },
+        { function() wf:complete_task(nil) end,
+          "bad argument #1 to 'complete_task' (string expected, got nil)" },
+        { function() wf:complete_task("x", "approved") end,
+          "bad argument #2 to 'complete_task' (table expected, got string)" },
+        { function() wf:update_task(5, {}) end,
+          "bad argument #1 to 'update_task' (string expected, got number)" },
+        { function() wf:update_task("x", nil) end,
+          "bad argument #2 to 'update_task' (table expected, got nil)" },
+        { function() wf:update_task("x", { procesor = "ann" }) end,
+          "bad argument #2 to 'update_task' (unknown field 'procesor'; known: attachments, "
+          .. "context, description, dueDate, priority, processor, recipientGroups, "
+          .. "recipientUsers, status, subject)" },
+        { function() wf:update_task("x", { priority = 3 }) end,
+          "bad argument #2 to 'update_task' (priority: string expected, got number)" },
+        { function() wf:update_task("x", { context = "{}" }) end,
+          "bad argument #2 to 'update_task' (context: table expected, got string)" },
+        { function() wf:update_task("x", { recipientGroups = true }) end,
+          "bad argument #2 to 'update_task' (recipientGroups: string or list of strings "
+          .. "expected, got boolean)" },
+        { function() wf:task_definitions(1) end,
+          "bad argument #1 to 'task_definitions' (table expected, got number)" },
+        { function() wf:task_definitions{ status = "READY" } end,
+          "bad argument #1 to 'task_definitions' (unknown query name 'status'; "
+          .. "task_definitions takes expand, inlinecount, skip, top)" },
+      }
+      for _, case in ipairs(cases) do
+        local ok, msg = pcall(case[1])
+        assert.is_false(ok, case[2])
+        local where, text = tostring(msg):match("^(.-):%d+: (.*)$")
+        assert.equal(case[2], text)
+        assert.matches("13%-tasks_messages_spec%.lua$", where)
+      end
       assert.equal(0, emu:stats().api_requests)
     end)
   end)

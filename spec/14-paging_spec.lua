@@ -132,7 +132,9 @@ describe("paging", function()
       assert.is_table(iterator())
       n = n + 1
     end
-    emu:fault{ fault = "status", status = 503, method = "GET", path = "/v1/task-instances" }
+    -- times = -1: every retry sapwf makes by itself meets the fault too (after_each clears it)
+    emu:fault{ fault = "status", status = 503, method = "GET", path = "/v1/task-instances",
+               times = -1 }
     local ok, err = pcall(iterator)
     assert.is_false(ok)
     assert.is_true(sapwf.is_error(err))
@@ -165,5 +167,68 @@ describe("paging", function()
     assert.is_false(ok)
     assert.matches("14%-paging_spec%.lua:%d+: bad argument #1 to 'each_task' %(unknown query "
                    .. "name 'stauts'", msg)
+  end)
+
+  it("yields exactly the matches of a narrow filter, with their data", function()
+    local target = all_simple[123]
+    local got = {}
+    for inst in wf:each_instance{ id = target, definitionId = "simple" } do got[#got + 1] = inst end
+    assert.equal(1, #got)
+    assert.equal(target, got[1].id)
+    assert.equal("RUNNING", got[1].status)
+    local orders = {}
+    for inst in wf:each_instance{ businessKey = { "7", "8" }, orderby = "startedAt asc" } do
+      orders[#orders + 1] = inst.subject
+    end
+    assert.same({ "Order P7", "Order P8" }, orders)
+    local tasks = {}
+    for task in wf:each_task{ containsText = "P1000" } do tasks[#tasks + 1] = task.subject end
+    assert.same({ "Approve order P1000" }, tasks)
+    local none = 0
+    for _ in wf:each_task{ status = "COMPLETED" } do none = none + 1 end
+    assert.equal(0, none)
+  end)
+
+  it("raises the error object when the first page fails, before yielding", function()
+    local limited = assert(sapwf.new{ service_key = emu:service_key("limited") })
+    local ok, err = pcall(limited.each_instance, limited, { definitionId = "simple" })
+    limited:close()
+    assert.is_false(ok)
+    assert.is_true(sapwf.is_error(err))
+    assert.equal("forbidden", err.kind)
+    assert.equal(require("sapwf.operations").by_name.instances.authority, err.authority)
+
+    local ok2, err2 = pcall(wf.each_instance, wf, { status = "SLEEPING" })
+    assert.is_false(ok2)
+    assert.equal("invalid", err2.kind)
+    assert.equal(400, err2.status)
+
+    -- A status no client sends again, so the first answer is the last.
+    emu:fault{ fault = "status", status = 404, method = "GET", path = "/v1/task-instances" }
+    local ok3, err3 = pcall(wf.each_task, wf, { status = "READY" })
+    assert.is_false(ok3)
+    assert.equal("not_found", err3.kind)
+    assert.equal("/v1/task-instances", err3.path)
+  end)
+
+  it("raises for arguments of the wrong type, at the caller's line", function()
+    local cases = {
+      { function() wf:each_instance("simple") end,
+        "bad argument #1 to 'each_instance' (table expected, got string)" },
+      { function() wf:each_instance{ top = "10" } end,
+        "bad argument #1 to 'each_instance' (top must be an integer from 1 to 1000)" },
+      { function() wf:each_task{ skip = -1 } end,
+        "bad argument #1 to 'each_task' (skip must be an integer from 0 to 4000)" },
+      { function() wf:each_task{ status = print } end,
+        "bad argument #1 to 'each_task' (query 'status': string, number, boolean or list "
+        .. "expected, got function)" },
+    }
+    for _, case in ipairs(cases) do
+      local ok, msg = pcall(case[1])
+      assert.is_false(ok, case[2])
+      local where, text = tostring(msg):match("^(.-):%d+: (.*)$")
+      assert.equal(case[2], text)
+      assert.matches("14%-paging_spec%.lua$", where)
+    end
   end)
 end)

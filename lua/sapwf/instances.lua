@@ -3,7 +3,7 @@ local client = require "sapwf.client"
 local query = require "sapwf.query"
 local ops = require "sapwf.operations".by_name
 
-local type, format = type, string.format
+local type, pairs, format = type, pairs, string.format
 local methods, open, call, path_of = client.methods, client.open, client.call, client.path
 local check_id, check_table, argerror = client.check_id, client.check_table, client.argerror
 local encode = client.encode
@@ -159,6 +159,15 @@ function methods.update_roles(self, id, roles)
   open(self, "update_roles")
   check_id("update_roles", 1, id)
   check_table("update_roles", 2, roles)
+  -- A number or boolean would reach the service and come back as a 400: a wrong argument
+  -- type, so it raises like the others (join_lists checks names and list items).
+  for name, value in pairs(roles) do
+    local got = type(value)
+    if ROLE_NAMES[name] and got ~= "string" and got ~= "table" then
+      argerror("update_roles", 2, format("%s: string or list of strings expected, got %s",
+                                         name, got))
+    end
+  end
   local body = client.join_lists("update_roles", 2, roles, ROLE_NAMES, ROLE_NAMES)
   return send_table(self, UPDATE_ROLES, id, body, "roles")
 end

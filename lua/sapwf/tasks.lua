@@ -3,6 +3,7 @@ local client = require "sapwf.client"
 local query = require "sapwf.query"
 local ops = require "sapwf.operations".by_name
 
+local pairs, type, format = pairs, type, string.format
 local methods, open, call, path_of = client.methods, client.open, client.call, client.path
 local check_id, check_table, encode = client.check_id, client.check_table, client.encode
 
@@ -71,12 +72,14 @@ function methods.complete_task(self, id, context)
   return call(self, COMPLETE, path, "", body)
 end
 
+-- Field -> the Lua type it takes ("list": a string, or an array joined with ",").
 local TASK_FIELDS = {
-  context = true, attachments = true, status = true, subject = true, description = true,
-  recipientUsers = true, recipientGroups = true, processor = true, dueDate = true,
-  priority = true,
+  context = "table", attachments = "table", status = "string", subject = "string",
+  description = "string", recipientUsers = "list", recipientGroups = "list",
+  processor = "string", dueDate = "string", priority = "string",
 }
 local TASK_LISTS = { recipientUsers = true, recipientGroups = true }
+local EXPECTED = { table = "table", string = "string", list = "string or list of strings" }
 
 --- Changes task properties: {processor = "bob", priority = "HIGH", recipientUsers = {..}}.
 -- Recipient arrays are joined with "," as the API wants. status = "COMPLETED" completes
@@ -85,6 +88,16 @@ function methods.update_task(self, id, fields)
   open(self, "update_task")
   check_id("update_task", 1, id)
   check_table("update_task", 2, fields)
+  -- Values of the wrong type would come back from the service as a 400: raise instead
+  -- (join_lists checks the names and list items).
+  for name, value in pairs(fields) do
+    local want, got = TASK_FIELDS[name], type(value)
+    if want and got ~= want and not (want == "list" and (got == "string" or got == "table"))
+    then
+      client.argerror("update_task", 2, format("%s: %s expected, got %s", name,
+                                               EXPECTED[want], got))
+    end
+  end
   local body = client.join_lists("update_task", 2, fields, TASK_FIELDS, TASK_LISTS)
   local op = body.status == "COMPLETED" and COMPLETE or UPDATE
   local path = path_of(op, id)
