@@ -7,16 +7,8 @@ local unpack = table.unpack or unpack
 describe("tasks and messages", function()
   local emu, wf, limited
 
-  setup(function()
-    emu = helpers.start_emulator()
-    wf = assert(sapwf.new{ service_key = emu:service_key("full") })
-    limited = assert(sapwf.new{ service_key = emu:service_key("limited") })
-  end)
-  teardown(function()
-    if wf then wf:close() end
-    if limited then limited:close() end
-    if emu then emu:stop() end
-  end)
+  setup(function() emu, wf, limited = helpers.start_api() end)
+  teardown(function() helpers.stop_api(emu, wf, limited) end)
   before_each(function() emu:reset() end)
 
   local MISSING = string.rep("0", 36)

@@ -19,4 +19,30 @@ function helpers.start_emulator(opts)
   return emu
 end
 
+-- The emulator plus two clients, for the API specs: `wf` with every authority and
+-- `limited` with only those a new service instance has (for 403 paths).
+--
+--   setup(function() emu, wf, limited = helpers.start_api() end)
+--   teardown(function() helpers.stop_api(emu, wf, limited) end)
+function helpers.start_api(opts)
+  local sapwf = require "sapwf"
+  local emu = helpers.start_emulator(opts)
+  local wf = assert(sapwf.new{ service_key = emu:service_key("full") })
+  local limited = assert(sapwf.new{ service_key = emu:service_key("limited") })
+  return emu, wf, limited
+end
+
+function helpers.stop_api(emu, wf, limited)
+  if wf then wf:close() end
+  if limited then limited:close() end
+  if emu then emu:stop() end
+end
+
+--- The ids of a list of API objects, in order.
+function helpers.ids(list)
+  local out = {}
+  for i, item in ipairs(list) do out[i] = item.id end
+  return out
+end
+
 return helpers
