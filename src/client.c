@@ -41,12 +41,13 @@ typedef struct options {
   double timeout, connect_timeout, token_margin;
   size_t max_response;
   int verify;
+  int auto_token;
 } options;
 
 static const char *const option_names[] = {
   "api_url", "token_url", "client_id", "client_secret", "cert", "key", "timeout",
   "connect_timeout", "cafile", "verify", "proxy", "token_margin", "max_response",
-  "user_agent", NULL
+  "user_agent", "auto_token", NULL
 };
 
 /* Seconds as a long count of milliseconds must fit 32 bits wherever long does. */
@@ -122,6 +123,21 @@ static double opt_number(lua_State *L, const char *name, double dflt, double max
 }
 
 
+/* opts[name] as a boolean, or dflt when nil. The stack remains unchanged. */
+static int opt_boolean(lua_State *L, const char *name, int dflt)
+{
+  int v = dflt;
+  lua_getfield(L, 1, name);
+  if (!lua_isnil(L, -1)) {
+    if (lua_type(L, -1) != LUA_TBOOLEAN)
+      option_type_error(L, name, "boolean");
+    v = lua_toboolean(L, -1);
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+
 /* Reads and checks every option before anything is allocated: a bad option raises
  * while nothing needs freeing. Leaves the string values on the stack (see opt_string). */
 static void read_options(lua_State *L, options *o)
@@ -161,14 +177,8 @@ static void read_options(lua_State *L, options *o)
   o->max_response = (size_t)max_response;
   lua_pop(L, 1);
 
-  lua_getfield(L, 1, "verify");
-  o->verify = 1;
-  if (!lua_isnil(L, -1)) {
-    if (lua_type(L, -1) != LUA_TBOOLEAN)
-      option_type_error(L, "verify", "boolean");
-    o->verify = lua_toboolean(L, -1);
-  }
-  lua_pop(L, 1);
+  o->verify = opt_boolean(L, "verify", 1);
+  o->auto_token = opt_boolean(L, "auto_token", 1);
 }
 
 /* }==================================================================== */
@@ -257,6 +267,7 @@ static CURLcode open_client(sapwf_client *c, const options *o)
   CURLcode rc;
   struct curl_slist *h;
   c->token_margin = o->token_margin;
+  c->auto_token = o->auto_token;
   c->response.max = o->max_response;
   c->api_url_len = o->api_url_len;
   c->api_url = copy_bytes(o->api_url, o->api_url_len);
@@ -312,6 +323,10 @@ int sapwf_client_new(lua_State *L)
   rc = open_client(c, &o);
   if (rc != CURLE_OK)
     return luaL_error(L, "sapwf: cannot set up libcurl: %s", curl_easy_strerror(rc));
+  /* Only the API handle joins the state's share (share.c says why not the token one). */
+  c->share = sapwf_share_acquire(L);
+  if (c->share != NULL)
+    curl_easy_setopt(c->api_easy, CURLOPT_SHARE, sapwf_share_handle(c->share));
   c->closed = 0;
   return 1;
 }
@@ -331,6 +346,8 @@ static int client_close(lua_State *L)
     curl_easy_cleanup(c->api_easy);
     c->api_easy = NULL;
   }
+  sapwf_share_release(L, c->share);                   /* after the handle that used it */
+  c->share = NULL;
   curl_slist_free_all(c->token_headers);
   c->token_headers = NULL;
   free(c->api_url);
@@ -367,6 +384,8 @@ sapwf_client *sapwf_check_open(lua_State *L, int idx)
 static const luaL_Reg client_methods[] = {
   {"request", sapwf_client_request},
   {"token", sapwf_client_token},
+  {"set_token", sapwf_client_set_token},
+  {"batch", sapwf_batch_new},
   {"close", client_close},
   {NULL, NULL}
 };
@@ -383,6 +402,8 @@ static const luaL_Reg client_metamethods[] = {
  * it: the methods get it as their upvalue 1. */
 void sapwf_client_open(lua_State *L)
 {
+  lua_pushvalue(L, -1);                               /* decode, decode */
+  sapwf_batch_open(L);                                /* decode */
   luaL_newmetatable(L, SAPWF_CLIENT_MT);              /* decode, mt */
   lua_pushliteral(L, SAPWF_CLIENT_MT);
   lua_setfield(L, -2, "__name");                      /* Lua 5.1 does not set it */

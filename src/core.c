@@ -3,10 +3,19 @@
 #include "sapwf.h"
 
 #include <limits.h>
+#include <pthread.h>
 
 /* curl_global_init is not reference counted by us: it runs once per process, however
- * many Lua states load the module, and is never undone (other code may use libcurl). */
-static int curl_ready = 0;
+ * many Lua states load the module, and is never undone (other code may use libcurl).
+ * Lua states may load the module at the same time from several threads (nginx runs one
+ * Lua state per thread of a thread pool, see sapwf.ngx), hence pthread_once. */
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_rc = CURLE_FAILED_INIT;
+
+static void init_curl(void)
+{
+  curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
 
 
 /* Runs protected from core_escape: lua_pushstring may raise a memory error, and the
@@ -47,6 +56,10 @@ static int core_escape(lua_State *L)
 static const luaL_Reg core_functions[] = {
   {"new", sapwf_client_new},
   {"escape", core_escape},
+  {"sleep", sapwf_core_sleep},
+  {"monotonic", sapwf_core_monotonic},
+  {"retry_after", sapwf_core_retry_after},
+  {"parse_count", sapwf_core_parse_count},
   {NULL, NULL}
 };
 
@@ -56,11 +69,9 @@ static const luaL_Reg core_functions[] = {
 __attribute__((visibility("default")))
 int luaopen_sapwf_core(lua_State *L)
 {
-  if (!curl_ready) {
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-      return luaL_error(L, "sapwf.core: curl_global_init failed");
-    curl_ready = 1;
-  }
+  pthread_once(&curl_once, init_curl);
+  if (curl_init_rc != CURLE_OK)
+    return luaL_error(L, "sapwf.core: curl_global_init failed");
   lua_getglobal(L, "require");
   lua_pushliteral(L, "cjson.safe");
   lua_call(L, 1, 1);                                  /* cjson.safe */

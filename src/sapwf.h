@@ -4,6 +4,7 @@
 #define SAPWF_H
 
 #include "compat.h"
+#include "headers.h"
 
 #include <stddef.h>
 #include <curl/curl.h>
@@ -20,6 +21,9 @@
  * first failure, so a setup function checks every option with one test at its end. */
 #define SAPWF_SETOPT(rc, easy, opt, val) \
   ((rc) = (rc) != CURLE_OK ? (rc) : curl_easy_setopt((easy), (opt), (val)))
+
+/* Allocations up to this size are kept between API answers (sapwf_buffer_reuse). */
+#define SAPWF_BUFFER_KEEP (64 * 1024)
 
 /* A growing byte buffer owned by the client, never by a C stack frame: if Lua raises
  * while one holds data, close or __gc still frees it. */
@@ -38,20 +42,35 @@ typedef struct sapwf_response {
   int no_memory;          /* realloc failed in a callback */
 } sapwf_response;
 
-/* The request body as the read callback hands it out, and the guard against libcurl
- * re-sending a POST by itself (see transfer.c). */
+/* The guard against libcurl re-sending a POST by itself (see transfer.c). */
 typedef struct sapwf_upload {
-  const char *data;
-  size_t len;
-  size_t pos;
   int refuse_resend;      /* POST: never send the request a second time */
   int resend_refused;     /* set when libcurl asked to rewind or to send again */
   int prereq_calls;       /* requests libcurl was about to send during this perform */
 } sapwf_upload;
 
+/* Request methods, in the order client:request names them. */
+enum sapwf_method { SAPWF_METHOD_GET, SAPWF_METHOD_POST, SAPWF_METHOD_PUT, SAPWF_METHOD_PATCH,
+                    SAPWF_METHOD_DELETE };
+
+/* The method, path and body of an API request, as sapwf_check_request read them. */
+typedef struct sapwf_request {
+  int method;
+  const char *path;
+  size_t path_len;
+  const char *body;                /* NULL: no body */
+  size_t body_len;
+} sapwf_request;
+
+/* The libcurl share handle of one Lua state (share.c): connections, DNS answers and TLS
+ * sessions of the API handles of every client and batch in that state. */
+typedef struct sapwf_share sapwf_share;
+
 typedef struct sapwf_client {
   CURL *token_easy;                /* the only handle with the secret or the client cert */
   CURL *api_easy;                  /* only ever a Bearer header */
+  sapwf_share *share;              /* API connections shared with the state's other clients */
+  long keep_connections;           /* idle API connections kept (batch.c); 0: libcurl's 5 */
   struct curl_slist *token_headers;
   char *api_url;
   size_t api_url_len;
@@ -63,7 +82,13 @@ typedef struct sapwf_client {
   size_t token_len;
   char *scope;
   double token_expiry;             /* monotonic seconds */
+  unsigned long token_gen;         /* bumped by sapwf_token_drop, so by every change of the
+                                      token: tells a batch which token a request carried */
+  struct curl_slist *api_headers[2];  /* request headers with the token, without and with a
+                                         body; made on first use, freed by sapwf_token_drop */
   double token_margin;
+  int auto_token;                  /* 0: only set_token and token(true) get a token, and a
+                                      401 is returned, not replayed (see token.c) */
   sapwf_response response;
   sapwf_upload upload;
   char errbuf[CURL_ERROR_SIZE];
@@ -79,11 +104,30 @@ typedef struct sapwf_error {
   char code[128];                  /* token endpoint "error", empty if none */
   long curl_code;                  /* -1 when libcurl did not fail */
   long status;                     /* 0 when no HTTP answer */
+  double retry_after;              /* seconds the token endpoint's Retry-After asks; -1: none */
   int sent;
 } sapwf_error;
 
 /* core.c: the one exported symbol */
 __attribute__((visibility("default"))) int luaopen_sapwf_core(lua_State *L);
+
+/* clock.c */
+int sapwf_core_sleep(lua_State *L);
+int sapwf_core_monotonic(lua_State *L);
+
+/* parse.c */
+int sapwf_core_retry_after(lua_State *L);
+int sapwf_core_parse_count(lua_State *L);
+
+/* share.c */
+sapwf_share *sapwf_share_acquire(lua_State *L);
+sapwf_share *sapwf_share_retain(sapwf_share *s);
+CURLSH *sapwf_share_handle(const sapwf_share *s);
+void sapwf_share_release(lua_State *L, sapwf_share *s);
+
+/* batch.c */
+void sapwf_batch_open(lua_State *L);
+int sapwf_batch_new(lua_State *L);
 
 /* client.c */
 void sapwf_client_open(lua_State *L);
@@ -93,12 +137,23 @@ void sapwf_wipe(void *p, size_t n);
 void sapwf_free_secret(char **p, size_t n);
 
 /* transfer.c */
+CURLcode sapwf_easy_callbacks(CURL *easy, sapwf_response *r, sapwf_upload *u, char *errbuf);
 CURLcode sapwf_easy_setup(sapwf_client *c, CURL *easy);
+void sapwf_exchange_reset(sapwf_response *r, sapwf_upload *u, char *errbuf, int refuse_resend);
 CURLcode sapwf_perform(sapwf_client *c, CURL *easy, int refuse_resend, long *status);
 void sapwf_buffer_free(sapwf_buffer *b);
+void sapwf_buffer_reuse(sapwf_buffer *b);
+struct curl_slist *sapwf_request_headers(const sapwf_client *c, int has_body);
+void sapwf_free_headers(struct curl_slist *list);
+CURLcode sapwf_set_method(CURL *easy, int method, const char *body, size_t body_len);
+void sapwf_check_request(lua_State *L, int arg, sapwf_request *r);
+void sapwf_set_headers(lua_State *L, const sapwf_buffer *b);
 void sapwf_error_init(sapwf_error *e, const char *kind, const char *phase);
 void sapwf_error_from_curl(sapwf_client *c, CURL *easy, CURLcode rc, const char *phase,
                            sapwf_error *e);
+void sapwf_error_from_exchange(CURL *easy, CURLcode rc, const sapwf_response *r,
+                               const sapwf_upload *u, const char *errbuf, const char *phase,
+                               sapwf_error *e);
 int sapwf_push_error(lua_State *L, const sapwf_error *e);
 int sapwf_client_request(lua_State *L);
 
@@ -106,5 +161,6 @@ int sapwf_client_request(lua_State *L);
 int sapwf_token_ensure(lua_State *L, sapwf_client *c, int decode_idx, int force, sapwf_error *e);
 void sapwf_token_drop(sapwf_client *c);
 int sapwf_client_token(lua_State *L);
+int sapwf_client_set_token(lua_State *L);
 
 #endif /* SAPWF_H */

@@ -24,6 +24,10 @@ void sapwf_token_drop(sapwf_client *c)
   free(c->scope);
   c->scope = NULL;
   c->token_expiry = 0;
+  c->token_gen++;
+  sapwf_free_headers(c->api_headers[0]);             /* they carry the token */
+  sapwf_free_headers(c->api_headers[1]);
+  c->api_headers[0] = c->api_headers[1] = NULL;
 }
 
 
@@ -84,6 +88,31 @@ static int decode_error(sapwf_error *e, const char *message)
 }
 
 
+/* Replaces the cached token (wiped) with copies of token and scope (NULL: none), valid for
+ * `left` seconds. Raises only when out of memory, with nothing changed. */
+static void cache_token(lua_State *L, sapwf_client *c, const char *token, size_t token_len,
+                        const char *scope, size_t scope_len, double left)
+{
+  char *token_copy = malloc(token_len + 1), *scope_copy = NULL;
+  if (scope != NULL)
+    scope_copy = malloc(scope_len + 1);
+  if (token_copy == NULL || (scope != NULL && scope_copy == NULL)) {
+    free(token_copy);
+    free(scope_copy);
+    luaL_error(L, "not enough memory");
+    return;
+  }
+  memcpy(token_copy, token, token_len + 1);
+  if (scope != NULL)
+    memcpy(scope_copy, scope, scope_len + 1);
+  sapwf_token_drop(c);
+  c->token = token_copy;
+  c->token_len = token_len;
+  c->scope = scope_copy;
+  c->token_expiry = now() + left;                     /* HUGE_VAL stays HUGE_VAL */
+}
+
+
 /* Caches access_token, expiry and scope from the decoded 200 answer on top. A missing
  * expires_in is allowed (RFC 6749 5.1 only recommends it): the token is then kept until
  * the API answers 401. Returns 0 with e filled when the answer is unusable. */
@@ -92,7 +121,6 @@ static int store(lua_State *L, sapwf_client *c, sapwf_error *e)
   const char *token, *scope = NULL;
   size_t token_len, scope_len = 0;
   double expires_in = HUGE_VAL;
-  char *token_copy, *scope_copy = NULL;
   if (lua_type(L, -1) != LUA_TTABLE)
     return decode_error(e, "token answer is not a JSON object");
   lua_getfield(L, -1, "access_token");                /* answer, token */
@@ -108,23 +136,7 @@ static int store(lua_State *L, sapwf_client *c, sapwf_error *e)
   lua_getfield(L, -3, "scope");                       /* answer, token, expires_in, scope */
   if (lua_type(L, -1) == LUA_TSTRING)
     scope = lua_tolstring(L, -1, &scope_len);
-
-  token_copy = malloc(token_len + 1);
-  if (scope != NULL)
-    scope_copy = malloc(scope_len + 1);
-  if (token_copy == NULL || (scope != NULL && scope_copy == NULL)) {
-    free(token_copy);
-    free(scope_copy);
-    return luaL_error(L, "not enough memory");
-  }
-  memcpy(token_copy, token, token_len + 1);
-  if (scope != NULL)
-    memcpy(scope_copy, scope, scope_len + 1);
-  sapwf_token_drop(c);
-  c->token = token_copy;
-  c->token_len = token_len;
-  c->scope = scope_copy;
-  c->token_expiry = now() + expires_in;
+  cache_token(L, c, token, token_len, scope, scope_len, expires_in);
   return 1;
 }
 
@@ -149,24 +161,39 @@ static int fetch(lua_State *L, sapwf_client *c, int decode_idx, sapwf_error *e)
   luaL_checkstack(L, 6, "too many nested calls");
   push_decoded(L, c, decode_idx);                     /* answer */
   sapwf_buffer_free(&c->response.body);               /* wipes the token text */
-  sapwf_buffer_free(&c->response.headers);
   if (status == 200) {
     ok = store(L, c, e);
   } else {
+    sapwf_header_field retry_after;                   /* a 429 or 503 may say when */
     refused(L, status, e);
+    if (sapwf_header_find(c->response.headers.data, c->response.headers.len, "retry-after",
+                          &retry_after))
+      sapwf_retry_after(retry_after.value, retry_after.value_len, time(NULL), &e->retry_after);
     ok = 0;
   }
+  sapwf_buffer_free(&c->response.headers);
   lua_settop(L, top);
   return ok;
 }
 
 
 /* Makes sure a token with more than token_margin seconds left is cached (a new one when
- * force is set). decode_idx is where cjson.safe's decode is (an upvalue index). */
+ * force is set). decode_idx is where cjson.safe's decode is (an upvalue index).
+ * Without auto_token only force fetches: the token comes from set_token, whose owner (for
+ * sapwf.ngx, one fetch shared by every nginx worker and thread) decides when to renew it,
+ * so it is used until it expires and its absence is an error, never a fetch. */
 int sapwf_token_ensure(lua_State *L, sapwf_client *c, int decode_idx, int force, sapwf_error *e)
 {
-  if (!force && c->token != NULL && now() + c->token_margin < c->token_expiry)
+  double margin = c->auto_token ? c->token_margin : 0;
+  if (!force && c->token != NULL && now() + margin < c->token_expiry)
     return 1;
+  if (!force && !c->auto_token) {
+    sapwf_error_init(e, "auth", "token");
+    snprintf(e->message, sizeof e->message, c->token == NULL
+             ? "no token: this client (auto_token = false) uses the one given to set_token"
+             : "the token given to set_token has expired");
+    return 0;
+  }
   return fetch(L, c, decode_idx, e);
 }
 
@@ -202,4 +229,55 @@ int sapwf_client_token(lua_State *L)
   else
     lua_pushnil(L);
   return 3;
+}
+
+
+/* A token goes into an "Authorization: Bearer" header line: a CR, LF or space in it would
+ * split or extend that header, so only visible ASCII is taken (RFC 6750's b64token and
+ * every JWT are). */
+static int is_header_safe(const char *s, size_t len)
+{
+  size_t i;
+  for (i = 0; i < len; i++)
+    if ((unsigned char)s[i] <= ' ' || (unsigned char)s[i] >= 0x7f)
+      return 0;
+  return 1;
+}
+
+
+/***
+ * Caches a token fetched elsewhere, replacing the cached one (which is wiped). For clients
+ * with auto_token = false, whose owner shares one token between many clients.
+ * @function Client:set_token
+ * @tparam string token
+ * @tparam number seconds_left its remaining lifetime (math.huge: until the API answers 401)
+ * @tparam[opt] string scope space separated, as client:token() returns it
+ */
+int sapwf_client_set_token(lua_State *L)
+{
+  sapwf_client *c = sapwf_check_open(L, 1);
+  size_t token_len, scope_len = 0;
+  const char *token, *scope = NULL;
+  double left;
+  if (lua_type(L, 2) != LUA_TSTRING)
+    return luaL_argerror(L, 2, lua_pushfstring(L, "string expected, got %s",
+                                               luaL_typename(L, 2)));
+  token = lua_tolstring(L, 2, &token_len);
+  /* The message never quotes the token. */
+  luaL_argcheck(L, token_len > 0 && is_header_safe(token, token_len), 2,
+                "token must be non-empty visible ASCII");
+  if (lua_type(L, 3) != LUA_TNUMBER)
+    return luaL_argerror(L, 3, lua_pushfstring(L, "number expected, got %s",
+                                               luaL_typename(L, 3)));
+  left = (double)lua_tonumber(L, 3);
+  luaL_argcheck(L, left >= 0, 3, "seconds left must be a number >= 0");   /* refuses NaN */
+  if (!lua_isnoneornil(L, 4)) {
+    if (lua_type(L, 4) != LUA_TSTRING)
+      return luaL_argerror(L, 4, lua_pushfstring(L, "string or nil expected, got %s",
+                                                 luaL_typename(L, 4)));
+    scope = lua_tolstring(L, 4, &scope_len);
+    luaL_argcheck(L, strlen(scope) == scope_len, 4, "scope must not contain NUL bytes");
+  }
+  cache_token(L, c, token, token_len, scope, scope_len, left);
+  return 0;
 }

@@ -6,13 +6,25 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* In the order of enum sapwf_method (sapwf.h). */
 static const char *const method_names[] = {"GET", "POST", "PUT", "PATCH", "DELETE", NULL};
-enum { METHOD_GET, METHOD_POST, METHOD_PUT, METHOD_PATCH, METHOD_DELETE };
 
 
 /* {====================================================================
  * Buffers and libcurl callbacks. The callbacks never call Lua.
  * ===================================================================== */
+
+/* Readies a buffer that held an API answer (never a token: token.c frees those) for the
+ * next one: a small allocation is kept, so a loop of calls does not allocate; a large one
+ * is given back. */
+void sapwf_buffer_reuse(sapwf_buffer *b)
+{
+  if (b->cap > SAPWF_BUFFER_KEEP)
+    sapwf_buffer_free(b);
+  else
+    b->len = 0;
+}
+
 
 /* Wipes the whole allocation: a buffer may have held a token answer. */
 void sapwf_buffer_free(sapwf_buffer *b)
@@ -80,55 +92,22 @@ static size_t collect_header(char *p, size_t size, size_t nitems, void *ud)
   i = r->headers.len;
   if (!buffer_append(r, &r->headers, p, n))
     return 0;
-  for (; i < r->headers.len && r->headers.data[i] != ':'; i++) {
-    char ch = r->headers.data[i];
-    if (ch >= 'A' && ch <= 'Z')
-      r->headers.data[i] = (char)(ch - 'A' + 'a');
-  }
-  return n;
-}
-
-
-static size_t read_body(char *dst, size_t size, size_t nitems, void *ud)
-{
-  sapwf_upload *u = ud;
-  size_t n = size * nitems;
-  if (n > u->len - u->pos)
-    n = u->len - u->pos;
-  if (n > 0)
-    memcpy(dst, u->data + u->pos, n);
-  u->pos += n;
+  sapwf_header_lower_name(r->headers.data + i, n);
   return n;
 }
 
 
 /* {--------------------------------------------------------------------
  * No silent second POST. When a reused keep-alive connection turns out dead before any
- * answer byte arrived, libcurl sends the request again on a new connection, by itself.
- * For GET, PUT, DELETE that is fine (idempotent), but a POST that reached the server
- * before the connection died could start a second workflow instance. Two guards:
- * - the seek callback refuses to rewind a POST body, so libcurl fails with
- *   CURLE_SEND_FAIL_REWIND instead of re-sending it;
- * - libcurl only rewinds when body bytes went out; a POST whose body had not gone out
- *   yet (or is empty) would be re-sent without a rewind. The pre-request callback runs
- *   each time a request is about to go out on a connection, so a second call within one
- *   perform is a re-send, and it aborts that.
- * Either way the error says sent = true: the outcome is unknown.
+ * answer byte arrived, libcurl sends the request again on a new connection, by itself (so
+ * it does for an HTTP/2 stream the server refused). For GET, PUT, DELETE that is fine
+ * (idempotent), but a POST that reached the server before the connection died could start
+ * a second workflow instance. The body goes out from memory with the headers
+ * (CURLOPT_POSTFIELDS: one send, nothing libcurl would have to rewind), and the guard is
+ * the pre-request callback: it runs each time a request is about to go out on a
+ * connection, so a second call within one transfer is a re-send, and for a POST it aborts
+ * that. The error then says sent = true: the outcome is unknown.
  * --------------------------------------------------------------------} */
-static int seek_body(void *ud, curl_off_t offset, int origin)
-{
-  sapwf_upload *u = ud;
-  if (u->refuse_resend) {
-    u->resend_refused = 1;
-    return CURL_SEEKFUNC_FAIL;
-  }
-  if (origin != SEEK_SET || offset < 0 || (size_t)offset > u->len)
-    return CURL_SEEKFUNC_FAIL;
-  u->pos = (size_t)offset;
-  return CURL_SEEKFUNC_OK;
-}
-
-
 static int before_request(void *ud, char *primary_ip, char *local_ip, int primary_port,
                           int local_port)
 {
@@ -144,6 +123,23 @@ static int before_request(void *ud, char *primary_ip, char *local_ip, int primar
 /* }==================================================================== */
 
 
+/* The callbacks of one exchange and where they keep what they collect: the client's
+ * response, re-send guard and errbuf for its two handles, a batch slot's for each of the
+ * batch's handles (batch.c). Returns the first setopt failure. */
+CURLcode sapwf_easy_callbacks(CURL *easy, sapwf_response *r, sapwf_upload *u, char *errbuf)
+{
+  CURLcode rc = CURLE_OK;
+  SAPWF_SETOPT(rc, easy, CURLOPT_ERRORBUFFER, errbuf);
+  SAPWF_SETOPT(rc, easy, CURLOPT_WRITEFUNCTION, write_body);
+  SAPWF_SETOPT(rc, easy, CURLOPT_WRITEDATA, r);
+  SAPWF_SETOPT(rc, easy, CURLOPT_HEADERFUNCTION, collect_header);
+  SAPWF_SETOPT(rc, easy, CURLOPT_HEADERDATA, r);
+  SAPWF_SETOPT(rc, easy, CURLOPT_PREREQFUNCTION, before_request);
+  SAPWF_SETOPT(rc, easy, CURLOPT_PREREQDATA, u);
+  return rc;
+}
+
+
 /* Policy and callbacks both handles share. The callbacks' data live in the client
  * userdata, whose address never changes. Returns the first setopt failure. */
 CURLcode sapwf_easy_setup(sapwf_client *c, CURL *easy)
@@ -155,33 +151,30 @@ CURLcode sapwf_easy_setup(sapwf_client *c, CURL *easy)
   SAPWF_SETOPT(rc, easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
   SAPWF_SETOPT(rc, easy, CURLOPT_TCP_KEEPALIVE, 1L);
   SAPWF_SETOPT(rc, easy, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
-  SAPWF_SETOPT(rc, easy, CURLOPT_ERRORBUFFER, c->errbuf);
-  SAPWF_SETOPT(rc, easy, CURLOPT_WRITEFUNCTION, write_body);
-  SAPWF_SETOPT(rc, easy, CURLOPT_WRITEDATA, &c->response);
-  SAPWF_SETOPT(rc, easy, CURLOPT_HEADERFUNCTION, collect_header);
-  SAPWF_SETOPT(rc, easy, CURLOPT_HEADERDATA, &c->response);
-  SAPWF_SETOPT(rc, easy, CURLOPT_READFUNCTION, read_body);
-  SAPWF_SETOPT(rc, easy, CURLOPT_READDATA, &c->upload);
-  SAPWF_SETOPT(rc, easy, CURLOPT_SEEKFUNCTION, seek_body);
-  SAPWF_SETOPT(rc, easy, CURLOPT_SEEKDATA, &c->upload);
-  SAPWF_SETOPT(rc, easy, CURLOPT_PREREQFUNCTION, before_request);
-  SAPWF_SETOPT(rc, easy, CURLOPT_PREREQDATA, &c->upload);
+  if (rc == CURLE_OK)
+    rc = sapwf_easy_callbacks(easy, &c->response, &c->upload, c->errbuf);
   return rc;
 }
 
 
-/* Runs one transfer; the answer lands in c->response, the status in *status. The body
- * to upload, if any, is already in c->upload. Calls no Lua function. */
+/* Readies what the callbacks collect for a new exchange. */
+void sapwf_exchange_reset(sapwf_response *r, sapwf_upload *u, char *errbuf, int refuse_resend)
+{
+  r->body.len = r->headers.len = 0;
+  r->too_large = r->no_memory = 0;
+  u->refuse_resend = refuse_resend;
+  u->resend_refused = 0;
+  u->prereq_calls = 0;
+  errbuf[0] = '\0';
+}
+
+
+/* Runs one transfer; the answer lands in c->response, the status in *status. The request
+ * is set up on easy already. Calls no Lua function. */
 CURLcode sapwf_perform(sapwf_client *c, CURL *easy, int refuse_resend, long *status)
 {
   CURLcode rc;
-  c->response.body.len = c->response.headers.len = 0;
-  c->response.too_large = c->response.no_memory = 0;
-  c->upload.pos = 0;
-  c->upload.refuse_resend = refuse_resend;
-  c->upload.resend_refused = 0;
-  c->upload.prereq_calls = 0;
-  c->errbuf[0] = '\0';
+  sapwf_exchange_reset(&c->response, &c->upload, c->errbuf, refuse_resend);
   rc = curl_easy_perform(easy);
   *status = 0;
   if (rc == CURLE_OK)
@@ -191,7 +184,7 @@ CURLcode sapwf_perform(sapwf_client *c, CURL *easy, int refuse_resend, long *sta
 
 
 /* Wipes each entry (one holds the Bearer token) and frees the list. */
-static void free_headers(struct curl_slist *list)
+void sapwf_free_headers(struct curl_slist *list)
 {
   struct curl_slist *h;
   for (h = list; h != NULL; h = h->next)
@@ -203,7 +196,7 @@ static void free_headers(struct curl_slist *list)
 /* The API request headers, or NULL when out of memory. "Expect:" stops libcurl from
  * waiting for 100-continue; "Content-Type:" without a body stops it from sending its
  * default form type on an empty POST. */
-static struct curl_slist *request_headers(const sapwf_client *c, int has_body)
+struct curl_slist *sapwf_request_headers(const sapwf_client *c, int has_body)
 {
   static const char prefix[] = "Authorization: Bearer ";
   size_t size = sizeof prefix + c->token_len;
@@ -223,16 +216,35 @@ static struct curl_slist *request_headers(const sapwf_client *c, int has_body)
   if (last != NULL)
     last = curl_slist_append(list, "Expect:");
   if (last == NULL) {
-    free_headers(list);
+    sapwf_free_headers(list);
     return NULL;
   }
   return list;
 }
 
 
-/* One request to api_url .. path with the cached token. POST, and any method with a body,
- * upload through read_body (see the guards above); other methods send no body. Calls no
- * Lua function and frees what it allocates before it returns. */
+/* The method and body of the next request on easy. POST, and any method with a body, send
+ * body (body_len bytes, not copied: it must live until the transfer ends) with the headers;
+ * other methods send no body. */
+CURLcode sapwf_set_method(CURL *easy, int method, const char *body, size_t body_len)
+{
+  CURLcode rc = CURLE_OK;
+  if (body != NULL || method == SAPWF_METHOD_POST) {
+    SAPWF_SETOPT(rc, easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(body != NULL ? body_len : 0));
+    SAPWF_SETOPT(rc, easy, CURLOPT_POSTFIELDS, body != NULL ? body : "");
+    SAPWF_SETOPT(rc, easy, CURLOPT_CUSTOMREQUEST,
+                 method == SAPWF_METHOD_POST ? (const char *)NULL : method_names[method]);
+  } else {
+    SAPWF_SETOPT(rc, easy, CURLOPT_HTTPGET, 1L);      /* resets any earlier POST state */
+    SAPWF_SETOPT(rc, easy, CURLOPT_CUSTOMREQUEST,
+                 method == SAPWF_METHOD_GET ? (const char *)NULL : method_names[method]);
+  }
+  return rc;
+}
+
+
+/* One request to api_url .. path with the cached token (see sapwf_set_method for the body).
+ * Calls no Lua function and frees what it allocates before it returns. */
 static CURLcode api_exchange(sapwf_client *c, int method, const char *path, size_t path_len,
                              const char *body, size_t body_len, long *status)
 {
@@ -248,28 +260,21 @@ static CURLcode api_exchange(sapwf_client *c, int method, const char *path, size
   c->errbuf[0] = '\0';
   SAPWF_SETOPT(rc, easy, CURLOPT_URL, url);           /* libcurl copies it */
   free(url);
-  headers = request_headers(c, body != NULL);
+  /* The header lists carry the token: made once per token, dropped with it (token.c). */
+  headers = c->api_headers[body != NULL];
+  if (headers == NULL)
+    headers = c->api_headers[body != NULL] = sapwf_request_headers(c, body != NULL);
   if (headers == NULL)
     return CURLE_OUT_OF_MEMORY;
   SAPWF_SETOPT(rc, easy, CURLOPT_HTTPHEADER, headers);
-  if (body != NULL || method == METHOD_POST) {
-    SAPWF_SETOPT(rc, easy, CURLOPT_POST, 1L);
-    SAPWF_SETOPT(rc, easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
-    SAPWF_SETOPT(rc, easy, CURLOPT_CUSTOMREQUEST,
-                 method == METHOD_POST ? (const char *)NULL : method_names[method]);
-  } else {
-    SAPWF_SETOPT(rc, easy, CURLOPT_HTTPGET, 1L);      /* resets any earlier POST state */
-    SAPWF_SETOPT(rc, easy, CURLOPT_CUSTOMREQUEST,
-                 method == METHOD_GET ? (const char *)NULL : method_names[method]);
-  }
-  c->upload.data = body;
-  c->upload.len = body != NULL ? body_len : 0;
   if (rc == CURLE_OK)
-    rc = sapwf_perform(c, easy, method == METHOD_POST, status);
+    rc = sapwf_set_method(easy, method, body, body_len);
+  if (rc == CURLE_OK)
+    rc = sapwf_perform(c, easy, method == SAPWF_METHOD_POST, status);
+  /* The handle keeps no pointer to the headers (a new token frees them) or the body (a Lua
+   * string) after this call. */
   curl_easy_setopt(easy, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
-  free_headers(headers);
-  c->upload.data = NULL;
-  c->upload.len = 0;
+  curl_easy_setopt(easy, CURLOPT_POSTFIELDS, (char *)NULL);
   return rc;
 }
 
@@ -286,6 +291,7 @@ void sapwf_error_init(sapwf_error *e, const char *kind, const char *phase)
   e->code[0] = '\0';
   e->curl_code = -1;
   e->status = 0;
+  e->retry_after = -1;
   e->sent = 0;
 }
 
@@ -317,19 +323,28 @@ static int is_tls_error(CURLcode rc)
 void sapwf_error_from_curl(sapwf_client *c, CURL *easy, CURLcode rc, const char *phase,
                            sapwf_error *e)
 {
-  const char *text = c->errbuf[0] != '\0' ? c->errbuf : curl_easy_strerror(rc);
+  sapwf_error_from_exchange(easy, rc, &c->response, &c->upload, c->errbuf, phase, e);
+}
+
+
+/* The same for any exchange: the client's, or a batch slot's (batch.c). */
+void sapwf_error_from_exchange(CURL *easy, CURLcode rc, const sapwf_response *r,
+                               const sapwf_upload *u, const char *errbuf, const char *phase,
+                               sapwf_error *e)
+{
+  const char *text = errbuf[0] != '\0' ? errbuf : curl_easy_strerror(rc);
   long request_size = 0;
   curl_easy_getinfo(easy, CURLINFO_REQUEST_SIZE, &request_size);
   sapwf_error_init(e, "network", phase);
   e->curl_code = (long)rc;
-  e->sent = c->upload.resend_refused || (c->upload.prereq_calls > 0 && request_size > 0);
-  if (c->response.too_large) {
+  e->sent = u->resend_refused || (u->prereq_calls > 0 && request_size > 0);
+  if (r->too_large) {
     e->kind = "server";
     snprintf(e->message, sizeof e->message, "response larger than max_response (%lu bytes)",
-             (unsigned long)c->response.max);
-  } else if (c->response.no_memory) {
+             (unsigned long)r->max);
+  } else if (r->no_memory) {
     snprintf(e->message, sizeof e->message, "not enough memory for the response");
-  } else if (c->upload.resend_refused) {
+  } else if (u->resend_refused) {
     snprintf(e->message, sizeof e->message, "connection lost after the POST was sent; "
              "not sending it again (outcome unknown)");
   } else if (rc == CURLE_OPERATION_TIMEDOUT) {
@@ -375,6 +390,10 @@ int sapwf_push_error(lua_State *L, const sapwf_error *e)
     lua_pushstring(L, e->code);
     lua_setfield(L, -2, "code");
   }
+  if (e->retry_after >= 0) {
+    lua_pushnumber(L, (lua_Number)e->retry_after);
+    lua_setfield(L, -2, "retry_after");
+  }
   return 2;
 }
 
@@ -384,36 +403,47 @@ int sapwf_push_error(lua_State *L, const sapwf_error *e)
 /* Sets t[name] = value for every "name: value" line of the captured headers; the table
  * is on top and stays there. The status line, the blank last line and folded
  * continuation lines are skipped. */
-static void set_headers(lua_State *L, const sapwf_buffer *b)
+void sapwf_set_headers(lua_State *L, const sapwf_buffer *b)
 {
   const char *p, *end;
+  sapwf_header_field f;
   if (b->data == NULL)
     return;
   p = b->data;
   end = b->data + b->len;
-  while (p < end) {
-    const char *eol = memchr(p, '\n', (size_t)(end - p));
-    const char *line_end = eol != NULL ? eol : end;
-    const char *colon = memchr(p, ':', (size_t)(line_end - p));
-    if (colon != NULL && colon > p && *p != ' ' && *p != '\t'
-        && !(line_end - p >= 5 && memcmp(p, "HTTP/", 5) == 0)) {
-      const char *value = colon + 1, *value_end = line_end;
-      while (value < value_end && (*value == ' ' || *value == '\t'))
-        value++;
-      while (value_end > value
-             && (value_end[-1] == '\r' || value_end[-1] == ' ' || value_end[-1] == '\t'))
-        value_end--;
-      lua_pushlstring(L, p, (size_t)(colon - p));     /* t, name */
-      lua_pushlstring(L, value, (size_t)(value_end - value));  /* t, name, value */
-      lua_rawset(L, -3);                              /* t */
-    }
-    p = line_end < end ? line_end + 1 : end;
+  while (sapwf_header_next(&p, end, &f)) {            /* headers.c */
+    lua_pushlstring(L, f.name, f.name_len);           /* t, name */
+    lua_pushlstring(L, f.value, f.value_len);         /* t, name, value */
+    lua_rawset(L, -3);                                /* t */
+  }
+}
+
+
+/* Checks the method, path and body arguments at arg, arg + 1, arg + 2 (raising, naming
+ * the argument) and fills r; the strings stay on the Lua stack. */
+void sapwf_check_request(lua_State *L, int arg, sapwf_request *r)
+{
+  size_t i;
+  r->method = luaL_checkoption(L, arg, NULL, method_names);
+  r->path = luaL_checklstring(L, arg + 1, &r->path_len);
+  luaL_argcheck(L, r->path[0] == '/', arg + 1, "path must start with '/'");
+  for (i = 0; i < r->path_len; i++)
+    luaL_argcheck(L, (unsigned char)r->path[i] > ' ' && r->path[i] != 0x7f, arg + 1,
+                  "path must not contain spaces or control characters");
+  r->body = NULL;
+  r->body_len = 0;
+  if (!lua_isnoneornil(L, arg + 2)) {
+    if (lua_type(L, arg + 2) != LUA_TSTRING)
+      luaL_argerror(L, arg + 2, lua_pushfstring(L, "string or nil expected, got %s",
+                                                luaL_typename(L, arg + 2)));
+    r->body = lua_tolstring(L, arg + 2, &r->body_len);
   }
 }
 
 
 /***
- * One API call. Gets a token first if needed; on a 401 gets a new one and replays once.
+ * One API call. Gets a token first if needed; on a 401 gets a new one and replays once
+ * (with auto_token = false: uses the token given to set_token, and returns a 401).
  * @function Client:request
  * @tparam string method GET POST PUT PATCH DELETE
  * @tparam string path starting with "/", appended to api_url as is
@@ -427,29 +457,26 @@ static void set_headers(lua_State *L, const sapwf_buffer *b)
 int sapwf_client_request(lua_State *L)
 {
   sapwf_client *c = sapwf_check_open(L, 1);
-  int method = luaL_checkoption(L, 2, NULL, method_names);
-  size_t path_len, body_len = 0, i;
-  const char *path = luaL_checklstring(L, 3, &path_len);
-  const char *body = NULL;
+  sapwf_request r;
+  int method;
+  size_t path_len, body_len;
+  const char *path, *body;
   sapwf_error e;
   long status = 0;
   CURLcode rc;
-  luaL_argcheck(L, path[0] == '/', 3, "path must start with '/'");
-  for (i = 0; i < path_len; i++)
-    luaL_argcheck(L, (unsigned char)path[i] > ' ' && path[i] != 0x7f, 3,
-                  "path must not contain spaces or control characters");
-  if (!lua_isnoneornil(L, 4)) {
-    if (lua_type(L, 4) != LUA_TSTRING)
-      return luaL_argerror(L, 4, lua_pushfstring(L, "string or nil expected, got %s",
-                                                 luaL_typename(L, 4)));
-    body = lua_tolstring(L, 4, &body_len);
-  }
+  sapwf_check_request(L, 2, &r);
+  method = r.method;
+  path = r.path;
+  path_len = r.path_len;
+  body = r.body;
+  body_len = r.body_len;
 
   if (!sapwf_token_ensure(L, c, lua_upvalueindex(1), 0, &e))
     return sapwf_push_error(L, &e);
   rc = api_exchange(c, method, path, path_len, body, body_len, &status);
-  /* The server answered 401, so it did not act: replaying (even a POST) is safe. */
-  if (rc == CURLE_OK && status == 401) {
+  /* The server answered 401, so it did not act: replaying (even a POST) is safe. Without
+   * auto_token the 401 is the answer: the token's owner renews it, once for all its users. */
+  if (rc == CURLE_OK && status == 401 && c->auto_token) {
     if (!sapwf_token_ensure(L, c, lua_upvalueindex(1), 1, &e))
       return sapwf_push_error(L, &e);
     rc = api_exchange(c, method, path, path_len, body, body_len, &status);
@@ -464,9 +491,9 @@ int sapwf_client_request(lua_State *L)
   lua_pushinteger(L, (lua_Integer)status);
   lua_pushlstring(L, c->response.body.data != NULL ? c->response.body.data : "",
                   c->response.body.len);
-  lua_newtable(L);                                    /* status, body, headers */
-  set_headers(L, &c->response.headers);
-  sapwf_buffer_free(&c->response.body);
-  sapwf_buffer_free(&c->response.headers);
+  lua_createtable(L, 0, 8);                           /* status, body, headers */
+  sapwf_set_headers(L, &c->response.headers);
+  sapwf_buffer_reuse(&c->response.body);
+  sapwf_buffer_reuse(&c->response.headers);
   return 3;
 }

@@ -1,0 +1,529 @@
+/* A batch: many API requests in flight at once on one libcurl multi handle, with the
+ * client's token. lua/sapwf/batch.lua (wf:map, wf:start_many) runs on it:
+ *
+ *   local b = core_client:batch(size)        -- `size` slots, each one request at a time
+ *   b:submit(slot, method, path [, body])    -- as client:request takes them
+ *   slot, status, body, headers = b:wait([timeout])   -- the next request that is done
+ *   slot, nil, err = b:wait()                -- ... or failed as client:request fails
+ *   b:close()                                -- also __gc and __close
+ *
+ * Each slot has an easy handle made once, a duplicate of the client's API handle (so the
+ * same timeouts, TLS settings and policy), with the same callbacks and POST guards as
+ * client:request (transfer.c), collecting into the slot's own buffers. Slots join the Lua
+ * state's share (share.c), so a batch uses the connections earlier calls left open, and the
+ * connections it opens serve later calls. With HTTP/2 (https, when the server offers it)
+ * the requests are multiplexed on one connection; with HTTP/1.1 each request in flight has
+ * a kept-alive connection of its own.
+ *
+ * No Lua function runs while libcurl does: wait drives curl_multi_perform and
+ * curl_multi_poll, and between those it fetches a token when one is needed (decoded by
+ * lua-cjson under lua_pcall, as token.c does). A raise (out of memory) leaves the multi
+ * handle consistent; close, or __gc, frees everything.
+ *
+ * The token: every request carries the client's cached token; submit fetches one when it is
+ * missing or near expiry, once for the whole batch. A 401 fetches a new token once for all
+ * the requests that carried the old one (client->token_gen tells which) and replays each of
+ * them once, as client:request does for one request. When a fetch fails, the requests that
+ * need a token in the next second fail with that error without a new fetch: a failing
+ * endpoint is asked about once a second, not once per item. MIT licence, see LICENSE. */
+#include "sapwf.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define SAPWF_BATCH_MT "sapwf.core.Batch"
+#define MAX_SLOTS 1024
+#define POLL_MS 1000                      /* longest single wait; libcurl may end it sooner */
+#define TOKEN_HOLD 1.0                    /* seconds a failed token fetch is not repeated */
+
+enum { SLOT_IDLE, SLOT_RUNNING, SLOT_DONE };
+
+typedef struct slot {
+  CURL *easy;
+  int state;
+  int method;
+  int has_body;
+  int replayed;                           /* the one replay after a 401 is used */
+  int failed;                             /* done with `error`, not with an answer */
+  long status;
+  unsigned long sent_gen;                 /* token generation the request carried */
+  struct curl_slist *headers;             /* with the Bearer token of headers_gen */
+  unsigned long headers_gen;
+  int headers_body;                       /* the list says Content-Type: application/json */
+  char *url;
+  size_t url_cap;
+  char *body;
+  size_t body_len, body_cap;
+  sapwf_response response;
+  sapwf_upload upload;
+  sapwf_error error;
+  char errbuf[CURL_ERROR_SIZE];
+} slot;
+
+typedef struct batch {
+  sapwf_client *client;                   /* kept alive by the batch's user value */
+  sapwf_share *share;
+  CURLM *multi;
+  slot *slots;
+  int size;
+  int running;                            /* slots whose easy handle is in the multi */
+  int *done;                              /* ring of finished slot indices */
+  int done_head, done_count;
+  int token_failed;                       /* token_error happened at token_failed_at */
+  double token_failed_at;
+  sapwf_error token_error;
+  int closed;
+} batch;
+
+
+static double now(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+
+/* Makes *p hold at least n bytes. 1, or 0 when out of memory (*p unchanged). */
+static int reserve(char **p, size_t *cap, size_t n)
+{
+  char *q;
+  if (n <= *cap)
+    return 1;
+  q = realloc(*p, n);
+  if (q == NULL)
+    return 0;
+  *p = q;
+  *cap = n;
+  return 1;
+}
+
+
+static batch *check_batch(lua_State *L)
+{
+  batch *b = luaL_checkudata(L, 1, SAPWF_BATCH_MT);
+  if (b->closed)
+    luaL_error(L, "attempt to use a closed sapwf batch");
+  return b;
+}
+
+
+/* {====================================================================
+ * Slots: start, finish, fail
+ * ===================================================================== */
+
+static void push_done(batch *b, slot *s)
+{
+  s->state = SLOT_DONE;
+  b->done[(b->done_head + b->done_count) % b->size] = (int)(s - b->slots);
+  b->done_count++;
+}
+
+
+static void fail(batch *b, slot *s, const sapwf_error *e)
+{
+  s->error = *e;
+  s->failed = 1;
+  push_done(b, s);
+}
+
+
+/* A failure before anything was sent (libcurl could not take the request). */
+static void fail_setup(batch *b, slot *s, const char *message, long curl_code)
+{
+  sapwf_error e;
+  sapwf_error_init(&e, "network", "request");
+  strncpy(e.message, message, sizeof e.message - 1);
+  e.message[sizeof e.message - 1] = '\0';
+  e.curl_code = curl_code;
+  fail(b, s, &e);
+}
+
+
+/* Puts the slot's request into the multi handle with the cached token. */
+static void start(batch *b, slot *s)
+{
+  sapwf_client *c = b->client;
+  CURLcode rc = CURLE_OK;
+  CURLMcode mc;
+  if (s->headers == NULL || s->headers_gen != c->token_gen || s->headers_body != s->has_body) {
+    sapwf_free_headers(s->headers);       /* the handle is idle: nothing reads the old list */
+    s->headers = sapwf_request_headers(c, s->has_body);
+    if (s->headers == NULL) {
+      curl_easy_setopt(s->easy, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
+      fail_setup(b, s, "not enough memory for the request headers", CURLE_OUT_OF_MEMORY);
+      return;
+    }
+    s->headers_gen = c->token_gen;
+    s->headers_body = s->has_body;
+  }
+  SAPWF_SETOPT(rc, s->easy, CURLOPT_URL, s->url);
+  SAPWF_SETOPT(rc, s->easy, CURLOPT_HTTPHEADER, s->headers);
+  if (rc == CURLE_OK)
+    rc = sapwf_set_method(s->easy, s->method, s->has_body ? s->body : NULL, s->body_len);
+  if (rc != CURLE_OK) {
+    fail_setup(b, s, curl_easy_strerror(rc), (long)rc);
+    return;
+  }
+  sapwf_exchange_reset(&s->response, &s->upload, s->errbuf, s->method == SAPWF_METHOD_POST);
+  s->sent_gen = c->token_gen;
+  mc = curl_multi_add_handle(b->multi, s->easy);
+  if (mc != CURLM_OK) {
+    fail_setup(b, s, curl_multi_strerror(mc), -1);
+    return;
+  }
+  s->state = SLOT_RUNNING;
+  b->running++;
+}
+
+
+/* Makes sure a token is cached (a new one when force), then starts the slot; or fails it
+ * with the token error. For TOKEN_HOLD seconds after a failed fetch, requests that need a
+ * token get that error without a new fetch: the retries of many items (client.lua) then
+ * ask a failing token endpoint about once a second, not once per item. */
+static void start_with_token(lua_State *L, batch *b, slot *s, int force)
+{
+  sapwf_error e;
+  /* A failed fetch dropped the token (token.c), so until one succeeds every request would
+   * fetch again. */
+  if (b->token_failed && now() - b->token_failed_at < TOKEN_HOLD) {
+    fail(b, s, &b->token_error);
+    return;
+  }
+  if (!sapwf_token_ensure(L, b->client, lua_upvalueindex(1), force, &e)) {
+    b->token_failed = 1;
+    b->token_failed_at = now();
+    b->token_error = e;
+    fail(b, s, &e);
+    return;
+  }
+  b->token_failed = 0;
+  start(b, s);
+}
+
+
+/* A transfer of the multi handle ended with result. */
+static void finish(lua_State *L, batch *b, slot *s, CURLcode result)
+{
+  sapwf_client *c = b->client;
+  curl_multi_remove_handle(b->multi, s->easy);
+  b->running--;
+  s->state = SLOT_IDLE;
+  if (result != CURLE_OK) {
+    sapwf_error e;
+    sapwf_error_from_exchange(s->easy, result, &s->response, &s->upload, s->errbuf,
+                              "request", &e);
+    fail(b, s, &e);
+    return;
+  }
+  s->status = 0;
+  curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &s->status);
+  /* As client:request: the server did not act on a 401, so replaying (even a POST) is
+   * safe. Only the first request that carried the old token fetches a new one. */
+  if (s->status == 401 && !s->replayed && c->auto_token && !c->closed) {
+    s->replayed = 1;
+    start_with_token(L, b, s, s->sent_gen == c->token_gen);
+    return;
+  }
+  s->failed = 0;
+  push_done(b, s);
+}
+
+
+/* Hands every transfer libcurl reports done to finish. */
+static void collect(lua_State *L, batch *b)
+{
+  CURLMsg *msg;
+  int left;
+  while ((msg = curl_multi_info_read(b->multi, &left)) != NULL) {
+    CURL *easy = msg->easy_handle;
+    CURLcode result = msg->data.result;
+    char *p = NULL;
+    if (msg->msg != CURLMSG_DONE)
+      continue;
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, &p);
+    finish(L, b, (slot *)(void *)p, result);
+  }
+}
+
+/* }==================================================================== */
+
+
+/***
+ * Queues a request on a free slot. Its answer comes from wait.
+ * @function Batch:submit
+ * @tparam integer slot from 1 to the batch's size, not busy
+ * @tparam string method GET POST PUT PATCH DELETE
+ * @tparam string path starting with "/", appended to api_url as is
+ * @tparam[opt] string body sent as application/json
+ */
+static int batch_submit(lua_State *L)
+{
+  batch *b = check_batch(L);
+  lua_Integer k = luaL_checkinteger(L, 2);
+  sapwf_request r;
+  sapwf_client *c = b->client;
+  slot *s;
+  luaL_argcheck(L, k >= 1 && k <= b->size, 2, "slot out of range");
+  sapwf_check_request(L, 3, &r);
+  s = &b->slots[k - 1];
+  luaL_argcheck(L, s->state == SLOT_IDLE, 2, "slot is busy");
+  if (c->closed)
+    return luaL_error(L, "attempt to use a closed sapwf client");
+  if (!reserve(&s->url, &s->url_cap, c->api_url_len + r.path_len + 1)
+      || (r.body != NULL && !reserve(&s->body, &s->body_cap, r.body_len + 1)))
+    return luaL_error(L, "not enough memory");
+  memcpy(s->url, c->api_url, c->api_url_len);
+  memcpy(s->url + c->api_url_len, r.path, r.path_len);
+  s->url[c->api_url_len + r.path_len] = '\0';
+  s->method = r.method;
+  s->has_body = r.body != NULL;
+  s->body_len = r.body_len;
+  if (s->has_body)
+    memcpy(s->body, r.body, r.body_len);         /* the Lua string may be gone when sent */
+  s->replayed = 0;
+  start_with_token(L, b, s, 0);
+  return 0;
+}
+
+
+/* Pushes the result of the oldest finished slot: slot, status, body, headers or slot, nil,
+ * err. Returns the number of values. */
+static int pop(lua_State *L, batch *b)
+{
+  slot *s = &b->slots[b->done[b->done_head]];
+  b->done_head = (b->done_head + 1) % b->size;
+  b->done_count--;
+  s->state = SLOT_IDLE;
+  luaL_checkstack(L, 6, "too many nested calls");
+  lua_pushinteger(L, (lua_Integer)(s - b->slots) + 1);
+  if (s->failed)
+    return 1 + sapwf_push_error(L, &s->error);
+  lua_pushinteger(L, (lua_Integer)s->status);
+  lua_pushlstring(L, s->response.body.data != NULL ? s->response.body.data : "",
+                  s->response.body.len);
+  lua_createtable(L, 0, 8);
+  sapwf_set_headers(L, &s->response.headers);
+  sapwf_buffer_reuse(&s->response.body);
+  sapwf_buffer_reuse(&s->response.headers);
+  return 4;
+}
+
+
+/***
+ * The next request that is done, waiting for one at most `timeout` seconds (default: as
+ * long as one is in flight). Nothing when none is in flight or the time is up.
+ * @function Batch:wait
+ * @tparam[opt] number timeout seconds
+ * @treturn[1] integer slot
+ * @treturn[1] integer status
+ * @treturn[1] string body
+ * @treturn[1] table headers, lower-case names
+ * @treturn[2] integer slot
+ * @treturn[2] nil
+ * @treturn[2] table err, as client:request's
+ */
+static int batch_wait(lua_State *L)
+{
+  batch *b = check_batch(L);
+  double timeout = -1, deadline = 0;
+  if (!lua_isnoneornil(L, 2)) {
+    timeout = (double)luaL_checknumber(L, 2);
+    luaL_argcheck(L, timeout >= 0, 2, "timeout must be a number >= 0");   /* refuses NaN */
+    deadline = now() + timeout;
+  }
+  while (b->done_count == 0) {
+    int still, wait_ms = POLL_MS;
+    CURLMcode mc;
+    if (b->running > 0) {
+      mc = curl_multi_perform(b->multi, &still);
+      if (mc != CURLM_OK)
+        return luaL_error(L, "sapwf: libcurl multi: %s", curl_multi_strerror(mc));
+      collect(L, b);
+      if (b->done_count > 0)
+        break;
+    }
+    if (b->running == 0 && timeout < 0)
+      return 0;                           /* nothing in flight, nothing to wait for */
+    /* With nothing in flight, curl_multi_poll just sleeps: the caller's timers are due. */
+    if (timeout >= 0) {
+      double left = deadline - now();
+      if (left <= 0)
+        return 0;
+      if (left * 1000 < wait_ms)
+        wait_ms = (int)(left * 1000) + 1;
+    }
+    mc = curl_multi_poll(b->multi, NULL, 0, wait_ms, NULL);
+    if (mc != CURLM_OK)
+      return luaL_error(L, "sapwf: libcurl multi: %s", curl_multi_strerror(mc));
+  }
+  return pop(L, b);
+}
+
+
+/* close, __gc and __close: frees whatever exists, so also a batch that failed half-way
+ * through new. Transfers still in flight are abandoned. The easy handles leave the multi
+ * and the share before those go. */
+static int batch_close(lua_State *L)
+{
+  batch *b = luaL_checkudata(L, 1, SAPWF_BATCH_MT);
+  int i;
+  b->closed = 1;
+  if (b->slots != NULL) {
+    for (i = 0; i < b->size; i++) {
+      slot *s = &b->slots[i];
+      if (s->easy != NULL) {
+        if (s->state == SLOT_RUNNING && b->multi != NULL)
+          curl_multi_remove_handle(b->multi, s->easy);
+        curl_easy_cleanup(s->easy);
+      }
+      sapwf_free_headers(s->headers);
+      free(s->url);
+      free(s->body);
+      sapwf_buffer_free(&s->response.body);
+      sapwf_buffer_free(&s->response.headers);
+    }
+    free(b->slots);
+    b->slots = NULL;
+  }
+  free(b->done);
+  b->done = NULL;
+  if (b->multi != NULL) {
+    curl_multi_cleanup(b->multi);
+    b->multi = NULL;
+  }
+  sapwf_share_release(L, b->share);
+  b->share = NULL;
+  b->running = b->done_count = 0;
+  return 0;
+}
+
+
+static int batch_tostring(lua_State *L)
+{
+  batch *b = luaL_checkudata(L, 1, SAPWF_BATCH_MT);
+  if (b->closed)
+    lua_pushliteral(L, SAPWF_BATCH_MT " (closed)");
+  else
+    lua_pushfstring(L, SAPWF_BATCH_MT " (%d slots)", b->size);
+  return 1;
+}
+
+
+/* Keeps the client (at client_idx) alive as long as the batch on top of the stack. */
+static void anchor_client(lua_State *L, int client_idx)
+{
+#if LUA_VERSION_NUM >= 504
+  lua_pushvalue(L, client_idx);
+  lua_setiuservalue(L, -2, 1);
+#else
+  lua_createtable(L, 1, 0);               /* Lua 5.1's environments must be tables */
+  lua_pushvalue(L, client_idx);
+  lua_rawseti(L, -2, 1);
+#if LUA_VERSION_NUM >= 502
+  lua_setuservalue(L, -2);
+#else
+  lua_setfenv(L, -2);
+#endif
+#endif
+}
+
+
+/* A slot's easy handle: the client's API handle duplicated, collecting into the slot. */
+static CURLcode open_slot(batch *b, slot *s)
+{
+  CURLcode rc = CURLE_OK;
+  s->response.max = b->client->response.max;
+  s->easy = curl_easy_duphandle(b->client->api_easy);
+  if (s->easy == NULL)
+    return CURLE_OUT_OF_MEMORY;
+  rc = sapwf_easy_callbacks(s->easy, &s->response, &s->upload, s->errbuf);
+  SAPWF_SETOPT(rc, s->easy, CURLOPT_PRIVATE, (void *)s);
+  SAPWF_SETOPT(rc, s->easy, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
+  /* Wait for the first connection to tell whether it multiplexes (HTTP/2) before opening
+   * more: then the whole batch shares one connection. */
+  SAPWF_SETOPT(rc, s->easy, CURLOPT_PIPEWAIT, 1L);
+  if (b->share != NULL)
+    SAPWF_SETOPT(rc, s->easy, CURLOPT_SHARE, sapwf_share_handle(b->share));
+  return rc;
+}
+
+
+/***
+ * A batch of `size` slots on this client.
+ * @function Client:batch
+ * @tparam integer size from 1 to 1024: requests in flight at most
+ * @treturn Batch
+ */
+int sapwf_batch_new(lua_State *L)
+{
+  sapwf_client *c = sapwf_check_open(L, 1);
+  lua_Integer size = luaL_checkinteger(L, 2);
+  CURLcode rc = CURLE_OK;
+  batch *b;
+  int i;
+  luaL_argcheck(L, size >= 1 && size <= MAX_SLOTS, 2, "size must be from 1 to 1024");
+  b = lua_newuserdatauv(L, sizeof *b, 1);           /* client, size, batch */
+  memset(b, 0, sizeof *b);
+  b->closed = 1;
+  luaL_getmetatable(L, SAPWF_BATCH_MT);
+  lua_setmetatable(L, -2);
+  anchor_client(L, 1);
+  b->client = c;
+  b->size = (int)size;
+  b->share = sapwf_share_retain(c->share);
+  b->slots = calloc((size_t)size, sizeof *b->slots);
+  b->done = calloc((size_t)size, sizeof *b->done);
+  b->multi = curl_multi_init();
+  if (b->slots == NULL || b->done == NULL || b->multi == NULL)
+    return luaL_error(L, "not enough memory");
+  curl_multi_setopt(b->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+  /* How many idle connections the shared cache keeps: libcurl's rule is four per transfer
+   * still in the multi, which dwindles as the batch ends and would close the batch's own
+   * connections; here it is four per slot throughout. The client's own calls keep as many
+   * (the easy interface's default is 5), so batches and calls take turns on the same
+   * connections instead of closing each other's. */
+  curl_multi_setopt(b->multi, CURLMOPT_MAXCONNECTS, 4L * (long)size);
+  if (4L * (long)size > c->keep_connections) {
+    c->keep_connections = 4L * (long)size;
+    curl_easy_setopt(c->api_easy, CURLOPT_MAXCONNECTS, c->keep_connections);
+  }
+  for (i = 0; i < b->size && rc == CURLE_OK; i++)
+    rc = open_slot(b, &b->slots[i]);
+  if (rc != CURLE_OK)
+    return luaL_error(L, "sapwf: cannot set up libcurl: %s", curl_easy_strerror(rc));
+  b->closed = 0;
+  return 1;
+}
+
+
+static const luaL_Reg batch_methods[] = {
+  {"submit", batch_submit},
+  {"wait", batch_wait},
+  {"close", batch_close},
+  {NULL, NULL}
+};
+
+static const luaL_Reg batch_metamethods[] = {
+  {"__gc", batch_close},
+  {"__close", batch_close},
+  {"__tostring", batch_tostring},
+  {NULL, NULL}
+};
+
+
+/* Creates the Batch metatable. Expects cjson.safe's decode on top of the stack and pops
+ * it: the methods get it as their upvalue 1, for the token fetches they make. */
+void sapwf_batch_open(lua_State *L)
+{
+  luaL_newmetatable(L, SAPWF_BATCH_MT);               /* decode, mt */
+  lua_pushliteral(L, SAPWF_BATCH_MT);
+  lua_setfield(L, -2, "__name");
+  luaL_setfuncs(L, batch_metamethods, 0);
+  luaL_newlibtable(L, batch_methods);                 /* decode, mt, methods */
+  lua_pushvalue(L, -3);
+  luaL_setfuncs(L, batch_methods, 1);
+  lua_setfield(L, -2, "__index");                     /* decode, mt */
+  lua_pop(L, 2);
+}
