@@ -9,14 +9,16 @@
 local core = require "sapwf.core"
 local json = require "sapwf.json"
 local errors = require "sapwf.errors"
+local operations = require "sapwf.operations"
 
 local type, tostring, tonumber, getmetatable, setmetatable, rawget, error =
   type, tostring, tonumber, getmetatable, setmetatable, rawget, error
-local tointeger = math.tointeger
 local pairs, ipairs = pairs, ipairs
 local format, match = string.format, string.match
 local concat, sort = table.concat, table.sort
 local escape, json_decode = core.escape, json.decode
+local parse_count, parse_retry_after = core.parse_count, core.retry_after
+local floor = math.floor
 
 local client = {}
 
@@ -26,10 +28,25 @@ client.methods = methods
 local mt = { __index = methods, __name = "sapwf client" }
 client.mt = mt
 
---- Wraps a `sapwf.core` client. api_url is for tostring; instance names the service
--- instance in 403 hints (nil: "<instance>").
-function client.wrap(core_client, api_url, instance)
-  return setmetatable({ _core = core_client, _api_url = api_url, _instance = instance }, mt)
+-- Retry defaults (README "Retries"): at most `retries` more attempts, none begun later than
+-- `retry_deadline` seconds after the first, waits from backoff_base doubling up to
+-- backoff_max (with jitter), or longer when Retry-After asks.
+client.RETRY_DEFAULTS = { retries = 3, retry_deadline = 30, backoff_base = 0.5, backoff_max = 8 }
+
+--- Wraps a `sapwf.core` client (or anything with its request, token and close). api_url is
+-- for tostring; instance names the service instance in 403 hints (nil: "<instance>").
+-- opts: the checked options of sapwf.new (retries, retry_deadline, backoff_base,
+-- backoff_max, log, verify are read; nil: the defaults). env: how to wait, for hosts where
+-- blocking is wrong (sapwf.ngx passes ngx.sleep and ngx.now): { sleep =, now = }.
+function client.wrap(core_client, api_url, instance, opts, env)
+  opts, env = opts or {}, env or {}
+  local policy = { log = opts.log, sleep = env.sleep or core.sleep,
+                   now = env.now or core.monotonic }
+  for name, default in pairs(client.RETRY_DEFAULTS) do
+    if opts[name] ~= nil then policy[name] = opts[name] else policy[name] = default end
+  end
+  return setmetatable({ _core = core_client, _api_url = api_url, _instance = instance,
+                        _policy = policy, _insecure = opts.verify == false }, mt)
 end
 
 ---------------------------------------------------------------------------------------------
@@ -72,7 +89,8 @@ end
 --- A version number: a non-negative integer, or a string id.
 function client.check_version(fname, argn, v)
   if type(v) == "number" then
-    if v % 1 ~= 0 or v < 0 then
+    -- 2^53 and up (and inf, NaN) have no exact integer text
+    if v % 1 ~= 0 or v < 0 or v >= 9007199254740992 then
       error(format("bad argument #%d to '%s' (version must be a non-negative integer)",
                    argn, fname), 3)
     end
@@ -182,15 +200,185 @@ local function job_of(headers)
   return { job = job, location = location }
 end
 
+---------------------------------------------------------------------------------------------
+-- Retries: the one place they are decided. Every call goes through client.send.
+--
+-- What is sent again, and when:
+-- - a call that surely never reached the service (no connection, no token: outcome
+--   not_sent), any method, when the failure may pass (network, timeout, token endpoint 408,
+--   429 or 5xx);
+-- - an answer 408, 429 or 503, any method: the service refused before acting;
+-- - idempotent calls also on 500, 502, 504 and on network failures after sending: GET, PUT
+--   and the PATCHes that set values (instance status, context merge, roles);
+-- - never a start or message (POST) that may have reached the service: the error says
+--   outcome "unknown" instead.
+-- A 403 gets one fresh token and one more try (not a retry): authorities granted since the
+-- token was cached then work at once.
+
+-- HTTP statuses worth sending an idempotent call again for.
+local RETRY_STATUS = { [408] = true, [429] = true, [500] = true, [502] = true, [503] = true,
+                       [504] = true }
+-- Of those, the ones that say the service did nothing: the request was not read whole (408),
+-- the tenant's rate limit (429), the service is unavailable (503).
+local REFUSED_STATUS = { [408] = true, [429] = true, [503] = true }
+-- Operations besides GET and PUT whose second sending has the effect of the first.
+local IDEMPOTENT_OPS = { cancel = true, suspend = true, resume = true, update_context = true,
+                         update_roles = true }
+-- A 403 fetches a fresh token at most this often per client, so a loop of forbidden calls
+-- cannot hammer the token endpoint.
+local FORBIDDEN_REFRESH_INTERVAL = 1
+
+--- Whether sending method to a path (no query) twice has the effect of once.
+function client.idempotent(method, bare_path, op_name)
+  if method == "GET" or method == "PUT" then return true end
+  if op_name then return IDEMPOTENT_OPS[op_name] == true end
+  local found = operations.match(method, bare_path)
+  for _, op in ipairs(found) do
+    if not IDEMPOTENT_OPS[op.name] then return false end
+  end
+  return found[1] ~= nil
+end
+
+-- Jitter spreads the retries of many processes. math.random is seeded randomly only on Lua
+-- 5.4, and seeding it here would change the sequence a program set up for itself, so the
+-- jitter has a Park-Miller generator of its own, seeded from the clock and an address.
+local jitter_state = floor((core.monotonic() * 1e6 + os.time()
+  + (tonumber(match(tostring({}), "0x(%x+)") or "0", 16) or 0)) % 2147483646) + 1
+local function jitter()
+  jitter_state = (jitter_state * 16807) % 2147483647
+  return jitter_state / 2147483647
+end
+
+-- The wait before retry number n: base * 2^(n-1), at most backoff_max, of which a random
+-- part ("equal jitter": from half the step to the whole step).
+local function backoff(policy, n)
+  local step = policy.backoff_base * 2 ^ (n - 1)
+  if step > policy.backoff_max then step = policy.backoff_max end
+  return step / 2 + step / 2 * jitter()
+end
+
+-- Passes an event to the log hook. Events carry what happened, never a token or secret.
+local function log(policy, event)
+  if policy.log then policy.log(event) end
+end
+
+-- Waits before the next attempt when the policy allows one: returns true after the wait,
+-- false (at once) when the retries or the deadline are used up. state: {started, retries}.
+local function pause(policy, state, retry_after, event)
+  if state.retries >= policy.retries then return false end
+  local wait = backoff(policy, state.retries + 1)
+  if retry_after and retry_after > wait then wait = retry_after end
+  if policy.now() - state.started + wait > policy.retry_deadline then return false end
+  state.retries = state.retries + 1
+  event.event, event.attempt, event.delay, event.retry_after = "retry", state.retries, wait,
+    retry_after
+  log(policy, event)
+  policy.sleep(wait)
+  return true
+end
+
+local function new_state(policy)
+  return { started = policy.now(), retries = 0, uncertain = false }
+end
+
+--- Adds what the retries did to a final error: how many attempts went out, and an unknown
+-- outcome when an earlier attempt may have taken effect.
+function client.annotate(err, state, retry_after)
+  if state then
+    if state.retries > 0 then err.attempts = state.retries + 1 end
+    if state.uncertain and err.outcome ~= "unknown" then err.outcome = "unknown" end
+  end
+  if retry_after and err.retry_after == nil then err.retry_after = retry_after end
+  return err
+end
+
+-- Whether a 403 is worth a fresh token: the cached one lacks the authority (or cannot tell),
+-- and no 403 fetched one during the last FORBIDDEN_REFRESH_INTERVAL.
+local function refresh_may_help(self, c, authority)
+  local policy = self._policy
+  local last = self._forbidden_refresh
+  if last and policy.now() - last < FORBIDDEN_REFRESH_INTERVAL then return false end
+  if authority then
+    local token, _, scope = c:token()
+    if token and scope then
+      for _, granted in ipairs(errors.granted(scope)) do
+        if granted == authority then return false end
+      end
+    end
+  end
+  return true
+end
+
+--- Sends method to target (path .. query; body: text or nil) with the retries above.
+-- ctx: path (without query), authority (for a 403), idempotent. Returns status, body,
+-- headers, state for any final HTTP answer, or nil, err (an error object, annotated).
+function client.send(self, method, target, body, ctx)
+  local c = self._core
+  local policy = self._policy
+  local state = new_state(policy)
+  local refreshed = false
+  while true do
+    state.retry_after = nil
+    local status, resp, headers = c:request(method, target, body)
+    if status then
+      if status == 403 and not refreshed and refresh_may_help(self, c, ctx.authority) then
+        refreshed = true
+        self._forbidden_refresh = policy.now()
+        log(policy, { event = "token_refresh", reason = "forbidden", method = method,
+                      path = ctx.path, status = 403 })
+        if not c:token(true) then return status, resp, headers, state end
+      elseif RETRY_STATUS[status] and (ctx.idempotent or REFUSED_STATUS[status]) then
+        local retry_after = headers["retry-after"]
+        retry_after = retry_after and parse_retry_after(retry_after) or nil
+        state.retry_after = retry_after       -- for the error, if this answer is the last
+        local outcome = REFUSED_STATUS[status] and "rejected" or "unknown"
+        if not pause(policy, state, retry_after, { method = method, path = ctx.path,
+                                                  status = status, outcome = outcome }) then
+          return status, resp, headers, state
+        end
+        if outcome == "unknown" then state.uncertain = true end
+      else
+        return status, resp, headers, state
+      end
+    else
+      local err = errors.from_core(resp, method, ctx.path)
+      local again = err.retryable and (ctx.idempotent or err.outcome == "not_sent")
+      if not (again and pause(policy, state, err.retry_after, {
+          method = method, path = ctx.path, kind = err.kind, status = err.status,
+          phase = err.phase, outcome = err.outcome })) then
+        return nil, client.annotate(err, state)
+      end
+      if err.outcome == "unknown" then state.uncertain = true end
+    end
+  end
+end
+
+--- The token (for wf:token), with the retries of a call that was never sent.
+function client.token(self, c, force)
+  local policy = self._policy
+  local state = new_state(policy)
+  while true do
+    local token, left, scope = c:token(force)
+    if token then return token, left, scope end
+    local err = errors.from_core(left, nil, nil)
+    if not (err.retryable and pause(policy, state, err.retry_after, {
+        kind = err.kind, status = err.status, phase = "token", outcome = err.outcome })) then
+      return nil, client.annotate(err, state)
+    end
+  end
+end
+
 --- Sends op to path .. query (body: JSON text or nil) and judges the answer by op.body.
 -- Returns value, meta (meta.status, meta.request_id, meta.total for list calls) or nil, err.
 function client.call(self, op, path, query, body)
   local method = op.method
-  local status, resp, headers = self._core:request(method, query == "" and path
-                                                   or path .. query, body)
-  if not status then return nil, errors.from_core(resp, method, path) end
+  local status, resp, headers, state = client.send(self, method, query == "" and path
+    or path .. query, body, { path = path, authority = op.authority,
+                              idempotent = client.idempotent(method, path, op.name) })
+  if not status then return nil, resp end
   if not (op.success_set[status] or (status >= 200 and status < 300)) then
-    return nil, client.failure(self, method, path, op.authority, status, resp, headers)
+    return nil, client.annotate(client.failure(self, method, path, op.authority, status, resp,
+                                               headers), state, state.retry_after)
   end
   local meta = { status = status, request_id = request_id(headers) }
   local kind = op.body
@@ -204,9 +392,9 @@ function client.call(self, op, path, query, body)
       return nil, errors.decode(status, headers, { method = method, path = path,
                                                    op = op.name }, detail)
     end
+    -- Only a plain count: "1e3", "0x10" or "-1" from a proxy is no count at all.
     local total = headers["x-total-count"]
-    if total then meta.total = tonumber(total) end
-    if meta.total and tointeger then meta.total = tointeger(meta.total) or meta.total end
+    if total then meta.total = parse_count(total) end
     return value, meta
   elseif kind == "job" then
     if status == 200 or status == 204 then return true, meta end
@@ -235,9 +423,7 @@ end
 function methods.token(self, force)
   local c = client.open(self, "token")
   if force ~= nil and type(force) ~= "boolean" then typeerror("token", 1, "boolean", force, 1) end
-  local token, left, scope = c:token(force)
-  if not token then return nil, errors.from_core(left, nil, nil) end
-  return token, left, scope
+  return client.token(self, c, force)
 end
 
 -- A client that is dropped without close() frees its connections when collected.
@@ -251,7 +437,9 @@ end
 mt.__close = function(self) mt.__gc(self) end
 mt.__tostring = function(self)
   if not rawget(self, "_core") then return "sapwf client (closed)" end
+  -- verify = false is never silent: it shows wherever the client is printed.
   return "sapwf client (" .. tostring(self._api_url) .. ")"
+    .. (rawget(self, "_insecure") and " [TLS verification OFF]" or "")
 end
 
 return client

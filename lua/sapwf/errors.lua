@@ -6,15 +6,18 @@
 -- request body, and a non-JSON error page is summarised, never copied.
 --
 -- retryable: true when sending the same call again may succeed and cannot do a thing twice:
---   429 and 503 (the service refused before doing anything), 409 (the spec's "try again
---   later"), a token endpoint 5xx, network errors before the request was sent; and for
---   methods other than POST also 500, 502, 504 and network errors after sending.
+--   408, 429 and 503 (the service refused before doing anything), 409 (the spec's "try again
+--   later"), a token endpoint 408, 429 or 5xx, network errors before the request was sent;
+--   and for methods other than POST also 500, 502, 504 and network errors after sending.
+--   (client.lua decides which of these sapwf retries by itself; see README "Retries".)
 --   A POST (start, send_message, purge) that may have reached the service is never
 --   retryable: retrying could start a second instance.
 -- outcome: "not_sent" (the request never reached the service), "rejected" (the service
 --   answered with an error: nothing changed), "unknown" (it may have taken effect: a network
 --   failure after sending, a 500/502/504, or a 2xx whose body could not be read). For
 --   "unknown" after a start, look the instance up before starting it again.
+-- attempts: how many times the call was sent, when sapwf retried it; retry_after: the
+--   seconds a Retry-After header asked for, when the last answer had one.
 local cjson_safe = require "cjson.safe"
 
 local type, tostring, pairs, ipairs = type, tostring, pairs, ipairs
@@ -31,7 +34,8 @@ errors.Error = Error
 
 local KIND_BY_STATUS = {
   [400] = "invalid", [401] = "auth", [403] = "forbidden", [404] = "not_found",
-  [409] = "conflict", [412] = "conflict", [422] = "invalid", [429] = "rate_limited",
+  [408] = "timeout", [409] = "conflict", [412] = "conflict", [422] = "invalid",
+  [429] = "rate_limited",
 }
 
 --- The kind for an HTTP error status.
@@ -44,6 +48,7 @@ function errors.kind_for_status(status)
 end
 
 local MAX_MESSAGE = 500  -- a message is a line, not a page
+local MAX_PATH = 200
 
 local function clip(s)
   s = gsub(s, "[%c]+", " ")
@@ -54,7 +59,11 @@ end
 local function one_line(e)
   local head = "sapwf: " .. tostring(e.kind)
   if e.status then head = head .. " (" .. e.status .. ")" end
-  if e.method and e.path then head = head .. " " .. e.method .. " " .. e.path end
+  if e.method and e.path then
+    local path = tostring(e.path)
+    if #path > MAX_PATH then path = sub(path, 1, MAX_PATH) .. "..." end   -- a huge id
+    head = head .. " " .. e.method .. " " .. path
+  end
   local text = head .. ": "
   if e.phase == "token" then text = text .. "getting a token: " end
   text = text .. tostring(e.message)
@@ -63,6 +72,7 @@ local function one_line(e)
   if e.outcome == "unknown" and e.method and e.method ~= "GET" and e.kind ~= "decode" then
     text = text .. "; the request may have taken effect (outcome unknown)"
   end
+  if e.attempts then text = text .. "; after " .. e.attempts .. " attempts" end
   local ids = {}
   if e.code then ids[#ids + 1] = "code " .. e.code end
   if e.log_id then ids[#ids + 1] = "log_id " .. e.log_id end
@@ -94,7 +104,7 @@ end
 
 -- Retry and outcome rules for an HTTP answer (see the top of this file).
 local function judge_status(status, method)
-  if status == 429 or status == 503 then return true, "rejected" end
+  if status == 408 or status == 429 or status == 503 then return true, "rejected" end
   if status == 409 then return true, "rejected" end
   if status == 500 or status == 502 or status == 504 then
     return method ~= "POST", "unknown"
@@ -188,10 +198,14 @@ function errors.from_core(cerr, method, path)
   e.method, e.path = method, path
   local kind = e.kind
   if e.phase == "token" then
-    -- The API request was never sent: we had no token.
+    -- The API request was never sent: we had no token. The token endpoint's own overload
+    -- answers read as they do from the API.
+    local status = type(e.status) == "number" and e.status or nil
+    if status == 429 then e.kind = "rate_limited" elseif status == 408 then e.kind = "timeout" end
+    kind = e.kind
     e.outcome = "not_sent"
-    e.retryable = (kind == "network" or kind == "timeout") or
-                  (kind == "server" and type(e.status) == "number" and e.status >= 500)
+    e.retryable = (kind == "network" or kind == "timeout" or kind == "rate_limited") or
+                  (kind == "server" and status ~= nil and status >= 500)
   elseif e.sent == false then
     e.outcome = "not_sent"
     e.retryable = kind == "network" or kind == "timeout"

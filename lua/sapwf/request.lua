@@ -36,7 +36,7 @@ end
 -- a failure. The path is sent as given: use the methods for ids from untrusted input, they
 -- escape them.
 function methods.request(self, method, path, opts)
-  local core = open(self, "request")
+  open(self, "request")
   if type(method) ~= "string" then bad(1, "string expected, got " .. type(method)) end
   if not METHODS[method] then
     bad(1, format("method '%s' is not one of GET, POST, PUT, PATCH, DELETE", method))
@@ -61,14 +61,16 @@ function methods.request(self, method, path, opts)
     if not text then return nil, errors.invalid(msg, "sapwf.json", method, bare_path) end
     body = text
   end
-  local status, resp, headers = core:request(method, path .. qs, body)
-  if not status then return nil, errors.from_core(resp, method, bare_path) end
+  local authority, exact = authority_of(method, bare_path)
+  local status, resp, headers, state = client.send(self, method, path .. qs, body, {
+    path = bare_path, authority = exact and authority or nil,
+    idempotent = client.idempotent(method, bare_path) })
+  if not status then return nil, resp end
   if status >= 400 or status < 200 then
-    local authority, exact = authority_of(method, bare_path)
     local err = client.failure(self, method, bare_path, exact and authority or nil, status,
                                resp, headers)
     if status == 403 and not exact then err.authority = authority end
-    return nil, err
+    return nil, client.annotate(err, state, state.retry_after)
   end
   if resp == "" then return true, headers end
   local ctype = headers["content-type"] or ""

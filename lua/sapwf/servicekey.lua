@@ -15,6 +15,7 @@ local type, pairs, ipairs, tostring = type, pairs, ipairs, tostring
 local format, find, gsub, lower = string.format, string.find, string.gsub, string.lower
 local concat, sort = table.concat, table.sort
 local io_open = io.open
+local sub = string.sub
 
 local servicekey = {}
 
@@ -96,13 +97,24 @@ end
 function servicekey.resolve(source)
   if type(source) == "table" then return servicekey.from_table(source) end
   local text, what = source, "service key text"
+  -- A UTF-8 byte order mark (editors on Windows write one) is not part of the JSON.
+  if find(source, "^\239\187\191") then source = sub(source, 4) text = source end
   if not find(source, "^%s*{") then
+    -- Not JSON text, so a path; but it may be key text gone wrong (an array, a typo), so
+    -- messages quote it only when it looks like a path: a key's text holds its secret.
+    local shown = (#source <= 256 and not find(source, "[%c{}\"]")) and source
+      or "(the text given is neither a path nor JSON text starting with '{')"
     local file, oserr = io_open(source, "rb")
-    if not file then return config("cannot read service key file: %s", tostring(oserr)) end
+    if not file then
+      local reason = tostring(oserr)
+      if sub(reason, 1, #source + 2) == source .. ": " then reason = sub(reason, #source + 3) end
+      return config("cannot read service key file: %s: %s", shown, reason)
+    end
     text = file:read("*a")
     file:close()
-    if not text then return config("cannot read service key file '%s'", source) end
-    what = format("service key file '%s'", source)
+    if not text then return config("cannot read service key file '%s'", shown) end
+    what = format("service key file '%s'", shown)
+    if find(text, "^\239\187\191") then text = sub(text, 4) end
   end
   local key, jerr = cjson_safe.decode(text)
   if type(key) ~= "table" then

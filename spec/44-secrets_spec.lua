@@ -1,0 +1,223 @@
+-- Secrets never leave: the client secret, the Basic header it makes, the access tokens and
+-- private keys appear in no error (any field, tostring), no tostring of a client, no log
+-- event, no raised message and no output of the command line, whatever went wrong.
+local sapwf = require "sapwf"
+local helpers = require "spec.helpers"
+local R = require "spec.support.reliability"
+
+describe("secrets", function()
+  local emu, needles, key
+
+  setup(function()
+    emu = helpers.start_emulator()
+    needles, key = R.needles(emu, "full")
+  end)
+  teardown(function() if emu then emu:stop() end end)
+  before_each(function() emu:reset() end)
+
+  -- Everything a program could print about these calls.
+  local function collect(into, ...)
+    for i = 1, select("#", ...) do into[#into + 1] = (select(i, ...)) end
+    local last = select(select("#", ...), ...)
+    if last ~= nil then into[#into + 1] = tostring(last) end
+  end
+
+  it("no error, tostring or log event of a failing client holds one", function()
+    local seen = {}
+    local wf, events = R.client(emu, "full", { timeout = 0.5, retry_deadline = 2 })
+    local tokens = {}
+    tokens[1] = assert(wf:token())
+    local calls = {
+      { { fault = "status", status = 500, method = "POST", path = "/v1/workflow-instances" },
+        function() return wf:start("simple") end },
+      { { fault = "status", status = 503, times = -1, method = "GET" },
+        function() return wf:definitions() end },
+      { { fault = "html", times = -1, method = "GET" }, function() return wf:instances() end },
+      { { fault = "drop_after", method = "POST", path = "/v1/workflow-instances" },
+        function() return wf:start("simple") end },
+      { { fault = "malformed", method = "GET" }, function() return wf:tasks() end },
+      { { fault = "delay", delay = 2, times = -1, method = "GET" },
+        function() return wf:forms() end },
+      { { fault = "status", status = 401, times = 2, method = "GET" },
+        function() return wf:definitions() end },
+      { { fault = "status", status = 500, times = -1, path = "/oauth/token" },
+        function() return wf:token(true) end },
+      { { fault = "status", status = 401, times = -1, path = "/oauth/token" },
+        function() return wf:instances() end },
+      { { fault = "malformed", path = "/oauth/token" }, function() return wf:token(true) end },
+      { { fault = "oversize", size = 20 * 1024 * 1024, path = "/oauth/token" },
+        function() return wf:token(true) end },
+    }
+    for _, call in ipairs(calls) do
+      emu:clear_faults()
+      call[1].times = call[1].times or 1
+      emu:fault(call[1])
+      collect(seen, call[2]())
+      emu:clear_faults()
+      local token = wf:token()
+      if token then tokens[#tokens + 1] = token end
+    end
+    collect(seen, wf:request("GET", "/v1/forms", { query = { x = tokens[1] ~= nil } }))
+    seen[#seen + 1] = tostring(wf)
+    seen[#seen + 1] = tostring(rawget(wf, "_core"))
+    seen[#seen + 1] = wf                           -- every field of the client table
+    seen[#seen + 1] = events
+    assert.is_true(#events > 5)
+    local all = {}
+    for k, v in pairs(needles) do all[k] = v end
+    for i, token in ipairs(tokens) do all["token " .. i] = token end
+    assert.is_true(#tokens >= 2)
+    R.assert_no_secret(seen, all, "what the client handed out")
+    wf:close()
+    R.assert_no_secret({ tostring(wf), wf }, all, "a closed client")
+  end)
+
+  it("a wrong secret: no part of it in the error, its tostring or the client", function()
+    local wrong = "Wr0ng$ecret/+=" .. string.rep("q", 30)
+    local bad_key = emu:service_key("full")
+    bad_key.uaa.clientsecret = wrong
+    local wf = assert(sapwf.new{ service_key = bad_key, backoff_base = 0.01 })
+    local _, err = wf:start("simple")
+    assert.equal("auth", err.kind)
+    local wrong_needles = { wrong = wrong, basic = R.base64(bad_key.uaa.clientid .. ":" .. wrong),
+                            half = wrong:sub(1, 12) }
+    R.assert_no_secret({ err, tostring(err), tostring(wf), wf }, wrong_needles, "an auth error")
+  end)
+
+  it("raised argument errors do not quote a secret given in an option", function()
+    local cases = {
+      { api_url = "http://x", token_url = "http://x", client_id = "c",
+        client_secret = needles.secret, timeout = "soon" },
+      { api_url = "http://x", token_url = "http://x", client_id = "c",
+        client_secret = needles.secret, bogus = needles.secret },
+      { api_url = "http://x", token_url = "http://x", client_id = "c",
+        client_secret = needles.secret .. "\0" },
+      { service_key = key, retries = needles.secret },
+    }
+    for _, opts in ipairs(cases) do
+      local ok, err = pcall(sapwf.new, opts)
+      assert.is_false(ok)
+      R.assert_no_secret({ err }, needles, "a raised message")
+    end
+  end)
+
+  it("service key text that is not JSON is never quoted back", function()
+    local cjson = require "cjson"
+    local text = cjson.encode(key)
+    for _, broken in ipairs({ "[" .. text .. "]", text:sub(2), "x" .. text, text:sub(1, -3) }) do
+      local wf, err = sapwf.new{ service_key = broken }
+      assert.is_nil(wf)
+      assert.equal("config", err.kind)
+      R.assert_no_secret({ err, tostring(err) }, needles, "a service key error")
+    end
+    -- a byte order mark before the JSON is read past
+    assert(sapwf.new{ service_key = "\239\187\191" .. text })
+  end)
+
+  it("a private key never appears, even when it does not fit the certificate", function()
+    local x509 = emu:service_key("x509", { tls = true })
+    local body = x509.uaa.key:match("\n([A-Za-z0-9+/=]+)\n")
+    assert.is_string(body)
+    local key_needles = { ["private key line"] = body, ["private key"] = x509.uaa.key }
+    -- the right certificate with a key that does not belong to it: the server's
+    local server_key = io.open((emu.ca_file:gsub("ca%.pem$", "server.key")), "rb")
+    local mismatched = assert(server_key):read("*a")
+    server_key:close()
+    assert.matches("PRIVATE KEY", mismatched)
+    local cases = {
+      { cert = x509.uaa.certificate, key = mismatched },
+      { cert = x509.uaa.certificate, key = "not a key" },
+      { cert = "not a certificate", key = x509.uaa.key },
+    }
+    for _, case in ipairs(cases) do
+      local wf, err = sapwf.new{ api_url = x509.endpoints.workflow_rest_url,
+        token_url = x509.uaa.certurl .. "/oauth/token", client_id = x509.uaa.clientid,
+        cert = case.cert, key = case.key, cafile = emu.ca_file, retries = 0 }
+      if wf then
+        local token
+        token, err = wf:token()
+        assert.is_nil(token)
+        R.assert_no_secret({ err, tostring(err), tostring(wf), wf }, key_needles, "an x509 error")
+        R.assert_no_secret({ err, tostring(err) }, { mismatched = mismatched:match(
+          "\n([A-Za-z0-9+/=]+)\n") or mismatched }, "an x509 error")
+      else
+        R.assert_no_secret({ err, tostring(err) }, key_needles, "an x509 error")
+      end
+    end
+  end)
+
+  describe("the command line", function()
+    local dir
+
+    setup(function()
+      dir = os.tmpname()
+      os.remove(dir)
+      assert.is_true(R.run("mkdir -p " .. dir))
+    end)
+    teardown(function() R.run("rm -rf " .. dir) end)
+
+    local function write(path, text)
+      local f = assert(io.open(path, "w"))
+      f:write(text)
+      f:close()
+    end
+
+    -- stdout and stderr of bin/sapwf, together.
+    local function run(args)
+      local quoted = {}
+      for i, a in ipairs(args) do quoted[i] = "'" .. a:gsub("'", "'\\''") .. "'" end
+      local pipe = assert(io.popen("env -u SAPWF_SERVICE_KEY -u VCAP_SERVICES lua5.4 bin/sapwf "
+        .. table.concat(quoted, " ") .. " </dev/null 2>&1"))
+      local out = pipe:read("*a")
+      pipe:close()
+      return out
+    end
+
+    it("prints no secret, Basic header or token on any failure", function()
+      local cjson = require "cjson"
+      local full, bad = dir .. "/full.json", dir .. "/bad.json"
+      write(full, cjson.encode(key))
+      local bad_key = emu:service_key("full")
+      bad_key.uaa.clientsecret = needles.secret .. "x"
+      write(bad, cjson.encode(bad_key))
+      local limited = dir .. "/limited.json"
+      write(limited, cjson.encode(emu:service_key("limited")))
+      local limited_needles = R.needles(emu, "limited")
+
+      local outputs = {}
+      local function capture(args, fault)
+        emu:clear_faults()
+        if fault then emu:fault(fault) end
+        outputs[#outputs + 1] = run(args)
+      end
+      capture({ "--service-key", bad, "definitions" })
+      capture({ "--service-key", bad, "token" })
+      capture({ "--service-key", bad, "doctor" })
+      capture({ "--service-key", limited, "start", "simple" })
+      capture({ "--service-key", limited, "doctor" })
+      capture({ "--service-key", full, "definitions" },
+              { fault = "status", status = 500, times = -1, path = "/oauth/token" })
+      -- failures sapwf does not retry (a start that may have run), so the test stays quick
+      capture({ "--service-key", full, "-o", "json", "start", "simple" },
+              { fault = "html", times = 1, method = "POST" })
+      capture({ "--service-key", full, "start", "simple" },
+              { fault = "drop_after", times = 1, method = "POST" })
+      capture({ "--service-key", full, "--timeout", "0.3", "start", "simple" },
+              { fault = "delay", delay = 1, times = 1, method = "POST" })
+      capture({ "--service-key", full, "token" })
+      capture({ "--service-key", full, "-o", "json", "token" })
+      capture({ "--service-key", full, "doctor" })
+      emu:clear_faults()
+      assert.is_true(#outputs == 12)
+      for i, out in ipairs(outputs) do
+        assert.is_true(#out > 0, "run " .. i .. " printed nothing")
+      end
+      local all = {}
+      for k, v in pairs(needles) do all[k] = v end
+      for k, v in pairs(limited_needles) do all["limited " .. k] = v end
+      all["bad secret"] = bad_key.uaa.clientsecret
+      all["a JWT"] = "eyJ"                           -- any access token, whoever fetched it
+      R.assert_no_secret(outputs, all, "the command line's output")
+    end)
+  end)
+end)

@@ -1,0 +1,96 @@
+-- The C code that reads what servers send (src/headers.c, fuzzed by fuzz/): Retry-After,
+-- counts such as X-Total-Count, and the header table of client:request; and the clock and
+-- sleep the retries use.
+local core = require "sapwf.core"
+local helpers = require "spec.helpers"
+
+describe("response headers", function()
+  describe("core.retry_after", function()
+    it("reads delay-seconds", function()
+      assert.equal(0, core.retry_after("0"))
+      assert.equal(120, core.retry_after("120"))
+      assert.equal(5, core.retry_after("  5\t"))
+      assert.equal(31536000, core.retry_after("99999999999999999999999999"))   -- clamped
+    end)
+
+    it("reads an HTTP-date, in each of the three formats, relative to now", function()
+      local t = os.time() + 30
+      local formats = { "!%a, %d %b %Y %H:%M:%S GMT", "!%A, %d-%b-%y %H:%M:%S GMT",
+                        "!%a %b %e %H:%M:%S %Y" }
+      for _, format in ipairs(formats) do
+        local seconds = core.retry_after(os.date(format, t))
+        assert.is_number(seconds, format)
+        assert.is_true(seconds >= 28 and seconds <= 30, format .. ": " .. tostring(seconds))
+      end
+      assert.equal(0, core.retry_after("Wed, 21 Oct 2015 07:28:00 GMT"))        -- the past
+    end)
+
+    it("ignores anything else", function()
+      for _, value in ipairs({ "", " ", "-1", "1.5", "+3", "0x10", "1e3", "5 s", "soon",
+                               "12\0", "\0", string.rep("9", 10) .. "x",
+                               string.rep("a", 100) }) do
+        assert.is_nil(core.retry_after(value), value)
+      end
+    end)
+
+    it("raises for a value that is not a string", function()
+      assert.has_error(function() core.retry_after(nil) end)
+      assert.has_error(function() core.retry_after({}) end)
+    end)
+  end)
+
+  describe("core.parse_count", function()
+    it("reads 1*DIGIT up to 2^53 as an integer", function()
+      assert.equal(0, core.parse_count("0"))
+      assert.equal(4711, core.parse_count(" 4711 "))
+      assert.equal(2 ^ 53, core.parse_count("9007199254740992"))
+      if math.type then assert.equal("integer", math.type(core.parse_count("42"))) end
+    end)
+
+    it("refuses signs, fractions, exponents, hex, overflow and junk", function()
+      for _, value in ipairs({ "", "-1", "+1", "1.0", "1e3", "0x10", "9007199254740993",
+                               "99999999999999999999999", "1 2", "1\0", "NaN", "inf" }) do
+        assert.is_nil(core.parse_count(value), value)
+      end
+    end)
+  end)
+
+  describe("the headers table", function()
+    local emu
+
+    setup(function() emu = helpers.start_emulator() end)
+    teardown(function() if emu then emu:stop() end end)
+
+    it("has lower-case names and trimmed values", function()
+      local wf = assert(require("sapwf").new{ service_key = emu:service_key("full") })
+      local _, headers = assert(wf:request("GET", "/v1/workflow-instances",
+                                           { query = { ["$inlinecount"] = "allpages" } }))
+      for name in pairs(headers) do assert.equal(name:lower(), name) end
+      assert.matches("^application/json", headers["content-type"])
+      assert.matches("^%S+$", headers["x-vcap-request-id"])
+      assert.is_not_nil(core.parse_count(headers["x-total-count"]))
+      local list, meta = assert(wf:instances{ inlinecount = true })
+      assert.equal(#list, meta.total)
+      if math.type then assert.equal("integer", math.type(meta.total)) end
+    end)
+  end)
+
+  describe("core.sleep and core.monotonic", function()
+    it("sleep waits as long as asked, on a clock that only goes forward", function()
+      local t0 = core.monotonic()
+      core.sleep(0.2)
+      local t1 = core.monotonic()
+      assert.is_true(t1 - t0 >= 0.2 and t1 - t0 < 1, tostring(t1 - t0))
+      core.sleep(0)
+      assert.is_true(core.monotonic() >= t1)
+    end)
+
+    it("sleep raises for a negative, NaN, huge or missing duration", function()
+      for _, bad in ipairs({ -1, 0 / 0, math.huge, 86401 }) do
+        assert.has_error(function() core.sleep(bad) end)
+      end
+      assert.has_error(function() core.sleep() end)
+      assert.has_error(function() core.sleep("1") end)
+    end)
+  end)
+end)
