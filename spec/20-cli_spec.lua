@@ -15,7 +15,7 @@ local function read_file(path)
   if not file then
     return nil
   end
-  local text = file:read("a")
+  local text = file:read("*a")
   file:close()
   return text
 end
@@ -43,7 +43,7 @@ local function sleep(seconds)
 end
 
 local function shell(command)
-  local ok, _, code = os.execute(command)
+  local ok, _, code = helpers.execute(command)
   return ok == true and code == 0
 end
 
@@ -110,7 +110,7 @@ describe("sapwf command line", function()
       input = dir .. "/in." .. seq
       write_file(input, opts.stdin)
     end
-    local ok, how, code = os.execute(command_line(args, opts) .. " <" .. quote(input) .. " >"
+    local ok, how, code = helpers.execute(command_line(args, opts) .. " <" .. quote(input) .. " >"
       .. quote(out) .. " 2>" .. quote(err))
     assert.equal("exit", how, "sapwf did not exit normally")
     local result = { code = code, ok = ok, stdout = read_file(out), stderr = read_file(err) }
@@ -144,7 +144,7 @@ describe("sapwf command line", function()
   setup(function()
     emu = helpers.start_emulator()
     local pipe = io.popen("mktemp -d /tmp/sapwf-cli-spec.XXXXXX")
-    dir = pipe:read("l")
+    dir = pipe:read("*l")
     pipe:close()
     full_key, limited_key = dir .. "/full.json", dir .. "/limited.json"
     local full, limited = emu:service_key("full"), emu:service_key("limited")
@@ -219,7 +219,7 @@ describe("sapwf command line", function()
         local function status(auth)
           local pipe = io.popen("curl -s -o /dev/null -w '%{http_code}' -H " ..
             quote("Authorization: Bearer " .. auth) .. " " .. quote(base .. "/v1/workflow-definitions"))
-          local code = pipe:read("a")
+          local code = pipe:read("*a")
           pipe:close()
           return code
         end
@@ -536,9 +536,11 @@ describe("sapwf command line", function()
         "definitions" })
       assert.equal(0, trusted.code, trusted.stderr)
 
-      emu:fault({ fault = "delay", delay = 3, times = 1, method = "GET",
+      -- times = -1: sapwf retries a timed-out GET by itself, and each retry must time out too
+      emu:fault({ fault = "delay", delay = 3, times = -1, method = "GET",
         path = "/v1/workflow-definitions" })
       local slow = run({ "--timeout", "0.5", "definitions" })
+      emu:clear_faults()
       assert.equal(7, slow.code)
       assert.matches("timeout", slow.stderr)
     end)

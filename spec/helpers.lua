@@ -45,4 +45,16 @@ function helpers.ids(list)
   return out
 end
 
+---------------------------------------------------------------------------------------------
+-- os.execute with Lua 5.2+ results on every version: true|nil, "exit"|"signal", code.
+-- Lua 5.1 and LuaJIT (without its 5.2 compatibility) return the raw wait status instead.
+
+function helpers.execute(command)
+  local a, b, c = os.execute(command)
+  if type(a) ~= "number" then return a, b, c end
+  local code, signal = math.floor(a / 256), a % 256
+  if signal ~= 0 then return nil, "signal", signal end
+  return code == 0 or nil, "exit", code
+end
+
 return helpers

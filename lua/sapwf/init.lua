@@ -7,7 +7,24 @@
 -- HTTP, TLS and the token live in the C module sapwf.core (libcurl); this layer reads
 -- service keys, speaks JSON (lua-cjson) and turns answers into values or error objects.
 -- Server, network and data failures return nil, err (see errors.lua); wrong arguments raise.
-local core = require "sapwf.core"
+-- A sapwf.core built for another Lua fails in the dynamic linker, before any of its code
+-- runs ("undefined symbol: lua_newuserdatauv" in LuaJIT for a Lua 5.4 build): say which
+-- build this interpreter needs.
+local core
+do
+  local ok, loaded = pcall(require, "sapwf.core")
+  if not ok then
+    local message = tostring(loaded)
+    if message:find("undefined symbol: luaL?_") then
+      local lua = jit and "luajit" or "lua" .. _VERSION:match("%d+%.%d+")
+      message = message .. "\nsapwf.core was built for another Lua than this " .. (jit and
+        jit.version or _VERSION) .. ": build it with `make LUA=" .. lua .. "` and put build/"
+        .. lua .. "/ on package.cpath (lua_package_cpath in nginx)"
+    end
+    error(message, 0)
+  end
+  core = loaded
+end
 local json = require "sapwf.json"
 local errors = require "sapwf.errors"
 local servicekey = require "sapwf.servicekey"
@@ -21,6 +38,7 @@ require "sapwf.messages"
 require "sapwf.jobs"
 require "sapwf.paging"
 require "sapwf.request"
+require "sapwf.batch"
 
 local type, pairs, ipairs, tostring, error = type, pairs, ipairs, tostring, error
 local format, gsub = string.format, string.gsub
@@ -44,31 +62,43 @@ local OPTION_TYPES = {
   cert = "string", key = "string",
   timeout = "number", connect_timeout = "number", cafile = "string", verify = "boolean",
   proxy = "string", token_margin = "number", max_response = "number", user_agent = "string",
+  retries = "number", retry_deadline = "number", backoff_base = "number",
+  backoff_max = "number", log = "function",
 }
+-- The retry options' ranges (client.lua applies them): name -> max, integer?
+local RETRY_RANGES = { retries = { 100, true }, retry_deadline = { 86400 },
+                       backoff_base = { 3600 }, backoff_max = { 3600 } }
 local CREDENTIALS = { "api_url", "token_url", "client_id", "client_secret", "cert", "key" }
 local PASSED_ON = { "timeout", "connect_timeout", "cafile", "verify", "proxy", "token_margin",
                     "max_response", "user_agent" }
 
 -- Raises (at the caller of new/from_env: level 3 from here) for unknown names and types.
-local function check_options(opts, fname)
+local function check_options(opts, fname, level)
+  level = level or 3
   if type(opts) ~= "table" then
-    error(format("bad argument #1 to '%s' (table expected, got %s)", fname, type(opts)), 3)
+    error(format("bad argument #1 to '%s' (table expected, got %s)", fname, type(opts)), level)
   end
   for name, value in pairs(opts) do
     local want = OPTION_TYPES[name]
     if not want then
-      error(format("bad option '%s' (unknown option)", tostring(name)), 3)
+      error(format("bad option '%s' (unknown option)", tostring(name)), level)
     end
     local got = type(value)
     if got ~= want and not (want == "string|table" and (got == "string" or got == "table")) then
       error(format("bad option '%s' (%s expected, got %s)", name,
-                   want == "string|table" and "string or table" or want, got), 3)
+                   want == "string|table" and "string or table" or want, got), level)
+    end
+    local range = RETRY_RANGES[name]
+    if range and not (value >= 0 and value <= range[1] and (not range[2] or value % 1 == 0)) then
+      error(format("bad option '%s' (%s from 0 to %d expected)", name,
+                   range[2] and "integer" or "number", range[1]), level)
     end
   end
 end
 
--- The client for checked options, or nil, err.
-local function build(opts)
+-- What sapwf.core.new takes, for checked options: credentials from the key or given, or
+-- nil, err (kind config).
+local function core_options(opts)
   local core_opts = {}
   if opts.service_key ~= nil then
     local from_key, err = servicekey.resolve(opts.service_key)
@@ -89,15 +119,24 @@ local function build(opts)
   end
   core_opts.api_url = gsub(core_opts.api_url, "/+$", "")
   for _, name in ipairs(PASSED_ON) do core_opts[name] = opts[name] end
-  local c, err = core.new(core_opts)
+  return core_opts
+end
+
+-- The client for checked options, or nil, err.
+local function build(opts)
+  local core_opts, err = core_options(opts)
+  if not core_opts then return nil, err end
+  local c
+  c, err = core.new(core_opts)
   if not c then return nil, errors.from_core(err) end
-  return client.wrap(c, core_opts.api_url, opts.instance)
+  return client.wrap(c, core_opts.api_url, opts.instance, opts)
 end
 
 --- A client. opts.service_key: a path, JSON text or table (a workflow service key or a
 -- binding's credentials); or api_url, token_url, client_id, client_secret (or cert, key).
 -- Also timeout, connect_timeout, cafile, verify, proxy, token_margin, max_response,
--- user_agent (see the C core), and instance: the service instance name used in 403 hints.
+-- user_agent (see the C core), instance: the service instance name used in 403 hints, and
+-- the retry policy: retries, retry_deadline, backoff_base, backoff_max, log (client.lua).
 -- Returns the client, or nil and a `config` error (missing or unreadable key, missing field).
 function sapwf.new(opts)
   check_options(opts, "new")
@@ -127,6 +166,14 @@ function sapwf.from_env(name, opts)
   merged.service_key = credentials
   if merged.instance == nil then merged.instance = instance end
   return build(merged)
+end
+
+--- For sapwf.ngx, which makes its core clients in nginx's worker threads: opts as in new,
+-- checked (raising at the caller of the function that calls this one), returned as
+-- sapwf.core.new takes them, with the credentials; or nil and a `config` error.
+function sapwf._core_options(opts, fname)
+  check_options(opts, fname, 4)
+  return core_options(opts)
 end
 
 return sapwf

@@ -1,0 +1,275 @@
+-- sapwf.ngx: sapwf inside OpenResty / nginx's Lua module, without blocking the event loop.
+--
+--   nginx.conf:  thread_pool sapwf threads=32;          (main context)
+--                lua_shared_dict sapwf_tokens 1m;        (http context)
+--
+--   local wf = assert(require("sapwf.ngx").new{ service_key = "/etc/sapwf/key.json" })
+--   local inst, err = wf:start("orderapproval", context)   -- in a handler or an ngx.timer
+--
+-- The client is a sapwf client (every method, the same results and error objects) whose
+-- transport runs elsewhere. libcurl blocks while it waits for the network, and a blocked
+-- nginx worker serves no other connection; so each HTTP exchange runs in a thread of the
+-- nginx thread pool (ngx.run_worker_thread, sapwf/ngx/thread.lua) while the request's
+-- coroutine yields and the event loop goes on. Argument checks, JSON and error objects stay
+-- in the request's Lua state; only (token, method, path, body) go to the thread and
+-- (status, body, headers) come back.
+--
+-- One token serves every worker and thread: it is kept in the shared dict and renewed by
+-- one request at a time (sapwf/ngx/token.lua). A 401 renews it once and replays the call
+-- once, as the plain client does.
+--
+-- Phases: calls run where nginx allows worker threads: rewrite_by_lua*, access_by_lua*,
+-- content_by_lua* and ngx.timer callbacks. Elsewhere (init_by_lua*, init_worker_by_lua*,
+-- header/body filters, log_by_lua*, ...) a call raises an error that says so; start the work
+-- in a timer there (ngx.timer.at(0, function() ... end)). new() itself does no network I/O
+-- and may run anywhere, init_by_lua* included.
+local sapwf = require "sapwf"
+local core = require "sapwf.core"
+local client = require "sapwf.client"
+local errors = require "sapwf.errors"
+local json = require "sapwf.json"
+local token = require "sapwf.ngx.token"
+
+local type, pairs, ipairs, tostring, error, setmetatable =
+  type, pairs, ipairs, tostring, error, setmetatable
+local format, find = string.format, string.find
+local concat, sort = table.concat, table.sort
+local min = math.min
+
+local THREAD_MODULE = "sapwf.ngx.thread"
+
+local sapwf_ngx = {
+  _VERSION = sapwf._VERSION,
+  --- sapwf's JSON decoder (integers exact, empty arrays stay arrays when sent back):
+  -- value | nil, message.
+  decode = json.decode,
+}
+
+-- The options this module adds to sapwf.new's.
+local OWN_OPTIONS = { thread_pool = "string", shared_dict = "string" }
+local DEFAULTS = { thread_pool = "sapwf", shared_dict = "sapwf_tokens" }
+
+local PHASES = { rewrite = true, access = true, content = true, timer = true }
+
+local function bad_option(name, expected, value)
+  error(format("bad option '%s' (%s expected, got %s)", name, expected, type(value)), 3)
+end
+
+-- Raises unless the current phase may use worker threads. Level 0: the traceback in
+-- nginx's error log shows the caller; a position inside sapwf would mislead.
+local function check_phase(what)
+  local phase = ngx.get_phase()
+  if not PHASES[phase] then
+    error(format("sapwf.ngx: %s cannot run in the %s phase: nginx runs worker threads only "
+      .. "in rewrite_by_lua*, access_by_lua*, content_by_lua* and ngx.timer callbacks; "
+      .. "start the work from a timer: ngx.timer.at(0, function() ... end)", what, phase), 0)
+  end
+end
+
+-- A key for the thread side's client cache: every option but the secrets, so equal
+-- configurations share a client and its connections.
+local function config_key(core_opts)
+  local names = {}
+  for name in pairs(core_opts) do
+    if name ~= "client_secret" and name ~= "key" then names[#names + 1] = name end
+  end
+  sort(names)
+  local parts = {}
+  for i, name in ipairs(names) do parts[i] = name .. "=" .. tostring(core_opts[name]) end
+  return ngx.md5(concat(parts, "\n"))
+end
+
+---------------------------------------------------------------------------------------------
+-- Running code in the thread pool.
+--
+-- nginx gives each call a Lua state of its own for the thread (kept in a pool of states
+-- per worker and reused). A new one is made, and sapwf.ngx.thread loaded into it, by the
+-- event loop itself, about a millisecond each: warm_up() makes them when the worker starts,
+-- so that a burst of calls does not. nginx caps their number (lua_worker_thread_vm_pool_size);
+-- a call that finds none free waits for one.
+
+local VM_WAIT_FIRST, VM_WAIT_MAX = 0.002, 0.05
+
+-- A `config` error (plain table) for what nginx says when it cannot run a call, or nil for
+-- anything else (a bug, raised by the caller).
+local function setup_error(pool, message)
+  if find(message, "thread pool .* not found") then
+    return { kind = "config", phase = "request", sent = false, message = format(
+      "nginx has no thread pool '%s': add `thread_pool %s threads=32;` to nginx.conf "
+      .. "(main context), or pass thread_pool = <name>", pool, pool) }
+  end
+  if find(message, "sapwf", 1, true) and (find(message, "module", 1, true)
+                                          or find(message, "undefined symbol", 1, true)) then
+    if find(message, "undefined symbol: luaL?_") then
+      message = message .. " (sapwf.core was built for another Lua: build it with "
+        .. "`make LUA=luajit` for nginx)"
+    end
+    return { kind = "config", phase = "request", sent = false,
+             message = "nginx's worker thread cannot load sapwf: " .. message }
+  end
+  return nil
+end
+
+-- ngx.run_worker_thread(pool, THREAD_MODULE, fn, ...): true, results... or false, message;
+-- waits (yielding) while nginx has no free Lua state, until `patience` seconds passed.
+local function run_in_thread(pool, patience, fn, ...)
+  local ok, a, b, c = ngx.run_worker_thread(pool, THREAD_MODULE, fn, ...)
+  if ok or a ~= "no available Lua vm" then return ok, a, b, c end
+  ngx.update_time()
+  local deadline, pause = ngx.now() + patience, VM_WAIT_FIRST
+  repeat
+    ngx.sleep(pause)
+    pause = min(pause * 2, VM_WAIT_MAX)
+    ok, a, b, c = ngx.run_worker_thread(pool, THREAD_MODULE, fn, ...)
+    if ok or a ~= "no available Lua vm" then return ok, a, b, c end
+  until ngx.now() >= deadline
+  return false, a
+end
+
+--- Makes `vms` Lua states for the worker threads of thread_pool now, in a timer, so that
+-- calls do not make them on the event loop later. Call it from init_worker_by_lua*
+-- (opts: thread_pool (default "sapwf"), vms (default 32): the calls you expect at once per
+-- worker, waiting ones included). Reports a thread pool or build problem in the error log
+-- at once. Returns true, or nil and the message of ngx.timer.at.
+function sapwf_ngx.warm_up(opts)
+  opts = opts or {}
+  if type(opts) ~= "table" then
+    error(format("bad argument #1 to 'warm_up' (table expected, got %s)", type(opts)), 2)
+  end
+  for name in pairs(opts) do
+    if name ~= "thread_pool" and name ~= "vms" then
+      error(format("bad option '%s' (unknown option)", tostring(name)), 2)
+    end
+  end
+  local pool, vms = opts.thread_pool or DEFAULTS.thread_pool, opts.vms or 32
+  if type(pool) ~= "string" then bad_option("thread_pool", "string", pool) end
+  if type(vms) ~= "number" or vms < 1 or vms % 1 ~= 0 then
+    error("bad option 'vms' (positive integer expected)", 2)
+  end
+  return ngx.timer.at(0, function(premature)
+    if premature then return end
+    local threads = {}
+    for i = 1, vms do
+      threads[i] = ngx.thread.spawn(run_in_thread, pool, 10, "warm")
+    end
+    local failure
+    for i = 1, vms do
+      local _, ok, message = ngx.thread.wait(threads[i])
+      if not ok and not failure then failure = tostring(message) end
+    end
+    if failure then
+      local err = setup_error(pool, failure)
+      ngx.log(ngx.ERR, "sapwf.ngx: warming up the worker threads failed: ",
+              err and err.message or failure)
+    end
+  end)
+end
+
+---------------------------------------------------------------------------------------------
+-- The transport: what a sapwf client calls its core (request, token, close).
+
+local Transport = {}
+Transport.__index = Transport
+
+-- Runs thread[fn](key, opts, ...) in the thread pool. Returns its results, or nil and a
+-- `config` error when nginx cannot run it (no such thread pool, sapwf.core not loadable
+-- there). Anything else that fails in the thread is a bug and raises.
+function Transport:run(fn, ...)
+  local ok, a, b, c = run_in_thread(self.pool, self.patience, fn, self.key, self.opts, ...)
+  if ok then return a, b, c end
+  local message = tostring(a)
+  if message == "no available Lua vm" then
+    return nil, { kind = "timeout", phase = "request", sent = false, message = format(
+      "no free Lua state for nginx's worker threads within %gs (raise "
+      .. "lua_worker_thread_vm_pool_size)", self.patience) }
+  end
+  local err = setup_error(self.pool, message)
+  if err then return nil, err end
+  error("sapwf.ngx: worker thread failed: " .. message, 0)
+end
+
+function Transport:fetch_token()
+  return self:run("token")
+end
+
+function Transport:request(method, path, body)
+  check_phase("a call")
+  local t, left, scope = self.tokens:get()
+  if not t then return nil, left end
+  local status, resp, headers = self:run("request", t, left, scope, method, path, body)
+  -- The service answered 401, so it did not act: renewing and replaying once is safe.
+  if status == 401 then
+    t, left, scope = self.tokens:renew(t)
+    if not t then return nil, left end
+    status, resp, headers = self:run("request", t, left, scope, method, path, body)
+  end
+  return status, resp, headers
+end
+
+function Transport:token(force)
+  check_phase("wf:token()")
+  if force then
+    local current = self.tokens:read()
+    return self.tokens:renew(current and current.t)
+  end
+  return self.tokens:get()
+end
+
+-- The thread side's clients are shared by every client with the same options, and are
+-- bounded in number; closing this one only ends its use.
+function Transport:close() end
+
+---------------------------------------------------------------------------------------------
+
+--- A sapwf client for nginx. opts: as sapwf.new's, and
+--   thread_pool  the `thread_pool` of nginx.conf the HTTP work runs in (default "sapwf")
+--   shared_dict  the `lua_shared_dict` that keeps the token (default "sapwf_tokens")
+-- Returns the client, or nil and a `config` error (bad key, no such shared dict).
+function sapwf_ngx.new(opts)
+  if type(ngx) ~= "table" or type(ngx.run_worker_thread) ~= "function" then
+    error("sapwf.ngx needs nginx's Lua module with ngx.run_worker_thread (OpenResty, or "
+      .. "lua-nginx-module 0.10.23 or newer); outside nginx use sapwf.new", 2)
+  end
+  if type(opts) ~= "table" then
+    error(format("bad argument #1 to 'new' (table expected, got %s)", type(opts)), 2)
+  end
+  local own, rest = {}, {}
+  for name, value in pairs(opts) do
+    if OWN_OPTIONS[name] then
+      if type(value) ~= OWN_OPTIONS[name] then bad_option(name, OWN_OPTIONS[name], value) end
+      own[name] = value
+    else
+      rest[name] = value
+    end
+  end
+  for name, value in pairs(DEFAULTS) do
+    if own[name] == nil then own[name] = value end
+  end
+  local core_opts, err = sapwf._core_options(rest, "new")
+  if not core_opts then return nil, err end
+  -- Bad option values raise here, at new, not later in a worker thread.
+  core_opts.auto_token = false
+  core.new(core_opts):close()
+  core_opts.auto_token = nil
+
+  local dict = ngx.shared[own.shared_dict]
+  if not dict then
+    return nil, errors.config(format("nginx has no lua_shared_dict '%s': add "
+      .. "`lua_shared_dict %s 1m;` to the http block of nginx.conf, or pass shared_dict = "
+      .. "<name>", own.shared_dict, own.shared_dict))
+  end
+
+  local transport = setmetatable({ pool = own.thread_pool, opts = core_opts,
+                                   key = config_key(core_opts),
+                                   patience = core_opts.connect_timeout or 10 }, Transport)
+  -- A fetch is bounded by libcurl's timeout; waiting for another request's fetch too.
+  local wait = (core_opts.timeout or 60) + 5
+  local id = "sapwf:" .. ngx.md5(core_opts.token_url .. "\n" .. core_opts.client_id)
+  transport.tokens = token.new(dict, id, core_opts.token_margin or 60, wait,
+                               function() return transport:fetch_token() end)
+  -- Retries wait with ngx.sleep, which yields, not with sapwf.core.sleep, which blocks.
+  return client.wrap(transport, core_opts.api_url, opts.instance, rest, { sleep = ngx.sleep,
+    now = function() ngx.update_time(); return ngx.now() end })
+end
+
+return sapwf_ngx

@@ -1,0 +1,65 @@
+-- The side of sapwf.ngx that runs in nginx's worker threads (ngx.run_worker_thread): the
+-- blocking libcurl work. Each thread has a Lua state of its own that lives as long as the
+-- thread, so the sapwf.core clients made here (and their kept-alive connections and TLS
+-- sessions) serve every later call that lands on this thread.
+--
+-- Everything that comes in and goes out is plain data (strings, numbers, booleans, tables):
+-- the options, the token to use and the request; the answer (status, body, headers) or a
+-- core error table. The clients never fetch a token by themselves (auto_token = false): the
+-- request's Lua state hands in the shared token and renews it, once for all threads.
+local core = require "sapwf.core"
+
+local thread = {}
+
+-- A client per configuration; more than this (a program making clients with ever new
+-- options) closes the oldest.
+local MAX_CLIENTS = 8
+
+local clients = {}       -- key -> { client =, secret =, private_key = }
+local order = {}         -- keys, oldest first
+
+local function forget(key)
+  local entry = clients[key]
+  if not entry then return end
+  clients[key] = nil
+  for i = 1, #order do
+    if order[i] == key then table.remove(order, i) break end
+  end
+  entry.client:close()
+end
+
+-- The client for key (which names every option but the secret and private key: a rotated
+-- secret replaces the client rather than adding one).
+local function client_for(key, opts)
+  local entry = clients[key]
+  if entry and entry.secret == opts.client_secret and entry.private_key == opts.key then
+    return entry.client
+  end
+  forget(key)
+  while #order >= MAX_CLIENTS do forget(order[1]) end
+  opts.auto_token = false
+  local c = core.new(opts)
+  clients[key] = { client = c, secret = opts.client_secret, private_key = opts.key }
+  order[#order + 1] = key
+  return c
+end
+
+--- One API exchange with the given token: status, body, headers | nil, err.
+function thread.request(key, opts, token, seconds_left, scope, method, path, body)
+  local c = client_for(key, opts)
+  c:set_token(token, seconds_left, scope)
+  return c:request(method, path, body)
+end
+
+--- Nothing: sapwf_ngx.warm_up runs it so that nginx makes the Lua state and loads this
+-- module (and sapwf.core) into it before the first call needs it.
+function thread.warm()
+  return true
+end
+
+--- A new token: token, seconds_left, scope | nil, err.
+function thread.token(key, opts)
+  return client_for(key, opts):token(true)
+end
+
+return thread

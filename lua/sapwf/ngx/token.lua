@@ -1,0 +1,224 @@
+-- One access token for every nginx worker and thread: kept in a lua_shared_dict, renewed
+-- by one request at a time (single flight).
+--
+-- Each nginx worker is a process with its own Lua state, and each thread of its thread
+-- pool has another one; a token cached in any of them would be fetched once per state.
+-- The shared dict is the one memory they all see, so the token lives there, under a key
+-- made from the token URL and the client id (never the secret):
+--   "<id>"       JSON {t = token, e = expiry (ngx.now() seconds; false: none), l = lifetime,
+--                s = scope}, set in one call so no reader sees half of it
+--   "<id>:lock"  present while one request fetches; it has a TTL, so a holder that died
+--                (a crashed worker) does not stop the others for longer than that
+--   "<id>:fail"  JSON {at = ngx.now(), err = {...}}: the last failed fetch, kept FAIL_TTL
+--                seconds, so the requests that waited for it get its error instead of each
+--                fetching in turn, and a renewal within the margin is not tried again at once
+--
+-- get(): a token with more than the margin left is used as is. Within the margin, one
+-- request takes the lock and fetches a new token while the others keep using the old one,
+-- which is still valid. With no valid token at all, one request fetches and the others
+-- wait (ngx.sleep, which yields: the event loop runs on) until it is stored.
+-- renew(rejected): after the API answered 401 to `rejected`: the first request to see it
+-- fetches, the others wait for and use the token it stores; none fetches twice.
+--
+-- The fetch itself (libcurl, blocking) is `fetch`, run by the caller in a worker thread.
+local cjson = require "cjson.safe"
+
+local type, tostring, pairs, pcall, error, setmetatable =
+  type, tostring, pairs, pcall, error, setmetatable
+local min, huge = math.min, math.huge
+local format = string.format
+
+local token = {}
+
+local Tokens = {}
+Tokens.__index = Tokens
+
+local FAIL_TTL = 5                     -- seconds a failure is kept for the requests waiting on it
+local FIRST_POLL, MAX_POLL = 0.005, 0.05
+
+-- Fields of a core error that may be passed on (none holds a secret).
+local ERROR_FIELDS = { "kind", "message", "phase", "sent", "status", "code", "curl_code",
+                       "retry_after" }
+
+--- dict: the ngx.shared.DICT; id: a string naming the credentials; margin: renew this many
+-- seconds before expiry (at most half the token's lifetime); wait: seconds to wait for
+-- another request's fetch, also the lock's lifetime; fetch(): token, seconds_left, scope |
+-- nil, err (a plain table).
+function token.new(dict, id, margin, wait, fetch)
+  return setmetatable({ dict = dict, key = id, lock_key = id .. ":lock",
+                        fail_key = id .. ":fail", margin = margin, wait = wait,
+                        fetch = fetch, last_raw = nil, last = nil }, Tokens)
+end
+
+-- The stored entry, decoded; the last decoding is reused while the text is unchanged.
+function Tokens:read()
+  local raw = self.dict:get(self.key)
+  if raw == nil then return nil end
+  if raw ~= self.last_raw then
+    local entry = cjson.decode(raw)
+    if type(entry) ~= "table" or type(entry.t) ~= "string" then return nil end
+    self.last_raw, self.last = raw, entry
+  end
+  return self.last
+end
+
+local function seconds_left(entry)
+  if not entry.e then return huge end
+  return entry.e - ngx.now()
+end
+
+-- Renew when less than this is left: the margin, or half the lifetime for tokens that
+-- live shorter than twice the margin (else every call would renew).
+function Tokens:margin_of(entry)
+  local lifetime = entry.l
+  if type(lifetime) == "number" and lifetime < huge then return min(self.margin, lifetime / 2) end
+  return self.margin
+end
+
+local function fresh(self, entry)
+  return entry ~= nil and seconds_left(entry) > self:margin_of(entry)
+end
+
+local function valid(entry)
+  return entry ~= nil and seconds_left(entry) > 0
+end
+
+local function result(entry)
+  return entry.t, seconds_left(entry), entry.s
+end
+
+-- true when this request now holds the lock. A dict that cannot take the lock (full)
+-- counts as held by us: fetching without the lock beats waiting for nobody.
+function Tokens:lock()
+  local ok, err = self.dict:add(self.lock_key, true, self.wait)
+  return ok or err ~= "exists"
+end
+
+function Tokens:unlock()
+  self.dict:delete(self.lock_key)
+end
+
+local function plain_error(err)
+  local out = {}
+  if type(err) == "table" then
+    for _, name in pairs(ERROR_FIELDS) do out[name] = err[name] end
+  end
+  out.kind = out.kind or "auth"
+  out.message = out.message or tostring(err)
+  out.phase = "token"
+  out.sent = false
+  return out
+end
+
+-- Fetches and stores a token; the caller holds the lock and releases it. Returns the
+-- entry, or nil and the error (also recorded for the requests waiting on this fetch).
+function Tokens:fetch_and_store()
+  local t, left, scope = self.fetch()
+  ngx.update_time()
+  local now = ngx.now()
+  if not t then
+    local err = plain_error(left)
+    self.dict:set(self.fail_key, cjson.encode({ at = now, err = err }), FAIL_TTL)
+    return nil, err
+  end
+  local finite = left < huge
+  local entry = { t = t, e = finite and now + left or false, l = finite and left or false,
+                  s = scope }
+  local raw = cjson.encode(entry)
+  -- exptime 0 keeps an entry without expiry until the API rejects it. When the dict is
+  -- full, set evicts old entries; if even that fails, this request still has its token.
+  self.dict:set(self.key, raw, finite and left or 0)
+  self.dict:delete(self.fail_key)
+  self.last_raw, self.last = raw, entry
+  return entry
+end
+
+-- Holding the lock: unless `acceptable` already holds (another request stored a token
+-- between our read and our lock), fetches. Releases the lock. Returns entry | nil, err.
+function Tokens:locked_fetch(acceptable)
+  local ok_entry, entry, err = pcall(function()
+    local current = self:read()
+    if current and acceptable(current) then return current end
+    return self:fetch_and_store()
+  end)
+  self:unlock()
+  if not ok_entry then error(entry, 0) end           -- a bug: do not hide it
+  return entry, err
+end
+
+-- Waits for the request holding the lock, until `acceptable` holds for the stored token,
+-- the lock is free (then takes it and fetches), or that request's fetch failed.
+function Tokens:wait_for(acceptable)
+  ngx.update_time()
+  local since = ngx.now()
+  local deadline = since + self.wait
+  local pause = FIRST_POLL
+  while true do
+    local entry = self:read()
+    if entry and acceptable(entry) then return entry end
+    -- The failure first: its fetch has released the lock by now.
+    local fail = self.dict:get(self.fail_key)
+    if fail then
+      fail = cjson.decode(fail)
+      if type(fail) == "table" and type(fail.at) == "number" and fail.at >= since
+          and type(fail.err) == "table" then
+        return nil, plain_error(fail.err)
+      end
+    end
+    if self:lock() then return self:locked_fetch(acceptable) end
+    ngx.update_time()
+    if ngx.now() >= deadline then
+      return nil, { kind = "timeout", phase = "token", sent = false,
+                    message = format("no token after waiting %gs for another request's "
+                                     .. "token fetch", self.wait) }
+    end
+    ngx.sleep(pause)
+    pause = min(pause * 1.5, MAX_POLL)
+  end
+end
+
+--- A token for the next call: token, seconds_left, scope | nil, err (a plain table).
+function Tokens:get()
+  local entry = self:read()
+  if fresh(self, entry) then return result(entry) end
+  local function is_fresh(e) return fresh(self, e) end
+  if valid(entry) then
+    -- Near expiry: one request renews, the others go on with the valid one; after a failed
+    -- renewal nobody tries again for FAIL_TTL seconds, the old token serving meanwhile.
+    if self.dict:get(self.fail_key) or not self:lock() then return result(entry) end
+    local renewed, err = self:locked_fetch(is_fresh)
+    if renewed then return result(renewed) end
+    if valid(entry) then
+      ngx.log(ngx.WARN, "sapwf.ngx: renewing the token failed, still using the old one: ",
+              tostring(err.message))
+      return result(entry)
+    end
+    return nil, err
+  end
+  local got, err
+  if self:lock() then
+    got, err = self:locked_fetch(valid)
+  else
+    got, err = self:wait_for(valid)
+  end
+  if not got then return nil, err end
+  return result(got)
+end
+
+--- A token other than `rejected` (the API answered 401 to it, or the caller forces a
+-- renewal): token, seconds_left, scope | nil, err.
+function Tokens:renew(rejected)
+  local function replaced(e) return e.t ~= rejected and valid(e) end
+  local entry = self:read()
+  if entry and replaced(entry) then return result(entry) end
+  local got, err
+  if self:lock() then
+    got, err = self:locked_fetch(replaced)
+  else
+    got, err = self:wait_for(replaced)
+  end
+  if not got then return nil, err end
+  return result(got)
+end
+
+return token

@@ -1,0 +1,446 @@
+-- sapwf.ngx in a real nginx (Debian's nginx with its Lua module: LuaJIT, Lua 5.1 API)
+-- against the emulator: the webhook bridge of examples/nginx/ as shipped (port, worker
+-- count and an access log of worker pids put in by the test), and a config of this spec's
+-- own for the phases. Loads come from curl --parallel, so the clients are as concurrent
+-- as nginx lets them be.
+local helpers = require "spec.helpers"
+local gateway = require "spec.support.gateway"
+local shell = require "sapwf.emulator.shell"
+local cjson = require "cjson"
+
+local function decode(text) return text and cjson.decode(text) end
+
+-- Worker pids that answered, from the test access log.
+local function worker_pids(g)
+  local pids, n = {}, 0
+  for pid in g:access_log():gmatch("(%d+) %d+ /orders") do
+    if not pids[pid] then pids[pid] = true; n = n + 1 end
+  end
+  return n
+end
+
+describe("sapwf.ngx in nginx", function()
+  local emu, key, secret
+
+  setup(function()
+    gateway.build("luajit")
+    emu = helpers.start_emulator()
+    key = emu:service_key("full")
+    secret = key.uaa.clientsecret
+  end)
+  teardown(function() if emu then emu:stop() end end)
+
+  local function assert_no_secret(text)
+    assert.is_nil(text:find(secret, 1, true), "the client secret appeared")
+    assert.is_nil(text:find("Basic ", 1, true), "a Basic header appeared")
+    assert.is_nil(text:find("Bearer ", 1, true), "a Bearer token appeared")
+  end
+
+  it("outside nginx, new raises and points to sapwf.new", function()
+    local sapwf_ngx = require "sapwf.ngx"
+    assert.has_error(function() sapwf_ngx.new{ service_key = key } end,
+                     "sapwf.ngx needs nginx's Lua module with ngx.run_worker_thread (OpenResty, "
+                     .. "or lua-nginx-module 0.10.23 or newer); outside nginx use sapwf.new")
+  end)
+
+  describe("the bridge on one worker", function()
+    local g
+    setup(function()
+      emu:reset()
+      g = gateway.start{ conf = gateway.example_conf(1), key = key }
+    end)
+    teardown(function() if g then g:stop() end end)
+    after_each(function() emu:clear_faults() end)
+
+    it("starts a workflow with the body as its context and answers with the id", function()
+      local status, body = g:curl("/orders", [[-d '{"product":"Camera","price":100}']])
+      assert.equal(201, status)
+      local answer = decode(body)
+      assert.equal("RUNNING", answer.status)
+      local found
+      for _, inst in ipairs(emu:instances()) do
+        if inst.id == answer.id then found = inst end
+      end
+      assert.is_table(found, "the emulator has no instance " .. tostring(answer.id))
+      assert.equal("orderapproval", found.definitionId)
+      assert.equal("Camera", found.context.product)
+      assert.equal(100, found.context.price)
+    end)
+
+    it("answers 50 concurrent starts, each delayed 200 ms by the service, far faster than "
+       .. "one after another, and /health promptly meanwhile", function()
+      emu:fault{ fault = "delay", delay = 0.2, times = -1, method = "POST",
+                 path = "/v1/workflow-instances" }
+      local before = emu:stats().instances_started
+      local load = g:load("/orders", 50, 50, '{"product":"Lens","price":7}')
+      -- Probe /health until the load is done: each probe notes when it ran.
+      local probes = {}
+      repeat
+        local t0 = gateway.now_ns()
+        local status, body, seconds = g:curl("/health")
+        probes[#probes + 1] = { t0 = t0, t1 = gateway.now_ns(), status = status, body = body,
+                                seconds = seconds }
+      until load.done() or #probes >= 500
+      local result = load.wait()
+
+      assert.equal(50, #result.statuses)
+      local ids = {}
+      for i = 1, 50 do
+        assert.equal(201, result.statuses[i])
+        local answer = decode(result.bodies[i])
+        assert.is_string(answer.id)
+        assert.is_nil(ids[answer.id], "two answers with one id")
+        ids[answer.id] = true
+      end
+      assert.equal(before + 50, emu:stats().instances_started)
+      -- One after another: 50 x 0.2 s = 10 s. With 32 threads, two rounds of 0.2 s: about
+      -- 0.5 s. 3 s leaves room for a slow, busy machine and is still under a third of 10 s.
+      assert.is_true(result.seconds < 3, "took " .. result.seconds .. " s")
+
+      local in_flight = 0
+      for _, p in ipairs(probes) do
+        assert.equal(200, p.status)
+        assert.equal("ok\n", p.body)
+        if p.t0 >= result.started and p.t1 <= result.ended then
+          in_flight = in_flight + 1
+          assert.is_true(p.seconds < 0.1, "/health took " .. p.seconds .. " s under load")
+        end
+      end
+      assert.is_true(in_flight >= 1, "no /health probe ran while the starts were in flight")
+    end)
+
+    it("answers 400 to a body that is not a JSON object, and starts nothing", function()
+      local before = emu:stats().api_requests
+      for _, body in ipairs({ "{bad", "[1,2]", '"text"', "" }) do
+        local status, answer = g:curl("/orders", "-d " .. "'" .. body .. "'")
+        assert.equal(400, status, body)
+        assert.equal("invalid", decode(answer).error)
+      end
+      assert.equal(before, emu:stats().api_requests)
+    end)
+
+    it("answers 502 with the error kind when the start fails, and never a secret", function()
+      emu:fault{ fault = "status", status = 500, times = 1, method = "POST",
+                 path = "/v1/workflow-instances" }
+      local status, body = g:curl("/orders", [[-d '{"product":"Tripod"}']])
+      assert.equal(502, status)
+      local answer = decode(body)
+      assert.equal("server", answer.error)
+      assert.equal(500, answer.status)
+      assert.equal("unknown", answer.outcome)
+      assert_no_secret(body)
+      local log = g:error_log()
+      assert.matches("starting orderapproval failed: sapwf: server %(500%)", log)
+      assert_no_secret(log)
+    end)
+  end)
+
+  it("answers 502 'forbidden' for a client that may not start workflows, without secrets",
+     function()
+    local limited = emu:service_key("limited")
+    local g = gateway.start{ conf = gateway.example_conf(1), key = limited }
+    local ok, err = pcall(function()
+      local status, body = g:curl("/orders", [[-d '{"product":"Tripod"}']])
+      assert.equal(502, status)
+      local answer = decode(body)
+      assert.equal("forbidden", answer.error)
+      assert.equal(403, answer.status)
+      assert.equal("rejected", answer.outcome)
+      local log = g:error_log()
+      assert.matches("Needs authority WORKFLOW_INSTANCE_START", log)
+      assert.is_nil(body:find(limited.uaa.clientsecret, 1, true))
+      assert.is_nil(log:find(limited.uaa.clientsecret, 1, true))
+      assert.is_nil(log:find("Bearer ", 1, true))
+    end)
+    g:stop()
+    assert(ok, err)
+  end)
+
+  describe("in each nginx phase", function()
+    -- No warm_up here, and room for two Lua states only: calls beyond that wait for one.
+    local CONF = [[
+load_module /usr/lib/nginx/modules/ndk_http_module.so;
+load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
+worker_processes 1;
+error_log logs/error.log warn;
+pid logs/nginx.pid;
+env SAPWF_SERVICE_KEY;
+thread_pool sapwf threads=4;
+events { worker_connections 256; }
+http {
+  access_log off;
+  lua_package_path "$prefix/lua/?.lua;$prefix/lua/?/init.lua;;";
+  lua_package_cpath "$prefix/luajit/?.so;;";
+  lua_shared_dict sapwf_tokens 1m;
+  lua_worker_thread_vm_pool_size 2;
+  init_by_lua_block {
+    local sapwf_ngx = require "sapwf.ngx"
+    SPEC = { wf = assert(sapwf_ngx.new{ service_key = os.getenv("SAPWF_SERVICE_KEY") }) }
+    SPEC.init = select(2, pcall(SPEC.wf.definitions, SPEC.wf))
+  }
+  init_worker_by_lua_block {
+    SPEC.init_worker = select(2, pcall(SPEC.wf.definitions, SPEC.wf))
+    ngx.timer.at(0, function()
+      local list, err = SPEC.wf:definitions()
+      SPEC.timer = list and "definitions " .. #list or tostring(err)
+    end)
+  }
+  server {
+    listen 127.0.0.1:{{PORT}};
+    location = /seen {
+      content_by_lua_block {
+        ngx.say(require("cjson").encode({ init = SPEC.init, init_worker = SPEC.init_worker,
+          timer = SPEC.timer, header_filter = SPEC.header_filter, log = SPEC.log }))
+      }
+    }
+    location = /rewrite {
+      rewrite_by_lua_block { ngx.say("definitions ", #assert(SPEC.wf:definitions())) ngx.exit(200) }
+    }
+    location = /access {
+      access_by_lua_block { ngx.say("definitions ", #assert(SPEC.wf:definitions())) ngx.exit(200) }
+    }
+    location = /content {
+      content_by_lua_block { ngx.say("definitions ", #assert(SPEC.wf:definitions())) }
+    }
+    location = /filters {
+      content_by_lua_block { ngx.say("body") }
+      header_filter_by_lua_block {
+        SPEC.header_filter = select(2, pcall(SPEC.wf.definitions, SPEC.wf))
+      }
+      log_by_lua_block { SPEC.log = select(2, pcall(SPEC.wf.definitions, SPEC.wf)) }
+    }
+    location = /token {
+      content_by_lua_block {
+        local t1, left, scope = assert(SPEC.wf:token())
+        local t2 = assert(SPEC.wf:token(true))
+        local t3 = assert(SPEC.wf:token())
+        ngx.say(require("cjson").encode({ left = left, start = scope:find("WORKFLOW_INSTANCE_START", 1, true) ~= nil,
+                                          renewed = t1 ~= t2, kept = t2 == t3 }))
+      }
+    }
+    location = /no-pool {
+      content_by_lua_block {
+        local wf = assert(require("sapwf.ngx").new{ service_key = os.getenv("SAPWF_SERVICE_KEY"),
+                                                    thread_pool = "elsewhere" })
+        local list, err = wf:definitions()
+        ngx.say(err.kind, "|", tostring(err))
+      }
+    }
+    location = /no-dict {
+      content_by_lua_block {
+        local wf, err = require("sapwf.ngx").new{ service_key = os.getenv("SAPWF_SERVICE_KEY"),
+                                                  shared_dict = "elsewhere" }
+        ngx.say(tostring(wf), "|", err.kind, "|", tostring(err))
+      }
+    }
+    location = /bad-options {
+      content_by_lua_block {
+        local new = require("sapwf.ngx").new
+        local key = os.getenv("SAPWF_SERVICE_KEY")
+        ngx.say(select(2, pcall(new, { service_key = key, thread_pool = 5 })))
+        ngx.say(select(2, pcall(new, { service_key = key, timout = 5 })))
+        ngx.say(select(2, pcall(new, { service_key = key, timeout = -1 })))
+      }
+    }
+  }
+}
+]]
+    local g
+    setup(function()
+      emu:reset()
+      g = gateway.start{ conf = CONF, key = key }
+    end)
+    teardown(function() if g then g:stop() end end)
+
+    it("calls from rewrite, access and content handlers and from timers", function()
+      for _, where in ipairs({ "/rewrite", "/access", "/content" }) do
+        local status, body = g:curl(where)
+        assert.equal(200, status, where)
+        assert.equal("definitions 3\n", body, where)
+      end
+      local seen
+      for _ = 1, 100 do
+        seen = decode(select(2, g:curl("/seen")))
+        if seen.timer then break end
+        shell.sleep(0.05)
+      end
+      assert.equal("definitions 3", seen.timer)
+    end)
+
+    it("raises, naming the phase and what to do, in init, init_worker, header_filter and log",
+       function()
+      assert.equal(200, (g:curl("/filters")))
+      local seen = decode(select(2, g:curl("/seen")))
+      for _, phase in ipairs({ "init", "init_worker", "header_filter", "log" }) do
+        local message = seen[phase]
+        assert.is_string(message, phase)
+        assert.matches("cannot run in the " .. phase .. " phase", message, 1, true)
+        assert.matches("ngx.timer.at(0, function() ... end)", message, 1, true)
+      end
+    end)
+
+    it("waits for a free Lua state when nginx has none", function()
+      local result = g:load("/content", 12, 12, "").wait()
+      assert.equal(12, #result.statuses)
+      for i = 1, 12 do
+        assert.equal(200, result.statuses[i])
+        assert.equal("definitions 3\n", result.bodies[i])
+      end
+    end)
+
+    it("shares one token and renews it when asked", function()
+      assert.equal(200, (g:curl("/content")))
+      local before = emu:stats().token_requests
+      local status, body = g:curl("/token")
+      assert.equal(200, status)
+      local answer = decode(body)
+      assert.is_true(answer.left > 40000)
+      assert.is_true(answer.start)
+      assert.is_true(answer.renewed)
+      assert.is_true(answer.kept)
+      assert.equal(before + 1, emu:stats().token_requests)
+    end)
+
+    it("says which nginx.conf line is missing", function()
+      local _, body = g:curl("/no-pool")
+      assert.matches("^config|", body)
+      assert.matches("nginx has no thread pool 'elsewhere': add `thread_pool elsewhere "
+                     .. "threads=32;` to nginx.conf", body, 1, true)
+      _, body = g:curl("/no-dict")
+      assert.matches("nil|config|", body, 1, true)
+      assert.matches("nginx has no lua_shared_dict 'elsewhere': add `lua_shared_dict "
+                     .. "elsewhere 1m;`", body, 1, true)
+    end)
+
+    it("raises for bad options in new, naming them", function()
+      local _, body = g:curl("/bad-options")
+      local lines = {}
+      for line in body:gmatch("[^\n]+") do lines[#lines + 1] = line end
+      assert.matches("bad option 'thread_pool' %(string expected, got number%)", lines[1])
+      assert.matches("bad option 'timout' %(unknown option%)", lines[2])
+      assert.matches("bad option 'timeout'", lines[3])
+    end)
+  end)
+
+  it("names the build nginx needs when sapwf.core was built for Lua 5.4", function()
+    gateway.build("lua5.4")
+    local g = gateway.start{ key = key, links = { luajit = shell.line("pwd") .. "/build/lua5.4" },
+      conf = [[
+load_module /usr/lib/nginx/modules/ndk_http_module.so;
+load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
+worker_processes 1;
+error_log logs/error.log warn;
+pid logs/nginx.pid;
+events { worker_connections 64; }
+http {
+  access_log off;
+  lua_package_path "$prefix/lua/?.lua;$prefix/lua/?/init.lua;;";
+  lua_package_cpath "$prefix/luajit/?.so;;";
+  server {
+    listen 127.0.0.1:{{PORT}};
+    location / { content_by_lua_block { ngx.say(select(2, pcall(require, "sapwf.ngx"))) } }
+  }
+}
+]] }
+    local status, body = g:curl("/")
+    g:stop()
+    assert.equal(200, status)
+    assert.matches("undefined symbol: lua_", body, 1, true)
+    assert.matches("build it with `make LUA=luajit` and put build/luajit/ on package.cpath",
+                   body, 1, true)
+  end)
+
+  describe("the bridge on four workers", function()
+    local g
+    setup(function()
+      emu:reset()
+      g = gateway.start{ conf = gateway.example_conf(4), key = key }
+    end)
+    teardown(function() if g then g:stop() end end)
+    after_each(function() emu:clear_faults() end)
+
+    it("fetches exactly one token for 200 requests over all workers", function()
+      local before = emu:stats()
+      local result = g:load("/orders", 200, 50, '{"product":"Flash"}').wait()
+      assert.equal(200, #result.statuses)
+      for i = 1, 200 do assert.equal(201, result.statuses[i]) end
+      local after = emu:stats()
+      assert.equal(before.instances_started + 200, after.instances_started)
+      assert.equal(before.token_requests + 1, after.token_requests)
+      -- the claim is about several workers: they must all have taken part
+      assert.is_true(worker_pids(g) >= 2, "only one worker answered")
+    end)
+
+    it("refreshes a token that the service rejects under load exactly once", function()
+      assert.equal(201, (g:curl("/orders", [[-d '{"warm":true}']])))  -- a token is cached
+      emu:fault{ fault = "delay", delay = 0.1, times = -1, method = "POST",
+                 path = "/v1/workflow-instances" }
+      local before = emu:stats()
+      local load = g:load("/orders", 120, 24, '{"product":"Bag"}')
+      shell.sleep(0.25)
+      emu:expire_tokens()
+      local result = load.wait()
+      local after = emu:stats()
+      for i = 1, 120 do assert.equal(201, result.statuses[i]) end
+      assert.equal(before.instances_started + 120, after.instances_started)
+      -- the expiry hit requests in flight: some were answered 401 ...
+      local rejected = (after.api_responses_by_status["401"] or 0)
+                       - (before.api_responses_by_status["401"] or 0)
+      assert.is_true(rejected >= 1, "no request met the expired token")
+      -- ... and one new token served them all
+      assert.equal(before.token_requests + 1, after.token_requests)
+    end)
+
+    it("makes one fetch for the requests waiting on it when that fetch fails", function()
+      local wrong = emu:service_key("full")
+      wrong.uaa.clientsecret = "not-the-secret-0000"
+      local g2 = gateway.start{ conf = gateway.example_conf(4), key = wrong }
+      local ok, err = pcall(function()
+        -- The token endpoint answers after 0.5 s: every request arrives during the one fetch.
+        emu:fault{ fault = "delay", delay = 0.5, times = -1, path = "/oauth/token" }
+        local before = emu:stats()
+        local result = g2:load("/orders", 50, 50, '{"product":"Cap"}').wait()
+        local after = emu:stats()
+        for i = 1, 50 do
+          assert.equal(502, result.statuses[i])
+          local answer = decode(result.bodies[i])
+          assert.equal("auth", answer.error)
+          assert.equal(401, answer.status)
+          assert.is_nil(result.bodies[i]:find(wrong.uaa.clientsecret, 1, true))
+        end
+        assert.equal(before.token_requests + 1, after.token_requests)
+        assert.equal(before.api_requests, after.api_requests)
+        assert.is_nil(g2:error_log():find(wrong.uaa.clientsecret, 1, true))
+        assert.is_true(worker_pids(g2) >= 2, "only one worker answered")
+      end)
+      g2:stop()
+      assert(ok, err)
+    end)
+
+    it("renews a token that nears its expiry exactly once under load", function()
+      -- A client whose tokens live 6 s: renewed when less than 3 s are left (half the
+      -- lifetime, as 6 s is under twice the 60 s margin). A load of 4.5 s sees one renewal.
+      local short = emu:service_key("full")
+      local id = "sb-short-lived!b1|workflow!b10150"
+      emu:set_client(id, { secret = "short-secret-1234", expires_in = 6,
+                           authorities = { "WORKFLOW_INSTANCE_START" } })
+      short.uaa.clientid, short.uaa.clientsecret = id, "short-secret-1234"
+      local g2 = gateway.start{ conf = gateway.example_conf(4), key = short }
+      local ok, err = pcall(function()
+        local before = emu:stats().token_requests_by_client[id] or 0
+        local statuses = {}
+        local t_end = gateway.now_ns() + 4.5e9
+        while gateway.now_ns() < t_end do
+          local result = g2:load("/orders", 10, 10, '{"product":"Strap"}').wait()
+          for _, s in ipairs(result.statuses) do statuses[#statuses + 1] = s end
+          shell.sleep(0.1)
+        end
+        assert.is_true(#statuses >= 100)
+        for _, s in ipairs(statuses) do assert.equal(201, s) end
+        assert.equal(before + 2, emu:stats().token_requests_by_client[id])
+      end)
+      g2:stop()
+      assert(ok, err)
+    end)
+  end)
+end)
