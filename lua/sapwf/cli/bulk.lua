@@ -15,6 +15,7 @@
 -- thread, and a coroutine created before the signal has none) that yields after each batch
 -- has been recorded; the interrupt then surfaces in the main thread at a yield, between batches.
 local json = require "sapwf.json"
+local errors = require "sapwf.errors"
 local exitcodes = require "sapwf.cli.exitcodes"
 local progress = require "sapwf.cli.progress"
 local output = require "sapwf.cli.output"
@@ -127,7 +128,9 @@ function M.starter(wf, concurrency)
       local out = {}
       for i = 1, #items do
         local r = type(results) == "table" and results[i] or nil
-        if type(r) == "table" and (r.instance ~= nil or r.err ~= nil or r.error ~= nil) then
+        if errors.is_error(r) then                 -- start_many gives the instance or the err
+          out[i] = { nil, r }
+        elseif type(r) == "table" and (r.instance ~= nil or r.err ~= nil or r.error ~= nil) then
           out[i] = r.instance ~= nil and { r.instance } or { nil, r.err or r.error }
         elseif type(r) == "table" and r.id ~= nil then
           out[i] = { r }
@@ -256,6 +259,7 @@ function Run:work()
       end
     end
     batch = {}
+    self.probed = true
     self:tick()
   end
   local number = 0
@@ -272,7 +276,9 @@ function Run:work()
         self:tick()
       else
         batch[#batch + 1] = item
-        if #batch >= self.batch_size then
+        -- The first line goes alone: a client that may not start instances (403, bad
+        -- credentials) then stops the run before a concurrent batch tries more lines.
+        if #batch >= (self.probed and self.batch_size or 1) then
           flush_batch()
         end
       end

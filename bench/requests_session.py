@@ -1,0 +1,28 @@
+"""What users do today, the good way: Python requests with a Session (kept-alive connection),
+one token fetched at the start. Usage: requests_session.py SECONDS, with SAPWF_BENCH_TOKEN_URL,
+SAPWF_BENCH_API_URL, SAPWF_BENCH_CLIENT_ID and SAPWF_BENCH_CLIENT_SECRET in the environment.
+Prints: starts N seconds S failures N"""
+import os
+import sys
+import time
+
+import requests
+
+seconds = float(sys.argv[1])
+api = os.environ["SAPWF_BENCH_API_URL"] + "/v1/workflow-instances"
+auth = (os.environ["SAPWF_BENCH_CLIENT_ID"], os.environ["SAPWF_BENCH_CLIENT_SECRET"])
+
+session = requests.Session()
+token = session.post(os.environ["SAPWF_BENCH_TOKEN_URL"], auth=auth,
+                     data={"grant_type": "client_credentials"}).json()["access_token"]
+session.headers["Authorization"] = "Bearer " + token
+body = {"definitionId": "simple", "context": {"order": 1}}
+
+starts = failures = 0
+start = time.monotonic()
+while time.monotonic() - start < seconds:
+    if session.post(api, json=body).status_code == 201:
+        starts += 1
+    else:
+        failures += 1
+print("starts %d seconds %.3f failures %d" % (starts, time.monotonic() - start, failures))

@@ -1,0 +1,26 @@
+"""What users do today, the way the well-known tutorial shows it: for each start, fetch a
+token, then POST the start, with plain requests.post (a new connection each time). Usage and
+environment as requests_session.py. Prints: starts N seconds S failures N"""
+import os
+import sys
+import time
+
+import requests
+
+seconds = float(sys.argv[1])
+api = os.environ["SAPWF_BENCH_API_URL"] + "/v1/workflow-instances"
+token_url = os.environ["SAPWF_BENCH_TOKEN_URL"]
+auth = (os.environ["SAPWF_BENCH_CLIENT_ID"], os.environ["SAPWF_BENCH_CLIENT_SECRET"])
+body = {"definitionId": "simple", "context": {"order": 1}}
+
+starts = failures = 0
+start = time.monotonic()
+while time.monotonic() - start < seconds:
+    token = requests.post(token_url, auth=auth,
+                          data={"grant_type": "client_credentials"}).json()["access_token"]
+    r = requests.post(api, json=body, headers={"Authorization": "Bearer " + token})
+    if r.status_code == 201:
+        starts += 1
+    else:
+        failures += 1
+print("starts %d seconds %.3f failures %d" % (starts, time.monotonic() - start, failures))

@@ -1,0 +1,501 @@
+-- `make bench`: starts per second of sapwf and of the usual alternatives, side by side, in one
+-- run against one local emulator; prints the table and, unless --quick, writes BENCHMARKS.md.
+--
+--   lua5.4 bench/run.lua --build build/bench [--quick] [--out BENCHMARKS.md] [--workers N]
+--
+-- --build: where `make bench` put the C programs (keepalive, multi) and the module
+-- (<build>/<lua>/sapwf/core.so, already on package.cpath). --quick: one short round, for CI,
+-- and no BENCHMARKS.md (its figures are not the targets).
+--
+-- Every row runs in a process of its own for the same number of seconds against the same
+-- emulator, with the same start body, on the same client credentials; rows take turns in
+-- rounds (the order rotates), and the table shows each row's median. Peak RSS is GNU time's
+-- maximum resident set of the row's process (for the shell loop: of its largest curl), and CPU
+-- per start the user and system time of the process (and its children) over its starts.
+-- Token requests are what the emulator counted during the row.
+
+
+---------------------------------------------------------------------------------------------
+-- Options
+
+local opts = { build = "build/bench", out = "BENCHMARKS.md", workers = 1, pin = false }
+do
+  local i = 1
+  while arg[i] do
+    local a = arg[i]
+    if a == "--quick" then opts.quick = true
+    elseif a == "--build" then i = i + 1; opts.build = arg[i]
+    elseif a == "--out" then i = i + 1; opts.out = arg[i]
+    elseif a == "--workers" then i = i + 1; opts.workers = tonumber(arg[i])
+    elseif a == "--pin" then opts.pin = true
+    else error("unknown argument " .. a) end
+    i = i + 1
+  end
+end
+
+-- This checkout's Lua layer and the module `make bench` built for this interpreter.
+local LUA = arg[-1] or "lua5.4"
+package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
+package.cpath = opts.build .. "/" .. LUA:match("[^/]*$") .. "/?.so;" .. package.cpath
+
+local emulator = require "sapwf.emulator"
+local shell = require "sapwf.emulator.shell"
+local core = require "sapwf.core"
+local cjson = require "cjson"
+
+local format, concat = string.format, table.concat
+local quote = shell.quote
+
+local QUICK = opts.quick
+local ROUNDS = QUICK and 1 or 7
+local SECONDS = QUICK and 1 or 2
+local RSS_STARTS = QUICK and 20000 or 200000
+local IN_FLIGHT = 32
+local CLIENT_ID = "sb-sapwf-bench!b1|workflow!b10150"
+
+local function say(fmt, ...)
+  io.stderr:write(format(fmt, ...), "\n")
+end
+
+local function fail(message)
+  io.stderr:write("bench: ", message, "\n")
+  os.exit(1)
+end
+
+---------------------------------------------------------------------------------------------
+-- What is installed
+
+local function found(command)
+  return shell.run("command -v " .. command .. " >/dev/null 2>&1")
+end
+
+local GNU_TIME = "/usr/bin/time"
+if not shell.run(GNU_TIME .. " -f %M true >/dev/null 2>&1") then
+  fail("GNU time is missing (apt-get install time)")
+end
+for _, command in ipairs({ "wrk", "curl", "bash", "awk" }) do
+  if not found(command) then fail(command .. " is missing (make bench installs it)") end
+end
+for _, program in ipairs({ "keepalive", "multi" }) do
+  if not shell.read_file(opts.build .. "/" .. program) then
+    fail(opts.build .. "/" .. program .. " is missing: run `make bench`")
+  end
+end
+
+-- The first python3 that has requests: the one on PATH, else Debian's (python3-requests).
+local PYTHON
+for _, candidate in ipairs({ "python3", "/usr/bin/python3" }) do
+  if shell.run(candidate .. " -c 'import requests' >/dev/null 2>&1") then
+    PYTHON = candidate
+    break
+  end
+end
+if not PYTHON then fail("no python3 with requests (apt-get install python3-requests)") end
+
+---------------------------------------------------------------------------------------------
+-- The emulator and the client every row uses
+
+local tmp = shell.line("mktemp -d /tmp/sapwf-bench.XXXXXX")
+if tmp == "" then fail("mktemp failed") end
+
+local emu, err = emulator.start{ workers = opts.workers, tls = false, max_instances = 20000 }
+if not emu then fail("cannot start the emulator: " .. tostring(err)) end
+
+-- --pin: nginx on the last CPU, every row on CPU 0 (taskset).
+local PIN = ""
+if opts.pin then
+  local last = tonumber(shell.line("nproc")) - 1
+  shell.run(format("for p in %d $(pgrep -P %d); do taskset -pc %d $p >/dev/null; done",
+                   emu.pid, emu.pid, last))
+  PIN = "taskset -c 0 "
+end
+
+local function cleanup()
+  emu:stop()
+  shell.run("rm -rf " .. quote(tmp))
+end
+
+-- A technical client with the one authority a bulk start needs, as such a job should have.
+local secret = shell.random_hex(24)
+emu:set_client(CLIENT_ID, { secret = secret, authorities = { "WORKFLOW_INSTANCE_START" } })
+local key = emu:service_key(CLIENT_ID)
+local api_url = key.endpoints.workflow_rest_url
+local token_url = key.uaa.url .. "/oauth/token"
+
+-- The token the C programs and wrk are given (fetched here, with the curl command line).
+local auth_file = tmp .. "/auth"
+shell.write_file(auth_file, format('user = "%s:%s"\n', CLIENT_ID, secret))
+local token = cjson.decode(shell.capture("curl -sS -K " .. quote(auth_file)
+  .. " -d grant_type=client_credentials " .. quote(token_url))).access_token
+if type(token) ~= "string" then cleanup(); fail("no token from the emulator") end
+
+-- Secrets and tokens reach the rows through this file, sourced by the shell that starts
+-- them: never on a command line.
+local env_file = tmp .. "/env"
+shell.run("umask 077; : > " .. quote(env_file))
+shell.write_file(env_file, concat({
+  "export SAPWF_BENCH_TOKEN=" .. quote(token),
+  "export SAPWF_BENCH_KEY=" .. quote(cjson.encode(key)),
+  "export SAPWF_BENCH_API_URL=" .. quote(api_url),
+  "export SAPWF_BENCH_TOKEN_URL=" .. quote(token_url),
+  "export SAPWF_BENCH_CLIENT_ID=" .. quote(CLIENT_ID),
+  "export SAPWF_BENCH_CLIENT_SECRET=" .. quote(secret),
+  "export LUA_PATH=" .. quote(package.path),
+  "export LUA_CPATH=" .. quote(package.cpath),
+}, "\n") .. "\n")
+
+---------------------------------------------------------------------------------------------
+-- The rows
+
+local START_URL = api_url .. "/v1/workflow-instances"
+
+local ROWS = {
+  { id = "wrk1", label = "wrk, 1 connection (the limit)", flight = 1, given = true,
+    command = function(s) return format("wrk -t1 -c1 -d%ds -s bench/start.lua %s", s,
+                                        quote(START_URL)) end },
+  { id = "wrk32", label = "wrk, 32 connections (the limit)", flight = IN_FLIGHT, given = true,
+    command = function(s) return format("wrk -t1 -c%d -d%ds -s bench/start.lua %s",
+                                        IN_FLIGHT, s, quote(START_URL)) end },
+  { id = "c_keepalive", label = "C libcurl keep-alive loop (floor)", flight = 1, given = true,
+    command = function(s) return format("%s/keepalive %s %d", opts.build, quote(START_URL),
+                                        s) end },
+  { id = "c_multi", label = "C libcurl multi, 32 in flight (floor)", flight = IN_FLIGHT,
+    given = true,
+    command = function(s) return format("%s/multi %s %d %d", opts.build, quote(START_URL), s,
+                                        IN_FLIGHT) end },
+  { id = "sapwf_loop", label = "sapwf wf:start in a loop", flight = 1, sapwf = true,
+    command = function(s) return format("%s bench/sapwf_row.lua loop %d", LUA, s) end },
+  { id = "sapwf_many", label = "sapwf wf:start_many, concurrency 32", flight = IN_FLIGHT,
+    sapwf = true,
+    command = function(s) return format("%s bench/sapwf_row.lua many %d %d", LUA, s,
+                                        IN_FLIGHT) end },
+  { id = "py_session", label = "Python requests, Session", flight = 1,
+    command = function(s) return format("%s bench/requests_session.py %d", PYTHON, s) end },
+  { id = "py_tutorial", label = "Python requests, token per start (tutorial)", flight = 1,
+    command = function(s) return format("%s bench/requests_tutorial.py %d", PYTHON, s) end },
+  { id = "curl_cli", label = "curl command line per start", flight = 1,
+    command = function(s) return format("bash bench/curl_loop.sh %d", s) end },
+}
+local BY_ID = {}
+for _, row in ipairs(ROWS) do
+  BY_ID[row.id] = row
+  row.rates, row.tokens, row.rss, row.cpu, row.failures = {}, {}, {}, {}, 0
+end
+
+-- Runs command under GNU time with the environment file; returns its output, peak RSS (kB)
+-- and CPU time (user + system, seconds).
+local function run_measured(command)
+  local out, time_file = tmp .. "/out", tmp .. "/time"
+  local ok = shell.run(format("bash -c %s >%s 2>&1", quote(". " .. quote(env_file)
+    .. " && exec " .. PIN .. GNU_TIME .. " -f '%M %U %S' -o " .. quote(time_file) .. " "
+    .. command), quote(out)))
+  local output = shell.read_file(out) or ""
+  local rss, user, sys = (shell.read_file(time_file) or ""):match("(%d+) ([%d.]+) ([%d.]+)%s*$")
+  if not ok or not rss then fail("a row failed: " .. command .. "\n" .. output) end
+  return output, tonumber(rss), tonumber(user) + tonumber(sys)
+end
+
+-- starts, seconds, failures from a row's output.
+local function parse(output)
+  local requests, errors, took = output:match("wrk requests (%d+) errors (%d+) seconds ([%d.]+)")
+  if requests then
+    return tonumber(requests) - tonumber(errors), tonumber(took), tonumber(errors)
+  end
+  local starts, seconds, failures = output:match("starts (%d+) seconds ([%d.]+) failures (%d+)")
+  if not starts then return nil end
+  return tonumber(starts), tonumber(seconds), tonumber(failures)
+end
+
+local function token_requests()
+  return emu:stats().token_requests
+end
+
+local function run_row(row)
+  local before = token_requests()
+  local output, rss, cpu = run_measured(row.command(SECONDS))
+  local starts, seconds, failures = parse(output)
+  if not starts or starts == 0 then
+    fail("no starts in the output of " .. row.id .. ":\n" .. output)
+  end
+  row.rates[#row.rates + 1] = starts / seconds
+  row.tokens[#row.tokens + 1] = token_requests() - before
+  row.rss[#row.rss + 1] = rss
+  row.cpu[#row.cpu + 1] = cpu / starts
+  row.failures = row.failures + failures
+end
+
+local function load_average()
+  return (shell.read_file("/proc/loadavg") or ""):match("^(%S+ %S+ %S+)") or "?"
+end
+
+local load_before = load_average()
+if tonumber(load_before:match("^%S+")) > 0.5 then
+  say("bench: the machine is busy (load %s): the figures will move more than usual",
+      load_before)
+end
+say("bench: %d round(s) of %d s per row, %d rows; emulator workers %d; load %s",
+    ROUNDS, SECONDS, #ROWS, opts.workers, load_before)
+for round = 1, ROUNDS do
+  for k = 0, #ROWS - 1 do
+    local row = ROWS[(round - 1 + k) % #ROWS + 1]
+    run_row(row)
+    say("  round %d  %-46s %9.0f starts/s", round, row.label, row.rates[#row.rates])
+  end
+end
+
+-- The memory row: many starts in one process, resident memory early and at the end.
+local rss_row = { id = "sapwf_rss" }
+do
+  local before = token_requests()
+  local output, peak = run_measured(format("%s bench/sapwf_row.lua rss %d", LUA, RSS_STARTS))
+  local starts, seconds, failures = parse(output)
+  rss_row.starts, rss_row.seconds, rss_row.failures = starts, seconds, failures
+  rss_row.early = tonumber(output:match("rss_kb_early (%d+)"))
+  rss_row.final = tonumber(output:match("rss_kb_end (%d+)"))
+  rss_row.peak = peak
+  rss_row.tokens = token_requests() - before
+  if not (starts and rss_row.early and rss_row.final) then
+    fail("cannot read the output of the memory row:\n" .. output)
+  end
+  say("  memory   %d starts: RSS %d kB after %d, %d kB at the end", starts, rss_row.early,
+      RSS_STARTS / 20, rss_row.final)
+end
+local load_after = load_average()
+local stats = emu:stats()
+cleanup()
+
+---------------------------------------------------------------------------------------------
+-- Figures
+
+local function median(list)
+  local sorted = {}
+  for i, v in ipairs(list) do sorted[i] = v end
+  table.sort(sorted)
+  local n = #sorted
+  if n == 0 then return nil end
+  if n % 2 == 1 then return sorted[(n + 1) / 2] end
+  return (sorted[n / 2] + sorted[n / 2 + 1]) / 2
+end
+
+local function max_of(list)
+  local m
+  for _, v in ipairs(list) do if not m or v > m then m = v end end
+  return m
+end
+
+local function min_of(list)
+  local m
+  for _, v in ipairs(list) do if not m or v < m then m = v end end
+  return m
+end
+
+-- The ratio of two rows, round by round (rows of one round ran within seconds of each other),
+-- then the median of those.
+local function ratio(a, b)
+  local per_round = {}
+  for i = 1, ROUNDS do per_round[i] = BY_ID[a].rates[i] / BY_ID[b].rates[i] end
+  return median(per_round), min_of(per_round), max_of(per_round)
+end
+
+local function limit_for(row)
+  return row.flight == 1 and "wrk1" or "wrk32"
+end
+
+local function thousands(n)
+  local s = format("%d", math.floor(n + 0.5))
+  local out = s:reverse():gsub("(%d%d%d)", "%1,"):reverse()
+  return (out:gsub("^,", ""))
+end
+
+local function mib(kb)
+  return format("%.1f MiB", kb / 1024)
+end
+
+local lines = {}
+local function add(fmt, ...) lines[#lines + 1] = format(fmt, ...) end
+
+add("| | in flight | starts/s | spread | x limit | CPU per start | token requests | peak RSS |")
+add("|---|---:|---:|---:|---:|---:|---:|---:|")
+for _, row in ipairs(ROWS) do
+  local rate = median(row.rates)
+  local spread = (max_of(row.rates) - min_of(row.rates)) / rate
+  local x = ratio(row.id, limit_for(row))
+  local tokens = row.given and "given" or format("%d", max_of(row.tokens))
+  if not row.given and min_of(row.tokens) ~= max_of(row.tokens) then
+    tokens = format("%d-%d", min_of(row.tokens), max_of(row.tokens))
+  end
+  if row.id == "py_tutorial" then tokens = "1 per start" end
+  add("| %s | %d | %s | %d%% | %.2f | %d us | %s | %s |", row.label, row.flight,
+      thousands(rate), math.floor(spread * 100 + 0.5), x, math.floor(median(row.cpu) * 1e6
+      + 0.5), tokens, mib(max_of(row.rss)))
+end
+local table_text = concat(lines, "\n")
+
+-- The targets, from this run.
+local function check(holds) return holds and "holds" or "**does not hold**" end
+local targets = {}
+local function target(name, figure, holds)
+  targets[#targets + 1] = { name = name, figure = figure, holds = holds }
+end
+do
+  local r, lo, hi = ratio("sapwf_loop", "c_keepalive")
+  target("`wf:start` in a loop >= 0.9 x the C keep-alive loop",
+         format("%.2f (rounds %.2f-%.2f)", r, lo, hi), r >= 0.9)
+  r, lo, hi = ratio("sapwf_many", "wrk32")
+  target("`wf:start_many` at 32 >= 0.7 x `wrk -c32`", format("%.2f (rounds %.2f-%.2f)", r, lo, hi),
+         r >= 0.7)
+  r, lo, hi = ratio("sapwf_many", "py_session")
+  local r2 = ratio("sapwf_loop", "py_session")
+  target("sapwf >= 10 x Python requests with a Session",
+         format("start_many %.1f x (rounds %.1f-%.1f); loop %.1f x", r, lo, hi, r2), r >= 10)
+  local per_row = {}
+  local one = true
+  for _, id in ipairs({ "sapwf_loop", "sapwf_many" }) do
+    local counts = {}
+    for i, n in ipairs(BY_ID[id].tokens) do
+      one = one and n == 1
+      counts[i] = format("%d", n)
+    end
+    per_row[#per_row + 1] = id .. ": " .. concat(counts, ",")
+  end
+  one = one and rss_row.tokens == 1
+  per_row[#per_row + 1] = format("memory row: %d", rss_row.tokens)
+  target("exactly one token request per token lifetime in every sapwf row (each row is one "
+         .. "process, well within one token's lifetime)", concat(per_row, "; "), one)
+  local growth = rss_row.final - rss_row.early
+  target(format("RSS grows less than 2 MiB over %s starts", thousands(RSS_STARTS)),
+         format("%+d kB (%s after %s starts, %s at the end)", growth, mib(rss_row.early),
+                thousands(RSS_STARTS / 20), mib(rss_row.final)), growth < 2048)
+end
+
+lines = {}
+add("| target | this run | |")
+add("|---|---|---|")
+for _, t in ipairs(targets) do add("| %s | %s | %s |", t.name, t.figure, check(t.holds)) end
+local targets_text = concat(lines, "\n")
+
+print()
+print(table_text)
+print()
+print(targets_text)
+if QUICK then
+  print("\n(--quick: one short round; these figures are not the targets)")
+end
+
+---------------------------------------------------------------------------------------------
+-- BENCHMARKS.md
+
+if not QUICK then
+  local function first_line(command)
+    return (shell.capture(command .. " 2>&1") or ""):match("^[^\n]*") or "?"
+  end
+  local cpuinfo = shell.read_file("/proc/cpuinfo") or ""
+  local machine = {
+    format("%s CPU(s), %s", shell.line("nproc"), cpuinfo:match("model name%s*:%s*([^\n]+)")
+      or "unknown CPU"),
+    format("%s MiB memory", math.floor((tonumber((shell.read_file("/proc/meminfo") or "")
+      :match("MemTotal:%s*(%d+)")) or 0) / 1024)),
+    "Linux " .. shell.line("uname -r"),
+    first_line("lsb_release -ds 2>/dev/null || cat /etc/debian_version"),
+  }
+  local function words(text, n)
+    local out = {}
+    for w in text:gmatch("%S+") do
+      if #out == n then break end
+      out[#out + 1] = w
+    end
+    return concat(out, " ")
+  end
+  local versions = {
+    "sapwf " .. core.version .. " on " .. words(shell.line(LUA .. " -v 2>&1"), 2),
+    words(core.curl_version, 2) .. (core.curl_version:match(" (nghttp2/%S+)")
+      and " " .. core.curl_version:match(" (nghttp2/%S+)") or ""),
+    (first_line("nginx -v"):gsub("^nginx version: ", "")),
+    words(first_line("wrk -v"), 2),
+    first_line(PYTHON .. " -c 'import sys, requests; print(\"Python\", sys.version.split()[0],"
+      .. " \"requests\", requests.__version__)'"),
+    words(first_line("curl --version"), 2),
+  }
+  local function cpu_us(id) return median(BY_ID[id].cpu) * 1e6 end
+  local doc = {
+    "# sapwf benchmarks",
+    "",
+    "Written by `make bench` (bench/run.lua); the figures are from its latest full run. Run it"
+      .. " again on a quiet machine to check them: it starts and stops its own emulator and"
+      .. " takes about four minutes.",
+    "",
+    "## Machine",
+    "",
+    "- run: " .. os.date("!%Y-%m-%d %H:%M UTC") .. "; load average " .. load_before
+      .. " before, " .. load_after .. " after",
+    "- " .. concat(machine, "; "),
+    "- " .. concat(versions, "; "),
+    "",
+    "## What runs",
+    "",
+    format("Every row starts the `simple` workflow definition (`POST /v1/workflow-instances`, "
+      .. "body `{\"definitionId\":\"simple\",\"context\":{\"order\":1}}`) on the same local "
+      .. "emulator (nginx with its Lua module, %d worker(s), plain HTTP/1.1 on 127.0.0.1), "
+      .. "with the same technical client. It has the one authority a bulk start needs "
+      .. "(WORKFLOW_INSTANCE_START), so its token is %d bytes.", opts.workers, #token),
+    "",
+    format("Each row is a process of its own that starts instances for %d s; the rows take "
+      .. "turns in %d rounds, in an order that rotates, and the table shows each row's median "
+      .. "(spread: (max - min) / median over the rounds). \"x limit\" divides by `wrk` with "
+      .. "as many requests in flight (1 or 32), round by round. Peak RSS is the row "
+      .. "process's maximum resident memory (GNU time); token requests are what the emulator "
+      .. "counted during the row (\"given\": the row was handed a token). CPU per start is "
+      .. "the row process's user and system time (with its children's) over its starts: "
+      .. "what the client spends, apart from the server.", SECONDS, ROUNDS),
+    "",
+    "- the limit: `wrk` (one thread) with bench/start.lua;",
+    "- the floor for any libcurl client: bench/keepalive.c (one easy handle, one kept-alive "
+      .. "connection) and bench/multi.c (32 easy handles on a multi handle);",
+    "- sapwf: `wf:start` in a loop, and `wf:start_many` over 2,000 items a call with "
+      .. "concurrency 32 (bench/sapwf_row.lua);",
+    "- what users do today: Python `requests` with a Session (bench/requests_session.py), "
+      .. "the tutorial's new token per start (bench/requests_tutorial.py), and one `curl` "
+      .. "command per start (bench/curl_loop.sh).",
+    "",
+    "## Results",
+    "",
+    table_text,
+    "",
+    "## Targets",
+    "",
+    targets_text,
+    "",
+    format("Memory: one process made %s starts (half `wf:start`, half `wf:start_many`, in "
+      .. "rounds of 1,000 each, the Lua GC running normally): resident memory %s after %s "
+      .. "starts, %s at the end, peak %s. Token requests: %d. The emulator keeps at most "
+      .. "20,000 instances per worker (over the whole run it dropped %s).",
+      thousands(rss_row.starts),
+      mib(rss_row.early), thousands(RSS_STARTS / 20), mib(rss_row.final), mib(rss_row.peak),
+      rss_row.tokens, thousands(stats.instances_evicted or 0)),
+    "",
+    "## Notes",
+    "",
+    "- One machine runs both sides: the client rows compete with nginx for its CPUs, so a "
+      .. "client that needs less CPU per start leaves more to the server. wrk needs the "
+      .. "least, which is why it is the limit.",
+    format("- What sapwf adds to plain libcurl, in CPU per start: %d us in the loop (%d us "
+      .. "against the C loop's %d us) and %d us in `start_many` (%d us against the C multi "
+      .. "loop's %d us): the Lua layer's JSON both ways, judging the answer (errors, retries), "
+      .. "the response headers as a table, and the batch's scheduling. The C floor itself "
+      .. "reaches %.2f x `wrk -c1` and %.2f x `wrk -c32` here.",
+      math.floor(cpu_us("sapwf_loop") - cpu_us("c_keepalive") + 0.5),
+      math.floor(cpu_us("sapwf_loop") + 0.5), math.floor(cpu_us("c_keepalive") + 0.5),
+      math.floor(cpu_us("sapwf_many") - cpu_us("c_multi") + 0.5),
+      math.floor(cpu_us("sapwf_many") + 0.5), math.floor(cpu_us("c_multi") + 0.5),
+      (ratio("c_keepalive", "wrk1")), (ratio("c_multi", "wrk32"))),
+    "- libcurl 7.88 formats each request header through its own printf, byte by byte "
+      .. "(about 12 ns a byte here): the Bearer token dominates what a libcurl client spends "
+      .. "per request, so the C floor and sapwf pay for it alike and wrk does not. A token "
+      .. "with every Workflow authority is about 5 KB, five times this one.",
+    "- Figures on a shared or virtual machine move from run to run; compare rows of one run, "
+      .. "not runs.",
+    "",
+  }
+  shell.write_file(opts.out, concat(doc, "\n"))
+  say("bench: wrote %s", opts.out)
+end

@@ -1,0 +1,269 @@
+-- Many calls at once: wf:map(list, fn [, opts]) and wf:start_many(items [, opts]).
+--
+-- Each item runs the ordinary client methods (their argument checks, JSON, retries, the
+-- judging of answers and the error objects), in a coroutine, on a stand-in client whose core
+-- does not send: its request() yields the request here, the scheduler puts it on a
+-- sapwf.core batch (src/batch.c: libcurl's multi interface, one token for all) and resumes
+-- the coroutine with the answer. `concurrency` coroutines run at once and each takes the
+-- next item when its own is done, so memory stays flat however long the list is.
+--
+-- Retries wait without holding up the others: the stand-in's retry policy sleeps by
+-- yielding, and the scheduler resumes that item when its time has come.
+local client = require "sapwf.client"
+local core = require "sapwf.core"
+
+local type, pairs, tostring, error, pcall, setmetatable, getmetatable, rawget =
+  type, pairs, tostring, error, pcall, setmetatable, getmetatable, rawget
+local create, resume, yield = coroutine.create, coroutine.resume, coroutine.yield
+local format = string.format
+local methods, open = client.methods, client.open
+
+local DEFAULT_CONCURRENCY = 16
+local MAX_CONCURRENCY = 1024              -- src/batch.c's limit
+
+-- What a worker coroutine yields: REQUEST, method, target, body | SLEEP, seconds |
+-- DONE, value, err (its item's result).
+local REQUEST, SLEEP, DONE = {}, {}, {}
+
+---------------------------------------------------------------------------------------------
+-- The stand-in client
+
+-- Its core: request() yields to the scheduler; token() is the real core's (cached, no
+-- network unless a token is due); close() does nothing, so closing or collecting a stand-in
+-- never closes the real client. Anything else runs on the real core.
+local Deferred = {}
+Deferred.__index = function(self, name)
+  local real = rawget(self, "_real")
+  local value = real[name]
+  if type(value) ~= "function" then return value end
+  return function(_, ...) return value(real, ...) end
+end
+
+local function deferred_request(_, method, target, body)
+  return yield(REQUEST, method, target, body)
+end
+
+local function deferred_token(self, force)
+  return self._real:token(force)
+end
+
+local function deferred_close() end
+
+local function yielding_sleep(seconds)
+  yield(SLEEP, seconds)
+end
+
+-- A client like self (same fields and metatable) whose calls go through the scheduler.
+local function stand_in(self, real)
+  local w = {}
+  for k, v in pairs(self) do w[k] = v end
+  w._core = setmetatable({ _real = real, request = deferred_request, token = deferred_token,
+                           close = deferred_close }, Deferred)
+  local policy = self._policy
+  if type(policy) == "table" then
+    local own = {}
+    for k, v in pairs(policy) do own[k] = v end
+    own.sleep = yielding_sleep
+    w._policy = own
+  end
+  return setmetatable(w, getmetatable(self))
+end
+
+---------------------------------------------------------------------------------------------
+-- The scheduler
+
+-- A worker: runs fn on item after item, handing each result back.
+local function work(fn, w, item, i)
+  while true do
+    local value, err = fn(w, item, i)
+    item, i = yield(DONE, value, err)
+  end
+end
+
+-- Runs fn over list[1..n] with `size` workers on batch b; results land in results.
+local function schedule(w, b, now, list, n, fn, size, on_progress, results)
+  local workers, current, wake = {}, {}, {}
+  local sleeping, next_i, done = 0, 1, 0
+
+  -- Takes what worker k yielded (ok, what, ...) and goes on until it waits for an answer or
+  -- a timer, or has no item left.
+  local function advance(k, ok, what, a, b2, c)
+    while true do
+      if not ok then error(what, 0) end                -- fn raised: a bug, raised here
+      if what == REQUEST then
+        b:submit(k, a, b2, c)
+        return
+      elseif what == SLEEP then
+        wake[k] = now() + (a or 0)
+        sleeping = sleeping + 1
+        return
+      elseif what ~= DONE then
+        error("sapwf: the function given to map yielded outside a sapwf call", 0)
+      end
+      local i = current[k]
+      if a ~= nil then results[i] = a else results[i] = b2 end
+      done = done + 1
+      if on_progress then on_progress(done, n) end
+      if next_i > n then
+        current[k] = nil
+        return
+      end
+      i = next_i
+      next_i = i + 1
+      current[k] = i
+      ok, what, a, b2, c = resume(workers[k], list[i], i)
+    end
+  end
+
+  for k = 1, size do
+    if next_i > n then break end               -- items that failed early went to others
+    local i = next_i
+    next_i = i + 1
+    current[k] = i
+    workers[k] = create(work)
+    advance(k, resume(workers[k], fn, w, list[i], i))
+  end
+  while done < n do
+    local timeout
+    if sleeping > 0 then
+      local first
+      for _, at in pairs(wake) do
+        if not first or at < first then first = at end
+      end
+      timeout = first - now()
+      if timeout < 0 then timeout = 0 end
+    end
+    local k, status, body, headers = b:wait(timeout)
+    if k then advance(k, resume(workers[k], status, body, headers)) end
+    if sleeping > 0 then
+      local t, due = now(), {}
+      for kk, at in pairs(wake) do
+        if at <= t then due[#due + 1] = kk end
+      end
+      for _, kk in pairs(due) do
+        wake[kk] = nil
+        sleeping = sleeping - 1
+        advance(kk, resume(workers[kk]))
+      end
+    elseif not k and done < n then
+      error("sapwf: internal error: a batch has items left but nothing in flight", 0)
+    end
+  end
+end
+
+-- fn over list[1..n]: concurrent on a sapwf.core client, one at a time on a core without
+-- batches (sapwf.ngx's transport, which has concurrency of its own).
+local function run(self, list, n, fn, concurrency, on_progress)
+  local real = self._core
+  if getmetatable(real) == Deferred then real = real._real end   -- map inside map
+  local results = {}
+  if n == 0 then return results end
+  if type(real.batch) ~= "function" then
+    for i = 1, n do
+      local value, err = fn(self, list[i], i)
+      if value ~= nil then results[i] = value else results[i] = err end
+      if on_progress then on_progress(i, n) end
+    end
+    return results
+  end
+  local size = concurrency < n and concurrency or n
+  local policy = self._policy
+  local now = type(policy) == "table" and policy.now or core.monotonic
+  local b = real:batch(size)
+  local ok, err = pcall(schedule, stand_in(self, real), b, now, list, n, fn, size,
+                        on_progress, results)
+  b:close()                                  -- also abandons what a raise left in flight
+  if not ok then error(err, 0) end
+  return results
+end
+
+---------------------------------------------------------------------------------------------
+-- Argument checks. level: where the error points, counted from the caller of bad.
+
+local function bad(fname, argn, msg, level)
+  error(format("bad argument #%d to '%s' (%s)", argn, fname, msg), level + 1)
+end
+
+local OPTIONS = { concurrency = true, on_progress = true }
+
+-- concurrency, on_progress from opts; raises at the public method's caller.
+local function options(fname, argn, opts)
+  if opts == nil then return DEFAULT_CONCURRENCY, nil end
+  if type(opts) ~= "table" then bad(fname, argn, "table expected, got " .. type(opts), 3) end
+  for name in pairs(opts) do
+    if not OPTIONS[name] then
+      bad(fname, argn, format("unknown option '%s' (concurrency, on_progress)", tostring(name)),
+          3)
+    end
+  end
+  local concurrency = opts.concurrency
+  if concurrency == nil then
+    concurrency = DEFAULT_CONCURRENCY
+  elseif type(concurrency) ~= "number" or concurrency % 1 ~= 0 or concurrency < 1
+      or concurrency > MAX_CONCURRENCY then
+    bad(fname, argn, format("concurrency: integer from 1 to %d expected", MAX_CONCURRENCY), 3)
+  end
+  local on_progress = opts.on_progress
+  if on_progress ~= nil and type(on_progress) ~= "function" then
+    bad(fname, argn, "on_progress: function expected, got " .. type(on_progress), 3)
+  end
+  return concurrency, on_progress
+end
+
+---------------------------------------------------------------------------------------------
+-- The methods
+
+--- Runs fn(w, item, i) for every item of list, up to opts.concurrency (16) at a time; w is a
+-- client like self whose calls run concurrently with the other items' (use it, not self,
+-- inside fn). Returns the results in list order: results[i] is fn's first value, or its
+-- second (the err) when the first is nil. opts.on_progress(done, total) is called as items
+-- finish. A raise in fn or on_progress is raised here; calls still in flight are abandoned.
+function methods.map(self, list, fn, opts)
+  open(self, "map")
+  if type(list) ~= "table" then bad("map", 1, "table expected, got " .. type(list), 2) end
+  if type(fn) ~= "function" then bad("map", 2, "function expected, got " .. type(fn), 2) end
+  local concurrency, on_progress = options("map", 3, opts)
+  return run(self, list, #list, fn, concurrency, on_progress)
+end
+
+local ITEM_FIELDS = { definitionId = true, context = true }
+
+local function start_item(w, item)
+  return w:start(item.definitionId, item.context)
+end
+
+--- Starts items[i] = { definitionId = ..., context = ... } (context optional), up to
+-- opts.concurrency (16) at a time. Returns results in input order: the new instance, or the
+-- error (sapwf.is_error) exactly as wf:start gives it; one failed item never stops the
+-- others. Every item is checked before the first is sent: a bad one raises.
+function methods.start_many(self, items, opts)
+  open(self, "start_many")
+  if type(items) ~= "table" then
+    bad("start_many", 1, "table expected, got " .. type(items), 2)
+  end
+  local n = #items
+  for i = 1, n do
+    local item = items[i]
+    if type(item) ~= "table" then
+      bad("start_many", 1, format("items[%d]: table expected, got %s", i, type(item)), 2)
+    end
+    local id = item.definitionId
+    if type(id) ~= "string" or id == "" then
+      bad("start_many", 1, format("items[%d].definitionId: non-empty string expected, got %s",
+                                  i, id == "" and "\"\"" or type(id)), 2)
+    end
+    if item.context ~= nil and type(item.context) ~= "table" then
+      bad("start_many", 1, format("items[%d].context: table expected, got %s", i,
+                                  type(item.context)), 2)
+    end
+    for name in pairs(item) do
+      if not ITEM_FIELDS[name] then
+        bad("start_many", 1, format("items[%d]: unknown field '%s' (definitionId, context)",
+                                    i, tostring(name)), 2)
+      end
+    end
+  end
+  local concurrency, on_progress = options("start_many", 2, opts)
+  return run(self, items, n, start_item, concurrency, on_progress)
+end
+
