@@ -7,9 +7,14 @@
 #   make                  build build/lua5.4/sapwf/core.so
 #   make LUA=luajit       build for LuaJIT / OpenResty (Lua 5.1 API), likewise lua5.1, lua5.3
 #   make test             install missing Debian packages, build, run the busted specs
+#   make test LUA=luajit  the same under LuaJIT (nginx's Lua) with its own build; lua5.1, lua5.3
 #   make demo             start the local emulator and run examples/quickstart.lua
 #   make install PREFIX=/usr/local
 #   make DEV=1            -O0 and stricter warnings;  make SANITIZE=1  ASan + UBSan
+#                         (give it a build of its own: make SANITIZE=1 BUILD_DIR=build/asan)
+#   make fuzz             libFuzzer on the C parsers of server input, FUZZ_SECONDS each
+#   make bench            sapwf against wrk, plain libcurl, Python requests and curl; writes
+#                         BENCHMARKS.md (about 4 minutes);  make bench QUICK=1  a short run
 
 LUA        ?= lua5.4
 LUA_PC     ?= $(LUA)
@@ -59,7 +64,7 @@ HEADERS    := $(wildcard src/*.h)
 OBJECTS    := $(patsubst src/%.c,$(OBJ_DIR)/%.o,$(SOURCES))
 MODULE     := $(BUILD_DIR)/sapwf/core.so
 
-.PHONY: all test demo install clean deps
+.PHONY: all test demo install clean deps fuzz bench
 
 all: $(MODULE)
 
@@ -79,6 +84,18 @@ test: deps
 	@$(MAKE) --no-print-directory all
 	$(BUSTED) --lua=$(LUA) --cpath='./$(BUILD_DIR)/?.so'
 
+# The benchmark builds the module again in a directory of its own, with the normal CFLAGS
+# (build/$(LUA) may hold a DEV=1 or SANITIZE=1 build), and the C floor programs beside it.
+BENCH_DIR := build/bench
+
+bench: deps
+	@sh scripts/ensure-deps.sh wrk time python3-requests
+	@$(MAKE) --no-print-directory BUILD_DIR=$(BENCH_DIR)/$(LUA) all
+	$(CC) $(ALL_CFLAGS) -o $(BENCH_DIR)/keepalive bench/keepalive.c $(CURL_LIBS)
+	$(CC) $(ALL_CFLAGS) -o $(BENCH_DIR)/multi bench/multi.c $(CURL_LIBS)
+	$(LUA) bench/run.lua --build $(BENCH_DIR) $(if $(QUICK),--quick) \
+	  $(if $(WORKERS),--workers $(WORKERS))
+
 demo: deps
 	@$(MAKE) --no-print-directory all
 	SAPWF_BUILD_DIR=$(BUILD_DIR) $(LUA) examples/run-demo.lua
@@ -88,6 +105,27 @@ install: $(MODULE)
 	install -m 0755 $(MODULE) $(DESTDIR)$(LIBDIR)/sapwf/core.so
 	cp -R lua/sapwf/. $(DESTDIR)$(LUADIR)/sapwf/
 	install -m 0755 bin/sapwf $(DESTDIR)$(BINDIR)/sapwf
+
+# Fuzzing: each fuzz/<name>_fuzz.c is a libFuzzer target over src/headers.c (the C code that
+# reads what servers send), built with clang, ASan and UBSan. New inputs go to
+# build/fuzz/corpus/<name>; fuzz/corpus/<name> holds the seeds.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 20
+FUZZ_DIR     := build/fuzz
+FUZZ_TARGETS := $(patsubst fuzz/%_fuzz.c,%,$(wildcard fuzz/*_fuzz.c))
+FUZZ_FLAGS   := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Isrc
+
+$(FUZZ_DIR)/%: fuzz/%_fuzz.c src/headers.c src/headers.h
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(CURL_CFLAGS) -o $@ $< src/headers.c $(CURL_LIBS)
+
+fuzz: $(addprefix $(FUZZ_DIR)/,$(FUZZ_TARGETS))
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(FUZZ_DIR)/corpus/$$t; \
+	  echo "fuzz $$t for $(FUZZ_SECONDS) s"; \
+	  $(FUZZ_DIR)/$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    $(FUZZ_DIR)/corpus/$$t fuzz/corpus/$$t || exit 1; \
+	done
 
 clean:
 	rm -rf build src/*.o
