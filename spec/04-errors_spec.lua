@@ -82,7 +82,7 @@ describe("errors.from_response", function()
   describe("retry and outcome rules", function()
     local cases = {
       -- status, method, retryable, outcome
-      { 429, "POST", true, "rejected" }, { 503, "POST", true, "rejected" },
+      { 429, "POST", true, "rejected" }, { 503, "POST", false, "unknown" },
       { 409, "PATCH", true, "rejected" }, { 409, "POST", true, "rejected" },
       { 500, "GET", true, "unknown" }, { 500, "POST", false, "unknown" },
       { 502, "PATCH", true, "unknown" }, { 504, "POST", false, "unknown" },

@@ -244,7 +244,7 @@ describe("failures", function()
   describe("statuses", function()
     local cases = {
       { 429, "POST", "rate_limited", true, "rejected", "bpm.workflowruntime.rate.limit.exceeded" },
-      { 503, "POST", "server", true, "rejected" },
+      { 503, "POST", "server", false, "unknown" },
       { 500, "POST", "server", false, "unknown", "bpm.workflowruntime.rest.internal.server.error" },
       { 500, "GET", "server", true, "unknown" },
       { 409, "PATCH", "conflict", true, "rejected" },

@@ -35,7 +35,7 @@ local MATRIX = {
     start = { kind = "server", status = 502, outcome = "unknown", requests = 1 } },
   { name = "503", fault = { fault = "status", status = 503 }, performed = false,
     get = { ok = true, requests = 2 },
-    start = { ok = true, requests = 2 } },
+    start = { kind = "server", status = 503, outcome = "unknown", requests = 1 } },
   { name = "504", fault = { fault = "status", status = 504 }, performed = false,
     get = { ok = true, requests = 2 },
     start = { kind = "server", status = 504, outcome = "unknown", requests = 1 } },

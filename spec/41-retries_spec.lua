@@ -201,8 +201,8 @@ describe("retries", function()
       assert.equal("unknown", err.outcome)
       assert.equal(0, #events)
       assert.equal(1, R.count(emu, "PATCH /v1/task-instances/{taskInstanceId}"))
-      -- but on 503 (refused before acting) it is
-      fault{ fault = "status", status = 503, method = "PATCH", path = "/v1/task-instances/" }
+      -- but on 429 (refused before acting) it is
+      fault{ fault = "status", status = 429, method = "PATCH", path = "/v1/task-instances/" }
       assert(wf:complete_task(task.id, { approved = true }))
       assert.equal(3, R.count(emu, "PATCH /v1/task-instances/{taskInstanceId}"))
     end)
@@ -386,7 +386,7 @@ describe("retries", function()
     it("an error raised by the hook reaches the caller; nothing is sent twice", function()
       local wf = assert(sapwf.new{ service_key = emu:service_key("full"),
                                    log = function() error("log hook failed") end })
-      fault{ fault = "status", status = 503, method = "POST", path = "/v1/workflow-instances" }
+      fault{ fault = "status", status = 429, method = "POST", path = "/v1/workflow-instances" }
       assert.has_error(function() wf:start("simple") end, "log hook failed")
       assert.equal(1, R.count(emu, "POST /v1/workflow-instances"))
       assert.equal(0, emu:stats().instances_started)

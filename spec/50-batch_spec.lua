@@ -214,7 +214,7 @@ describe("batches", function()
     it("waits out a retry without holding up the other items", function()
       local wf = client{ backoff_base = 0.3, backoff_max = 0.3 }
       assert(wf:token())
-      emu:fault{ fault = "status", status = 503, method = "POST", path = "/v1/workflow-instances",
+      emu:fault{ fault = "status", status = 429, method = "POST", path = "/v1/workflow-instances",
                  times = 1 }
       local order = {}
       local results = wf:start_many(items(12), { concurrency = 4, on_progress = function(done)

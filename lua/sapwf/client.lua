@@ -220,7 +220,10 @@ local RETRY_STATUS = { [408] = true, [429] = true, [500] = true, [502] = true, [
                        [504] = true }
 -- Of those, the ones that say the service did nothing: the request was not read whole (408),
 -- the tenant's rate limit (429), the service is unavailable (503).
-local REFUSED_STATUS = { [408] = true, [429] = true, [503] = true }
+-- Answers that say the request was not acted on, so even a start is sent again: 408 (the
+-- server did not get the whole request) and 429 (SAP's rate limit refuses before acting).
+-- Not 503: a proxy may answer it after the service already started the workflow.
+local REFUSED_STATUS = { [408] = true, [429] = true }
 -- Operations besides GET and PUT whose second sending has the effect of the first.
 local IDEMPOTENT_OPS = { cancel = true, suspend = true, resume = true, update_context = true,
                          update_roles = true }
@@ -331,7 +334,8 @@ function client.send(self, method, target, body, ctx)
         local retry_after = headers["retry-after"]
         retry_after = retry_after and parse_retry_after(retry_after) or nil
         state.retry_after = retry_after       -- for the error, if this answer is the last
-        local outcome = REFUSED_STATUS[status] and "rejected" or "unknown"
+        -- a 503 is only retried for idempotent calls, where it counts as a refusal
+        local outcome = (REFUSED_STATUS[status] or status == 503) and "rejected" or "unknown"
         if not pause(policy, state, retry_after, { method = method, path = ctx.path,
                                                   status = status, outcome = outcome }) then
           return status, resp, headers, state

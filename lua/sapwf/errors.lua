@@ -6,7 +6,8 @@
 -- request body, and a non-JSON error page is summarised, never copied.
 --
 -- retryable: true when sending the same call again may succeed and cannot do a thing twice:
---   408, 429 and 503 (the service refused before doing anything), 409 (the spec's "try again
+--   408, 429 (the service refused before doing anything), 503 (but not for a POST: a proxy
+--   may answer it after the service acted), 409 (the spec's "try again
 --   later"), a token endpoint 408, 429 or 5xx, network errors before the request was sent;
 --   and for methods other than POST also 500, 502, 504 and network errors after sending.
 --   (client.lua decides which of these sapwf retries by itself; see README "Retries".)
@@ -104,7 +105,12 @@ end
 
 -- Retry and outcome rules for an HTTP answer (see the top of this file).
 local function judge_status(status, method)
-  if status == 408 or status == 429 or status == 503 then return true, "rejected" end
+  if status == 408 or status == 429 then return true, "rejected" end
+  -- A 503 may come from a proxy after the service acted: only a POST cannot tell.
+  if status == 503 then
+    if method == "POST" then return false, "unknown" end
+    return true, "rejected"
+  end
   if status == 409 then return true, "rejected" end
   if status == 500 or status == 502 or status == 504 then
     return method ~= "POST", "unknown"
