@@ -5,7 +5,7 @@
 set -eu
 
 PACKAGES="gcc make pkg-config lua5.4 liblua5.4-dev lua-cjson lua-busted lua-argparse luarocks
-libcurl4-openssl-dev nginx libnginx-mod-http-lua openssl curl ca-certificates $*"
+libcurl4-openssl-dev nginx libnginx-mod-http-lua openssl curl ca-certificates python3 $*"
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
   echo "ensure-deps: not a Debian/Ubuntu system; install by hand: $PACKAGES" >&2

@@ -1,0 +1,74 @@
+-- The connect timeout, against a real listener whose accept queue is full (the kernel then
+-- drops the SYNs, as an unreachable host would): the caller gets kind "timeout" within
+-- connect_timeout, the request was surely not sent, and a start is safely sent again.
+local sapwf = require "sapwf"
+local helpers = require "spec.helpers"
+
+local function now()
+  local f = assert(io.popen("date +%s.%N"))
+  local t = tonumber(f:read("*l"))
+  f:close()
+  return t
+end
+
+describe("connect timeout", function()
+  local emu, port, pid, dir
+
+  setup(function()
+    emu = helpers.start_emulator()
+    local f = assert(io.popen("mktemp -d"))
+    dir = f:read("*l")
+    f:close()
+    assert(os.execute("python3 spec/support/full_backlog.py 60 > " .. dir
+                      .. "/port & echo $! > " .. dir .. "/pid"))
+    for _ = 1, 100 do
+      local pf = io.open(dir .. "/port")
+      port = pf and tonumber(pf:read("*l") or "")
+      if pf then pf:close() end
+      if port then break end
+      os.execute("sleep 0.05")
+    end
+    assert(port, "the full-backlog listener did not start")
+    local pidf = assert(io.open(dir .. "/pid"))
+    pid = pidf:read("*l")
+    pidf:close()
+  end)
+  teardown(function()
+    if pid then os.execute("kill " .. pid .. " 2>/dev/null") end
+    if dir then os.execute("rm -rf '" .. dir .. "'") end
+    if emu then emu:stop() end
+  end)
+
+  it("bounds a token fetch that cannot connect", function()
+    local black_hole = "http://127.0.0.1:" .. port
+    local wf = assert(sapwf.new{ api_url = black_hole .. "/workflow-service/rest",
+      token_url = black_hole .. "/oauth/token", client_id = "c", client_secret = "s",
+      connect_timeout = 0.4, retries = 0 })
+    local started = now()
+    local list, err = wf:definitions()
+    local elapsed = now() - started
+    assert.is_nil(list)
+    assert.equal("timeout", err.kind)
+    assert.equal("token", err.phase)
+    assert.equal("not_sent", err.outcome)
+    assert.is_true(elapsed >= 0.35 and elapsed < 1.5, elapsed)
+    wf:close()
+  end)
+
+  it("sends a start again when it could not connect, within the deadline", function()
+    local key = emu:service_key("full")
+    local wf = assert(sapwf.new{ service_key = key, connect_timeout = 0.3,
+      api_url = "http://127.0.0.1:" .. port .. "/workflow-service/rest",
+      retries = 2, backoff_base = 0.05, backoff_max = 0.05, retry_deadline = 5 })
+    local started = now()
+    local inst, err = wf:start("simple")
+    local elapsed = now() - started
+    assert.is_nil(inst)
+    assert.equal("timeout", err.kind)
+    assert.equal("not_sent", err.outcome)
+    assert.equal(3, err.attempts)                  -- never sent, so safe to send again
+    assert.is_true(elapsed >= 0.85 and elapsed < 3, elapsed)
+    assert.equal(0, emu:stats().instances_started)
+    wf:close()
+  end)
+end)
