@@ -105,7 +105,10 @@ describe("installing", function()
 
   it("make install puts the module and the command under PREFIX", function()
     local prefix = tmp .. "/prefix"
-    local ok, out = run("make --no-print-directory install PREFIX='" .. prefix .. "'")
+    -- LUA=lua5.4 and no inherited MAKEFLAGS: under `make test LUA=luajit` the outer make's
+    -- variables would otherwise install a LuaJIT build into the 5.1 directories.
+    local ok, out = run("env -u MAKEFLAGS -u MFLAGS make --no-print-directory install "
+                        .. "LUA=lua5.4 PREFIX='" .. prefix .. "'")
     assert.is_true(ok, out)
     local lpath = prefix .. "/share/lua/5.4/?.lua;" .. prefix .. "/share/lua/5.4/?/init.lua"
     local cpath = prefix .. "/lib/lua/5.4/?.so"
