@@ -441,9 +441,11 @@ static CURLcode open_slot(batch *b, slot *s)
   rc = sapwf_easy_callbacks(s->easy, &s->response, &s->upload, s->errbuf);
   SAPWF_SETOPT(rc, s->easy, CURLOPT_PRIVATE, (void *)s);
   SAPWF_SETOPT(rc, s->easy, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
-  /* Wait for the first connection to tell whether it multiplexes (HTTP/2) before opening
-   * more: then the whole batch shares one connection. */
-  SAPWF_SETOPT(rc, s->easy, CURLOPT_PIPEWAIT, 1L);
+  /* Over TLS, wait for the first connection to tell (ALPN) whether it multiplexes: with
+   * HTTP/2 the whole batch shares it. Plain http:// is HTTP/1.1 here (libcurl speaks HTTP/2
+   * only over TLS): waiting would only hold the other requests back. */
+  if (curl_strnequal(b->client->api_url, "https://", 8))
+    SAPWF_SETOPT(rc, s->easy, CURLOPT_PIPEWAIT, 1L);
   if (b->share != NULL)
     SAPWF_SETOPT(rc, s->easy, CURLOPT_SHARE, sapwf_share_handle(b->share));
   return rc;
