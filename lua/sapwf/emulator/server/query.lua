@@ -201,6 +201,21 @@ function query.sort(records, field, descending, key)
 end
 
 --- The page of records and the headers (X-Total-Count with $inlinecount=allpages).
+--- The records of `all` (kept in creation order) that match, ordered by field: creation
+-- order is walked forwards or backwards instead of sorted; other fields are sorted (key as
+-- in query.sort).
+function query.select(all, matches, field, creation_field, descending, key)
+  local records = {}
+  local first, last, step = 1, #all, 1
+  if field == creation_field and descending then first, last, step = #all, 1, -1 end
+  for n = first, last, step do
+    local record = all[n]
+    if not record.removed and matches(record) then records[#records + 1] = record end
+  end
+  if field ~= creation_field then query.sort(records, field, descending, key) end
+  return records
+end
+
 function query.page(records, paging, view)
   local out = {}
   local last = paging.skip + paging.top

@@ -100,18 +100,9 @@ function instances.list(req)
   local paging = query.paging(args)
   local expand = query.expand(args, "attributes")
   local field, descending = query.orderby(args, ORDER_FIELDS, "startedAt", true)
-  local matches = instance_filter(args)
-  local records, all = {}, store.instances
-  -- creation order is startedAt order: walk the right way instead of sorting
-  local first, last, step = 1, #all, 1
-  if field == "startedAt" and descending then first, last, step = #all, 1, -1 end
-  for n = first, last, step do
-    local instance = all[n]
-    if not instance.removed and matches(instance) then records[#records + 1] = instance end
-  end
-  if field ~= "startedAt" then
-    query.sort(records, field, descending, field == "definitionVersion" and numeric_version)
-  end
+  -- creation order is startedAt order
+  local records = query.select(store.instances, instance_filter(args), field, "startedAt",
+    descending, field == "definitionVersion" and numeric_version or nil)
   local page, headers = query.page(records, paging, function(instance)
     return views.instance(instance, expand)
   end)

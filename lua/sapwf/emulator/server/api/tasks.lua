@@ -102,17 +102,8 @@ function tasks.list(req)
   local paging = query.paging(args)
   local expand = query.expand(args, "attributes")
   local field, descending = query.orderby(args, ORDER_FIELDS, "createdAt", false)
-  local matches = task_filter(args)
-  local records, all = {}, store.tasks
-  local first, last, step = 1, #all, 1
-  if field == "createdAt" and descending then first, last, step = #all, 1, -1 end
-  for n = first, last, step do
-    local task = all[n]
-    if not task.removed and matches(task) then records[#records + 1] = task end
-  end
-  if field ~= "createdAt" then
-    query.sort(records, field, descending, field == "priority" and rank or nil)
-  end
+  local records = query.select(store.tasks, task_filter(args), field, "createdAt", descending,
+    field == "priority" and rank or nil)
   local page, headers = query.page(records, paging, function(task)
     return views.task(task, expand)
   end)
