@@ -391,13 +391,7 @@ describe("definitions", function()
           "bad argument #1 to 'forms' (unknown query name 'definitionId'; forms takes "
           .. "inlinecount, skip, top, type)" },
       }
-      for _, case in ipairs(cases) do
-        local ok, msg = pcall(case[1])
-        assert.is_false(ok, case[2])
-        local where, text = tostring(msg):match("^(.-):%d+: (.*)$")
-        assert.equal(case[2], text)
-        assert.matches("11%-definitions_spec%.lua$", where)
-      end
+      helpers.assert_raises_here(cases, "11%-definitions_spec%.lua$")
       assert.equal(0, emu:stats().api_requests)
     end)
   end)

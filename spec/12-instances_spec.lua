@@ -643,13 +643,7 @@ describe("instances", function()
         { function() wf:delete_instances({ "" }) end,
           "bad argument #1 to 'delete_instances' (ids[1]: non-empty string expected, got \"\")" },
       }
-      for _, case in ipairs(cases) do
-        local ok, msg = pcall(case[1])
-        assert.is_false(ok, case[2])
-        local where, text = tostring(msg):match("^(.-):%d+: (.*)$")
-        assert.equal(case[2], text)
-        assert.matches("12%-instances_spec%.lua$", where)
-      end
+      helpers.assert_raises_here(cases, "12%-instances_spec%.lua$")
       assert.equal(0, emu:stats().api_requests)
     end)
   end)

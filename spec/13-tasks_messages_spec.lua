@@ -484,13 +484,7 @@ describe("tasks and messages", function()
           "bad argument #1 to 'task_definitions' (unknown query name 'status'; "
           .. "task_definitions takes expand, inlinecount, skip, top)" },
       }
-      for _, case in ipairs(cases) do
-        local ok, msg = pcall(case[1])
-        assert.is_false(ok, case[2])
-        local where, text = tostring(msg):match("^(.-):%d+: (.*)$")
-        assert.equal(case[2], text)
-        assert.matches("13%-tasks_messages_spec%.lua$", where)
-      end
+      helpers.assert_raises_here(cases, "13%-tasks_messages_spec%.lua$")
       assert.equal(0, emu:stats().api_requests)
     end)
   end)

@@ -223,12 +223,6 @@ describe("paging", function()
         "bad argument #1 to 'each_task' (query 'status': string, number, boolean or list "
         .. "expected, got function)" },
     }
-    for _, case in ipairs(cases) do
-      local ok, msg = pcall(case[1])
-      assert.is_false(ok, case[2])
-      local where, text = tostring(msg):match("^(.-):%d+: (.*)$")
-      assert.equal(case[2], text)
-      assert.matches("14%-paging_spec%.lua$", where)
-    end
+    helpers.assert_raises_here(cases, "14%-paging_spec%.lua$")
   end)
 end)

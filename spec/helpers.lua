@@ -38,6 +38,19 @@ function helpers.stop_api(emu, wf, limited)
   if emu then emu:stop() end
 end
 
+--- Each case {fn, message} raises exactly message, reported at a line of the spec file
+-- matching file_pattern (argument errors must point at the caller, not into sapwf).
+function helpers.assert_raises_here(cases, file_pattern)
+  local assert = require "luassert"   -- this module is required outside busted's environment
+  for _, case in ipairs(cases) do
+    local ok, msg = pcall(case[1])
+    assert.is_false(ok, case[2])
+    local where, text = tostring(msg):match("^(.-):%d+: (.*)$")
+    assert.equal(case[2], text)
+    assert.matches(file_pattern, where)
+  end
+end
+
 --- The ids of a list of API objects, in order.
 function helpers.ids(list)
   local out = {}
