@@ -260,3 +260,161 @@ describe("sapwf.array and sapwf.object", function()
                      "bad argument #1 to 'object' (table already has a metatable)")
   end)
 end)
+
+-- The common cases of both walks run in C (src/json_walk.c); the Lua walks stay for the
+-- rest. These hold the C side to the Lua side over seeded random values, so the fast path
+-- can never let through what the Lua walk refuses, nor write something else.
+describe("sapwf.json's C fast paths agree with its Lua walks", function()
+  local core = require "sapwf.core"
+  local SEED = 20261123
+  local seed = SEED
+  local function rand(n)                     -- 1..n, Park-Miller: the same on every Lua
+    seed = (seed * 16807) % 2147483647
+    return seed % n + 1
+  end
+  local NUMBERS = { 0, 1, -1, 42, 1.5, -0.25, 0.1 + 0.2, math.pi, 1e14, 1e14 - 1, -1e14,
+    -(1e14 - 1), 2^53, 2^53 + 2, 1e300, -1e-300, 0 / 0, math.huge, -math.huge, -0.0 }
+  if has_integers then
+    for _, n in ipairs({ 99999999999999, 100000000000000, -100000000000000, math.maxinteger,
+                         math.mininteger, 7 }) do
+      NUMBERS[#NUMBERS + 1] = math.tointeger(n)
+    end
+  end
+  local STRINGS = { "", "order", "a\"b\\c", "line\nbreak", "\0nul", "Größe", "\255\254",
+    "\237\160\128", "日本", ("x"):rep(300) }
+
+  local value
+  local function tbl(depth)
+    local t, shape = {}, rand(7)
+    local n = rand(4) - 1
+    if shape <= 3 then                       -- an object
+      for _ = 1, n do t[STRINGS[rand(#STRINGS)] .. rand(9)] = value(depth + 1) end
+    elseif shape <= 5 then                   -- an array
+      for i = 1, n do t[i] = value(depth + 1) end
+    elseif shape == 6 then                   -- odd keys
+      local odd = { 1.5, true, 3, "k", 0, -1 }
+      for _ = 1, n do t[odd[rand(#odd)]] = value(depth + 1) end
+    else                                     -- marked, or with a hole
+      local pick = rand(3)
+      if pick == 1 then t = json.array() for i = 1, n do t[i] = value(depth + 1) end
+      elseif pick == 2 then t = json.object{ [1] = value(depth + 1) }
+      else t[1], t[3] = value(depth + 1), value(depth + 1) end
+    end
+    return t
+  end
+  function value(depth)
+    local kind = rand(depth > 4 and 5 or 7)
+    if kind == 1 then return NUMBERS[rand(#NUMBERS)]
+    elseif kind == 2 then return STRINGS[rand(#STRINGS)]
+    elseif kind == 3 then return rand(2) == 1
+    elseif kind == 4 then return json.null
+    elseif kind == 5 then return ({ print, io.stdout, coroutine.create(function() end) })[rand(3)]
+    end
+    return tbl(depth)
+  end
+
+  -- No metatable and no byte above 127 anywhere in it.
+  local function pure(v, depth)
+    depth = depth or 0
+    if type(v) == "string" then return not v:find("[\128-\255]") end
+    if type(v) ~= "table" then return true end
+    if getmetatable(v) or depth > 100 then return false end
+    for k, x in pairs(v) do
+      if not pure(k, depth + 1) or not pure(x, depth + 1) then return false end
+    end
+    return true
+  end
+
+  it("json_plain says yes exactly where the Lua walk finds a value cjson writes as it is",
+     function()
+    local plain_count, agreed = 0, 0
+    for case = 1, 3000 do
+      local v = value(0)
+      local fast = core.json_plain(v)
+      local verdict, message = json._walk(v)
+      if fast then
+        plain_count = plain_count + 1
+        assert(verdict == "plain", ("case %d (seed %d): C said plain, Lua said %s"):format(
+          case, SEED, tostring(verdict or message)))
+        assert.equal(cjson.encode(v), json.encode(v))
+      end
+      -- C may say no to a plain value only for non-ASCII text or a metatable.
+      if verdict == "plain" and pure(v) then
+        agreed = agreed + 1
+        assert(fast, ("case %d (seed %d): Lua said plain, C said no"):format(case, SEED))
+      end
+    end
+    assert.is_true(agreed > 300, "plain pure values: " .. agreed)
+    -- The generator must reach both sides, or this proves nothing.
+    assert.is_true(plain_count > 300, "plain values: " .. plain_count)
+    assert.is_true(plain_count < 2700, "plain values: " .. plain_count)
+  end)
+
+  it("json_plain says yes to plain values without metatables or non-ASCII bytes", function()
+    local nested = { a = { 1, 2, { b = "c" } }, d = json.null, e = false, f = 0.5 }
+    assert.is_true(core.json_plain(nested))
+    assert.is_true(core.json_plain({}))
+    assert.is_true(core.json_plain("x"))
+    assert.is_false(core.json_plain({ s = "Größe" }))          -- the Lua walk checks UTF-8
+    assert.is_false(core.json_plain(json.array{ 1 }))          -- marked: the Lua walk
+    assert.is_false(core.json_plain({ 1e14 }))                 -- needs a placeholder
+    assert.is_false(core.json_plain({ 0.1 + 0.2 }))
+    local deep = {}
+    local t = deep
+    for _ = 1, 1200 do t.x = {}; t = t.x end
+    assert.is_false(core.json_plain(deep))                     -- deeper than cjson goes
+    local cycle = {}
+    cycle.self = cycle
+    assert.is_false(core.json_plain(cycle))
+  end)
+
+  -- What json_fix must do, written plainly: the Lua walk it replaced.
+  local function reference_fix(v, notes)
+    if type(v) == "table" then
+      if next(v) == nil then notes.empty = true end
+      for k, x in pairs(v) do v[k] = reference_fix(x, notes) end
+    elseif type(v) == "number" and v % 1 == 0 and v == v and v ~= math.huge
+        and v ~= -math.huge then
+      if v < 2^53 and v > -2^53 then
+        if has_integers then return math.tointeger(v) end
+      elseif has_integers then
+        notes.big = true
+      end
+    end
+    return v
+  end
+
+  local function same(a, b, where)
+    assert.equal(type(a), type(b), where)
+    if type(a) == "table" then
+      for k, x in pairs(a) do same(x, b[k], where .. "." .. tostring(k)) end
+      for k in pairs(b) do assert(a[k] ~= nil, where .. ": extra key " .. tostring(k)) end
+    elseif type(a) == "number" and has_integers then
+      assert.equal(math.type(a), math.type(b), where)
+      assert(a == b or (a ~= a and b ~= b), where)
+    else
+      assert.equal(a, b, where)
+    end
+  end
+
+  it("json_fix makes the same integers and notes as the Lua walk", function()
+    local empties, bigs = 0, 0
+    for case = 1, 2000 do
+      local v = value(0)
+      local text = json.encode(v)
+      if text then
+        local expected, notes = cjson.decode(text), {}
+        expected = reference_fix(expected, notes)
+        local got, empty, big = core.json_fix(cjson.decode(text))
+        local where = ("case %d (seed %d)"):format(case, SEED)
+        same(expected, got, where)
+        assert.equal(notes.empty == true, empty, where)
+        assert.equal(notes.big == true, big, where)
+        if empty then empties = empties + 1 end
+        if big then bigs = bigs + 1 end
+      end
+    end
+    assert.is_true(empties > 50, "empty tables: " .. empties)
+    if has_integers then assert.is_true(bigs > 50, "big numbers: " .. bigs) end
+  end)
+end)

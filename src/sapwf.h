@@ -119,6 +119,10 @@ int sapwf_core_monotonic(lua_State *L);
 int sapwf_core_retry_after(lua_State *L);
 int sapwf_core_parse_count(lua_State *L);
 
+/* json_walk.c: the fast paths of lua/sapwf/json.lua's walks */
+int sapwf_core_json_plain(lua_State *L);
+int sapwf_core_json_fix(lua_State *L);
+
 /* share.c */
 sapwf_share *sapwf_share_acquire(lua_State *L);
 sapwf_share *sapwf_share_retain(sapwf_share *s);

@@ -242,6 +242,12 @@ function client.idempotent(method, bare_path, op_name)
   return found[1] ~= nil
 end
 
+-- The same, once per operation, for client.call.
+local IDEMPOTENT = {}
+for name, op in pairs(operations.by_name) do
+  IDEMPOTENT[op] = client.idempotent(op.method, op.path, name)
+end
+
 -- Jitter spreads the retries of many processes. math.random is seeded randomly only on Lua
 -- 5.4, and seeding it here would change the sequence a program set up for itself, so the
 -- jitter has a Park-Miller generator of its own, seeded from the clock and an address.
@@ -280,8 +286,8 @@ local function pause(policy, state, retry_after, event)
   return true
 end
 
-local function new_state(policy)
-  return { started = policy.now(), retries = 0, uncertain = false }
+local function new_state(started)
+  return { started = started, retries = 0, uncertain = false }
 end
 
 --- Adds what the retries did to a final error: how many attempts went out, and an unknown
@@ -313,30 +319,38 @@ local function refresh_may_help(self, c, authority)
 end
 
 --- Sends method to target (path .. query; body: text or nil) with the retries above.
--- ctx: path (without query), authority (for a 403), idempotent. Returns status, body,
--- headers, state for any final HTTP answer, or nil, err (an error object, annotated).
-function client.send(self, method, target, body, ctx)
+-- path: the path without query (for errors and log events); authority: the one a 403 names;
+-- idempotent: whether sending it twice does what once does. Returns status, body, headers,
+-- state for any final HTTP answer, or nil, err (an error object, annotated). state is nil
+-- when the first answer was final; otherwise what the retries did, for client.annotate.
+function client.send(self, method, target, body, path, authority, idempotent)
   local c = self._core
   local policy = self._policy
-  local state = new_state(policy)
+  local started = policy.now()
+  local state            -- made at the first retry or token refresh: most calls need none
   local refreshed = false
   while true do
-    state.retry_after = nil
     local status, resp, headers = c:request(method, target, body)
     if status then
-      if status == 403 and not refreshed and refresh_may_help(self, c, ctx.authority) then
+      if status < 400 then                                               -- the usual case
+        if state then state.retry_after = nil end
+        return status, resp, headers, state
+      end
+      state = state or new_state(started)
+      state.retry_after = nil
+      if status == 403 and not refreshed and refresh_may_help(self, c, authority) then
         refreshed = true
         self._forbidden_refresh = policy.now()
         log(policy, { event = "token_refresh", reason = "forbidden", method = method,
-                      path = ctx.path, status = 403 })
+                      path = path, status = 403 })
         if not c:token(true) then return status, resp, headers, state end
-      elseif RETRY_STATUS[status] and (ctx.idempotent or REFUSED_STATUS[status]) then
+      elseif RETRY_STATUS[status] and (idempotent or REFUSED_STATUS[status]) then
         local retry_after = headers["retry-after"]
         retry_after = retry_after and parse_retry_after(retry_after) or nil
         state.retry_after = retry_after       -- for the error, if this answer is the last
         -- a 503 is only retried for idempotent calls, where it counts as a refusal
         local outcome = (REFUSED_STATUS[status] or status == 503) and "rejected" or "unknown"
-        if not pause(policy, state, retry_after, { method = method, path = ctx.path,
+        if not pause(policy, state, retry_after, { method = method, path = path,
                                                   status = status, outcome = outcome }) then
           return status, resp, headers, state
         end
@@ -345,10 +359,12 @@ function client.send(self, method, target, body, ctx)
         return status, resp, headers, state
       end
     else
-      local err = errors.from_core(resp, method, ctx.path)
-      local again = err.retryable and (ctx.idempotent or err.outcome == "not_sent")
+      state = state or new_state(started)
+      state.retry_after = nil
+      local err = errors.from_core(resp, method, path)
+      local again = err.retryable and (idempotent or err.outcome == "not_sent")
       if not (again and pause(policy, state, err.retry_after, {
-          method = method, path = ctx.path, kind = err.kind, status = err.status,
+          method = method, path = path, kind = err.kind, status = err.status,
           phase = err.phase, outcome = err.outcome })) then
         return nil, client.annotate(err, state)
       end
@@ -360,7 +376,7 @@ end
 --- The token (for wf:token), with the retries of a call that was never sent.
 function client.token(self, c, force)
   local policy = self._policy
-  local state = new_state(policy)
+  local state = new_state(policy.now())
   while true do
     local token, left, scope = c:token(force)
     if token then return token, left, scope end
@@ -377,12 +393,11 @@ end
 function client.call(self, op, path, query, body)
   local method = op.method
   local status, resp, headers, state = client.send(self, method, query == "" and path
-    or path .. query, body, { path = path, authority = op.authority,
-                              idempotent = client.idempotent(method, path, op.name) })
+    or path .. query, body, path, op.authority, IDEMPOTENT[op])
   if not status then return nil, resp end
   if not (op.success_set[status] or (status >= 200 and status < 300)) then
     return nil, client.annotate(client.failure(self, method, path, op.authority, status, resp,
-                                               headers), state, state.retry_after)
+                                               headers), state, state and state.retry_after)
   end
   local meta = { status = status, request_id = request_id(headers) }
   local kind = op.body

@@ -12,9 +12,14 @@
 -- cjson 2.1.0 writes numbers with at most 14 significant digits and has no empty-array value.
 -- Those values are swapped for unique placeholder strings in a copy, the copy goes through
 -- cjson, and the exact text is put back. Decoding goes the other way for integer literals
--- that a double cannot hold and for empty arrays. The copies are only made when needed, so
--- an ordinary context costs one validating walk plus cjson.
+-- that a double cannot hold and for empty arrays. The copies are only made when needed.
+--
+-- The walks run on every call, so their common case is in C (src/json_walk.c): a value
+-- that cjson writes exactly as it is (ASCII strings, numbers it writes exactly, tables
+-- without metatables) goes straight to cjson, and decoded values get their integers there.
+-- Anything else takes the Lua walks below, which name the culprit or put in placeholders.
 local cjson = require "cjson"
+local core = require "sapwf.core"
 
 local type, next, tostring, tonumber = type, next, tostring, tonumber
 local getmetatable, setmetatable, pcall, error = getmetatable, setmetatable, pcall, error
@@ -29,7 +34,13 @@ local utf8_len = utf8 and utf8.len                        -- nil on Lua 5.1 / Lu
 local codec = cjson.new()
 codec.encode_invalid_numbers(false)
 codec.decode_invalid_numbers(false)   -- NaN/Infinity are not JSON, in either direction
-local cjson_encode, cjson_decode = codec.encode, codec.decode
+local cjson_encode = codec.encode
+-- Decoding through a cjson.safe instance (same settings) returns nil, message where cjson
+-- raises: no pcall on every call.
+local safe_codec = require("cjson.safe").new()
+safe_codec.decode_invalid_numbers(false)
+local cjson_decode = safe_codec.decode
+local plain, fix = core.json_plain, core.json_fix
 
 local MAX_DEPTH = 1000                 -- cjson's own nesting limit
 local EXACT_LIMIT = 1e14               -- %.14g writes integers below this exactly
@@ -282,32 +293,40 @@ local function encode_with_placeholders(value)
   end
 end
 
+-- The Lua walk: "plain" (cjson writes value as it is), "placeholders" (it needs the copy),
+-- or nil and the message naming what is not JSON. Raises what is not a walk's own error
+-- (a metamethod's, say).
+local function walk(value, root)
+  root_name = root or "value"
+  local ok, needs = pcall(check_value, value, 0)
+  if ok then return needs and "placeholders" or "plain" end
+  for k in next, seen do seen[k] = nil end       -- a failed walk leaves its path behind
+  if type(needs) == "table" and needs.sapwf_json then return nil, needs.sapwf_json end
+  error(needs, 0)
+end
+-- For the spec that holds core.json_plain to the Lua walk's verdicts.
+json._walk = walk
+
 --- Encodes value as JSON text. root names the value in messages (default "value").
 -- Returns text, or nil and a message naming the path of what is not JSON.
 function json.encode(value, root)
-  root_name = root or "value"
-  local ok, needs = pcall(check_value, value, 0)
-  if not ok then
-    for k in next, seen do seen[k] = nil end     -- a failed walk leaves its path behind
-    if type(needs) == "table" and needs.sapwf_json then return nil, needs.sapwf_json end
-    error(needs, 0)
-  end
-  if needs then return encode_with_placeholders(value) end
+  if plain(value) then return cjson_encode(value) end
+  local verdict, message = walk(value, root)
+  if not verdict then return nil, message end
+  if verdict == "placeholders" then return encode_with_placeholders(value) end
   return cjson_encode(value)
 end
 
 ---------------------------------------------------------------------------------------------
 -- Decoding. cjson turns every number into a double and [] into a table like {}. So:
---   1. cjson decodes the text; a walk turns integral numbers below 2^53 into integers
---      (Lua 5.3+) and notes empty tables and integral numbers beyond 2^53.
+--   1. cjson decodes the text; a walk (in C: core.json_fix) turns integral numbers below
+--      2^53 into integers (Lua 5.3+) and notes empty tables and integral numbers beyond 2^53.
 --   2. Only then, if an empty table may have been [] (the text has one) or a big integer
 --      may have lost digits, the text is scanned once, skipping strings, and those tokens
---      are swapped for placeholder strings; cjson decodes that, and the walk puts exact
---      integers and marked empty arrays in their place.
+--      are swapped for placeholder strings; cjson decodes that, and the Lua walk below puts
+--      exact integers and marked empty arrays in their place.
 -- A wf:start answer (one object, no such tokens) costs cjson plus a short walk; pattern
 -- searches over large texts are avoided as they cost as much as cjson itself.
-
-local saw_empty, saw_big          -- set by the walk
 
 -- Returns the rewritten text and the values of its placeholders (nil when nothing was
 -- swapped), or nil when the text is malformed.
@@ -368,16 +387,14 @@ end
 
 local function fix_number(v)
   if v % 1 == 0 then
-    -- Below 2^53 a double holds every integer, so the text had exactly this one; at 2^53
-    -- and beyond the literal may have had more digits than the double kept.
+    -- Below 2^53 a double holds every integer, so the text had exactly this one; bigger
+    -- integer literals are placeholders by now.
     if v < SAFE_INTEGER and v > -SAFE_INTEGER then return tointeger(v) end
-    if v == v and v ~= huge and v ~= -huge then saw_big = true end
   end
   return v
 end
 
 local function fix_table(t, values)
-  if next(t) == nil then saw_empty = true; return end
   for k, v in next, t do
     local tv = type(v)
     if tv == "table" then
@@ -425,16 +442,16 @@ end
 --- Decodes JSON text. Returns the value, or nil and cjson's message (positions only, never
 -- the text itself).
 function json.decode(text)
-  local ok, value = pcall(cjson_decode, text)
-  if not ok then return nil, cjson_message(value) end
-  saw_empty, saw_big = false, false
-  value = fix_value(value, nil)
-  if (saw_empty and has_empty_array(text)) or saw_big then
+  local value, message = cjson_decode(text)
+  if value == nil then return nil, cjson_message(message) end
+  local empty, big
+  value, empty, big = fix(value)
+  if (empty and has_empty_array(text)) or big then
     while find(text, nonce, 1, true) do nonce = new_nonce() end
     local rewritten, values = rewrite(text)
     if rewritten and values then
-      ok, value = pcall(cjson_decode, rewritten)
-      if not ok then return nil, cjson_message(value) end
+      value, message = cjson_decode(rewritten)
+      if value == nil then return nil, cjson_message(message) end
       value = fix_value(value, values)
     end
   end

@@ -1,4 +1,4 @@
--- wf:request: any API call the methods do not cover (export, purge, form models, ...).
+--- wf:request: any API call the methods do not cover (export, purge, form models, ...).
 local client = require "sapwf.client"
 local query = require "sapwf.query"
 local json = require "sapwf.json"
@@ -62,15 +62,14 @@ function methods.request(self, method, path, opts)
     body = text
   end
   local authority, exact = authority_of(method, bare_path)
-  local status, resp, headers, state = client.send(self, method, path .. qs, body, {
-    path = bare_path, authority = exact and authority or nil,
-    idempotent = client.idempotent(method, bare_path) })
+  local status, resp, headers, state = client.send(self, method, path .. qs, body, bare_path,
+    exact and authority or nil, client.idempotent(method, bare_path))
   if not status then return nil, resp end
   if status >= 400 or status < 200 then
     local err = client.failure(self, method, bare_path, exact and authority or nil, status,
                                resp, headers)
     if status == 403 and not exact then err.authority = authority end
-    return nil, client.annotate(err, state, state.retry_after)
+    return nil, client.annotate(err, state, state and state.retry_after)
   end
   if resp == "" then return true, headers end
   local ctype = headers["content-type"] or ""
