@@ -1,10 +1,11 @@
 #!/bin/sh
-# Installs the Debian/Ubuntu packages that building, testing and the demo need, if any are
-# missing. Idempotent and silent when everything is there, so `make test` and `make demo` can
-# call it every time. Extra packages can be asked for: scripts/ensure-deps.sh wrk valgrind
+# Installs the Debian/Ubuntu packages that building, testing, the docs and the demo need, if
+# any are missing. Idempotent and silent when everything is there, so `make test`, `make docs`
+# and `make demo` can call it every time. Extra packages can be asked for:
+# scripts/ensure-deps.sh wrk valgrind
 set -eu
 
-PACKAGES="gcc make pkg-config lua5.4 liblua5.4-dev lua-cjson lua-busted lua-argparse luarocks
+PACKAGES="gcc make pkg-config lua5.4 liblua5.4-dev lua-cjson lua-busted lua-argparse lua-ldoc luarocks
 libcurl4-openssl-dev nginx libnginx-mod-http-lua openssl curl ca-certificates python3 $*"
 
 if ! command -v dpkg-query >/dev/null 2>&1; then

@@ -4,28 +4,10 @@
 local helpers = require "spec.helpers"
 local cjson = require "cjson"
 
-local function run(cmd)
-  local out = os.tmpname()
-  local ok, _, code = os.execute(cmd .. " >" .. out .. " 2>&1")
-  local f = assert(io.open(out, "rb"))
-  local text = f:read("*a")
-  f:close()
-  os.remove(out)
-  if type(ok) == "number" then code = ok; ok = (ok == 0) end   -- Lua 5.1
-  return ok, text, code
-end
+local run, make_temp_dir = helpers.run, helpers.temp_dir
 
 local function read_file(path)
-  local f = assert(io.open(path, "rb"))
-  local text = f:read("*a")
-  f:close()
-  return text
-end
-
-local function make_temp_dir()
-  local ok, out = run("mktemp -d")
-  assert(ok, out)
-  return (out:gsub("%s+$", ""))
+  return assert(helpers.read_file(path))
 end
 
 describe("installing", function()

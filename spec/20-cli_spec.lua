@@ -769,6 +769,118 @@ describe("sapwf command line", function()
     assert.matches("^id ", run({ "--output", "table", "instances" }).stdout)
   end)
 
+  -- README.md's section "From a service key to a running instance", as a newcomer follows it:
+  -- each line of its sh blocks runs in sh, in a directory that holds key.json, with bin/ on
+  -- the PATH. The key is the limited client's, which has the authorities of a new service
+  -- instance. The `cf update-service` line must be the command doctor printed; the test does
+  -- what cf would, setting the client's authorities in the emulator. The instance id in the
+  -- README is an example: the test puts in the one `start` printed.
+  describe("the README walkthrough", function()
+    local function walkthrough_lines()
+      local readme = assert(read_file("README.md"))
+      local section = readme:match("\n## From a service key to a running instance\n(.-)\n## ")
+      assert.is_truthy(section, "README.md has no section 'From a service key to a running "
+        .. "instance'")
+      local lines = {}
+      for block in section:gmatch("\n```sh\n(.-)\n```") do
+        for line in block:gmatch("[^\n]+") do
+          lines[#lines + 1] = line
+        end
+      end
+      return lines
+    end
+
+    -- export, cf, or the sapwf command (after the global options).
+    local function kind_of(line)
+      if line:find("^export ") then
+        return "export"
+      elseif line:find("^cf update%-service ") then
+        return "cf"
+      end
+      local rest = assert(line:match("^sapwf%s+(.*)$"), line)
+      repeat
+        local before = rest
+        rest = rest:gsub("^%-%-[%w-]+%s+%S+%s+", "")
+      until rest == before
+      return rest:match("^(%S+)")
+    end
+
+    it("runs as written: doctor finds what is missing, cf grants it, then token, start and "
+      .. "instance work", function()
+        local lines = walkthrough_lines()
+        local kinds = {}
+        for i, line in ipairs(lines) do
+          kinds[i] = kind_of(line)
+        end
+        assert.same({ "export", "doctor", "cf", "doctor", "token", "definitions", "start",
+          "instance" }, kinds)
+
+        local home = dir .. "/walkthrough"
+        assert.is_true(shell("mkdir -p " .. quote(home)))
+        write_file(home .. "/key.json", read_file(limited_key))
+        local pwd = io.popen("pwd")
+        local path = pwd:read("*l") .. "/bin:" .. os.getenv("PATH")
+        pwd:close()
+        local exports, doctors, printed_command, id = {}, 0, nil, nil
+        for i, line in ipairs(lines) do
+          local kind = kinds[i]
+          if kind == "export" then
+            exports[#exports + 1] = line
+          elseif kind == "cf" then
+            assert.equal(printed_command, line)
+            local grant = json.decode(line:match("%-c '(.*)'$"))
+            emu:set_client(emu:service_key("limited").uaa.clientid,
+              { authorities = grant.authorities })
+          else
+            if kind == "instance" then
+              line = line:gsub("%x+%-%x+%-%x+%-%x+%-%x+", id)
+            end
+            seq = seq + 1
+            local out, err = dir .. "/out." .. seq, dir .. "/err." .. seq
+            local script = table.concat(exports, "\n") .. "\n" .. line
+            local ok, how, code = helpers.execute("cd " .. quote(home)
+              .. " && env -u SAPWF_SERVICE_KEY -u VCAP_SERVICES PATH=" .. quote(path)
+              .. " sh -c " .. quote(script) .. " </dev/null >" .. quote(out) .. " 2>"
+              .. quote(err))
+            assert.equal("exit", how)
+            local stdout, stderr = read_file(out), read_file(err)
+            assert_no_secret(stdout)
+            assert_no_secret(stderr)
+            local result = json.decode(stdout)
+            local context = line .. "\n" .. stdout .. stderr
+            if kind == "doctor" then
+              doctors = doctors + 1
+              if doctors == 1 then
+                assert.equal(5, code, context)
+                assert.same({ "WORKFLOW_DEFINITION_GET", "WORKFLOW_INSTANCE_GET",
+                  "WORKFLOW_INSTANCE_START" }, result.missing)
+                printed_command = result.command
+              else
+                assert.equal(0, code, context)
+                assert.is_true(result.ok)
+                assert.same({}, result.missing)
+              end
+            else
+              assert.is_true(ok, context)
+              if kind == "token" then
+                assert.is_true(contains(result.authorities, "WORKFLOW_INSTANCE_START"))
+              elseif kind == "definitions" then
+                assert.is_true(contains(helpers.ids(result), "orderapproval"))
+              elseif kind == "start" then
+                assert.equal("RUNNING", result.status)
+                assert.equal("orderapproval", result.definitionId)
+                id = result.id
+              elseif kind == "instance" then
+                assert.equal(id, result.id)
+                assert.equal("RUNNING", result.status)
+              end
+            end
+          end
+        end
+        assert.equal(1, instances_started())
+      end)
+  end)
+
   describe("emulator command", function()
     local function launch(key_file, name)
       local pid_file, rc_file = dir .. "/" .. name .. ".pid", dir .. "/" .. name .. ".rc"

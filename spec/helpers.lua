@@ -70,4 +70,30 @@ function helpers.execute(command)
   return code == 0 or nil, "exit", code
 end
 
+--- Runs a shell command (a list or pipeline too). Returns true|false, its stdout and stderr
+-- together, and its exit code.
+function helpers.run(command)
+  local out = os.tmpname()
+  local ok, _, code = helpers.execute("{ " .. command .. "\n} >" .. out .. " 2>&1")
+  local text = helpers.read_file(out)
+  os.remove(out)
+  return ok == true, text, code
+end
+
+--- The contents of a file, or nil when it cannot be read.
+function helpers.read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local text = f:read("*a")
+  f:close()
+  return text
+end
+
+--- A new empty directory (mktemp -d); the caller removes it.
+function helpers.temp_dir()
+  local ok, out = helpers.run("mktemp -d")
+  assert(ok, out)
+  return (out:gsub("%s+$", ""))
+end
+
 return helpers

@@ -1,4 +1,4 @@
--- Workflow definitions: list, read, versions, models, sample contexts, undeploy.
+--- Workflow definitions: list, read, versions, models, sample contexts, undeploy.
 local client = require "sapwf.client"
 local query = require "sapwf.query"
 local ops = require "sapwf.operations".by_name
@@ -60,8 +60,8 @@ function methods.sample_context(self, id, version)
 end
 
 --- Undeploys a definition (opts.cascade = true also deletes its instances). The service
--- works on it in the background: returns {job = <job id>, location = <Location header>},
--- meta; follow it with wf:job(result.job).
+-- works on it in the background: returns `{job = id, location = url}` (the job's id and the
+-- Location header), meta; follow it with wf:job(result.job).
 function methods.undeploy(self, id, opts)
   open(self, "undeploy")
   check_id("undeploy", 1, id)

@@ -1,4 +1,4 @@
--- sapwf error objects: what every `nil, err` carries, and how it reads as one line.
+--- sapwf error objects: what every `nil, err` carries, and how it reads as one line.
 --
 -- Fields: kind, status, message, code, log_id, request_id, details, retryable, outcome,
 -- method, path, and on 403 authority and hint. Core (transport) errors also keep curl_code
@@ -13,10 +13,12 @@
 --   (client.lua decides which of these sapwf retries by itself; see README "Retries".)
 --   A POST (start, send_message, purge) that may have reached the service is never
 --   retryable: retrying could start a second instance.
+--
 -- outcome: "not_sent" (the request never reached the service), "rejected" (the service
 --   answered with an error: nothing changed), "unknown" (it may have taken effect: a network
 --   failure after sending, a 500/502/504, or a 2xx whose body could not be read). For
 --   "unknown" after a start, look the instance up before starting it again.
+--
 -- attempts: how many times the call was sent, when sapwf retried it; retry_after: the
 --   seconds a Retry-After header asked for, when the last answer had one.
 local cjson_safe = require "cjson.safe"

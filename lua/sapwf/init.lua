@@ -1,15 +1,18 @@
--- sapwf: the SAP BTP Workflow service REST API from Lua.
---
---   local sapwf = require "sapwf"
---   local wf = assert(sapwf.new{ service_key = "service-key.json" })
---   local inst = assert(wf:start("orderapproval", { product = "Camera", price = 100 }))
+--- sapwf: the SAP BTP Workflow service REST API from Lua.
 --
 -- HTTP, TLS and the token live in the C module sapwf.core (libcurl); this layer reads
 -- service keys, speaks JSON (lua-cjson) and turns answers into values or error objects.
--- Server, network and data failures return nil, err (see errors.lua); wrong arguments raise.
+-- Server, network and data failures return nil, err (see `sapwf.errors`); wrong arguments
+-- raise. Besides new and from_env the module has `sapwf.null`, `sapwf.array(t)` and
+-- `sapwf.object(t)` (see `sapwf.json`), `sapwf.is_error(v)` and `sapwf.version`.
+--
 -- A sapwf.core built for another Lua fails in the dynamic linker, before any of its code
 -- runs ("undefined symbol: lua_newuserdatauv" in LuaJIT for a Lua 5.4 build): say which
 -- build this interpreter needs.
+-- @usage
+--   local sapwf = require "sapwf"
+--   local wf = assert(sapwf.new{ service_key = "service-key.json" })
+--   local inst = assert(wf:start("orderapproval", { product = "Camera", price = 100 }))
 local core
 do
   local ok, loaded = pcall(require, "sapwf.core")
@@ -171,6 +174,7 @@ end
 --- For sapwf.ngx, which makes its core clients in nginx's worker threads: opts as in new,
 -- checked (raising at the caller of the function that calls this one), returned as
 -- sapwf.core.new takes them, with the credentials; or nil and a `config` error.
+-- @local
 function sapwf._core_options(opts, fname)
   check_options(opts, fname, 4)
   return core_options(opts)

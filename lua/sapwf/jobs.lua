@@ -1,4 +1,4 @@
--- Background jobs (undeploy, bulk delete) and form definitions.
+--- Background jobs (undeploy, bulk delete) and form definitions.
 local client = require "sapwf.client"
 local query = require "sapwf.query"
 local ops = require "sapwf.operations".by_name

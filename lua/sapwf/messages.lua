@@ -1,4 +1,4 @@
--- Messages to intermediate message events.
+--- Messages to intermediate message events.
 local client = require "sapwf.client"
 local ops = require "sapwf.operations".by_name
 
@@ -14,8 +14,8 @@ local function bad(msg)
   error("bad argument #1 to 'send_message' (" .. msg .. ")", 3)
 end
 
---- Sends a message: {definitionId = <message name>, workflowInstanceId = <id>} addresses one
--- instance; {definitionId =, workflowDefinitionId =, businessKey =} addresses every instance
+--- Sends a message: `{definitionId = message_name, workflowInstanceId = id}` addresses one
+-- instance; `{definitionId =, workflowDefinitionId =, businessKey =}` addresses every instance
 -- of that definition with that business key; context (optional) is merged into theirs.
 -- Returns the instances that consumed it (array of {id = ...}), meta. A message no instance
 -- waits for fails with kind "invalid" (422, code bpm.workflowruntime.rest.message.no.match).

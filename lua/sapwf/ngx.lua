@@ -1,10 +1,4 @@
--- sapwf.ngx: sapwf inside OpenResty / nginx's Lua module, without blocking the event loop.
---
---   nginx.conf:  thread_pool sapwf threads=32;          (main context)
---                lua_shared_dict sapwf_tokens 1m;        (http context)
---
---   local wf = assert(require("sapwf.ngx").new{ service_key = "/etc/sapwf/key.json" })
---   local inst, err = wf:start("orderapproval", context)   -- in a handler or an ngx.timer
+--- sapwf.ngx: sapwf inside OpenResty / nginx's Lua module, without blocking the event loop.
 --
 -- The client is a sapwf client (every method, the same results and error objects) whose
 -- transport runs elsewhere. libcurl blocks while it waits for the network, and a blocked
@@ -23,6 +17,12 @@
 -- header/body filters, log_by_lua*, ...) a call raises an error that says so; start the work
 -- in a timer there (ngx.timer.at(0, function() ... end)). new() itself does no network I/O
 -- and may run anywhere, init_by_lua* included.
+-- @usage
+--   nginx.conf:  thread_pool sapwf threads=32;          (main context)
+--                lua_shared_dict sapwf_tokens 1m;        (http context)
+--
+--   local wf = assert(require("sapwf.ngx").new{ service_key = "/etc/sapwf/key.json" })
+--   local inst, err = wf:start("orderapproval", context)   -- in a handler or an ngx.timer
 local sapwf = require "sapwf"
 local core = require "sapwf.core"
 local client = require "sapwf.client"
@@ -79,7 +79,7 @@ local function config_key(core_opts)
   return ngx.md5(concat(parts, "\n"))
 end
 
----------------------------------------------------------------------------------------------
+-- ------------------------------------------------------------------------------------------
 -- Running code in the thread pool.
 --
 -- nginx gives each call a Lua state of its own for the thread (kept in a pool of states
@@ -165,7 +165,7 @@ function sapwf_ngx.warm_up(opts)
   end)
 end
 
----------------------------------------------------------------------------------------------
+-- ------------------------------------------------------------------------------------------
 -- The transport: what a sapwf client calls its core (request, token, close).
 
 local Transport = {}
@@ -219,7 +219,7 @@ end
 -- bounded in number; closing this one only ends its use.
 function Transport:close() end
 
----------------------------------------------------------------------------------------------
+-- ------------------------------------------------------------------------------------------
 
 --- A sapwf client for nginx. opts: as sapwf.new's, and
 --   thread_pool  the `thread_pool` of nginx.conf the HTTP work runs in (default "sapwf")

@@ -1,8 +1,4 @@
--- wf:each_instance(q) and wf:each_task(q): generic-for iterators over every match.
---
---   for inst in wf:each_instance{ definitionId = "orderapproval", status = "COMPLETED" } do
---     print(inst.id)
---   end
+--- wf:each_instance(q) and wf:each_task(q): generic-for iterators over every match.
 --
 -- Pages are fetched as the loop needs them; q.top is the page size (default and most 1000),
 -- q.skip where to start (default 0). The API pages with $skip <= 4000 and $top <= 1000, so
@@ -16,6 +12,10 @@
 -- A for loop cannot return nil, err: a failure of a later page raises its error object
 -- (a sapwf error, so pcall and tostring(err) work). The set can change between pages;
 -- order by a stable key (orderby = "startedAt asc") when that matters.
+-- @usage
+--   for inst in wf:each_instance{ definitionId = "orderapproval", status = "COMPLETED" } do
+--     print(inst.id)
+--   end
 local client = require "sapwf.client"
 local query = require "sapwf.query"
 local errors = require "sapwf.errors"

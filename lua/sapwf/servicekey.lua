@@ -1,9 +1,10 @@
--- Service keys and VCAP_SERVICES: where the token URL, client id, secret (or certificate)
+--- Service keys and VCAP_SERVICES: where the token URL, client id, secret (or certificate)
 -- and API URL come from.
 --
 -- resolve(source) -> { api_url, token_url, client_id, client_secret | cert, key } | nil, err
 --   source: a path, JSON text, or a table (a service key, a binding's `credentials`, or a
 --   whole VCAP_SERVICES binding entry).
+--
 -- from_vcap(text, name) -> credentials, instance_name | nil, err
 --
 -- Failures are `config` errors that name the missing field; they never repeat a value from

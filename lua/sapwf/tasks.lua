@@ -1,4 +1,4 @@
--- User task instances and task definitions.
+--- User task instances and task definitions.
 local client = require "sapwf.client"
 local query = require "sapwf.query"
 local ops = require "sapwf.operations".by_name
@@ -26,18 +26,21 @@ function methods.task(self, id, opts)
   return call(self, TASK, path_of(TASK, id), query.build(TASK, opts, "task", 2))
 end
 
+--- The context of the task's workflow instance, as the task sees it: a table, meta.
 function methods.task_context(self, id)
   open(self, "task_context")
   check_id("task_context", 1, id)
   return call(self, CONTEXT, path_of(CONTEXT, id), "")
 end
 
+--- The task's custom attributes: array, meta.
 function methods.task_attributes(self, id)
   open(self, "task_attributes")
   check_id("task_attributes", 1, id)
   return call(self, ATTRIBUTES, path_of(ATTRIBUTES, id), "")
 end
 
+--- The task's attachments, meta.
 function methods.task_attachments(self, id)
   open(self, "task_attachments")
   check_id("task_attachments", 1, id)
@@ -51,6 +54,7 @@ function methods.task_form(self, id)
   return call(self, FORM, path_of(FORM, id), "")
 end
 
+--- The model of the task's form.
 function methods.task_form_model(self, id)
   open(self, "task_form_model")
   check_id("task_form_model", 1, id)

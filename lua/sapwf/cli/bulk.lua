@@ -111,46 +111,20 @@ function M.parse_line(text, number, default_definition)
   return item
 end
 
--- The one place that decides how starts are made: wf:start_many (concurrent) when the
--- client has it, else one wf:start at a time. Returns start_batch(items) -> results, where
--- results[i] = { instance } or { nil, err } for items[i]; the batch size; and whether starts
--- run concurrently. A batch runs to its end before the next yield, so Ctrl-C never loses a
--- result; a few batches' worth of work per yield keeps the connections busy.
+-- How starts are made: start_batch(items) starts them with one wf:start_many and returns
+-- its results: results[i] is the new instance for items[i], or the error object wf:start
+-- would have returned (sapwf.is_error). Also returns the batch size. A batch runs to its end
+-- before the next yield, so Ctrl-C never loses a result; a few batches' worth of work per
+-- yield keeps the connections busy.
 function M.starter(wf, concurrency)
-  if type(wf.start_many) == "function" then
-    local n = math.floor(concurrency or DEFAULT_CONCURRENCY)
-    return function(items)
-      local payload = {}
-      for i, item in ipairs(items) do
-        payload[i] = { definitionId = item.definitionId, context = item.context }
-      end
-      local results, err = wf:start_many(payload, { concurrency = n })
-      local out = {}
-      for i = 1, #items do
-        local r = type(results) == "table" and results[i] or nil
-        if errors.is_error(r) then                 -- start_many gives the instance or the err
-          out[i] = { nil, r }
-        elseif type(r) == "table" and (r.instance ~= nil or r.err ~= nil or r.error ~= nil) then
-          out[i] = r.instance ~= nil and { r.instance } or { nil, r.err or r.error }
-        elseif type(r) == "table" and r.id ~= nil then
-          out[i] = { r }
-        else
-          -- No result for this item: it may or may not have started.
-          out[i] = { nil, err or { kind = "other", outcome = "unknown",
-            message = "wf:start_many gave no result for this line" } }
-        end
-      end
-      return out
-    end, n * 4, true
-  end
+  local n = math.floor(concurrency or DEFAULT_CONCURRENCY)
   return function(items)
-    local out = {}
+    local payload = {}
     for i, item in ipairs(items) do
-      local instance, err = wf:start(item.definitionId, item.context)
-      out[i] = instance ~= nil and { instance } or { nil, err }
+      payload[i] = { definitionId = item.definitionId, context = item.context }
     end
-    return out
-  end, 1, false
+    return wf:start_many(payload, { concurrency = n })
+  end, n * 4
 end
 
 local function error_fields(err)
@@ -207,14 +181,16 @@ function Run:unknown_again(item, text)
     .. "the instance up; delete the \"outcome\" field to start it again")
 end
 
-function Run:result(item, instance, err)
+-- result: the new instance, or the error object of a start that failed.
+function Run:result(item, result)
   self.attempted = self.attempted + 1
-  if instance ~= nil then
+  if not errors.is_error(result) then
     self.started = self.started + 1
-    self.record_file:write(json.encode({ line = item.line, id = instance.id }), "\n")
+    self.record_file:write(json.encode({ line = item.line, id = result.id }), "\n")
     self.record_file:flush()
     return
   end
+  local err = result
   self.failed = self.failed + 1
   local entry = {
     definitionId = item.definitionId, context = item.context, line = item.line,
@@ -249,14 +225,7 @@ function Run:work()
     end
     local results = self.start_batch(batch)
     for i, item in ipairs(batch) do
-      self:result(item, results[i][1], results[i][2])
-      if self.aborted then
-        -- The rest of the batch was attempted too (start_many) or will not be (sequential).
-        for j = i + 1, #batch do
-          self:result(batch[j], results[j][1], results[j][2])
-        end
-        break
-      end
+      self:result(item, results[i])
     end
     batch = {}
     self.probed = true
@@ -418,10 +387,7 @@ function M.run(ctx, args)
     return nil, err
   end
 
-  local start_batch, batch_size, concurrent = M.starter(wf, args.concurrency)
-  if args.concurrency and args.concurrency > 1 and not concurrent then
-    ctx.out:message("this sapwf has no wf:start_many: starting one instance at a time")
-  end
+  local start_batch, batch_size = M.starter(wf, args.concurrency)
   local input_path = args.from
   local skip = args.resume and recorded_lines(record_path) or {}
   local total, recorded

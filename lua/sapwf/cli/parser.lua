@@ -119,7 +119,7 @@ local function add_start_command(parser)
     start:option("--from", "Bulk: one context per line, or "
         .. "{\"definitionId\":..,\"context\":..}; - reads stdin."):argname("FILE")
   )
-  start:option("--concurrency", "Bulk: starts in flight at once (needs wf:start_many; default 4).")
+  start:option("--concurrency", "Bulk: starts in flight at once (default 4).")
     :argname("N"):convert(positive_number("--concurrency"))
   start:option("--failed", "Bulk: where failed lines go, in the input format "
       .. "(default <input>.failed.ndjson)."):argname("FILE")
