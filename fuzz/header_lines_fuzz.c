@@ -2,7 +2,8 @@
  * callback one line at a time, through what transfer.c does with them: lower-case each
  * name (sapwf_header_lower_name), then split the block into fields (sapwf_header_next) and
  * read Retry-After and X-Total-Count from it. Checks that every field lies inside the block
- * and is well formed. MIT licence, see LICENSE. */
+ * and is well formed, and that sapwf_header_value's fast lookup agrees with the split.
+ * MIT licence, see LICENSE. */
 #include "headers.h"
 
 #include <stdint.h>
@@ -14,6 +15,24 @@
 static int is_space(char ch)
 {
   return ch == ' ' || ch == '\t';
+}
+
+/* sapwf_header_value against the field sapwf_header_next's split finds last. */
+static void check_same(const char *block, size_t size, const char *name, size_t name_len)
+{
+  const char *pos = block, *end = block + size, *value = NULL;
+  size_t value_len = 0;
+  sapwf_header_field f, last;
+  int found = 0, fast = sapwf_header_value(block, size, name, name_len, &value, &value_len);
+  while (sapwf_header_next(&pos, end, &f)) {
+    if (f.name_len == name_len && memcmp(f.name, name, name_len) == 0) {
+      last = f;
+      found = 1;
+    }
+  }
+  CHECK(fast == found);
+  if (found)
+    CHECK(value == last.value && value_len == last.value_len);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -56,6 +75,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
   }
   CHECK(pos == end);
+  /* The fast lookup finds what the full split finds, for plain names and others alike:
+   * some fixed ones, and each field's own name. */
+  {
+    static const char *const names[] = {"x-vcap-request-id", "content-type", "retry-after",
+                                        "location", "a", "x y", "http/1.1 200 ok", NULL};
+    const char *const *n;
+    for (n = names; *n != NULL; n++)
+      check_same(block, size, *n, strlen(*n));
+    pos = block;
+    while (sapwf_header_next(&pos, end, &f))
+      check_same(block, size, f.name, f.name_len);
+  }
   if (sapwf_header_find(block, size, "retry-after", &f)
       && sapwf_retry_after(f.value, f.value_len, 1700000000, &seconds))
     CHECK(seconds >= 0 && seconds <= SAPWF_MAX_RETRY_AFTER);

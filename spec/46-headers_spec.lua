@@ -75,6 +75,56 @@ describe("response headers", function()
     end)
   end)
 
+  describe("core.header and core.headers", function()
+    local BLOCK = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+      .. "set-cookie: a=1\r\nx-empty:\r\nset-cookie:  b=2 \r\n folded: no\r\n"
+      .. "no colon here\r\nx-last: tail"
+
+    it("header reads one value: trimmed, the last of repeated names, nil when absent",
+       function()
+      assert.equal("application/json", core.header(BLOCK, "content-type"))
+      assert.equal("b=2", core.header(BLOCK, "set-cookie"))
+      assert.equal("", core.header(BLOCK, "x-empty"))
+      assert.equal("tail", core.header(BLOCK, "x-last"))      -- no line end
+      assert.is_nil(core.header(BLOCK, "folded"))
+      assert.is_nil(core.header(BLOCK, "http/1.1 200 ok"))
+      assert.is_nil(core.header("", "content-type"))
+    end)
+
+    it("headers makes the table of all of them, as header reads them", function()
+      assert.same({ ["content-type"] = "application/json", ["set-cookie"] = "b=2",
+                    ["x-empty"] = "", ["x-last"] = "tail" }, core.headers(BLOCK))
+      assert.same({}, core.headers(""))
+    end)
+
+    it("header agrees with headers on random blocks (seeded)", function()
+      local PIECES = { "HTTP/1.1 200 OK", "x-vcap-request-id: a1", "x-vcap-request-id:b2 ",
+        "content-type:\tapplication/json", " folded: x", "location", ":", "a:", "a: 1",
+        "x y: z", "retry-after: 5", "retry-after :6", "", "\r", "x-vcap-request-idx: no" }
+      local NAMES = { "x-vcap-request-id", "content-type", "a", "x y", "retry-after",
+        "location", "retry-after ", "missing" }
+      local seed = 46
+      for _ = 1, 500 do
+        local lines = {}
+        for i = 1, seed % 7 + 1 do
+          seed = (seed * 16807) % 2147483647
+          lines[i] = PIECES[seed % #PIECES + 1]
+        end
+        local block = table.concat(lines, seed % 2 == 0 and "\r\n" or "\n")
+        local all = core.headers(block)
+        for _, name in ipairs(NAMES) do
+          assert.equal(all[name], core.header(block, name), ("%q in %q"):format(name, block))
+        end
+      end
+    end)
+
+    it("raise for arguments that are not strings", function()
+      assert.has_error(function() core.header(nil, "x") end)
+      assert.has_error(function() core.header("", nil) end)
+      assert.has_error(function() core.headers({}) end)
+    end)
+  end)
+
   describe("core.sleep and core.monotonic", function()
     it("sleep waits as long as asked, on a clock that only goes forward", function()
       local t0 = core.monotonic()

@@ -303,8 +303,7 @@ static int pop(lua_State *L, batch *b)
   lua_pushinteger(L, (lua_Integer)s->status);
   lua_pushlstring(L, s->response.body.data != NULL ? s->response.body.data : "",
                   s->response.body.len);
-  lua_createtable(L, 0, 8);
-  sapwf_set_headers(L, &s->response.headers);
+  sapwf_push_header_block(L, &s->response.headers);
   sapwf_buffer_reuse(&s->response.body);
   sapwf_buffer_reuse(&s->response.headers);
   return 4;
@@ -319,7 +318,7 @@ static int pop(lua_State *L, batch *b)
  * @treturn[1] integer slot
  * @treturn[1] integer status
  * @treturn[1] string body
- * @treturn[1] table headers, lower-case names
+ * @treturn[1] string the header lines, as client:request's
  * @treturn[2] integer slot
  * @treturn[2] nil
  * @treturn[2] table err, as client:request's

@@ -79,6 +79,71 @@ int sapwf_header_find(const char *block, size_t len, const char *name, sapwf_hea
 }
 
 
+/* Whether a line that starts with name and a colon is a field of that name for
+ * sapwf_header_next too: a lower-case token (letters, digits, "-", "_", "."), which cannot
+ * start with a space, contain a colon or begin a status line ("HTTP/"). */
+static int is_plain_name(const char *name, size_t len)
+{
+  size_t i;
+  if (len == 0)
+    return 0;
+  for (i = 0; i < len; i++) {
+    char ch = name[i];
+    if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '_'
+          || ch == '.'))
+      return 0;
+  }
+  return 1;
+}
+
+
+/* The value of the last field called name (name_len bytes) in block: what
+ * sapwf_header_find gives, found faster, as it runs on every API call for the request id.
+ * For a plain name a line counts when it starts with the name and a colon, so each line
+ * costs a memcmp instead of a full split; any other name takes sapwf_header_next. Returns
+ * 1 with *value and *value_len set (trimmed as sapwf_header_next trims), or 0. */
+int sapwf_header_value(const char *block, size_t len, const char *name, size_t name_len,
+                       const char **value, size_t *value_len)
+{
+  const char *p = block, *end = block + len;
+  int found = 0;
+  if (block == NULL)
+    return 0;
+  if (!is_plain_name(name, name_len)) {
+    sapwf_header_field f;
+    while (sapwf_header_next(&p, end, &f)) {
+      if (f.name_len == name_len && memcmp(f.name, name, name_len) == 0) {
+        *value = f.value;
+        *value_len = f.value_len;
+        found = 1;
+      }
+    }
+    return found;
+  }
+  while (p < end) {                                   /* p: the start of a line */
+    const char *eol;
+    if ((size_t)(end - p) > name_len && p[name_len] == ':' && memcmp(p, name, name_len) == 0) {
+      const char *v = p + name_len + 1, *v_end;
+      eol = memchr(v, '\n', (size_t)(end - v));
+      v_end = eol != NULL ? eol : end;
+      while (v < v_end && is_space(*v))
+        v++;
+      while (v_end > v && (v_end[-1] == '\r' || is_space(v_end[-1])))
+        v_end--;
+      *value = v;
+      *value_len = (size_t)(v_end - v);
+      found = 1;
+    } else {
+      eol = memchr(p, '\n', (size_t)(end - p));
+    }
+    if (eol == NULL)
+      break;
+    p = eol + 1;
+  }
+  return found;
+}
+
+
 /* Strips spaces and tabs around [*value, *value + *len). */
 static void trim(const char **value, size_t *len)
 {

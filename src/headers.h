@@ -24,6 +24,8 @@ typedef struct sapwf_header_field {
 void sapwf_header_lower_name(char *line, size_t len);
 int sapwf_header_next(const char **pos, const char *end, sapwf_header_field *field);
 int sapwf_header_find(const char *block, size_t len, const char *name, sapwf_header_field *field);
+int sapwf_header_value(const char *block, size_t len, const char *name, size_t name_len,
+                       const char **value, size_t *value_len);
 int sapwf_retry_after(const char *value, size_t len, time_t now, double *seconds);
 int sapwf_parse_count(const char *value, size_t len, long long *count);
 

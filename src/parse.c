@@ -1,9 +1,55 @@
-/* core.retry_after and core.parse_count: the header parsers of headers.c for the Lua layer,
- * which reads Retry-After and X-Total-Count from the headers table of client:request.
- * MIT licence, see LICENSE. */
+/* The header parsers of headers.c for the Lua layer: core.header and core.headers read
+ * the header block that client:request and batch:wait return, core.retry_after and
+ * core.parse_count the values of Retry-After and X-Total-Count. MIT licence, see LICENSE. */
 #include "sapwf.h"
 
 #include <time.h>
+
+
+/***
+ * The value of one header in a block of header lines (the last one, when it came more
+ * than once), or nil.
+ * @function header
+ * @tparam string block as client:request returns it (names lower-cased)
+ * @tparam string name lower-case
+ * @treturn string|nil
+ */
+int sapwf_core_header(lua_State *L)
+{
+  size_t len, name_len;
+  const char *block = luaL_checklstring(L, 1, &len);
+  const char *name = luaL_checklstring(L, 2, &name_len);
+  const char *value;
+  size_t value_len;
+  if (sapwf_header_value(block, len, name, name_len, &value, &value_len))   /* headers.c */
+    lua_pushlstring(L, value, value_len);
+  else
+    lua_pushnil(L);
+  return 1;
+}
+
+
+/***
+ * Every header of a block of header lines as a table: t[name] = value (the last one, when
+ * a name came more than once).
+ * @function headers
+ * @tparam string block as client:request returns it (names lower-cased)
+ * @treturn table
+ */
+int sapwf_core_headers(lua_State *L)
+{
+  size_t len;
+  const char *block = luaL_checklstring(L, 1, &len);
+  const char *pos = block, *end = block + len;
+  sapwf_header_field f;
+  lua_createtable(L, 0, 8);
+  while (sapwf_header_next(&pos, end, &f)) {
+    lua_pushlstring(L, f.name, f.name_len);           /* t, name */
+    lua_pushlstring(L, f.value, f.value_len);         /* t, name, value */
+    lua_rawset(L, -3);                                /* t */
+  }
+  return 1;
+}
 
 /***
  * The seconds a Retry-After value asks to wait (delay-seconds or an HTTP-date), or nil when

@@ -118,6 +118,8 @@ int sapwf_core_monotonic(lua_State *L);
 /* parse.c */
 int sapwf_core_retry_after(lua_State *L);
 int sapwf_core_parse_count(lua_State *L);
+int sapwf_core_header(lua_State *L);
+int sapwf_core_headers(lua_State *L);
 
 /* json_walk.c: the fast paths of lua/sapwf/json.lua's walks */
 int sapwf_core_json_plain(lua_State *L);
@@ -151,7 +153,7 @@ struct curl_slist *sapwf_request_headers(const sapwf_client *c, int has_body);
 void sapwf_free_headers(struct curl_slist *list);
 CURLcode sapwf_set_method(CURL *easy, int method, const char *body, size_t body_len);
 void sapwf_check_request(lua_State *L, int arg, sapwf_request *r);
-void sapwf_set_headers(lua_State *L, const sapwf_buffer *b);
+void sapwf_push_header_block(lua_State *L, const sapwf_buffer *b);
 void sapwf_error_init(sapwf_error *e, const char *kind, const char *phase);
 void sapwf_error_from_curl(sapwf_client *c, CURL *easy, CURLcode rc, const char *phase,
                            sapwf_error *e);

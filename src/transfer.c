@@ -400,22 +400,12 @@ int sapwf_push_error(lua_State *L, const sapwf_error *e)
 /* }==================================================================== */
 
 
-/* Sets t[name] = value for every "name: value" line of the captured headers; the table
- * is on top and stays there. The status line, the blank last line and folded
- * continuation lines are skipped. */
-void sapwf_set_headers(lua_State *L, const sapwf_buffer *b)
+/* Pushes the captured header lines of the last response as one string, names lower-cased
+ * (core.header and core.headers read it, parse.c). One string instead of a table of them:
+ * a call reads one or two headers, and a table of all costs a dozen strings per call. */
+void sapwf_push_header_block(lua_State *L, const sapwf_buffer *b)
 {
-  const char *p, *end;
-  sapwf_header_field f;
-  if (b->data == NULL)
-    return;
-  p = b->data;
-  end = b->data + b->len;
-  while (sapwf_header_next(&p, end, &f)) {            /* headers.c */
-    lua_pushlstring(L, f.name, f.name_len);           /* t, name */
-    lua_pushlstring(L, f.value, f.value_len);         /* t, name, value */
-    lua_rawset(L, -3);                                /* t */
-  }
+  lua_pushlstring(L, b->data != NULL ? b->data : "", b->len);
 }
 
 
@@ -450,7 +440,7 @@ void sapwf_check_request(lua_State *L, int arg, sapwf_request *r)
  * @tparam[opt] string body sent as application/json
  * @treturn[1] integer status
  * @treturn[1] string body
- * @treturn[1] table headers, lower-case names
+ * @treturn[1] string the header lines, names lower-cased: read them with header or headers
  * @treturn[2] nil
  * @treturn[2] table err
  */
@@ -491,8 +481,7 @@ int sapwf_client_request(lua_State *L)
   lua_pushinteger(L, (lua_Integer)status);
   lua_pushlstring(L, c->response.body.data != NULL ? c->response.body.data : "",
                   c->response.body.len);
-  lua_createtable(L, 0, 8);                           /* status, body, headers */
-  sapwf_set_headers(L, &c->response.headers);
+  sapwf_push_header_block(L, &c->response.headers);   /* status, body, headers */
   sapwf_buffer_reuse(&c->response.body);
   sapwf_buffer_reuse(&c->response.headers);
   return 3;

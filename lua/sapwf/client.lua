@@ -1,8 +1,13 @@
--- The sapwf client object: lifecycle (close, __gc, __close, __tostring), argument checks
--- shared by the API methods, and `call`, which sends one operation and judges the answer.
+--- The sapwf client object: wf:token and wf:close; the other modules hold the API methods.
+-- A client dropped without wf:close is closed when collected, or by Lua 5.4's
+-- `local wf <close> = ...`.
+
+-- Also here, not API: the metamethods (__gc, __close, __tostring), argument checks shared by
+-- the API methods, and `call`, which sends one operation and judges the answer. Their
+-- comments are plain `--` ones: `make docs` publishes every `---` comment of this file.
 --
--- The API methods live in definitions.lua, instances.lua, tasks.lua, messages.lua,
--- paging.lua and request.lua; each adds its methods to `client.methods`.
+-- The API methods live in definitions.lua, instances.lua, tasks.lua, messages.lua, jobs.lua,
+-- paging.lua, request.lua and batch.lua; each adds its methods to `client.methods`.
 --
 -- Argument errors raise with error(msg, 3) from the checks below, which every public method
 -- calls directly, so the message points at the caller's line.
@@ -18,6 +23,9 @@ local format, match = string.format, string.match
 local concat, sort = table.concat, table.sort
 local escape, json_decode = core.escape, json.decode
 local parse_count, parse_retry_after = core.parse_count, core.retry_after
+-- c:request gives the response headers as one block of lines: header() reads one of them,
+-- headers_table() makes the table that errors and wf:request's callers get.
+local header, headers_table = core.header, core.headers
 local floor = math.floor
 
 local client = {}
@@ -33,7 +41,7 @@ client.mt = mt
 -- backoff_max (with jitter), or longer when Retry-After asks.
 client.RETRY_DEFAULTS = { retries = 3, retry_deadline = 30, backoff_base = 0.5, backoff_max = 8 }
 
---- Wraps a `sapwf.core` client (or anything with its request, token and close). api_url is
+-- Wraps a `sapwf.core` client (or anything with its request, token and close). api_url is
 -- for tostring; instance names the service instance in 403 hints (nil: "<instance>").
 -- opts: the checked options of sapwf.new (retries, retry_deadline, backoff_base,
 -- backoff_max, log, verify are read; nil: the defaults). env: how to wait, for hosts where
@@ -49,7 +57,7 @@ function client.wrap(core_client, api_url, instance, opts, env)
                         _policy = policy, _insecure = opts.verify == false }, mt)
 end
 
----------------------------------------------------------------------------------------------
+-- ------------------------------------------------------------------------------------------
 -- Argument checks. Each raises at level 3: check -> public method -> caller.
 
 local function bad_self(fname, self)
@@ -57,7 +65,7 @@ local function bad_self(fname, self)
                type(self)), 3)
 end
 
---- The core client of an open sapwf client; raises for anything else.
+-- The core client of an open sapwf client; raises for anything else.
 function client.open(self, fname)
   if getmetatable(self) ~= mt then bad_self(fname, self) end
   local c = self._core
@@ -75,7 +83,7 @@ local function typeerror(fname, argn, expected, v, level)
                type(v)), 2 + (level or 2))
 end
 
---- An id for a path segment: a non-empty string other than "." and "..", which a server or
+-- An id for a path segment: a non-empty string other than "." and "..", which a server or
 -- libcurl would resolve into another resource. Anything else in it is escaped.
 function client.check_id(fname, argn, v)
   if type(v) ~= "string" then typeerror(fname, argn, "string", v) end
@@ -86,7 +94,7 @@ function client.check_id(fname, argn, v)
   return v
 end
 
---- A version number: a non-negative integer, or a string id.
+-- A version number: a non-negative integer, or a string id.
 function client.check_version(fname, argn, v)
   if type(v) == "number" then
     -- 2^53 and up (and inf, NaN) have no exact integer text
@@ -140,10 +148,10 @@ function client.join_lists(fname, argn, fields, allowed, lists)
   return out
 end
 
----------------------------------------------------------------------------------------------
+-- ------------------------------------------------------------------------------------------
 -- Paths
 
---- The concrete path of op with its parameters escaped (ids already checked).
+-- The concrete path of op with its parameters escaped (ids already checked).
 function client.path(op, a, b)
   local pieces = op.pieces
   local n = #op.params
@@ -152,7 +160,7 @@ function client.path(op, a, b)
   return pieces[1] .. escape(a) .. pieces[2] .. escape(b) .. pieces[3]
 end
 
---- Encodes a Lua value as a request body. Returns text, or nil and an `invalid` error that
+-- Encodes a Lua value as a request body. Returns text, or nil and an `invalid` error that
 -- names the path of what is not JSON.
 function client.encode(value, root, op, path)
   local text, msg = json.encode(value, root)
@@ -160,12 +168,9 @@ function client.encode(value, root, op, path)
   return nil, errors.invalid(msg, "sapwf.json", op.method, path)
 end
 
----------------------------------------------------------------------------------------------
+-- ------------------------------------------------------------------------------------------
 -- Sending
 
-local function request_id(headers)
-  return headers and headers["x-vcap-request-id"]
-end
 
 -- The hint for a 403: needs the token's scope, which core:token() gives from its cache.
 local function forbidden_ctx(self, op_method, path, authority)
@@ -182,7 +187,7 @@ local function forbidden_ctx(self, op_method, path, authority)
   return ctx
 end
 
---- The error object for an HTTP answer that is not a success of op.
+-- The error object for an HTTP answer that is not a success of op.
 function client.failure(self, method, path, authority, status, body, headers)
   local ctx
   if status == 403 then
@@ -190,17 +195,17 @@ function client.failure(self, method, path, authority, status, body, headers)
   else
     ctx = { method = method, path = path }
   end
-  return errors.from_response(status, body, headers, ctx)
+  return errors.from_response(status, body, headers_table(headers), ctx)
 end
 
 -- The job a Location header names: {job = <last segment>, location = <header>}.
 local function job_of(headers)
-  local location = headers and headers["location"]
+  local location = header(headers, "location")
   local job = type(location) == "string" and match(location, "([^/?#]+)/*$") or nil
   return { job = job, location = location }
 end
 
----------------------------------------------------------------------------------------------
+-- ------------------------------------------------------------------------------------------
 -- Retries: the one place they are decided. Every call goes through client.send.
 --
 -- What is sent again, and when:
@@ -231,7 +236,7 @@ local IDEMPOTENT_OPS = { cancel = true, suspend = true, resume = true, update_co
 -- cannot hammer the token endpoint.
 local FORBIDDEN_REFRESH_INTERVAL = 1
 
---- Whether sending method to a path (no query) twice has the effect of once.
+-- Whether sending method to a path (no query) twice has the effect of once.
 function client.idempotent(method, bare_path, op_name)
   if method == "GET" or method == "PUT" then return true end
   if op_name then return IDEMPOTENT_OPS[op_name] == true end
@@ -290,7 +295,7 @@ local function new_state(started)
   return { started = started, retries = 0, uncertain = false }
 end
 
---- Adds what the retries did to a final error: how many attempts went out, and an unknown
+-- Adds what the retries did to a final error: how many attempts went out, and an unknown
 -- outcome when an earlier attempt may have taken effect.
 function client.annotate(err, state, retry_after)
   if state then
@@ -318,7 +323,7 @@ local function refresh_may_help(self, c, authority)
   return true
 end
 
---- Sends method to target (path .. query; body: text or nil) with the retries above.
+-- Sends method to target (path .. query; body: text or nil) with the retries above.
 -- path: the path without query (for errors and log events); authority: the one a 403 names;
 -- idempotent: whether sending it twice does what once does. Returns status, body, headers,
 -- state for any final HTTP answer, or nil, err (an error object, annotated). state is nil
@@ -345,7 +350,7 @@ function client.send(self, method, target, body, path, authority, idempotent)
                       path = path, status = 403 })
         if not c:token(true) then return status, resp, headers, state end
       elseif RETRY_STATUS[status] and (idempotent or REFUSED_STATUS[status]) then
-        local retry_after = headers["retry-after"]
+        local retry_after = header(headers, "retry-after")
         retry_after = retry_after and parse_retry_after(retry_after) or nil
         state.retry_after = retry_after       -- for the error, if this answer is the last
         -- a 503 is only retried for idempotent calls, where it counts as a refusal
@@ -373,7 +378,7 @@ function client.send(self, method, target, body, path, authority, idempotent)
   end
 end
 
---- The token (for wf:token), with the retries of a call that was never sent.
+-- The token (for wf:token), with the retries of a call that was never sent.
 function client.token(self, c, force)
   local policy = self._policy
   local state = new_state(policy.now())
@@ -388,7 +393,7 @@ function client.token(self, c, force)
   end
 end
 
---- Sends op to path .. query (body: JSON text or nil) and judges the answer by op.body.
+-- Sends op to path .. query (body: JSON text or nil) and judges the answer by op.body.
 -- Returns value, meta (meta.status, meta.request_id, meta.total for list calls) or nil, err.
 function client.call(self, op, path, query, body)
   local method = op.method
@@ -399,20 +404,17 @@ function client.call(self, op, path, query, body)
     return nil, client.annotate(client.failure(self, method, path, op.authority, status, resp,
                                                headers), state, state and state.retry_after)
   end
-  local meta = { status = status, request_id = request_id(headers) }
+  local meta = { status = status, request_id = header(headers, "x-vcap-request-id") }
   local kind = op.body
   if kind == "json" then
-    if resp == "" then
-      return nil, errors.decode(status, headers, { method = method, path = path,
-                                                   op = op.name })
-    end
-    local value, detail = json_decode(resp)
+    local value, detail
+    if resp ~= "" then value, detail = json_decode(resp) end
     if value == nil then
-      return nil, errors.decode(status, headers, { method = method, path = path,
-                                                   op = op.name }, detail)
+      return nil, errors.decode(status, headers_table(headers),
+                                { method = method, path = path, op = op.name }, detail)
     end
     -- Only a plain count: "1e3", "0x10" or "-1" from a proxy is no count at all.
-    local total = headers["x-total-count"]
+    local total = header(headers, "x-total-count")
     if total then meta.total = parse_count(total) end
     return value, meta
   elseif kind == "job" then
@@ -424,7 +426,7 @@ function client.call(self, op, path, query, body)
   return true, meta
 end
 
----------------------------------------------------------------------------------------------
+-- ------------------------------------------------------------------------------------------
 -- Lifecycle
 
 --- Frees the connections and wipes the secret; idempotent. Later calls raise.

@@ -4,6 +4,7 @@ local query = require "sapwf.query"
 local json = require "sapwf.json"
 local errors = require "sapwf.errors"
 local operations = require "sapwf.operations"
+local headers_table = require("sapwf.core").headers
 
 local type, pairs, ipairs, tostring, error = type, pairs, ipairs, tostring, error
 local format, find, match = string.format, string.find, string.match
@@ -71,6 +72,7 @@ function methods.request(self, method, path, opts)
     if status == 403 and not exact then err.authority = authority end
     return nil, client.annotate(err, state, state and state.retry_after)
   end
+  headers = headers_table(headers)
   if resp == "" then return true, headers end
   local ctype = headers["content-type"] or ""
   if find(ctype, "json", 1, true) then
