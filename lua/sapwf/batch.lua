@@ -1,4 +1,4 @@
--- Many calls at once: wf:map(list, fn [, opts]) and wf:start_many(items [, opts]).
+--- Many calls at once: wf:map(list, fn [, opts]) and wf:start_many(items [, opts]).
 --
 -- Each item runs the ordinary client methods (their argument checks, JSON, retries, the
 -- judging of answers and the error objects), in a coroutine, on a stand-in client whose core
@@ -25,7 +25,7 @@ local MAX_CONCURRENCY = 1024              -- src/batch.c's limit
 -- DONE, value, err (its item's result).
 local REQUEST, SLEEP, DONE = {}, {}, {}
 
----------------------------------------------------------------------------------------------
+-- ------------------------------------------------------------------------------------------
 -- The stand-in client
 
 -- Its core: request() yields to the scheduler; token() is the real core's (cached, no
@@ -69,7 +69,7 @@ local function stand_in(self, real)
   return setmetatable(w, getmetatable(self))
 end
 
----------------------------------------------------------------------------------------------
+-- ------------------------------------------------------------------------------------------
 -- The scheduler
 
 -- A worker: runs fn on item after item, handing each result back.
@@ -177,7 +177,7 @@ local function run(self, list, n, fn, concurrency, on_progress)
   return results
 end
 
----------------------------------------------------------------------------------------------
+-- ------------------------------------------------------------------------------------------
 -- Argument checks. level: where the error points, counted from the caller of bad.
 
 local function bad(fname, argn, msg, level)
@@ -210,7 +210,7 @@ local function options(fname, argn, opts)
   return concurrency, on_progress
 end
 
----------------------------------------------------------------------------------------------
+-- ------------------------------------------------------------------------------------------
 -- The methods
 
 --- Runs fn(w, item, i) for every item of list, up to opts.concurrency (16) at a time; w is a

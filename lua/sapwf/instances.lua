@@ -1,4 +1,4 @@
--- Workflow instances: start, list, read, context, status changes, roles, attachments, delete.
+--- Workflow instances: start, list, read, context, status changes, roles, attachments, delete.
 local client = require "sapwf.client"
 local query = require "sapwf.query"
 local ops = require "sapwf.operations".by_name
@@ -70,36 +70,42 @@ local function get(self, op, id)
   return call(self, op, path_of(op, id), "")
 end
 
+--- The instance's context, the data its steps read and write: a table, meta.
 function methods.context(self, id)
   open(self, "context")
   check_id("context", 1, id)
   return get(self, CONTEXT, id)
 end
 
+--- The instance's custom attributes: array of {id, label, value, type}, meta.
 function methods.attributes(self, id)
   open(self, "attributes")
   check_id("attributes", 1, id)
   return get(self, ATTRIBUTES, id)
 end
 
+--- The instance's execution log: array of events (started, task created, ...), meta.
 function methods.execution_logs(self, id)
   open(self, "execution_logs")
   check_id("execution_logs", 1, id)
   return get(self, LOGS, id)
 end
 
+--- The error messages of the instance's failed activities (why it is ERRONEOUS): array, meta.
 function methods.error_messages(self, id)
   open(self, "error_messages")
   check_id("error_messages", 1, id)
   return get(self, ERRORS, id)
 end
 
+--- The instance's role assignments: {viewerUsers = {...}, adminGroups = {...}, ...}, meta.
 function methods.roles(self, id)
   open(self, "roles")
   check_id("roles", 1, id)
   return get(self, ROLES, id)
 end
 
+--- The instance's attachments: a table, meta.
 function methods.attachments(self, id)
   open(self, "attachments")
   check_id("attachments", 1, id)
@@ -143,12 +149,14 @@ local function set_status(self, op, id, body)
   return call(self, op, path_of(op, id), "", body)
 end
 
+--- Cancels the instance. true, meta once the service accepts it (202); the status follows.
 function methods.cancel(self, id)
   open(self, "cancel")
   check_id("cancel", 1, id)
   return set_status(self, CANCEL, id, '{"status":"CANCELED"}')
 end
 
+--- Suspends the instance until wf:resume. true, meta on 202; the status follows.
 function methods.suspend(self, id)
   open(self, "suspend")
   check_id("suspend", 1, id)

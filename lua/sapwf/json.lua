@@ -1,4 +1,4 @@
--- JSON for sapwf on lua-cjson, with the limits of Debian's lua-cjson 2.1.0 worked around.
+--- JSON for sapwf on lua-cjson, with the limits of Debian's lua-cjson 2.1.0 worked around.
 --
 -- encode(value, root) -> text | nil, message      decode(text) -> value | nil, message
 --
@@ -72,7 +72,7 @@ function json.array(t) return mark(array_mt, "array", t) end
 --- Marks t (or a new table) as a JSON object; integer keys become member names.
 function json.object(t) return mark(object_mt, "object", t) end
 
----------------------------------------------------------------------------------------------
+-- ------------------------------------------------------------------------------------------
 -- Validation: one walk that raises `invalid` (caught in encode) with the path of the culprit.
 -- The path is kept as a stack of keys and only rendered when something is wrong.
 
@@ -190,7 +190,7 @@ function check_value(v, depth)
   invalid(depth, format("a %s is not JSON", tv))
 end
 
----------------------------------------------------------------------------------------------
+-- ------------------------------------------------------------------------------------------
 -- Placeholders: "sapwfj<nonce>x<index>" strings; only letters and digits, so cjson writes
 -- them unescaped and they are safe in a gsub pattern. A nonce that occurs in any string of
 -- the data is replaced by another one before it can be confused with a placeholder.
@@ -317,7 +317,7 @@ function json.encode(value, root)
   return cjson_encode(value)
 end
 
----------------------------------------------------------------------------------------------
+-- ------------------------------------------------------------------------------------------
 -- Decoding. cjson turns every number into a double and [] into a table like {}. So:
 --   1. cjson decodes the text; a walk (in C: core.json_fix) turns integral numbers below
 --      2^53 into integers (Lua 5.3+) and notes empty tables and integral numbers beyond 2^53.
