@@ -2,6 +2,12 @@
 -- token and peak RSS), started by bench/run.lua:
 --
 --   sapwf_row.lua loop SECONDS          wf:start in a loop
+--   sapwf_row.lua core SECONDS          the same start through sapwf.core's client:request
+--                                       alone: no Lua layer, no JSON
+--   sapwf_row.lua core_json SECONDS     client:request with the context encoded and the
+--                                       answer decoded by plain lua-cjson: the least any Lua
+--                                       program on libcurl and lua-cjson does per start
+--   (these three take turns with other rows when $SAPWF_BENCH_TURNS is set: bench/common.h)
 --   sapwf_row.lua many SECONDS N        wf:start_many with concurrency N, 2000 items a call
 --   sapwf_row.lua rss TOTAL             TOTAL starts, half wf:start and half start_many, in
 --                                       rounds of 1000 each: resident memory as it goes
@@ -57,7 +63,54 @@ end
 
 assert(wf:token())                               -- the one token, before the clock starts
 
-if mode == "loop" or mode == "many" then
+-- Taking turns with another row ($SAPWF_BENCH_TURNS = "SLOT PHASE START_AT", as in
+-- bench/common.h): starts only in this process's own slots, until it had `seconds` of them.
+-- One start of each one-at-a-time row; true when the instance was started. The core rows
+-- use the client's own sapwf.core client (its token, its connection) without the Lua layer.
+local BODY = '{"definitionId":"simple","context":{"order":1}}'
+local plain_encode, plain_decode = cjson.encode, cjson.decode
+local STEPS = {
+  loop = function() return wf:start("simple", context) ~= nil end,
+  core = function() return wf._core:request("POST", "/v1/workflow-instances", BODY) == 201 end,
+  core_json = function()
+    local body = '{"definitionId":"simple","context":' .. plain_encode(context) .. '}'
+    local status, answer = wf._core:request("POST", "/v1/workflow-instances", body)
+    return status == 201 and type(plain_decode(answer)) == "table"
+  end,
+}
+
+-- Taking turns with other rows ($SAPWF_BENCH_TURNS = "SLOT PHASE START_AT COUNT", as in
+-- bench/common.h): starts only in this process's own slots, until it had `seconds` of them.
+local function take_turns(step, seconds, slot, phase, start_at, count)
+  local starts, failures = 0, 0
+  local slots = math.floor(seconds / slot + 0.999)
+  for k = 0, slots - 1 do
+    local from = start_at + (count * k + phase) * slot
+    local to = from + slot
+    local wait = from - now()
+    if wait > 0 then core.sleep(wait) end
+    while now() < to do
+      if step() then starts = starts + 1 else failures = failures + 1 end
+    end
+  end
+  report(starts, failures, slots * slot)
+end
+
+local turns = os.getenv("SAPWF_BENCH_TURNS")
+if STEPS[mode] and turns then
+  local slot, phase, start_at, count = turns:match("^(%S+) (%S+) (%S+) (%S+)$")
+  assert(STEPS[mode](), "the first start failed")  -- the connection, before the first turn
+  take_turns(STEPS[mode], assert(arg2, "seconds expected"), tonumber(slot), tonumber(phase),
+             tonumber(start_at), tonumber(count))
+elseif mode == "core" or mode == "core_json" then
+  local seconds = assert(arg2, "seconds expected")
+  local starts, failures = 0, 0
+  local t0 = now()
+  repeat
+    if STEPS[mode]() then starts = starts + 1 else failures = failures + 1 end
+  until now() - t0 >= seconds
+  report(starts, failures, now() - t0)
+elseif mode == "loop" or mode == "many" then
   local seconds = assert(arg2, "seconds expected")
   local starts, failures = 0, 0
   local t0 = now()
@@ -81,6 +134,6 @@ elseif mode == "rss" then
   report(starts, failures, now() - t0,
          string.format(" rss_kb_early %d rss_kb_end %d", early, rss_kb()))
 else
-  error("usage: sapwf_row.lua loop|many|rss ...")
+  error("usage: sapwf_row.lua loop|core|core_json|many|rss ...")
 end
 wf:close()
