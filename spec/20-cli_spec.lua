@@ -1,4 +1,5 @@
--- The sapwf command line, run as a real process (`lua5.4 bin/sapwf ...`) against the emulator:
+-- The sapwf command line as users get it: installed by `make install` under a temporary
+-- PREFIX and run as a real process (PREFIX/bin/sapwf) against the emulator:
 -- every command, the exit codes, bulk starts (failed and record files, unknown outcomes,
 -- Ctrl-C), the progress bar and table output on a terminal (util-linux `script` gives the
 -- pty), the emulator command, and that no secret ever shows in what it prints.
@@ -69,6 +70,7 @@ end
 
 describe("sapwf command line", function()
   local emu, dir, full_key, limited_key, secrets
+  local installed          -- { bin =, env = } of the command `make install` put under PREFIX
   local tokens = {}        -- tokens printed by `token --raw`; no other output may hold them
   local seq = 0
 
@@ -91,10 +93,13 @@ describe("sapwf command line", function()
   local function command_line(args, opts)
     opts = opts or {}
     local parts = { "env -u SAPWF_SERVICE_KEY -u VCAP_SERVICES" }
+    for name, value in pairs(installed.env) do
+      parts[#parts + 1] = name .. "=" .. quote(value)
+    end
     for name, value in pairs(opts.env or {}) do
       parts[#parts + 1] = name .. "=" .. quote(value)
     end
-    parts[#parts + 1] = "lua5.4 bin/sapwf"
+    parts[#parts + 1] = quote(installed.bin)
     for _, arg in ipairs(args) do
       parts[#parts + 1] = quote(arg)
     end
@@ -152,6 +157,18 @@ describe("sapwf command line", function()
     write_file(limited_key, json.encode(limited))
     secrets = { full.uaa.clientsecret, limited.uaa.clientsecret }
     assert.is_true(#secrets[1] >= 8 and #secrets[2] >= 8)
+    -- LUA=lua5.4 and no inherited MAKEFLAGS, as in spec/07: the command runs on Lua 5.4
+    -- whichever interpreter the suite runs on.
+    local prefix = dir .. "/prefix"
+    assert.is_true(shell("env -u MAKEFLAGS -u MFLAGS make --no-print-directory -s install "
+      .. "LUA=lua5.4 PREFIX=" .. quote(prefix) .. " >" .. quote(dir .. "/install.log")
+      .. " 2>&1"), read_file(dir .. "/install.log"))
+    installed = {
+      bin = prefix .. "/bin/sapwf",
+      env = { LUA_PATH = prefix .. "/share/lua/5.4/?.lua;" .. prefix
+                .. "/share/lua/5.4/?/init.lua;;",
+              LUA_CPATH = prefix .. "/lib/lua/5.4/?.so;;" },
+    }
   end)
 
   teardown(function()
@@ -818,9 +835,7 @@ describe("sapwf command line", function()
         local home = dir .. "/walkthrough"
         assert.is_true(shell("mkdir -p " .. quote(home)))
         write_file(home .. "/key.json", read_file(limited_key))
-        local pwd = io.popen("pwd")
-        local path = pwd:read("*l") .. "/bin:" .. os.getenv("PATH")
-        pwd:close()
+        local path = installed.bin:match("^(.*)/") .. ":" .. os.getenv("PATH")
         local exports, doctors, printed_command, id = {}, 0, nil, nil
         for i, line in ipairs(lines) do
           local kind = kinds[i]
@@ -840,6 +855,8 @@ describe("sapwf command line", function()
             local script = table.concat(exports, "\n") .. "\n" .. line
             local ok, how, code = helpers.execute("cd " .. quote(home)
               .. " && env -u SAPWF_SERVICE_KEY -u VCAP_SERVICES PATH=" .. quote(path)
+              .. " LUA_PATH=" .. quote(installed.env.LUA_PATH)
+              .. " LUA_CPATH=" .. quote(installed.env.LUA_CPATH)
               .. " sh -c " .. quote(script) .. " </dev/null >" .. quote(out) .. " 2>"
               .. quote(err))
             assert.equal("exit", how)
