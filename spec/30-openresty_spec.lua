@@ -322,6 +322,109 @@ http {
     end)
   end)
 
+  describe("map and start_many", function()
+    -- Items run in light threads, each call in the thread pool: 16 threads, so 20 starts at
+    -- concurrency 10 take two rounds of the service's delay.
+    local CONF = [[
+load_module /usr/lib/nginx/modules/ndk_http_module.so;
+load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
+worker_processes 1;
+error_log logs/error.log warn;
+pid logs/nginx.pid;
+env SAPWF_SERVICE_KEY;
+thread_pool sapwf threads=16;
+events { worker_connections 256; }
+http {
+  access_log off;
+  lua_package_path "$prefix/lua/?.lua;$prefix/lua/?/init.lua;;";
+  lua_package_cpath "$prefix/luajit/?.so;;";
+  lua_shared_dict sapwf_tokens 1m;
+  init_by_lua_block {
+    SPEC = { wf = assert(require("sapwf.ngx").new{ service_key = os.getenv("SAPWF_SERVICE_KEY") }) }
+  }
+  server {
+    listen 127.0.0.1:{{PORT}};
+    location = /many {
+      content_by_lua_block {
+        local items, progress = {}, {}
+        for i = 1, 20 do
+          items[i] = { definitionId = i % 2 == 1 and "simple" or "no-such-definition",
+                       context = { i = i } }
+        end
+        ngx.update_time()
+        local t0 = ngx.now()
+        local results = SPEC.wf:start_many(items, { concurrency = 10,
+          on_progress = function(done, total) progress[#progress + 1] = done .. "/" .. total end })
+        ngx.update_time()
+        local shape = {}
+        for i, r in ipairs(results) do
+          shape[i] = require("sapwf").is_error(r) and r.kind or r.status
+        end
+        ngx.say(require("cjson").encode({ seconds = ngx.now() - t0, shape = shape,
+                                          progress = progress }))
+      }
+    }
+    location = /map-raises {
+      content_by_lua_block {
+        local ok, err = pcall(SPEC.wf.map, SPEC.wf, { 1, 2, 3 }, function(w, n)
+          if n == 2 then error("item two broke", 0) end
+          return assert(w:definitions())
+        end)
+        ngx.say(tostring(ok), "|", tostring(err))
+      }
+    }
+    location = /filters {
+      content_by_lua_block { ngx.say("body") }
+      log_by_lua_block {
+        SPEC.log = select(2, pcall(SPEC.wf.start_many, SPEC.wf, { { definitionId = "simple" } }))
+      }
+    }
+    location = /seen {
+      content_by_lua_block { ngx.say(tostring(SPEC.log)) }
+    }
+  }
+}
+]]
+    local g
+    setup(function()
+      emu:reset()
+      g = gateway.start{ conf = CONF, key = key }
+    end)
+    teardown(function() if g then g:stop() end end)
+    after_each(function() emu:clear_faults() end)
+
+    it("run items concurrently, results in input order, each failure in its place",
+       function()
+      emu:fault{ fault = "delay", delay = 0.3, times = -1, method = "POST",
+                 path = "/v1/workflow-instances" }
+      local before = emu:stats().instances_started
+      local status, body = g:curl("/many")
+      assert.equal(200, status, body)
+      local result = decode(body)
+      for i = 1, 20 do
+        assert.equal(i % 2 == 1 and "RUNNING" or "not_found", result.shape[i], "item " .. i)
+      end
+      assert.equal(before + 10, emu:stats().instances_started)
+      -- One after another: 20 x 0.3 s = 6 s. Ten at a time: two rounds, about 0.6 s.
+      assert.is_true(result.seconds < 2.5, "took " .. result.seconds .. " s")
+      assert.equal(20, #result.progress)
+      assert.equal("20/20", result.progress[20])
+    end)
+
+    it("raise what a function given to map raises", function()
+      local status, body = g:curl("/map-raises")
+      assert.equal(200, status)
+      assert.equal("false|item two broke\n", body)
+    end)
+
+    it("raise, naming the phase, where nginx has no light threads or worker threads",
+       function()
+      assert.equal(200, (g:curl("/filters")))
+      local _, body = g:curl("/seen")
+      assert.matches("wf:start_many%(%) cannot run in the log phase", body)
+    end)
+  end)
+
   it("names the build nginx needs when sapwf.core was built for Lua 5.4", function()
     gateway.build("lua5.4")
     local g = gateway.start{ key = key, links = { luajit = shell.line("pwd") .. "/build/lua5.4" },

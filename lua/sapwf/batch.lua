@@ -151,14 +151,48 @@ local function schedule(w, b, now, list, n, fn, size, on_progress, results)
   end
 end
 
--- fn over list[1..n]: concurrent on a sapwf.core client, one at a time on a core without
--- batches (sapwf.ngx's transport, which has concurrency of its own).
-local function run(self, list, n, fn, concurrency, on_progress)
+-- fn over list[1..n] in nginx (sapwf.ngx, whose transport has no batches): `size` light
+-- threads (ngx.thread) take item after item; each call's exchange runs in nginx's thread
+-- pool while its light thread yields, so `size` are in flight at once. A raise in fn or
+-- on_progress kills the other light threads (their calls in flight are abandoned) and is
+-- raised here.
+local function run_light_threads(self, list, n, fn, size, on_progress, results)
+  local next_i, done = 1, 0
+  local function worker()
+    while next_i <= n do
+      local i = next_i
+      next_i = i + 1
+      local value, err = fn(self, list[i], i)
+      if value ~= nil then results[i] = value else results[i] = err end
+      done = done + 1
+      if on_progress then on_progress(done, n) end
+    end
+  end
+  local spawn, wait, kill = ngx.thread.spawn, ngx.thread.wait, ngx.thread.kill
+  local threads = {}
+  for k = 1, size do threads[k] = spawn(worker) end
+  for k = 1, size do
+    local ok, err = wait(threads[k])
+    if not ok then
+      for j = k + 1, size do kill(threads[j]) end
+      error(err, 0)
+    end
+  end
+  return results
+end
+
+-- fn over list[1..n]: concurrent on a sapwf.core client (a batch) and in nginx (light
+-- threads); one at a time on any other core without batches.
+local function run(self, what, list, n, fn, concurrency, on_progress)
   local real = self._core
   if getmetatable(real) == Deferred then real = real._real end   -- map inside map
   local results = {}
   if n == 0 then return results end
+  local size = concurrency < n and concurrency or n
   if type(real.batch) ~= "function" then
+    if type(real.light_threads) == "function" and real:light_threads(what) then
+      return run_light_threads(self, list, n, fn, size, on_progress, results)
+    end
     for i = 1, n do
       local value, err = fn(self, list[i], i)
       if value ~= nil then results[i] = value else results[i] = err end
@@ -166,7 +200,6 @@ local function run(self, list, n, fn, concurrency, on_progress)
     end
     return results
   end
-  local size = concurrency < n and concurrency or n
   local policy = self._policy
   local now = type(policy) == "table" and policy.now or core.monotonic
   local b = real:batch(size)
@@ -223,7 +256,7 @@ function methods.map(self, list, fn, opts)
   if type(list) ~= "table" then bad("map", 1, "table expected, got " .. type(list), 2) end
   if type(fn) ~= "function" then bad("map", 2, "function expected, got " .. type(fn), 2) end
   local concurrency, on_progress = options("map", 3, opts)
-  return run(self, list, #list, fn, concurrency, on_progress)
+  return run(self, "wf:map()", list, #list, fn, concurrency, on_progress)
 end
 
 local ITEM_FIELDS = { definitionId = true, context = true }
@@ -264,6 +297,6 @@ function methods.start_many(self, items, opts)
     end
   end
   local concurrency, on_progress = options("start_many", 2, opts)
-  return run(self, items, n, start_item, concurrency, on_progress)
+  return run(self, "wf:start_many()", items, n, start_item, concurrency, on_progress)
 end
 

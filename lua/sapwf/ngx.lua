@@ -219,6 +219,14 @@ end
 -- bounded in number; closing this one only ends its use.
 function Transport:close() end
 
+-- wf:map and wf:start_many (batch.lua) ask this before running their items in light
+-- threads (ngx.thread), each call in flight in the thread pool; it raises, as a call does,
+-- in the phases that have neither.
+function Transport:light_threads(what)
+  check_phase(what)
+  return true
+end
+
 -- ------------------------------------------------------------------------------------------
 
 --- A sapwf client for nginx. opts: as sapwf.new's, and
