@@ -423,43 +423,8 @@ describe("batches", function()
     end)
 
     it("are one, multiplexed, when the server speaks HTTP/2", function()
-      -- The emulator's HTTPS listener speaks HTTP/1.1; this one is switched to HTTP/2 by
-      -- rewriting its nginx.conf and reloading nginx.
-      local h2 = helpers.start_emulator{ tls = true }
+      local h2 = helpers.start_emulator{ tls = true, http2 = true }
       local h2_port = tonumber(h2.https_url:match(":(%d+)$"))
-      local conf = h2.dir .. "/conf/nginx.conf"
-      local f = assert(io.open(conf, "rb"))
-      local text = f:read("*a")
-      f:close()
-      local listen = "listen 127.0.0.1:" .. h2_port .. " ssl;"
-      local at = assert(text:find(listen, 1, true), "no HTTPS listener in " .. conf)
-      text = text:sub(1, at - 1) .. "listen 127.0.0.1:" .. h2_port .. " ssl http2;"
-        .. text:sub(at + #listen)
-      f = assert(io.open(conf, "wb"))
-      f:write(text)
-      f:close()
-      local function workers()
-        local p = assert(io.popen("pgrep -P " .. h2.pid))
-        local pids = p:read("*a")
-        p:close()
-        return pids
-      end
-      local old = workers()
-      local reloaded = os.execute("nginx -p " .. h2.dir .. " -c " .. conf
-                                  .. " -s reload 2>/dev/null")
-      assert.is_true(reloaded == true or reloaded == 0)
-      -- until the old workers are gone, one of them could take (and then drop) a connection
-      local deadline = core.monotonic() + 10
-      local gone
-      repeat
-        gone = true
-        local now_running = workers()
-        for pid in old:gmatch("%d+") do
-          if now_running:find("%f[%d]" .. pid .. "%f[%D]") then gone = false end
-        end
-        if not gone then core.sleep(0.05) end
-      until gone or core.monotonic() > deadline
-      assert.is_true(gone, "nginx's old workers did not exit")
       local key = h2:service_key("full")
       key.endpoints.workflow_rest_url = h2.https_url .. "/workflow-service/rest"
       local wf = assert(sapwf.new{ service_key = key, cafile = h2.ca_file })

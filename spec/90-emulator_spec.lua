@@ -1062,6 +1062,8 @@ describe("emulator", function()
         "bad option 'worker' (unknown option)")
       assert.has_error(function() emulator.start{ tls = "yes" } end,
         "bad option 'tls' (boolean expected, got string)")
+      assert.has_error(function() emulator.start{ tls = false, http2 = true } end,
+        "bad option 'http2' (HTTP/2 is offered on the HTTPS listener: needs tls)")
     end)
 
     it("stop() leaves no nginx behind, frees the port and removes its directory", function()

@@ -7,6 +7,7 @@
 --   local emu = assert(emulator.start{ ... })     -- or nil, message
 --     options: dir (prefix directory; default a fresh mktemp -d, removed by stop()),
 --     workers (1), tls (true: also the HTTPS and mTLS listeners and the certificates),
+--     http2 (false: true makes the HTTPS listener offer HTTP/2 as well; needs tls),
 --     max_instances (20000 per worker, 0 = no limit: beyond it the oldest instance is
 --     dropped), log_level ("warn"), nginx (the binary), modules_dir (/usr/lib/nginx/modules)
 --   emu.url, emu.https_url, emu.mtls_url       "http://127.0.0.1:PORT" (https ones: tls only)
@@ -48,7 +49,7 @@ local START_ATTEMPTS = 8
 local MAX_INSTANCES = 20000
 
 local OPTIONS = { dir = "string", workers = "number", tls = "boolean", log_level = "string",
-  modules_dir = "string", nginx = "string", max_instances = "number" }
+  modules_dir = "string", nginx = "string", max_instances = "number", http2 = "boolean" }
 
 local function check_options(opts)
   if opts == nil then return {} end
@@ -69,6 +70,9 @@ local function check_options(opts)
   end
   if opts.max_instances and (opts.max_instances < 0 or opts.max_instances % 1 ~= 0) then
     error("bad option 'max_instances' (non-negative integer expected)", 3)
+  end
+  if opts.http2 and opts.tls == false then
+    error("bad option 'http2' (HTTP/2 is offered on the HTTPS listener: needs tls)", 3)
   end
   return opts
 end
@@ -174,7 +178,8 @@ function emulator.start(opts)
 
   local settings = { dir = dir, lua_root = lua_root(), modules_dir = modules_dir,
     as_root = shell.line("id -u") == "0", workers = opts.workers or 1,
-    log_level = opts.log_level or "warn", max_instances = opts.max_instances or MAX_INSTANCES }
+    log_level = opts.log_level or "warn", max_instances = opts.max_instances or MAX_INSTANCES,
+    http2 = opts.http2 == true }
   if self.tls then
     local files, err = certs.make(dir .. "/certs")
     if not files then return fail(self, err) end

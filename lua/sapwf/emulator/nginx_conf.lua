@@ -50,7 +50,7 @@ local TLS = [[
   ssl_session_cache shared:sapwf_tls:1m;
 
   server {
-    listen 127.0.0.1:%d ssl;
+    listen 127.0.0.1:%d ssl%s;
     location / { content_by_lua_block { require("sapwf.emulator.server").handle("https") } }
   }
 
@@ -68,13 +68,13 @@ local TLS = [[
 ]]
 
 --- The text of nginx.conf. s: dir, lua_root (ends with "/"), modules_dir, as_root, workers,
--- log_level, max_instances, http_port, and with TLS certs (from certs.make), https_port and
--- mtls_port.
+-- log_level, max_instances, http_port, and with TLS certs (from certs.make), https_port,
+-- mtls_port and http2 (the HTTPS listener offers HTTP/2 by ALPN).
 function nginx_conf.render(s)
   local tls = ""
   if s.certs then
     tls = format(TLS, s.certs.server_cert_file, s.certs.server_key_file, s.https_port,
-      s.mtls_port, s.certs.ca_file)
+      s.http2 and " http2" or "", s.mtls_port, s.certs.ca_file)
   end
   -- as root, workers would run as nobody, who may not read the repository's files
   local user = s.as_root and "user root;" or ""
