@@ -19,6 +19,26 @@ local function worker_pids(g)
   return n
 end
 
+-- An nginx.conf for sapwf.ngx: one worker, the thread pool "sapwf" with `threads` threads,
+-- the token dict, and `http` (more directives and the servers) in the http block.
+local function ngx_conf(threads, http)
+  return ([[
+load_module /usr/lib/nginx/modules/ndk_http_module.so;
+load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
+worker_processes 1;
+error_log logs/error.log warn;
+pid logs/nginx.pid;
+env SAPWF_SERVICE_KEY;
+thread_pool sapwf threads=%d;
+events { worker_connections 256; }
+http {
+  access_log off;
+  lua_package_path "$prefix/lua/?.lua;$prefix/lua/?/init.lua;;";
+  lua_package_cpath "$prefix/luajit/?.so;;";
+  lua_shared_dict sapwf_tokens 1m;
+]]):format(threads) .. http .. "}\n"
+end
+
 describe("sapwf.ngx in nginx", function()
   local emu, key, secret
 
@@ -158,20 +178,7 @@ describe("sapwf.ngx in nginx", function()
 
   describe("in each nginx phase", function()
     -- No warm_up here, and room for two Lua states only: calls beyond that wait for one.
-    local CONF = [[
-load_module /usr/lib/nginx/modules/ndk_http_module.so;
-load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
-worker_processes 1;
-error_log logs/error.log warn;
-pid logs/nginx.pid;
-env SAPWF_SERVICE_KEY;
-thread_pool sapwf threads=4;
-events { worker_connections 256; }
-http {
-  access_log off;
-  lua_package_path "$prefix/lua/?.lua;$prefix/lua/?/init.lua;;";
-  lua_package_cpath "$prefix/luajit/?.so;;";
-  lua_shared_dict sapwf_tokens 1m;
+    local CONF = ngx_conf(4, [[
   lua_worker_thread_vm_pool_size 2;
   init_by_lua_block {
     local sapwf_ngx = require "sapwf.ngx"
@@ -243,8 +250,7 @@ http {
       }
     }
   }
-}
-]]
+]])
     local g
     setup(function()
       emu:reset()
@@ -325,20 +331,7 @@ http {
   describe("map and start_many", function()
     -- Items run in light threads, each call in the thread pool: 16 threads, so 20 starts at
     -- concurrency 10 take two rounds of the service's delay.
-    local CONF = [[
-load_module /usr/lib/nginx/modules/ndk_http_module.so;
-load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
-worker_processes 1;
-error_log logs/error.log warn;
-pid logs/nginx.pid;
-env SAPWF_SERVICE_KEY;
-thread_pool sapwf threads=16;
-events { worker_connections 256; }
-http {
-  access_log off;
-  lua_package_path "$prefix/lua/?.lua;$prefix/lua/?/init.lua;;";
-  lua_package_cpath "$prefix/luajit/?.so;;";
-  lua_shared_dict sapwf_tokens 1m;
+    local CONF = ngx_conf(16, [[
   init_by_lua_block {
     SPEC = { wf = assert(require("sapwf.ngx").new{ service_key = os.getenv("SAPWF_SERVICE_KEY") }) }
   }
@@ -383,8 +376,7 @@ http {
       content_by_lua_block { ngx.say(tostring(SPEC.log)) }
     }
   }
-}
-]]
+]])
     local g
     setup(function()
       emu:reset()

@@ -19,13 +19,7 @@ local BAD_CREDENTIALS_CHALLENGE =
 ---------------------------------------------------------------------------------------------
 -- curl
 
-local function read_file(path)
-  local file = io.open(path, "rb")
-  if not file then return nil end
-  local text = file:read("*a")
-  file:close()
-  return text
-end
+local read_file = helpers.read_file
 
 local function write_file(path, text)
   local file = assert(io.open(path, "wb"))

@@ -80,14 +80,8 @@ function helpers.run(command)
   return ok == true, text, code
 end
 
---- The contents of a file, or nil when it cannot be read.
-function helpers.read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local text = f:read("*a")
-  f:close()
-  return text
-end
+--- The contents of a file, or nil when it cannot be read (the emulator's shell helper).
+helpers.read_file = require("sapwf.emulator.shell").read_file
 
 --- A new empty directory (mktemp -d); the caller removes it.
 function helpers.temp_dir()
