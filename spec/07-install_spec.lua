@@ -65,24 +65,32 @@ describe("installing", function()
     io.write(where, " ", inst.status, "\n")
   ]]
 
+  -- The module and the command installed under root (a luarocks tree or a PREFIX) work
+  -- from there: a start through the module, and `sapwf --output json <command>`, whose
+  -- output must hold one of `expected`. (A custom tree needs its paths, as `luarocks path
+  -- --tree` prints them.)
+  local function assert_works_from(root, command, expected)
+    local lpath = root .. "/share/lua/5.4/?.lua;" .. root .. "/share/lua/5.4/?/init.lua"
+    local cpath = root .. "/lib/lua/5.4/?.so"
+    local ran, text = run_installed(lpath, cpath, PROGRAM:format(key_file))
+    assert.is_true(ran, text)
+    assert.equal(root .. "/lib/lua/5.4/sapwf/core.so RUNNING\n", text)
+    local cli_ok, cli_out = run(string.format(
+      "LUA_PATH='%s;;' LUA_CPATH='%s;;' '%s/bin/sapwf' --service-key '%s' --output json %s",
+      lpath, cpath, root, key_file, command))
+    assert.is_true(cli_ok, cli_out)
+    local found = false
+    for _, word in ipairs(expected) do found = found or cli_out:find(word, 1, true) ~= nil end
+    assert.is_true(found, cli_out)
+  end
+
   it("luarocks make installs offline into a local tree, and the module works from there",
      function()
     local tree = tmp .. "/rocks"
     local ok, out = run("luarocks --lua-version=5.4 --tree='" .. tree
                         .. "' make --deps-mode=none sapwf-scm-1.rockspec")
     assert.is_true(ok, out)
-    local lpath = tree .. "/share/lua/5.4/?.lua;" .. tree .. "/share/lua/5.4/?/init.lua"
-    local cpath = tree .. "/lib/lua/5.4/?.so"
-    local ran, text = run_installed(lpath, cpath, PROGRAM:format(key_file))
-    assert.is_true(ran, text)
-    assert.equal(tree .. "/lib/lua/5.4/sapwf/core.so RUNNING\n", text)
-    -- The rock installs the command line too (a custom tree needs its paths, as
-    -- `luarocks path --tree` prints them).
-    local cli_ok, cli_out = run(string.format(
-      "LUA_PATH='%s;;' LUA_CPATH='%s;;' '%s/bin/sapwf' --service-key '%s' --output json definitions",
-      lpath, cpath, tree, key_file))
-    assert.is_true(cli_ok, cli_out)
-    assert.truthy(cli_out:find("orderapproval", 1, true))
+    assert_works_from(tree, "definitions", { "orderapproval" })
   end)
 
   it("make install puts the module and the command under PREFIX", function()
@@ -92,15 +100,6 @@ describe("installing", function()
     local ok, out = run("env -u MAKEFLAGS -u MFLAGS make --no-print-directory install "
                         .. "LUA=lua5.4 PREFIX='" .. prefix .. "'")
     assert.is_true(ok, out)
-    local lpath = prefix .. "/share/lua/5.4/?.lua;" .. prefix .. "/share/lua/5.4/?/init.lua"
-    local cpath = prefix .. "/lib/lua/5.4/?.so"
-    local ran, text = run_installed(lpath, cpath, PROGRAM:format(key_file))
-    assert.is_true(ran, text)
-    assert.equal(prefix .. "/lib/lua/5.4/sapwf/core.so RUNNING\n", text)
-    local cli_ok, cli_out = run(string.format(
-      "LUA_PATH='%s;;' LUA_CPATH='%s;;' '%s/bin/sapwf' --service-key '%s' --output json token",
-      lpath, cpath, prefix, key_file))
-    assert.is_true(cli_ok, cli_out)
-    assert.truthy(cli_out:find("expires", 1, true) or cli_out:find("seconds", 1, true), cli_out)
+    assert_works_from(prefix, "token", { "expires", "seconds" })
   end)
 end)
