@@ -210,6 +210,12 @@ describe("sapwf command line", function()
       assert.equal(2, run({ "start", "simple", "--context", "[1]" }).code)
       assert.equal(2, run({ "start", "simple", "--context", "@" .. dir .. "/missing.json" }).code)
       assert.equal(2, run({ "start", "simple", "--context", "{}", "--from", "x" }).code)
+      for _, bad in ipairs({ "0.5", "0", "1025", "many" }) do
+        local c = run({ "start", "simple", "--from", "x", "--concurrency", bad })
+        assert.equal(2, c.code, bad)
+        assert.matches("%-%-concurrency must be an integer from 1 to 1024, got '"
+          .. bad:gsub("%p", "%%%0") .. "'", c.stderr)
+      end
       assert.equal(2, run({ "message", "--name", "m", "--instance-id", "a",
         "--definition-id", "d", "--business-key", "k" }).code)
       assert.equal(0, emu:stats().api_requests, "a usage error sent a request")

@@ -300,3 +300,5 @@ function methods.start_many(self, items, opts)
   return run(self, "wf:start_many()", items, n, start_item, concurrency, on_progress)
 end
 
+-- The limits of opts.concurrency, for callers that check it before calling (the CLI).
+return { MAX_CONCURRENCY = MAX_CONCURRENCY }

@@ -117,7 +117,7 @@ end
 -- before the next yield, so Ctrl-C never loses a result; a few batches' worth of work per
 -- yield keeps the connections busy.
 function M.starter(wf, concurrency)
-  local n = math.floor(concurrency or DEFAULT_CONCURRENCY)
+  local n = concurrency or DEFAULT_CONCURRENCY
   return function(items)
     local payload = {}
     for i, item in ipairs(items) do

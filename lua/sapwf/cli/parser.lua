@@ -15,6 +15,18 @@ local function whole_number(name)
   end
 end
 
+-- An integer from low to high (a fraction is a mistake, not something to round).
+local function integer_between(name, low, high)
+  return function(text)
+    local n = tonumber(text)
+    if not n or n % 1 ~= 0 or n < low or n > high then
+      return nil, string.format("%s must be an integer from %d to %d, got '%s'", name, low,
+                                high, text)
+    end
+    return math.floor(n)
+  end
+end
+
 local function positive_number(name)
   return function(text)
     local n = tonumber(text)
@@ -120,7 +132,8 @@ local function add_start_command(parser)
         .. "{\"definitionId\":..,\"context\":..}; - reads stdin."):argname("FILE")
   )
   start:option("--concurrency", "Bulk: starts in flight at once (default 4).")
-    :argname("N"):convert(positive_number("--concurrency"))
+    :argname("N"):convert(integer_between("--concurrency", 1,
+                                          require("sapwf.batch").MAX_CONCURRENCY))
   start:option("--failed", "Bulk: where failed lines go, in the input format "
       .. "(default <input>.failed.ndjson)."):argname("FILE")
   start:option("--record", "Bulk: one {\"line\":n,\"id\":..} per started instance, written as it "
