@@ -413,8 +413,9 @@ function client.call(self, op, path, query, body)
       return nil, errors.decode(status, headers_table(headers),
                                 { method = method, path = path, op = op.name }, detail)
     end
+    -- Only list calls can ask for a count ($inlinecount), so only they read the header.
     -- Only a plain count: "1e3", "0x10" or "-1" from a proxy is no count at all.
-    local total = header(headers, "x-total-count")
+    local total = op.query_names["$inlinecount"] and header(headers, "x-total-count")
     if total then meta.total = parse_count(total) end
     return value, meta
   elseif kind == "job" then
