@@ -95,6 +95,7 @@ bench: deps
 	@$(MAKE) --no-print-directory BUILD_DIR=$(BENCH_DIR)/$(LUA) all
 	$(CC) $(ALL_CFLAGS) -o $(BENCH_DIR)/keepalive bench/keepalive.c $(CURL_LIBS)
 	$(CC) $(ALL_CFLAGS) -o $(BENCH_DIR)/multi bench/multi.c $(CURL_LIBS)
+	$(CC) -std=c99 $(WARNINGS) $(CFLAGS) -o $(BENCH_DIR)/turns bench/turns.c
 	$(LUA) bench/run.lua --build $(BENCH_DIR) $(if $(QUICK),--quick) \
 	  $(if $(WORKERS),--workers $(WORKERS))
 

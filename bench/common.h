@@ -94,51 +94,12 @@ static long bench_peak_rss_kb(void)
   return kb;
 }
 
+/* "ended": when the measurement ended (CLOCK_MONOTONIC), so that bench/turns.c's log
+ * tells how much of the measured span this process really ran. */
 static void bench_report(const bench_run *run, double elapsed)
 {
-  printf("starts %ld seconds %.3f failures %ld peak_rss_kb %ld\n", run->starts, elapsed,
-         run->failures, bench_peak_rss_kb());
-}
-
-/* Taking turns. When $SAPWF_BENCH_TURNS is "SLOT PHASE START_AT COUNT", COUNT rows share
- * one span of time from START_AT (CLOCK_MONOTONIC seconds, the same clock in every
- * process): it is cut into slots of SLOT seconds, and this process works in slots PHASE,
- * PHASE + COUNT, PHASE + 2 COUNT, ... and sleeps through the others, until it had SECONDS
- * of its own. Whatever else the machine does then falls on all of them alike, so their
- * ratios hold still where rows run one after the other move by 20% from one second to the
- * next. */
-typedef struct bench_turns {
-  double slot, start_at;
-  int phase, count, slots;         /* slots: this process's own */
-} bench_turns;
-
-static inline int bench_turns_init(bench_turns *t, double seconds)
-{
-  const char *spec = getenv("SAPWF_BENCH_TURNS");
-  if (spec == NULL
-      || sscanf(spec, "%lf %d %lf %d", &t->slot, &t->phase, &t->start_at, &t->count) != 4
-      || t->slot <= 0 || t->count < 1 || t->phase < 0 || t->phase >= t->count)
-    return 0;
-  t->slots = (int)(seconds / t->slot + 0.999);
-  return 1;
-}
-
-/* The span of this process's k-th own slot. */
-static inline void bench_turn(const bench_turns *t, int k, double *from, double *to)
-{
-  *from = t->start_at + (t->count * k + t->phase) * t->slot;
-  *to = *from + t->slot;
-}
-
-static inline void bench_sleep_until(double at)
-{
-  struct timespec ts;
-  ts.tv_sec = (time_t)at;
-  ts.tv_nsec = (long)((at - (double)ts.tv_sec) * 1e9);
-  if (ts.tv_nsec > 999999999L)
-    ts.tv_nsec = 999999999L;
-  while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) != 0)
-    ;
+  printf("starts %ld seconds %.3f failures %ld ended %.6f peak_rss_kb %ld\n", run->starts,
+         elapsed, run->failures, bench_now(), bench_peak_rss_kb());
 }
 
 static void bench_free(bench_run *run)

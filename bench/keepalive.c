@@ -1,14 +1,13 @@
 /* The floor for any libcurl client, one start at a time: one easy handle, one kept-alive
  * connection, the start body and the Bearer header set once, each answer read into a
  * buffer and dropped. Usage: keepalive URL SECONDS (the token in $SAPWF_BENCH_TOKEN, so it
- * is never on a command line; $SAPWF_BENCH_TURNS takes turns, see common.h). Prints one
- * line: starts N seconds S failures N peak_rss_kb N. MIT licence, see LICENSE. */
+ * is never on a command line). Prints one line: starts N seconds S failures N ended T
+ * peak_rss_kb N. MIT licence, see LICENSE. */
 #include "common.h"
 
 int main(int argc, char **argv)
 {
   bench_run run;
-  bench_turns turns;
   CURL *easy;
   double seconds, start;
   if (!bench_init(&run, argc, argv, &seconds))
@@ -18,23 +17,10 @@ int main(int argc, char **argv)
     fprintf(stderr, "keepalive: cannot set up libcurl\n");
     return 1;
   }
-  if (bench_turns_init(&turns, seconds)) {
-    int k;
-    curl_easy_perform(easy);            /* the connection, before the first turn */
-    for (k = 0; k < turns.slots; k++) {
-      double from, to;
-      bench_turn(&turns, k, &from, &to);
-      bench_sleep_until(from);
-      while (bench_now() < to)
-        bench_count(&run, easy, curl_easy_perform(easy));
-    }
-    bench_report(&run, turns.slots * turns.slot);
-  } else {
-    start = bench_now();
-    while (bench_now() - start < seconds)
-      bench_count(&run, easy, curl_easy_perform(easy));
-    bench_report(&run, bench_now() - start);
-  }
+  start = bench_now();
+  while (bench_now() - start < seconds)
+    bench_count(&run, easy, curl_easy_perform(easy));
+  bench_report(&run, bench_now() - start);
   curl_easy_cleanup(easy);
   bench_free(&run);
   return 0;

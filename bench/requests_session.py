@@ -1,7 +1,7 @@
 """What users do today, the good way: Python requests with a Session (kept-alive connection),
 one token fetched at the start. Usage: requests_session.py SECONDS, with SAPWF_BENCH_TOKEN_URL,
 SAPWF_BENCH_API_URL, SAPWF_BENCH_CLIENT_ID and SAPWF_BENCH_CLIENT_SECRET in the environment.
-Prints: starts N seconds S failures N"""
+Prints: starts N seconds S failures N ended T"""
 import os
 import sys
 import time
@@ -25,4 +25,6 @@ while time.monotonic() - start < seconds:
         starts += 1
     else:
         failures += 1
-print("starts %d seconds %.3f failures %d" % (starts, time.monotonic() - start, failures))
+ended = time.monotonic()  # CLOCK_MONOTONIC, as bench/turns.c logs its slots
+print("starts %d seconds %.3f failures %d ended %.6f"
+      % (starts, ended - start, failures, ended))

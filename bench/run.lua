@@ -8,8 +8,9 @@
 -- and no BENCHMARKS.md (its figures are not the targets).
 --
 -- Every row runs in a process of its own for the same number of seconds against the same
--- emulator, with the same start body, on the same client credentials; rows take turns in
--- rounds (the order rotates), and the table shows each row's median. Peak RSS is GNU time's
+-- emulator, with the same start body, on the same client credentials, in rounds; within a
+-- round the rows with as many requests in flight take turns in short slots (bench/turns.c),
+-- and the table shows each row's median. Peak RSS is GNU time's
 -- maximum resident set of the row's process (for the shell loop: of its largest curl), and CPU
 -- per start the user and system time of the process (and its children) over its starts.
 -- Token requests are what the emulator counted during the row.
@@ -76,7 +77,7 @@ end
 for _, command in ipairs({ "wrk", "curl", "bash", "awk" }) do
   if not found(command) then fail(command .. " is missing (make bench installs it)") end
 end
-for _, program in ipairs({ "keepalive", "multi" }) do
+for _, program in ipairs({ "keepalive", "multi", "turns" }) do
   if not shell.read_file(opts.build .. "/" .. program) then
     fail(opts.build .. "/" .. program .. " is missing: run `make bench`")
   end
@@ -149,35 +150,42 @@ shell.write_file(env_file, concat({
 
 local START_URL = api_url .. "/v1/workflow-instances"
 
+-- group: the rows that take turns with each other (bench/turns.c), those with one start
+-- in flight and those with IN_FLIGHT. The tutorial's pattern and the shell loop of curl
+-- commands run on their own: the one fetches a token per start (which would blur the token
+-- count of its group), the other starts a process per start; neither is near a target.
+-- command(s): the row for s seconds of the clock on the wall.
 local ROWS = {
   { id = "wrk1", label = "wrk, 1 connection (the limit)", flight = 1, given = true,
+    group = "one",
     command = function(s) return format("wrk -t1 -c1 -d%ds -s bench/start.lua %s", s,
                                         quote(START_URL)) end },
   { id = "wrk32", label = "wrk, 32 connections (the limit)", flight = IN_FLIGHT, given = true,
+    group = "many",
     command = function(s) return format("wrk -t1 -c%d -d%ds -s bench/start.lua %s",
                                         IN_FLIGHT, s, quote(START_URL)) end },
   { id = "c_keepalive", label = "C libcurl keep-alive loop (floor)", flight = 1, given = true,
-    turns = "one at a time",
+    group = "one",
     command = function(s) return format("%s/keepalive %s %d", opts.build, quote(START_URL),
                                         s) end },
   { id = "c_multi", label = "C libcurl multi, 32 in flight (floor)", flight = IN_FLIGHT,
-    given = true,
+    given = true, group = "many",
     command = function(s) return format("%s/multi %s %d %d", opts.build, quote(START_URL), s,
                                         IN_FLIGHT) end },
   { id = "core_loop", label = "sapwf.core client:request alone (no Lua layer, no JSON)",
-    flight = 1, turns = "one at a time", part = true,
+    flight = 1, group = "one", part = true,
     command = function(s) return format("%s bench/sapwf_row.lua core %d", LUA, s) end },
   { id = "core_json", label = "sapwf.core + plain lua-cjson both ways", flight = 1,
-    turns = "one at a time", part = true,
+    group = "one", part = true,
     command = function(s) return format("%s bench/sapwf_row.lua core_json %d", LUA, s) end },
   { id = "sapwf_loop", label = "sapwf wf:start in a loop", flight = 1, sapwf = true,
-    turns = "one at a time",
+    group = "one",
     command = function(s) return format("%s bench/sapwf_row.lua loop %d", LUA, s) end },
   { id = "sapwf_many", label = "sapwf wf:start_many, concurrency 32", flight = IN_FLIGHT,
-    sapwf = true,
+    sapwf = true, group = "many",
     command = function(s) return format("%s bench/sapwf_row.lua many %d %d", LUA, s,
                                         IN_FLIGHT) end },
-  { id = "py_session", label = "Python requests, Session", flight = 1,
+  { id = "py_session", label = "Python requests, Session", flight = 1, group = "one",
     command = function(s) return format("%s bench/requests_session.py %d", PYTHON, s) end },
   { id = "py_tutorial", label = "Python requests, token per start (tutorial)", flight = 1,
     command = function(s) return format("%s bench/requests_tutorial.py %d", PYTHON, s) end },
@@ -203,25 +211,33 @@ local function run_measured(command)
   return output, tonumber(rss), tonumber(user) + tonumber(sys)
 end
 
--- starts, seconds, failures from a row's output.
+-- starts, seconds, failures, ended (monotonic; nil for the curl loop) from a row's output.
 local function parse(output)
-  local requests, errors, took = output:match("wrk requests (%d+) errors (%d+) seconds ([%d.]+)")
+  local requests, errors, took, ended = output:match(
+    "wrk requests (%d+) errors (%d+) seconds ([%d.]+) ended ([%d.]+)")
   if requests then
-    return tonumber(requests) - tonumber(errors), tonumber(took), tonumber(errors)
+    return tonumber(requests) - tonumber(errors), tonumber(took), tonumber(errors),
+      tonumber(ended)
   end
   local starts, seconds, failures = output:match("starts (%d+) seconds ([%d.]+) failures (%d+)")
   if not starts then return nil end
-  return tonumber(starts), tonumber(seconds), tonumber(failures)
+  return tonumber(starts), tonumber(seconds), tonumber(failures),
+    tonumber(output:match(" ended ([%d.]+)"))
 end
 
 local function token_requests()
   return emu:stats().token_requests
 end
 
-local function record(row, output, rss, cpu, tokens)
-  local starts, seconds, failures = parse(output)
+-- ran: the seconds of its measurement the row really ran (taking turns), else its length.
+local function record(row, output, rss, cpu, tokens, ran)
+  local starts, seconds, failures, ended = parse(output)
   if not starts or starts == 0 then
     fail("no starts in the output of " .. row.id .. ":\n" .. output)
+  end
+  if type(ran) == "function" then
+    if not ended then fail("no end time in the output of " .. row.id .. ":\n" .. output) end
+    seconds = ran(ended - seconds, ended)
   end
   row.rates[#row.rates + 1] = starts / seconds
   row.tokens[#row.tokens + 1] = tokens
@@ -236,37 +252,53 @@ local function run_row(row)
   record(row, output, rss, cpu, token_requests() - before)
 end
 
--- Rows that take turns (bench/common.h, SAPWF_BENCH_TURNS): all processes of a group run
--- at once over COUNT x SECONDS, each in every COUNT-th slot of TURN_SLOT seconds, so what
--- else the machine does falls on all of them alike. Rows run one after the other move by 20%
--- from one second to the next on a shared virtual machine, more than the differences the
--- targets are about. The first slot goes to another row each round. Token requests are
--- counted for the group: each row that fetches its own is given one when the group made
--- exactly one per such row, else the group's total (so the target shows it).
+-- A group of rows taking turns (bench/turns.c): all start at once and each runs only in its
+-- slots of TURN_SLOT seconds, round robin, the others stopped, so whatever else the machine
+-- does falls on all of them alike. Each runs for COUNT x SECONDS on the wall, which gives it
+-- about SECONDS of its own; its rate counts the time it really ran during its measurement
+-- (the slots the log shows, cut to the span its output names). The first slot goes to
+-- another row each round. Token requests are counted for the group: each row that fetches
+-- its own is given one when the group made exactly one per such row, else the group's
+-- total (so the target shows it).
 local TURN_SLOT = 0.05
 local function run_group(group, round)
   local before = token_requests()
-  local start_at = core.monotonic() + 1             -- after every process is up
-  local parts, files, fetching = {}, {}, 0
-  for i, row in ipairs(group) do
-    local phase = (i + round) % #group
-    local f = { out = format("%s/out%d", tmp, i), time = format("%s/time%d", tmp, i) }
-    files[i] = f
+  local n = #group
+  local order, parts, files, fetching = {}, {}, {}, 0
+  for k = 1, n do order[k] = group[(k - 1 + round) % n + 1] end
+  for k, row in ipairs(order) do
+    local f = { out = format("%s/out%d", tmp, k), time = format("%s/time%d", tmp, k) }
+    files[k] = f
     if not row.given then fetching = fetching + 1 end
-    parts[i] = format("SAPWF_BENCH_TURNS=%s %s%s -f '%%M %%U %%S' -o %s %s >%s 2>&1 &",
-      quote(format("%g %d %.6f %d", TURN_SLOT, phase, start_at, #group)), PIN, GNU_TIME,
-      quote(f.time), row.command(SECONDS), quote(f.out))
+    parts[k] = quote(format(". %s && exec %s%s -f '%%M %%U %%S' -o %s %s >%s 2>&1",
+      quote(env_file), PIN, GNU_TIME, quote(f.time), row.command(SECONDS * n), quote(f.out)))
   end
-  shell.run(format("bash -c %s", quote(". " .. quote(env_file) .. " && { "
-    .. concat(parts, " ") .. " wait; }")))
+  local log = tmp .. "/slots"
+  local ok = shell.run(format("%s/turns %g %s %s", opts.build, TURN_SLOT, quote(log),
+                              concat(parts, " ")))
+  local slots = {}
+  for line in (shell.read_file(log) or ""):gmatch("[^\n]+") do
+    local k, from, to = line:match("^(%d+) ([%d.]+) ([%d.]+)$")
+    k = tonumber(k)
+    slots[k] = slots[k] or {}
+    slots[k][#slots[k] + 1] = { tonumber(from), tonumber(to) }
+  end
   local tokens = token_requests() - before
-  for i, row in ipairs(group) do
-    local output = shell.read_file(files[i].out) or ""
-    local rss, user, sys = (shell.read_file(files[i].time) or ""):match(
+  for k, row in ipairs(order) do
+    local output = shell.read_file(files[k].out) or ""
+    local rss, user, sys = (shell.read_file(files[k].time) or ""):match(
       "(%d+) ([%d.]+) ([%d.]+)%s*$")
-    if not rss then fail("a row failed: " .. row.command(SECONDS) .. "\n" .. output) end
+    if not ok or not rss then fail("a row failed: " .. row.command(SECONDS * n) .. "\n" .. output) end
+    local function ran(from, to)
+      local sum = 0
+      for _, s in ipairs(slots[k] or {}) do
+        local a, b = math.max(s[1], from), math.min(s[2], to)
+        if b > a then sum = sum + (b - a) end
+      end
+      return sum
+    end
     record(row, output, tonumber(rss), tonumber(user) + tonumber(sys),
-           row.given and 0 or (tokens == fetching and 1 or tokens))
+           row.given and 0 or (tokens == fetching and 1 or tokens), ran)
   end
 end
 
@@ -281,22 +313,30 @@ if tonumber(load_before:match("^%S+")) > 0.5 then
 end
 say("bench: %d round(s) of %d s per row, %d rows; emulator workers %d; load %s",
     ROUNDS, SECONDS, #ROWS, opts.workers, load_before)
+local GROUPS = {}
+for _, row in ipairs(ROWS) do
+  if row.group then
+    if not GROUPS[row.group] then
+      GROUPS[row.group] = {}
+      GROUPS[#GROUPS + 1] = GROUPS[row.group]
+    end
+    local g = GROUPS[row.group]
+    g[#g + 1] = row
+  end
+end
 for round = 1, ROUNDS do
-  for k = 0, #ROWS - 1 do
-    local row = ROWS[(round - 1 + k) % #ROWS + 1]
-    if not row.turns then
+  for k = 0, #GROUPS - 1 do                        -- which group goes first rotates too
+    local group = GROUPS[(round - 1 + k) % #GROUPS + 1]
+    run_group(group, round)
+    for _, r in ipairs(group) do
+      say("  round %d  %-46s %9.0f starts/s  (taking turns)", round, r.label,
+          r.rates[#r.rates])
+    end
+  end
+  for _, row in ipairs(ROWS) do
+    if not row.group then
       run_row(row)
       say("  round %d  %-46s %9.0f starts/s", round, row.label, row.rates[#row.rates])
-    elseif #row.rates < round then                    -- a group runs once a round
-      local group = {}
-      for _, r in ipairs(ROWS) do
-        if r.turns == row.turns then group[#group + 1] = r end
-      end
-      run_group(group, round)
-      for _, r in ipairs(group) do
-        say("  round %d  %-46s %9.0f starts/s  (taking turns)", round, r.label,
-            r.rates[#r.rates])
-      end
     end
   end
 end
@@ -497,22 +537,23 @@ if not QUICK then
       .. "with the same technical client. It has the one authority a bulk start needs "
       .. "(WORKFLOW_INSTANCE_START), so its token is %d bytes.", opts.workers, #token),
     "",
-    format("Each row is a process of its own that starts instances for %d s; the rows take "
-      .. "turns in %d rounds, in an order that rotates, and the table shows each row's median "
-      .. "(spread: (max - min) / median over the rounds). \"x limit\" divides by `wrk` with "
-      .. "as many requests in flight (1 or 32), round by round. Peak RSS is the row "
-      .. "process's maximum resident memory (GNU time); token requests are what the emulator "
-      .. "counted during the row (\"given\": the row was handed a token). CPU per start is "
-      .. "the row process's user and system time (with its children's) over its starts: "
-      .. "what the client spends, apart from the server.", SECONDS, ROUNDS),
+    format("Each row is a process of its own that starts instances for about %d s of its "
+      .. "own, %d times (rounds). The rows with one start in flight run at once, and so do "
+      .. "the rows with 32, but they take turns (bench/turns.c): each runs in slots of %d ms, "
+      .. "round robin, while the others of its group are stopped (SIGSTOP), so whatever else "
+      .. "the virtual machine does falls on all of them alike; each round another row goes "
+      .. "first. Run one after the other, the same program moves by 20%% from one second to "
+      .. "the next here, more than the differences the targets are about. A row's rate "
+      .. "counts only the time it really ran. The tutorial's pattern and the curl command "
+      .. "line run on their own (a token or a process per start; neither is near a target).",
+      SECONDS, ROUNDS, math.floor(TURN_SLOT * 1000 + 0.5)),
     "",
-    format("The rows that start one instance at a time with libcurl (the C keep-alive loop, "
-      .. "the two sapwf.core rows and `wf:start` in a loop) run at once instead, taking turns "
-      .. "in slots of %d ms (each works in every fourth slot and sleeps through the others, "
-      .. "bench/common.h): whatever else the virtual machine does then falls on all four "
-      .. "alike. Run one after the other, the same program moves by 20%% from one second to "
-      .. "the next here, more than the differences the first target is about.",
-      math.floor(TURN_SLOT * 1000 + 0.5)),
+    "The table shows each row's median over the rounds (spread: (max - min) / median). "
+      .. "\"x limit\" divides by `wrk` with as many requests in flight (1 or 32), round by "
+      .. "round. Peak RSS is the row process's maximum resident memory (GNU time); token "
+      .. "requests are what the emulator counted during the row (\"given\": the row was "
+      .. "handed a token). CPU per start is the row process's user and system time (with its "
+      .. "children's) over its starts: what the client spends, apart from the server.",
     "",
     "- the limit: `wrk` (one thread) with bench/start.lua;",
     "- the floor for any libcurl client: bench/keepalive.c (one easy handle, one kept-alive "
@@ -547,7 +588,7 @@ if not QUICK then
     "- One machine runs both sides: the client rows compete with nginx for its CPUs, so a "
       .. "client that needs less CPU per start leaves more to the server. wrk needs the "
       .. "least, which is why it is the limit.",
-    format("- Where the loop's time goes, against the C keep-alive loop (taking turns): "
+    format("- Where the loop's time goes, against the C keep-alive loop: "
       .. "sapwf.core's `client:request` alone %.2f x, with plain lua-cjson both ways %.2f x, "
       .. "`wf:start` %.2f x. Encoding the context and decoding the answer, which `wf:start` "
       .. "must do, costs more than the rest of the Lua layer.",

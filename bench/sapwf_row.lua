@@ -7,13 +7,13 @@
 --   sapwf_row.lua core_json SECONDS     client:request with the context encoded and the
 --                                       answer decoded by plain lua-cjson: the least any Lua
 --                                       program on libcurl and lua-cjson does per start
---   (these three take turns with other rows when $SAPWF_BENCH_TURNS is set: bench/common.h)
 --   sapwf_row.lua many SECONDS N        wf:start_many with concurrency N, 2000 items a call
 --   sapwf_row.lua rss TOTAL             TOTAL starts, half wf:start and half start_many, in
 --                                       rounds of 1000 each: resident memory as it goes
 --
 -- The service key comes from $SAPWF_BENCH_KEY (JSON). Prints one line for run.lua:
---   starts N seconds S failures N [rss_kb_early N rss_kb_end N]
+--   starts N seconds S failures N ended T [rss_kb_early N rss_kb_end N]
+-- (ended: when the measurement ended, CLOCK_MONOTONIC, as bench/turns.c logs its slots)
 local sapwf = require "sapwf"
 local core = require "sapwf.core"
 local cjson = require "cjson"
@@ -33,8 +33,8 @@ local function rss_kb()
 end
 
 local function report(starts, failures, seconds, extra)
-  io.write(string.format("starts %d seconds %.3f failures %d%s\n", starts, seconds, failures,
-                         extra or ""))
+  io.write(string.format("starts %d seconds %.3f failures %d ended %.6f%s\n", starts, seconds,
+                         failures, now(), extra or ""))
 end
 
 local function loop(n)
@@ -63,8 +63,6 @@ end
 
 assert(wf:token())                               -- the one token, before the clock starts
 
--- Taking turns with another row ($SAPWF_BENCH_TURNS = "SLOT PHASE START_AT", as in
--- bench/common.h): starts only in this process's own slots, until it had `seconds` of them.
 -- One start of each one-at-a-time row; true when the instance was started. The core rows
 -- use the client's own sapwf.core client (its token, its connection) without the Lua layer.
 local BODY = '{"definitionId":"simple","context":{"order":1}}'
@@ -79,30 +77,7 @@ local STEPS = {
   end,
 }
 
--- Taking turns with other rows ($SAPWF_BENCH_TURNS = "SLOT PHASE START_AT COUNT", as in
--- bench/common.h): starts only in this process's own slots, until it had `seconds` of them.
-local function take_turns(step, seconds, slot, phase, start_at, count)
-  local starts, failures = 0, 0
-  local slots = math.floor(seconds / slot + 0.999)
-  for k = 0, slots - 1 do
-    local from = start_at + (count * k + phase) * slot
-    local to = from + slot
-    local wait = from - now()
-    if wait > 0 then core.sleep(wait) end
-    while now() < to do
-      if step() then starts = starts + 1 else failures = failures + 1 end
-    end
-  end
-  report(starts, failures, slots * slot)
-end
-
-local turns = os.getenv("SAPWF_BENCH_TURNS")
-if STEPS[mode] and turns then
-  local slot, phase, start_at, count = turns:match("^(%S+) (%S+) (%S+) (%S+)$")
-  assert(STEPS[mode](), "the first start failed")  -- the connection, before the first turn
-  take_turns(STEPS[mode], assert(arg2, "seconds expected"), tonumber(slot), tonumber(phase),
-             tonumber(start_at), tonumber(count))
-elseif mode == "core" or mode == "core_json" then
+if STEPS[mode] then                              -- the clock read after each start, as in C
   local seconds = assert(arg2, "seconds expected")
   local starts, failures = 0, 0
   local t0 = now()
@@ -110,13 +85,12 @@ elseif mode == "core" or mode == "core_json" then
     if STEPS[mode]() then starts = starts + 1 else failures = failures + 1 end
   until now() - t0 >= seconds
   report(starts, failures, now() - t0)
-elseif mode == "loop" or mode == "many" then
+elseif mode == "many" then
   local seconds = assert(arg2, "seconds expected")
   local starts, failures = 0, 0
   local t0 = now()
   repeat
-    local ok, bad
-    if mode == "loop" then ok, bad = loop(200) else ok, bad = many(CHUNK, arg3 or 32) end
+    local ok, bad = many(CHUNK, arg3 or 32)
     starts, failures = starts + ok, failures + bad
   until now() - t0 >= seconds
   report(starts, failures, now() - t0)
