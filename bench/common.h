@@ -9,6 +9,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
+
 #define BENCH_BODY "{\"definitionId\":\"simple\",\"context\":{\"order\":1}}"
 
 typedef struct bench_run {
@@ -16,13 +18,6 @@ typedef struct bench_run {
   struct curl_slist *headers;
   long starts, failures;
 } bench_run;
-
-static double bench_now(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* Answers are read and dropped: the floor measures the exchange, not what is kept. */
 static size_t bench_discard(char *p, size_t size, size_t nmemb, void *ud)

@@ -25,19 +25,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
+
 #define MAX_ROWS 32
 
 typedef struct row {
   pid_t pid;                     /* also the process group */
   int running, status;
 } row;
-
-static double now(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void sleep_until(double at)
 {
@@ -106,11 +101,11 @@ int main(int argc, char **argv)
     double from, to;
     if (exited(&rows[k]))
       continue;
-    from = now();
+    from = bench_now();
     kill(-rows[k].pid, SIGCONT);
     sleep_until(from + slot);
     kill(-rows[k].pid, SIGSTOP);
-    to = now();
+    to = bench_now();
     fprintf(log, "%d %.6f %.6f\n", k + 1, from, to);
     left = 0;
     for (i = 0; i < n; i++)
