@@ -316,6 +316,21 @@ describe("batches", function()
       wf:close()
     end)
 
+    -- start_many's calls skip meta (nobody sees it); map's function sees every value.
+    it("gives the function each call's meta, as the client's own calls do", function()
+      local wf = client()
+      local metas = wf:map({ 1, 2, 3 }, function(w, n)
+        local inst, meta = w:start("simple", { n = n })
+        if not inst then return nil, meta end
+        return meta
+      end, { concurrency = 3 })
+      for i = 1, 3 do
+        assert.equal(201, metas[i].status)
+        assert.is_string(metas[i].request_id)
+      end
+      wf:close()
+    end)
+
     it("raises what the function raises, and the client stays usable", function()
       local wf = client()
       assert.has_error(function()

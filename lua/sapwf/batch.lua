@@ -54,9 +54,11 @@ local function yielding_sleep(seconds)
 end
 
 -- A client like self (same fields and metatable) whose calls go through the scheduler.
-local function stand_in(self, real)
+-- value_only: its calls return the value without meta (start_many keeps no meta).
+local function stand_in(self, real, value_only)
   local w = {}
   for k, v in pairs(self) do w[k] = v end
+  w._no_meta = value_only or nil
   w._core = setmetatable({ _real = real, request = deferred_request, token = deferred_token,
                            close = deferred_close }, Deferred)
   local policy = self._policy
@@ -182,8 +184,9 @@ local function run_light_threads(self, list, n, fn, size, on_progress, results)
 end
 
 -- fn over list[1..n]: concurrent on a sapwf.core client (a batch) and in nginx (light
--- threads); one at a time on any other core without batches.
-local function run(self, what, list, n, fn, concurrency, on_progress)
+-- threads); one at a time on any other core without batches. value_only: fn keeps only
+-- the first value of the client's calls (see stand_in).
+local function run(self, what, list, n, fn, concurrency, on_progress, value_only)
   local real = self._core
   if getmetatable(real) == Deferred then real = real._real end   -- map inside map
   local results = {}
@@ -203,7 +206,7 @@ local function run(self, what, list, n, fn, concurrency, on_progress)
   local policy = self._policy
   local now = type(policy) == "table" and policy.now or core.monotonic
   local b = real:batch(size)
-  local ok, err = pcall(schedule, stand_in(self, real), b, now, list, n, fn, size,
+  local ok, err = pcall(schedule, stand_in(self, real, value_only), b, now, list, n, fn, size,
                         on_progress, results)
   b:close()                                  -- also abandons what a raise left in flight
   if not ok then error(err, 0) end
@@ -297,7 +300,7 @@ function methods.start_many(self, items, opts)
     end
   end
   local concurrency, on_progress = options("start_many", 2, opts)
-  return run(self, "wf:start_many()", items, n, start_item, concurrency, on_progress)
+  return run(self, "wf:start_many()", items, n, start_item, concurrency, on_progress, true)
 end
 
 -- The limits of opts.concurrency, for callers that check it before calling (the CLI).

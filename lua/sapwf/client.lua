@@ -395,6 +395,8 @@ end
 
 -- Sends op to path .. query (body: JSON text or nil) and judges the answer by op.body.
 -- Returns value, meta (meta.status, meta.request_id, meta.total for list calls) or nil, err.
+-- A client with _no_meta set (start_many's stand-in, whose callers keep only the value)
+-- returns the value alone: no meta table, no header read for it.
 function client.call(self, op, path, query, body)
   local method = op.method
   local status, resp, headers, state = client.send(self, method, query == "" and path
@@ -404,7 +406,10 @@ function client.call(self, op, path, query, body)
     return nil, client.annotate(client.failure(self, method, path, op.authority, status, resp,
                                                headers), state, state and state.retry_after)
   end
-  local meta = { status = status, request_id = header(headers, "x-vcap-request-id") }
+  local meta
+  if not self._no_meta then
+    meta = { status = status, request_id = header(headers, "x-vcap-request-id") }
+  end
   local kind = op.body
   if kind == "json" then
     local value, detail
@@ -416,7 +421,7 @@ function client.call(self, op, path, query, body)
     -- Only list calls can ask for a count ($inlinecount), so only they read the header.
     -- Only a plain count: "1e3", "0x10" or "-1" from a proxy is no count at all.
     local total = op.query_names["$inlinecount"] and header(headers, "x-total-count")
-    if total then meta.total = parse_count(total) end
+    if total and meta then meta.total = parse_count(total) end
     return value, meta
   elseif kind == "job" then
     if status == 200 or status == 204 then return true, meta end
