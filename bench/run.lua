@@ -156,8 +156,8 @@ local START_URL = api_url .. "/v1/workflow-instances"
 -- in the same rotation they move the others. Python's Session row there cost the Lua rows
 -- about 9% against the C loop (wf:start: 0.76-0.87, median 0.82, in five rounds with it;
 -- 0.86-0.94, median 0.90, in seven without), an interpreter of 28 MB working through
--- 850 us of CPU per start between their slots. The
--- tutorial's row also fetches a token per start, which would blur its group's count.
+-- 850 us of CPU per start between their slots. The tutorial's row also fetches a token
+-- per start, which would blur its group's count.
 -- command(s): the row for s seconds of the clock on the wall.
 local ROWS = {
   { id = "wrk1", label = "wrk, 1 connection (the limit)", flight = 1, given = true,
@@ -292,7 +292,9 @@ local function run_group(group, round)
     local output = shell.read_file(files[k].out) or ""
     local rss, user, sys = (shell.read_file(files[k].time) or ""):match(
       "(%d+) ([%d.]+) ([%d.]+)%s*$")
-    if not ok or not rss then fail("a row failed: " .. row.command(SECONDS * n) .. "\n" .. output) end
+    if not ok or not rss then
+      fail("a row failed: " .. row.command(SECONDS * n) .. "\n" .. output)
+    end
     local function ran(from, to)
       local sum = 0
       for _, s in ipairs(slots[k] or {}) do
