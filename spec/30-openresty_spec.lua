@@ -56,6 +56,20 @@ describe("sapwf.ngx in nginx", function()
     assert.is_nil(text:find("Bearer ", 1, true), "a Bearer token appeared")
   end
 
+  -- For the describe block that calls it: a gateway on conf (a function making nginx.conf,
+  -- or the text), started on a reset emulator before the block's tests and stopped after
+  -- them; set(g) gets it.
+  local function gateway_for_block(conf, set)
+    local g
+    setup(function()
+      emu:reset()
+      if type(conf) == "function" then conf = conf() end
+      g = gateway.start{ conf = conf, key = key }
+      set(g)
+    end)
+    teardown(function() if g then g:stop() end end)
+  end
+
   it("outside nginx, new raises and points to sapwf.new", function()
     local sapwf_ngx = require "sapwf.ngx"
     assert.has_error(function() sapwf_ngx.new{ service_key = key } end,
@@ -65,11 +79,8 @@ describe("sapwf.ngx in nginx", function()
 
   describe("the bridge on one worker", function()
     local g
-    setup(function()
-      emu:reset()
-      g = gateway.start{ conf = gateway.example_conf(1), key = key }
-    end)
-    teardown(function() if g then g:stop() end end)
+    gateway_for_block(function() return gateway.example_conf(1) end,
+                      function(started) g = started end)
     after_each(function() emu:clear_faults() end)
 
     it("starts a workflow with the body as its context and answers with the id", function()
@@ -252,11 +263,7 @@ describe("sapwf.ngx in nginx", function()
   }
 ]])
     local g
-    setup(function()
-      emu:reset()
-      g = gateway.start{ conf = CONF, key = key }
-    end)
-    teardown(function() if g then g:stop() end end)
+    gateway_for_block(CONF, function(started) g = started end)
 
     it("calls from rewrite, access and content handlers and from timers", function()
       for _, where in ipairs({ "/rewrite", "/access", "/content" }) do
@@ -378,11 +385,7 @@ describe("sapwf.ngx in nginx", function()
   }
 ]])
     local g
-    setup(function()
-      emu:reset()
-      g = gateway.start{ conf = CONF, key = key }
-    end)
-    teardown(function() if g then g:stop() end end)
+    gateway_for_block(CONF, function(started) g = started end)
     after_each(function() emu:clear_faults() end)
 
     it("run items concurrently, results in input order, each failure in its place",
@@ -447,11 +450,8 @@ http {
 
   describe("the bridge on four workers", function()
     local g
-    setup(function()
-      emu:reset()
-      g = gateway.start{ conf = gateway.example_conf(4), key = key }
-    end)
-    teardown(function() if g then g:stop() end end)
+    gateway_for_block(function() return gateway.example_conf(4) end,
+                      function(started) g = started end)
     after_each(function() emu:clear_faults() end)
 
     it("fetches exactly one token for 200 requests over all workers", function()
