@@ -1,8 +1,8 @@
 /* The floor for any libcurl client, one start at a time: one easy handle, one kept-alive
  * connection, the start body and the Bearer header set once, each answer read into a
  * buffer and dropped. Usage: keepalive URL SECONDS (the token in $SAPWF_BENCH_TOKEN, so it
- * is never on a command line). Prints one line: starts N seconds S failures N ended T
- * peak_rss_kb N. MIT licence, see LICENSE. */
+ * is never on a command line; sapwf's User-Agent in $SAPWF_BENCH_USER_AGENT). Prints one
+ * line: starts N seconds S failures N ended T peak_rss_kb N. MIT licence, see LICENSE. */
 #include "common.h"
 
 int main(int argc, char **argv)

@@ -1,8 +1,8 @@
 /* The floor for any libcurl client with many starts in flight: BENCH_IN_FLIGHT easy
  * handles on one multi handle, each re-added as soon as its answer is in, until the time is
- * up. Usage: multi URL SECONDS [IN_FLIGHT] (default 32; the token in $SAPWF_BENCH_TOKEN).
- * Prints one line: starts N seconds S failures N ended T peak_rss_kb N (common.h). MIT
- * licence, see LICENSE. */
+ * up. Usage: multi URL SECONDS [IN_FLIGHT] (default 32; the token in $SAPWF_BENCH_TOKEN,
+ * sapwf's User-Agent in $SAPWF_BENCH_USER_AGENT). Prints one line: starts N seconds S
+ * failures N ended T peak_rss_kb N (common.h). MIT licence, see LICENSE. */
 #include "common.h"
 
 #include <stdlib.h>

@@ -136,6 +136,8 @@ local env_file = tmp .. "/env"
 shell.run("umask 077; : > " .. quote(env_file))
 shell.write_file(env_file, concat({
   "export SAPWF_BENCH_TOKEN=" .. quote(token),
+  -- what sapwf sends by default (src/client.c), for the rows that build their own request
+  "export SAPWF_BENCH_USER_AGENT=" .. quote("sapwf/" .. core.version),
   "export SAPWF_BENCH_KEY=" .. quote(cjson.encode(key)),
   "export SAPWF_BENCH_API_URL=" .. quote(api_url),
   "export SAPWF_BENCH_TOKEN_URL=" .. quote(token_url),
@@ -541,7 +543,10 @@ if not QUICK then
       .. "body `{\"definitionId\":\"simple\",\"context\":{\"order\":1}}`) on the same local "
       .. "emulator (nginx with its Lua module, %d worker(s), plain HTTP/1.1 on 127.0.0.1), "
       .. "with the same technical client. It has the one authority a bulk start needs "
-      .. "(WORKFLOW_INSTANCE_START), so its token is %d bytes.", opts.workers, #token),
+      .. "(WORKFLOW_INSTANCE_START), so its token is %d bytes. wrk and the C programs send "
+      .. "sapwf's request, header for header (its User-Agent `%s` included): libcurl spends "
+      .. "about 100 instructions on each header byte, so a header only some rows sent would "
+      .. "tilt the comparison.", opts.workers, #token, "sapwf/" .. core.version),
     "",
     format("Each row is a process of its own that starts instances for about %d s of its "
       .. "own, %d times (rounds). The rows with one start in flight run at once, and so do "

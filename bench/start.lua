@@ -1,8 +1,11 @@
 -- wrk script for `make bench`: POSTs the same start body with a Bearer header, as every other
--- row of the benchmark does. The token comes from $SAPWF_BENCH_TOKEN (never a command line).
+-- row of the benchmark does, and sapwf's other headers (its User-Agent from
+-- $SAPWF_BENCH_USER_AGENT). The token comes from $SAPWF_BENCH_TOKEN (never a command line).
 -- No response() callback: wrk would then parse every answer in Lua and be slower.
 wrk.method = "POST"
 wrk.body = '{"definitionId":"simple","context":{"order":1}}'
+wrk.headers["User-Agent"] = assert(os.getenv("SAPWF_BENCH_USER_AGENT"),
+                                  "SAPWF_BENCH_USER_AGENT is not set")
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Accept"] = "application/json"
 wrk.headers["Authorization"] = "Bearer " .. assert(os.getenv("SAPWF_BENCH_TOKEN"),
