@@ -53,6 +53,9 @@ local SECONDS = QUICK and 1 or 2
 local RSS_STARTS = QUICK and 20000 or 200000
 local IN_FLIGHT = 32
 local CLIENT_ID = "sb-sapwf-bench!b1|workflow!b10150"
+-- What sapwf sends by default (src/client.c): the rows that build their own request send it
+-- too (bench/common.h, bench/start.lua).
+local USER_AGENT = "sapwf/" .. core.version
 
 local function say(fmt, ...)
   io.stderr:write(format(fmt, ...), "\n")
@@ -136,8 +139,7 @@ local env_file = tmp .. "/env"
 shell.run("umask 077; : > " .. quote(env_file))
 shell.write_file(env_file, concat({
   "export SAPWF_BENCH_TOKEN=" .. quote(token),
-  -- what sapwf sends by default (src/client.c), for the rows that build their own request
-  "export SAPWF_BENCH_USER_AGENT=" .. quote("sapwf/" .. core.version),
+  "export SAPWF_BENCH_USER_AGENT=" .. quote(USER_AGENT),
   "export SAPWF_BENCH_KEY=" .. quote(cjson.encode(key)),
   "export SAPWF_BENCH_API_URL=" .. quote(api_url),
   "export SAPWF_BENCH_TOKEN_URL=" .. quote(token_url),
@@ -546,7 +548,7 @@ if not QUICK then
       .. "(WORKFLOW_INSTANCE_START), so its token is %d bytes. wrk and the C programs send "
       .. "sapwf's request, header for header (its User-Agent `%s` included): libcurl spends "
       .. "about 100 instructions on each header byte, so a header only some rows sent would "
-      .. "tilt the comparison.", opts.workers, #token, "sapwf/" .. core.version),
+      .. "tilt the comparison.", opts.workers, #token, USER_AGENT),
     "",
     format("Each row is a process of its own that starts instances for about %d s of its "
       .. "own, %d times (rounds). The rows with one start in flight run at once, and so do "
