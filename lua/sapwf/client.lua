@@ -420,8 +420,8 @@ function client.call(self, op, path, query, body)
     end
     -- Only list calls can ask for a count ($inlinecount), so only they read the header.
     -- Only a plain count: "1e3", "0x10" or "-1" from a proxy is no count at all.
-    local total = op.query_names["$inlinecount"] and header(headers, "x-total-count")
-    if total and meta then meta.total = parse_count(total) end
+    local total = meta and op.query_names["$inlinecount"] and header(headers, "x-total-count")
+    if total then meta.total = parse_count(total) end
     return value, meta
   elseif kind == "job" then
     if status == 200 or status == 204 then return true, meta end
