@@ -559,10 +559,10 @@ if not QUICK then
       .. "the next here, more than the differences the targets are about. A row's rate "
       .. "counts only the time it really ran. The rows of what users do today (Python, "
       .. "the curl command line) run on their own, one after the other: their target is "
-      .. "coarse, and they are heavy neighbours. With Python's Session row in the same "
-      .. "rotation, every Lua row lost about 9%% against the C loop (`wf:start`: median "
-      .. "0.82 over five rounds instead of 0.90 over seven): the first target depends on "
-      .. "what else shares the machine.",
+      .. "coarse, and they are heavy neighbours. In an earlier run (2026-11-24) with "
+      .. "Python's Session row in the same rotation, every Lua row lost about 9%% against the "
+      .. "C loop (`wf:start`: median 0.82 over five rounds instead of 0.90 over seven): the "
+      .. "first target depends on what else shares the machine.",
       SECONDS, ROUNDS, math.floor(TURN_SLOT * 1000 + 0.5)),
     "",
     "The table shows each row's median over the rounds (spread: (max - min) / median). "
