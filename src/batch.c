@@ -74,6 +74,8 @@ typedef struct batch {
   double token_failed_at;
   sapwf_error token_error;
   int closed;
+  int busy;                               /* in submit or wait: see hold */
+  int close_pending;                      /* closed by a finalizer during one of them */
 } batch;
 
 
@@ -106,6 +108,28 @@ static batch *check_batch(lua_State *L)
   if (b->closed)
     luaL_error(L, "attempt to use a closed sapwf batch");
   return b;
+}
+
+
+static void release(lua_State *L, batch *b);
+
+/* submit and wait hold the batch and its client while they run: a token fetch decodes
+ * with cjson, so a finalizer may close either meanwhile, and the close waits for unhold.
+ * unhold returns 1 while the batch is still open. */
+static void hold(batch *b)
+{
+  b->busy++;
+  sapwf_client_hold(b->client);
+}
+
+
+static int unhold(lua_State *L, batch *b)
+{
+  sapwf_client_unhold(L, b->client);
+  b->busy--;
+  if (b->busy == 0 && b->close_pending)
+    release(L, b);
+  return !b->closed;
 }
 
 
@@ -178,20 +202,20 @@ static void start(batch *b, slot *s)
 }
 
 
-/* Makes sure a token is cached (a new one when force), then starts the slot; or fails it
+/* Makes sure a token is cached, then starts the slot; or fails it
  * with the token error. For TOKEN_HOLD seconds after a failed fetch, requests that need a
  * token get that error without a new fetch: the retries of many items (client.lua) then
  * ask a failing token endpoint about once a second, not once per item. */
-static void start_with_token(lua_State *L, batch *b, slot *s, int force)
+static void start_with_token(lua_State *L, batch *b, slot *s)
 {
   sapwf_error e;
-  /* A failed fetch dropped the token (token.c), so until one succeeds every request would
-   * fetch again. */
+  /* A failed fetch leaves no usable token (token.c keeps one that is still valid), so
+   * until one succeeds every request would fetch again. */
   if (b->token_failed && now() - b->token_failed_at < TOKEN_HOLD) {
     fail(b, s, &b->token_error);
     return;
   }
-  if (!sapwf_token_ensure(L, b->client, lua_upvalueindex(1), force, &e)) {
+  if (!sapwf_token_ensure(L, b->client, lua_upvalueindex(1), 0, &e)) {
     b->token_failed = 1;
     b->token_failed_at = now();
     b->token_error = e;
@@ -223,7 +247,9 @@ static void finish(lua_State *L, batch *b, slot *s, CURLcode result)
    * safe. Only the first request that carried the old token fetches a new one. */
   if (s->status == 401 && !s->replayed && c->auto_token && !c->closed) {
     s->replayed = 1;
-    start_with_token(L, b, s, s->sent_gen == c->token_gen);
+    if (s->sent_gen == c->token_gen)
+      sapwf_token_drop(c);                /* refused: a failed fetch must not leave it */
+    start_with_token(L, b, s);
     return;
   }
   s->failed = 0;
@@ -283,7 +309,10 @@ static int batch_submit(lua_State *L)
   if (s->has_body)
     memcpy(s->body, r.body, r.body_len);         /* the Lua string may be gone when sent */
   s->replayed = 0;
-  start_with_token(L, b, s, 0);
+  hold(b);
+  start_with_token(L, b, s);
+  if (!unhold(L, b))                      /* closed by a finalizer: nothing was sent */
+    return luaL_error(L, "attempt to use a closed sapwf batch");
   return 0;
 }
 
@@ -310,6 +339,41 @@ static int pop(lua_State *L, batch *b)
 }
 
 
+/* batch_wait on a held batch. Returns the number of values pushed; -1 when a finalizer
+ * closed the batch meanwhile (nothing pushed); 0 with *mc set when libcurl failed. */
+static int wait(lua_State *L, batch *b, double timeout, CURLMcode *mc)
+{
+  double deadline = timeout >= 0 ? now() + timeout : 0;
+  while (b->done_count == 0) {
+    int still, wait_ms = POLL_MS;
+    if (b->running > 0) {
+      *mc = curl_multi_perform(b->multi, &still);
+      if (*mc != CURLM_OK)
+        return 0;
+      collect(L, b);                      /* may fetch a token, so run a finalizer */
+      if (b->closed)
+        return -1;
+      if (b->done_count > 0)
+        break;
+    }
+    if (b->running == 0 && timeout < 0)
+      return 0;                           /* nothing in flight, nothing to wait for */
+    /* With nothing in flight, curl_multi_poll just sleeps: the caller's timers are due. */
+    if (timeout >= 0) {
+      double left = deadline - now();
+      if (left <= 0)
+        return 0;
+      if (left * 1000 < wait_ms)
+        wait_ms = (int)(left * 1000) + 1;
+    }
+    *mc = curl_multi_poll(b->multi, NULL, 0, wait_ms, NULL);
+    if (*mc != CURLM_OK)
+      return 0;
+  }
+  return pop(L, b);
+}
+
+
 /***
  * The next request that is done, waiting for one at most `timeout` seconds (default: as
  * long as one is in flight). Nothing when none is in flight or the time is up.
@@ -326,49 +390,30 @@ static int pop(lua_State *L, batch *b)
 static int batch_wait(lua_State *L)
 {
   batch *b = check_batch(L);
-  double timeout = -1, deadline = 0;
+  double timeout = -1;
+  int n;
+  CURLMcode mc = CURLM_OK;
   if (!lua_isnoneornil(L, 2)) {
     timeout = (double)luaL_checknumber(L, 2);
     luaL_argcheck(L, timeout >= 0, 2, "timeout must be a number >= 0");   /* refuses NaN */
-    deadline = now() + timeout;
   }
-  while (b->done_count == 0) {
-    int still, wait_ms = POLL_MS;
-    CURLMcode mc;
-    if (b->running > 0) {
-      mc = curl_multi_perform(b->multi, &still);
-      if (mc != CURLM_OK)
-        return luaL_error(L, "sapwf: libcurl multi: %s", curl_multi_strerror(mc));
-      collect(L, b);
-      if (b->done_count > 0)
-        break;
-    }
-    if (b->running == 0 && timeout < 0)
-      return 0;                           /* nothing in flight, nothing to wait for */
-    /* With nothing in flight, curl_multi_poll just sleeps: the caller's timers are due. */
-    if (timeout >= 0) {
-      double left = deadline - now();
-      if (left <= 0)
-        return 0;
-      if (left * 1000 < wait_ms)
-        wait_ms = (int)(left * 1000) + 1;
-    }
-    mc = curl_multi_poll(b->multi, NULL, 0, wait_ms, NULL);
-    if (mc != CURLM_OK)
-      return luaL_error(L, "sapwf: libcurl multi: %s", curl_multi_strerror(mc));
-  }
-  return pop(L, b);
+  hold(b);
+  n = wait(L, b, timeout, &mc);
+  if (!unhold(L, b) && n < 0)
+    return luaL_error(L, "attempt to use a closed sapwf batch");
+  if (mc != CURLM_OK)
+    return luaL_error(L, "sapwf: libcurl multi: %s", curl_multi_strerror(mc));
+  return n;
 }
 
 
-/* close, __gc and __close: frees whatever exists, so also a batch that failed half-way
+/* Frees whatever exists, so also a batch that failed half-way
  * through new. Transfers still in flight are abandoned. The easy handles leave the multi
  * and the share before those go. */
-static int batch_close(lua_State *L)
+static void release(lua_State *L, batch *b)
 {
-  batch *b = luaL_checkudata(L, 1, SAPWF_BATCH_MT);
   int i;
-  b->closed = 1;
+  b->close_pending = 0;
   if (b->slots != NULL) {
     for (i = 0; i < b->size; i++) {
       slot *s = &b->slots[i];
@@ -395,6 +440,20 @@ static int batch_close(lua_State *L)
   sapwf_share_release(L, b->share);
   b->share = NULL;
   b->running = b->done_count = 0;
+}
+
+
+/* One idempotent path for close, __gc and __close. As for a client (client.c): a finalizer
+ * that closes the batch while its submit or wait runs only marks it closed; the call frees
+ * it when it ends (unhold). */
+static int batch_close(lua_State *L)
+{
+  batch *b = luaL_checkudata(L, 1, SAPWF_BATCH_MT);
+  b->closed = 1;
+  if (b->busy > 0)
+    b->close_pending = 1;
+  else
+    release(L, b);
   return 0;
 }
 

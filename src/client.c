@@ -143,6 +143,7 @@ static int opt_boolean(lua_State *L, const char *name, int dflt)
 static void read_options(lua_State *L, options *o)
 {
   double max_response;
+  size_t ua_len = 0;
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_checkstack(L, 16, "too many options");
   check_option_names(L);
@@ -159,7 +160,11 @@ static void read_options(lua_State *L, options *o)
   o->client_secret = opt_string(L, "client_secret", o->cert == NULL, &o->secret_len);
   o->cafile = opt_string(L, "cafile", 0, NULL);
   o->proxy = opt_string(L, "proxy", 0, NULL);
-  o->user_agent = opt_string(L, "user_agent", 0, NULL);
+  o->user_agent = opt_string(L, "user_agent", 0, &ua_len);
+  /* It goes into every request's User-Agent line: see sapwf_header_text_ok. */
+  if (o->user_agent != NULL && !sapwf_header_text_ok(o->user_agent, ua_len, 1))
+    luaL_error(L, "bad option 'user_agent' (visible ASCII and spaces expected: a header "
+               "value cannot carry CR, LF or other control bytes)");
   o->timeout = opt_number(L, "timeout", 60, MAX_SECONDS);
   o->connect_timeout = opt_number(L, "connect_timeout", 10, MAX_SECONDS);
   o->token_margin = opt_number(L, "token_margin", 60, MAX_SECONDS);
@@ -332,12 +337,11 @@ int sapwf_client_new(lua_State *L)
 }
 
 
-/* close, __gc and __close. Idempotent, and safe on a client that failed half-way
- * through new. The easy handles go first: the token handle uses key_pem in place. */
-static int client_close(lua_State *L)
+/* Frees everything a client holds. Safe on a client that failed half-way through new.
+ * The easy handles go first: the token handle uses key_pem in place. */
+static void release(lua_State *L, sapwf_client *c)
 {
-  sapwf_client *c = luaL_checkudata(L, 1, SAPWF_CLIENT_MT);
-  c->closed = 1;
+  c->close_pending = 0;
   if (c->token_easy != NULL) {
     curl_easy_cleanup(c->token_easy);
     c->token_easy = NULL;
@@ -357,6 +361,21 @@ static int client_close(lua_State *L)
   sapwf_token_drop(c);
   sapwf_buffer_free(&c->response.body);
   sapwf_buffer_free(&c->response.headers);
+}
+
+
+/* close, __gc and __close: one idempotent path. Lua runs finalizers inside calls (at any
+ * allocation, e.g. while cjson decodes the token answer), so a finalizer may close this
+ * client while one of its calls is still using the handles and buffers. Then the client
+ * is only marked closed, and the call frees it when it ends (sapwf_client_unhold). */
+static int client_close(lua_State *L)
+{
+  sapwf_client *c = luaL_checkudata(L, 1, SAPWF_CLIENT_MT);
+  c->closed = 1;
+  if (c->busy > 0)
+    c->close_pending = 1;
+  else
+    release(L, c);
   return 0;
 }
 
@@ -378,6 +397,27 @@ sapwf_client *sapwf_check_open(lua_State *L, int idx)
   if (c->closed)
     luaL_error(L, "attempt to use a closed sapwf client");
   return c;
+}
+
+
+/* A call that may run Lua code (a token fetch decodes with cjson) holds the client while
+ * it uses the handles and buffers: a close in between is deferred to unhold. unhold
+ * returns 1 while the client is still open; 0 when it was closed during the call (and is
+ * freed now): the call must not use it again. A raise between hold and unhold (only "not
+ * enough memory") leaves the client held: its close is then deferred for good, which
+ * leaks it but never frees memory that a call is still using. */
+void sapwf_client_hold(sapwf_client *c)
+{
+  c->busy++;
+}
+
+
+int sapwf_client_unhold(lua_State *L, sapwf_client *c)
+{
+  c->busy--;
+  if (c->busy == 0 && c->close_pending)
+    release(L, c);
+  return !c->closed;
 }
 
 

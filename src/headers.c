@@ -220,3 +220,22 @@ int sapwf_parse_count(const char *value, size_t len, long long *count)
   *count = n;
   return 1;
 }
+
+
+/* Whether s may stand in a request header line that we write (a token, a User-Agent): a
+ * CR or LF would end the line and start a header of the sender's choosing, a NUL would cut
+ * it short, and other control bytes are not field content (RFC 9110 5.5). allow_space:
+ * spaces and tabs inside (a User-Agent has them; a Bearer token never does). Bytes from
+ * 0x80 are refused: header values are ASCII for every peer sapwf talks to. */
+int sapwf_header_text_ok(const char *s, size_t len, int allow_space)
+{
+  size_t i;
+  for (i = 0; i < len; i++) {
+    unsigned char ch = (unsigned char)s[i];
+    if ((ch == ' ' || ch == '\t') && allow_space)
+      continue;
+    if (ch <= ' ' || ch >= 0x7f)
+      return 0;
+  }
+  return 1;
+}

@@ -28,5 +28,6 @@ int sapwf_header_value(const char *block, size_t len, const char *name, size_t n
                        const char **value, size_t *value_len);
 int sapwf_retry_after(const char *value, size_t len, time_t now, double *seconds);
 int sapwf_parse_count(const char *value, size_t len, long long *count);
+int sapwf_header_text_ok(const char *s, size_t len, int allow_space);
 
 #endif /* SAPWF_HEADERS_H */

@@ -82,6 +82,8 @@ typedef struct sapwf_client {
   size_t token_len;
   char *scope;
   double token_expiry;             /* monotonic seconds */
+  double token_lifetime;           /* seconds it had left when cached */
+  double refresh_after;            /* a failed refresh is not tried again before this */
   unsigned long token_gen;         /* bumped by sapwf_token_drop, so by every change of the
                                       token: tells a batch which token a request carried */
   struct curl_slist *api_headers[2];  /* request headers with the token, without and with a
@@ -93,6 +95,8 @@ typedef struct sapwf_client {
   sapwf_upload upload;
   char errbuf[CURL_ERROR_SIZE];
   int closed;
+  int busy;                        /* calls under way on this client (see client.c) */
+  int close_pending;               /* closed during a call: freed when the last one ends */
 } sapwf_client;
 
 /* An operational failure, self-contained (no pointers into the Lua stack) so it can be
@@ -139,6 +143,8 @@ int sapwf_batch_new(lua_State *L);
 void sapwf_client_open(lua_State *L);
 int sapwf_client_new(lua_State *L);
 sapwf_client *sapwf_check_open(lua_State *L, int idx);
+void sapwf_client_hold(sapwf_client *c);
+int sapwf_client_unhold(lua_State *L, sapwf_client *c);
 void sapwf_wipe(void *p, size_t n);
 void sapwf_free_secret(char **p, size_t n);
 

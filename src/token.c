@@ -8,6 +8,13 @@
 #include <string.h>
 #include <time.h>
 
+/* A token with less than this many seconds left is not used while its refresh fails:
+ * the call would reach the API after it expired. */
+#define TOKEN_FLOOR 1.0
+/* After a refresh failed while the cached token was still usable, the next try waits this
+ * long (seconds). */
+#define REFRESH_RETRY 5.0
+
 /* Monotonic seconds: expiry must not move when the wall clock is set. */
 static double now(void)
 {
@@ -110,6 +117,8 @@ static void cache_token(lua_State *L, sapwf_client *c, const char *token, size_t
   c->token_len = token_len;
   c->scope = scope_copy;
   c->token_expiry = now() + left;                     /* HUGE_VAL stays HUGE_VAL */
+  c->token_lifetime = left;
+  c->refresh_after = 0;
 }
 
 
@@ -127,6 +136,12 @@ static int store(lua_State *L, sapwf_client *c, sapwf_error *e)
   token = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &token_len) : NULL;
   if (token == NULL || token_len == 0)
     return decode_error(e, "token answer has no access_token");
+  /* It goes into every "Authorization: Bearer" line: a CR or LF would add headers of the
+   * token server's choosing, a NUL would cut it. Refused here, before anything is cached
+   * or sent; the message never quotes it. */
+  if (!sapwf_header_text_ok(token, token_len, 0))
+    return decode_error(e, "token answer's access_token is not visible ASCII (a header "
+                        "value cannot carry it)");
   lua_getfield(L, -2, "expires_in");                  /* answer, token, expires_in */
   if (!lua_isnil(L, -1)) {
     expires_in = lua_type(L, -1) == LUA_TNUMBER ? (double)lua_tonumber(L, -1) : -1;
@@ -141,15 +156,15 @@ static int store(lua_State *L, sapwf_client *c, sapwf_error *e)
 }
 
 
-/* POSTs to the token URL and caches the answer. Returns 0 with e filled on failure; the
- * stack remains unchanged. A token error means the API request itself was not sent, so
- * sent = false. Token requests may be re-sent by libcurl: a second token is harmless. */
+/* POSTs to the token URL and caches the answer. Returns 0 with e filled on failure, and
+ * the token cached before (if any) left as it was; the stack remains unchanged. A token
+ * error means the API request itself was not sent, so sent = false. Token requests may be
+ * re-sent by libcurl: a second token is harmless. */
 static int fetch(lua_State *L, sapwf_client *c, int decode_idx, sapwf_error *e)
 {
   int top = lua_gettop(L), ok;
   long status;
   CURLcode rc;
-  sapwf_token_drop(c);
   rc = sapwf_perform(c, c->token_easy, 0, &status);
   if (rc != CURLE_OK) {
     sapwf_error_from_curl(c, c->token_easy, rc, "token", e);
@@ -177,15 +192,32 @@ static int fetch(lua_State *L, sapwf_client *c, int decode_idx, sapwf_error *e)
 }
 
 
-/* Makes sure a token with more than token_margin seconds left is cached (a new one when
+/* How long before expiry a token is renewed: token_margin, but at most half its lifetime,
+ * so a token that lives no longer than the margin (expires_in 30, margin 60) is still
+ * used for half its life instead of being fetched anew for every call. */
+static double margin_of(const sapwf_client *c)
+{
+  double half = c->token_lifetime / 2;
+  return c->token_margin < half ? c->token_margin : half;
+}
+
+
+/* Makes sure a token with more than its margin (margin_of) left is cached (a new one when
  * force is set). decode_idx is where cjson.safe's decode is (an upvalue index).
+ * A refresh that fails while the cached token is still valid is no failure: that token
+ * serves until it expires, and the refresh is tried again at most every REFRESH_RETRY
+ * seconds (a token endpoint that hangs must not slow every call down by its timeout).
  * Without auto_token only force fetches: the token comes from set_token, whose owner (for
  * sapwf.ngx, one fetch shared by every nginx worker and thread) decides when to renew it,
  * so it is used until it expires and its absence is an error, never a fetch. */
 int sapwf_token_ensure(lua_State *L, sapwf_client *c, int decode_idx, int force, sapwf_error *e)
 {
-  double margin = c->auto_token ? c->token_margin : 0;
-  if (!force && c->token != NULL && now() + margin < c->token_expiry)
+  double t = now();
+  int usable = c->token != NULL && t + TOKEN_FLOOR < c->token_expiry;
+  if (!force && c->token != NULL && !c->auto_token && t < c->token_expiry)
+    return 1;
+  if (!force && c->token != NULL && c->auto_token
+      && (t + margin_of(c) < c->token_expiry || (usable && t < c->refresh_after)))
     return 1;
   if (!force && !c->auto_token) {
     sapwf_error_init(e, "auth", "token");
@@ -194,7 +226,13 @@ int sapwf_token_ensure(lua_State *L, sapwf_client *c, int decode_idx, int force,
              : "the token given to set_token has expired");
     return 0;
   }
-  return fetch(L, c, decode_idx, e);
+  if (fetch(L, c, decode_idx, e))
+    return 1;
+  if (!force && usable && c->token != NULL) {
+    c->refresh_after = now() + REFRESH_RETRY;
+    return 1;
+  }
+  return 0;
 }
 
 
@@ -213,11 +251,21 @@ int sapwf_client_token(lua_State *L)
   sapwf_client *c = sapwf_check_open(L, 1);
   sapwf_error e;
   double left;
+  int ok;
   if (!lua_isnoneornil(L, 2) && lua_type(L, 2) != LUA_TBOOLEAN)
     return luaL_argerror(L, 2, lua_pushfstring(L, "boolean expected, got %s",
                                                luaL_typename(L, 2)));
-  if (!sapwf_token_ensure(L, c, lua_upvalueindex(1), lua_toboolean(L, 2), &e))
-    return sapwf_push_error(L, &e);
+  sapwf_client_hold(c);                               /* a fetch runs cjson: see client.c */
+  ok = sapwf_token_ensure(L, c, lua_upvalueindex(1), lua_toboolean(L, 2), &e);
+  if (!ok) {
+    sapwf_push_error(L, &e);
+    sapwf_client_unhold(L, c);
+    return 2;
+  }
+  if (c->closed) {
+    sapwf_client_unhold(L, c);
+    return luaL_error(L, "attempt to use a closed sapwf client");
+  }
   lua_pushlstring(L, c->token, c->token_len);
   left = c->token_expiry - now();
   if (left > 1e15)
@@ -228,20 +276,8 @@ int sapwf_client_token(lua_State *L)
     lua_pushstring(L, c->scope);
   else
     lua_pushnil(L);
+  sapwf_client_unhold(L, c);
   return 3;
-}
-
-
-/* A token goes into an "Authorization: Bearer" header line: a CR, LF or space in it would
- * split or extend that header, so only visible ASCII is taken (RFC 6750's b64token and
- * every JWT are). */
-static int is_header_safe(const char *s, size_t len)
-{
-  size_t i;
-  for (i = 0; i < len; i++)
-    if ((unsigned char)s[i] <= ' ' || (unsigned char)s[i] >= 0x7f)
-      return 0;
-  return 1;
 }
 
 
@@ -264,7 +300,7 @@ int sapwf_client_set_token(lua_State *L)
                                                luaL_typename(L, 2)));
   token = lua_tolstring(L, 2, &token_len);
   /* The message never quotes the token. */
-  luaL_argcheck(L, token_len > 0 && is_header_safe(token, token_len), 2,
+  luaL_argcheck(L, token_len > 0 && sapwf_header_text_ok(token, token_len, 0), 2,
                 "token must be non-empty visible ASCII");
   if (lua_type(L, 3) != LUA_TNUMBER)
     return luaL_argerror(L, 3, lua_pushfstring(L, "number expected, got %s",

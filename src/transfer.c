@@ -431,45 +431,29 @@ void sapwf_check_request(lua_State *L, int arg, sapwf_request *r)
 }
 
 
-/***
- * One API call. Gets a token first if needed; on a 401 gets a new one and replays once
- * (with auto_token = false: uses the token given to set_token, and returns a 401).
- * @function Client:request
- * @tparam string method GET POST PUT PATCH DELETE
- * @tparam string path starting with "/", appended to api_url as is
- * @tparam[opt] string body sent as application/json
- * @treturn[1] integer status
- * @treturn[1] string body
- * @treturn[1] string the header lines, names lower-cased: read them with header or headers
- * @treturn[2] nil
- * @treturn[2] table err
- */
-int sapwf_client_request(lua_State *L)
+/* The request of sapwf_client_request on a held client (sapwf_client_hold). Returns
+ * the number of values pushed, or -1 when the client was closed during a token fetch (by a
+ * finalizer): then nothing is sent. */
+static int request(lua_State *L, sapwf_client *c, const sapwf_request *r)
 {
-  sapwf_client *c = sapwf_check_open(L, 1);
-  sapwf_request r;
-  int method;
-  size_t path_len, body_len;
-  const char *path, *body;
   sapwf_error e;
   long status = 0;
   CURLcode rc;
-  sapwf_check_request(L, 2, &r);
-  method = r.method;
-  path = r.path;
-  path_len = r.path_len;
-  body = r.body;
-  body_len = r.body_len;
-
   if (!sapwf_token_ensure(L, c, lua_upvalueindex(1), 0, &e))
     return sapwf_push_error(L, &e);
-  rc = api_exchange(c, method, path, path_len, body, body_len, &status);
-  /* The server answered 401, so it did not act: replaying (even a POST) is safe. Without
-   * auto_token the 401 is the answer: the token's owner renews it, once for all its users. */
+  if (c->closed)
+    return -1;
+  rc = api_exchange(c, r->method, r->path, r->path_len, r->body, r->body_len, &status);
+  /* The server answered 401, so it did not act: replaying (even a POST) is safe. The token
+   * it refused goes, so a failed fetch cannot leave it in use. Without auto_token the 401
+   * is the answer: the token's owner renews it, once for all its users. */
   if (rc == CURLE_OK && status == 401 && c->auto_token) {
+    sapwf_token_drop(c);
     if (!sapwf_token_ensure(L, c, lua_upvalueindex(1), 1, &e))
       return sapwf_push_error(L, &e);
-    rc = api_exchange(c, method, path, path_len, body, body_len, &status);
+    if (c->closed)
+      return -1;
+    rc = api_exchange(c, r->method, r->path, r->path_len, r->body, r->body_len, &status);
   }
   if (rc != CURLE_OK) {
     sapwf_error_from_curl(c, c->api_easy, rc, "request", &e);
@@ -485,4 +469,33 @@ int sapwf_client_request(lua_State *L)
   sapwf_buffer_reuse(&c->response.body);
   sapwf_buffer_reuse(&c->response.headers);
   return 3;
+}
+
+
+/***
+ * One API call. Gets a token first if needed; on a 401 gets a new one and replays once
+ * (with auto_token = false: uses the token given to set_token, and returns a 401).
+ * @function Client:request
+ * @tparam string method GET POST PUT PATCH DELETE
+ * @tparam string path starting with "/", appended to api_url as is
+ * @tparam[opt] string body sent as application/json
+ * @treturn[1] integer status
+ * @treturn[1] string body
+ * @treturn[1] string the header lines, names lower-cased: read them with header or headers
+ * @treturn[2] nil
+ * @treturn[2] table err
+ */
+int sapwf_client_request(lua_State *L)
+{
+  sapwf_request r;
+  sapwf_client *c = sapwf_check_open(L, 1);
+  int n;
+  sapwf_check_request(L, 2, &r);
+  sapwf_client_hold(c);
+  n = request(L, c, &r);
+  /* A close during the call took effect now. When the answer had come it is returned; a
+   * call that never went out raises as any call on a closed client. */
+  if (!sapwf_client_unhold(L, c) && n < 0)
+    return luaL_error(L, "attempt to use a closed sapwf client");
+  return n;
 }

@@ -10,6 +10,8 @@
 --   truncate     perform, send a Content-Length larger than the body, close performed
 --   malformed    perform, answer 2xx with invalid JSON                      performed
 --   html         502 with an HTML proxy error page                          not performed
+--   body         answer `status` (default 200) with `body`, a text sent as  not performed
+--                is (hostile answers: a token with a CR LF in it, ...)
 --   empty        perform, answer 200 with an empty body                     performed
 --   oversize     perform, answer 200 with a JSON body of `size` bytes       performed
 -- Answers without a body (202, 204) become 200 with a body for truncate and malformed, so
@@ -25,7 +27,7 @@ local faults = {}
 
 local PERFORMED = { delay = true, drop_after = true, truncate = true, malformed = true,
   empty = true, oversize = true }
-local NOT_PERFORMED = { status = true, drop_before = true, html = true }
+local NOT_PERFORMED = { status = true, drop_before = true, html = true, body = true }
 
 faults.DEFAULT_SIZE = 17 * 1024 * 1024   -- over the client's default limit of 16 MiB
 local MIN_SIZE = #'{"padding":""}'
@@ -68,12 +70,15 @@ function faults.check(spec, id)
     if not ok then return nil, err end
   end
   if kind == "status" and not spec.status then return nil, "fault 'status' needs a status" end
+  if kind == "body" and type(spec.body) ~= "string" then
+    return nil, "fault 'body' needs a body (a string)"
+  end
   if kind == "delay" and not spec.delay then return nil, "fault 'delay' needs a delay" end
   if spec.times == 0 then return nil, "bad fault field 'times'" end
   return {
     id = id, fault = kind, method = spec.method and upper(spec.method), path = spec.path,
     times = spec.times or 1, delay = spec.delay, status = spec.status,
-    retry_after = spec.retry_after, size = spec.size or faults.DEFAULT_SIZE,
+    retry_after = spec.retry_after, size = spec.size or faults.DEFAULT_SIZE, body = spec.body,
   }
 end
 
@@ -124,6 +129,9 @@ function faults.before(fault, area, route)
     ngx.exit(444)
   elseif kind == "html" then
     send(area, 502, HTML, { ["Content-Type"] = "text/html" })
+    return true
+  elseif kind == "body" then
+    send(area, fault.status or 200, fault.body, { ["Content-Type"] = respond.JSON })
     return true
   elseif kind == "status" then
     local status, body, headers = fault.status, nil, {}

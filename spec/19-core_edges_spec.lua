@@ -1,0 +1,263 @@
+-- sapwf.core at its edges: hostile values from the token server and from options, the token
+-- cache when a token lives short or its refresh fails, and finalizers that close a client or
+-- a batch while one of its calls runs. Every case runs against the emulator; the emulator's
+-- counters say what was sent, so "nothing was sent" is checked, not assumed.
+local core = require "sapwf.core"
+local sapwf = require "sapwf"
+local servicekey = require "sapwf.servicekey"
+local helpers = require "spec.helpers"
+local cjson = require "cjson"
+
+-- A value whose finalizer runs fn: tables have __gc from Lua 5.2 on, 5.1 and LuaJIT need a
+-- userdata from newproxy.
+local function finalizer(fn)
+  if newproxy then
+    local proxy = newproxy(true)
+    getmetatable(proxy).__gc = fn
+    return proxy
+  end
+  return setmetatable({}, { __gc = fn })
+end
+
+-- Runs fn with the collector working at every allocation, then restores its settings.
+local function with_eager_gc(fn)
+  local pause = collectgarbage("setpause", 0)
+  local stepmul = collectgarbage("setstepmul", 1000)
+  local ok, err = pcall(fn)
+  collectgarbage("setpause", pause)
+  collectgarbage("setstepmul", stepmul)
+  if not ok then error(err, 0) end
+end
+
+describe("sapwf.core at the edges", function()
+  local emu
+
+  setup(function() emu = helpers.start_emulator() end)
+  teardown(function() if emu then emu:stop() end end)
+  before_each(function() emu:reset() end)
+
+  local function core_opts(name, extra)
+    local opts = assert(servicekey.resolve(emu:service_key(name or "full")))
+    for k, v in pairs(extra or {}) do opts[k] = v end
+    return opts
+  end
+
+  local function token_answer(token)
+    return cjson.encode({ access_token = token, token_type = "bearer", expires_in = 3600,
+                          scope = "uaa.resource" })
+  end
+
+  describe("a hostile access_token", function()
+    local hostile = {
+      { "CR LF (a header of its own)", "abc\r\nX-Injected: 1" },
+      { "a lone LF", "abc\nX-Injected: 1" },
+      { "NUL", "abc\0def" },
+      { "a space", "abc def" },
+      { "a byte from 0x80", "abc\195\169def" },
+      { "DEL", "abc\127" },
+    }
+    for _, case in ipairs(hostile) do
+      it("with " .. case[1] .. " is refused at the token step, nothing sent or cached", function()
+        emu:fault{ fault = "body", path = "/oauth/token", body = token_answer(case[2]) }
+        local c = core.new(core_opts())
+        local status, err = c:request("GET", "/v1/workflow-definitions")
+        assert.is_nil(status)
+        assert.equal("decode", err.kind)
+        assert.equal("token", err.phase)
+        assert.is_false(err.sent)
+        assert.is_nil(err.message:find("X-Injected", 1, true))
+        assert.is_nil(err.message:find("abc", 1, true))
+        assert.equal(0, emu:stats().api_requests)
+        -- nothing bad was cached: the next call fetches a good token and works
+        assert.equal(200, (c:request("GET", "/v1/workflow-definitions")))
+        local token = assert(c:token())
+        assert.matches("^[!-~]+$", token)
+        assert.equal(2, emu:stats().token_requests)
+        c:close()
+      end)
+    end
+
+    it("is refused by token(true) too, keeping the good token cached before it", function()
+      local c = core.new(core_opts())
+      local good = assert(c:token())
+      emu:fault{ fault = "body", path = "/oauth/token", body = token_answer("a\r\nb") }
+      local t, err = c:token(true)
+      assert.is_nil(t)
+      assert.equal("decode", err.kind)
+      assert.equal(good, (c:token()))
+      c:close()
+    end)
+
+    it("reaches the module as a decode error of phase token", function()
+      emu:fault{ fault = "body", path = "/oauth/token", body = token_answer("a\r\nb") }
+      local wf = assert(sapwf.new{ service_key = emu:service_key("full"), retries = 0 })
+      local value, err = wf:definitions()
+      assert.is_nil(value)
+      assert.equal("decode", err.kind)
+      assert.equal("token", err.phase)
+      assert.equal("not_sent", err.outcome)
+      assert.equal(0, emu:stats().api_requests)
+      assert.is_table((wf:definitions()))
+      wf:close()
+    end)
+  end)
+
+  describe("header values from options", function()
+    it("refuses a user_agent with CR, LF, NUL or another control byte, naming it", function()
+      for _, bad in ipairs({ "x\r\nX-Injected: 1", "x\ny", "x\rb", "a\1b", "a\127" }) do
+        local ok, msg = pcall(core.new, core_opts(nil, { user_agent = bad }))
+        assert.is_false(ok)
+        assert.matches("bad option 'user_agent'", msg)
+        assert.is_nil(msg:find("Injected", 1, true))
+        ok, msg = pcall(sapwf.new, { service_key = emu:service_key("full"), user_agent = bad })
+        assert.is_false(ok)
+        assert.matches("user_agent", msg)
+      end
+      assert.equal(0, emu:stats().token_requests)
+    end)
+
+    it("takes one with spaces and tabs, and sends it", function()
+      local c = core.new(core_opts(nil, { user_agent = "my app/1.0 (sapwf)\tx" }))
+      assert.equal(200, (c:request("GET", "/v1/workflow-definitions")))
+      c:close()
+    end)
+  end)
+
+  describe("the token cache", function()
+    local SHORT = "sb-sapwf-short!b1|workflow!b10150"
+    local function short_lived(seconds)
+      emu:set_client(SHORT, { secret = "short-lived-secret", expires_in = seconds,
+                              authorities = { "WORKFLOW_DEFINITION_GET" } })
+    end
+
+    it("fetches a token that lives no longer than token_margin once, not for every call", function()
+      short_lived(30)
+      local c = core.new(core_opts(SHORT))                     -- token_margin 60 (default)
+      for _ = 1, 5 do assert.equal(200, (c:request("GET", "/v1/workflow-definitions"))) end
+      local batch = c:batch(2)
+      for slot = 1, 2 do batch:submit(slot, "GET", "/v1/workflow-definitions") end
+      for _ = 1, 2 do
+        local _, status = batch:wait()
+        assert.equal(200, status)
+      end
+      batch:close()
+      assert.equal(1, emu:stats().token_requests)
+      c:close()
+    end)
+
+    it("keeps serving a valid token while its refresh fails", function()
+      short_lived(4)   -- renewed 2 s before it expires (half)
+      local c = core.new(core_opts(SHORT, { timeout = 2 }))
+      assert.equal(200, (c:request("GET", "/v1/workflow-definitions")))
+      emu:fault{ fault = "status", status = 500, path = "/oauth/token", times = -1 }
+      core.sleep(2.3)
+      -- due for renewal; the refresh fails, the token has about 1.7 s left and serves
+      assert.equal(200, (c:request("GET", "/v1/workflow-definitions")))
+      assert.equal(200, (c:request("GET", "/v1/workflow-definitions")))
+      local stats = emu:stats()
+      -- the second call did not ask the failing endpoint again (a refresh is retried later)
+      assert.equal(2, stats.token_requests)
+      assert.equal(3, stats.api_requests)
+      c:close()
+    end)
+
+    it("fails once the token has expired and the refresh still fails", function()
+      short_lived(2)
+      local c = core.new(core_opts(SHORT, { timeout = 2 }))
+      assert.equal(200, (c:request("GET", "/v1/workflow-definitions")))
+      emu:fault{ fault = "status", status = 500, path = "/oauth/token", times = -1 }
+      core.sleep(2.1)
+      local status, err = c:request("GET", "/v1/workflow-definitions")
+      assert.is_nil(status)
+      assert.equal("server", err.kind)
+      assert.equal("token", err.phase)
+      assert.equal(1, emu:stats().api_requests)
+      c:close()
+    end)
+  end)
+
+  describe("a finalizer that closes during a call", function()
+    -- Runs `call` on fresh objects until a finalizer closed them while the call ran, at
+    -- least `want` times (a GC step inside the call runs finalizers: where it falls
+    -- depends on the allocator). Each such call must end in its result or in the closed
+    -- error; a crash ends the whole run, which is what ASan and valgrind watch for (their
+    -- CI stages run Lua 5.4). Lua 5.4 and 5.3 run finalizers inside calls often enough to
+    -- demand a few; Lua 5.1 and LuaJIT do so seldom, so there the cases check whatever
+    -- calls a finalizer did reach in 300 tries.
+    local MID_CALL = (_VERSION == "Lua 5.4" or _VERSION == "Lua 5.3") and not jit
+    local function closes_mid_call(make, call, closed_message, want)
+      local hits, tries = 0, 0
+      if not MID_CALL then want = 0 end
+      with_eager_gc(function()
+        while (hits < want or tries < (MID_CALL and 0 or 300)) and tries < 2000 do
+          tries = tries + 1
+          local victim, during = make(), false
+          local state = { inside = false }
+          do
+            local _ = finalizer(function()
+              if state.inside then during = true end
+              victim:close()
+            end)
+          end
+          state.inside = true
+          local ok, a, b = pcall(call, victim)
+          state.inside = false
+          if during then
+            hits = hits + 1
+            if ok then
+              assert.is_true(a == 200 or (a == nil and type(b) == "table") or type(a) == "number",
+                             "a call that finished returns its result")
+            else
+              assert.matches(closed_message, a)
+            end
+          end
+          victim:close()
+        end
+      end)
+      assert.is_true(hits >= want, "a finalizer closed the object during a call only "
+        .. hits .. " times in " .. tries .. " tries")
+    end
+
+    it("a client: the call returns its result or raises the closed error", function()
+      closes_mid_call(function() return core.new(core_opts()) end,
+        function(c) return c:request("GET", "/v1/workflow-definitions") end,
+        "closed sapwf client", 3)
+    end)
+
+    it("a client in token(): the same", function()
+      closes_mid_call(function() return core.new(core_opts()) end,
+        function(c) return (c:token()) and 200 end, "closed sapwf client", 3)
+    end)
+
+    it("a batch, while submit fetches the token", function()
+      local clients = {}
+      closes_mid_call(function()
+          local c = core.new(core_opts())
+          clients[#clients + 1] = c
+          return c:batch(1)
+        end,
+        function(b)
+          b:submit(1, "GET", "/v1/workflow-definitions")
+          local _, status = b:wait()
+          return status
+        end, "closed sapwf batch", 3)
+      for _, c in ipairs(clients) do c:close() end
+    end)
+
+    it("a client, while its batch fetches the token", function()
+      local batches = {}
+      closes_mid_call(function()
+          local c = core.new(core_opts())
+          batches[#batches + 1] = c:batch(1)
+          return c
+        end,
+        function(c)
+          local b = batches[#batches]
+          b:submit(1, "GET", "/v1/workflow-definitions")
+          local _, status = b:wait()
+          return status
+        end, "closed sapwf", 3)
+      for _, b in ipairs(batches) do b:close() end
+    end)
+  end)
+end)
