@@ -95,11 +95,12 @@ describe("servicekey.resolve", function()
     assert.equal("service key has no uaa section", err.message)
   end)
 
-  it("reports a missing file", function()
+  it("reports a missing file with the reason, not the name (it may be key text)", function()
     local _, err = servicekey.resolve("/nonexistent/dir/service-key.json")
     assert.equal("config", err.kind)
-    assert.matches("^cannot read service key file: /nonexistent/dir/service%-key%.json",
-                   err.message)
+    assert.matches("^cannot read service key file: the file named could not be opened %(No "
+                   .. "such file or directory;", err.message)
+    assert.is_nil(err.message:find("/nonexistent", 1, true))
   end)
 
   it("reports a file that is not JSON without repeating it", function()
@@ -317,7 +318,7 @@ describe("sapwf.new options", function()
                                  api_url = "http://127.0.0.1:9/other/" })
     assert.equal("sapwf client (http://127.0.0.1:9/other)", tostring(wf))
     wf:close()
-    local wf2 = assert(sapwf.new{ api_url = "http://h/rest", token_url = "http://h/oauth/token",
+    local wf2 = assert(sapwf.new{ api_url = "https://h/rest", token_url = "https://h/oauth/token",
                                   client_id = "c", client_secret = "s", timeout = 3,
                                   connect_timeout = 1, verify = true, token_margin = 30,
                                   max_response = 1024, user_agent = "t/1",

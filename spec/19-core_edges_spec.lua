@@ -123,6 +123,70 @@ describe("sapwf.core at the edges", function()
     end)
   end)
 
+  describe("paths and redirects", function()
+    local ESCAPES = { "/../../etc/passwd", "/v1/../../x", "/v1/./workflow-definitions",
+      "/v1/%2e%2e/x", "/v1/%2E%2e/x", "/v1/.%2E/x", "/v1/..\\x", "/v1/x\\..\\..",
+      "/v1/..", "/v1/..?$top=1", "/v1/.#x" }
+
+    it("no path leaves the API's base path: wf:request raises naming it", function()
+      local wf = assert(sapwf.new{ service_key = emu:service_key("full") })
+      for _, path in ipairs(ESCAPES) do
+        local ok, msg = pcall(wf.request, wf, "GET", path)
+        assert.is_false(ok, path)
+        assert.matches("bad argument #2 to 'request'", msg)
+        assert.matches("'%.' or '%.%.' segments", msg)
+      end
+      assert.equal(0, emu:stats().api_requests)
+      -- dots inside a segment, and in the query, are no segments
+      assert.is_table((wf:request("GET", "/v1/workflow-definitions?x=../..")))
+      local _, err = wf:request("GET", "/v1/workflow-definitions/a..b")
+      assert.equal("not_found", err.kind)
+      wf:close()
+    end)
+
+    it("nor through the core's request and batch", function()
+      local c = core.new(core_opts())
+      local batch = c:batch(1)
+      for _, path in ipairs(ESCAPES) do
+        local ok, msg = pcall(function() return c:request("GET", path) end)
+        assert.is_false(ok, path)
+        assert.matches("bad argument #2 to 'request' %(path must not contain", msg)
+        ok, msg = pcall(function() return batch:submit(1, "GET", path) end)
+        assert.is_false(ok, path)
+        assert.matches("bad argument #3 to 'submit' %(path must not contain", msg)
+      end
+      assert.equal(0, emu:stats().api_requests)
+      batch:close()
+      c:close()
+    end)
+
+    it("a 3xx is an error, never followed: the token does not travel", function()
+      local wf = assert(sapwf.new{ service_key = emu:service_key("full") })
+      local token = assert(wf:token())
+      local elsewhere = emu.url .. "/workflow-service/rest/v1/workflow-instances"
+      for _, status in ipairs({ 301, 302, 303, 307, 308 }) do
+        emu:reset()
+        emu:fault{ fault = "status", status = status, path = "/v1/workflow-definitions",
+                   location = elsewhere }
+        local value, err = wf:request("GET", "/v1/workflow-definitions")
+        assert.is_nil(value)
+        assert.equal(status, err.status)
+        assert.equal("server", err.kind)
+        assert.matches("redirect to 127%.0%.0%.1:%d+, not followed", err.message)
+        assert.matches("follows no redirect", err.hint)
+        assert.is_nil(tostring(err):find(token, 1, true))
+        emu:fault{ fault = "status", status = status, path = "/v1/workflow-definitions",
+                   location = elsewhere }
+        value, err = wf:definitions()
+        assert.is_nil(value)
+        assert.equal(status, err.status)
+        -- one request each, none to where the Location pointed
+        assert.equal(2, emu:stats().api_requests)
+      end
+      wf:close()
+    end)
+  end)
+
   describe("the token cache", function()
     local SHORT = "sb-sapwf-short!b1|workflow!b10150"
     local function short_lived(seconds)

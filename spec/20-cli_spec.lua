@@ -953,4 +953,54 @@ describe("sapwf command line", function()
       assert.is_true(wait_for(function() return not shell("test -d " .. quote(nginx_dir)) end, 10))
     end)
   end)
+  describe("service key text", function()
+    -- What `cf service-key` prints: its first line, an empty line, then the key.
+    local function cf_output(key_file)
+      return "Getting key my-key for service instance my-workflow as me@example.com...\n\n"
+        .. read_file(key_file)
+    end
+
+    it("takes cf service-key's output as printed, in SAPWF_SERVICE_KEY and --service-key", function()
+      local text = cf_output(full_key)
+      local r = sapwf({ "definitions" }, { env = { SAPWF_SERVICE_KEY = text } })
+      assert.equal(0, r.code, r.stderr)
+      assert.equal(3, #r.json)
+      r = sapwf({ "--service-key", text, "definitions" })
+      assert.equal(0, r.code, r.stderr)
+    end)
+
+    it("never quotes key text that is neither a path nor valid JSON", function()
+      local key = read_file(full_key)
+      local broken = {
+        cf_output(full_key):sub(1, -3),                 -- cut short: not JSON
+        "Getting key k...\n" .. key:sub(2),             -- lost its first brace
+        (key:gsub("\n", "")):sub(2),                    -- one line, no brace: taken as a path
+        "x" .. key,
+      }
+      for _, text in ipairs(broken) do
+        for _, args in ipairs({ { { "definitions" }, { env = { SAPWF_SERVICE_KEY = text } } },
+                                { { "--service-key", text, "definitions" }, {} } }) do
+          local r = sapwf(args[1], args[2])             -- sapwf() asserts no secret came out
+          assert.equal(3, r.code, r.stderr)
+          assert.matches("service key", r.stderr)
+        end
+      end
+    end)
+
+    it("refuses http:// URLs beyond this machine unless --allow-http is given", function()
+      local key = json.decode(read_file(full_key))
+      key.endpoints.workflow_rest_url = "http://sapwf-test.invalid/workflow-service/rest"
+      local file = dir .. "/cleartext.json"
+      write_file(file, json.encode(key))
+      local r = sapwf({ "--service-key", file, "definitions" })
+      assert.equal(3, r.code)
+      assert.matches("api_url is http:// to sapwf%-test%.invalid", r.stderr)
+      assert.matches("%-%-allow%-http", r.stderr)
+      assert.equal(0, emu:stats().token_requests)
+      -- opted in, the call goes ahead (and fails on the name, which does not resolve)
+      r = sapwf({ "--allow-http", "--service-key", file, "definitions" })
+      assert.equal(7, r.code, r.stderr)
+      assert.is_nil(r.stderr:find("clear text", 1, true))
+    end)
+  end)
 end)

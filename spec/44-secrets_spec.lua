@@ -86,11 +86,11 @@ describe("secrets", function()
 
   it("raised argument errors do not quote a secret given in an option", function()
     local cases = {
-      { api_url = "http://x", token_url = "http://x", client_id = "c",
+      { api_url = "https://x", token_url = "https://x", client_id = "c",
         client_secret = needles.secret, timeout = "soon" },
-      { api_url = "http://x", token_url = "http://x", client_id = "c",
+      { api_url = "https://x", token_url = "https://x", client_id = "c",
         client_secret = needles.secret, bogus = needles.secret },
-      { api_url = "http://x", token_url = "http://x", client_id = "c",
+      { api_url = "https://x", token_url = "https://x", client_id = "c",
         client_secret = needles.secret .. "\0" },
       { service_key = key, retries = needles.secret },
     }

@@ -60,6 +60,7 @@ static const luaL_Reg core_functions[] = {
   {"monotonic", sapwf_core_monotonic},
   {"retry_after", sapwf_core_retry_after},
   {"parse_count", sapwf_core_parse_count},
+  {"path_problem", sapwf_core_path_problem},
   {"header", sapwf_core_header},
   {"headers", sapwf_core_headers},
   {"json_plain", sapwf_core_json_plain},

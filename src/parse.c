@@ -93,3 +93,23 @@ int sapwf_core_parse_count(lua_State *L)
     lua_pushnil(L);
   return 1;
 }
+
+
+/***
+ * Why a request path would leave the API's base path, or nil when it stays below it (the
+ * rule of client:request and batch:submit, for the Lua layer's own argument checks).
+ * @function path_problem
+ * @tparam string path
+ * @treturn string|nil
+ */
+int sapwf_core_path_problem(lua_State *L)
+{
+  size_t len;
+  const char *path = luaL_checklstring(L, 1, &len);
+  const char *problem = sapwf_path_problem(path, len);
+  if (problem != NULL)
+    lua_pushstring(L, problem);
+  else
+    lua_pushnil(L);
+  return 1;
+}

@@ -5,6 +5,7 @@
 
 #include "compat.h"
 #include "headers.h"
+#include "path.h"
 
 #include <stddef.h>
 #include <curl/curl.h>
@@ -122,6 +123,7 @@ int sapwf_core_monotonic(lua_State *L);
 /* parse.c */
 int sapwf_core_retry_after(lua_State *L);
 int sapwf_core_parse_count(lua_State *L);
+int sapwf_core_path_problem(lua_State *L);
 int sapwf_core_header(lua_State *L);
 int sapwf_core_headers(lua_State *L);
 

@@ -146,7 +146,11 @@ CURLcode sapwf_easy_setup(sapwf_client *c, CURL *easy)
 {
   CURLcode rc = CURLE_OK;
   SAPWF_SETOPT(rc, easy, CURLOPT_NOSIGNAL, 1L);       /* no SIGALRM in a host program */
+  /* A redirect is an answer, never followed: the next hop would get the Bearer token. */
   SAPWF_SETOPT(rc, easy, CURLOPT_FOLLOWLOCATION, 0L);
+  /* libcurl would squash "/a/../b" silently; path.c refuses dot segments instead, and
+   * what is sent is what the caller wrote. */
+  SAPWF_SETOPT(rc, easy, CURLOPT_PATH_AS_IS, 1L);
   SAPWF_SETOPT(rc, easy, CURLOPT_PROTOCOLS_STR, "http,https");
   SAPWF_SETOPT(rc, easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
   SAPWF_SETOPT(rc, easy, CURLOPT_TCP_KEEPALIVE, 1L);
@@ -414,9 +418,12 @@ void sapwf_push_header_block(lua_State *L, const sapwf_buffer *b)
 void sapwf_check_request(lua_State *L, int arg, sapwf_request *r)
 {
   size_t i;
+  const char *problem;
   r->method = luaL_checkoption(L, arg, NULL, method_names);
   r->path = luaL_checklstring(L, arg + 1, &r->path_len);
-  luaL_argcheck(L, r->path[0] == '/', arg + 1, "path must start with '/'");
+  problem = sapwf_path_problem(r->path, r->path_len);
+  if (problem != NULL)
+    luaL_argerror(L, arg + 1, problem);
   for (i = 0; i < r->path_len; i++)
     luaL_argcheck(L, (unsigned char)r->path[i] > ' ' && r->path[i] != 0x7f, arg + 1,
                   "path must not contain spaces or control characters");

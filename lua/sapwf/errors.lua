@@ -154,6 +154,17 @@ function errors.from_response(status, body, headers, ctx)
   elseif type(doc) == "table" and type(doc.message) == "string" then
     e.message = clip(doc.message)
   end
+  if status >= 300 and status < 400 then
+    -- Never followed (the token would travel with it): say where it pointed, host only.
+    local location = headers and headers["location"]
+    local target = type(location) == "string"
+      and match(location, "^%a[%w+.-]*://([^/?#]*)") or nil
+    target = target and gsub(target, "^.*@", "") or nil
+    e.message = format("HTTP %d redirect%s, not followed", status,
+                       target and " to " .. clip(target) or "")
+    e.hint = "sapwf follows no redirect, so the token never goes elsewhere: check that the "
+      .. "API URL (endpoints.workflow_rest_url) is the service's own"
+  end
   if not e.message then
     if not body or body == "" then
       e.message = format("HTTP %d with an empty body", status)

@@ -44,7 +44,9 @@ require "sapwf.request"
 require "sapwf.batch"
 
 local type, pairs, ipairs, tostring, error = type, pairs, ipairs, tostring, error
-local format, gsub = string.format, string.gsub
+local format, gsub, find, match, lower = string.format, string.gsub, string.find, string.match,
+  string.lower
+local tonumber = tonumber
 local getenv = os.getenv
 
 local sapwf = {
@@ -66,7 +68,7 @@ local OPTION_TYPES = {
   timeout = "number", connect_timeout = "number", cafile = "string", verify = "boolean",
   proxy = "string", token_margin = "number", max_response = "number", user_agent = "string",
   retries = "number", retry_deadline = "number", backoff_base = "number",
-  backoff_max = "number", log = "function",
+  backoff_max = "number", log = "function", allow_http = "boolean",
 }
 -- The retry options' ranges (client.lua applies them): name -> max, integer?
 local RETRY_RANGES = { retries = { 100, true }, retry_deadline = { 86400 },
@@ -99,6 +101,29 @@ local function check_options(opts, fname, level)
   end
 end
 
+-- Whether an http:// URL stays on this machine: localhost, 127.0.0.0/8 or [::1] (the
+-- emulator). Anything else, or anything unclear (user info before the host, a trailing dot,
+-- an odd form of an address), counts as the network.
+local function is_loopback(authority)
+  if find(authority, "@", 1, true) then return false end
+  local host = match(authority, "^(%[[^%]]*%])") or match(authority, "^([^:]*)")
+  host = lower(host)
+  if host == "localhost" or host == "[::1]" then return true end
+  local a, b, c, d = match(host, "^(%d%d?%d?)%.(%d%d?%d?)%.(%d%d?%d?)%.(%d%d?%d?)$")
+  return a ~= nil and tonumber(a) == 127 and tonumber(b) <= 255 and tonumber(c) <= 255
+    and tonumber(d) <= 255
+end
+
+-- The host of an http:// URL that leaves this machine (a secret or token sent to it travels
+-- in clear text), or nil for https:// and loopback.
+local function cleartext_host(url)
+  local scheme, authority = match(url, "^(%a[%w+.-]*)://([^/?#]*)")
+  if not scheme then scheme, authority = "http", match(url, "^([^/?#]*)") end  -- libcurl's guess
+  if lower(scheme) ~= "http" or is_loopback(authority) then return nil end
+  -- user info may hold a password: name the host part only
+  return (gsub(authority, "^.*@", ""))
+end
+
 -- What sapwf.core.new takes, for checked options: credentials from the key or given, or
 -- nil, err (kind config).
 local function core_options(opts)
@@ -121,6 +146,16 @@ local function core_options(opts)
     return nil, errors.config("no client_secret (nor cert and key for an x509 key)")
   end
   core_opts.api_url = gsub(core_opts.api_url, "/+$", "")
+  if not opts.allow_http then
+    for _, name in ipairs({ "token_url", "api_url" }) do
+      local host = cleartext_host(core_opts[name])
+      if host then
+        return nil, errors.config(format("%s is http:// to %s: the client secret and tokens "
+          .. "would cross the network in clear text; use https://, or pass allow_http = true "
+          .. "(command line: --allow-http) if that network is yours", name, host))
+      end
+    end
+  end
   for _, name in ipairs(PASSED_ON) do core_opts[name] = opts[name] end
   return core_opts
 end

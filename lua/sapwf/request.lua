@@ -4,7 +4,8 @@ local query = require "sapwf.query"
 local json = require "sapwf.json"
 local errors = require "sapwf.errors"
 local operations = require "sapwf.operations"
-local headers_table = require("sapwf.core").headers
+local core = require "sapwf.core"
+local headers_table, path_problem = core.headers, core.path_problem
 
 local type, pairs, ipairs, tostring, error = type, pairs, ipairs, tostring, error
 local format, find, match = string.format, string.find, string.match
@@ -34,8 +35,9 @@ end
 -- opts.query: a table of parameters (any names; values escaped); opts.body: a table sent as
 -- JSON or a string sent as is. Returns the answer (decoded JSON; the text for other content
 -- types; true for an empty body) and the response headers, or nil, err for an HTTP error or
--- a failure. The path is sent as given: use the methods for ids from untrusted input, they
--- escape them.
+-- a failure (a 3xx is an error: sapwf follows no redirect). The path is sent as given, but
+-- it cannot leave the API: "." and ".." segments (also percent-encoded) raise. Use the
+-- methods for ids from untrusted input: they escape them.
 function methods.request(self, method, path, opts)
   open(self, "request")
   if type(method) ~= "string" then bad(1, "string expected, got " .. type(method)) end
@@ -43,8 +45,9 @@ function methods.request(self, method, path, opts)
     bad(1, format("method '%s' is not one of GET, POST, PUT, PATCH, DELETE", method))
   end
   if type(path) ~= "string" then bad(2, "string expected, got " .. type(path)) end
-  if not find(path, "^/") then bad(2, "path must start with '/'") end
   if find(path, "[%s%c]") then bad(2, "path contains white space or control characters") end
+  local problem = path_problem(path)
+  if problem then bad(2, problem) end
   if opts ~= nil and type(opts) ~= "table" then bad(3, "table expected, got " .. type(opts)) end
   opts = opts or {}
   for k in pairs(opts) do
@@ -66,7 +69,7 @@ function methods.request(self, method, path, opts)
   local status, resp, headers, state = client.send(self, method, path .. qs, body, bare_path,
     exact and authority or nil, client.idempotent(method, bare_path))
   if not status then return nil, resp end
-  if status >= 400 or status < 200 then
+  if status < 200 or status >= 300 then                 -- a 3xx too: never followed
     local err = client.failure(self, method, bare_path, exact and authority or nil, status,
                                resp, headers)
     if status == 403 and not exact then err.authority = authority end

@@ -13,7 +13,8 @@ local cjson_safe = require "cjson.safe"
 local errors = require "sapwf.errors"
 
 local type, pairs, ipairs, tostring = type, pairs, ipairs, tostring
-local format, find, gsub, lower = string.format, string.find, string.gsub, string.lower
+local format, find, gsub, lower, match = string.format, string.find, string.gsub, string.lower,
+  string.match
 local concat, sort = table.concat, table.sort
 local io_open = io.open
 local sub = string.sub
@@ -94,28 +95,44 @@ function servicekey.from_table(key)
   return opts
 end
 
---- Core options from a path, JSON text or table.
+--- What a message says of a path that could not be opened. Not the path itself: it may be
+-- key text gone wrong (a paste, a cut-off line), and a key's text holds its secret; a file
+-- that did open is named in full.
+function servicekey.unopened(reason, path)
+  reason = tostring(reason)
+  if sub(reason, 1, #path + 2) == path .. ": " then reason = sub(reason, #path + 3) end
+  return "the file named could not be opened (" .. reason .. "; the name is not repeated "
+    .. "in case it is key text)"
+end
+
+-- The key text without what may come before its JSON: a UTF-8 byte order mark (editors on
+-- Windows write one), and the line `cf service-key` prints first ("Getting key KEY for
+-- service instance NAME as USER...", then an empty line), which users paste along.
+local function key_text(text)
+  if find(text, "^\239\187\191") then text = sub(text, 4) end
+  local json = match(text, "^%s*Getting key [^\n]*\n(.*)$")
+  return json or text
+end
+
+--- Core options from a path, JSON text or table (JSON text may start with the line
+-- `cf service-key` prints before the key).
 function servicekey.resolve(source)
   if type(source) == "table" then return servicekey.from_table(source) end
-  local text, what = source, "service key text"
-  -- A UTF-8 byte order mark (editors on Windows write one) is not part of the JSON.
-  if find(source, "^\239\187\191") then source = sub(source, 4) text = source end
+  local what = "service key text"
+  source = key_text(source)
+  local text = source
   if not find(source, "^%s*{") then
-    -- Not JSON text, so a path; but it may be key text gone wrong (an array, a typo), so
-    -- messages quote it only when it looks like a path: a key's text holds its secret.
-    local shown = (#source <= 256 and not find(source, "[%c{}\"]")) and source
-      or "(the text given is neither a path nor JSON text starting with '{')"
+    -- Not JSON text, so a path (or key text gone wrong: see unopened).
     local file, oserr = io_open(source, "rb")
     if not file then
-      local reason = tostring(oserr)
-      if sub(reason, 1, #source + 2) == source .. ": " then reason = sub(reason, #source + 3) end
-      return config("cannot read service key file: %s: %s", shown, reason)
+      return config("cannot read service key file: %s", servicekey.unopened(oserr, source))
     end
+    local shown = source
     text = file:read("*a")
     file:close()
     if not text then return config("cannot read service key file '%s'", shown) end
     what = format("service key file '%s'", shown)
-    if find(text, "^\239\187\191") then text = sub(text, 4) end
+    text = key_text(text)
   end
   local key, jerr = cjson_safe.decode(text)
   if type(key) ~= "table" then

@@ -73,6 +73,8 @@ local function add_global_options(parser)
       .. "named in the cf commands that doctor prints."):argname("NAME"):target("instance_name")
   parser:option("-o --output", "Output format (default: table on a terminal, json otherwise).")
     :choices({ "json", "table" }):argname("FORMAT"):target("output")
+  parser:flag("--allow-http", "Allow http:// token and API URLs beyond this machine (secrets "
+    .. "then cross the network in clear text).")
   parser:option("--cafile", "CA certificates (PEM) to verify the servers with."):argname("FILE")
     :target("cafile")
   parser:option("--timeout", "Seconds a whole request may take (default 60)."):argname("SECONDS")

@@ -1,5 +1,7 @@
 -- What one run of the command line shares between its parts: the parsed arguments, the output
 -- and the client, opened on first use from the service key the global options point to.
+local servicekey = require "sapwf.servicekey"
+
 local M = {}
 
 local Session = {}
@@ -18,32 +20,34 @@ local function read_file(path)
   if not file then
     return nil, err
   end
-  local text = file:read("a")
+  local text = file:read("*a")
   file:close()
   return text
 end
 
+-- Key text rather than a path: JSON, or what `cf service-key` prints (several lines).
+local function is_key_text(value)
+  return value:find("[{\n]") ~= nil
+end
+
 -- Where the service key comes from: --service-key, then SAPWF_SERVICE_KEY (a file, or the
--- key's JSON text, as CI secrets often are), then VCAP_SERVICES. Returns a description
--- {source=, text=} or {source="VCAP_SERVICES"}, or nil and a config error.
+-- key's text, as CI secrets often are: JSON, or `cf service-key`'s output as printed), then
+-- VCAP_SERVICES. Returns a description {source=, text=} or {source="VCAP_SERVICES"}, or
+-- nil and a config error. Messages never quote key text: it holds the client secret.
 function Session:key_source()
   local args = self.args
   local path = args.service_key
   local from = "--service-key"
   if not path then
     local env = os.getenv("SAPWF_SERVICE_KEY")
-    if env and env ~= "" then
-      if env:match("^%s*{") then
-        return { source = "SAPWF_SERVICE_KEY", text = env }
-      end
-      path, from = env, "SAPWF_SERVICE_KEY"
-    end
+    if env and env ~= "" then path, from = env, "SAPWF_SERVICE_KEY" end
   end
   if path then
+    if is_key_text(path) then return { source = from, text = path } end
     local text, err = read_file(path)
     if not text then
       return config_error(string.format("cannot read the service key (%s): %s", from,
-        tostring(err)))
+        servicekey.unopened(err, path)))
     end
     return { source = path, text = text }
   end
@@ -58,7 +62,7 @@ end
 -- instance names the service instance in the cf commands of 403 hints.
 function Session:client_options()
   return { timeout = self.args.timeout, cafile = self.args.cafile,
-           instance = self.args.instance_name }
+           instance = self.args.instance_name, allow_http = self.args.allow_http or nil }
 end
 
 -- The sapwf client, opened once. Returns client or nil, err.

@@ -4,7 +4,8 @@
 --
 -- Kinds, and whether the operation is performed:
 --   delay        sleep `delay` seconds, then handle normally                performed
---   status       answer `status` with the spec's body (+ Retry-After)       not performed
+--   status       answer `status` with the spec's body (+ Retry-After, and   not performed
+--                `location` as Location: a redirect)
 --   drop_before  close the connection without an answer                     not performed
 --   drop_after   perform, then close without an answer                      performed
 --   truncate     perform, send a Content-Length larger than the body, close performed
@@ -58,7 +59,7 @@ function faults.check(spec, id)
   if not PERFORMED[kind] and not NOT_PERFORMED[kind] then
     return nil, "unknown fault '" .. tostring(kind) .. "'"
   end
-  for _, name in ipairs({ "method", "path" }) do
+  for _, name in ipairs({ "method", "path", "location" }) do
     if spec[name] ~= nil and type(spec[name]) ~= "string" then
       return nil, "bad fault field '" .. name .. "'"
     end
@@ -79,6 +80,7 @@ function faults.check(spec, id)
     id = id, fault = kind, method = spec.method and upper(spec.method), path = spec.path,
     times = spec.times or 1, delay = spec.delay, status = spec.status,
     retry_after = spec.retry_after, size = spec.size or faults.DEFAULT_SIZE, body = spec.body,
+    location = spec.location,
   }
 end
 
@@ -142,6 +144,7 @@ function faults.before(fault, area, route)
         route and route.unprocessable))
     end
     if fault.retry_after then headers["Retry-After"] = tostring(fault.retry_after) end
+    if fault.location then headers["Location"] = fault.location end
     send(area, status, body, headers)
     return true
   end

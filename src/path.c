@@ -1,0 +1,50 @@
+/* The rule for request paths (path.h). MIT licence, see LICENSE. */
+#include "path.h"
+
+#include <string.h>
+
+/* The byte that p stands for in a path as a server may read it: "%2e" is "." (RFC 3986
+ * 6.2.2.2), and a backslash is a "/" to some servers. *step gets how many bytes of p that
+ * was. An escaped "/" ("%2F") stays data: that is how the by-id methods send an id with a
+ * "/" in it, as one segment. */
+static char path_byte(const char *p, const char *end, size_t *step)
+{
+  *step = 1;
+  if (*p == '%' && end - p >= 3 && p[1] == '2' && (p[2] | 0x20) == 'e') {
+    *step = 3;
+    return '.';
+  }
+  return *p == '\\' ? '/' : *p;
+}
+
+
+/* NULL when path (from "/" to the first "?" or "#") stays below the base URL it is
+ * appended to; otherwise why not. A "." or ".." segment, written plainly, as "%2e" or
+ * between backslashes, would make libcurl or the server resolve the URL to a resource
+ * outside the API (wf:request("GET", "/../../x")). Everything after "?" is the query. */
+const char *sapwf_path_problem(const char *path, size_t len)
+{
+  const char *p = path, *end = path + len;
+  size_t dots = 0, others = 0, step = 1;
+  if (len == 0 || path[0] != '/')
+    return "path must start with '/'";
+  while (p <= end) {
+    char ch = p < end ? path_byte(p, end, &step) : '/';
+    if (p < end && (*p == '?' || *p == '#'))
+      ch = '/', end = p;                  /* the last segment ends where the query begins */
+    if (ch == '/') {
+      if (dots > 0 && others == 0 && dots <= 2)
+        return "path must not contain '.' or '..' segments (plain or percent-encoded): "
+               "they would leave the API's base path";
+      dots = others = 0;
+    } else if (ch == '.') {
+      dots++;
+    } else {
+      others++;
+    }
+    if (p == end)
+      break;
+    p += step;
+  }
+  return NULL;
+}
