@@ -908,7 +908,8 @@ describe("sapwf command line", function()
     local function launch(key_file, name)
       local pid_file, rc_file = dir .. "/" .. name .. ".pid", dir .. "/" .. name .. ".rc"
       local err = dir .. "/" .. name .. ".err"
-      local inner = command_line({ "emulator", "--key-file", key_file }) .. " </dev/null"
+      local inner = "umask 000; " .. command_line({ "emulator", "--key-file", key_file })
+        .. " </dev/null"
         .. " >/dev/null 2>" .. quote(err) .. " & echo $! > " .. quote(pid_file)
         .. "; wait $!; echo $? > " .. quote(rc_file)
       assert.is_true(shell("sh -c " .. quote(inner) .. " >/dev/null 2>&1 &"))
@@ -924,6 +925,9 @@ describe("sapwf command line", function()
     it("serves the key it prints until Ctrl-C, then stops", function()
       local key_file = dir .. "/emu-int.json"
       local pid, rc_file, err = launch(key_file, "emu-int")
+      -- the key file is private (made so, not narrowed after), whatever the umask (000 here)
+      local mode = io.popen("stat -c %a " .. quote(key_file)):read("*l")
+      assert.equal("600", mode)
       local key = json.decode(read_file(key_file))
       secrets[#secrets + 1] = key.uaa.clientsecret
       local r = sapwf({ "--service-key", key_file, "definitions" })

@@ -204,6 +204,20 @@ function errors.decode(status, headers, ctx, detail)
   }, Error)
 end
 
+-- What to do about a TLS failure (README, Troubleshooting), by libcurl's code: our own
+-- certificate or key (58 CURLE_SSL_CERTPROBLEM, 98 CURLE_SSL_CLIENTCERT), a CA file that
+-- cannot be read (77 CURLE_SSL_CACERT_BADFILE), or else the server's certificate.
+local CLIENT_CERT_CODES = { [58] = true, [98] = true }
+local function tls_hint(curl_code)
+  if CLIENT_CERT_CODES[curl_code] then
+    return "check the key's certificate and key (PEM, and that they belong together)"
+  elseif curl_code == 77 then
+    return "the cafile given cannot be read as PEM certificates: check its path and content"
+  end
+  return "the server's certificate is not trusted: install ca-certificates, or pass "
+    .. "cafile (behind a TLS-inspecting proxy: that proxy's CA); check this machine's clock"
+end
+
 --- Gives a `sapwf.core` error (no HTTP answer came) its metatable, retry and outcome rules.
 function errors.from_core(cerr, method, path)
   local e = {}
@@ -216,6 +230,7 @@ function errors.from_core(cerr, method, path)
   e.message = e.message and clip(tostring(e.message)) or e.kind
   e.method, e.path = method, path
   local kind = e.kind
+  if kind == "tls" and e.hint == nil then e.hint = tls_hint(e.curl_code) end
   if e.phase == "token" then
     -- The API request was never sent: we had no token. The token endpoint's own overload
     -- answers read as they do from the API.

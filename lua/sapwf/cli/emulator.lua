@@ -38,16 +38,31 @@ local function start_watchdog(emu)
   return ok == true or ok == 0
 end
 
+-- The key holds the emulator client's secret, so its file is private from its creation:
+-- mktemp(1) makes a new file of mode 0600 beside the target whatever the umask, the key
+-- goes into it, and a rename puts it in place whole. (io.open creates with the umask's
+-- mode, and a chmod after it leaves a window.) Every step is checked.
 local function write_key(path, key)
   local text = assert(json.encode(key))
-  local file, err = io.open(path, "wb")
-  if not file then
+  local pipe = io.popen("mktemp " .. quote(path .. ".XXXXXX") .. " 2>/dev/null")
+  local temp = pipe and pipe:read("*l")
+  if pipe then pipe:close() end
+  if not temp or temp == "" then
+    return nil, "cannot create a file beside " .. path
+  end
+  local file, err = io.open(temp, "wb")
+  local ok = file and file:write(text, "\n")
+  if file then
+    local closed, cerr = file:close()
+    if ok and not closed then ok, err = nil, cerr end
+  end
+  if ok then
+    ok, err = os.rename(temp, path)
+  end
+  if not ok then
+    os.remove(temp)
     return nil, err
   end
-  -- The key holds the emulator client's secret: readable by us only, before it is written.
-  os.execute("chmod 600 " .. quote(path))
-  file:write(text, "\n")
-  file:close()
   return true
 end
 
@@ -56,7 +71,7 @@ end
 local function wait_forever()
   while true do
     local sleeper = io.popen("sleep 1")
-    sleeper:read("a")
+    sleeper:read("*a")
     sleeper:close()
   end
 end
