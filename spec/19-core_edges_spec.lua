@@ -240,6 +240,37 @@ describe("sapwf.core at the edges", function()
     end)
   end)
 
+  describe("an API that refuses every token (401 for good)", function()
+    it("costs one renewal, then at most one token request a second, not one per call", function()
+      local c = core.new(core_opts())
+      assert(c:token())
+      emu:fault{ fault = "status", status = 401, times = -1, path = "/v1/workflow-definitions" }
+      local t0 = core.monotonic()
+      for _ = 1, 20 do assert.equal(401, (c:request("GET", "/v1/workflow-definitions"))) end
+      local batch = c:batch(4)
+      for round = 1, 3 do
+        for slot = 1, 4 do batch:submit(slot, "GET", "/v1/workflow-definitions") end
+        for _ = 1, 4 do
+          local _, status = batch:wait()
+          assert.equal(401, status, "round " .. round)
+        end
+      end
+      local seconds = core.monotonic() - t0
+      local stats = emu:stats()
+      -- 1 before the fault, 1 renewal at the first 401, then one per second at most
+      assert.is_true(stats.token_requests <= 2 + math.floor(seconds) + 1,
+                     stats.token_requests .. " token requests in " .. seconds .. " s")
+      assert.is_true(seconds < 1.5 or stats.token_requests >= 2)
+      -- after the hold, a 401 renews again: a key rotated back into use is picked up
+      core.sleep(1.1)
+      local before = emu:stats().token_requests
+      assert.equal(401, (c:request("GET", "/v1/workflow-definitions")))
+      assert.equal(before + 1, emu:stats().token_requests)
+      batch:close()
+      c:close()
+    end)
+  end)
+
   describe("a finalizer that closes during a call", function()
     -- Runs `call` on fresh objects until a finalizer closed them while the call ran, at
     -- least `want` times (a GC step inside the call runs finalizers: where it falls

@@ -486,6 +486,23 @@ http {
       assert.equal(before.token_requests + 1, after.token_requests)
     end)
 
+    it("asks for at most one token a second from an API that refuses every token", function()
+      assert.equal(201, (g:curl("/orders", [[-d '{"warm":true}']])))  -- a token is cached
+      emu:fault{ fault = "status", status = 401, times = -1, method = "POST",
+                 path = "/v1/workflow-instances" }
+      local before = emu:stats()
+      local t0 = gateway.now_ns()
+      local result = g:load("/orders", 40, 1, '{"product":"Belt"}').wait()
+      local seconds = (gateway.now_ns() - t0) / 1e9
+      local after = emu:stats()
+      for i = 1, 40 do assert.equal(502, result.statuses[i]) end
+      -- one renewal at the first 401, then one more per second at most (each worker
+      -- shares the dict, so the bound is for the whole server)
+      local fetched = after.token_requests - before.token_requests
+      assert.is_true(fetched >= 1 and fetched <= 2 + math.floor(seconds),
+                     fetched .. " token requests in " .. seconds .. " s")
+    end)
+
     it("makes one fetch for the requests waiting on it when that fetch fails", function()
       local wrong = emu:service_key("full")
       wrong.uaa.clientsecret = "not-the-secret-0000"

@@ -245,7 +245,10 @@ static void finish(lua_State *L, batch *b, slot *s, CURLcode result)
   curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &s->status);
   /* As client:request: the server did not act on a 401, so replaying (even a POST) is
    * safe. Only the first request that carried the old token fetches a new one. */
-  if (s->status == 401 && !s->replayed && c->auto_token && !c->closed) {
+  if (s->status == 401 && s->replayed && s->sent_gen == c->token_gen)
+    sapwf_token_refused(c);               /* a fresh token refused: see token.c */
+  if (s->status == 401 && !s->replayed && c->auto_token && !c->closed
+      && sapwf_token_may_renew(c)) {
     s->replayed = 1;
     if (s->sent_gen == c->token_gen)
       sapwf_token_drop(c);                /* refused: a failed fetch must not leave it */

@@ -85,6 +85,8 @@ typedef struct sapwf_client {
   double token_expiry;             /* monotonic seconds */
   double token_lifetime;           /* seconds it had left when cached */
   double refresh_after;            /* a failed refresh is not tried again before this */
+  unsigned long refused_gen;       /* the token the API refused although fetched anew */
+  double refused_until;            /* ... and until when a 401 to it renews nothing */
   unsigned long token_gen;         /* bumped by sapwf_token_drop, so by every change of the
                                       token: tells a batch which token a request carried */
   struct curl_slist *api_headers[2];  /* request headers with the token, without and with a
@@ -174,6 +176,8 @@ int sapwf_client_request(lua_State *L);
 /* token.c */
 int sapwf_token_ensure(lua_State *L, sapwf_client *c, int decode_idx, int force, sapwf_error *e);
 void sapwf_token_drop(sapwf_client *c);
+int sapwf_token_may_renew(const sapwf_client *c);
+void sapwf_token_refused(sapwf_client *c);
 int sapwf_client_token(lua_State *L);
 int sapwf_client_set_token(lua_State *L);
 

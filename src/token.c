@@ -15,6 +15,9 @@
  * long (seconds). */
 #define REFRESH_RETRY 5.0
 
+/* How long a 401 to a token that was itself fetched because of a 401 renews nothing. */
+#define RENEW_HOLD 1.0
+
 /* Monotonic seconds: expiry must not move when the wall clock is set. */
 static double now(void)
 {
@@ -35,6 +38,26 @@ void sapwf_token_drop(sapwf_client *c)
   sapwf_free_headers(c->api_headers[0]);             /* they carry the token */
   sapwf_free_headers(c->api_headers[1]);
   c->api_headers[0] = c->api_headers[1] = NULL;
+}
+
+
+/* A 401 means the token was refused, and one renewal (then a replay) fixes an expired or
+ * revoked one. A 401 to the token fetched by that renewal means the API refuses this
+ * client's tokens for now (another audience, a deleted binding): renewing on every call
+ * would cost a token request per call, without bound. So for RENEW_HOLD seconds a 401 to
+ * that token is the answer, in client:request and batches alike: at most one token request
+ * per RENEW_HOLD for an API that refuses for good. */
+int sapwf_token_may_renew(const sapwf_client *c)
+{
+  return !(c->token != NULL && c->refused_gen == c->token_gen && now() < c->refused_until);
+}
+
+
+/* The API answered 401 to the token that a 401 had made us fetch. */
+void sapwf_token_refused(sapwf_client *c)
+{
+  c->refused_gen = c->token_gen;
+  c->refused_until = now() + RENEW_HOLD;
 }
 
 

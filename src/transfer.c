@@ -453,14 +453,17 @@ static int request(lua_State *L, sapwf_client *c, const sapwf_request *r)
   rc = api_exchange(c, r->method, r->path, r->path_len, r->body, r->body_len, &status);
   /* The server answered 401, so it did not act: replaying (even a POST) is safe. The token
    * it refused goes, so a failed fetch cannot leave it in use. Without auto_token the 401
-   * is the answer: the token's owner renews it, once for all its users. */
-  if (rc == CURLE_OK && status == 401 && c->auto_token) {
+   * is the answer: the token's owner renews it, once for all its users; so it is when a
+   * fresh token was just refused too (sapwf_token_may_renew). */
+  if (rc == CURLE_OK && status == 401 && c->auto_token && sapwf_token_may_renew(c)) {
     sapwf_token_drop(c);
     if (!sapwf_token_ensure(L, c, lua_upvalueindex(1), 1, &e))
       return sapwf_push_error(L, &e);
     if (c->closed)
       return -1;
     rc = api_exchange(c, r->method, r->path, r->path_len, r->body, r->body_len, &status);
+    if (rc == CURLE_OK && status == 401)
+      sapwf_token_refused(c);             /* a fresh token refused: see token.c */
   }
   if (rc != CURLE_OK) {
     sapwf_error_from_curl(c, c->api_easy, rc, "request", &e);

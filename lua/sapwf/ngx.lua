@@ -198,10 +198,12 @@ function Transport:request(method, path, body)
   if not t then return nil, left end
   local status, resp, headers = self:run("request", t, left, scope, method, path, body)
   -- The service answered 401, so it did not act: renewing and replaying once is safe.
-  if status == 401 then
+  -- A fresh token refused too is the answer for a while (Tokens:refused).
+  if status == 401 and self.tokens:may_renew(t) then
     t, left, scope = self.tokens:renew(t)
     if not t then return nil, left end
     status, resp, headers = self:run("request", t, left, scope, method, path, body)
+    if status == 401 then self.tokens:refused(t) end
   end
   return status, resp, headers
 end

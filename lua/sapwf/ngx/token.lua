@@ -9,6 +9,9 @@
 --                s = scope}, set in one call so no reader sees half of it
 --   "<id>:lock"  present while one request fetches; it has a TTL, so a holder that died
 --                (a crashed worker) does not stop the others for longer than that
+--   "<id>:refused"  a token the API refused although it was fetched anew for a 401; kept
+--                RENEW_HOLD seconds, during which a 401 to it renews nothing (as src/token.c
+--                does for the plain client and batches)
 --   "<id>:fail"  JSON {at = ngx.now(), err = {...}}: the last failed fetch, kept FAIL_TTL
 --                seconds, so the requests that waited for it get its error instead of each
 --                fetching in turn, and a renewal within the margin is not tried again at once
@@ -34,6 +37,7 @@ local Tokens = {}
 Tokens.__index = Tokens
 
 local FAIL_TTL = 5                     -- seconds a failure is kept for the requests waiting on it
+local RENEW_HOLD = 1                   -- seconds a refused fresh token renews nothing
 local FIRST_POLL, MAX_POLL = 0.005, 0.05
 
 -- Fields of a core error that may be passed on (none holds a secret).
@@ -46,7 +50,8 @@ local ERROR_FIELDS = { "kind", "message", "phase", "sent", "status", "code", "cu
 -- nil, err (a plain table).
 function token.new(dict, id, margin, wait, fetch)
   return setmetatable({ dict = dict, key = id, lock_key = id .. ":lock",
-                        fail_key = id .. ":fail", margin = margin, wait = wait,
+                        fail_key = id .. ":fail", refused_key = id .. ":refused",
+                        margin = margin, wait = wait,
                         fetch = fetch, last_raw = nil, last = nil }, Tokens)
 end
 
@@ -203,6 +208,18 @@ function Tokens:get()
   end
   if not got then return nil, err end
   return result(got)
+end
+
+--- The API answered 401 to t, which a 401 had made us fetch: it refuses this client's tokens
+-- for now (another audience, a deleted binding). Renewing for every call would cost a token
+-- request each; for RENEW_HOLD seconds a 401 to t is the answer.
+function Tokens:refused(t)
+  self.dict:set(self.refused_key, t, RENEW_HOLD)
+end
+
+--- Whether a 401 to t may renew it (false within RENEW_HOLD of refused(t)).
+function Tokens:may_renew(t)
+  return self.dict:get(self.refused_key) ~= t
 end
 
 --- A token other than `rejected` (the API answered 401 to it, or the caller forces a
