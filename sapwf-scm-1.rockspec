@@ -32,7 +32,8 @@ build = {
     ["sapwf.core"] = {
       sources = { "src/core.c", "src/client.c", "src/transfer.c", "src/token.c",
                   "src/headers.c", "src/clock.c", "src/parse.c", "src/share.c",
-                  "src/batch.c", "src/json_walk.c", "src/path.c" },
+                  "src/batch.c", "src/json_walk.c", "src/path.c",
+                  "src/fileid.c" },
       libraries = { "curl" },
       incdirs = { "$(CURL_INCDIR)" },
       libdirs = { "$(CURL_LIBDIR)" },

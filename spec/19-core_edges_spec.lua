@@ -271,6 +271,47 @@ describe("sapwf.core at the edges", function()
     end)
   end)
 
+  describe("timeout bounds a whole request", function()
+    -- The README's bound: one request, with its token fetch, a 401's renewal and the replay,
+    -- takes at most `timeout`; with retries = 0 so does a call of the module.
+    it("a slow token fetch, a 401 and its replay end within timeout", function()
+      emu:fault{ fault = "delay", delay = 0.8, times = -1, path = "/oauth/token" }
+      emu:fault{ fault = "status", status = 401, times = 1, path = "/v1/workflow-definitions" }
+      local c = core.new(core_opts(nil, { timeout = 1.2 }))
+      local t0 = core.monotonic()
+      local status, err = c:request("GET", "/v1/workflow-definitions")
+      local took = core.monotonic() - t0
+      assert.is_nil(status)
+      assert.equal("timeout", err.kind)
+      assert.is_true(took < 1.2 + 0.3, "took " .. took .. " s")
+      -- before the bound: 0.8 (token) + 0.8 (renewal) + the replay, each with its own 1.2 s
+      assert.is_true(took > 1.0, "took " .. took .. " s")
+      c:close()
+    end)
+
+    it("a call of the module with retries = 0 too", function()
+      emu:fault{ fault = "delay", delay = 0.8, times = -1, path = "/oauth/token" }
+      emu:fault{ fault = "status", status = 401, times = 1, path = "/v1/workflow-definitions" }
+      local wf = assert(sapwf.new{ service_key = emu:service_key("full"), timeout = 1.2,
+                                   retries = 0 })
+      local t0 = core.monotonic()
+      local value, err = wf:definitions()
+      local took = core.monotonic() - t0
+      assert.is_nil(value)
+      assert.equal("timeout", err.kind)
+      assert.is_true(took < 1.2 + 0.3, "took " .. took .. " s")
+      wf:close()
+    end)
+
+    it("leaves the next request its whole timeout", function()
+      local c = core.new(core_opts(nil, { timeout = 1 }))
+      emu:fault{ fault = "delay", delay = 0.7, times = 2, path = "/v1/workflow-definitions" }
+      assert.equal(200, (c:request("GET", "/v1/workflow-definitions")))
+      assert.equal(200, (c:request("GET", "/v1/workflow-definitions")))
+      c:close()
+    end)
+  end)
+
   describe("a finalizer that closes during a call", function()
     -- Runs `call` on fresh objects until a finalizer closed them while the call ran, at
     -- least `want` times (a GC step inside the call runs finalizers: where it falls

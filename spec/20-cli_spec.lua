@@ -103,7 +103,9 @@ describe("sapwf command line", function()
     for _, arg in ipairs(args) do
       parts[#parts + 1] = quote(arg)
     end
-    return table.concat(parts, " ")
+    local command = table.concat(parts, " ")
+    if opts.cwd then command = "cd " .. quote(opts.cwd) .. " && " .. command end
+    return command
   end
 
   local function sapwf(args, opts)
@@ -692,7 +694,11 @@ describe("sapwf command line", function()
       assert.matches("unknown outcome", r.stderr)
       -- The dropped start did create an instance: record + unknown = what the service has.
       assert.equal(3, instances_started())
-      assert.equal(2, #lines_of(input .. ".started.ndjson"))
+      local recorded = lines_of(input .. ".started.ndjson")
+      assert.equal(3, #recorded)                -- two ids and the unknown one
+      local unknown_entry = json.decode(recorded[1])
+      assert.equal("unknown", unknown_entry.outcome)
+      assert.equal(1, unknown_entry.line)
       local failed = lines_of(input .. ".failed.ndjson")
       assert.equal(1, #failed)
       local entry = json.decode(failed[1])
@@ -707,6 +713,76 @@ describe("sapwf command line", function()
       assert.equal(3, instances_started())
       assert.equal(failed[1], lines_of(input .. ".failed.ndjson.failed.ndjson")[1])
     end)
+
+    it("--resume never starts a line of unknown outcome again, says how to find it, and " ..
+      "keeps the earlier failed file", function()
+        write_file(input, '{"n":1}\n{"n":2}\n{"n":3}\n')
+        emu:fault({ fault = "drop_after", times = 1, method = "POST",
+          path = "/v1/workflow-instances" })
+        local r = run({ "start", "simple", "--from", input })
+        assert.equal(10, r.code, r.stderr)
+        assert.equal(3, instances_started())
+        local failed_path = input .. ".failed.ndjson"
+        local failed_before = read_file(failed_path)
+        local record_before = read_file(input .. ".started.ndjson")
+
+        local again = run({ "start", "simple", "--from", input, "--resume" })
+        assert.equal(10, again.code, again.stderr)
+        assert.equal(0, again.json.started)
+        assert.equal(1, again.json.outcomeUnknown)
+        assert.equal(2, again.json.skippedAsRecorded)
+        assert.equal(0, again.json.notAttempted)
+        assert.equal(3, instances_started())              -- nothing started twice
+        assert.matches("line 1: an earlier start has an unknown outcome", again.stderr)
+        assert.matches("sapwf instances %-%-definition%-id simple", again.stderr)
+        assert.matches("it started between %d%d%d%d%-%d%d%-%d%dT", again.stderr)
+        -- nothing that held a record was truncated or deleted
+        assert.equal(failed_before, read_file(failed_path .. ".1"))
+        assert.matches("kept as " .. failed_path:gsub("%p", "%%%0") .. "%.1", again.stderr)
+        assert.equal(record_before, read_file(input .. ".started.ndjson"):sub(1, #record_before))
+      end)
+
+    it("refuses --failed or --record naming the input, however spelt, before sending",
+      function()
+        write_file(input, '{"n":1}\n{"n":2}\n')
+        local link = input .. ".link"
+        assert.is_true(shell("ln -s " .. quote(input) .. " " .. quote(link)))
+        local relative = "./" .. input:match("[^/]+$")
+        for _, args in ipairs({ { "--failed", input }, { "--record", input },
+                                { "--failed", link }, { "--record", link },
+                                { "--failed", input .. ".r", "--record", input .. ".r" } }) do
+          local command = { "start", "simple", "--from", input }
+          for _, a in ipairs(args) do command[#command + 1] = a end
+          local r = run(command)
+          assert.equal(2, r.code, r.stderr)
+          assert.matches("name the same file", r.stderr)
+        end
+        -- a relative spelling, run from the input's folder
+        local r = sapwf({ "--service-key", full_key, "start", "simple", "--from", input,
+                          "--record", relative }, { cwd = dir })
+        assert.equal(2, r.code, r.stderr)
+        assert.equal(0, instances_started())
+        assert.equal('{"n":1}\n{"n":2}\n', read_file(input))
+      end)
+
+    it("stops before starting more when the record cannot be written, and says what it " ..
+      "started", function()
+        write_file(input, '{"n":1}\n{"n":2}\n{"n":3}\n')
+        local r = run({ "start", "simple", "--from", input, "--record", "/dev/full" })
+        assert.equal(1, r.code, r.stderr)
+        assert.equal(1, instances_started())          -- the first line goes alone
+        assert.matches("line 1: started instance [%w%-]+, but the record file cannot be "
+          .. "written", r.stderr)
+        assert.matches("cannot write the record file /dev/full", r.stderr)
+        assert.equal(2, r.json.notAttempted)
+        -- and the failed file likewise
+        write_file(input, 'not json\n{"n":2}\n')
+        r = run({ "start", "simple", "--from", input, "--failed", "/dev/full",
+                  "--record", input .. ".rec" })
+        assert.equal(1, r.code, r.stderr)
+        assert.matches("cannot write the failed file /dev/full", r.stderr)
+        assert.equal(1, instances_started())
+      end)
 
     it("stops at once when the client may not start instances (exit 5)", function()
       write_file(input, '{"n":1}\n{"n":2}\n{"n":3}\n')
@@ -957,6 +1033,24 @@ describe("sapwf command line", function()
       assert.is_true(wait_for(function() return not shell("test -d " .. quote(nginx_dir)) end, 10))
     end)
   end)
+  describe("standard output", function()
+    it("that cannot be written is an error (exit 1), never a silent success", function()
+      local err_file = dir .. "/stdout-full.err"
+      for _, args in ipairs({ { "definitions" }, { "start", "simple" },
+                              { "token", "--raw" } }) do
+        local command = { "--service-key", full_key }
+        for _, a in ipairs(args) do command[#command + 1] = a end
+        local ok, how, code = helpers.execute(command_line(command) .. " </dev/null >/dev/full 2>"
+          .. quote(err_file))
+        assert.equal("exit", how)
+        assert.equal(1, code, read_file(err_file))
+        assert.matches("cannot write to standard output", read_file(err_file))
+        assert_no_secret(read_file(err_file))
+        assert.is_not_true(ok)
+      end
+    end)
+  end)
+
   describe("service key text", function()
     -- What `cf service-key` prints: its first line, an empty line, then the key.
     local function cf_output(key_file)

@@ -79,14 +79,6 @@ typedef struct batch {
 } batch;
 
 
-static double now(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-
 /* Makes *p hold at least n bytes. 1, or 0 when out of memory (*p unchanged). */
 static int reserve(char **p, size_t *cap, size_t n)
 {
@@ -211,13 +203,13 @@ static void start_with_token(lua_State *L, batch *b, slot *s)
   sapwf_error e;
   /* A failed fetch leaves no usable token (token.c keeps one that is still valid), so
    * until one succeeds every request would fetch again. */
-  if (b->token_failed && now() - b->token_failed_at < TOKEN_HOLD) {
+  if (b->token_failed && sapwf_now() - b->token_failed_at < TOKEN_HOLD) {
     fail(b, s, &b->token_error);
     return;
   }
   if (!sapwf_token_ensure(L, b->client, lua_upvalueindex(1), 0, &e)) {
     b->token_failed = 1;
-    b->token_failed_at = now();
+    b->token_failed_at = sapwf_now();
     b->token_error = e;
     fail(b, s, &e);
     return;
@@ -346,7 +338,7 @@ static int pop(lua_State *L, batch *b)
  * closed the batch meanwhile (nothing pushed); 0 with *mc set when libcurl failed. */
 static int wait(lua_State *L, batch *b, double timeout, CURLMcode *mc)
 {
-  double deadline = timeout >= 0 ? now() + timeout : 0;
+  double deadline = timeout >= 0 ? sapwf_now() + timeout : 0;
   while (b->done_count == 0) {
     int still, wait_ms = POLL_MS;
     if (b->running > 0) {
@@ -363,7 +355,7 @@ static int wait(lua_State *L, batch *b, double timeout, CURLMcode *mc)
       return 0;                           /* nothing in flight, nothing to wait for */
     /* With nothing in flight, curl_multi_poll just sleeps: the caller's timers are due. */
     if (timeout >= 0) {
-      double left = deadline - now();
+      double left = deadline - sapwf_now();
       if (left <= 0)
         return 0;
       if (left * 1000 < wait_ms)

@@ -272,6 +272,7 @@ static CURLcode open_client(sapwf_client *c, const options *o)
   CURLcode rc;
   struct curl_slist *h;
   c->token_margin = o->token_margin;
+  c->timeout = o->timeout;
   c->auto_token = o->auto_token;
   c->response.max = o->max_response;
   c->api_url_len = o->api_url_len;

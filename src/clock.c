@@ -1,4 +1,4 @@
-/* Time for the Lua layer's retries: a monotonic clock and a sleep. Plain Lua has neither
+/* Time: the core's clock, and for the Lua layer's retries a monotonic clock and a sleep. Plain Lua has neither
  * (os.time counts whole seconds and moves with the wall clock; os.clock is CPU time).
  * MIT licence, see LICENSE. */
 #include "sapwf.h"
@@ -10,6 +10,16 @@
 #define MAX_SLEEP 86400.0
 
 
+/* The one clock of the core: monotonic seconds, so that token expiries and deadlines do
+ * not move when the wall clock is set. */
+double sapwf_now(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+
 /***
  * Seconds on a monotonic clock (CLOCK_MONOTONIC): for deadlines, never for dates.
  * @function monotonic
@@ -17,9 +27,7 @@
  */
 int sapwf_core_monotonic(lua_State *L)
 {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+  lua_pushnumber(L, (lua_Number)sapwf_now());
   return 1;
 }
 

@@ -61,6 +61,7 @@ static const luaL_Reg core_functions[] = {
   {"retry_after", sapwf_core_retry_after},
   {"parse_count", sapwf_core_parse_count},
   {"path_problem", sapwf_core_path_problem},
+  {"file_id", sapwf_core_file_id},
   {"header", sapwf_core_header},
   {"headers", sapwf_core_headers},
   {"json_plain", sapwf_core_json_plain},

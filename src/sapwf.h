@@ -87,6 +87,8 @@ typedef struct sapwf_client {
   double refresh_after;            /* a failed refresh is not tried again before this */
   unsigned long refused_gen;       /* the token the API refused although fetched anew */
   double refused_until;            /* ... and until when a 401 to it renews nothing */
+  double timeout;                  /* seconds one request may take, exchanges included */
+  double deadline;                 /* while a request runs: when its time is up (0: none) */
   unsigned long token_gen;         /* bumped by sapwf_token_drop, so by every change of the
                                       token: tells a batch which token a request carried */
   struct curl_slist *api_headers[2];  /* request headers with the token, without and with a
@@ -118,7 +120,11 @@ typedef struct sapwf_error {
 /* core.c: the one exported symbol */
 __attribute__((visibility("default"))) int luaopen_sapwf_core(lua_State *L);
 
+/* fileid.c */
+int sapwf_core_file_id(lua_State *L);
+
 /* clock.c */
+double sapwf_now(void);
 int sapwf_core_sleep(lua_State *L);
 int sapwf_core_monotonic(lua_State *L);
 

@@ -18,15 +18,6 @@
 /* How long a 401 to a token that was itself fetched because of a 401 renews nothing. */
 #define RENEW_HOLD 1.0
 
-/* Monotonic seconds: expiry must not move when the wall clock is set. */
-static double now(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-
 void sapwf_token_drop(sapwf_client *c)
 {
   sapwf_free_secret(&c->token, c->token_len);
@@ -49,7 +40,7 @@ void sapwf_token_drop(sapwf_client *c)
  * per RENEW_HOLD for an API that refuses for good. */
 int sapwf_token_may_renew(const sapwf_client *c)
 {
-  return !(c->token != NULL && c->refused_gen == c->token_gen && now() < c->refused_until);
+  return !(c->token != NULL && c->refused_gen == c->token_gen && sapwf_now() < c->refused_until);
 }
 
 
@@ -57,7 +48,7 @@ int sapwf_token_may_renew(const sapwf_client *c)
 void sapwf_token_refused(sapwf_client *c)
 {
   c->refused_gen = c->token_gen;
-  c->refused_until = now() + RENEW_HOLD;
+  c->refused_until = sapwf_now() + RENEW_HOLD;
 }
 
 
@@ -139,7 +130,7 @@ static void cache_token(lua_State *L, sapwf_client *c, const char *token, size_t
   c->token = token_copy;
   c->token_len = token_len;
   c->scope = scope_copy;
-  c->token_expiry = now() + left;                     /* HUGE_VAL stays HUGE_VAL */
+  c->token_expiry = sapwf_now() + left;                     /* HUGE_VAL stays HUGE_VAL */
   c->token_lifetime = left;
   c->refresh_after = 0;
 }
@@ -235,7 +226,7 @@ static double margin_of(const sapwf_client *c)
  * so it is used until it expires and its absence is an error, never a fetch. */
 int sapwf_token_ensure(lua_State *L, sapwf_client *c, int decode_idx, int force, sapwf_error *e)
 {
-  double t = now();
+  double t = sapwf_now();
   int usable = c->token != NULL && t + TOKEN_FLOOR < c->token_expiry;
   if (!force && c->token != NULL && !c->auto_token && t < c->token_expiry)
     return 1;
@@ -252,7 +243,7 @@ int sapwf_token_ensure(lua_State *L, sapwf_client *c, int decode_idx, int force,
   if (fetch(L, c, decode_idx, e))
     return 1;
   if (!force && usable && c->token != NULL) {
-    c->refresh_after = now() + REFRESH_RETRY;
+    c->refresh_after = sapwf_now() + REFRESH_RETRY;
     return 1;
   }
   return 0;
@@ -290,7 +281,7 @@ int sapwf_client_token(lua_State *L)
     return luaL_error(L, "attempt to use a closed sapwf client");
   }
   lua_pushlstring(L, c->token, c->token_len);
-  left = c->token_expiry - now();
+  left = c->token_expiry - sapwf_now();
   if (left > 1e15)
     lua_pushnumber(L, (lua_Number)HUGE_VAL);
   else

@@ -179,8 +179,19 @@ CURLcode sapwf_perform(sapwf_client *c, CURL *easy, int refuse_resend, long *sta
 {
   CURLcode rc;
   sapwf_exchange_reset(&c->response, &c->upload, c->errbuf, refuse_resend);
-  rc = curl_easy_perform(easy);
   *status = 0;
+  /* Within a request, every exchange (token fetch, request, renewal, replay) shares its
+   * time: the request as a whole takes at most `timeout` (request() sets the deadline).
+   * With none left, nothing is sent: a timeout that surely did not reach the server. */
+  if (c->deadline > 0) {
+    double left = c->deadline - sapwf_now();
+    if (left <= 0)
+      return CURLE_OPERATION_TIMEDOUT;
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, left * 1000 < 1 ? 1L : (long)(left * 1000));
+  }
+  rc = curl_easy_perform(easy);
+  if (c->deadline > 0)                    /* batches copy the API handle: leave it as set */
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long)(c->timeout * 1000));
   if (rc == CURLE_OK)
     curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, status);
   return rc;
@@ -500,9 +511,12 @@ int sapwf_client_request(lua_State *L)
   sapwf_request r;
   sapwf_client *c = sapwf_check_open(L, 1);
   int n;
+  double outer = c->deadline;             /* a call from a finalizer inside another */
   sapwf_check_request(L, 2, &r);
   sapwf_client_hold(c);
+  c->deadline = sapwf_now() + c->timeout;
   n = request(L, c, &r);
+  c->deadline = outer;
   /* A close during the call took effect now. When the answer had come it is returned; a
    * call that never went out raises as any call on a closed client. */
   if (!sapwf_client_unhold(L, c) && n < 0)

@@ -2,12 +2,23 @@
 --
 -- Input lines are a context (started with DEFINITION) or {"definitionId":..,"context":..}
 -- (other fields ignored, so the failed file can be fed back). Three outputs:
---   record file  one {"line":n,"id":...} per started instance, written and flushed as each
---                start completes: after a crash or Ctrl-C it lists exactly what started.
+--   record file  one line per attempted start whose instance exists or may exist, written
+--                and flushed as each start completes: {"line":n,"id":...} for a started
+--                instance, {"line":n,"outcome":"unknown","definitionId":..,"from":..,"to":..}
+--                for one whose outcome is unknown (it may exist). After a crash or Ctrl-C it
+--                lists exactly what may have started, and --resume starts none of its lines
+--                again: an unknown one is reported with how to look for its instance.
 --   failed file  the lines that did not start, in the input format plus "line" and "error";
 --                a start whose outcome is unknown carries "outcome":"unknown" and is never
 --                started again from that file until the user removes that field.
 --   summary      JSON on stdout, one line on stderr.
+--
+-- No file is truncated or deleted while it may hold the only record of something: the
+-- record file is only appended to; a failed file left by an earlier run is moved aside
+-- (renamed, never overwritten); the run removes only the failed file it made itself when
+-- it stayed empty. Every write, flush and close is checked: when the record cannot be
+-- written the run stops before starting anything more, and says which instance it started
+-- but could not record. The input file cannot be named as the record or failed file.
 --
 -- Ctrl-C: lua5.4 answers SIGINT by setting a hook on the main thread that raises
 -- "interrupted!" at its next call or return. That could land just after a start returned,
@@ -16,6 +27,7 @@
 -- has been recorded; the interrupt then surfaces in the main thread at a yield, between batches.
 local json = require "sapwf.json"
 local errors = require "sapwf.errors"
+local file_id = require("sapwf.core").file_id
 local exitcodes = require "sapwf.cli.exitcodes"
 local progress = require "sapwf.cli.progress"
 local output = require "sapwf.cli.output"
@@ -50,7 +62,25 @@ local function file_exists_nonempty(path)
   return size > 0
 end
 
--- The line numbers an earlier run recorded as started (for --resume).
+local function io_error(message)
+  return { kind = "io", message = message }
+end
+
+-- Writes one line and flushes it: true, or nil and the system's reason.
+local function put_line(file, text)
+  local ok, err = file:write(text, "\n")
+  if ok then
+    ok, err = file:flush()
+  end
+  return ok, err
+end
+
+local function is_line_number(v)
+  return type(v) == "number" and v >= 1 and v == math.floor(v)
+end
+
+-- What an earlier run recorded (for --resume): line number -> true (started) or the entry
+-- of a start with an unknown outcome.
 local function recorded_lines(path)
   local done = {}
   local file = io.open(path, "rb")
@@ -59,8 +89,12 @@ local function recorded_lines(path)
   end
   for text in file:lines() do
     local entry = json.decode(text)
-    if type(entry) == "table" and math.type(entry.line) == "integer" then
-      done[entry.line] = true
+    if type(entry) == "table" and is_line_number(entry.line) then
+      if entry.outcome == "unknown" then
+        if done[entry.line] == nil then done[entry.line] = entry end
+      else
+        done[entry.line] = true
+      end
     end
   end
   file:close()
@@ -74,12 +108,29 @@ local function count_lines(path, skip)
     number = number + 1
     if text:find("%S") then
       count = count + 1
-      if skip[number] then
+      if skip[number] == true then       -- started; an unknown one counts as unknown
         recorded = recorded + 1
       end
     end
   end
   return count, recorded
+end
+
+-- UTC time in the form the API's startedFrom / startedUpTo filters take.
+local function utc_now()
+  return os.date("!%Y-%m-%dT%H:%M:%S.000Z")
+end
+
+-- How to look for the instance of a start with an unknown outcome.
+local function lookup_advice(entry)
+  local command = "sapwf instances --definition-id " .. tostring(entry.definitionId)
+  local window = ""
+  if entry.from and entry.to then
+    window = string.format("; if it exists, it started between %s and %s", entry.from,
+      entry.to)
+  end
+  return string.format("look for it before starting it again: %s (add --business-key when "
+    .. "the definition derives one from the context%s)", command, window)
 end
 
 -- One input line: an item {line, definitionId, context}, or nil and why it cannot start.
@@ -159,9 +210,30 @@ function Run:line_message(number, fmt, ...)
   end
 end
 
+-- Stops the run: nothing more is started (work() returns after the current item).
+function Run:stop_writing(err)
+  if not self.aborted then
+    self.aborted = err
+  end
+end
+
 function Run:write_failed(text)
-  self.failed_file:write(text, "\n")
-  self.failed_file:flush()
+  local ok, err = put_line(self.failed_file, text)
+  if not ok then
+    self:stop_writing(io_error(string.format("cannot write the failed file %s: %s",
+      self.failed_path, tostring(err))))
+  end
+end
+
+-- Appends an entry to the record file; on failure says what is not recorded and stops.
+function Run:write_record(entry, what)
+  local ok, err = put_line(self.record_file, json.encode(entry))
+  if not ok then
+    self:say("line %d: %s, but the record file cannot be written (%s)", entry.line, what,
+      tostring(err))
+    self:stop_writing(io_error(string.format("cannot write the record file %s: %s",
+      self.record_path, tostring(err))))
+  end
 end
 
 function Run:bad_line(number, text, why)
@@ -170,6 +242,14 @@ function Run:bad_line(number, text, why)
   -- Verbatim, so the user can fix it in the failed file and feed that back.
   self:write_failed(text)
   self:line_message(number, "%s", why)
+end
+
+-- A line the record file lists with an unknown outcome: never started again by --resume.
+function Run:unknown_recorded(number, entry)
+  self.unknown = self.unknown + 1
+  self.unknown_lines = self.unknown_lines + 1
+  self:line_message(number, "an earlier start has an unknown outcome, so it is not started "
+    .. "again; %s", lookup_advice(entry))
 end
 
 function Run:unknown_again(item, text)
@@ -186,8 +266,8 @@ function Run:result(item, result)
   self.attempted = self.attempted + 1
   if not errors.is_error(result) then
     self.started = self.started + 1
-    self.record_file:write(json.encode({ line = item.line, id = result.id }), "\n")
-    self.record_file:flush()
+    self:write_record({ line = item.line, id = result.id },
+      "started instance " .. tostring(result.id))
     return
   end
   local err = result
@@ -199,10 +279,16 @@ function Run:result(item, result)
   if type(err) == "table" and err.outcome == "unknown" then
     entry.outcome = "unknown"
     self.unknown = self.unknown + 1
+    -- The record file is where --resume looks: it must know this line may have started.
+    local unknown = { line = item.line, outcome = "unknown", definitionId = item.definitionId,
+                      from = self.batch_from, to = utc_now() }
+    self:write_record(unknown, "the outcome of its start is unknown")
+    self:line_message(item.line, "%s; %s", describe(err), lookup_advice(unknown))
+  else
+    self:line_message(item.line, "%s", describe(err))
   end
   local text, encode_err = json.encode(entry)
   self:write_failed(text or json.encode({ line = item.line, error = { message = encode_err } }))
-  self:line_message(item.line, "%s", describe(err))
   if type(err) == "table" and FATAL_KINDS[err.kind] then
     self.aborted = err
   end
@@ -223,6 +309,7 @@ function Run:work()
     if #batch == 0 then
       return
     end
+    self.batch_from = utc_now()
     local results = self.start_batch(batch)
     for i, item in ipairs(batch) do
       self:result(item, results[i])
@@ -255,7 +342,12 @@ function Run:work()
         return
       end
     elseif text:find("%S") then
-      self.resumed = self.resumed + 1
+      local entry = self.skip[number]
+      if type(entry) == "table" then
+        self:unknown_recorded(number, entry)
+      else
+        self.resumed = self.resumed + 1
+      end
     end
   end
   flush_batch()
@@ -315,7 +407,7 @@ function Run:report(ctx, interrupted)
     return exitcodes.codes.interrupted
   elseif self.aborted then
     return exitcodes.for_error(self.aborted)
-  elseif self.failed > 0 then
+  elseif self.failed > 0 or self.unknown > 0 then
     return exitcodes.codes.partial
   end
   return exitcodes.codes.ok
@@ -342,11 +434,48 @@ local function check_paths(args)
       return usage(string.format("--from: cannot read %s: %s", input_path, read_err))
     end
   end
+  -- Two names for one file would have the run overwrite its own input or record.
+  local named = { { "--from", input_path }, { "--failed", failed_path },
+                  { "--record", record_path } }
+  for i = 1, #named do
+    for j = i + 1, #named do
+      local a, b = named[i][2], named[j][2]
+      local id_a, id_b = a ~= "-" and file_id(a), b ~= "-" and file_id(b)
+      if a == b or (id_a and id_a == id_b) then
+        return usage(string.format("%s and %s name the same file (%s): give each its own",
+          named[i][1], named[j][1], b))
+      end
+    end
+  end
   if file_exists_nonempty(record_path) and not args.resume then
     return usage(string.format("the record file %s exists: add --resume to skip the lines it "
       .. "lists, or give another --record", record_path))
   end
   return failed_path, record_path
+end
+
+-- A failed file left by an earlier run may hold the only record of a line's failure:
+-- it is renamed to the first free "<path>.N", never overwritten. Returns the new name,
+-- nil when there was nothing to keep, or nil and an error.
+local function keep_earlier_failed(path)
+  if not file_exists_nonempty(path) then
+    return nil
+  end
+  for n = 1, 1000 do
+    local kept = path .. "." .. n
+    local probe = io.open(kept, "rb")
+    if probe then
+      probe:close()
+    else
+      local ok, err = os.rename(path, kept)
+      if not ok then
+        return nil, io_error(string.format("cannot move the earlier failed file %s aside: %s",
+          path, tostring(err)))
+      end
+      return kept
+    end
+  end
+  return nil, io_error("too many earlier failed files beside " .. path)
 end
 
 -- Runs run:work() in a coroutine until it ends or Ctrl-C; true when interrupted.
@@ -394,6 +523,13 @@ function M.run(ctx, args)
   if input_path ~= "-" then
     total, recorded = count_lines(input_path, skip)
   end
+  local kept, kerr = keep_earlier_failed(failed_path)
+  if kerr then
+    return nil, kerr
+  end
+  if kept then
+    ctx.out:message("the failed file of an earlier run is kept as %s", kept)
+  end
   local failed_file, ferr = io.open(failed_path, "w")
   if not failed_file then
     return usage("--failed: " .. tostring(ferr))
@@ -418,10 +554,14 @@ function M.run(ctx, args)
 
   local interrupted = drive(run)
   run.bar:finish()
-  failed_file:close()
-  record_file:close()
-  if run.failed == 0 then
-    os.remove(failed_path)      -- no stale failures from an earlier run left behind
+  for _, f in ipairs({ { failed_file, failed_path }, { record_file, record_path } }) do
+    local ok, cerr = f[1]:close()
+    if not ok then
+      run:stop_writing(io_error(string.format("cannot write %s: %s", f[2], tostring(cerr))))
+    end
+  end
+  if run.failed == 0 and not run.aborted then
+    os.remove(failed_path)      -- the empty file this run made: it holds nothing
   end
   return run:report(ctx, interrupted)
 end

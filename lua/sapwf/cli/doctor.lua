@@ -208,7 +208,7 @@ end
 
 -- The report for people (--output table).
 local function print_human(out, report)
-  local w = function(...) out.stdout:write(...) end
+  local w = function(...) out:emit(...) end
   local key = report.key or {}
   if key.ok then
     w(mark(true), "  service key ", key.source, ": client ", key.clientId, " (", key.credential,

@@ -33,11 +33,12 @@ local by_kind = {
   conflict = codes.invalid,
   decode = codes.invalid,
   interrupted = codes.interrupted,
+  io = codes.other,
 }
 
 local descriptions = {
   { codes.ok, "success (doctor: every authority needed is granted)" },
-  { codes.other, "any other error" },
+  { codes.other, "any other error, also a file or standard output that cannot be written" },
   { codes.usage, "usage: bad arguments, unreadable or invalid --context/--from input" },
   { codes.config, "configuration: no service key, or it cannot be read or used" },
   { codes.auth, "authentication: the token endpoint refused the client (wrong id or secret)" },

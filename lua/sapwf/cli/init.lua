@@ -94,10 +94,18 @@ function M.main(argv)
   end)
   ctx:close()
 
+  if ok then
+    -- The last of standard output leaves here: unchecked, a full disk would exit 0.
+    ok, code, err = pcall(function() out:flush() return code, err end)
+  end
   if not ok then
     if is_interrupt(code) then
       out.stderr:write("\nsapwf: interrupted\n")
       return exitcodes.codes.interrupted
+    end
+    if type(code) == "table" and code.kind == "io" then
+      M.report_error(out, code)
+      return exitcodes.for_error(code)
     end
     out.stderr:write("sapwf: internal error: ", tostring(code), "\n",
       "(set SAPWF_DEBUG=1 for a traceback; please report it)\n")

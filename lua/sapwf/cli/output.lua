@@ -37,6 +37,23 @@ function M.describe_error(err)
   return tostring(err.message or err.kind or "error")
 end
 
+-- Standard output may be a full disk, a closed pipe or /dev/full: a result that did not
+-- get out is a failure, never a silent success. These raise an `io` error object, which
+-- the command line reports (cli/init.lua) with a non-zero exit.
+local function stdout_failed(err)
+  error({ kind = "io", message = "cannot write to standard output: " .. tostring(err) }, 0)
+end
+
+function Output:emit(...)
+  local ok, err = self.stdout:write(...)
+  if not ok then stdout_failed(err) end
+end
+
+function Output:flush()
+  local ok, err = self.stdout:flush()
+  if not ok then stdout_failed(err) end
+end
+
 function Output:message(fmt, ...)
   self.stderr:write("sapwf: ", string.format(fmt, ...), "\n")
   self.stderr:flush()
@@ -49,8 +66,8 @@ function Output:json(value)
   if not text then
     error("cannot write the result as JSON: " .. tostring(err), 0)
   end
-  self.stdout:write(text, "\n")
-  self.stdout:flush()
+  self:emit(text, "\n")
+  self:flush()
 end
 
 local function cell_text(value)
@@ -130,7 +147,7 @@ function Output:_list_table(list, view)
   end
   if type(list[1]) ~= "table" then
     for _, value in ipairs(list) do
-      self.stdout:write(cell_text(value), "\n")
+      self:emit(cell_text(value), "\n")
     end
     return
   end
@@ -154,7 +171,7 @@ function Output:_list_table(list, view)
     for i, text in ipairs(row) do
       parts[i] = i < #row and pad(text, widths[i]) or text
     end
-    self.stdout:write(table.concat(parts, "  "), "\n")
+    self:emit(table.concat(parts, "  "), "\n")
   end
   write_row(columns)
   for _, row in ipairs(rows) do
@@ -189,10 +206,10 @@ function Output:_object_table(object, view)
     if is_list(value) and next(value) ~= nil and type(value[1]) ~= "table" then
       -- A list of names (scopes, authorities): one per line reads better than JSON.
       for i, item in ipairs(value) do
-        self.stdout:write(pad(i == 1 and key or "", key_width), "  ", cell_text(item), "\n")
+        self:emit(pad(i == 1 and key or "", key_width), "  ", cell_text(item), "\n")
       end
     else
-      self.stdout:write(pad(key, key_width), "  ", cell_text(value), "\n")
+      self:emit(pad(key, key_width), "  ", cell_text(value), "\n")
     end
   end
 end
@@ -208,13 +225,13 @@ function Output:result(value, view)
   if self.format == "json" then
     self:json(value)
   elseif type(value) ~= "table" then
-    self.stdout:write(cell_text(value), "\n")
+    self:emit(cell_text(value), "\n")
   elseif view.list or (is_list(value) and next(value) ~= nil) then
     self:_list_table(value, view)
   else
     self:_object_table(value, view)
   end
-  self.stdout:flush()
+  self:flush()
 end
 
 return M

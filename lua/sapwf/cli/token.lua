@@ -45,8 +45,8 @@ function M.run(ctx, args)
     return nil, err
   end
   if args.raw then
-    ctx.out.stdout:write(token, "\n")
-    ctx.out.stdout:flush()
+    ctx.out:emit(token, "\n")
+    ctx.out:flush()
     return
   end
   if summary.scopes == nil then
