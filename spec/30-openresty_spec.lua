@@ -486,6 +486,24 @@ http {
       assert.equal(before.token_requests + 1, after.token_requests)
     end)
 
+    it("refuses a token answer with CR LF in access_token, and caches nothing bad", function()
+      assert.equal(201, (g:curl("/orders", [[-d '{"warm":true}']])))  -- a token is cached
+      emu:expire_tokens()
+      emu:fault{ fault = "body", path = "/oauth/token", times = 1,
+        body = [[{"access_token":"abc\r\nX-Injected: 1","token_type":"bearer","expires_in":600}]] }
+      local before = emu:stats()
+      local status, body = g:curl("/orders", [[-d '{"product":"Hat"}']])
+      assert.equal(502, status)
+      assert.equal("decode", decode(body).error)
+      assert.is_nil(body:find("Injected", 1, true))
+      -- the next request renews again and works: the refused token was never stored
+      assert.equal(201, (g:curl("/orders", [[-d '{"product":"Hat"}']])))
+      local after = emu:stats()
+      assert.equal(before.instances_started + 1, after.instances_started)
+      assert.equal(before.token_requests + 2, after.token_requests)
+      assert.is_nil(g:error_log():find("Injected", 1, true))
+    end)
+
     it("asks for at most one token a second from an API that refuses every token", function()
       assert.equal(201, (g:curl("/orders", [[-d '{"warm":true}']])))  -- a token is cached
       emu:fault{ fault = "status", status = 401, times = -1, method = "POST",
