@@ -4,13 +4,18 @@
 -- the spec is in the table.
 local operations = require "sapwf.operations"
 
-local SPEC_PATH = "../shared/reference/SAP_CP_Workflow_CF.yaml"
+-- SAP's definition is not part of the project: CI has it beside the clone, and
+-- SAPWF_API_DEFINITION may point to it elsewhere. Without it, the cross-check is reported
+-- as not run (pending: never counted as passed) and the rest of this file still runs.
+local SPEC_PATH = os.getenv("SAPWF_API_DEFINITION")
+  or "../shared/reference/SAP_CP_Workflow_CF.yaml"
 
 -- The `paths:` section as { ["GET /v1/..."] = { scopes = {...}, query = {...},
 -- responses = {...} } }. Layout of the file: paths at two spaces, methods at four,
 -- parameter items at six ("- "), their fields at eight, response codes at eight.
 local function read_spec()
-  local f = assert(io.open(SPEC_PATH, "rb"), "cannot open " .. SPEC_PATH)
+  local f = io.open(SPEC_PATH, "rb")
+  if not f then return nil end
   local text = f:read("*a")
   f:close()
   local ops = {}
@@ -73,99 +78,105 @@ local function contains(list, value)
   return false
 end
 
-describe("the spec reader", function()
-  -- Guards the reader itself: if it found nothing, every check below would pass vacuously.
-  it("finds the spec's operations, query names, responses and scopes", function()
-    local start = spec["POST /v1/workflow-instances"]
-    assert.truthy(start)
-    assert.same({ "WORKFLOW_INSTANCE_START" }, start.scopes)
-    assert.is_true(start.responses[201])
-    assert.is_true(spec["GET /v1/workflow-instances"].query["$top"])
-    assert.is_true(spec["GET /v1/forms"].query["type"])
-    assert.same({ "FORM_DEFINITION_GET" }, spec["GET /v1/forms"].scopes)  -- a folded one
-    assert.same({ "WORKFLOW_INSTANCE_CANCEL", "WORKFLOW_INSTANCE_RETRY_RESUME",
-                  "WORKFLOW_INSTANCE_SUSPEND" },
-                spec["PATCH /v1/workflow-instances/{workflowInstanceId}"].scopes)
-    assert.equal(41, #keys(spec))   -- 44 in operations.lua: two PATCHes serve 5 calls
+if not spec then
+  describe("operations.lua against SAP's API definition", function()
+    pending("not run: " .. SPEC_PATH .. " is not there (set SAPWF_API_DEFINITION to its path)")
   end)
-end)
-
-describe("operations.lua conforms to the spec", function()
-  for _, op in ipairs(operations.list) do
-    local key = op.method .. " " .. op.path
-    describe(op.name, function()
-      local s = spec[key]
-
-      it("exists as " .. key, function()
-        assert.is_table(s, key .. " is not in the spec")
-      end)
-
-      it("takes exactly the spec's query names", function()
-        local expected = {}
-        local custom = false
-        for name in pairs(s.query) do
-          if name:match("^attributes%.") then custom = true else expected[name] = true end
-        end
-        assert.same(keys(expected), keys(op.query_names))
-        assert.equal(custom, op.attributes == true)
-      end)
-
-      it("expects success statuses the spec lists", function()
-        for _, status in ipairs(op.success) do
-          assert.is_true(s.responses[status] == true,
-                         key .. " has no " .. status .. " in the spec")
-        end
-      end)
-
-      it("needs the spec's scope", function()
-        if #s.scopes == 0 then
-          assert.is_true(op.inferred, key .. " states no scope: mark the authority inferred")
-        else
-          assert.is_nil(op.inferred)
-          assert.is_true(contains(s.scopes, op.authority),
-                         op.authority .. " is not among " .. table.concat(s.scopes, ", "))
-        end
-        assert.is_true(contains(operations.authorities, op.authority))
-      end)
+else
+  describe("the spec reader", function()
+    -- Guards the reader itself: if it found nothing, every check below would pass vacuously.
+    it("finds the spec's operations, query names, responses and scopes", function()
+      local start = spec["POST /v1/workflow-instances"]
+      assert.truthy(start)
+      assert.same({ "WORKFLOW_INSTANCE_START" }, start.scopes)
+      assert.is_true(start.responses[201])
+      assert.is_true(spec["GET /v1/workflow-instances"].query["$top"])
+      assert.is_true(spec["GET /v1/forms"].query["type"])
+      assert.same({ "FORM_DEFINITION_GET" }, spec["GET /v1/forms"].scopes)  -- a folded one
+      assert.same({ "WORKFLOW_INSTANCE_CANCEL", "WORKFLOW_INSTANCE_RETRY_RESUME",
+                    "WORKFLOW_INSTANCE_SUSPEND" },
+                  spec["PATCH /v1/workflow-instances/{workflowInstanceId}"].scopes)
+      assert.equal(41, #keys(spec))   -- 44 in operations.lua: two PATCHes serve 5 calls
     end)
-  end
-
-  it("covers every operation of the spec", function()
-    local ours = {}
-    for _, op in ipairs(operations.list) do ours[op.method .. " " .. op.path] = true end
-    for _, key in ipairs(keys(spec)) do
-      assert.is_true(ours[key] == true, key .. " has no entry in operations.lua")
-    end
   end)
 
-  it("splits a shared method and path over exactly the spec's scopes", function()
-    local by_key = {}
+  describe("operations.lua conforms to the spec", function()
     for _, op in ipairs(operations.list) do
       local key = op.method .. " " .. op.path
-      by_key[key] = by_key[key] or {}
-      table.insert(by_key[key], op.authority)
-    end
-    for key, authorities in pairs(by_key) do
-      if #spec[key].scopes > 1 then
-        table.sort(authorities)
-        local scopes = { (table.unpack or unpack)(spec[key].scopes) }
-        table.sort(scopes)
-        assert.same(scopes, authorities)
-      end
-    end
-  end)
+      describe(op.name, function()
+        local s = spec[key]
 
-  it("lists every scope of the spec among the authorities, sorted and unique", function()
-    for _, s in pairs(spec) do
-      for _, scope in ipairs(s.scopes) do
-        assert.is_true(contains(operations.authorities, scope), scope)
+        it("exists as " .. key, function()
+          assert.is_table(s, key .. " is not in the spec")
+        end)
+
+        it("takes exactly the spec's query names", function()
+          local expected = {}
+          local custom = false
+          for name in pairs(s.query) do
+            if name:match("^attributes%.") then custom = true else expected[name] = true end
+          end
+          assert.same(keys(expected), keys(op.query_names))
+          assert.equal(custom, op.attributes == true)
+        end)
+
+        it("expects success statuses the spec lists", function()
+          for _, status in ipairs(op.success) do
+            assert.is_true(s.responses[status] == true,
+                           key .. " has no " .. status .. " in the spec")
+          end
+        end)
+
+        it("needs the spec's scope", function()
+          if #s.scopes == 0 then
+            assert.is_true(op.inferred, key .. " states no scope: mark the authority inferred")
+          else
+            assert.is_nil(op.inferred)
+            assert.is_true(contains(s.scopes, op.authority),
+                           op.authority .. " is not among " .. table.concat(s.scopes, ", "))
+          end
+          assert.is_true(contains(operations.authorities, op.authority))
+        end)
+      end)
+    end
+
+    it("covers every operation of the spec", function()
+      local ours = {}
+      for _, op in ipairs(operations.list) do ours[op.method .. " " .. op.path] = true end
+      for _, key in ipairs(keys(spec)) do
+        assert.is_true(ours[key] == true, key .. " has no entry in operations.lua")
       end
-    end
-    for i = 2, #operations.authorities do
-      assert.is_true(operations.authorities[i - 1] < operations.authorities[i])
-    end
+    end)
+
+    it("splits a shared method and path over exactly the spec's scopes", function()
+      local by_key = {}
+      for _, op in ipairs(operations.list) do
+        local key = op.method .. " " .. op.path
+        by_key[key] = by_key[key] or {}
+        table.insert(by_key[key], op.authority)
+      end
+      for key, authorities in pairs(by_key) do
+        if #spec[key].scopes > 1 then
+          table.sort(authorities)
+          local scopes = { (table.unpack or unpack)(spec[key].scopes) }
+          table.sort(scopes)
+          assert.same(scopes, authorities)
+        end
+      end
+    end)
+
+    it("lists every scope of the spec among the authorities, sorted and unique", function()
+      for _, s in pairs(spec) do
+        for _, scope in ipairs(s.scopes) do
+          assert.is_true(contains(operations.authorities, scope), scope)
+        end
+      end
+      for i = 2, #operations.authorities do
+        assert.is_true(operations.authorities[i - 1] < operations.authorities[i])
+      end
+    end)
   end)
-end)
+end
 
 describe("operations.match", function()
   it("finds the operation of a concrete path", function()
