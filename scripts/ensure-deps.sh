@@ -5,8 +5,13 @@
 # scripts/ensure-deps.sh wrk valgrind
 set -eu
 
+# The build, the Lua 5.4 suite, the docs, the emulator (nginx and its Lua module, openssl),
+# spec/30's nginx bridge (built for OpenResty's LuaJIT: luajit2 and its headers), and the
+# tools the specs drive (curl, ps/pkill from procps, python3 for spec/47's listener).
+# A base Debian system lacks most of these; CI's base-system stage proves the list whole.
 PACKAGES="gcc make pkg-config lua5.4 liblua5.4-dev lua-cjson lua-busted lua-argparse lua-ldoc luarocks
-libcurl4-openssl-dev nginx libnginx-mod-http-lua openssl curl ca-certificates python3 $*"
+libcurl4-openssl-dev nginx libnginx-mod-http-lua luajit2 libluajit2-5.1-dev openssl curl
+ca-certificates procps python3 $*"
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
   echo "ensure-deps: not a Debian/Ubuntu system; install by hand: $PACKAGES" >&2

@@ -6,7 +6,7 @@
 --   g.url, g.dir, g.pid;  g:error_log();  g:access_log();  g:stop()
 --
 -- The prefix holds what examples/nginx/nginx.conf expects (README, "OpenResty / nginx"):
--- links lua -> ./lua, luajit -> ./build/luajit, nginx -> ./examples/nginx; key.json.
+-- copies of ./lua as lua, ./build/luajit as luajit, ./examples/nginx as nginx; key.json.
 local shell = require "sapwf.emulator.shell"
 local cjson = require "cjson"
 
@@ -62,13 +62,16 @@ function gateway.start(opts)
   local here = root()
   local dir = shell.line("mktemp -d /tmp/sapwf-gateway.XXXXXX")
   assert(dir ~= "", "mktemp failed")
-  -- nginx's workers run as nobody when the master is root: they must reach the prefix.
+  -- nginx's workers run as nobody when the master is root: they must reach the prefix, and
+  -- what they load. The checkout may sit where only root may enter (/root, a mktemp -d), so
+  -- the files are copied into the prefix rather than linked, as a deployment would.
   assert(shell.run(format("chmod 755 %s && mkdir %s", quote(dir), quote(dir .. "/logs"))))
   local links = { lua = here .. "/lua", luajit = here .. "/build/luajit",
                   nginx = here .. "/examples/nginx" }
   for name, path in pairs(opts.links or {}) do links[name] = path end
   for name, path in pairs(links) do
-    assert(shell.run(format("ln -s %s %s", quote(path), quote(dir .. "/" .. name))))
+    assert(shell.run(format("cp -RL %s %s && chmod -R a+rX %s", quote(path),
+                            quote(dir .. "/" .. name), quote(dir .. "/" .. name))))
   end
   local env = ""
   if opts.key then
