@@ -11,7 +11,7 @@
 #   make demo             start the local emulator and run examples/quickstart.lua
 #   make docs             the API reference of the Lua layer (LDoc, config.ld) in build/docs;
 #                         make docs DOCS_DIR=/elsewhere
-#   make install PREFIX=/usr/local
+#   make install PREFIX=/usr/local   (make man install: with the man page, made by help2man)
 #   make DEV=1            -O0 and stricter warnings;  make SANITIZE=1  ASan + UBSan
 #                         (give it a build of its own: make SANITIZE=1 BUILD_DIR=build/asan)
 #   make fuzz             libFuzzer on the C parsers of server input, FUZZ_SECONDS each
@@ -66,7 +66,7 @@ HEADERS    := $(wildcard src/*.h)
 OBJECTS    := $(patsubst src/%.c,$(OBJ_DIR)/%.o,$(SOURCES))
 MODULE     := $(BUILD_DIR)/sapwf/core.so
 
-.PHONY: all test demo docs install clean deps fuzz bench
+.PHONY: all test demo docs man install clean deps fuzz bench
 
 all: $(MODULE)
 
@@ -120,11 +120,28 @@ docs: deps
 	    echo "make docs: LDoc failed, or cannot read the doc comments it names above" >&2; \
 	    exit 1; fi; }
 
+# The man page is made from `sapwf --help` and `sapwf --version` by help2man, so it says
+# what the command says and is never kept by hand. It uses the checkout's launcher, which
+# runs $(LUA) with this checkout's modules and build.
+MAN_DIR ?= build/man
+MAN_PAGE := $(MAN_DIR)/sapwf.1
+
+man: $(MODULE)
+	@sh scripts/ensure-deps.sh help2man
+	@mkdir -p $(MAN_DIR)
+	help2man --no-info --no-discard-stderr --name="command line for the SAP BTP Workflow service" \
+	  --output=$(MAN_PAGE) "$(LUA) bin/sapwf"
+
 install: $(MODULE)
 	install -d $(DESTDIR)$(LIBDIR)/sapwf $(DESTDIR)$(LUADIR)/sapwf $(DESTDIR)$(BINDIR)
 	install -m 0755 $(MODULE) $(DESTDIR)$(LIBDIR)/sapwf/core.so
 	cp -R lua/sapwf/. $(DESTDIR)$(LUADIR)/sapwf/
-	install -m 0755 bin/sapwf $(DESTDIR)$(BINDIR)/sapwf
+	sed -e '1s|.*|#!/usr/bin/env $(LUA)|' \
+	  -e 's|^-- @INSTALLED_PATHS@$$|package.path = "$(LUADIR)/?.lua;$(LUADIR)/?/init.lua;" .. package.path\npackage.cpath = "$(LIBDIR)/?.so;" .. package.cpath|' \
+	  bin/sapwf > $(DESTDIR)$(BINDIR)/sapwf
+	chmod 0755 $(DESTDIR)$(BINDIR)/sapwf
+	if [ -f $(MAN_PAGE) ]; then install -D -m 0644 $(MAN_PAGE) \
+	  $(DESTDIR)$(PREFIX)/share/man/man1/sapwf.1; fi
 
 # Fuzzing: each fuzz/<name>_fuzz.c is a libFuzzer target over src/headers.c (the C code that
 # reads what servers send), built with clang, ASan and UBSan. New inputs go to

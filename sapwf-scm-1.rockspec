@@ -19,9 +19,12 @@ missing authority and the cf update-service fix, a command line and a local emul
   license = "MIT",
   labels = { "sap", "workflow", "btp", "oauth", "libcurl" },
 }
+-- Lua 5.1 (and LuaJIT), 5.2, 5.3 and 5.4: CI runs the library's and the command line's
+-- specs on 5.1, LuaJIT, 5.3 and 5.4. argparse is the command line's.
 dependencies = {
   "lua >= 5.1, < 5.5",
   "lua-cjson >= 2.1.0",
+  "argparse >= 0.6",
 }
 external_dependencies = {
   CURL = { library = "curl" },
@@ -45,6 +48,7 @@ build = {
     ["sapwf.cli.doctor"] = "lua/sapwf/cli/doctor.lua",
     ["sapwf.cli.emulator"] = "lua/sapwf/cli/emulator.lua",
     ["sapwf.cli.exitcodes"] = "lua/sapwf/cli/exitcodes.lua",
+    ["sapwf.cli.filters"] = "lua/sapwf/cli/filters.lua",
     ["sapwf.cli"] = "lua/sapwf/cli/init.lua",
     ["sapwf.cli.input"] = "lua/sapwf/cli/input.lua",
     ["sapwf.cli.output"] = "lua/sapwf/cli/output.lua",

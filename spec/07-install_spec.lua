@@ -102,4 +102,23 @@ describe("installing", function()
     assert.is_true(ok, out)
     assert_works_from(prefix, "token", { "expires", "seconds" })
   end)
+
+  -- The installed command, with no LUA_PATH or LUA_CPATH at all, under each interpreter it
+  -- can be built for: it runs that interpreter and finds its own modules under PREFIX.
+  for _, lua in ipairs({ "lua5.4", "luajit", "lua5.1" }) do
+    it("make install LUA=" .. lua .. " installs a command that runs " .. lua
+       .. " from any PREFIX", function()
+      local prefix = tmp .. "/prefix-" .. lua
+      local ok, out = run("env -u MAKEFLAGS -u MFLAGS make --no-print-directory install LUA="
+                          .. lua .. " PREFIX='" .. prefix .. "'")
+      assert.is_true(ok, out)
+      local bin = prefix .. "/bin/sapwf"
+      assert.equal("#!/usr/bin/env " .. lua, (read_file(bin):match("^[^\n]*")))
+      local clean = "env -u LUA_PATH -u LUA_CPATH -u LUA_PATH_5_4 -u LUA_CPATH_5_4 "
+      ok, out = run(clean .. "'" .. bin .. "' --service-key '" .. key_file
+                    .. "' --output json definitions")
+      assert.is_true(ok, out)
+      assert.matches("orderapproval", out)
+    end)
+  end
 end)

@@ -150,10 +150,11 @@ describe("sapwf.core at the edges", function()
       for _, path in ipairs(ESCAPES) do
         local ok, msg = pcall(function() return c:request("GET", path) end)
         assert.is_false(ok, path)
-        assert.matches("bad argument #2 to 'request' %(path must not contain", msg)
+        -- (LuaJIT names the argument from the caller's view: "#3 to '?'")
+        assert.matches("bad argument #%d to '[%w?]+' %(path must not contain", msg)
         ok, msg = pcall(function() return batch:submit(1, "GET", path) end)
         assert.is_false(ok, path)
-        assert.matches("bad argument #3 to 'submit' %(path must not contain", msg)
+        assert.matches("bad argument #%d to '[%w?]+' %(path must not contain", msg)
       end
       assert.equal(0, emu:stats().api_requests)
       batch:close()

@@ -90,12 +90,20 @@ describe("sapwf command line", function()
 
   -- The sapwf command line as a child process: the environment carries no key, so only
   -- what the test passes counts. Returns {code, stdout, stderr, json}.
-  local function command_line(args, opts)
-    opts = opts or {}
-    local parts = { "env -u SAPWF_SERVICE_KEY -u VCAP_SERVICES" }
+  -- The environment of every command the tests run: no key, no Lua paths but those of the
+  -- installed command (none after make install: it finds its own modules).
+  local function child_env()
+    local parts = { "env -u SAPWF_SERVICE_KEY -u VCAP_SERVICES -u LUA_PATH -u LUA_CPATH"
+      .. " -u LUA_PATH_5_4 -u LUA_CPATH_5_4 -u LUA_PATH_5_3 -u LUA_CPATH_5_3" }
     for name, value in pairs(installed.env) do
       parts[#parts + 1] = name .. "=" .. quote(value)
     end
+    return table.concat(parts, " ")
+  end
+
+  local function command_line(args, opts)
+    opts = opts or {}
+    local parts = { child_env() }
     for name, value in pairs(opts.env or {}) do
       parts[#parts + 1] = name .. "=" .. quote(value)
     end
@@ -159,18 +167,23 @@ describe("sapwf command line", function()
     write_file(limited_key, json.encode(limited))
     secrets = { full.uaa.clientsecret, limited.uaa.clientsecret }
     assert.is_true(#secrets[1] >= 8 and #secrets[2] >= 8)
-    -- LUA=lua5.4 and no inherited MAKEFLAGS, as in spec/07: the command runs on Lua 5.4
-    -- whichever interpreter the suite runs on.
+    -- Installed for the interpreter the suite runs on (make test LUA=lua5.1 runs the command
+    -- on Lua 5.1), with no inherited MAKEFLAGS, as in spec/07; run with no LUA_PATH: the
+    -- installed command finds its own modules.
+    -- SAPWF_CLI names a command installed otherwise (CI: a rock, `luarocks make`), with the
+    -- Lua paths of its tree in SAPWF_CLI_LUA_PATH / SAPWF_CLI_LUA_CPATH.
+    if os.getenv("SAPWF_CLI") then
+      installed = { bin = os.getenv("SAPWF_CLI"),
+                    env = { LUA_PATH = os.getenv("SAPWF_CLI_LUA_PATH"),
+                            LUA_CPATH = os.getenv("SAPWF_CLI_LUA_CPATH") } }
+      return
+    end
+    local lua = rawget(_G, "jit") and "luajit" or "lua" .. _VERSION:match("%d+%.%d+")
     local prefix = dir .. "/prefix"
     assert.is_true(shell("env -u MAKEFLAGS -u MFLAGS make --no-print-directory -s install "
-      .. "LUA=lua5.4 PREFIX=" .. quote(prefix) .. " >" .. quote(dir .. "/install.log")
+      .. "LUA=" .. lua .. " PREFIX=" .. quote(prefix) .. " >" .. quote(dir .. "/install.log")
       .. " 2>&1"), read_file(dir .. "/install.log"))
-    installed = {
-      bin = prefix .. "/bin/sapwf",
-      env = { LUA_PATH = prefix .. "/share/lua/5.4/?.lua;" .. prefix
-                .. "/share/lua/5.4/?/init.lua;;",
-              LUA_CPATH = prefix .. "/lib/lua/5.4/?.so;;" },
-    }
+    installed = { bin = prefix .. "/bin/sapwf", env = {} }
   end)
 
   teardown(function()
@@ -184,6 +197,44 @@ describe("sapwf command line", function()
 
   before_each(function()
     emu:reset()
+  end)
+
+  describe("conventions", function()
+    it("--version prints the version; `sapwf` alone and `sapwf help` print the help", function()
+      local v = sapwf({ "--version" })
+      assert.equal(0, v.code)
+      assert.matches("^sapwf %d+%.%d+%.%d+\n$", v.stdout)
+      local alone = sapwf({})
+      assert.equal(0, alone.code)
+      assert.matches("^Usage: sapwf ", alone.stdout)
+      assert.matches("\n   definitions ", alone.stdout)
+      local help = sapwf({ "help" })
+      assert.equal(0, help.code)
+      assert.equal(alone.stdout, help.stdout)
+      local start = sapwf({ "help", "start" })
+      assert.equal(0, start.code)
+      assert.matches("^Usage: sapwf start ", start.stdout)
+      assert.equal(sapwf({ "start", "--help" }).stdout, start.stdout)
+    end)
+
+    it("completion prints scripts for bash, zsh and fish that name every command", function()
+      for _, shell_name in ipairs({ "bash", "zsh", "fish" }) do
+        local r = sapwf({ "completion", shell_name })
+        assert.equal(0, r.code, r.stderr)
+        for _, name in ipairs({ "definitions", "instances", "start", "doctor", "emulator" }) do
+          assert.matches(name, r.stdout, 1, true)
+        end
+        if shell_name == "bash" then
+          local file = dir .. "/completion.bash"
+          write_file(file, r.stdout)
+          assert.is_true(shell("bash -n " .. quote(file)), "bash cannot parse it")
+          assert.is_true(shell("bash -c " .. quote(". " .. file .. " && complete -p sapwf")
+            .. " >/dev/null"))
+        end
+      end
+      assert.matches("^#compdef sapwf", sapwf({ "completion", "zsh" }).stdout)
+      assert.matches("complete %-c sapwf", sapwf({ "completion", "fish" }).stdout)
+    end)
   end)
 
   describe("arguments", function()
@@ -735,7 +786,24 @@ describe("sapwf command line", function()
         assert.equal(3, instances_started())              -- nothing started twice
         assert.matches("line 1: an earlier start has an unknown outcome", again.stderr)
         assert.matches("sapwf instances %-%-definition%-id simple", again.stderr)
-        assert.matches("it started between %d%d%d%d%-%d%d%-%d%dT", again.stderr)
+        local look = again.stderr:match("(sapwf instances %-%-definition%-id simple [^%(]-) %(")
+        assert.matches("%-%-started%-from %d%d%d%d%-%d%d%-%d%dT", look)
+        -- the command it prints finds the instance that may have started
+        local args = {}
+        for word in look:gmatch("%S+") do args[#args + 1] = word end
+        table.remove(args, 1)
+        local found = run(args)
+        assert.equal(0, found.code, found.stderr)
+        local recorded_ids = {}
+        for _, text in ipairs(lines_of(input .. ".started.ndjson")) do
+          local e = json.decode(text)
+          if e.id then recorded_ids[e.id] = true end
+        end
+        local unrecorded = 0
+        for _, inst in ipairs(found.json) do
+          if not recorded_ids[inst.id] then unrecorded = unrecorded + 1 end
+        end
+        assert.equal(1, unrecorded)          -- the instance of the unknown start is in the list
         -- nothing that held a record was truncated or deleted
         assert.equal(failed_before, read_file(failed_path .. ".1"))
         assert.matches("kept as " .. failed_path:gsub("%p", "%%%0") .. "%.1", again.stderr)
@@ -936,10 +1004,7 @@ describe("sapwf command line", function()
             local out, err = dir .. "/out." .. seq, dir .. "/err." .. seq
             local script = table.concat(exports, "\n") .. "\n" .. line
             local ok, how, code = helpers.execute("cd " .. quote(home)
-              .. " && env -u SAPWF_SERVICE_KEY -u VCAP_SERVICES PATH=" .. quote(path)
-              .. " LUA_PATH=" .. quote(installed.env.LUA_PATH)
-              .. " LUA_CPATH=" .. quote(installed.env.LUA_CPATH)
-              .. " sh -c " .. quote(script) .. " </dev/null >" .. quote(out) .. " 2>"
+              .. " && " .. child_env() .. " PATH=" .. quote(path) .. " sh -c " .. quote(script) .. " </dev/null >" .. quote(out) .. " 2>"
               .. quote(err))
             assert.equal("exit", how)
             local stdout, stderr = read_file(out), read_file(err)

@@ -32,8 +32,8 @@ local function limit_error(op, total, skip, reachable, at_least)
     retryable = false, outcome = "not_sent", total = total, limit = reachable,
     message = format("%s%d matches from skip %d, but the API can page through only %d of "
       .. "them ($skip <= %d, $top <= %d); narrow the filter (e.g. startedFrom/startedUpTo "
-      .. "or status) and iterate each part", at_least and "more than " or "", total - skip,
-      skip, reachable, MAX_SKIP, MAX_TOP),
+      .. "or status; sapwf instances --started-from/--started-up-to) and iterate each part",
+      at_least and "more than " or "", total - skip, skip, reachable, MAX_SKIP, MAX_TOP),
   }
 end
 

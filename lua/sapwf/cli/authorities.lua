@@ -30,7 +30,7 @@ end
 -- and a usage error naming the unknown operations.
 function M.needed(names)
   if names == nil or #names == 0 then
-    return { table.unpack(operations.authorities) }
+    return { (table.unpack or unpack)(operations.authorities) }
   end
   local set, unknown = {}, {}
   for _, name in ipairs(names) do

@@ -124,13 +124,13 @@ end
 -- How to look for the instance of a start with an unknown outcome.
 local function lookup_advice(entry)
   local command = "sapwf instances --definition-id " .. tostring(entry.definitionId)
-  local window = ""
   if entry.from and entry.to then
-    window = string.format("; if it exists, it started between %s and %s", entry.from,
-      entry.to)
+    -- the API compares at millisecond precision: the window covers whole seconds
+    command = string.format("%s --started-from %s --started-up-to %s", command, entry.from,
+      (entry.to:gsub("%.000Z$", ".999Z")))
   end
   return string.format("look for it before starting it again: %s (add --business-key when "
-    .. "the definition derives one from the context%s)", command, window)
+    .. "the definition derives one from the context)", command)
 end
 
 -- One input line: an item {line, definitionId, context}, or nil and why it cannot start.

@@ -1,6 +1,7 @@
 -- The commands that map to one client call each: definitions, instances, instance, context,
 -- cancel, suspend, resume, tasks, complete, message and start (one instance; --from is bulk.lua).
 local input = require "sapwf.cli.input"
+local filters = require "sapwf.cli.filters"
 
 local M = {}
 
@@ -13,16 +14,6 @@ local function paging(args, query)
   query.skip = args.skip
   query.orderby = args.orderby
   return query
-end
-
--- Repeated --status options become a list (the service ORs repeated parameters).
-local function statuses(list)
-  if list == nil or #list == 0 then
-    return nil
-  elseif #list == 1 then
-    return list[1]
-  end
-  return list
 end
 
 -- Every item of every page through wf:each_instance / wf:each_task. Those raise their error
@@ -81,23 +72,12 @@ function M.definitions(ctx, args)
 end
 
 function M.instances(ctx, args)
-  local query = paging(args, {
-    definitionId = args.definition_id,
-    status = statuses(args.status),
-    businessKey = args.business_key,
-    containsText = args.contains_text,
-  })
+  local query = paging(args, filters.query("instances", args))
   return list_command(ctx, "instances", "each_instance", query, args.all, INSTANCE_COLUMNS)
 end
 
 function M.tasks(ctx, args)
-  local query = paging(args, {
-    workflowInstanceId = args.instance_id,
-    workflowDefinitionId = args.definition_id,
-    status = statuses(args.status),
-    processor = args.processor,
-    containsText = args.contains_text,
-  })
+  local query = paging(args, filters.query("tasks", args))
   return list_command(ctx, "tasks", "each_task", query, args.all, TASK_COLUMNS)
 end
 

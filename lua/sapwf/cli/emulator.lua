@@ -19,7 +19,7 @@ local function own_pid()
   if not file then
     return nil
   end
-  local stat = file:read("a")
+  local stat = file:read("*a")
   file:close()
   return tonumber(stat:match("^(%d+)"))
 end

@@ -73,6 +73,11 @@ end
 
 function M.main(argv)
   local cli = parser.build()
+  -- `sapwf` alone: the help, as gh and kubectl do.
+  if argv == nil or argv[1] == nil then
+    io.stdout:write(cli:get_help(), "\n")
+    return exitcodes.codes.ok
+  end
   local parsed, args = cli:pparse(argument_list(argv))
   if not parsed then
     io.stderr:write("sapwf: error: ", tostring(args), "\n",
@@ -118,7 +123,10 @@ function M.main(argv)
     M.report_error(out, err)
     return exitcodes.for_error(err)
   end
-  return math.tointeger(code) or exitcodes.codes.ok
+  if type(code) == "number" and code == math.floor(code) then
+    return code
+  end
+  return exitcodes.codes.ok
 end
 
 return M

@@ -14,7 +14,7 @@ local function read_file(path)
   if not file then
     return nil, open_err
   end
-  local text, read_err = file:read("a")
+  local text, read_err = file:read("*a")
   file:close()
   return text, read_err
 end
@@ -22,7 +22,7 @@ end
 -- The text that `spec` stands for, and where it came from (for messages).
 function M.text(spec, option)
   if spec == "-" then
-    return io.stdin:read("a") or "", "standard input"
+    return io.stdin:read("*a") or "", "standard input"
   elseif spec:sub(1, 1) == "@" then
     local path = spec:sub(2)
     local text, err = read_file(path)

@@ -77,26 +77,33 @@ local function cell_text(value)
   local kind = type(value)
   if kind == "table" then
     return json.encode(value) or "?"
-  elseif kind == "number" and math.type(value) == "float" and value == math.floor(value)
-      and math.abs(value) < 2 ^ 53 then
+  elseif kind == "number" and value == math.floor(value) and math.abs(value) < 2 ^ 53 then
+    -- a whole number without ".0" (Debian's cjson decodes every number as a float)
     return string.format("%d", value)
   end
   -- Control characters would break the alignment (and could move the cursor).
   return (tostring(value):gsub("%c", " "))
 end
 
+-- Characters, not bytes, in UTF-8 text: the bytes that do not continue a character (Lua
+-- 5.1 and LuaJIT have no utf8 library).
 local function width(text)
-  return utf8.len(text) or #text
+  return select(2, text:gsub("[^\128-\191]", ""))
 end
 
 local function shorten(text, max)
   if width(text) <= max then
     return text
   end
-  if utf8.len(text) then
-    return text:sub(1, utf8.offset(text, max) - 1) .. "…"
+  -- cut before the max-th character (where its first byte is), leaving room for "…"
+  local count = 0
+  for pos in text:gmatch("()[^\128-\191]") do
+    count = count + 1
+    if count == max then
+      return text:sub(1, pos - 1) .. "…"
+    end
   end
-  return text:sub(1, max - 1) .. "…"
+  return text
 end
 
 local function pad(text, size)

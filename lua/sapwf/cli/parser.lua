@@ -2,16 +2,17 @@
 -- help text. The handlers live in the other files of this folder; init.lua dispatches.
 local argparse = require "argparse"
 local exitcodes = require "sapwf.cli.exitcodes"
+local filters = require "sapwf.cli.filters"
 
 local M = {}
 
 local function whole_number(name)
   return function(text)
-    local n = math.tointeger(tonumber(text))
-    if not n or n < 0 then
+    local n = tonumber(text)
+    if not n or n % 1 ~= 0 or n < 0 then
       return nil, string.format("%s must be a whole number >= 0, got '%s'", name, text)
     end
-    return n
+    return math.floor(n)
   end
 end
 
@@ -83,13 +84,7 @@ end
 
 local function add_instance_commands(parser)
   local instances = parser:command("instances", "List workflow instances.")
-  instances:option("--definition-id", "Only instances of this definition."):argname("ID")
-  instances:option("--status", "Only this status (repeat for several; RUNNING, ERRONEOUS, "
-      .. "SUSPENDED, CANCELED, COMPLETED). Without filters the service lists RUNNING and ERRONEOUS.")
-    :argname("STATUS"):count("*")
-  instances:option("--business-key", "Only instances with this business key."):argname("KEY")
-  instances:option("--contains-text", "Instances whose id, definition, subject, starter or "
-      .. "business key contain TEXT."):argname("TEXT")
+  filters.add(instances, "instances")
   add_paging(instances, "Every matching instance, page after page (--top sets the page size).")
 
   local instance = parser:command("instance", "Show one workflow instance.")
@@ -108,14 +103,7 @@ end
 
 local function add_task_commands(parser)
   local tasks = parser:command("tasks", "List user task instances.")
-  tasks:option("--instance-id", "Only tasks of this workflow instance."):argname("ID")
-  tasks:option("--definition-id", "Only tasks of instances of this workflow definition.")
-    :argname("ID")
-  tasks:option("--status", "Only this status (repeat for several; READY, RESERVED, "
-      .. "COMPLETED, CANCELED).")
-    :argname("STATUS"):count("*")
-  tasks:option("--processor", "Only tasks processed by this user."):argname("USER")
-  tasks:option("--contains-text", "Tasks whose fields contain TEXT."):argname("TEXT")
+  filters.add(tasks, "tasks")
   add_paging(tasks, "Every matching task, page after page (--top sets the page size).")
 
   local complete = parser:command("complete", "Complete a user task.")
@@ -163,6 +151,11 @@ function M.build()
     :command_target("command")
     :help_max_width(100)
     :help_description_margin(28)
+  parser:flag("--version", "Print sapwf's version and exit.")
+    :action(function()
+      io.stdout:write("sapwf ", require("sapwf.core").version, "\n")
+      os.exit(0)
+    end)
   add_global_options(parser)
 
   local token = parser:command("token", "Show the access token's expiry and scopes.")
@@ -194,6 +187,10 @@ function M.build()
   emulator:flag("--tls", "Give https URLs in the key (then pass the printed --cafile); "
     .. "implied by --key x509.")
 
+  -- `sapwf help [COMMAND]` and `sapwf completion bash|zsh|fish`, as argparse makes them
+  -- from the same definitions as --help (so they cannot drift apart).
+  parser:add_help_command()
+  parser:add_complete_command()
   return parser
 end
 

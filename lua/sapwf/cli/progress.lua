@@ -36,9 +36,10 @@ end
 local function clock(seconds)
   seconds = math.floor(seconds + 0.5)
   if seconds >= 3600 then
-    return string.format("%d:%02d:%02d", seconds // 3600, seconds % 3600 // 60, seconds % 60)
+    return string.format("%d:%02d:%02d", math.floor(seconds / 3600),
+      math.floor(seconds % 3600 / 60), seconds % 60)
   end
-  return string.format("%d:%02d", seconds // 60, seconds % 60)
+  return string.format("%d:%02d", math.floor(seconds / 60), seconds % 60)
 end
 
 -- The line for `done` lines handled (of which `failed` failed), without drawing it.
