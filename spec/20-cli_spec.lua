@@ -592,6 +592,18 @@ describe("sapwf command line", function()
       assert.matches("WORKFLOW_INSTANCE_START", forbidden.stderr)
       assert.matches("cf update%-service my%-wf", forbidden.stderr)
       assert.equal(0, instances_started())
+      -- the fix in the command line's words: no Lua call, no placeholder to guess
+      assert.matches("each sapwf command gets a new token", forbidden.stderr, 1, true)
+      assert.is_nil(forbidden.stderr:find("wf:token", 1, true))
+      assert.is_nil(forbidden.stderr:find("<instance>", 1, true))
+      for line in forbidden.stderr:gmatch("[^\n]+") do
+        if line:find("^sapwf: forbidden") then assert.is_true(#line < 250, line) end
+      end
+      local unnamed = sapwf({ "--service-key", limited_key, "start", "simple" })
+      assert.equal(5, unnamed.code)
+      assert.matches("cf update%-service INSTANCE %-c", unnamed.stderr)
+      assert.matches("give it with %-%-instance NAME", unnamed.stderr)
+      assert.is_nil(unnamed.stderr:find("<instance>", 1, true))
 
       local missing = run({ "instance", "00000000-0000-4000-8000-000000000000" })
       assert.equal(6, missing.code)

@@ -182,7 +182,8 @@ local function forbidden_ctx(self, op_method, path, authority)
       local token, _, s = c:token()
       if token then scope = s end
     end
-    ctx.hint = errors.forbidden_hint(self._instance, scope, authority)
+    ctx.granted = errors.granted(scope)
+    ctx.hint = errors.forbidden_hint(self._instance, ctx.granted, authority)
   end
   return ctx
 end

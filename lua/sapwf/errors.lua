@@ -52,6 +52,7 @@ end
 
 local MAX_MESSAGE = 500  -- a message is a line, not a page
 local MAX_PATH = 200
+local MAX_HINT = 160     -- a hint this long is part of the line; a longer one is only named
 
 local function clip(s)
   s = gsub(s, "[%c]+", " ")
@@ -71,7 +72,13 @@ local function one_line(e)
   if e.phase == "token" then text = text .. "getting a token: " end
   text = text .. tostring(e.message)
   if e.authority then text = text .. " Needs authority " .. e.authority end
-  if e.hint then text = text .. "; fix: " .. e.hint end
+  -- A long hint (a 403's cf command lists every authority kept: 39 of them, 1,900
+  -- characters) would make the line a page: it is named, not quoted.
+  if e.hint and #e.hint <= MAX_HINT then
+    text = text .. "; fix: " .. e.hint
+  elseif e.hint then
+    text = text .. "; fix: see err.hint"
+  end
   if e.outcome == "unknown" and e.method and e.method ~= "GET" and e.kind ~= "decode" then
     text = text .. "; the request may have taken effect (outcome unknown)"
   end
@@ -179,6 +186,7 @@ function errors.from_response(status, body, headers, ctx)
   if status == 403 then
     e.authority = ctx.authority
     e.hint = ctx.hint
+    e.granted = ctx.granted      -- the authorities the token had (for hints in other words)
   end
   return setmetatable(e, Error)
 end
@@ -266,9 +274,14 @@ end
 
 --- The exact command that grants `missing` while keeping what the token already has.
 -- Returns the hint text.
-function errors.forbidden_hint(instance, scope, missing)
+-- How the library says "get a new token"; the command line says it its own way (style).
+local LIBRARY_STYLE = { instance = "<instance>", renew = "then get a new token with wf:token(true)",
+  renew_already = "call wf:token(true) for a new one" }
+
+function errors.forbidden_hint(instance, scope, missing, style)
+  style = style or LIBRARY_STYLE
   local set, list = {}, {}
-  local granted = errors.granted(scope)
+  local granted = type(scope) == "table" and scope or errors.granted(scope)
   local already = false
   for _, a in ipairs(granted) do
     if a == missing then already = true end
@@ -276,15 +289,15 @@ function errors.forbidden_hint(instance, scope, missing)
   end
   if already then
     return format("the token already has %s, so the 403 has another cause (a token issued "
-      .. "before the last cf update-service: call wf:token(true) for a new one; or the "
-      .. "object belongs to another application scope)", missing)
+      .. "before the last cf update-service: %s; or the object belongs to another "
+      .. "application scope)", missing, style.renew_already)
   end
   set[missing] = true
   for a in pairs(set) do list[#list + 1] = '"' .. a .. '"' end
   sort(list)
   return format("cf update-service %s -c '{\"authorities\":[%s]}' (the list replaces the "
-    .. "old one; it keeps the %d authorities this token has), then get a new token with "
-    .. "wf:token(true)", instance or "<instance>", concat(list, ","), #granted)
+    .. "old one; it keeps the %d authorities this token has), %s", instance or style.instance,
+    concat(list, ","), #granted, style.renew)
 end
 
 return errors

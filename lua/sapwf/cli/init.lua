@@ -4,6 +4,7 @@
 local parser = require "sapwf.cli.parser"
 local output = require "sapwf.cli.output"
 local exitcodes = require "sapwf.cli.exitcodes"
+local errors = require "sapwf.errors"
 local session = require "sapwf.cli.session"
 
 local M = {}
@@ -31,8 +32,15 @@ local function is_interrupt(message)
   return type(message) == "string" and message:find("interrupted!", 1, true) ~= nil
 end
 
--- Prints err on stderr, with what to do next where we know it.
-function M.report_error(out, err)
+-- A 403's fix in the command line's words: a new sapwf command gets a new token by itself,
+-- and the service instance is named with --instance.
+local CLI_HINT_STYLE = { instance = "INSTANCE",
+  renew = "then run the command again (each sapwf command gets a new token)",
+  renew_already = "run the command again: it gets a new token" }
+
+-- Prints err on stderr, with what to do next where we know it. args: the parsed arguments
+-- (for --instance), or nil.
+function M.report_error(out, err, args)
   local text = output.describe_error(err)
   -- The module's one-line errors already start with "sapwf: ".
   if text:sub(1, 7) ~= "sapwf: " then
@@ -46,7 +54,15 @@ function M.report_error(out, err)
     if err.authority and not text:find(err.authority, 1, true) then
       out.stderr:write("sapwf: missing authority: ", err.authority, "\n")
     end
-    if err.hint and not text:find(err.hint, 1, true) then
+    local instance = args and args.instance_name
+    if err.authority then
+      out.stderr:write("hint: ", errors.forbidden_hint(instance, err.granted or {},
+        err.authority, CLI_HINT_STYLE), "\n")
+      if not instance then
+        out.stderr:write("hint: INSTANCE is the name of the Workflow service instance (`cf "
+          .. "services` lists it); give it with --instance NAME and sapwf fills it in.\n")
+      end
+    elseif err.hint then
       out.stderr:write("hint: ", err.hint, "\n")
     end
     out.stderr:write("hint: `sapwf doctor` lists every missing authority and the cf command.\n")
@@ -120,7 +136,7 @@ function M.main(argv)
     if type(err) == "table" and err.kind == "usage" then
       err.command = err.command or args.command
     end
-    M.report_error(out, err)
+    M.report_error(out, err, args)
     return exitcodes.for_error(err)
   end
   if type(code) == "number" and code == math.floor(code) then
