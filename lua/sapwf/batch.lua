@@ -66,6 +66,7 @@ local function stand_in(self, real, value_only)
     local own = {}
     for k, v in pairs(policy) do own[k] = v end
     own.sleep = yielding_sleep
+    own.forbidden_interval = 1       -- one 403 refresh a second for all items (client.lua)
     w._policy = own
   end
   return setmetatable(w, getmetatable(self))

@@ -233,9 +233,11 @@ local REFUSED_STATUS = { [408] = true, [429] = true }
 -- Operations besides GET and PUT whose second sending has the effect of the first.
 local IDEMPOTENT_OPS = { cancel = true, suspend = true, resume = true, update_context = true,
                          update_roles = true }
--- A 403 fetches a fresh token at most this often per client, so a loop of forbidden calls
--- cannot hammer the token endpoint.
-local FORBIDDEN_REFRESH_INTERVAL = 1
+-- A 403 fetches a fresh token once per call, so that the call after a `cf update-service`
+-- works (README, "Credentials and authorities"); a call that began before another one's
+-- refresh just tries again with that token. Within a batch (batch.lua's stand-in sets
+-- policy.forbidden_interval), at most one refresh every forbidden_interval seconds, so a
+-- thousand forbidden items do not ask the token endpoint a thousand times.
 
 -- Whether sending method to a path (no query) twice has the effect of once.
 function client.idempotent(method, bare_path, op_name)
@@ -308,11 +310,12 @@ function client.annotate(err, state, retry_after)
 end
 
 -- Whether a 403 is worth a fresh token: the cached one lacks the authority (or cannot tell),
--- and no 403 fetched one during the last FORBIDDEN_REFRESH_INTERVAL.
+-- and (in a batch) no 403 fetched one during the last policy.forbidden_interval seconds.
 local function refresh_may_help(self, c, authority)
   local policy = self._policy
   local last = self._forbidden_refresh
-  if last and policy.now() - last < FORBIDDEN_REFRESH_INTERVAL then return false end
+  local interval = policy.forbidden_interval
+  if interval and last and policy.now() - last < interval then return false end
   if authority then
     local token, _, scope = c:token()
     if token and scope then
@@ -346,10 +349,13 @@ function client.send(self, method, target, body, path, authority, idempotent)
       state.retry_after = nil
       if status == 403 and not refreshed and refresh_may_help(self, c, authority) then
         refreshed = true
-        self._forbidden_refresh = policy.now()
-        log(policy, { event = "token_refresh", reason = "forbidden", method = method,
-                      path = path, status = 403 })
-        if not c:token(true) then return status, resp, headers, state end
+        local last = self._forbidden_refresh
+        if not (last and last > started) then      -- else another call renewed it meanwhile
+          self._forbidden_refresh = policy.now()
+          log(policy, { event = "token_refresh", reason = "forbidden", method = method,
+                        path = path, status = 403 })
+          if not c:token(true) then return status, resp, headers, state end
+        end
       elseif RETRY_STATUS[status] and (idempotent or REFUSED_STATUS[status]) then
         local retry_after = header(headers, "retry-after")
         retry_after = retry_after and parse_retry_after(retry_after) or nil
