@@ -237,6 +237,59 @@ describe("sapwf command line", function()
     end)
   end)
 
+  describe("output", function()
+    it("-o ndjson writes one item per line; with --all page by page, as the pages come",
+      function()
+        for i = 1, 5 do start("simple", { i = i }) end
+        local list = run({ "-o", "ndjson", "instances" })
+        assert.equal(0, list.code, list.stderr)
+        local lines = 0
+        for line in list.stdout:gmatch("[^\n]+") do
+          lines = lines + 1
+          assert.is_string(json.decode(line).id)
+        end
+        assert.equal(5, lines)
+        -- Each page of the service takes 0.6 s: the first line must come out long before
+        -- the last page was fetched (the list is never held whole).
+        emu:fault{ fault = "delay", delay = 0.6, times = -1, method = "GET",
+                   path = "/v1/workflow-instances" }
+        local pipe = io.popen(command_line({ "--service-key", full_key, "-o", "ndjson",
+          "instances", "--all", "--top", "2" }) .. " 2>/dev/null")
+        local clock = require("sapwf.core").monotonic
+        local t0 = clock()
+        local first = pipe:read("*l")
+        local first_at = clock() - t0
+        local rest = pipe:read("*a")
+        local total = clock() - t0
+        pipe:close()
+        emu:clear_faults()
+        assert.is_string(json.decode(first).id)
+        local count = 1
+        for line in rest:gmatch("[^\n]+") do
+          count = count + 1
+          assert.is_string(json.decode(line).id)
+        end
+        assert.equal(5, count)
+        assert.is_true(total >= 1.8, "3 pages took " .. total .. " s")
+        assert.is_true(first_at < total - 1, "first line at " .. first_at .. " s of " .. total)
+      end)
+
+    it("tables fit the terminal's width", function()
+      for _, columns in ipairs({ "40", "60", "200" }) do
+        local r = run({ "-o", "table", "definitions" }, { env = { COLUMNS = columns } })
+        assert.equal(0, r.code, r.stderr)
+        local lines = 0
+        for line in r.stdout:gmatch("[^\n]+") do
+          lines = lines + 1
+          local chars = select(2, line:gsub("[^\128-\191]", ""))
+          assert.is_true(chars <= tonumber(columns), chars .. " > " .. columns .. ": " .. line)
+        end
+        assert.equal(4, lines)
+        if columns == "200" then assert.matches("Order approval", r.stdout, 1, true) end
+      end
+    end)
+  end)
+
   describe("arguments", function()
     it("--help lists the commands and the exit codes, and exits 0", function()
       local r = sapwf({ "--help" })

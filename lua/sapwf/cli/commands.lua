@@ -34,6 +34,21 @@ local function collect(wf, each_method, query)
   return items
 end
 
+-- --all -o ndjson: each item is written as it comes, so the list is never held whole.
+local function stream(ctx, wf, each_method, query)
+  local ok, err = pcall(function()
+    for item in wf[each_method](wf, query) do
+      ctx.out:line(item)
+    end
+  end)
+  if not ok then
+    if type(err) == "table" and err.kind and err.kind ~= "io" then
+      return nil, err
+    end
+    error(err, 0)
+  end
+end
+
 local function list_command(ctx, method, each_method, query, all, columns)
   local wf, err = ctx:client()
   if not wf then
@@ -43,6 +58,9 @@ local function list_command(ctx, method, each_method, query, all, columns)
   if all then
     if query.top and (query.top < 1 or query.top > 1000) then
       return nil, { kind = "usage", message = "with --all, --top is the page size: 1 to 1000" }
+    end
+    if ctx.out.format == "ndjson" then
+      return stream(ctx, wf, each_method, query)
     end
     items, err = collect(wf, each_method, query)
   else

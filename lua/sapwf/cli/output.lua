@@ -15,7 +15,23 @@ function M.is_terminal(fd)
   return ok == true or ok == 0
 end
 
--- `format`: "json", "table" or nil (table when stdout is a terminal, else json).
+-- The terminal's width in columns: $COLUMNS, else what `stty size` says of the terminal on
+-- stdin (the shell does not export COLUMNS), else 80.
+function M.terminal_width()
+  local columns = tonumber(os.getenv("COLUMNS") or "")
+  if not columns then
+    local pipe = io.popen("stty size 2>/dev/null")
+    if pipe then
+      columns = tonumber((pipe:read("*l") or ""):match("^%d+ (%d+)$"))
+      pipe:close()
+    end
+  end
+  if not columns or columns < 20 then columns = 80 end
+  return columns
+end
+
+-- `format`: "json", "ndjson" (one JSON document per line: a list's items, one by one),
+-- "table" or nil (table when stdout is a terminal, else json).
 function M.new(format, stdout, stderr)
   local self = setmetatable({}, Output)
   self.stdout = stdout or io.stdout
@@ -70,6 +86,12 @@ function Output:json(value)
   self:flush()
 end
 
+-- One item as one line of JSON, written at once: `--all -o ndjson` streams a list with it,
+-- page by page, never holding more than a page.
+function Output:line(value)
+  self:json(value)
+end
+
 local function cell_text(value)
   if value == nil or value == json.null then
     return ""
@@ -104,6 +126,13 @@ local function shorten(text, max)
     end
   end
   return text
+end
+
+-- The headers, shortened to their columns' widths.
+local function unpack_columns(columns, widths)
+  local out = {}
+  for i, name in ipairs(columns) do out[i] = shorten(name, widths[i]) end
+  return (table.unpack or unpack)(out)
 end
 
 local function pad(text, size)
@@ -173,6 +202,21 @@ function Output:_list_table(list, view)
     end
     rows[r] = row
   end
+  -- Fit the terminal: narrow the widest column, one character at a time, down to 6.
+  local room = (self.width or M.terminal_width()) - 2 * (#columns - 1)
+  local total = 0
+  for _, w in ipairs(widths) do total = total + w end
+  while total > room do
+    local widest = 1
+    for i = 2, #widths do if widths[i] > widths[widest] then widest = i end end
+    if widths[widest] <= 6 then break end
+    widths[widest] = widths[widest] - 1
+    total = total - 1
+  end
+  for _, row in ipairs(rows) do
+    for i, text in ipairs(row) do row[i] = shorten(text, widths[i]) end
+  end
+  columns = { unpack_columns(columns, widths) }
   local function write_row(row)
     local parts = {}
     for i, text in ipairs(row) do
@@ -229,7 +273,9 @@ function Output:result(value, view)
   if view.list and type(value) == "table" and getmetatable(value) == nil then
     value = json.array(value)
   end
-  if self.format == "json" then
+  if self.format == "ndjson" and view.list and type(value) == "table" then
+    for _, item in ipairs(value) do self:line(item) end
+  elseif self.format == "json" or self.format == "ndjson" then
     self:json(value)
   elseif type(value) ~= "table" then
     self:emit(cell_text(value), "\n")

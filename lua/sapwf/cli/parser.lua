@@ -72,8 +72,9 @@ local function add_global_options(parser)
     :argname("FILE"):target("service_key")
   parser:option("--instance", "Service instance name: picks the binding in VCAP_SERVICES; "
       .. "named in the cf commands that doctor prints."):argname("NAME"):target("instance_name")
-  parser:option("-o --output", "Output format (default: table on a terminal, json otherwise).")
-    :choices({ "json", "table" }):argname("FORMAT"):target("output")
+  parser:option("-o --output", "Output format: json, ndjson (one item per line; with --all "
+      .. "written page by page) or table (default: table on a terminal, json otherwise).")
+    :choices({ "json", "ndjson", "table" }):argname("FORMAT"):target("output")
   parser:flag("--allow-http", "Allow http:// token and API URLs beyond this machine (secrets "
     .. "then cross the network in clear text).")
   parser:option("--cafile", "CA certificates (PEM) to verify the servers with."):argname("FILE")
