@@ -2,7 +2,6 @@
 -- sapwf.ngx builds on (one token fetched for many clients). The emulator counts every token
 -- request, so "fetched nothing" is checked, not assumed.
 local core = require "sapwf.core"
-local servicekey = require "sapwf.servicekey"
 local helpers = require "spec.helpers"
 
 describe("sapwf.core without auto_token", function()
@@ -12,11 +11,7 @@ describe("sapwf.core without auto_token", function()
   teardown(function() if emu then emu:stop() end end)
   before_each(function() emu:reset() end)
 
-  local function core_opts(name, extra)
-    local opts = assert(servicekey.resolve(emu:service_key(name or "full")))
-    for k, v in pairs(extra or {}) do opts[k] = v end
-    return opts
-  end
+  local function core_opts(name, extra) return helpers.core_options(emu, name, extra) end
 
   local function token_requests() return emu:stats().token_requests end
 

@@ -4,7 +4,6 @@
 -- counters say what was sent, so "nothing was sent" is checked, not assumed.
 local core = require "sapwf.core"
 local sapwf = require "sapwf"
-local servicekey = require "sapwf.servicekey"
 local helpers = require "spec.helpers"
 local cjson = require "cjson"
 
@@ -36,11 +35,7 @@ describe("sapwf.core at the edges", function()
   teardown(function() if emu then emu:stop() end end)
   before_each(function() emu:reset() end)
 
-  local function core_opts(name, extra)
-    local opts = assert(servicekey.resolve(emu:service_key(name or "full")))
-    for k, v in pairs(extra or {}) do opts[k] = v end
-    return opts
-  end
+  local function core_opts(name, extra) return helpers.core_options(emu, name, extra) end
 
   local function token_answer(token)
     return cjson.encode({ access_token = token, token_type = "bearer", expires_in = 3600,
@@ -366,6 +361,12 @@ describe("sapwf.core at the edges", function()
         function(c) return (c:token()) and 200 end, "closed sapwf client", 3)
     end)
 
+    local function batch_call(b)
+      b:submit(1, "GET", "/v1/workflow-definitions")
+      local _, status = b:wait()
+      return status
+    end
+
     it("a batch, while submit fetches the token", function()
       local clients = {}
       closes_mid_call(function()
@@ -373,11 +374,7 @@ describe("sapwf.core at the edges", function()
           clients[#clients + 1] = c
           return c:batch(1)
         end,
-        function(b)
-          b:submit(1, "GET", "/v1/workflow-definitions")
-          local _, status = b:wait()
-          return status
-        end, "closed sapwf batch", 3)
+        batch_call, "closed sapwf batch", 3)
       for _, c in ipairs(clients) do c:close() end
     end)
 
@@ -388,12 +385,7 @@ describe("sapwf.core at the edges", function()
           batches[#batches + 1] = c:batch(1)
           return c
         end,
-        function(c)
-          local b = batches[#batches]
-          b:submit(1, "GET", "/v1/workflow-definitions")
-          local _, status = b:wait()
-          return status
-        end, "closed sapwf", 3)
+        function() return batch_call(batches[#batches]) end, "closed sapwf", 3)
       for _, b in ipairs(batches) do b:close() end
     end)
   end)

@@ -32,6 +32,14 @@ function helpers.start_api(opts)
   return emu, wf, limited
 end
 
+--- sapwf.core.new's options for an emulator client ("full" by default), with extra ones.
+function helpers.core_options(emu, name, extra)
+  local servicekey = require "sapwf.servicekey"
+  local opts = assert(servicekey.resolve(emu:service_key(name or "full")))
+  for k, v in pairs(extra or {}) do opts[k] = v end
+  return opts
+end
+
 function helpers.stop_api(emu, wf, limited)
   if wf then wf:close() end
   if limited then limited:close() end
