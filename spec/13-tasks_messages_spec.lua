@@ -77,7 +77,7 @@ describe("tasks and messages", function()
       local expected = { task = "TASK_GET", task_context = "TASK_GET_CONTEXT",
         task_attributes = "TASK_GET_ATTRIBUTES", task_attachments = "TASK_GET_ATTACHMENTS",
         task_form = "TASK_GET_FORM", task_form_model = "TASK_GET_FORM_MODEL" }
-      emu:set_client("sb-sapwf-limited!b1|workflow!b10150", { authorities = {} })
+      emu:set_client("sb-sapwf-limited!b1|workflow!b10150", { authorities = emu.NONE })
       local none = assert(sapwf.new{ service_key = emu:service_key("limited") })
       for name, authority in pairs(expected) do
         local _, err = none[name](none, task.id)
@@ -167,7 +167,7 @@ describe("tasks and messages", function()
       assert.equal("price", expanded[1].attributeDefinitions[1].id)
       local _, err = wf:task_definitions{ expand = "attributes" }
       assert.equal("invalid", err.kind)
-      emu:set_client("sb-sapwf-limited!b1|workflow!b10150", { authorities = {} })
+      emu:set_client("sb-sapwf-limited!b1|workflow!b10150", { authorities = emu.NONE })
       local none = assert(sapwf.new{ service_key = emu:service_key("limited") })
       local _, err2 = none:task_definitions()
       assert.equal("TASK_DEFINITION_GET", err2.authority)
@@ -419,7 +419,7 @@ describe("tasks and messages", function()
 
     it("answers forbidden naming operations.lua's authority for a client without any", function()
       local inst, task = order()
-      emu:set_client("sb-sapwf-limited!b1|workflow!b10150", { authorities = {} })
+      emu:set_client("sb-sapwf-limited!b1|workflow!b10150", { authorities = emu.NONE })
       local none = assert(sapwf.new{ service_key = emu:service_key("limited") })
       local cases = by_id(task.id)
       cases[#cases + 1] = { "tasks", { { status = "READY" } }, "tasks" }

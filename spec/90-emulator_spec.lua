@@ -241,7 +241,7 @@ describe("emulator", function()
       assert.equal(401, late.status)
       assert.equal(UNAUTHORIZED, late.body)
 
-      emu:set_client("sb-new!b2|workflow!b10150", { secret = "s3cr$t=", authorities = {} })
+      emu:set_client("sb-new!b2|workflow!b10150", { secret = "s3cr$t=", authorities = emu.NONE })
       local new = token_request({ user = "sb-new!b2|workflow!b10150:s3cr$t=",
         form = { "grant_type=client_credentials" } })
       assert.equal("uaa.resource", new.json.scope)
@@ -984,6 +984,50 @@ describe("emulator", function()
       assert.equal(0, zero.api_requests)
       assert.same({}, zero.api_requests_by_operation)
       assert.equal(0, #emu:instances())
+    end)
+  end)
+
+  describe("control API", function()
+    it("GET /_emulator/ lists every control operation, and each listed GET answers", function()
+      local index = assert(emu:control("GET", "/"))
+      local seen = {}
+      for _, op in ipairs(index.operations) do
+        assert.is_string(op.description)
+        seen[op.method .. " " .. op.path] = true
+        if op.method == "GET" then assert(emu:control("GET", op.path)) end
+      end
+      for _, key in ipairs({ "GET /_emulator/", "POST /_emulator/reset", "GET /_emulator/clients",
+          "PUT /_emulator/clients", "PUT /_emulator/clients/<id>", "GET /_emulator/stats",
+          "GET /_emulator/instances", "POST /_emulator/tokens/expire", "POST /_emulator/faults",
+          "GET /_emulator/faults", "DELETE /_emulator/faults" }) do
+        assert.is_true(seen[key], key)
+      end
+      local _, err = emu:control("GET", "/nothing")
+      assert.matches("404.*GET /_emulator/ lists them", err)
+    end)
+
+    it("makes misuse of clients and set_client an error, not a silent no-op", function()
+      local clients = emu:clients()
+      assert.is_table(clients[FULL])
+      assert.has_error(function() return clients[1] end,
+        "emu:clients() is a map from client id to client, not a list: iterate it with pairs")
+      if _VERSION ~= "Lua 5.1" then        -- 5.1's ipairs reads the table raw
+        assert.has_error(function() for _ in ipairs(clients) do end end)
+      end
+      local ok, msg = pcall(emu.set_client, emu, LIMITED, { authorities = {} })
+      assert.is_false(ok)
+      assert.matches("an empty list: to take every authority away pass emu.NONE", msg)
+      ok, msg = pcall(emu.set_client, emu, LIMITED, { authorities = { TASK_GET = true } })
+      assert.is_false(ok)
+      assert.matches("a list of authority names expected", msg)
+      ok, msg = pcall(emu.set_client, emu, LIMITED, { authoritys = { "TASK_GET" } })
+      assert.is_false(ok)
+      assert.matches("bad option 'authoritys' to 'set_client'", msg)
+      -- the limited client kept what it had
+      assert.is_true(#emu:clients()[LIMITED].authorities > 0)
+      emu:set_client(LIMITED, { authorities = emu.NONE })
+      assert.equal(0, #emu:clients()[LIMITED].authorities)
+      emu:reset()
     end)
   end)
 

@@ -3,7 +3,8 @@
 local cjson = require "cjson.safe"
 local shell = require "sapwf.emulator.shell"
 
-local type, pairs, tostring, tonumber, error = type, pairs, tostring, tonumber, error
+local type, pairs, next, tostring, tonumber, error, setmetatable =
+  type, pairs, next, tostring, tonumber, error, setmetatable
 local format, match, gsub = string.format, string.match, string.gsub
 local concat = table.concat
 
@@ -66,7 +67,48 @@ function methods:stats() return checked(self:control("GET", "/stats")) end
 function methods:instances() return checked(self:control("GET", "/instances")) end
 function methods:expire_tokens() return checked(self:control("POST", "/tokens/expire")) end
 function methods:clear_faults() return checked(self:control("DELETE", "/faults")) end
-function methods:clients() return checked(self:control("GET", "/clients")).clients end
+-- Reading the clients map as a list (ipairs, #, [1]) finds nothing, and a loop over it then
+-- silently does nothing: a numeric index raises instead (Lua 5.1's ipairs reads raw and
+-- cannot be caught; set_client's check below catches what such a loop leaves behind).
+local CLIENTS_MT = {
+  __index = function(_, key)
+    if type(key) == "number" then
+      error("emu:clients() is a map from client id to client, not a list: iterate it with "
+        .. "pairs", 2)
+    end
+  end,
+}
+
+--- The clients: a map from client id to { name, clientid, clientsecret, authorities,
+-- expires_in, certificate_only }. Iterate it with pairs (it is no list).
+function methods:clients()
+  return setmetatable(checked(self:control("GET", "/clients")).clients, CLIENTS_MT)
+end
+
+--- Pass as set_client's authorities to take every authority away: an empty table is refused,
+-- as it is what a loop that found nothing leaves behind.
+methods.NONE = setmetatable({}, { __tostring = function() return "emu.NONE" end })
+
+local CLIENT_OPTIONS = { secret = true, authorities = true, expires_in = true, name = true }
+
+local function check_authorities(list)
+  if list == methods.NONE then return {} end
+  if type(list) ~= "table" then
+    error(format("bad option 'authorities' to 'set_client' (list of names expected, got %s)",
+      type(list)), 3)
+  end
+  if next(list) == nil then
+    error("bad option 'authorities' to 'set_client' (an empty list: to take every authority "
+      .. "away pass emu.NONE; a list built with ipairs over emu:clients() is empty, as that "
+      .. "is a map)", 3)
+  end
+  for key, name in pairs(list) do
+    if type(key) ~= "number" or type(name) ~= "string" then
+      error("bad option 'authorities' to 'set_client' (a list of authority names expected)", 3)
+    end
+  end
+  return list
+end
 
 --- Adds a fault: { fault =, method =, path =, times =, delay =, status =, retry_after =,
 -- size = } (see server/faults.lua). Returns its id.
@@ -81,7 +123,14 @@ function methods:set_client(clientid, opts)
   check_type(clientid, "string", 1, "set_client")
   if opts ~= nil then check_type(opts, "table", 2, "set_client") end
   local spec = { clientid = clientid }
-  for key, value in pairs(opts or {}) do spec[key] = value end
+  for key, value in pairs(opts or {}) do
+    if not CLIENT_OPTIONS[key] then
+      error(format("bad option '%s' to 'set_client' (secret, authorities, expires_in, name)",
+        tostring(key)), 2)
+    end
+    spec[key] = value
+  end
+  if spec.authorities ~= nil then spec.authorities = check_authorities(spec.authorities) end
   return checked(self:control("PUT", "/clients", spec))
 end
 

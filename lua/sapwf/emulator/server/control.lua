@@ -1,17 +1,5 @@
--- The control API under /_emulator/ (no authentication; tests and the launcher use it):
---
---   POST   /_emulator/reset           seed data back, clients back, faults and counters cleared
---   GET    /_emulator/clients         {clients = {[clientid] = {name, clientid, clientsecret,
---                                       authorities, expires_in, certificate_only}}, ...}
---   PUT    /_emulator/clients/<id>    {secret, authorities, expires_in, name} (id URL-escaped;
---   PUT    /_emulator/clients          or in the body as "clientid"); creates or changes
---   GET    /_emulator/stats           the counters (see shared.lua), plus worker_instances and
---                                     worker_lua_kb of the worker that answers
---   GET    /_emulator/instances       every instance of this worker, any status, with context
---   POST   /_emulator/tokens/expire   every token issued so far answers 401 from now on
---   POST   /_emulator/faults          add a fault (see faults.lua) -> {id, fault}
---   GET    /_emulator/faults          the faults with their uses
---   DELETE /_emulator/faults          remove every fault
+-- The control API under /_emulator/ (no authentication; tests and the launcher use it).
+-- ROUTES below lists every operation; GET /_emulator/ answers that list.
 local json = require "sapwf.emulator.server.json"
 local shared = require "sapwf.emulator.server.shared"
 local faults = require "sapwf.emulator.server.faults"
@@ -175,29 +163,60 @@ local function expire_tokens()
 end
 
 --- Handles /_emulator/<path>: status, body text.
+local function stats()
+  local result = shared.stats()
+  -- of the worker that answers: how much the workflow data weighs
+  result.worker_lua_kb = math.floor(collectgarbage("count"))
+  result.worker_instances = store.live_instances()
+  return answer(200, result)
+end
+
+-- Every control operation: what routes it, and what GET /_emulator/ lists (one table, so the
+-- index cannot miss one). path: the literal path after /_emulator/, or a Lua pattern whose
+-- capture is passed to the handler (pattern = true).
+local ROUTES = {
+  { "GET", "", "this index of the control operations" },
+  { "POST", "reset", "seed data back, clients back, faults and counters cleared", reset },
+  { "GET", "clients", "the clients: {clients = {[clientid] = {name, clientid, clientsecret, "
+      .. "authorities, expires_in, certificate_only}}}", clients },
+  { "PUT", "clients", "create or change a client: {clientid, secret, authorities (a list; "
+      .. "[] for none), expires_in, name}", function() return put_client(nil) end },
+  { "PUT", "clients/<id>", "the same for the client whose URL-escaped id is in the path",
+    put_client, pattern = "^clients/([^/]+)$" },
+  { "GET", "stats", "the counters (requests, tokens, instances started, faults applied, "
+      .. "answers by status, by operation and by client)", stats },
+  { "GET", "instances", "every instance of the worker that answers, any status, with context",
+    instances },
+  { "POST", "tokens/expire", "every token issued so far answers 401 from now on",
+    expire_tokens },
+  { "POST", "faults", "add a fault: {fault, method, path, times, delay, status, retry_after, "
+      .. "size, body, location} -> {id, fault}", add_fault },
+  { "GET", "faults", "the faults with their uses", list_faults },
+  { "DELETE", "faults", "remove every fault", clear_faults },
+}
+
+local function index()
+  local list = {}
+  for i, route in ipairs(ROUTES) do
+    list[i] = { method = route[1], path = "/_emulator/" .. route[2], description = route[3] }
+  end
+  return answer(200, { operations = json.list(list) })
+end
+ROUTES[1][4] = index
+
 function control.handle(method, path)
-  if path == "reset" and method == "POST" then return reset() end
-  if path == "clients" and method == "GET" then return clients() end
-  if path == "clients" and method == "PUT" then return put_client(nil) end
-  local escaped = match(path, "^clients/(.+)$")
-  if escaped and method == "PUT" and not find(escaped, "/", 1, true) then
-    return put_client(escaped)
+  for _, route in ipairs(ROUTES) do
+    if route[1] == method then
+      if route.pattern then
+        local capture = match(path, route.pattern)
+        if capture then return route[4](capture) end
+      elseif route[2] == path then
+        return route[4]()
+      end
+    end
   end
-  if path == "stats" and method == "GET" then
-    local stats = shared.stats()
-    -- of the worker that answers: how much the workflow data weighs
-    stats.worker_lua_kb = math.floor(collectgarbage("count"))
-    stats.worker_instances = store.live_instances()
-    return answer(200, stats)
-  end
-  if path == "instances" and method == "GET" then return instances() end
-  if path == "tokens/expire" and method == "POST" then return expire_tokens() end
-  if path == "faults" then
-    if method == "POST" then return add_fault() end
-    if method == "GET" then return list_faults() end
-    if method == "DELETE" then return clear_faults() end
-  end
-  return failure(404, "no control operation " .. method .. " /_emulator/" .. path)
+  return failure(404, "no control operation " .. method .. " /_emulator/" .. path
+    .. " (GET /_emulator/ lists them)")
 end
 
 return control
