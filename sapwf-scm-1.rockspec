@@ -36,7 +36,7 @@ build = {
       sources = { "src/core.c", "src/client.c", "src/transfer.c", "src/token.c",
                   "src/headers.c", "src/clock.c", "src/parse.c", "src/share.c",
                   "src/batch.c", "src/json_walk.c", "src/path.c",
-                  "src/fileid.c" },
+                  "src/fileid.c", "src/signal.c" },
       libraries = { "curl" },
       incdirs = { "$(CURL_INCDIR)" },
       libdirs = { "$(CURL_LIBDIR)" },

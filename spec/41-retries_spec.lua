@@ -357,6 +357,7 @@ describe("retries", function()
         assert.is_true(R.now() - t0 < 1)
         assert.is_string(inst.id)
         assert.equal(before + 1, emu:stats().token_requests)
+        wf:close()
       end)
 
       it("forbidden calls in a loop fetch one token per call, never more", function()
@@ -365,6 +366,7 @@ describe("retries", function()
         for _ = 1, 10 do assert.is_nil((wf:start("simple"))) end
         assert.equal(1 + 10, emu:stats().token_requests)
         assert.equal(20, R.count(emu, "POST /v1/workflow-instances"))
+        wf:close()
       end)
 
       it("forbidden items of a batch fetch at most one token a second", function()
@@ -379,6 +381,7 @@ describe("retries", function()
         local fetched = emu:stats().token_requests - 1
         assert.is_true(fetched >= 1 and fetched <= math.floor(seconds) + 1,
                        fetched .. " fetches in " .. seconds .. " s")
+        wf:close()              -- its batch's connections must not outlive the test
       end)
     end)
   end)

@@ -62,6 +62,8 @@ static const luaL_Reg core_functions[] = {
   {"parse_count", sapwf_core_parse_count},
   {"path_problem", sapwf_core_path_problem},
   {"file_id", sapwf_core_file_id},
+  {"catch_sigint", sapwf_core_catch_sigint},
+  {"sigint_caught", sapwf_core_sigint_caught},
   {"header", sapwf_core_header},
   {"headers", sapwf_core_headers},
   {"json_plain", sapwf_core_json_plain},

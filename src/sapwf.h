@@ -120,6 +120,10 @@ typedef struct sapwf_error {
 /* core.c: the one exported symbol */
 __attribute__((visibility("default"))) int luaopen_sapwf_core(lua_State *L);
 
+/* signal.c */
+int sapwf_core_catch_sigint(lua_State *L);
+int sapwf_core_sigint_caught(lua_State *L);
+
 /* fileid.c */
 int sapwf_core_file_id(lua_State *L);
 

@@ -20,14 +20,16 @@
 -- written the run stops before starting anything more, and says which instance it started
 -- but could not record. The input file cannot be named as the record or failed file.
 --
--- Ctrl-C: lua5.4 answers SIGINT by setting a hook on the main thread that raises
--- "interrupted!" at its next call or return. That could land just after a start returned,
--- losing the id of an instance that exists. So the starts run in a coroutine (hooks are per
--- thread, and a coroutine created before the signal has none) that yields after each batch
--- has been recorded; the interrupt then surfaces in the main thread at a yield, between batches.
+-- Ctrl-C: the interpreters answer SIGINT with a hook that raises "interrupted!" at the next
+-- call or return. That could land just after a start returned, losing the id of an instance
+-- that exists (LuaJIT's hook is even global, reaching into coroutines). So during a run
+-- SIGINT only sets a flag (core.catch_sigint, src/signal.c); the starts run in a coroutine
+-- that yields after each batch has been recorded, and the main thread checks the flag there,
+-- between batches. A second Ctrl-C ends the process at once.
 local json = require "sapwf.json"
 local errors = require "sapwf.errors"
-local file_id = require("sapwf.core").file_id
+local core = require "sapwf.core"
+local file_id = core.file_id
 local exitcodes = require "sapwf.cli.exitcodes"
 local progress = require "sapwf.cli.progress"
 local output = require "sapwf.cli.output"
@@ -481,14 +483,19 @@ end
 -- Runs run:work() in a coroutine until it ends or Ctrl-C; true when interrupted.
 local function drive(run)
   local worker = coroutine.create(function() return run:work() end)
+  core.catch_sigint(true)
   local ok, problem = pcall(function()
     while coroutine.status(worker) ~= "dead" do
       local resumed, err = coroutine.resume(worker)
       if not resumed then
         error(err, 0)
       end
+      if core.sigint_caught() then
+        error("interrupted!", 0)
+      end
     end
   end)
+  core.catch_sigint(false)
   if ok then
     return false
   end
