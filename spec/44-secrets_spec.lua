@@ -27,6 +27,9 @@ describe("secrets", function()
     local wf, events = R.client(emu, "full", { timeout = 0.5, retry_deadline = 2 })
     local tokens = {}
     tokens[1] = assert(wf:token())
+    -- A forced refresh that works after a retry (a slow machine: valgrind) hands out a token
+    -- on purpose: keep its other results (seconds left and scope, or the error) only.
+    local function token_refresh() return select(2, wf:token(true)) end
     local calls = {
       { { fault = "status", status = 500, method = "POST", path = "/v1/workflow-instances" },
         function() return wf:start("simple") end },
@@ -41,12 +44,12 @@ describe("secrets", function()
       { { fault = "status", status = 401, times = 2, method = "GET" },
         function() return wf:definitions() end },
       { { fault = "status", status = 500, times = -1, path = "/oauth/token" },
-        function() return wf:token(true) end },
+        token_refresh },
       { { fault = "status", status = 401, times = -1, path = "/oauth/token" },
         function() return wf:instances() end },
-      { { fault = "malformed", path = "/oauth/token" }, function() return wf:token(true) end },
+      { { fault = "malformed", path = "/oauth/token" }, token_refresh },
       { { fault = "oversize", size = 20 * 1024 * 1024, path = "/oauth/token" },
-        function() return wf:token(true) end },
+        token_refresh },
     }
     for _, call in ipairs(calls) do
       emu:clear_faults()
