@@ -242,7 +242,7 @@ int sapwf_token_ensure(lua_State *L, sapwf_client *c, int decode_idx, int force,
   }
   if (fetch(L, c, decode_idx, e))
     return 1;
-  if (!force && usable && c->token != NULL) {
+  if (!force && usable) {                             /* usable: a token is cached */
     c->refresh_after = sapwf_now() + REFRESH_RETRY;
     return 1;
   }

@@ -38,7 +38,7 @@ end
 local function stream(ctx, wf, each_method, query)
   local ok, err = pcall(function()
     for item in wf[each_method](wf, query) do
-      ctx.out:line(item)
+      ctx.out:json(item)                 -- one line, written (and flushed) at once
     end
   end)
   if not ok then

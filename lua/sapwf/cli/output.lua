@@ -86,12 +86,6 @@ function Output:json(value)
   self:flush()
 end
 
--- One item as one line of JSON, written at once: `--all -o ndjson` streams a list with it,
--- page by page, never holding more than a page.
-function Output:line(value)
-  self:json(value)
-end
-
 local function cell_text(value)
   if value == nil or value == json.null then
     return ""
@@ -274,7 +268,7 @@ function Output:result(value, view)
     value = json.array(value)
   end
   if self.format == "ndjson" and view.list and type(value) == "table" then
-    for _, item in ipairs(value) do self:line(item) end
+    for _, item in ipairs(value) do self:json(item) end     -- one line each
   elseif self.format == "json" or self.format == "ndjson" then
     self:json(value)
   elseif type(value) ~= "table" then
