@@ -14,6 +14,7 @@
 #   make install PREFIX=/usr/local   (make man install: with the man page, made by help2man)
 #   make DEV=1            -O0 and stricter warnings;  make SANITIZE=1  ASan + UBSan
 #                         (give it a build of its own: make SANITIZE=1 BUILD_DIR=build/asan)
+#   make check-layers     check that the C files call only downward (scripts/check-layers.sh)
 #   make fuzz             libFuzzer on the C parsers of server input, FUZZ_SECONDS each
 #   make bench            sapwf against wrk, plain libcurl, Python requests and curl; writes
 #                         BENCHMARKS.md (about 4 minutes);  make bench QUICK=1  a short run
@@ -66,7 +67,7 @@ HEADERS    := $(wildcard src/*.h)
 OBJECTS    := $(patsubst src/%.c,$(OBJ_DIR)/%.o,$(SOURCES))
 MODULE     := $(BUILD_DIR)/sapwf/core.so
 
-.PHONY: all test demo docs man install clean deps fuzz bench
+.PHONY: all test demo docs man install clean deps fuzz bench check-layers
 
 all: $(MODULE)
 
@@ -78,6 +79,11 @@ $(OBJ_DIR)/%.o: src/%.c $(HEADERS)
 $(MODULE): $(OBJECTS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LIBFLAG) $(LDFLAGS) -o $@ $(OBJECTS) $(CURL_LIBS)
+
+# The C files call only downward (scripts/check-layers.sh lists the layers); read from the
+# objects' symbols, so it checks what the linker links.
+check-layers: $(MODULE)
+	@sh scripts/check-layers.sh $(OBJ_DIR)
 
 deps:
 	@sh scripts/ensure-deps.sh

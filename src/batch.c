@@ -3,29 +3,30 @@
  *
  *   local b = core_client:batch(size)        -- `size` slots, each one request at a time
  *   b:submit(slot, method, path [, body])    -- as client:request takes them
- *   slot, status, body, headers = b:wait([timeout])   -- the next request that is done
+ *   slot, status, body, headers, gen = b:wait([timeout])  -- the next request that is done
  *   slot, nil, err = b:wait()                -- ... or failed as client:request fails
  *   b:close()                                -- also __gc and __close
  *
  * Each slot has an easy handle made once, a duplicate of the client's API handle (so the
  * same timeouts, TLS settings and policy), with the same callbacks and POST guards as
- * client:request (transfer.c), collecting into the slot's own buffers. Slots join the Lua
+ * client:request (exchange.c), collecting into the slot's own exchange. Slots join the Lua
  * state's share (share.c), so a batch uses the connections earlier calls left open, and the
  * connections it opens serve later calls. With HTTP/2 (https, when the server offers it)
  * the requests are multiplexed on one connection; with HTTP/1.1 each request in flight has
  * a kept-alive connection of its own.
  *
  * No Lua function runs while libcurl does: wait drives curl_multi_perform and
- * curl_multi_poll, and between those it fetches a token when one is needed (decoded by
- * lua-cjson under lua_pcall, as token.c does). A raise (out of memory) leaves the multi
- * handle consistent; close, or __gc, frees everything.
+ * curl_multi_poll. A raise (out of memory) leaves the multi handle consistent; close, or
+ * __gc, frees everything.
  *
  * The token: every request carries the client's cached token; submit fetches one when it is
- * missing or near expiry, once for the whole batch. A 401 fetches a new token once for all
- * the requests that carried the old one (client->token_gen tells which) and replays each of
- * them once, as client:request does for one request. When a fetch fails, the requests that
- * need a token in the next second fail with that error without a new fetch: a failing
- * endpoint is asked about once a second, not once per item. MIT licence, see LICENSE. */
+ * missing or near expiry (decoded by lua-cjson under lua_pcall, as token.c does), once for
+ * the whole batch. A 401 is an answer like any other: wait returns it with the generation
+ * of the token the request carried, and the Lua layer renews the token (client:renew, once
+ * for all the requests that carried the old one) and submits the request again. When a
+ * fetch fails, the requests that need a token in the next second fail with that error
+ * without a new fetch: a failing endpoint is asked about once a second, not once per item.
+ * MIT licence, see LICENSE. */
 #include "sapwf.h"
 
 #include <stdlib.h>
@@ -44,7 +45,6 @@ typedef struct slot {
   int state;
   int method;
   int has_body;
-  int replayed;                           /* the one replay after a 401 is used */
   int failed;                             /* done with `error`, not with an answer */
   long status;
   unsigned long sent_gen;                 /* token generation the request carried */
@@ -55,10 +55,8 @@ typedef struct slot {
   size_t url_cap;
   char *body;
   size_t body_len, body_cap;
-  sapwf_response response;
-  sapwf_upload upload;
+  sapwf_exchange x;                       /* what the slot's handle collects */
   sapwf_error error;
-  char errbuf[CURL_ERROR_SIZE];
 } slot;
 
 typedef struct batch {
@@ -165,7 +163,7 @@ static void start(batch *b, slot *s)
   CURLMcode mc;
   if (s->headers == NULL || s->headers_gen != c->token_gen || s->headers_body != s->has_body) {
     sapwf_free_headers(s->headers);       /* the handle is idle: nothing reads the old list */
-    s->headers = sapwf_request_headers(c, s->has_body);
+    s->headers = sapwf_request_headers(c->token, c->token_len, s->has_body);
     if (s->headers == NULL) {
       curl_easy_setopt(s->easy, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
       fail_setup(b, s, "not enough memory for the request headers", CURLE_OUT_OF_MEMORY);
@@ -182,7 +180,7 @@ static void start(batch *b, slot *s)
     fail_setup(b, s, curl_easy_strerror(rc), (long)rc);
     return;
   }
-  sapwf_exchange_reset(&s->response, &s->upload, s->errbuf, s->method == SAPWF_METHOD_POST);
+  sapwf_exchange_reset(&s->x, s->method == SAPWF_METHOD_POST);
   s->sent_gen = c->token_gen;
   mc = curl_multi_add_handle(b->multi, s->easy);
   if (mc != CURLM_OK) {
@@ -220,40 +218,26 @@ static void start_with_token(lua_State *L, batch *b, slot *s)
 
 
 /* A transfer of the multi handle ended with result. */
-static void finish(lua_State *L, batch *b, slot *s, CURLcode result)
+static void finish(batch *b, slot *s, CURLcode result)
 {
-  sapwf_client *c = b->client;
   curl_multi_remove_handle(b->multi, s->easy);
   b->running--;
   s->state = SLOT_IDLE;
   if (result != CURLE_OK) {
     sapwf_error e;
-    sapwf_error_from_exchange(s->easy, result, &s->response, &s->upload, s->errbuf,
-                              "request", &e);
+    sapwf_error_from_exchange(s->easy, result, &s->x, "request", &e);
     fail(b, s, &e);
     return;
   }
   s->status = 0;
   curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &s->status);
-  /* As client:request: the server did not act on a 401, so replaying (even a POST) is
-   * safe. Only the first request that carried the old token fetches a new one. */
-  if (s->status == 401 && s->replayed && s->sent_gen == c->token_gen)
-    sapwf_token_refused(c);               /* a fresh token refused: see token.c */
-  if (s->status == 401 && !s->replayed && c->auto_token && !c->closed
-      && sapwf_token_may_renew(c)) {
-    s->replayed = 1;
-    if (s->sent_gen == c->token_gen)
-      sapwf_token_drop(c);                /* refused: a failed fetch must not leave it */
-    start_with_token(L, b, s);
-    return;
-  }
   s->failed = 0;
   push_done(b, s);
 }
 
 
 /* Hands every transfer libcurl reports done to finish. */
-static void collect(lua_State *L, batch *b)
+static void collect(batch *b)
 {
   CURLMsg *msg;
   int left;
@@ -264,7 +248,7 @@ static void collect(lua_State *L, batch *b)
     if (msg->msg != CURLMSG_DONE)
       continue;
     curl_easy_getinfo(easy, CURLINFO_PRIVATE, &p);
-    finish(L, b, (slot *)(void *)p, result);
+    finish(b, (slot *)(void *)p, result);
   }
 }
 
@@ -303,7 +287,6 @@ static int batch_submit(lua_State *L)
   s->body_len = r.body_len;
   if (s->has_body)
     memcpy(s->body, r.body, r.body_len);         /* the Lua string may be gone when sent */
-  s->replayed = 0;
   hold(b);
   start_with_token(L, b, s);
   if (!unhold(L, b))                      /* closed by a finalizer: nothing was sent */
@@ -312,8 +295,8 @@ static int batch_submit(lua_State *L)
 }
 
 
-/* Pushes the result of the oldest finished slot: slot, status, body, headers or slot, nil,
- * err. Returns the number of values. */
+/* Pushes the result of the oldest finished slot: slot, status, body, headers, gen or slot,
+ * nil, err. Returns the number of values. */
 static int pop(lua_State *L, batch *b)
 {
   slot *s = &b->slots[b->done[b->done_head]];
@@ -324,13 +307,9 @@ static int pop(lua_State *L, batch *b)
   lua_pushinteger(L, (lua_Integer)(s - b->slots) + 1);
   if (s->failed)
     return 1 + sapwf_push_error(L, &s->error);
-  lua_pushinteger(L, (lua_Integer)s->status);
-  lua_pushlstring(L, s->response.body.data != NULL ? s->response.body.data : "",
-                  s->response.body.len);
-  sapwf_push_header_block(L, &s->response.headers);
-  sapwf_buffer_reuse(&s->response.body);
-  sapwf_buffer_reuse(&s->response.headers);
-  return 4;
+  sapwf_push_answer(L, s->status, &s->x.response);
+  lua_pushinteger(L, (lua_Integer)s->sent_gen);
+  return 5;
 }
 
 
@@ -345,9 +324,7 @@ static int wait(lua_State *L, batch *b, double timeout, CURLMcode *mc)
       *mc = curl_multi_perform(b->multi, &still);
       if (*mc != CURLM_OK)
         return 0;
-      collect(L, b);                      /* may fetch a token, so run a finalizer */
-      if (b->closed)
-        return -1;
+      collect(b);
       if (b->done_count > 0)
         break;
     }
@@ -378,6 +355,7 @@ static int wait(lua_State *L, batch *b, double timeout, CURLMcode *mc)
  * @treturn[1] integer status
  * @treturn[1] string body
  * @treturn[1] string the header lines, as client:request's
+ * @treturn[1] integer the generation of the token it carried, for client:renew
  * @treturn[2] integer slot
  * @treturn[2] nil
  * @treturn[2] table err, as client:request's
@@ -420,8 +398,7 @@ static void release(lua_State *L, batch *b)
       sapwf_free_headers(s->headers);
       free(s->url);
       free(s->body);
-      sapwf_buffer_free(&s->response.body);
-      sapwf_buffer_free(&s->response.headers);
+      sapwf_exchange_free(&s->x);
     }
     free(b->slots);
     b->slots = NULL;
@@ -487,11 +464,11 @@ static void anchor_client(lua_State *L, int client_idx)
 static CURLcode open_slot(batch *b, slot *s)
 {
   CURLcode rc = CURLE_OK;
-  s->response.max = b->client->response.max;
+  s->x.response.max = b->client->x.response.max;
   s->easy = curl_easy_duphandle(b->client->api_easy);
   if (s->easy == NULL)
     return CURLE_OUT_OF_MEMORY;
-  rc = sapwf_easy_callbacks(s->easy, &s->response, &s->upload, s->errbuf);
+  rc = sapwf_exchange_callbacks(s->easy, &s->x);
   SAPWF_SETOPT(rc, s->easy, CURLOPT_PRIVATE, (void *)s);
   SAPWF_SETOPT(rc, s->easy, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
   /* Over TLS, wait for the first connection to tell (ALPN) whether it multiplexes: with
@@ -511,7 +488,7 @@ static CURLcode open_slot(batch *b, slot *s)
  * @tparam integer size from 1 to 1024: requests in flight at most
  * @treturn Batch
  */
-int sapwf_batch_new(lua_State *L)
+static int batch_new(lua_State *L)
 {
   sapwf_client *c = sapwf_check_open(L, 1);
   lua_Integer size = luaL_checkinteger(L, 2);
@@ -568,10 +545,16 @@ static const luaL_Reg batch_metamethods[] = {
 };
 
 
-/* Creates the Batch metatable. Expects cjson.safe's decode on top of the stack and pops
- * it: the methods get it as their upvalue 1, for the token fetches they make. */
+/* Creates the Batch metatable and adds `batch` to the Client's methods (client.c knows
+ * nothing of batches). Expects cjson.safe's decode on top of the stack and pops it: the
+ * methods get it as their upvalue 1, for the token fetches they make. */
 void sapwf_batch_open(lua_State *L)
 {
+  luaL_getmetatable(L, SAPWF_CLIENT_MT);              /* decode, client mt */
+  lua_getfield(L, -1, "__index");                     /* decode, client mt, methods */
+  lua_pushcfunction(L, batch_new);
+  lua_setfield(L, -2, "batch");
+  lua_pop(L, 2);                                      /* decode */
   luaL_newmetatable(L, SAPWF_BATCH_MT);               /* decode, mt */
   lua_pushliteral(L, SAPWF_BATCH_MT);
   lua_setfield(L, -2, "__name");

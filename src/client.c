@@ -1,256 +1,13 @@
-/* The Client userdata: options, the two easy handles, close, __gc, __close, __tostring.
+/* The Client userdata: its two easy handles, its methods (request, token, set_token,
+ * renew) and one close path for close, __gc and __close. What a request does when the API
+ * refuses its token (a 401) is decided in Lua (lua/sapwf/send.lua): request returns the
+ * 401 as it came, and renew gets a new token when that can help.
  * MIT licence, see LICENSE. */
 #include "sapwf.h"
 
-#include <stdint.h>
-#include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* memset through a volatile pointer: the compiler cannot prove the call useless and
- * drop it, as it may for a plain memset just before free (explicit_bzero is not C99). */
-static void *(*const volatile wipe_memset)(void *, int, size_t) = memset;
-
-
-void sapwf_wipe(void *p, size_t n)
-{
-  if (p != NULL && n > 0)
-    wipe_memset(p, 0, n);
-}
-
-
-/* Wipes and frees a malloc'ed secret and clears the pointer. */
-void sapwf_free_secret(char **p, size_t n)
-{
-  if (*p != NULL) {
-    sapwf_wipe(*p, n);
-    free(*p);
-    *p = NULL;
-  }
-}
-
-
-/* {====================================================================
- * Options
- * ===================================================================== */
-
-typedef struct options {
-  const char *api_url, *token_url, *client_id, *client_secret, *cert, *key;
-  const char *cafile, *proxy, *user_agent;
-  size_t api_url_len, client_id_len, secret_len, cert_len, key_len;
-  double timeout, connect_timeout, token_margin;
-  size_t max_response;
-  int verify;
-  int auto_token;
-} options;
-
-static const char *const option_names[] = {
-  "api_url", "token_url", "client_id", "client_secret", "cert", "key", "timeout",
-  "connect_timeout", "cafile", "verify", "proxy", "token_margin", "max_response",
-  "user_agent", "auto_token", NULL
-};
-
-/* Seconds as a long count of milliseconds must fit 32 bits wherever long does. */
-#define MAX_SECONDS 2147483.0
-#define MAX_RESPONSE_LIMIT ((double)(SIZE_MAX / 2) < 9007199254740992.0 \
-                            ? (double)(SIZE_MAX / 2) : 9007199254740992.0)
-
-
-/* Does not return. The offending value is on top of the stack. */
-static int option_type_error(lua_State *L, const char *name, const char *expected)
-{
-  return luaL_error(L, "bad option '%s' (%s expected, got %s)", name, expected,
-                    luaL_typename(L, -1));
-}
-
-
-/* Raises unless every key of the options table (argument 1) is a known option name.
- * The stack remains unchanged. */
-static void check_option_names(lua_State *L)
-{
-  lua_pushnil(L);
-  while (lua_next(L, 1) != 0) {                       /* key, value */
-    const char *name;
-    int i;
-    if (lua_type(L, -2) != LUA_TSTRING)
-      luaL_error(L, "bad option key (string expected, got %s)", luaL_typename(L, -2));
-    name = lua_tostring(L, -2);
-    for (i = 0; option_names[i] != NULL && strcmp(option_names[i], name) != 0; i++)
-      ;
-    if (option_names[i] == NULL)
-      luaL_error(L, "bad option '%s' (unknown option)", name);
-    lua_pop(L, 1);                                    /* key */
-  }
-}
-
-
-/* Pushes opts[name] and returns it as a string, or NULL when it is nil and not required.
- * The value is left on the stack, so the string stays alive until new returns. */
-static const char *opt_string(lua_State *L, const char *name, int required, size_t *len)
-{
-  size_t n;
-  const char *s;
-  lua_getfield(L, 1, name);
-  if (lua_isnil(L, -1) && !required)
-    return NULL;
-  if (lua_type(L, -1) != LUA_TSTRING)
-    option_type_error(L, name, "string");
-  s = lua_tolstring(L, -1, &n);
-  if (strlen(s) != n)
-    luaL_error(L, "bad option '%s' (string without NUL bytes expected)", name);
-  if (required && n == 0)
-    luaL_error(L, "bad option '%s' (non-empty string expected)", name);
-  if (len != NULL)
-    *len = n;
-  return s;
-}
-
-
-/* opts[name] as a number from 0 to max, or dflt when nil. The stack remains unchanged. */
-static double opt_number(lua_State *L, const char *name, double dflt, double max)
-{
-  double v = dflt;
-  lua_getfield(L, 1, name);
-  if (!lua_isnil(L, -1)) {
-    if (lua_type(L, -1) != LUA_TNUMBER)
-      option_type_error(L, name, "number");
-    v = (double)lua_tonumber(L, -1);
-    if (!(v >= 0 && v <= max))                        /* also refuses NaN */
-      luaL_error(L, "bad option '%s' (number from 0 to %d expected)", name, (int)max);
-  }
-  lua_pop(L, 1);
-  return v;
-}
-
-
-/* opts[name] as a boolean, or dflt when nil. The stack remains unchanged. */
-static int opt_boolean(lua_State *L, const char *name, int dflt)
-{
-  int v = dflt;
-  lua_getfield(L, 1, name);
-  if (!lua_isnil(L, -1)) {
-    if (lua_type(L, -1) != LUA_TBOOLEAN)
-      option_type_error(L, name, "boolean");
-    v = lua_toboolean(L, -1);
-  }
-  lua_pop(L, 1);
-  return v;
-}
-
-
-/* Reads and checks every option before anything is allocated: a bad option raises
- * while nothing needs freeing. Leaves the string values on the stack (see opt_string). */
-static void read_options(lua_State *L, options *o)
-{
-  double max_response;
-  size_t ua_len = 0;
-  luaL_checktype(L, 1, LUA_TTABLE);
-  luaL_checkstack(L, 16, "too many options");
-  check_option_names(L);
-  o->api_url = opt_string(L, "api_url", 1, &o->api_url_len);
-  o->token_url = opt_string(L, "token_url", 1, NULL);
-  o->client_id = opt_string(L, "client_id", 1, &o->client_id_len);
-  o->cert = opt_string(L, "cert", 0, &o->cert_len);
-  o->key = opt_string(L, "key", 0, &o->key_len);
-  if (o->cert != NULL && o->key == NULL)
-    luaL_error(L, "bad option 'key' (string expected with 'cert', got nil)");
-  if (o->key != NULL && o->cert == NULL)
-    luaL_error(L, "bad option 'cert' (string expected with 'key', got nil)");
-  /* With a certificate the secret is not needed, and not used if given too. */
-  o->client_secret = opt_string(L, "client_secret", o->cert == NULL, &o->secret_len);
-  o->cafile = opt_string(L, "cafile", 0, NULL);
-  o->proxy = opt_string(L, "proxy", 0, NULL);
-  o->user_agent = opt_string(L, "user_agent", 0, &ua_len);
-  /* It goes into every request's User-Agent line: see sapwf_header_text_ok. */
-  if (o->user_agent != NULL && !sapwf_header_text_ok(o->user_agent, ua_len, 1))
-    luaL_error(L, "bad option 'user_agent' (visible ASCII and spaces expected: a header "
-               "value cannot carry CR, LF or other control bytes)");
-  o->timeout = opt_number(L, "timeout", 60, MAX_SECONDS);
-  o->connect_timeout = opt_number(L, "connect_timeout", 10, MAX_SECONDS);
-  o->token_margin = opt_number(L, "token_margin", 60, MAX_SECONDS);
-
-  lua_getfield(L, 1, "max_response");
-  max_response = 16.0 * 1024 * 1024;
-  if (!lua_isnil(L, -1)) {
-    if (lua_type(L, -1) != LUA_TNUMBER)
-      option_type_error(L, "max_response", "number");
-    max_response = (double)lua_tonumber(L, -1);
-    if (!(max_response >= 1 && max_response <= MAX_RESPONSE_LIMIT)
-        || (double)(size_t)max_response != max_response)
-      luaL_error(L, "bad option 'max_response' (positive integer expected)");
-  }
-  o->max_response = (size_t)max_response;
-  lua_pop(L, 1);
-
-  o->verify = opt_boolean(L, "verify", 1);
-  o->auto_token = opt_boolean(L, "auto_token", 1);
-}
-
-/* }==================================================================== */
-
-
-/* Options both handles share. Returns the first setopt failure. */
-static CURLcode apply_common_options(CURL *easy, const options *o)
-{
-  CURLcode rc = CURLE_OK;
-  SAPWF_SETOPT(rc, easy, CURLOPT_TIMEOUT_MS, (long)(o->timeout * 1000));
-  SAPWF_SETOPT(rc, easy, CURLOPT_CONNECTTIMEOUT_MS, (long)(o->connect_timeout * 1000));
-  SAPWF_SETOPT(rc, easy, CURLOPT_USERAGENT,
-               o->user_agent != NULL ? o->user_agent : "sapwf/" SAPWF_VERSION);
-  if (o->cafile != NULL)
-    SAPWF_SETOPT(rc, easy, CURLOPT_CAINFO, o->cafile);
-  if (!o->verify) {
-    SAPWF_SETOPT(rc, easy, CURLOPT_SSL_VERIFYPEER, 0L);
-    SAPWF_SETOPT(rc, easy, CURLOPT_SSL_VERIFYHOST, 0L);
-  }
-  if (o->proxy != NULL)
-    SAPWF_SETOPT(rc, easy, CURLOPT_PROXY, o->proxy);
-  return rc;
-}
-
-
-/* The token handle: the only place the secret (HTTP Basic, by libcurl) or the client
- * certificate and key (mutual TLS) are ever used. Its form body is fixed, so it is set
- * once here; libcurl copies it. */
-static CURLcode setup_token_handle(sapwf_client *c, const options *o)
-{
-  CURL *easy = c->token_easy;
-  CURLcode rc = CURLE_OK;
-  SAPWF_SETOPT(rc, easy, CURLOPT_URL, o->token_url);
-  SAPWF_SETOPT(rc, easy, CURLOPT_HTTPHEADER, c->token_headers);
-  if (c->key_pem == NULL) {
-    SAPWF_SETOPT(rc, easy, CURLOPT_COPYPOSTFIELDS, "grant_type=client_credentials");
-    SAPWF_SETOPT(rc, easy, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-    SAPWF_SETOPT(rc, easy, CURLOPT_USERNAME, o->client_id);
-    SAPWF_SETOPT(rc, easy, CURLOPT_PASSWORD, c->secret);
-  } else {
-    static const char prefix[] = "grant_type=client_credentials&client_id=";
-    struct curl_blob cert, key;
-    char *id = curl_easy_escape(NULL, o->client_id, (int)o->client_id_len);
-    char *body = id != NULL ? malloc(sizeof prefix + strlen(id)) : NULL;
-    if (body != NULL) {
-      sprintf(body, "%s%s", prefix, id);
-      SAPWF_SETOPT(rc, easy, CURLOPT_COPYPOSTFIELDS, body);
-    } else {
-      rc = CURLE_OUT_OF_MEMORY;
-    }
-    free(body);
-    curl_free(id);
-    cert.data = (void *)o->cert;
-    cert.len = o->cert_len;
-    cert.flags = CURL_BLOB_COPY;                      /* public, libcurl may copy it */
-    /* NOCOPY: libcurl uses our copy, which close wipes, and makes no copy of its own.
-     * So key_pem must outlive the handle: close frees it after curl_easy_cleanup. */
-    key.data = c->key_pem;
-    key.len = c->key_len;
-    key.flags = CURL_BLOB_NOCOPY;
-    SAPWF_SETOPT(rc, easy, CURLOPT_SSLCERT_BLOB, &cert);
-    SAPWF_SETOPT(rc, easy, CURLOPT_SSLCERTTYPE, "PEM");
-    SAPWF_SETOPT(rc, easy, CURLOPT_SSLKEY_BLOB, &key);
-    SAPWF_SETOPT(rc, easy, CURLOPT_SSLKEYTYPE, "PEM");
-  }
-  return rc;
-}
 
 
 /* malloc'ed copy of n bytes plus a NUL, or NULL. */
@@ -267,14 +24,14 @@ static char *copy_bytes(const char *s, size_t n)
 
 /* Acquires everything for a client that exists, closed, as a userdata with its
  * metatable: whatever fails half-way is freed by __gc. Returns a setopt failure. */
-static CURLcode open_client(sapwf_client *c, const options *o)
+static CURLcode open_client(sapwf_client *c, const sapwf_options *o)
 {
   CURLcode rc;
   struct curl_slist *h;
   c->token_margin = o->token_margin;
-  c->timeout = o->timeout;
+  c->x.timeout = o->timeout;
   c->auto_token = o->auto_token;
-  c->response.max = o->max_response;
+  c->x.response.max = o->max_response;
   c->api_url_len = o->api_url_len;
   c->api_url = copy_bytes(o->api_url, o->api_url_len);
   if (o->cert != NULL) {
@@ -295,15 +52,15 @@ static CURLcode open_client(sapwf_client *c, const options *o)
   if (c->api_url == NULL || (c->secret == NULL && c->key_pem == NULL)
       || c->token_headers == NULL || c->token_easy == NULL || c->api_easy == NULL)
     return CURLE_OUT_OF_MEMORY;
-  rc = sapwf_easy_setup(c, c->token_easy);
+  rc = sapwf_exchange_setup(c->token_easy, &c->x);
   if (rc == CURLE_OK)
-    rc = sapwf_easy_setup(c, c->api_easy);
+    rc = sapwf_exchange_setup(c->api_easy, &c->x);
   if (rc == CURLE_OK)
-    rc = apply_common_options(c->token_easy, o);
+    rc = sapwf_apply_options(c->token_easy, o);
   if (rc == CURLE_OK)
-    rc = apply_common_options(c->api_easy, o);
+    rc = sapwf_apply_options(c->api_easy, o);
   if (rc == CURLE_OK)
-    rc = setup_token_handle(c, o);
+    rc = sapwf_setup_token_handle(c, o);
   return rc;
 }
 
@@ -316,11 +73,11 @@ static CURLcode open_client(sapwf_client *c, const options *o)
  */
 int sapwf_client_new(lua_State *L)
 {
-  options o;
+  sapwf_options o;
   sapwf_client *c;
   CURLcode rc;
   memset(&o, 0, sizeof o);
-  read_options(L, &o);
+  sapwf_read_options(L, &o);
   c = lua_newuserdatauv(L, sizeof *c, 0);             /* opts, values..., client */
   memset(c, 0, sizeof *c);
   c->closed = 1;
@@ -360,8 +117,7 @@ static void release(lua_State *L, sapwf_client *c)
   sapwf_free_secret(&c->secret, c->secret_len);
   sapwf_free_secret(&c->key_pem, c->key_len);
   sapwf_token_drop(c);
-  sapwf_buffer_free(&c->response.body);
-  sapwf_buffer_free(&c->response.headers);
+  sapwf_exchange_free(&c->x);
 }
 
 
@@ -422,11 +178,237 @@ int sapwf_client_unhold(lua_State *L, sapwf_client *c)
 }
 
 
+/* {====================================================================
+ * Methods. Each that may fetch a token (which runs cjson, so maybe a finalizer) holds the
+ * client while it uses the handles and buffers.
+ * ===================================================================== */
+
+/* When the request that begins now must be done: the deadline Lua passes at `arg` (the
+ * one of the request a 401 interrupted, so its replay takes no longer than the rest), or
+ * `timeout` from now. */
+static double deadline_arg(lua_State *L, int arg, const sapwf_client *c)
+{
+  double deadline;
+  if (lua_isnoneornil(L, arg))
+    return sapwf_now() + c->x.timeout;
+  deadline = (double)luaL_checknumber(L, arg);
+  luaL_argcheck(L, deadline > 0, arg, "deadline must be a positive monotonic time");
+  return deadline;
+}
+
+
+/* One request to api_url .. path with the cached token. Calls no Lua function and frees
+ * what it allocates before it returns. */
+static CURLcode api_exchange(sapwf_client *c, const sapwf_request *r, long *status)
+{
+  CURL *easy = c->api_easy;
+  CURLcode rc = CURLE_OK;
+  struct curl_slist *headers;
+  char *url = malloc(c->api_url_len + r->path_len + 1);
+  if (url == NULL)
+    return CURLE_OUT_OF_MEMORY;
+  memcpy(url, c->api_url, c->api_url_len);
+  memcpy(url + c->api_url_len, r->path, r->path_len);
+  url[c->api_url_len + r->path_len] = '\0';
+  c->x.errbuf[0] = '\0';
+  SAPWF_SETOPT(rc, easy, CURLOPT_URL, url);           /* libcurl copies it */
+  free(url);
+  headers = sapwf_token_headers(c, r->body != NULL);
+  if (headers == NULL)
+    return CURLE_OUT_OF_MEMORY;
+  SAPWF_SETOPT(rc, easy, CURLOPT_HTTPHEADER, headers);
+  if (rc == CURLE_OK)
+    rc = sapwf_set_method(easy, r->method, r->body, r->body_len);
+  if (rc == CURLE_OK)
+    rc = sapwf_exchange_perform(&c->x, easy, r->method == SAPWF_METHOD_POST, status);
+  /* The handle keeps no pointer to the headers (a new token frees them) or the body (a Lua
+   * string) after this call. */
+  curl_easy_setopt(easy, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
+  curl_easy_setopt(easy, CURLOPT_POSTFIELDS, (char *)NULL);
+  return rc;
+}
+
+
+/* client:request on a held client. Returns the number of values pushed, or -1 when the
+ * client was closed during a token fetch (by a finalizer): then nothing is sent. */
+static int request(lua_State *L, sapwf_client *c, const sapwf_request *r)
+{
+  sapwf_error e;
+  long status = 0;
+  unsigned long gen;
+  CURLcode rc;
+  if (!sapwf_token_ensure(L, c, lua_upvalueindex(1), 0, &e))
+    return sapwf_push_error(L, &e);
+  if (c->closed)
+    return -1;
+  gen = c->token_gen;
+  rc = api_exchange(c, r, &status);
+  if (rc != CURLE_OK) {
+    sapwf_error_from_exchange(c->api_easy, rc, &c->x, "request", &e);
+    sapwf_exchange_free(&c->x);
+    return sapwf_push_error(L, &e);
+  }
+  sapwf_push_answer(L, status, &c->x.response);       /* status, body, headers */
+  lua_pushinteger(L, (lua_Integer)gen);
+  lua_pushnumber(L, (lua_Number)c->x.deadline);
+  return 5;
+}
+
+
+/***
+ * One API call with the cached token (fetched first if needed). Every answer is returned
+ * as it came, a 401 too: renew says whether sending it again can help.
+ * @function Client:request
+ * @tparam string method GET POST PUT PATCH DELETE
+ * @tparam string path starting with "/", appended to api_url as is
+ * @tparam[opt] string body sent as application/json
+ * @tparam[opt] number deadline monotonic time by which it must be done (default: timeout
+ * from now)
+ * @treturn[1] integer status
+ * @treturn[1] string body
+ * @treturn[1] string the header lines, names lower-cased: read them with header or headers
+ * @treturn[1] integer the generation of the token it carried, for renew
+ * @treturn[1] number the deadline it had
+ * @treturn[2] nil
+ * @treturn[2] table err
+ */
+static int client_request(lua_State *L)
+{
+  sapwf_request r;
+  sapwf_client *c = sapwf_check_open(L, 1);
+  int n;
+  double outer = c->x.deadline;           /* a call from a finalizer inside another */
+  sapwf_check_request(L, 2, &r);
+  sapwf_client_hold(c);
+  c->x.deadline = deadline_arg(L, 5, c);
+  n = request(L, c, &r);
+  c->x.deadline = outer;
+  /* A close during the call took effect now. When the answer had come it is returned; a
+   * call that never went out raises as any call on a closed client. */
+  if (!sapwf_client_unhold(L, c) && n < 0)
+    return luaL_error(L, "attempt to use a closed sapwf client");
+  return n;
+}
+
+
+/***
+ * After a 401 to a request that carried token generation `gen`: renews the token when
+ * that can help (see token.c). replayed: the 401 came to the request's second sending.
+ * @function Client:renew
+ * @tparam integer gen as request returned it
+ * @tparam boolean replayed
+ * @tparam[opt] number deadline as request returned it
+ * @treturn[1] boolean true: send the request again; false: the 401 is the answer
+ * @treturn[2] nil
+ * @treturn[2] table err (the token fetch failed)
+ */
+static int client_renew(lua_State *L)
+{
+  sapwf_client *c = sapwf_check_open(L, 1);
+  lua_Integer gen = luaL_checkinteger(L, 2);
+  int replayed = lua_toboolean(L, 3), rc;
+  double outer = c->x.deadline;
+  sapwf_error e;
+  sapwf_client_hold(c);
+  c->x.deadline = deadline_arg(L, 4, c);
+  rc = sapwf_token_renew(L, c, lua_upvalueindex(1), (unsigned long)gen, replayed, &e);
+  c->x.deadline = outer;
+  if (!sapwf_client_unhold(L, c))
+    return luaL_error(L, "attempt to use a closed sapwf client");
+  if (rc < 0)
+    return sapwf_push_error(L, &e);
+  lua_pushboolean(L, rc);
+  return 1;
+}
+
+
+/***
+ * The cached token, fetched if missing, near expiry or when force is true.
+ * @function Client:token
+ * @tparam[opt] boolean force
+ * @treturn[1] string token
+ * @treturn[1] number seconds left (math.huge when the answer had no expires_in)
+ * @treturn[1] string|nil scope, space separated
+ * @treturn[2] nil
+ * @treturn[2] table err
+ */
+static int client_token(lua_State *L)
+{
+  sapwf_client *c = sapwf_check_open(L, 1);
+  sapwf_error e;
+  double left;
+  int ok;
+  if (!lua_isnoneornil(L, 2) && lua_type(L, 2) != LUA_TBOOLEAN)
+    return luaL_argerror(L, 2, lua_pushfstring(L, "boolean expected, got %s",
+                                               luaL_typename(L, 2)));
+  sapwf_client_hold(c);
+  ok = sapwf_token_ensure(L, c, lua_upvalueindex(1), lua_toboolean(L, 2), &e);
+  if (!ok) {
+    sapwf_push_error(L, &e);
+    sapwf_client_unhold(L, c);
+    return 2;
+  }
+  if (!sapwf_client_unhold(L, c))
+    return luaL_error(L, "attempt to use a closed sapwf client");
+  lua_pushlstring(L, c->token, c->token_len);
+  left = c->token_expiry - sapwf_now();
+  if (left > 1e15)
+    lua_pushnumber(L, (lua_Number)HUGE_VAL);
+  else
+    lua_pushinteger(L, left > 0 ? (lua_Integer)left : 0);
+  if (c->scope != NULL)
+    lua_pushstring(L, c->scope);
+  else
+    lua_pushnil(L);
+  return 3;
+}
+
+
+/***
+ * Caches a token fetched elsewhere, replacing the cached one (which is wiped). For clients
+ * with auto_token = false, whose owner shares one token between many clients.
+ * @function Client:set_token
+ * @tparam string token
+ * @tparam number seconds_left its remaining lifetime (math.huge: until the API answers 401)
+ * @tparam[opt] string scope space separated, as client:token() returns it
+ */
+static int client_set_token(lua_State *L)
+{
+  sapwf_client *c = sapwf_check_open(L, 1);
+  size_t token_len, scope_len = 0;
+  const char *token, *scope = NULL;
+  double left;
+  if (lua_type(L, 2) != LUA_TSTRING)
+    return luaL_argerror(L, 2, lua_pushfstring(L, "string expected, got %s",
+                                               luaL_typename(L, 2)));
+  token = lua_tolstring(L, 2, &token_len);
+  /* The message never quotes the token. */
+  luaL_argcheck(L, token_len > 0 && sapwf_header_text_ok(token, token_len, 0), 2,
+                "token must be non-empty visible ASCII");
+  if (lua_type(L, 3) != LUA_TNUMBER)
+    return luaL_argerror(L, 3, lua_pushfstring(L, "number expected, got %s",
+                                               luaL_typename(L, 3)));
+  left = (double)lua_tonumber(L, 3);
+  luaL_argcheck(L, left >= 0, 3, "seconds left must be a number >= 0");   /* refuses NaN */
+  if (!lua_isnoneornil(L, 4)) {
+    if (lua_type(L, 4) != LUA_TSTRING)
+      return luaL_argerror(L, 4, lua_pushfstring(L, "string or nil expected, got %s",
+                                                 luaL_typename(L, 4)));
+    scope = lua_tolstring(L, 4, &scope_len);
+    luaL_argcheck(L, strlen(scope) == scope_len, 4, "scope must not contain NUL bytes");
+  }
+  sapwf_token_set(L, c, token, token_len, scope, scope_len, left);
+  return 0;
+}
+
+/* }==================================================================== */
+
+
 static const luaL_Reg client_methods[] = {
-  {"request", sapwf_client_request},
-  {"token", sapwf_client_token},
-  {"set_token", sapwf_client_set_token},
-  {"batch", sapwf_batch_new},
+  {"request", client_request},
+  {"renew", client_renew},
+  {"token", client_token},
+  {"set_token", client_set_token},
   {"close", client_close},
   {NULL, NULL}
 };
@@ -443,8 +425,6 @@ static const luaL_Reg client_metamethods[] = {
  * it: the methods get it as their upvalue 1. */
 void sapwf_client_open(lua_State *L)
 {
-  lua_pushvalue(L, -1);                               /* decode, decode */
-  sapwf_batch_open(L);                                /* decode */
   luaL_newmetatable(L, SAPWF_CLIENT_MT);              /* decode, mt */
   lua_pushliteral(L, SAPWF_CLIENT_MT);
   lua_setfield(L, -2, "__name");                      /* Lua 5.1 does not set it */

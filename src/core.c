@@ -1,8 +1,8 @@
-/* sapwf.core: libcurl client for the SAP BTP Workflow REST API (module entry point).
- * MIT licence, see LICENSE. */
+/* sapwf.core: libcurl client for the SAP BTP Workflow REST API (module entry point). It
+ * only gathers: libcurl's global setup, the metatables of client.c and batch.c, and the
+ * module table of the other files' functions. MIT licence, see LICENSE. */
 #include "sapwf.h"
 
-#include <limits.h>
 #include <pthread.h>
 
 /* curl_global_init is not reference counted by us: it runs once per process, however
@@ -18,44 +18,9 @@ static void init_curl(void)
 }
 
 
-/* Runs protected from core_escape: lua_pushstring may raise a memory error, and the
- * string it copies belongs to libcurl and must be freed whatever happens. */
-static int push_cstring(lua_State *L)
-{
-  lua_pushstring(L, (const char *)lua_touserdata(L, 1));
-  return 1;
-}
-
-
-/***
- * Percent-encode everything but A-Za-z0-9-._~ (NUL bytes too), with curl_easy_escape.
- * @function escape
- * @tparam string s
- * @treturn string
- */
-static int core_escape(lua_State *L)
-{
-  size_t len;
-  const char *s = luaL_checklstring(L, 1, &len);
-  char *escaped;
-  int rc;
-  luaL_argcheck(L, len <= INT_MAX, 1, "string too long");
-  lua_pushcfunction(L, push_cstring);                 /* s, f */
-  escaped = curl_easy_escape(NULL, s, (int)len);
-  if (escaped == NULL)
-    return luaL_error(L, "not enough memory");
-  lua_pushlightuserdata(L, escaped);                  /* s, f, p */
-  rc = lua_pcall(L, 1, 1, 0);                         /* s, escaped-or-error */
-  curl_free(escaped);
-  if (rc != LUA_OK)
-    return lua_error(L);
-  return 1;
-}
-
-
 static const luaL_Reg core_functions[] = {
   {"new", sapwf_client_new},
-  {"escape", core_escape},
+  {"escape", sapwf_core_escape},
   {"sleep", sapwf_core_sleep},
   {"monotonic", sapwf_core_monotonic},
   {"retry_after", sapwf_core_retry_after},
@@ -87,7 +52,9 @@ int luaopen_sapwf_core(lua_State *L)
   if (lua_type(L, -1) != LUA_TFUNCTION)
     return luaL_error(L, "sapwf.core: cjson.safe has no decode function");
   lua_remove(L, -2);                                  /* decode */
-  sapwf_client_open(L);                               /* <empty> */
+  lua_pushvalue(L, -1);                               /* decode, decode */
+  sapwf_client_open(L);                               /* decode */
+  sapwf_batch_open(L);                                /* <empty>: adds client:batch */
 
   luaL_newlib(L, core_functions);                     /* core */
   lua_pushliteral(L, SAPWF_VERSION);

@@ -1,5 +1,6 @@
-/* The client-credentials token: fetch, cache, refresh, and client:token.
- * MIT licence, see LICENSE. */
+/* The client-credentials token: fetch, cache, refresh, renew after a 401, and the request
+ * headers that carry it. The Lua methods on top (client:token, client:set_token,
+ * client:renew) are in client.c. MIT licence, see LICENSE. */
 #include "sapwf.h"
 
 #include <math.h>
@@ -32,23 +33,14 @@ void sapwf_token_drop(sapwf_client *c)
 }
 
 
-/* A 401 means the token was refused, and one renewal (then a replay) fixes an expired or
- * revoked one. A 401 to the token fetched by that renewal means the API refuses this
- * client's tokens for now (another audience, a deleted binding): renewing on every call
- * would cost a token request per call, without bound. So for RENEW_HOLD seconds a 401 to
- * that token is the answer, in client:request and batches alike: at most one token request
- * per RENEW_HOLD for an API that refuses for good. */
-int sapwf_token_may_renew(const sapwf_client *c)
+/* The header lists with the cached token (without and with a body), made on first use
+ * and kept until the token changes; NULL when out of memory. */
+struct curl_slist *sapwf_token_headers(sapwf_client *c, int has_body)
 {
-  return !(c->token != NULL && c->refused_gen == c->token_gen && sapwf_now() < c->refused_until);
-}
-
-
-/* The API answered 401 to the token that a 401 had made us fetch. */
-void sapwf_token_refused(sapwf_client *c)
-{
-  c->refused_gen = c->token_gen;
-  c->refused_until = sapwf_now() + RENEW_HOLD;
+  struct curl_slist **h = &c->api_headers[has_body != 0];
+  if (*h == NULL)
+    *h = sapwf_request_headers(c->token, c->token_len, has_body);
+  return *h;
 }
 
 
@@ -70,7 +62,7 @@ static void copy_field(lua_State *L, int idx, const char *name, char *dst, size_
  * curl_easy_perform returned, under lua_pcall; only a memory error is raised again. */
 static void push_decoded(lua_State *L, sapwf_client *c, int decode_idx)
 {
-  const sapwf_buffer *b = &c->response.body;
+  const sapwf_buffer *b = &c->x.response.body;
   int rc;
   lua_pushvalue(L, decode_idx);                       /* decode */
   lua_pushlstring(L, b->data != NULL ? b->data : "", b->len);  /* decode, text */
@@ -111,7 +103,7 @@ static int decode_error(sapwf_error *e, const char *message)
 
 /* Replaces the cached token (wiped) with copies of token and scope (NULL: none), valid for
  * `left` seconds. Raises only when out of memory, with nothing changed. */
-static void cache_token(lua_State *L, sapwf_client *c, const char *token, size_t token_len,
+void sapwf_token_set(lua_State *L, sapwf_client *c, const char *token, size_t token_len,
                         const char *scope, size_t scope_len, double left)
 {
   char *token_copy = malloc(token_len + 1), *scope_copy = NULL;
@@ -165,7 +157,7 @@ static int store(lua_State *L, sapwf_client *c, sapwf_error *e)
   lua_getfield(L, -3, "scope");                       /* answer, token, expires_in, scope */
   if (lua_type(L, -1) == LUA_TSTRING)
     scope = lua_tolstring(L, -1, &scope_len);
-  cache_token(L, c, token, token_len, scope, scope_len, expires_in);
+  sapwf_token_set(L, c, token, token_len, scope, scope_len, expires_in);
   return 1;
 }
 
@@ -179,28 +171,27 @@ static int fetch(lua_State *L, sapwf_client *c, int decode_idx, sapwf_error *e)
   int top = lua_gettop(L), ok;
   long status;
   CURLcode rc;
-  rc = sapwf_perform(c, c->token_easy, 0, &status);
+  rc = sapwf_exchange_perform(&c->x, c->token_easy, 0, &status);
   if (rc != CURLE_OK) {
-    sapwf_error_from_curl(c, c->token_easy, rc, "token", e);
+    sapwf_error_from_exchange(c->token_easy, rc, &c->x, "token", e);
     e->sent = 0;
-    sapwf_buffer_free(&c->response.body);
-    sapwf_buffer_free(&c->response.headers);
+    sapwf_exchange_free(&c->x);
     return 0;
   }
   luaL_checkstack(L, 6, "too many nested calls");
   push_decoded(L, c, decode_idx);                     /* answer */
-  sapwf_buffer_free(&c->response.body);               /* wipes the token text */
+  sapwf_buffer_free(&c->x.response.body);             /* wipes the token text */
   if (status == 200) {
     ok = store(L, c, e);
   } else {
     sapwf_header_field retry_after;                   /* a 429 or 503 may say when */
     refused(L, status, e);
-    if (sapwf_header_find(c->response.headers.data, c->response.headers.len, "retry-after",
+    if (sapwf_header_find(c->x.response.headers.data, c->x.response.headers.len, "retry-after",
                           &retry_after))
       sapwf_retry_after(retry_after.value, retry_after.value_len, time(NULL), &e->retry_after);
     ok = 0;
   }
-  sapwf_buffer_free(&c->response.headers);
+  sapwf_buffer_free(&c->x.response.headers);
   lua_settop(L, top);
   return ok;
 }
@@ -250,84 +241,33 @@ int sapwf_token_ensure(lua_State *L, sapwf_client *c, int decode_idx, int force,
 }
 
 
-/***
- * The cached token, fetched if missing, near expiry or when force is true.
- * @function Client:token
- * @tparam[opt] boolean force
- * @treturn[1] string token
- * @treturn[1] number seconds left (math.huge when the answer had no expires_in)
- * @treturn[1] string|nil scope, space separated
- * @treturn[2] nil
- * @treturn[2] table err
- */
-int sapwf_client_token(lua_State *L)
+/* The API answered 401 to the token of generation gen, so it did not act on the request:
+ * renewing that token and sending the request once more is safe. Called by the Lua layer
+ * (client:renew), where the rule to send again lives. Returns 1 when the request may go
+ * again with the token now cached, 0 when it may not (the 401 is the answer), -1 with e
+ * filled when the renewal failed.
+ *
+ * replayed: the 401 came to the request's second sending, whose token a renewal had just
+ * fetched. Then the API refuses this client's tokens for now (another audience, a deleted
+ * binding), and renewing on every call would cost a token request per call, without
+ * bound: for RENEW_HOLD seconds a 401 to that token renews nothing (client:request and
+ * batches alike): at most one token request per RENEW_HOLD for an API that refuses for
+ * good. Without auto_token nothing is renewed here: the token's owner renews it, once for
+ * all its users (sapwf.ngx). */
+int sapwf_token_renew(lua_State *L, sapwf_client *c, int decode_idx, unsigned long gen,
+                      int replayed, sapwf_error *e)
 {
-  sapwf_client *c = sapwf_check_open(L, 1);
-  sapwf_error e;
-  double left;
-  int ok;
-  if (!lua_isnoneornil(L, 2) && lua_type(L, 2) != LUA_TBOOLEAN)
-    return luaL_argerror(L, 2, lua_pushfstring(L, "boolean expected, got %s",
-                                               luaL_typename(L, 2)));
-  sapwf_client_hold(c);                               /* a fetch runs cjson: see client.c */
-  ok = sapwf_token_ensure(L, c, lua_upvalueindex(1), lua_toboolean(L, 2), &e);
-  if (!ok) {
-    sapwf_push_error(L, &e);
-    sapwf_client_unhold(L, c);
-    return 2;
+  if (!c->auto_token)
+    return 0;
+  if (gen != c->token_gen)
+    return 1;                             /* another request renewed it meanwhile */
+  if (replayed) {
+    c->refused_gen = c->token_gen;
+    c->refused_until = sapwf_now() + RENEW_HOLD;
+    return 0;
   }
-  if (c->closed) {
-    sapwf_client_unhold(L, c);
-    return luaL_error(L, "attempt to use a closed sapwf client");
-  }
-  lua_pushlstring(L, c->token, c->token_len);
-  left = c->token_expiry - sapwf_now();
-  if (left > 1e15)
-    lua_pushnumber(L, (lua_Number)HUGE_VAL);
-  else
-    lua_pushinteger(L, left > 0 ? (lua_Integer)left : 0);
-  if (c->scope != NULL)
-    lua_pushstring(L, c->scope);
-  else
-    lua_pushnil(L);
-  sapwf_client_unhold(L, c);
-  return 3;
-}
-
-
-/***
- * Caches a token fetched elsewhere, replacing the cached one (which is wiped). For clients
- * with auto_token = false, whose owner shares one token between many clients.
- * @function Client:set_token
- * @tparam string token
- * @tparam number seconds_left its remaining lifetime (math.huge: until the API answers 401)
- * @tparam[opt] string scope space separated, as client:token() returns it
- */
-int sapwf_client_set_token(lua_State *L)
-{
-  sapwf_client *c = sapwf_check_open(L, 1);
-  size_t token_len, scope_len = 0;
-  const char *token, *scope = NULL;
-  double left;
-  if (lua_type(L, 2) != LUA_TSTRING)
-    return luaL_argerror(L, 2, lua_pushfstring(L, "string expected, got %s",
-                                               luaL_typename(L, 2)));
-  token = lua_tolstring(L, 2, &token_len);
-  /* The message never quotes the token. */
-  luaL_argcheck(L, token_len > 0 && sapwf_header_text_ok(token, token_len, 0), 2,
-                "token must be non-empty visible ASCII");
-  if (lua_type(L, 3) != LUA_TNUMBER)
-    return luaL_argerror(L, 3, lua_pushfstring(L, "number expected, got %s",
-                                               luaL_typename(L, 3)));
-  left = (double)lua_tonumber(L, 3);
-  luaL_argcheck(L, left >= 0, 3, "seconds left must be a number >= 0");   /* refuses NaN */
-  if (!lua_isnoneornil(L, 4)) {
-    if (lua_type(L, 4) != LUA_TSTRING)
-      return luaL_argerror(L, 4, lua_pushfstring(L, "string or nil expected, got %s",
-                                                 luaL_typename(L, 4)));
-    scope = lua_tolstring(L, 4, &scope_len);
-    luaL_argcheck(L, strlen(scope) == scope_len, 4, "scope must not contain NUL bytes");
-  }
-  cache_token(L, c, token, token_len, scope, scope_len, left);
-  return 0;
+  if (c->token != NULL && c->refused_gen == c->token_gen && sapwf_now() < c->refused_until)
+    return 0;
+  sapwf_token_drop(c);                    /* refused: a failed fetch must not leave it */
+  return sapwf_token_ensure(L, c, decode_idx, 1, e) ? 1 : -1;
 }

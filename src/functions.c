@@ -1,9 +1,81 @@
-/* The header parsers of headers.c for the Lua layer: core.header and core.headers read
- * the header block that client:request and batch:wait return, core.retry_after and
- * core.parse_count the values of Retry-After and X-Total-Count. MIT licence, see LICENSE. */
+/* sapwf.core's plain functions (no client): the header parsers of headers.c for the Lua
+ * layer (core.header and core.headers read the header block that client:request and
+ * batch:wait return, core.retry_after and core.parse_count the values of Retry-After and
+ * X-Total-Count), core.path_problem, the clock (core.monotonic, core.sleep) and
+ * core.escape. MIT licence, see LICENSE. */
 #include "sapwf.h"
 
+#include <limits.h>
 #include <time.h>
+
+/* A day: far more than any backoff; a longer sleep is a bug in the caller. */
+#define MAX_SLEEP 86400.0
+
+
+/***
+ * Seconds on a monotonic clock (CLOCK_MONOTONIC, the core's own): for deadlines, never
+ * for dates.
+ * @function monotonic
+ * @treturn number
+ */
+int sapwf_core_monotonic(lua_State *L)
+{
+  lua_pushnumber(L, (lua_Number)sapwf_now());
+  return 1;
+}
+
+
+/***
+ * Blocks the calling thread for `seconds` (0 to 86400; fractions allowed). A signal that
+ * interrupts the sleep does not shorten it.
+ * @function sleep
+ * @tparam number seconds
+ */
+int sapwf_core_sleep(lua_State *L)
+{
+  double seconds;
+  luaL_checktype(L, 1, LUA_TNUMBER);                  /* not "1": a string is a mistake here */
+  seconds = (double)lua_tonumber(L, 1);
+  luaL_argcheck(L, seconds >= 0 && seconds <= MAX_SLEEP, 1,
+                "seconds from 0 to 86400 expected");  /* also refuses NaN */
+  sapwf_sleep(seconds);
+  return 0;
+}
+
+
+/* Runs protected from sapwf_core_escape: lua_pushstring may raise a memory error, and the
+ * string it copies belongs to libcurl and must be freed whatever happens. */
+static int push_cstring(lua_State *L)
+{
+  lua_pushstring(L, (const char *)lua_touserdata(L, 1));
+  return 1;
+}
+
+
+/***
+ * Percent-encode everything but A-Za-z0-9-._~ (NUL bytes too), with curl_easy_escape.
+ * @function escape
+ * @tparam string s
+ * @treturn string
+ */
+int sapwf_core_escape(lua_State *L)
+{
+  size_t len;
+  const char *s = luaL_checklstring(L, 1, &len);
+  char *escaped;
+  int rc;
+  luaL_argcheck(L, len <= INT_MAX, 1, "string too long");
+  lua_pushcfunction(L, push_cstring);                 /* s, f */
+  escaped = curl_easy_escape(NULL, s, (int)len);
+  if (escaped == NULL)
+    return luaL_error(L, "not enough memory");
+  lua_pushlightuserdata(L, escaped);                  /* s, f, p */
+  rc = lua_pcall(L, 1, 1, 0);                         /* s, escaped-or-error */
+  curl_free(escaped);
+  if (rc != LUA_OK)
+    return lua_error(L);
+  return 1;
+}
 
 
 /***

@@ -1,0 +1,12 @@
+/* The one clock of sapwf.core. Plain C. MIT licence, see LICENSE. */
+#ifndef SAPWF_CLOCK_H
+#define SAPWF_CLOCK_H
+
+/* Monotonic seconds, so that token expiries and deadlines do not move when the wall clock
+ * is set. The Lua layer reads the same clock (core.monotonic). */
+double sapwf_now(void);
+
+/* Sleeps `seconds` (>= 0); a signal that interrupts the sleep does not shorten it. */
+void sapwf_sleep(double seconds);
+
+#endif /* SAPWF_CLOCK_H */

@@ -1,0 +1,80 @@
+/* What crosses between Lua and an exchange: the arguments of a request, checked (raising,
+ * naming the argument), and its answer or failure pushed. client:request and batch:submit
+ * / batch:wait go through here, so both take and give the same values.
+ * MIT licence, see LICENSE. */
+#include "sapwf.h"
+
+
+/* Checks the method, path and body arguments at arg, arg + 1, arg + 2 (raising, naming
+ * the argument) and fills r; the strings stay on the Lua stack. */
+void sapwf_check_request(lua_State *L, int arg, sapwf_request *r)
+{
+  size_t i;
+  const char *problem;
+  r->method = luaL_checkoption(L, arg, NULL, sapwf_method_names);
+  r->path = luaL_checklstring(L, arg + 1, &r->path_len);
+  problem = sapwf_path_problem(r->path, r->path_len);
+  if (problem != NULL)
+    luaL_argerror(L, arg + 1, problem);
+  for (i = 0; i < r->path_len; i++)
+    luaL_argcheck(L, (unsigned char)r->path[i] > ' ' && r->path[i] != 0x7f, arg + 1,
+                  "path must not contain spaces or control characters");
+  r->body = NULL;
+  r->body_len = 0;
+  if (!lua_isnoneornil(L, arg + 2)) {
+    if (lua_type(L, arg + 2) != LUA_TSTRING)
+      luaL_argerror(L, arg + 2, lua_pushfstring(L, "string or nil expected, got %s",
+                                                luaL_typename(L, arg + 2)));
+    r->body = lua_tolstring(L, arg + 2, &r->body_len);
+  }
+}
+
+
+/* The one error funnel: pushes nil and the error table, returns 2. */
+int sapwf_push_error(lua_State *L, const sapwf_error *e)
+{
+  luaL_checkstack(L, 4, "too many nested calls");
+  luaL_pushfail(L);
+  lua_createtable(L, 0, 7);                           /* nil, err */
+  lua_pushstring(L, e->kind);
+  lua_setfield(L, -2, "kind");
+  lua_pushstring(L, e->message);
+  lua_setfield(L, -2, "message");
+  lua_pushstring(L, e->phase);
+  lua_setfield(L, -2, "phase");
+  lua_pushboolean(L, e->sent);
+  lua_setfield(L, -2, "sent");
+  if (e->curl_code >= 0) {
+    lua_pushinteger(L, (lua_Integer)e->curl_code);
+    lua_setfield(L, -2, "curl_code");
+  }
+  if (e->status > 0) {
+    lua_pushinteger(L, (lua_Integer)e->status);
+    lua_setfield(L, -2, "status");
+  }
+  if (e->code[0] != '\0') {
+    lua_pushstring(L, e->code);
+    lua_setfield(L, -2, "code");
+  }
+  if (e->retry_after >= 0) {
+    lua_pushnumber(L, (lua_Number)e->retry_after);
+    lua_setfield(L, -2, "retry_after");
+  }
+  return 2;
+}
+
+
+/* The one way an answer goes to Lua: pushes status, body and the header lines of the last
+ * response (names lower-cased; core.header and core.headers read them), then readies the
+ * buffers for the next answer. Returns 3. One string of headers instead of a table: a call
+ * reads one or two headers, and a table of all costs a dozen strings per call. */
+int sapwf_push_answer(lua_State *L, long status, sapwf_response *r)
+{
+  luaL_checkstack(L, 4, "too many nested calls");
+  lua_pushinteger(L, (lua_Integer)status);
+  lua_pushlstring(L, r->body.data != NULL ? r->body.data : "", r->body.len);
+  lua_pushlstring(L, r->headers.data != NULL ? r->headers.data : "", r->headers.len);
+  sapwf_buffer_reuse(&r->body);
+  sapwf_buffer_reuse(&r->headers);
+  return 3;
+}
