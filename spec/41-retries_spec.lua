@@ -22,7 +22,7 @@ describe("retries", function()
   describe("options", function()
     it("have documented defaults", function()
       assert.same({ retries = 3, retry_deadline = 30, backoff_base = 0.5, backoff_max = 8 },
-                  require("sapwf.client").RETRY_DEFAULTS)
+                  require("sapwf.send").RETRY_DEFAULTS)
     end)
 
     it("raise on a wrong type or range, naming the option", function()

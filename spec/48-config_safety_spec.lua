@@ -77,7 +77,7 @@ describe("configuration safety", function()
           assert.matches("allow_http = true", err.message)
           assert.is_nil(err.message:find("u:p", 1, true))
           -- sapwf.ngx checks its options with the same function
-          local opts, nerr = sapwf._core_options({ service_key = k }, "new")
+          local opts, nerr = require("sapwf.options").core({ service_key = k })
           assert.is_nil(opts)
           assert.equal("config", nerr.kind)
         end

@@ -1,22 +1,22 @@
 --- Many calls at once: wf:map(list, fn [, opts]) and wf:start_many(items [, opts]).
 --
 -- Each item runs the ordinary client methods (their argument checks, JSON, retries, the
--- judging of answers and the error objects), in a coroutine, on a stand-in client whose core
--- does not send: its request() yields the request here, the scheduler puts it on a
+-- judging of answers and the error objects), in a coroutine, on a stand-in client whose
+-- transport does not send: its request() yields the request here, the scheduler puts it on a
 -- sapwf.core batch (src/batch.c: libcurl's multi interface, one token for all) and resumes
 -- the coroutine with the answer. `concurrency` coroutines run at once and each takes the
 -- next item when its own is done, so memory stays flat however long the list is.
 --
 -- Retries wait without holding up the others: the stand-in's retry policy sleeps by
 -- yielding, and the scheduler resumes that item when its time has come.
-local client = require "sapwf.client"
-local core = require "sapwf.core"
+local base = require "sapwf.base"
 
-local type, pairs, tostring, error, pcall, setmetatable, getmetatable, rawget =
-  type, pairs, tostring, error, pcall, setmetatable, getmetatable, rawget
+local type, pairs, tostring, error, pcall = type, pairs, tostring, error, pcall
 local create, resume, yield = coroutine.create, coroutine.resume, coroutine.yield
 local format = string.format
-local methods, open = client.methods, client.open
+local open = base.open
+
+local methods = {}
 
 local DEFAULT_CONCURRENCY = 16
 local MAX_CONCURRENCY = 1024              -- src/batch.c's limit
@@ -28,48 +28,30 @@ local REQUEST, SLEEP, DONE = {}, {}, {}
 -- ------------------------------------------------------------------------------------------
 -- The stand-in client
 
--- Its core: request() yields to the scheduler; token() is the real core's (cached, no
--- network unless a token is due); close() does nothing, so closing or collecting a stand-in
--- never closes the real client. Anything else runs on the real core.
-local Deferred = {}
-Deferred.__index = function(self, name)
-  local real = rawget(self, "_real")
-  local value = real[name]
-  if type(value) ~= "function" then return value end
-  return function(_, ...) return value(real, ...) end
+-- Its transport: request() yields the request to the scheduler, which hands back what the
+-- batch's wait returns (status, body, headers, gen, or nil, err); renew and token are the
+-- real core's (cached, no network unless a token is due); close does nothing, so closing
+-- or collecting a stand-in never closes the real client.
+local function stand_in_transport(real)
+  return {
+    real = real,
+    request = function(_, method, target, body) return yield(REQUEST, method, target, body) end,
+    renew = function(_, gen, replayed) return real:renew(gen, replayed) end,
+    token = function(_, force) return real:token(force) end,
+    close = function() end,
+  }
 end
-
-local function deferred_request(_, method, target, body)
-  return yield(REQUEST, method, target, body)
-end
-
-local function deferred_token(self, force)
-  return self._real:token(force)
-end
-
-local function deferred_close() end
 
 local function yielding_sleep(seconds)
   yield(SLEEP, seconds)
 end
 
--- A client like self (same fields and metatable) whose calls go through the scheduler.
--- value_only: its calls return the value without meta (start_many keeps no meta).
+-- A client like self whose calls go through the scheduler: retries wait by yielding, and
+-- one 403 refresh a second serves all items (send.lua). value_only: its calls return the
+-- value without meta (start_many keeps no meta).
 local function stand_in(self, real, value_only)
-  local w = {}
-  for k, v in pairs(self) do w[k] = v end
-  w._no_meta = value_only or nil
-  w._core = setmetatable({ _real = real, request = deferred_request, token = deferred_token,
-                           close = deferred_close }, Deferred)
-  local policy = self._policy
-  if type(policy) == "table" then
-    local own = {}
-    for k, v in pairs(policy) do own[k] = v end
-    own.sleep = yielding_sleep
-    own.forbidden_interval = 1       -- one 403 refresh a second for all items (client.lua)
-    w._policy = own
-  end
-  return setmetatable(w, getmetatable(self))
+  return base.derive(self, stand_in_transport(real),
+                     { sleep = yielding_sleep, forbidden_interval = 1 }, value_only)
 end
 
 -- ------------------------------------------------------------------------------------------
@@ -136,8 +118,8 @@ local function schedule(w, b, now, list, n, fn, size, on_progress, results)
       timeout = first - now()
       if timeout < 0 then timeout = 0 end
     end
-    local k, status, body, headers = b:wait(timeout)
-    if k then advance(k, resume(workers[k], status, body, headers)) end
+    local k, status, body, headers, gen = b:wait(timeout)
+    if k then advance(k, resume(workers[k], status, body, headers, gen)) end
     if sleeping > 0 then
       local t, due = now(), {}
       for kk, at in pairs(wake) do
@@ -154,48 +136,19 @@ local function schedule(w, b, now, list, n, fn, size, on_progress, results)
   end
 end
 
--- fn over list[1..n] in nginx (sapwf.ngx, whose transport has no batches): `size` light
--- threads (ngx.thread) take item after item; each call's exchange runs in nginx's thread
--- pool while its light thread yields, so `size` are in flight at once. A raise in fn or
--- on_progress kills the other light threads (their calls in flight are abandoned) and is
--- raised here.
-local function run_light_threads(self, list, n, fn, size, on_progress, results)
-  local next_i, done = 1, 0
-  local function worker()
-    while next_i <= n do
-      local i = next_i
-      next_i = i + 1
-      local value, err = fn(self, list[i], i)
-      if value ~= nil then results[i] = value else results[i] = err end
-      done = done + 1
-      if on_progress then on_progress(done, n) end
-    end
-  end
-  local spawn, wait, kill = ngx.thread.spawn, ngx.thread.wait, ngx.thread.kill
-  local threads = {}
-  for k = 1, size do threads[k] = spawn(worker) end
-  for k = 1, size do
-    local ok, err = wait(threads[k])
-    if not ok then
-      for j = k + 1, size do kill(threads[j]) end
-      error(err, 0)
-    end
-  end
-  return results
-end
-
--- fn over list[1..n]: concurrent on a sapwf.core client (a batch) and in nginx (light
--- threads); one at a time on any other core without batches. value_only: fn keeps only
--- the first value of the client's calls (see stand_in).
+-- fn over list[1..n]: concurrent on a sapwf.core client (a batch), or as the transport
+-- runs many calls itself (sapwf.ngx: run_many, in nginx's light threads); one at a time on
+-- any other transport. value_only: fn keeps only the first value of the client's calls
+-- (see stand_in).
 local function run(self, what, list, n, fn, concurrency, on_progress, value_only)
-  local real = self._core
-  if getmetatable(real) == Deferred then real = real._real end   -- map inside map
+  local real, policy = base.transport(self)
+  if real.real then real = real.real end                   -- map inside map: a stand-in
   local results = {}
   if n == 0 then return results end
   local size = concurrency < n and concurrency or n
   if type(real.batch) ~= "function" then
-    if type(real.light_threads) == "function" and real:light_threads(what) then
-      return run_light_threads(self, list, n, fn, size, on_progress, results)
+    if type(real.run_many) == "function" then
+      return real:run_many(what, self, list, n, fn, size, on_progress, results)
     end
     for i = 1, n do
       local value, err = fn(self, list[i], i)
@@ -204,8 +157,7 @@ local function run(self, what, list, n, fn, concurrency, on_progress, value_only
     end
     return results
   end
-  local policy = self._policy
-  local now = type(policy) == "table" and policy.now or core.monotonic
+  local now = policy.now
   local b = real:batch(size)
   local ok, err = pcall(schedule, stand_in(self, real, value_only), b, now, list, n, fn, size,
                         on_progress, results)
@@ -304,5 +256,6 @@ function methods.start_many(self, items, opts)
   return run(self, "wf:start_many()", items, n, start_item, concurrency, on_progress, true)
 end
 
--- The limits of opts.concurrency, for callers that check it before calling (the CLI).
-return { MAX_CONCURRENCY = MAX_CONCURRENCY }
+-- The methods, and the limit of opts.concurrency for callers that check it before calling
+-- (the CLI).
+return { methods = methods, MAX_CONCURRENCY = MAX_CONCURRENCY }

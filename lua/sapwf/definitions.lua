@@ -1,10 +1,12 @@
 --- Workflow definitions: list, read, versions, models, sample contexts, undeploy.
-local client = require "sapwf.client"
+local base = require "sapwf.base"
 local query = require "sapwf.query"
 local ops = require "sapwf.operations".by_name
 
-local methods, open, call, path_of = client.methods, client.open, client.call, client.path
-local check_id, check_version = client.check_id, client.check_version
+local open, call, path_of, by_id = base.open, base.call, base.path, base.by_id
+local check_id, check_version = base.check_id, base.check_version
+
+local methods = {}
 
 local DEFINITIONS, DEFINITION = ops.definitions, ops.definition
 local VERSIONS, VERSION = ops.definition_versions, ops.definition_version
@@ -19,11 +21,11 @@ function methods.definitions(self, q)
 end
 
 --- The latest version of one definition.
-function methods.definition(self, id)
-  open(self, "definition")
-  check_id("definition", 1, id)
-  return call(self, DEFINITION, path_of(DEFINITION, id), "")
-end
+-- @function methods.definition
+-- @string id the definition id
+-- @treturn table the definition: id, version, name, createdAt, ...
+-- @treturn table meta
+methods.definition = by_id(DEFINITION, "definition")
 
 --- Every deployed version of a definition: array, meta.
 function methods.definition_versions(self, id, q)
@@ -67,3 +69,5 @@ function methods.undeploy(self, id, opts)
   check_id("undeploy", 1, id)
   return call(self, UNDEPLOY, path_of(UNDEPLOY, id), query.build(UNDEPLOY, opts, "undeploy", 2))
 end
+
+return { methods = methods }

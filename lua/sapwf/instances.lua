@@ -1,12 +1,14 @@
 --- Workflow instances: start, list, read, context, status changes, roles, attachments, delete.
-local client = require "sapwf.client"
+local base = require "sapwf.base"
 local query = require "sapwf.query"
 local ops = require "sapwf.operations".by_name
 
 local type, pairs, format = type, pairs, string.format
-local methods, open, call, path_of = client.methods, client.open, client.call, client.path
-local check_id, check_table, argerror = client.check_id, client.check_table, client.argerror
-local encode = client.encode
+local open, call, path_of, by_id = base.open, base.call, base.path, base.by_id
+
+local methods = {}
+local check_id, check_table, argerror = base.check_id, base.check_table, base.argerror
+local encode = base.encode
 
 local START, INSTANCES, INSTANCE = ops.start, ops.instances, ops.instance
 local CANCEL, SUSPEND, RESUME = ops.cancel, ops.suspend, ops.resume
@@ -38,7 +40,7 @@ end
 function methods.start(self, definition_id, context)
   open(self, "start")
   -- The hot path of bulk starts: each check is called only to raise.
-  if type(definition_id) ~= "string" then client.check_string("start", 1, definition_id) end
+  if type(definition_id) ~= "string" then base.check_string("start", 1, definition_id) end
   if definition_id == "" then argerror("start", 1, "empty definition id") end
   local ctx_text = "{}"
   if context ~= nil then
@@ -66,51 +68,47 @@ function methods.instance(self, id, opts)
   return call(self, INSTANCE, path_of(INSTANCE, id), query.build(INSTANCE, opts, "instance", 2))
 end
 
-local function get(self, op, id)
-  return call(self, op, path_of(op, id), "")
-end
-
 --- The instance's context, the data its steps read and write: a table, meta.
-function methods.context(self, id)
-  open(self, "context")
-  check_id("context", 1, id)
-  return get(self, CONTEXT, id)
-end
+-- @function methods.context
+-- @string id the instance id
+-- @treturn table the context
+-- @treturn table meta
+methods.context = by_id(CONTEXT, "context")
 
 --- The instance's custom attributes: array of {id, label, value, type}, meta.
-function methods.attributes(self, id)
-  open(self, "attributes")
-  check_id("attributes", 1, id)
-  return get(self, ATTRIBUTES, id)
-end
+-- @function methods.attributes
+-- @string id the instance id
+-- @treturn table array of {id, label, value, type}
+-- @treturn table meta
+methods.attributes = by_id(ATTRIBUTES, "attributes")
 
 --- The instance's execution log: array of events (started, task created, ...), meta.
-function methods.execution_logs(self, id)
-  open(self, "execution_logs")
-  check_id("execution_logs", 1, id)
-  return get(self, LOGS, id)
-end
+-- @function methods.execution_logs
+-- @string id the instance id
+-- @treturn table array of events
+-- @treturn table meta
+methods.execution_logs = by_id(LOGS, "execution_logs")
 
 --- The error messages of the instance's failed activities (why it is ERRONEOUS): array, meta.
-function methods.error_messages(self, id)
-  open(self, "error_messages")
-  check_id("error_messages", 1, id)
-  return get(self, ERRORS, id)
-end
+-- @function methods.error_messages
+-- @string id the instance id
+-- @treturn table array of messages
+-- @treturn table meta
+methods.error_messages = by_id(ERRORS, "error_messages")
 
 --- The instance's role assignments: {viewerUsers = {...}, adminGroups = {...}, ...}, meta.
-function methods.roles(self, id)
-  open(self, "roles")
-  check_id("roles", 1, id)
-  return get(self, ROLES, id)
-end
+-- @function methods.roles
+-- @string id the instance id
+-- @treturn table the role assignments
+-- @treturn table meta
+methods.roles = by_id(ROLES, "roles")
 
 --- The instance's attachments: a table, meta.
-function methods.attachments(self, id)
-  open(self, "attachments")
-  check_id("attachments", 1, id)
-  return get(self, ATTACHMENTS, id)
-end
+-- @function methods.attachments
+-- @string id the instance id
+-- @treturn table the attachments
+-- @treturn table meta
+methods.attachments = by_id(ATTACHMENTS, "attachments")
 
 -- PATCH/PUT of a JSON table; true, meta on success.
 local function send_table(self, op, id, value, root)
@@ -145,30 +143,26 @@ function methods.update_attachments(self, id, attachments)
 end
 
 -- Status changes are asynchronous: the service answers 202 and the status follows.
-local function set_status(self, op, id, body)
-  return call(self, op, path_of(op, id), "", body)
-end
-
 --- Cancels the instance. true, meta once the service accepts it (202); the status follows.
-function methods.cancel(self, id)
-  open(self, "cancel")
-  check_id("cancel", 1, id)
-  return set_status(self, CANCEL, id, '{"status":"CANCELED"}')
-end
+-- @function methods.cancel
+-- @string id the instance id
+-- @treturn boolean true once the service accepted it (202)
+-- @treturn table meta
+methods.cancel = by_id(CANCEL, "cancel", '{"status":"CANCELED"}')
 
 --- Suspends the instance until wf:resume. true, meta on 202; the status follows.
-function methods.suspend(self, id)
-  open(self, "suspend")
-  check_id("suspend", 1, id)
-  return set_status(self, SUSPEND, id, '{"status":"SUSPENDED"}')
-end
+-- @function methods.suspend
+-- @string id the instance id
+-- @treturn boolean true once the service accepted it (202)
+-- @treturn table meta
+methods.suspend = by_id(SUSPEND, "suspend", '{"status":"SUSPENDED"}')
 
 --- Resumes a suspended instance, or retries the failed activities of an erroneous one.
-function methods.resume(self, id)
-  open(self, "resume")
-  check_id("resume", 1, id)
-  return set_status(self, RESUME, id, '{"status":"RUNNING"}')
-end
+-- @function methods.resume
+-- @string id the instance id
+-- @treturn boolean true once the service accepted it (202)
+-- @treturn table meta
+methods.resume = by_id(RESUME, "resume", '{"status":"RUNNING"}')
 
 local ROLE_NAMES = {
   viewerUsers = true, viewerGroups = true, adminUsers = true, adminGroups = true,
@@ -192,7 +186,7 @@ function methods.update_roles(self, id, roles)
                                          name, got))
     end
   end
-  local body = client.join_lists("update_roles", 2, roles, ROLE_NAMES, ROLE_NAMES)
+  local body = base.join_lists("update_roles", 2, roles, ROLE_NAMES, ROLE_NAMES)
   return send_table(self, UPDATE_ROLES, id, body, "roles")
 end
 
@@ -216,3 +210,5 @@ function methods.delete_instances(self, ids)
   if not text then return nil, err end
   return call(self, DELETE, DELETE.path, "", text)
 end
+
+return { methods = methods }

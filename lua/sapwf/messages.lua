@@ -1,9 +1,11 @@
 --- Messages to intermediate message events.
-local client = require "sapwf.client"
+local base = require "sapwf.base"
 local ops = require "sapwf.operations".by_name
 
 local type, pairs, tostring, error, format = type, pairs, tostring, error, string.format
-local methods, open, call, encode = client.methods, client.open, client.call, client.encode
+local open, call, encode = base.open, base.call, base.encode
+
+local methods = {}
 
 local SEND = ops.send_message
 
@@ -55,3 +57,5 @@ function methods.send_message(self, message)
   if not text then return nil, err end
   return call(self, SEND, SEND.path, "", text)
 end
+
+return { methods = methods }

@@ -10,7 +10,7 @@
 --
 -- One token serves every worker and thread: it is kept in the shared dict and renewed by
 -- one request at a time (sapwf/ngx/token.lua). A 401 renews it once and replays the call
--- once, as the plain client does.
+-- once (send.lua decides; Transport:renew renews), as for the plain client.
 --
 -- Phases: calls run where nginx allows worker threads: rewrite_by_lua*, access_by_lua*,
 -- content_by_lua* and ngx.timer callbacks. Elsewhere (init_by_lua*, init_worker_by_lua*,
@@ -28,6 +28,7 @@ local core = require "sapwf.core"
 local client = require "sapwf.client"
 local errors = require "sapwf.errors"
 local json = require "sapwf.json"
+local options = require "sapwf.options"
 local token = require "sapwf.ngx.token"
 
 local type, pairs, ipairs, tostring, error, setmetatable =
@@ -166,7 +167,8 @@ function sapwf_ngx.warm_up(opts)
 end
 
 -- ------------------------------------------------------------------------------------------
--- The transport: what a sapwf client calls its core (request, token, close).
+-- The transport: what a sapwf client sends through (request, renew, token, close, and
+-- run_many for wf:map and wf:start_many; send.lua describes them).
 
 local Transport = {}
 Transport.__index = Transport
@@ -192,20 +194,28 @@ function Transport:fetch_token()
   return self:run("token")
 end
 
+-- One exchange with the shared token: status, body, headers and the token itself, which
+-- names it for renew (it never leaves this Lua state); or nil, err.
 function Transport:request(method, path, body)
   check_phase("a call")
   local t, left, scope = self.tokens:get()
   if not t then return nil, left end
   local status, resp, headers = self:run("request", t, left, scope, method, path, body)
-  -- The service answered 401, so it did not act: renewing and replaying once is safe.
-  -- A fresh token refused too is the answer for a while (Tokens:refused).
-  if status == 401 and self.tokens:may_renew(t) then
-    t, left, scope = self.tokens:renew(t)
-    if not t then return nil, left end
-    status, resp, headers = self:run("request", t, left, scope, method, path, body)
-    if status == 401 then self.tokens:refused(t) end
+  return status, resp, headers, t
+end
+
+-- After a 401 to token t (send.lua decides to send again): renews the shared token, once
+-- for every worker and thread, unless a fresh token was refused a moment ago. replayed:
+-- the 401 came to the replay, so t is a fresh token the API refuses too (Tokens:refused).
+function Transport:renew(t, replayed)
+  if replayed then
+    self.tokens:refused(t)
+    return false
   end
-  return status, resp, headers
+  if not self.tokens:may_renew(t) then return false end
+  local renewed, err = self.tokens:renew(t)
+  if not renewed then return nil, err end
+  return true
 end
 
 function Transport:token(force)
@@ -221,12 +231,36 @@ end
 -- bounded in number; closing this one only ends its use.
 function Transport:close() end
 
--- wf:map and wf:start_many (batch.lua) ask this before running their items in light
--- threads (ngx.thread), each call in flight in the thread pool; it raises, as a call does,
--- in the phases that have neither.
-function Transport:light_threads(what)
+-- wf:map and wf:start_many (batch.lua) hand their items here: fn over list[1..n] in `size`
+-- light threads (ngx.thread) that take item after item; each call's exchange runs in
+-- nginx's thread pool while its light thread yields, so `size` are in flight at once. A
+-- raise in fn or on_progress kills the other light threads (their calls in flight are
+-- abandoned) and is raised here. It raises, as a call does, in the phases that have
+-- neither.
+function Transport:run_many(what, wf, list, n, fn, size, on_progress, results)
   check_phase(what)
-  return true
+  local next_i, done = 1, 0
+  local function worker()
+    while next_i <= n do
+      local i = next_i
+      next_i = i + 1
+      local value, err = fn(wf, list[i], i)
+      if value ~= nil then results[i] = value else results[i] = err end
+      done = done + 1
+      if on_progress then on_progress(done, n) end
+    end
+  end
+  local spawn, wait, kill = ngx.thread.spawn, ngx.thread.wait, ngx.thread.kill
+  local threads = {}
+  for k = 1, size do threads[k] = spawn(worker) end
+  for k = 1, size do
+    local ok, err = wait(threads[k])
+    if not ok then
+      for j = k + 1, size do kill(threads[j]) end
+      error(err, 0)
+    end
+  end
+  return results
 end
 
 -- ------------------------------------------------------------------------------------------
@@ -255,7 +289,8 @@ function sapwf_ngx.new(opts)
   for name, value in pairs(DEFAULTS) do
     if own[name] == nil then own[name] = value end
   end
-  local core_opts, err = sapwf._core_options(rest, "new")
+  options.check(rest, "new")
+  local core_opts, err = options.core(rest)
   if not core_opts then return nil, err end
   -- Bad option values raise here, at new, not later in a worker thread.
   core_opts.auto_token = false

@@ -16,13 +16,15 @@
 --   for inst in wf:each_instance{ definitionId = "orderapproval", status = "COMPLETED" } do
 --     print(inst.id)
 --   end
-local client = require "sapwf.client"
+local base = require "sapwf.base"
 local query = require "sapwf.query"
 local errors = require "sapwf.errors"
 local ops = require "sapwf.operations".by_name
 
 local type, pairs, error, format = type, pairs, error, string.format
-local methods, open, call = client.methods, client.open, client.call
+local open, call = base.open, base.call
+
+local methods = {}
 
 local MAX_TOP, MAX_SKIP = 1000, 4000
 
@@ -101,7 +103,7 @@ local function pager(self, op, page_size, skip, filter)
       -- Reached only without a total (no X-Total-Count): stop loudly here too.
       error(limit_error(op, next_skip, skip, reachable, true))
     end
-    if not self._core then error("attempt to use a closed sapwf client", 2) end
+    if not base.is_open(self) then error("attempt to use a closed sapwf client", 2) end
     items, more = fetch(next_skip, false)
     i = 1
     next_skip = next_skip + #items
@@ -130,3 +132,5 @@ function methods.each_task(self, q)
   query.build(ops.tasks, filter, "each_task", 1)
   return pager(self, ops.tasks, page_size, skip, filter)
 end
+
+return { methods = methods }

@@ -1,5 +1,6 @@
 --- wf:request: any API call the methods do not cover (export, purge, form models, ...).
-local client = require "sapwf.client"
+local base = require "sapwf.base"
+local send = require "sapwf.send"
 local query = require "sapwf.query"
 local json = require "sapwf.json"
 local errors = require "sapwf.errors"
@@ -10,7 +11,9 @@ local headers_table, path_problem = core.headers, core.path_problem
 local type, pairs, ipairs, tostring, error = type, pairs, ipairs, tostring, error
 local format, find, match = string.format, string.find, string.match
 local concat = table.concat
-local methods, open = client.methods, client.open
+local open = base.open
+
+local methods = {}
 
 local METHODS = { GET = true, POST = true, PUT = true, PATCH = true, DELETE = true }
 local OPTIONS = { query = true, body = true }
@@ -66,14 +69,14 @@ function methods.request(self, method, path, opts)
     body = text
   end
   local authority, exact = authority_of(method, bare_path)
-  local status, resp, headers, state = client.send(self, method, path .. qs, body, bare_path,
-    exact and authority or nil, client.idempotent(method, bare_path))
+  local status, resp, headers, state = base.send(self, method, path .. qs, body, bare_path,
+    exact and authority or nil, send.idempotent(method, bare_path))
   if not status then return nil, resp end
   if status < 200 or status >= 300 then                 -- a 3xx too: never followed
-    local err = client.failure(self, method, bare_path, exact and authority or nil, status,
+    local err = base.failure(self, method, bare_path, exact and authority or nil, status,
                                resp, headers)
     if status == 403 and not exact then err.authority = authority end
-    return nil, client.annotate(err, state, state and state.retry_after)
+    return nil, send.annotate(err, state, state and state.retry_after)
   end
   headers = headers_table(headers)
   if resp == "" then return true, headers end
@@ -88,3 +91,5 @@ function methods.request(self, method, path, opts)
   end
   return resp, headers
 end
+
+return { methods = methods }

@@ -1,11 +1,13 @@
 --- User task instances and task definitions.
-local client = require "sapwf.client"
+local base = require "sapwf.base"
 local query = require "sapwf.query"
 local ops = require "sapwf.operations".by_name
 
 local pairs, type, format = pairs, type, string.format
-local methods, open, call, path_of = client.methods, client.open, client.call, client.path
-local check_id, check_table, encode = client.check_id, client.check_table, client.encode
+local open, call, path_of, by_id = base.open, base.call, base.path, base.by_id
+
+local methods = {}
+local check_id, check_table, encode = base.check_id, base.check_table, base.encode
 
 local TASKS, TASK = ops.tasks, ops.task
 local COMPLETE, UPDATE = ops.complete_task, ops.update_task
@@ -27,39 +29,39 @@ function methods.task(self, id, opts)
 end
 
 --- The context of the task's workflow instance, as the task sees it: a table, meta.
-function methods.task_context(self, id)
-  open(self, "task_context")
-  check_id("task_context", 1, id)
-  return call(self, CONTEXT, path_of(CONTEXT, id), "")
-end
+-- @function methods.task_context
+-- @string id the task id
+-- @treturn table the context
+-- @treturn table meta
+methods.task_context = by_id(CONTEXT, "task_context")
 
 --- The task's custom attributes: array, meta.
-function methods.task_attributes(self, id)
-  open(self, "task_attributes")
-  check_id("task_attributes", 1, id)
-  return call(self, ATTRIBUTES, path_of(ATTRIBUTES, id), "")
-end
+-- @function methods.task_attributes
+-- @string id the task id
+-- @treturn table array of {id, label, value, type}
+-- @treturn table meta
+methods.task_attributes = by_id(ATTRIBUTES, "task_attributes")
 
 --- The task's attachments, meta.
-function methods.task_attachments(self, id)
-  open(self, "task_attachments")
-  check_id("task_attachments", 1, id)
-  return call(self, ATTACHMENTS, path_of(ATTACHMENTS, id), "")
-end
+-- @function methods.task_attachments
+-- @string id the task id
+-- @treturn table the attachments
+-- @treturn table meta
+methods.task_attachments = by_id(ATTACHMENTS, "task_attachments")
 
 --- The task's form (404 when the task has none).
-function methods.task_form(self, id)
-  open(self, "task_form")
-  check_id("task_form", 1, id)
-  return call(self, FORM, path_of(FORM, id), "")
-end
+-- @function methods.task_form
+-- @string id the task id
+-- @treturn table the form
+-- @treturn table meta
+methods.task_form = by_id(FORM, "task_form")
 
 --- The model of the task's form.
-function methods.task_form_model(self, id)
-  open(self, "task_form_model")
-  check_id("task_form_model", 1, id)
-  return call(self, FORM_MODEL, path_of(FORM_MODEL, id), "")
-end
+-- @function methods.task_form_model
+-- @string id the task id
+-- @treturn table the form model
+-- @treturn table meta
+methods.task_form_model = by_id(FORM_MODEL, "task_form_model")
 
 --- Completes a task, merging context (optional table) into the workflow context.
 function methods.complete_task(self, id, context)
@@ -98,11 +100,11 @@ function methods.update_task(self, id, fields)
     local want, got = TASK_FIELDS[name], type(value)
     if want and got ~= want and not (want == "list" and (got == "string" or got == "table"))
     then
-      client.argerror("update_task", 2, format("%s: %s expected, got %s", name,
+      base.argerror("update_task", 2, format("%s: %s expected, got %s", name,
                                                EXPECTED[want], got))
     end
   end
-  local body = client.join_lists("update_task", 2, fields, TASK_FIELDS, TASK_LISTS)
+  local body = base.join_lists("update_task", 2, fields, TASK_FIELDS, TASK_LISTS)
   local op = body.status == "COMPLETED" and COMPLETE or UPDATE
   local path = path_of(op, id)
   local text, err = encode(body, "fields", op, path)
@@ -116,3 +118,5 @@ function methods.task_definitions(self, q)
   return call(self, DEFINITIONS, DEFINITIONS.path,
               query.build(DEFINITIONS, q, "task_definitions", 1))
 end
+
+return { methods = methods }
