@@ -1,14 +1,22 @@
 --- Many calls at once: wf:map(list, fn [, opts]) and wf:start_many(items [, opts]).
 --
--- Each item runs the ordinary client methods (their argument checks, JSON, retries, the
--- judging of answers and the error objects), in a coroutine, on a stand-in client whose
--- transport does not send: its request() yields the request here, the scheduler puts it on a
--- sapwf.core batch (src/batch.c: libcurl's multi interface, one token for all) and resumes
--- the coroutine with the answer. `concurrency` coroutines run at once and each takes the
--- next item when its own is done, so memory stays flat however long the list is.
---
--- Retries wait without holding up the others: the stand-in's retry policy sleeps by
--- yielding, and the scheduler resumes that item when its time has come.
+-- The calls of all items share one token and the client's connections (with HTTP/2 over
+-- TLS, one connection), `concurrency` in flight at a time; each item gets the same argument
+-- checks, retries and error objects as a single call, and a retry's wait holds up no other
+-- item. Memory stays flat however long the list is.
+-- @usage
+--   local results = wf:start_many(items, { concurrency = 32 })
+--   for i, r in ipairs(results) do
+--     if sapwf.is_error(r) then print(i, r.outcome, tostring(r)) else print(i, r.id) end
+--   end
+
+-- How: each item runs the ordinary client methods in a coroutine, on a stand-in client
+-- whose transport does not send: its request() yields the request here, the scheduler puts
+-- it on a sapwf.core batch (src/batch.c: libcurl's multi interface) and resumes the
+-- coroutine with the answer. `concurrency` coroutines run at once and each takes the next
+-- item when its own is done. Retries wait without holding up the others: the stand-in's
+-- retry policy sleeps by yielding, and the scheduler resumes that item when its time has
+-- come.
 local base = require "sapwf.base"
 
 local type, pairs, tostring, error, pcall = type, pairs, tostring, error, pcall
@@ -202,12 +210,18 @@ end
 -- ------------------------------------------------------------------------------------------
 -- The methods
 
---- Runs fn(w, item, i) for every item of list, up to opts.concurrency (16) at a time; w is a
--- client like self whose calls run concurrently with the other items' (use it, not self,
--- inside fn). Returns the results in list order: results[i] is fn's first value, or its
--- second (the err) when the first is nil. opts.on_progress(done, total) is called as items
--- finish. A raise in fn or on_progress is raised here; calls still in flight are abandoned.
-function methods.map(self, list, fn, opts)
+--- Runs fn(w, item, i) for every item of list, opts.concurrency at a time. w is a client like
+-- this one whose calls run concurrently with the other items' (use it, not the client, in
+-- fn). Each worker takes the next item when its own is done, so memory stays flat however
+-- long the list is.
+-- @tparam table list the items (an array)
+-- @tparam function fn called as fn(w, item, i); its first result (or its second, when the
+-- first is nil) is the item's result
+-- @tparam[opt] table opts `concurrency` (default 16, at most 1024): calls in flight at once;
+-- `on_progress`: called as on_progress(done, total) as items finish
+-- @treturn table the results in list order
+-- @raise what fn or on_progress raised (calls still in flight are abandoned)
+function methods:map(list, fn, opts)
   open(self, "map")
   if type(list) ~= "table" then bad("map", 1, "table expected, got " .. type(list), 2) end
   if type(fn) ~= "function" then bad("map", 2, "function expected, got " .. type(fn), 2) end
@@ -221,11 +235,18 @@ local function start_item(w, item)
   return w:start(item.definitionId, item.context)
 end
 
---- Starts items[i] = { definitionId = ..., context = ... } (context optional), up to
--- opts.concurrency (16) at a time. Returns results in input order: the new instance, or the
--- error (sapwf.is_error) exactly as wf:start gives it; one failed item never stops the
--- others. Every item is checked before the first is sent: a bad one raises.
-function methods.start_many(self, items, opts)
+--- Starts many workflow instances, opts.concurrency at a time, on one token and shared
+-- connections. Every item is checked before the first is sent: a bad one raises. One failed
+-- item never stops the others, and no start is sent twice.
+-- @tparam table items array of `{definitionId = ..., context = ...}` (context optional)
+-- @tparam[opt] table opts `concurrency` (default 16, at most 1024); `on_progress(done,
+-- total)`
+-- @treturn table results in input order: the new instance, or the error object exactly as
+-- wf:start returns it (tell them apart with sapwf.is_error; err.outcome says whether the
+-- instance may exist)
+-- @raise for an item that is not a table with a non-empty definitionId and an optional
+-- context table, checked before any is sent
+function methods:start_many(items, opts)
   open(self, "start_many")
   if type(items) ~= "table" then
     bad("start_many", 1, "table expected, got " .. type(items), 2)

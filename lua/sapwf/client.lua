@@ -1,8 +1,8 @@
 --- The sapwf client object: wf:token and wf:close. The API methods are documented by area
 -- (`sapwf.definitions`, `sapwf.instances`, `sapwf.tasks`, `sapwf.messages`, `sapwf.jobs`,
 -- `sapwf.paging`, `sapwf.request`, `sapwf.batch`); this module composes them into the
--- client. A client dropped without wf:close is closed when collected, or by Lua 5.4's
--- `local wf <close> = ...`.
+-- client. A client dropped without wf:close is closed when it is collected, or, in Lua 5.4,
+-- when a to-be-closed variable that holds it goes out of scope.
 
 -- Each area module returns { methods = { name = function(self, ...) ... end } }. They are
 -- composed here, in this order, and a name defined twice is an error at load time.
@@ -15,21 +15,24 @@ local client = {}
 local methods = {}
 client.methods = methods
 
---- Frees the connections and wipes the secret and token; idempotent. Later calls raise.
-function methods.close(self)
+--- Closes the client: frees its connections and wipes the secret and the token. Closing
+-- twice does nothing; any other call on a closed client raises.
+function methods:close()
   base.check_self(self, "close")
   base.close(self)
 end
 
---- The access token, the seconds it has left and its scope string (space separated).
--- Fetched when missing or near expiry, or when force is true; a token endpoint that fails
--- for a while is asked again under the retry policy.
--- @tparam[opt] boolean force fetch a new one even if the cached one is good
--- @treturn string token
--- @treturn number seconds left (math.huge when the token endpoint gave no expires_in)
--- @treturn ?string scope
--- @return or nil, err (kind auth, network, timeout, tls, server or decode; phase "token")
-function methods.token(self, force)
+--- The access token, with the seconds it has left and its scope. A cached token is used
+-- until it is within token_margin of its expiry (sapwf.new); then, or with force, a new one
+-- is fetched. A token endpoint that fails for a while is asked again under the retry policy.
+-- @tparam[opt=false] boolean force fetch a new token even if the cached one is good
+-- @treturn string the token (a secret: never log it)
+-- @treturn number the seconds it has left (math.huge when the token endpoint gave no
+-- expires_in)
+-- @treturn ?string its scope: the authorities granted, space separated
+-- @fails nil, err (see `sapwf.errors`): phase "token"; kind "auth" for refused credentials,
+-- "network", "timeout", "tls", "server" or "decode"
+function methods:token(force)
   base.open(self, "token")
   base.check_boolean_or_nil("token", 1, force)
   return base.token(self, force)

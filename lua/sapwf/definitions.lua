@@ -14,37 +14,67 @@ local MODEL, VERSION_MODEL = ops.definition_model, ops.definition_version_model
 local SAMPLE, VERSION_SAMPLE = ops.sample_context, ops.definition_version_sample_context
 local UNDEPLOY = ops.undeploy
 
---- The latest version of every deployed definition: array, meta.
-function methods.definitions(self, q)
+--- The latest version of every deployed workflow definition.
+-- @tparam[opt] table q names: `top` (page size, 1 to 1000), `skip` (0 to 4000), `orderby`
+-- (e.g. "startedAt desc"), `inlinecount` (true: meta.total). An unknown name raises.
+-- @treturn table array of definitions: id, version, name, createdAt, createdBy, ...
+-- @treturn table meta: `status`, `request_id`, and `total` (all matches) when q.inlinecount
+-- is true
+-- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
+-- authority WORKFLOW_DEFINITION_GET
+function methods:definitions(q)
   open(self, "definitions")
   return call(self, DEFINITIONS, DEFINITIONS.path, query.build(DEFINITIONS, q, "definitions", 1))
 end
 
---- The latest version of one definition.
--- @function methods.definition
--- @string id the definition id
+--- The latest version of one workflow definition.
+-- @function methods:definition
+-- @tparam string id the workflow definition id
 -- @treturn table the definition: id, version, name, createdAt, ...
--- @treturn table meta
+-- @treturn table meta: `status` (the HTTP status) and `request_id` (x-vcap-request-id)
+-- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
+-- authority WORKFLOW_DEFINITION_GET; "not_found" when no definition has that id
 methods.definition = by_id(DEFINITION, "definition")
 
---- Every deployed version of a definition: array, meta.
-function methods.definition_versions(self, id, q)
+--- Every deployed version of a workflow definition.
+-- @tparam string id the workflow definition id
+-- @tparam[opt] table q names: `top` (page size, 1 to 1000), `skip` (0 to 4000), `orderby`
+-- (e.g. "startedAt desc"), `inlinecount` (true: meta.total). An unknown name raises.
+-- @treturn table array of definitions, one per version
+-- @treturn table meta: `status`, `request_id`, and `total` (all matches) when q.inlinecount
+-- is true
+-- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
+-- authority WORKFLOW_DEFINITION_GET; "not_found" when no definition has that id
+function methods:definition_versions(id, q)
   open(self, "definition_versions")
   check_id("definition_versions", 1, id)
   return call(self, VERSIONS, path_of(VERSIONS, id),
               query.build(VERSIONS, q, "definition_versions", 2))
 end
 
---- One version of a definition (version: integer or string).
-function methods.definition_version(self, id, version)
+--- One version of a workflow definition.
+-- @tparam string id the workflow definition id
+-- @tparam string|integer version the version number
+-- @treturn table the definition as it was in that version
+-- @treturn table meta: `status` (the HTTP status) and `request_id` (x-vcap-request-id)
+-- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
+-- authority WORKFLOW_DEFINITION_GET; "not_found" for an unknown id or version
+function methods:definition_version(id, version)
   open(self, "definition_version")
   check_id("definition_version", 1, id)
   version = check_version("definition_version", 2, version)
   return call(self, VERSION, path_of(VERSION, id, version), "")
 end
 
---- The model of the latest version, or of the given one.
-function methods.definition_model(self, id, version)
+--- The model (the BPMN graph as JSON) of the latest version of a definition, or of the
+-- given version.
+-- @tparam string id the workflow definition id
+-- @tparam[opt] string|integer version a version number (default: the latest version)
+-- @treturn table the model
+-- @treturn table meta: `status` (the HTTP status) and `request_id` (x-vcap-request-id)
+-- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
+-- authority WORKFLOW_DEFINITION_GET_MODEL; "not_found" for an unknown id or version
+function methods:definition_model(id, version)
   open(self, "definition_model")
   check_id("definition_model", 1, id)
   if version == nil then return call(self, MODEL, path_of(MODEL, id), "") end
@@ -52,8 +82,16 @@ function methods.definition_model(self, id, version)
   return call(self, VERSION_MODEL, path_of(VERSION_MODEL, id, version), "")
 end
 
---- The default start context of the latest version, or of the given one.
-function methods.sample_context(self, id, version)
+--- The default start context of a definition's latest version, or of the given version: a
+-- template for wf:start's context.
+-- @tparam string id the workflow definition id
+-- @tparam[opt] string|integer version a version number (default: the latest version)
+-- @treturn table the context
+-- @treturn table meta: `status` (the HTTP status) and `request_id` (x-vcap-request-id)
+-- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
+-- authority WORKFLOW_DEFINITION_GET_SAMPLE_CONTEXT; "not_found" for an unknown id or
+-- version
+function methods:sample_context(id, version)
   open(self, "sample_context")
   check_id("sample_context", 1, id)
   if version == nil then return call(self, SAMPLE, path_of(SAMPLE, id), "") end
@@ -61,10 +99,17 @@ function methods.sample_context(self, id, version)
   return call(self, VERSION_SAMPLE, path_of(VERSION_SAMPLE, id, version), "")
 end
 
---- Undeploys a definition (opts.cascade = true also deletes its instances). The service
--- works on it in the background: returns `{job = id, location = url}` (the job's id and the
--- Location header), meta; follow it with wf:job(result.job).
-function methods.undeploy(self, id, opts)
+--- Undeploys a workflow definition. The service works on it in the background; follow the
+-- job with wf:job(result.job).
+-- @tparam string id the workflow definition id
+-- @tparam[opt] table opts `cascade` (default false): true also deletes the definition's
+-- instances, which the service otherwise requires to be gone
+-- @treturn table `{job = id, location = url}`: the job's id and the Location header
+-- @treturn table meta: `status` (the HTTP status) and `request_id` (x-vcap-request-id)
+-- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
+-- authority WORKFLOW_DEFINITION_UNDEPLOY; "not_found" for an unknown id; "conflict" while
+-- instances exist (without cascade)
+function methods:undeploy(id, opts)
   open(self, "undeploy")
   check_id("undeploy", 1, id)
   return call(self, UNDEPLOY, path_of(UNDEPLOY, id), query.build(UNDEPLOY, opts, "undeploy", 2))

@@ -1,26 +1,54 @@
 --- sapwf error objects: what every `nil, err` carries, and how it reads as one line.
 --
--- Fields: kind, status, message, code, log_id, request_id, details, retryable, outcome,
--- method, path, and on 403 authority and hint. Core (transport) errors also keep curl_code
--- and phase. Messages come from the server or libcurl; none ever holds a secret, a token or a
--- request body, and a non-JSON error page is summarised, never copied.
---
--- retryable: true when sending the same call again may succeed and cannot do a thing twice:
---   408, 429 (the service refused before doing anything), 503 (but not for a POST: a proxy
---   may answer it after the service acted), 409 (the spec's "try again
---   later"), a token endpoint 408, 429 or 5xx, network errors before the request was sent;
---   and for methods other than POST also 500, 502, 504 and network errors after sending.
---   (client.lua decides which of these sapwf retries by itself; see README "Retries".)
---   A POST (start, send_message, purge) that may have reached the service is never
---   retryable: retrying could start a second instance.
---
--- outcome: "not_sent" (the request never reached the service), "rejected" (the service
---   answered with an error: nothing changed), "unknown" (it may have taken effect: a network
---   failure after sending, a 500/502/504, or a 2xx whose body could not be read). For
---   "unknown" after a start, look the instance up before starting it again.
---
--- attempts: how many times the call was sent, when sapwf retried it; retry_after: the
---   seconds a Retry-After header asked for, when the last answer had one.
+-- Every call returns its result, or nil and an error object for a failure of the server, the
+-- network or the data; `tostring(err)` is one line (the call, the status, the message and a
+-- short fix), and `sapwf.is_error(v)` tells an error object from a result (wf:start_many's
+-- results hold both). Arguments of the wrong type, unknown options and calls on a closed
+-- client raise instead (a mistake in the calling code). Messages come from the server or
+-- libcurl; none ever holds a secret, a token or a request body, and a non-JSON error page
+-- is summarised, never copied.
+-- @usage
+--   local inst, err = wf:start("orderapproval", context)
+--   if not inst then
+--     if err.kind == "forbidden" then print(err.hint) end      -- the command that grants it
+--     if err.outcome == "unknown" then --[[ look the instance up before starting again ]] end
+--     error(tostring(err))
+--   end
+
+--- The fields of an error object. Only kind, message, retryable and outcome are always there.
+-- @table err
+-- @field kind "invalid" (400, 422, or a value that is not JSON), "auth" (401, or credentials
+-- the token endpoint refused), "forbidden" (403), "not_found" (404), "conflict" (409, 412),
+-- "timeout" (408, or the `timeout` passed), "rate_limited" (429), "server" (5xx, or an
+-- answer too large or unexpected), "network", "tls", "decode" (a 2xx whose body is not the
+-- JSON expected), "config" (a bad service key or option value)
+-- @field message what went wrong, from the server or libcurl
+-- @field status the HTTP status, when an answer came
+-- @field code the service's error code (e.g. bpm.workflowruntime.rest.message.no.match), or
+-- the token endpoint's "error"
+-- @field method the call's method, e.g. "POST"
+-- @field path the call's path, without the query
+-- @field retryable true when sending the same call again may succeed and cannot do a thing
+-- twice: 408, 429, 503 (not for a POST: a proxy may answer it after the service acted),
+-- 409, a token endpoint's 408, 429 or 5xx, a network failure before sending; for methods
+-- other than POST also 500, 502, 504 and network failures after sending. sapwf already
+-- retried these under its retry policy (README, "Retries") before returning the error.
+-- @field outcome "not_sent" (the request never reached the service), "rejected" (the
+-- service answered with an error: nothing changed) or "unknown" (it may have taken effect:
+-- a network failure after sending, a 500/502/504, a 2xx whose body could not be read). For
+-- "unknown" after a start, look the instance up before starting it again.
+-- @field attempts how many times the call was sent, when sapwf retried it
+-- @field retry_after the seconds a Retry-After header asked for, when the last answer had one
+-- @field authority on a 403: the authority the call needs (e.g. WORKFLOW_INSTANCE_START)
+-- @field granted on a 403: the authorities the token has (an array)
+-- @field hint on a 403: the command that grants the missing authority and keeps the granted
+-- ones; on a TLS failure: what to check
+-- @field request_id the x-vcap-request-id of the answer, to quote to SAP support
+-- @field log_id the service's logId, likewise
+-- @field details the service's error details (an array), when it gave any
+-- @field phase "token" or "request": which exchange failed (failures without an answer)
+-- @field curl_code libcurl's error code (failures without an answer)
+-- @field sent whether any byte of the request went out (failures without an answer)
 local cjson_safe = require "cjson.safe"
 
 local type, tostring, pairs, ipairs = type, tostring, pairs, ipairs
@@ -41,7 +69,7 @@ local KIND_BY_STATUS = {
   [429] = "rate_limited",
 }
 
---- The kind for an HTTP error status.
+-- The kind for an HTTP error status.
 function errors.kind_for_status(status)
   local kind = KIND_BY_STATUS[status]
   if kind then return kind end
@@ -92,12 +120,12 @@ local function one_line(e)
 end
 Error.__tostring = one_line
 
---- Makes t an error object (kind and message required).
+-- Makes t an error object (kind and message required).
 function errors.new(t)
   return setmetatable(t, Error)
 end
 
---- True when e is a sapwf error object.
+-- True when e is a sapwf error object.
 function errors.is_error(e)
   return getmetatable(e) == Error
 end
@@ -134,7 +162,7 @@ local function content_type(headers)
   return (match(ct, "^[^;]*"))
 end
 
---- An error object for an HTTP answer the client does not accept.
+-- An error object for an HTTP answer the client does not accept.
 -- ctx: method, path (no query), authority (or nil), hint (or nil).
 function errors.from_response(status, body, headers, ctx)
   local e = {
@@ -191,7 +219,7 @@ function errors.from_response(status, body, headers, ctx)
   return setmetatable(e, Error)
 end
 
---- A 2xx answer whose body could not be decoded. The call did happen.
+-- A 2xx answer whose body could not be decoded. The call did happen.
 function errors.decode(status, headers, ctx, detail)
   local message
   if detail then
@@ -226,7 +254,7 @@ local function tls_hint(curl_code)
     .. "cafile (behind a TLS-inspecting proxy: that proxy's CA); check this machine's clock"
 end
 
---- Gives a `sapwf.core` error (no HTTP answer came) its metatable, retry and outcome rules.
+-- Gives a `sapwf.core` error (no HTTP answer came) its metatable, retry and outcome rules.
 function errors.from_core(cerr, method, path)
   local e = {}
   if type(cerr) == "table" then
@@ -258,7 +286,7 @@ function errors.from_core(cerr, method, path)
   return setmetatable(e, Error)
 end
 
---- The authorities a token's scope string grants: "workflow!b10150.TASK_GET uaa.resource"
+-- The authorities a token's scope string grants: "workflow!b10150.TASK_GET uaa.resource"
 -- gives { "TASK_GET" }. Entries without a dot and uaa.* are not authorities.
 function errors.granted(scope)
   local out = {}
@@ -272,7 +300,7 @@ function errors.granted(scope)
   return out
 end
 
---- The exact command that grants `missing` while keeping what the token already has.
+-- The exact command that grants `missing` while keeping what the token already has.
 -- Returns the hint text.
 -- How the library says "get a new token"; the command line says it its own way (style).
 local LIBRARY_STYLE = { instance = "<instance>", renew = "then get a new token with wf:token(true)",

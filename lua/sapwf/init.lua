@@ -1,18 +1,23 @@
 --- sapwf: the SAP BTP Workflow service REST API from Lua.
 --
--- HTTP, TLS and the token live in the C module sapwf.core (libcurl); this layer reads
--- service keys, speaks JSON (lua-cjson) and turns answers into values or error objects.
--- Server, network and data failures return nil, err (see `sapwf.errors`); wrong arguments
--- raise. Besides new and from_env the module has `sapwf.null`, `sapwf.array(t)` and
--- `sapwf.object(t)` (see `sapwf.json`), `sapwf.is_error(v)` and `sapwf.version`.
---
--- A sapwf.core built for another Lua fails in the dynamic linker, before any of its code
--- runs ("undefined symbol: lua_newuserdatauv" in LuaJIT for a Lua 5.4 build): say which
--- build this interpreter needs.
+-- `sapwf.new` makes a client from a service key; the client's methods call the API with a
+-- client-credentials token that sapwf fetches, caches and renews. Every call returns its
+-- result and a `meta` table, or nil and an error object for a failure of the server, the
+-- network or the data (see `sapwf.errors`). Arguments of the wrong type, unknown options or
+-- query names, and calls on a closed client raise, naming the argument. Besides the
+-- functions below the module has `sapwf.null` (JSON null, for contexts) and
+-- `sapwf.version`.
 -- @usage
 --   local sapwf = require "sapwf"
 --   local wf = assert(sapwf.new{ service_key = "service-key.json" })
 --   local inst = assert(wf:start("orderapproval", { product = "Camera", price = 100 }))
+
+-- HTTP, TLS and the token live in the C module sapwf.core (libcurl); this layer reads
+-- service keys, speaks JSON (lua-cjson) and turns answers into values or error objects.
+--
+-- A sapwf.core built for another Lua fails in the dynamic linker, before any of its code
+-- runs ("undefined symbol: lua_newuserdatauv" in LuaJIT for a Lua 5.4 build): say which
+-- build this interpreter needs.
 local core
 do
   local ok, loaded = pcall(require, "sapwf.core")
@@ -43,11 +48,27 @@ local sapwf = {
   _VERSION = core.version,
   version = core.version,
   null = json.null,
-  array = json.array,
-  object = json.object,
-  is_error = errors.is_error,
   operations = operations,
 }
+
+--- Marks a table as a JSON array, so that an empty one is sent as [] (not {}).
+-- @function array
+-- @tparam[opt] table t the table (default: a new one)
+-- @treturn table t
+sapwf.array = json.array
+
+--- Marks a table as a JSON object, so that an empty one is sent as {} and integer keys
+-- become member names.
+-- @function object
+-- @tparam[opt] table t the table (default: a new one)
+-- @treturn table t
+sapwf.object = json.object
+
+--- Whether v is a sapwf error object (see `sapwf.errors`).
+-- @function is_error
+-- @param v any value
+-- @treturn boolean
+sapwf.is_error = errors.is_error
 
 -- The client for checked options, or nil, err.
 local function build(opts)
@@ -59,20 +80,48 @@ local function build(opts)
   return client.wrap(c, core_opts.api_url, opts.instance, opts)
 end
 
---- A client. opts.service_key: a path, JSON text or table (a workflow service key or a
--- binding's credentials); or api_url, token_url, client_id, client_secret (or cert, key).
--- Also timeout, connect_timeout, cafile, verify, proxy, token_margin, max_response,
--- user_agent (see the C core), instance: the service instance name used in 403 hints, and
--- the retry policy: retries, retry_deadline, backoff_base, backoff_max, log (client.lua).
--- Returns the client, or nil and a `config` error (missing or unreadable key, missing field).
+--- A client for the workflow API. Makes no network call: the token is fetched by the first
+-- call that needs one.
+-- @tparam table opts the options (unknown names and wrong types raise):
+--
+-- - `service_key`: the service key, as a path, JSON text (`cf service-key` output too) or a
+--   table; a key of the Workflow service or of SAP Build Process Automation, or a
+--   binding's credentials. Or instead:
+-- - `api_url`, `token_url`, `client_id` and `client_secret` (or `cert` and `key`, PEM text,
+--   for an x509 key); given with service_key, they win
+-- - `instance`: the service instance's name, used in the `cf update-service` of 403 hints
+-- - `timeout` (default 60): seconds one request may take, its token fetch, a 401's renewal
+--   and replay included; `connect_timeout` (default 10)
+-- - `cafile`: a CA bundle; `verify` (default true): false turns TLS verification off, and
+--   says so in tostring(wf); `proxy`: a proxy URL
+-- - `allow_http` (default false): true allows http:// beyond this machine (the secret and
+--   tokens then cross the network in clear text)
+-- - `token_margin` (default 60): seconds before expiry a token is renewed (at most half
+--   its lifetime)
+-- - `max_response` (default 16 MiB): the largest answer taken
+-- - `user_agent` (default "sapwf/" .. sapwf.version)
+-- - the retry policy (README, "Retries"): `retries` (default 3), `retry_deadline` (default
+--   30 s), `backoff_base` (default 0.5 s), `backoff_max` (default 8 s)
+-- - `log`: a function that gets an event table for each retry and token refresh (never a
+--   token, secret or body)
+-- @treturn table the client, `wf`: its methods are on the pages of `sapwf.client`,
+-- `sapwf.definitions`, `sapwf.instances`, `sapwf.tasks`, `sapwf.messages`, `sapwf.jobs`,
+-- `sapwf.paging`, `sapwf.request` and `sapwf.batch`
+-- @fails nil, err with kind "config": a key that is missing, unreadable or lacks a field, an
+-- http:// URL beyond this machine without allow_http (see `sapwf.errors`)
 function sapwf.new(opts)
   options.check(opts, "new")
   return build(opts)
 end
 
---- A client from the VCAP_SERVICES binding of the workflow service (label "workflow" or
--- "process-automation-service"); name picks one binding when there are several. opts as in
--- new (without service_key). 403 hints then name the service instance.
+--- A client from the VCAP_SERVICES environment variable of an app bound to the workflow
+-- service (label "workflow" or "process-automation-service"). 403 hints then name the
+-- service instance.
+-- @tparam[opt] string name the binding's name or instance name, when there are several
+-- @tparam[opt] table opts as for `new`, without service_key
+-- @treturn table the client
+-- @fails nil, err with kind "config": no VCAP_SERVICES, no such binding, or several and no
+-- name
 function sapwf.from_env(name, opts)
   if name ~= nil and type(name) ~= "string" then
     error(format("bad argument #1 to 'from_env' (string expected, got %s)", type(name)), 2)

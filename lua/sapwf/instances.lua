@@ -34,10 +34,20 @@ local function definition_text(definition_id)
   return text
 end
 
---- Starts the latest version of a definition with a context (a table; default {}).
--- Returns the new instance (id, status, ...), meta. On failure err.outcome tells whether an
--- instance may exist anyway ("unknown": look it up before starting again).
-function methods.start(self, definition_id, context)
+--- Starts the latest version of a workflow definition. A start is never sent twice by
+-- itself: when its outcome is unknown (the connection broke after it was sent) the error
+-- says so, and the instance may exist; look it up (wf:instances with definitionId and
+-- startedFrom) before starting again.
+-- @tparam string definition_id the definition to start
+-- @tparam[opt] table context the start context (default {}): any JSON value table; use
+-- sapwf.array and sapwf.object where an empty table must be [] or {}
+-- @treturn table the new instance: id, definitionId, definitionVersion, status, startedAt, ...
+-- @treturn table meta: `status` (the HTTP status) and `request_id` (x-vcap-request-id)
+-- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
+-- authority WORKFLOW_INSTANCE_START; "not_found" for an unknown definition; "invalid" for a
+-- context the definition refuses or a value that is not JSON. err.outcome is "unknown" when
+-- the start may have happened, "rejected" or "not_sent" when it surely did not
+function methods:start(definition_id, context)
   open(self, "start")
   -- The hot path of bulk starts: each check is called only to raise.
   if type(definition_id) ~= "string" then base.check_string("start", 1, definition_id) end
@@ -55,59 +65,89 @@ function methods.start(self, definition_id, context)
               '{"definitionId":' .. id_text .. ',"context":' .. ctx_text .. '}')
 end
 
---- Instances matching q (no filter: RUNNING and ERRONEOUS ones): array, meta.
-function methods.instances(self, q)
+--- The workflow instances matching q; with no status filter the service returns the
+-- RUNNING and ERRONEOUS ones. At most one page: see wf:each_instance for all matches.
+-- @tparam[opt] table q names: `top` (page size, 1 to 1000), `skip` (0 to 4000), `orderby`
+-- (e.g. "startedAt desc"), `inlinecount` (true: meta.total), `expand`; the filters
+-- `businessKey`, `completedAt`, `completedFrom`, `completedUpTo`, `containsText`,
+-- `definitionId`, `definitionVersion`, `id`, `parentInstanceId`, `rootInstanceId`,
+-- `startedAt`, `startedBy`, `startedFrom`, `startedUpTo`, `status`, `subject` (an array
+-- value repeats a filter: the service combines them with OR). An unknown name raises.
+-- @treturn table array of instances: id, definitionId, status, startedAt, businessKey, ...
+-- @treturn table meta: `status`, `request_id`, and `total` (all matches) when q.inlinecount
+-- is true
+-- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
+-- authority WORKFLOW_INSTANCE_GET
+function methods:instances(q)
   open(self, "instances")
   return call(self, INSTANCES, INSTANCES.path, query.build(INSTANCES, q, "instances", 1))
 end
 
---- One instance; opts.expand = "attributes" adds its custom attributes.
-function methods.instance(self, id, opts)
+--- One workflow instance.
+-- @tparam string id the workflow instance id
+-- @tparam[opt] table opts `expand = "attributes"` adds its custom attributes
+-- @treturn table the instance: id, definitionId, status, startedAt, ...
+-- @treturn table meta: `status` (the HTTP status) and `request_id` (x-vcap-request-id)
+-- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
+-- authority WORKFLOW_INSTANCE_GET; "not_found" for an unknown id
+function methods:instance(id, opts)
   open(self, "instance")
   check_id("instance", 1, id)
   return call(self, INSTANCE, path_of(INSTANCE, id), query.build(INSTANCE, opts, "instance", 2))
 end
 
---- The instance's context, the data its steps read and write: a table, meta.
--- @function methods.context
--- @string id the instance id
+--- The instance's context: the data its steps read and write.
+-- @function methods:context
+-- @tparam string id the workflow instance id
 -- @treturn table the context
--- @treturn table meta
+-- @treturn table meta: `status` (the HTTP status) and `request_id` (x-vcap-request-id)
+-- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
+-- authority WORKFLOW_INSTANCE_GET_CONTEXT; "not_found" for an unknown id
 methods.context = by_id(CONTEXT, "context")
 
---- The instance's custom attributes: array of {id, label, value, type}, meta.
--- @function methods.attributes
--- @string id the instance id
+--- The instance's custom attributes.
+-- @function methods:attributes
+-- @tparam string id the workflow instance id
 -- @treturn table array of {id, label, value, type}
--- @treturn table meta
+-- @treturn table meta: `status` (the HTTP status) and `request_id` (x-vcap-request-id)
+-- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
+-- authority WORKFLOW_INSTANCE_GET_ATTRIBUTES; "not_found" for an unknown id
 methods.attributes = by_id(ATTRIBUTES, "attributes")
 
---- The instance's execution log: array of events (started, task created, ...), meta.
--- @function methods.execution_logs
--- @string id the instance id
+--- The instance's execution log: one event per step (started, task created, ...).
+-- @function methods:execution_logs
+-- @tparam string id the workflow instance id
 -- @treturn table array of events
--- @treturn table meta
+-- @treturn table meta: `status` (the HTTP status) and `request_id` (x-vcap-request-id)
+-- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
+-- authority WORKFLOW_INSTANCE_GET_EXECUTION_LOGS; "not_found" for an unknown id
 methods.execution_logs = by_id(LOGS, "execution_logs")
 
---- The error messages of the instance's failed activities (why it is ERRONEOUS): array, meta.
--- @function methods.error_messages
--- @string id the instance id
+--- The error messages of the instance's failed activities: why it is ERRONEOUS.
+-- @function methods:error_messages
+-- @tparam string id the workflow instance id
 -- @treturn table array of messages
--- @treturn table meta
+-- @treturn table meta: `status` (the HTTP status) and `request_id` (x-vcap-request-id)
+-- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
+-- authority WORKFLOW_INSTANCE_GET_ERROR_MESSAGES; "not_found" for an unknown id
 methods.error_messages = by_id(ERRORS, "error_messages")
 
---- The instance's role assignments: {viewerUsers = {...}, adminGroups = {...}, ...}, meta.
--- @function methods.roles
--- @string id the instance id
--- @treturn table the role assignments
--- @treturn table meta
+--- The instance's role assignments.
+-- @function methods:roles
+-- @tparam string id the workflow instance id
+-- @treturn table {viewerUsers =, viewerGroups =, adminUsers =, adminGroups =, ...}
+-- @treturn table meta: `status` (the HTTP status) and `request_id` (x-vcap-request-id)
+-- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
+-- authority WORKFLOW_INSTANCE_GET_ROLES; "not_found" for an unknown id
 methods.roles = by_id(ROLES, "roles")
 
---- The instance's attachments: a table, meta.
--- @function methods.attachments
--- @string id the instance id
+--- The instance's attachments.
+-- @function methods:attachments
+-- @tparam string id the workflow instance id
 -- @treturn table the attachments
--- @treturn table meta
+-- @treturn table meta: `status` (the HTTP status) and `request_id` (x-vcap-request-id)
+-- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
+-- authority WORKFLOW_INSTANCE_GET_ATTACHMENTS; "not_found" for an unknown id
 methods.attachments = by_id(ATTACHMENTS, "attachments")
 
 -- PATCH/PUT of a JSON table; true, meta on success.
@@ -118,24 +158,44 @@ local function send_table(self, op, id, value, root)
   return call(self, op, path, "", text)
 end
 
---- Merges patch into the context (PATCH).
-function methods.update_context(self, id, patch)
+--- Merges patch into the instance's context (PATCH): the fields given replace theirs.
+-- @tparam string id the workflow instance id
+-- @tparam table patch the fields to set
+-- @treturn boolean true
+-- @treturn table meta: `status` (the HTTP status) and `request_id` (x-vcap-request-id)
+-- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
+-- authority WORKFLOW_INSTANCE_UPDATE_CONTEXT; "not_found" for an unknown id; "invalid" for
+-- a value that is not JSON
+function methods:update_context(id, patch)
   open(self, "update_context")
   check_id("update_context", 1, id)
   check_table("update_context", 2, patch)
   return send_table(self, UPDATE_CONTEXT, id, patch, "patch")
 end
 
---- Replaces the whole context (PUT).
-function methods.replace_context(self, id, context)
+--- Replaces the instance's whole context (PUT).
+-- @tparam string id the workflow instance id
+-- @tparam table context the new context
+-- @treturn boolean true
+-- @treturn table meta: `status` (the HTTP status) and `request_id` (x-vcap-request-id)
+-- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
+-- authority WORKFLOW_INSTANCE_UPDATE_CONTEXT; "not_found" for an unknown id; "invalid" for
+-- a value that is not JSON
+function methods:replace_context(id, context)
   open(self, "replace_context")
   check_id("replace_context", 1, id)
   check_table("replace_context", 2, context)
   return send_table(self, REPLACE_CONTEXT, id, context, "context")
 end
 
---- Replaces the attachments (PUT).
-function methods.update_attachments(self, id, attachments)
+--- Replaces the instance's attachments (PUT).
+-- @tparam string id the workflow instance id
+-- @tparam table attachments the attachments, as wf:attachments returns them
+-- @treturn boolean true
+-- @treturn table meta: `status` (the HTTP status) and `request_id` (x-vcap-request-id)
+-- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
+-- authority WORKFLOW_INSTANCE_UPDATE_ATTACHMENTS; "not_found" for an unknown id
+function methods:update_attachments(id, attachments)
   open(self, "update_attachments")
   check_id("update_attachments", 1, id)
   check_table("update_attachments", 2, attachments)
@@ -143,25 +203,36 @@ function methods.update_attachments(self, id, attachments)
 end
 
 -- Status changes are asynchronous: the service answers 202 and the status follows.
---- Cancels the instance. true, meta once the service accepts it (202); the status follows.
--- @function methods.cancel
--- @string id the instance id
--- @treturn boolean true once the service accepted it (202)
--- @treturn table meta
+
+--- Cancels the instance. The service accepts it (202) and the status follows.
+-- @function methods:cancel
+-- @tparam string id the workflow instance id
+-- @treturn boolean true once the service accepted it
+-- @treturn table meta: `status` (the HTTP status) and `request_id` (x-vcap-request-id)
+-- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
+-- authority WORKFLOW_INSTANCE_CANCEL; "not_found" for an unknown id; "conflict" when the
+-- status does not allow it
 methods.cancel = by_id(CANCEL, "cancel", '{"status":"CANCELED"}')
 
---- Suspends the instance until wf:resume. true, meta on 202; the status follows.
--- @function methods.suspend
--- @string id the instance id
--- @treturn boolean true once the service accepted it (202)
--- @treturn table meta
+--- Suspends the instance until wf:resume. The service accepts it (202) and the status follows.
+-- @function methods:suspend
+-- @tparam string id the workflow instance id
+-- @treturn boolean true once the service accepted it
+-- @treturn table meta: `status` (the HTTP status) and `request_id` (x-vcap-request-id)
+-- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
+-- authority WORKFLOW_INSTANCE_SUSPEND; "not_found" for an unknown id; "conflict" when the
+-- status does not allow it
 methods.suspend = by_id(SUSPEND, "suspend", '{"status":"SUSPENDED"}')
 
---- Resumes a suspended instance, or retries the failed activities of an erroneous one.
--- @function methods.resume
--- @string id the instance id
--- @treturn boolean true once the service accepted it (202)
--- @treturn table meta
+--- Resumes a suspended instance, or retries the failed activities of an erroneous one. The
+-- service accepts it (202) and the status follows.
+-- @function methods:resume
+-- @tparam string id the workflow instance id
+-- @treturn boolean true once the service accepted it
+-- @treturn table meta: `status` (the HTTP status) and `request_id` (x-vcap-request-id)
+-- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
+-- authority WORKFLOW_INSTANCE_RETRY_RESUME; "not_found" for an unknown id; "conflict" when
+-- the status does not allow it
 methods.resume = by_id(RESUME, "resume", '{"status":"RUNNING"}')
 
 local ROLE_NAMES = {
@@ -171,9 +242,17 @@ local ROLE_NAMES = {
 }
 
 
---- Changes the instance roles: {viewerUsers = {"a@x", "b@x"}, adminGroups = "G1", ...}.
--- A present role replaces the assignment; "" (or {}) clears it.
-function methods.update_roles(self, id, roles)
+--- Changes the instance's role assignments. A role given replaces its assignment; "" (or {})
+-- clears it; roles not given stay.
+-- @tparam string id the workflow instance id
+-- @tparam table roles any of viewerUsers, viewerGroups, adminUsers, adminGroups,
+-- contextViewerUsers, contextViewerGroups, contextAdminUsers, contextAdminGroups: each a
+-- string of comma-separated names or an array of names (e.g. {viewerUsers = {"a@x", "b@x"}})
+-- @treturn boolean true
+-- @treturn table meta: `status` (the HTTP status) and `request_id` (x-vcap-request-id)
+-- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
+-- authority WORKFLOW_INSTANCE_UPDATE_ROLES; "not_found" for an unknown id
+function methods:update_roles(id, roles)
   open(self, "update_roles")
   check_id("update_roles", 1, id)
   check_table("update_roles", 2, roles)
@@ -190,9 +269,14 @@ function methods.update_roles(self, id, roles)
   return send_table(self, UPDATE_ROLES, id, body, "roles")
 end
 
---- Deletes instances by id. true, meta when done (200); {job =, location =}, meta when the
--- service deletes them in the background (202).
-function methods.delete_instances(self, ids)
+--- Deletes workflow instances.
+-- @tparam table ids array of instance ids (at least one)
+-- @treturn boolean|table true when the service deleted them at once (200), or `{job =,
+-- location =}` when it deletes them in the background (202): follow it with wf:job
+-- @treturn table meta: `status` (the HTTP status) and `request_id` (x-vcap-request-id)
+-- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
+-- authority WORKFLOW_INSTANCES_UPDATE
+function methods:delete_instances(ids)
   open(self, "delete_instances")
   check_table("delete_instances", 1, ids)
   local n = #ids

@@ -9,15 +9,26 @@ local methods = {}
 
 local JOB, FORMS = ops.job, ops.forms
 
---- The status of a background job. A finished job is gone: 404 (kind not_found).
--- @function methods.job
--- @string id the job id (the `job` of what wf:undeploy or wf:delete_instances returned)
+--- The status of a background job (wf:undeploy, wf:delete_instances). A finished job is
+-- gone: 404.
+-- @function methods:job
+-- @tparam string id the job id: the `job` of what wf:undeploy or wf:delete_instances returned
 -- @treturn table the job: id, status, ...
--- @treturn table meta
+-- @treturn table meta: `status` (the HTTP status) and `request_id` (x-vcap-request-id)
+-- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
+-- authority JOB_STATUS_GET; "not_found" for an unknown or finished job
 methods.job = by_id(JOB, "job")
 
---- Form definitions: array, meta (q: top, skip, inlinecount, type = "start" | "task").
-function methods.forms(self, q)
+--- The form definitions.
+-- @tparam[opt] table q names: `top` (page size, 1 to 1000), `skip` (0 to 4000),
+-- `inlinecount` (true: meta.total); the filters `type` (an array value repeats a filter:
+-- the service combines them with OR). An unknown name raises.
+-- @treturn table array of forms
+-- @treturn table meta: `status`, `request_id`, and `total` (all matches) when q.inlinecount
+-- is true
+-- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
+-- authority FORM_DEFINITION_GET
+function methods:forms(q)
   open(self, "forms")
   return call(self, FORMS, FORMS.path, query.build(FORMS, q, "forms", 1))
 end

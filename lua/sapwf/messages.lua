@@ -16,15 +16,18 @@ local function bad(msg)
   error("bad argument #1 to 'send_message' (" .. msg .. ")", 3)
 end
 
---- Sends a message: `{definitionId = message_name, workflowInstanceId = id}` addresses one
--- instance; `{definitionId =, workflowDefinitionId =, businessKey =}` addresses every instance
--- of that definition with that business key; context (optional) is merged into theirs.
--- Returns the instances that consumed it (array of {id = ...}), meta. A message no instance
--- waits for fails with kind "invalid" (422, code bpm.workflowruntime.rest.message.no.match).
---
--- The addressing rule is checked before sending and a violation raises: it is a mistake in
--- the calling code, not a condition to handle at run time.
-function methods.send_message(self, message)
+--- Sends a message to the intermediate message events that wait for it. Either addresses one
+-- instance, `{definitionId = message_name, workflowInstanceId = id}`, or every instance of
+-- a definition with a business key, `{definitionId =, workflowDefinitionId =, businessKey
+-- =}`; an optional `context` table is merged into theirs. Breaking that rule is a mistake
+-- in the calling code, so it raises.
+-- @tparam table message as above
+-- @treturn table the instances that consumed it: array of {id = ...}
+-- @treturn table meta: `status` (the HTTP status) and `request_id` (x-vcap-request-id)
+-- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
+-- authority MESSAGE_SEND; "invalid" (422, code bpm.workflowruntime.rest.message.no.match)
+-- when no instance waits for it
+function methods:send_message(message)
   open(self, "send_message")
   if type(message) ~= "table" then
     bad(format("table expected, got %s", type(message)))

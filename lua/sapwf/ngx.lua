@@ -1,16 +1,10 @@
 --- sapwf.ngx: sapwf inside OpenResty / nginx's Lua module, without blocking the event loop.
 --
 -- The client is a sapwf client (every method, the same results and error objects) whose
--- transport runs elsewhere. libcurl blocks while it waits for the network, and a blocked
--- nginx worker serves no other connection; so each HTTP exchange runs in a thread of the
--- nginx thread pool (ngx.run_worker_thread, sapwf/ngx/thread.lua) while the request's
--- coroutine yields and the event loop goes on. Argument checks, JSON and error objects stay
--- in the request's Lua state; only (token, method, path, body) go to the thread and
--- (status, body, headers) come back.
---
--- One token serves every worker and thread: it is kept in the shared dict and renewed by
--- one request at a time (sapwf/ngx/token.lua). A 401 renews it once and replays the call
--- once (send.lua decides; Transport:renew renews), as for the plain client.
+-- HTTP exchanges run in a thread of the nginx thread pool while the request waits, so the
+-- worker goes on serving other connections. One token serves every worker
+-- and thread: it is kept in a shared dict and renewed by one request at a time; a 401
+-- renews it once and replays the call once, as for the plain client.
 --
 -- Phases: calls run where nginx allows worker threads: rewrite_by_lua*, access_by_lua*,
 -- content_by_lua* and ngx.timer callbacks. Elsewhere (init_by_lua*, init_worker_by_lua*,
@@ -23,6 +17,10 @@
 --
 --   local wf = assert(require("sapwf.ngx").new{ service_key = "/etc/sapwf/key.json" })
 --   local inst, err = wf:start("orderapproval", context)   -- in a handler or an ngx.timer
+
+-- Inside: sapwf/ngx/thread.lua is what runs in the worker threads (a sapwf.core client per
+-- configuration, auto_token off); sapwf/ngx/token.lua keeps the shared token; the
+-- Transport below is what the client sends through (send.lua's request, renew, token).
 local sapwf = require "sapwf"
 local core = require "sapwf.core"
 local client = require "sapwf.client"
@@ -39,12 +37,14 @@ local min = math.min
 
 local THREAD_MODULE = "sapwf.ngx.thread"
 
-local sapwf_ngx = {
-  _VERSION = sapwf._VERSION,
-  --- sapwf's JSON decoder (integers exact, empty arrays stay arrays when sent back):
-  -- value | nil, message.
-  decode = json.decode,
-}
+local sapwf_ngx = { _VERSION = sapwf._VERSION }
+
+--- sapwf's JSON decoder: integers stay exact, and empty arrays stay arrays when sent back.
+-- @function decode
+-- @tparam string text JSON text
+-- @return the value
+-- @fails nil and a message (positions only, never the text)
+sapwf_ngx.decode = json.decode
 
 -- The options this module adds to sapwf.new's.
 local OWN_OPTIONS = { thread_pool = "string", shared_dict = "string" }
@@ -127,11 +127,13 @@ local function run_in_thread(pool, patience, fn, ...)
   return false, a
 end
 
---- Makes `vms` Lua states for the worker threads of thread_pool now, in a timer, so that
--- calls do not make them on the event loop later. Call it from init_worker_by_lua*
--- (opts: thread_pool (default "sapwf"), vms (default 32): the calls you expect at once per
--- worker, waiting ones included). Reports a thread pool or build problem in the error log
--- at once. Returns true, or nil and the message of ngx.timer.at.
+--- Makes the Lua states of the worker threads now, in a timer, so that calls do not make
+-- them on the event loop later. Call it from init_worker_by_lua*. A thread pool or build
+-- problem is reported in nginx's error log at once.
+-- @tparam[opt] table opts `thread_pool` (default "sapwf"): the thread_pool of nginx.conf;
+-- `vms` (default 32): the calls you expect at once per worker, waiting ones included
+-- @treturn boolean true
+-- @fails nil and the message of ngx.timer.at
 function sapwf_ngx.warm_up(opts)
   opts = opts or {}
   if type(opts) ~= "table" then
@@ -265,10 +267,14 @@ end
 
 -- ------------------------------------------------------------------------------------------
 
---- A sapwf client for nginx. opts: as sapwf.new's, and
---   thread_pool  the `thread_pool` of nginx.conf the HTTP work runs in (default "sapwf")
---   shared_dict  the `lua_shared_dict` that keeps the token (default "sapwf_tokens")
--- Returns the client, or nil and a `config` error (bad key, no such shared dict).
+--- A sapwf client for nginx: every method of a sapwf client, with the same results and
+-- errors, without blocking the event loop. It does no network I/O itself and may run in
+-- any phase; its calls run where nginx allows worker threads (see the top of this page).
+-- @tparam table opts as for sapwf.new, and `thread_pool` (default "sapwf"): the
+-- thread_pool of nginx.conf the HTTP work runs in; `shared_dict` (default "sapwf_tokens"):
+-- the lua_shared_dict that keeps the token
+-- @treturn table the client
+-- @fails nil, err with kind "config": a bad service key, or no such shared dict
 function sapwf_ngx.new(opts)
   if type(ngx) ~= "table" or type(ngx.run_worker_thread) ~= "function" then
     error("sapwf.ngx needs nginx's Lua module with ngx.run_worker_thread (OpenResty, or "

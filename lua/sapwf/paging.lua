@@ -1,7 +1,8 @@
 --- wf:each_instance(q) and wf:each_task(q): generic-for iterators over every match.
 --
 -- Pages are fetched as the loop needs them; q.top is the page size (default and most 1000),
--- q.skip where to start (default 0). The API pages with $skip <= 4000 and $top <= 1000, so
+-- q.skip where to start (default 0). The API pages with $skip at most 4000 and $top at most
+-- 1000, so
 -- matches up to number 4000 + page size (5000 with the default) can be reached; the last
 -- page is asked for at $skip 4000 with the overlap dropped. The first page asks for
 -- the total ($inlinecount); if more matches exist than can be reached, each_* raises an
@@ -111,8 +112,19 @@ local function pager(self, op, page_size, skip, filter)
   end
 end
 
---- Every workflow instance matching q (see the top of this file).
-function methods.each_instance(self, q)
+--- Every workflow instance matching q, one by one, for a generic for; pages are fetched
+-- as the loop needs them. Reaches the matches the API can page to: with more, it raises
+-- before yielding anything (see the top of this page).
+-- @tparam[opt] table q names: `top` (page size, 1 to 1000), `skip` (0 to 4000), `orderby`
+-- (e.g. "startedAt desc"), `inlinecount` (true: meta.total), `expand`; the filters
+-- `businessKey`, `completedAt`, `completedFrom`, `completedUpTo`, `containsText`,
+-- `definitionId`, `definitionVersion`, `id`, `parentInstanceId`, `rootInstanceId`,
+-- `startedAt`, `startedBy`, `startedFrom`, `startedUpTo`, `status`, `subject` (an array
+-- value repeats a filter: the service combines them with OR). An unknown name raises.
+-- @treturn function the iterator: each call gives the next instance, then nil
+-- @fails raises an error object (a sapwf error: pcall and tostring work) when a page fails,
+-- or, with kind "invalid" and code "sapwf.paging.limit", when more match than can be reached
+function methods:each_instance(q)
   open(self, "each_instance")
   if q ~= nil and type(q) ~= "table" then
     bad("each_instance", "table expected, got " .. type(q))
@@ -122,8 +134,21 @@ function methods.each_instance(self, q)
   return pager(self, ops.instances, page_size, skip, filter)
 end
 
---- Every task instance matching q (see the top of this file).
-function methods.each_task(self, q)
+--- Every user task instance matching q, one by one, for a generic for (as
+-- wf:each_instance).
+-- @tparam[opt] table q names: `top` (page size, 1 to 1000), `skip` (0 to 4000), `orderby`
+-- (e.g. "startedAt desc"), `inlinecount` (true: meta.total), `expand`; the filters
+-- `activityId`, `claimedAt`, `claimedFrom`, `claimedUpTo`, `completedAt`, `completedFrom`,
+-- `completedUpTo`, `containsText`, `createdAt`, `createdFrom`, `createdUpTo`,
+-- `definitionId`, `description`, `dueDate`, `dueDateFrom`, `dueDateUpTo`, `id`,
+-- `lastChangedAt`, `lastChangedFrom`, `lastChangedUpTo`, `priority`, `processor`,
+-- `recipientGroups`, `recipientUsers`, `status`, `subject`, `workflowDefinitionId`,
+-- `workflowInstanceId` (an array value repeats a filter: the service combines them with
+-- OR). An unknown name raises.
+-- @treturn function the iterator: each call gives the next task, then nil
+-- @fails raises an error object when a page fails, or (code "sapwf.paging.limit") when more
+-- match than can be reached
+function methods:each_task(q)
   open(self, "each_task")
   if q ~= nil and type(q) ~= "table" then
     bad("each_task", "table expected, got " .. type(q))

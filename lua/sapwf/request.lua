@@ -34,14 +34,19 @@ local function authority_of(method, path)
   return nil
 end
 
---- Sends method to path (relative to the API root, e.g. "/v1/export").
--- opts.query: a table of parameters (any names; values escaped); opts.body: a table sent as
--- JSON or a string sent as is. Returns the answer (decoded JSON; the text for other content
--- types; true for an empty body) and the response headers, or nil, err for an HTTP error or
--- a failure (a 3xx is an error: sapwf follows no redirect). The path is sent as given, but
--- it cannot leave the API: "." and ".." segments (also percent-encoded) raise. Use the
--- methods for ids from untrusted input: they escape them.
-function methods.request(self, method, path, opts)
+--- Sends any API call the methods do not cover (export, purge, form models, ...). The path
+-- is sent as given, but it cannot leave the API: "." and ".." segments (also as %2e) raise.
+-- Use the methods for ids from untrusted input: they escape them.
+-- @tparam string method "GET", "POST", "PUT", "PATCH" or "DELETE"
+-- @tparam string path relative to the API root, e.g. "/v1/export"
+-- @tparam[opt] table opts `query`: a table of parameters (any names; values escaped);
+-- `body`: a table sent as JSON, or a string sent as is
+-- @treturn table|string|boolean the answer: decoded JSON, the text for other content types,
+-- true for an empty body
+-- @treturn table the response headers, names lower-cased
+-- @fails nil, err (see `sapwf.errors`) for any status but 2xx (a 3xx too: sapwf follows no
+-- redirect) and for failures; a 403 names the authority the operations table gives
+function methods:request(method, path, opts)
   open(self, "request")
   if type(method) ~= "string" then bad(1, "string expected, got " .. type(method)) end
   if not METHODS[method] then

@@ -15,56 +15,94 @@ local CONTEXT, ATTRIBUTES, ATTACHMENTS = ops.task_context, ops.task_attributes,
   ops.task_attachments
 local FORM, FORM_MODEL, DEFINITIONS = ops.task_form, ops.task_form_model, ops.task_definitions
 
---- Task instances matching q (no filter: all statuses): array, meta.
-function methods.tasks(self, q)
+--- The user task instances matching q; with no status filter, tasks of every status. At most
+-- one page: see wf:each_task for all matches.
+-- @tparam[opt] table q names: `top` (page size, 1 to 1000), `skip` (0 to 4000), `orderby`
+-- (e.g. "startedAt desc"), `inlinecount` (true: meta.total), `expand`; the filters
+-- `activityId`, `claimedAt`, `claimedFrom`, `claimedUpTo`, `completedAt`, `completedFrom`,
+-- `completedUpTo`, `containsText`, `createdAt`, `createdFrom`, `createdUpTo`,
+-- `definitionId`, `description`, `dueDate`, `dueDateFrom`, `dueDateUpTo`, `id`,
+-- `lastChangedAt`, `lastChangedFrom`, `lastChangedUpTo`, `priority`, `processor`,
+-- `recipientGroups`, `recipientUsers`, `status`, `subject`, `workflowDefinitionId`,
+-- `workflowInstanceId` (an array value repeats a filter: the service combines them with
+-- OR). An unknown name raises.
+-- @treturn table array of tasks: id, subject, status, processor, workflowInstanceId, ...
+-- @treturn table meta: `status`, `request_id`, and `total` (all matches) when q.inlinecount
+-- is true
+-- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
+-- authority TASK_GET
+function methods:tasks(q)
   open(self, "tasks")
   return call(self, TASKS, TASKS.path, query.build(TASKS, q, "tasks", 1))
 end
 
---- One task; opts.expand = "attributes" adds its custom attributes.
-function methods.task(self, id, opts)
+--- One user task instance.
+-- @tparam string id the task instance id
+-- @tparam[opt] table opts `expand = "attributes"` adds its custom attributes
+-- @treturn table the task: id, subject, status, processor, ...
+-- @treturn table meta: `status` (the HTTP status) and `request_id` (x-vcap-request-id)
+-- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
+-- authority TASK_GET; "not_found" for an unknown id
+function methods:task(id, opts)
   open(self, "task")
   check_id("task", 1, id)
   return call(self, TASK, path_of(TASK, id), query.build(TASK, opts, "task", 2))
 end
 
---- The context of the task's workflow instance, as the task sees it: a table, meta.
--- @function methods.task_context
--- @string id the task id
+--- The context of the task's workflow instance, as the task sees it.
+-- @function methods:task_context
+-- @tparam string id the task instance id
 -- @treturn table the context
--- @treturn table meta
+-- @treturn table meta: `status` (the HTTP status) and `request_id` (x-vcap-request-id)
+-- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
+-- authority TASK_GET_CONTEXT; "not_found" for an unknown id
 methods.task_context = by_id(CONTEXT, "task_context")
 
---- The task's custom attributes: array, meta.
--- @function methods.task_attributes
--- @string id the task id
+--- The task's custom attributes.
+-- @function methods:task_attributes
+-- @tparam string id the task instance id
 -- @treturn table array of {id, label, value, type}
--- @treturn table meta
+-- @treturn table meta: `status` (the HTTP status) and `request_id` (x-vcap-request-id)
+-- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
+-- authority TASK_GET_ATTRIBUTES; "not_found" for an unknown id
 methods.task_attributes = by_id(ATTRIBUTES, "task_attributes")
 
---- The task's attachments, meta.
--- @function methods.task_attachments
--- @string id the task id
+--- The task's attachments.
+-- @function methods:task_attachments
+-- @tparam string id the task instance id
 -- @treturn table the attachments
--- @treturn table meta
+-- @treturn table meta: `status` (the HTTP status) and `request_id` (x-vcap-request-id)
+-- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
+-- authority TASK_GET_ATTACHMENTS; "not_found" for an unknown id
 methods.task_attachments = by_id(ATTACHMENTS, "task_attachments")
 
---- The task's form (404 when the task has none).
--- @function methods.task_form
--- @string id the task id
+--- The task's form.
+-- @function methods:task_form
+-- @tparam string id the task instance id
 -- @treturn table the form
--- @treturn table meta
+-- @treturn table meta: `status` (the HTTP status) and `request_id` (x-vcap-request-id)
+-- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
+-- authority TASK_GET_FORM; "not_found" for an unknown id, or a task without a form
 methods.task_form = by_id(FORM, "task_form")
 
 --- The model of the task's form.
--- @function methods.task_form_model
--- @string id the task id
+-- @function methods:task_form_model
+-- @tparam string id the task instance id
 -- @treturn table the form model
--- @treturn table meta
+-- @treturn table meta: `status` (the HTTP status) and `request_id` (x-vcap-request-id)
+-- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
+-- authority TASK_GET_FORM_MODEL; "not_found" for an unknown id, or a task without a form
 methods.task_form_model = by_id(FORM_MODEL, "task_form_model")
 
---- Completes a task, merging context (optional table) into the workflow context.
-function methods.complete_task(self, id, context)
+--- Completes a user task, merging context into the workflow's context.
+-- @tparam string id the task instance id
+-- @tparam[opt] table context the fields the task's user filled in (default: none)
+-- @treturn boolean true
+-- @treturn table meta: `status` (the HTTP status) and `request_id` (x-vcap-request-id)
+-- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
+-- authority TASK_COMPLETE; "not_found" for an unknown id; "conflict" for a task that is not
+-- READY or RESERVED; "invalid" for a value that is not JSON
+function methods:complete_task(id, context)
   open(self, "complete_task")
   check_id("complete_task", 1, id)
   local path = path_of(COMPLETE, id)
@@ -87,10 +125,17 @@ local TASK_FIELDS = {
 local TASK_LISTS = { recipientUsers = true, recipientGroups = true }
 local EXPECTED = { table = "table", string = "string", list = "string or list of strings" }
 
---- Changes task properties: {processor = "bob", priority = "HIGH", recipientUsers = {..}}.
--- Recipient arrays are joined with "," as the API wants. status = "COMPLETED" completes
--- the task (and then needs TASK_COMPLETE instead of TASK_UPDATE).
-function methods.update_task(self, id, fields)
+--- Changes task properties. status = "COMPLETED" completes the task (and then needs the
+-- authority TASK_COMPLETE instead of TASK_UPDATE).
+-- @tparam string id the task instance id
+-- @tparam table fields any of context, attachments (tables), status, subject, description,
+-- processor, dueDate, priority (strings), recipientUsers, recipientGroups (a string of
+-- comma-separated names, or an array of names)
+-- @treturn boolean true
+-- @treturn table meta: `status` (the HTTP status) and `request_id` (x-vcap-request-id)
+-- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
+-- authority TASK_UPDATE; "not_found" for an unknown id
+function methods:update_task(id, fields)
   open(self, "update_task")
   check_id("update_task", 1, id)
   check_table("update_task", 2, fields)
@@ -112,8 +157,15 @@ function methods.update_task(self, id, fields)
   return call(self, op, path, "", text)
 end
 
---- Task definitions: array, meta (q: top, skip, inlinecount, expand = "attributeDefinitions").
-function methods.task_definitions(self, q)
+--- The user task definitions of the deployed workflows.
+-- @tparam[opt] table q names: `top` (page size, 1 to 1000), `skip` (0 to 4000),
+-- `inlinecount` (true: meta.total), `expand`. An unknown name raises.
+-- @treturn table array of task definitions
+-- @treturn table meta: `status`, `request_id`, and `total` (all matches) when q.inlinecount
+-- is true
+-- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
+-- authority TASK_DEFINITION_GET
+function methods:task_definitions(q)
   open(self, "task_definitions")
   return call(self, DEFINITIONS, DEFINITIONS.path,
               query.build(DEFINITIONS, q, "task_definitions", 1))
