@@ -12,6 +12,7 @@
 #   make docs             the API reference of the Lua layer (LDoc, config.ld) in build/docs;
 #                         make docs DOCS_DIR=/elsewhere
 #   make install PREFIX=/usr/local   (make man install: with the man page, made by help2man)
+#   make install-emulator PREFIX=/usr/local   the local emulator too (emulator/, its own rock)
 #   make DEV=1            -O0 and stricter warnings;  make SANITIZE=1  ASan + UBSan
 #                         (give it a build of its own: make SANITIZE=1 BUILD_DIR=build/asan)
 #   make check-layers     check that the C files call only downward (scripts/check-layers.sh)
@@ -66,10 +67,13 @@ SOURCES    := $(wildcard src/*.c)
 HEADERS    := $(wildcard src/*.h)
 OBJECTS    := $(patsubst src/%.c,$(OBJ_DIR)/%.o,$(SOURCES))
 MODULE     := $(BUILD_DIR)/sapwf/core.so
+# Used only with Debian's lua-cjson 2.1.0 (lua/sapwf/compat/cjson21.lua): a module of its
+# own, outside sapwf.core.
+COMPAT     := $(BUILD_DIR)/sapwf/compat/json_walk.so
 
-.PHONY: all test demo docs man install clean deps fuzz bench check-layers
+.PHONY: all test demo docs man install install-emulator clean deps fuzz bench check-layers
 
-all: $(MODULE)
+all: $(MODULE) $(COMPAT)
 
 $(OBJ_DIR)/%.o: src/%.c $(HEADERS)
 	@mkdir -p $(dir $@)
@@ -80,10 +84,14 @@ $(MODULE): $(OBJECTS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LIBFLAG) $(LDFLAGS) -o $@ $(OBJECTS) $(CURL_LIBS)
 
+$(COMPAT): src/compat/json_walk.c src/compat.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LIBFLAG) $(LDFLAGS) -o $@ src/compat/json_walk.c
+
 # The C files call only downward (scripts/check-layers.sh lists the layers); read from the
 # objects' symbols, so it checks what the linker links.
 check-layers: $(MODULE)
-	@sh scripts/check-layers.sh $(OBJ_DIR)
+	@sh scripts/check-layers.sh $(OBJECTS)
 
 deps:
 	@sh scripts/ensure-deps.sh
@@ -138,9 +146,10 @@ man: $(MODULE)
 	help2man --no-info --no-discard-stderr --name="command line for the SAP BTP Workflow service" \
 	  --output=$(MAN_PAGE) "$(LUA) bin/sapwf"
 
-install: $(MODULE)
+install: $(MODULE) $(COMPAT)
 	install -d $(DESTDIR)$(LIBDIR)/sapwf $(DESTDIR)$(LUADIR)/sapwf $(DESTDIR)$(BINDIR)
 	install -m 0755 $(MODULE) $(DESTDIR)$(LIBDIR)/sapwf/core.so
+	install -D -m 0755 $(COMPAT) $(DESTDIR)$(LIBDIR)/sapwf/compat/json_walk.so
 	cp -R lua/sapwf/. $(DESTDIR)$(LUADIR)/sapwf/
 	sed -e '1s|.*|#!/usr/bin/env $(LUA)|' \
 	  -e 's|^-- @INSTALLED_PATHS@$$|package.path = "$(LUADIR)/?.lua;$(LUADIR)/?/init.lua;" .. package.path\npackage.cpath = "$(LIBDIR)/?.so;" .. package.cpath|' \
@@ -148,6 +157,12 @@ install: $(MODULE)
 	chmod 0755 $(DESTDIR)$(BINDIR)/sapwf
 	if [ -f $(MAN_PAGE) ]; then install -D -m 0644 $(MAN_PAGE) \
 	  $(DESTDIR)$(PREFIX)/share/man/man1/sapwf.1; fi
+
+# The emulator is not part of the library: `make install-emulator` puts it beside it (what
+# `sapwf emulator` runs; it needs nginx, libnginx-mod-http-lua and openssl).
+install-emulator:
+	install -d $(DESTDIR)$(LUADIR)/sapwf/emulator
+	cp -R emulator/lua/sapwf/emulator/. $(DESTDIR)$(LUADIR)/sapwf/emulator/
 
 # Fuzzing: each fuzz/<name>_fuzz.c is a libFuzzer target over src/headers.c (the C code that
 # reads what servers send), built with clang, ASan and UBSan. New inputs go to

@@ -2,7 +2,8 @@
 -- libcurl is found by its library: Debian keeps curl/curl.h under a multiarch include
 -- directory where LuaRocks does not look for headers, but the compiler finds it there.
 -- Offline, or with Debian's lua-cjson, use `luarocks make --deps-mode=none`.
--- spec/07-rockspec_spec.lua checks that every file under lua/ is listed below.
+-- spec/07-install_spec.lua checks that every file under lua/ is listed below, and that the
+-- rock installs no emulator file (those are emulator/'s own rock).
 rockspec_format = "3.0"
 package = "sapwf"
 version = "scm-1"
@@ -14,7 +15,8 @@ description = {
   detailed = [[
 Drives the SAP BTP Workflow service (Cloud Foundry) with technical (client-credentials)
 authentication: token cache, every Workflow API v1 call, exact JSON, errors that name the
-missing authority and the cf update-service fix, a command line and a local emulator.]],
+missing authority and the cf update-service fix, and a command line. The local emulator the
+tests and `sapwf emulator` run is a rock of its own, sapwf-emulator (emulator/).]],
   homepage = "https://github.com/sapwf/sapwf",
   license = "MIT",
   labels = { "sap", "workflow", "btp", "oauth", "libcurl" },
@@ -37,7 +39,7 @@ build = {
       sources = { "src/buffer.c", "src/clock.c", "src/headers.c", "src/path.c",
                   "src/exchange.c",
                   "src/share.c", "src/fileid.c", "src/signal.c", "src/lua_request.c",
-                  "src/functions.c", "src/json_walk.c",
+                  "src/functions.c",
                   "src/options.c", "src/token.c",
                   "src/client.c",
                   "src/batch.c",
@@ -47,6 +49,11 @@ build = {
       libdirs = { "$(CURL_LIBDIR)" },
       defines = { "_POSIX_C_SOURCE=200809L" },
     },
+    -- Used only with Debian's lua-cjson 2.1.0 (lua/sapwf/compat/cjson21.lua).
+    ["sapwf.compat.json_walk"] = {
+      sources = { "src/compat/json_walk.c" },
+    },
+    ["sapwf.compat.cjson21"] = "lua/sapwf/compat/cjson21.lua",
     ["sapwf.cli.authorities"] = "lua/sapwf/cli/authorities.lua",
     ["sapwf.cli.bulk"] = "lua/sapwf/cli/bulk.lua",
     ["sapwf.cli.commands"] = "lua/sapwf/cli/commands.lua",
@@ -65,36 +72,6 @@ build = {
     ["sapwf.batch"] = "lua/sapwf/batch.lua",
     ["sapwf.client"] = "lua/sapwf/client.lua",
     ["sapwf.definitions"] = "lua/sapwf/definitions.lua",
-    ["sapwf.emulator.certs"] = "lua/sapwf/emulator/certs.lua",
-    ["sapwf.emulator.control"] = "lua/sapwf/emulator/control.lua",
-    ["sapwf.emulator.defaults"] = "lua/sapwf/emulator/defaults.lua",
-    ["sapwf.emulator"] = "lua/sapwf/emulator/init.lua",
-    ["sapwf.emulator.nginx_conf"] = "lua/sapwf/emulator/nginx_conf.lua",
-    ["sapwf.emulator.server.api.definitions"] = "lua/sapwf/emulator/server/api/definitions.lua",
-    ["sapwf.emulator.server.api.forms"] = "lua/sapwf/emulator/server/api/forms.lua",
-    ["sapwf.emulator.server.api.instances"] = "lua/sapwf/emulator/server/api/instances.lua",
-    ["sapwf.emulator.server.api.messages"] = "lua/sapwf/emulator/server/api/messages.lua",
-    ["sapwf.emulator.server.api.tasks"] = "lua/sapwf/emulator/server/api/tasks.lua",
-    ["sapwf.emulator.server.api.tenant"] = "lua/sapwf/emulator/server/api/tenant.lua",
-    ["sapwf.emulator.server.control"] = "lua/sapwf/emulator/server/control.lua",
-    ["sapwf.emulator.server.dispatch"] = "lua/sapwf/emulator/server/dispatch.lua",
-    ["sapwf.emulator.server.engine"] = "lua/sapwf/emulator/server/engine.lua",
-    ["sapwf.emulator.server.faults"] = "lua/sapwf/emulator/server/faults.lua",
-    ["sapwf.emulator.server"] = "lua/sapwf/emulator/server/init.lua",
-    ["sapwf.emulator.server.json"] = "lua/sapwf/emulator/server/json.lua",
-    ["sapwf.emulator.server.oauth"] = "lua/sapwf/emulator/server/oauth.lua",
-    ["sapwf.emulator.server.operations"] = "lua/sapwf/emulator/server/operations.lua",
-    ["sapwf.emulator.server.query"] = "lua/sapwf/emulator/server/query.lua",
-    ["sapwf.emulator.server.respond"] = "lua/sapwf/emulator/server/respond.lua",
-    ["sapwf.emulator.server.router"] = "lua/sapwf/emulator/server/router.lua",
-    ["sapwf.emulator.server.shared"] = "lua/sapwf/emulator/server/shared.lua",
-    ["sapwf.emulator.server.store"] = "lua/sapwf/emulator/server/store.lua",
-    ["sapwf.emulator.server.tokens"] = "lua/sapwf/emulator/server/tokens.lua",
-    ["sapwf.emulator.server.util"] = "lua/sapwf/emulator/server/util.lua",
-    ["sapwf.emulator.server.views"] = "lua/sapwf/emulator/server/views.lua",
-    ["sapwf.emulator.server.workflows"] = "lua/sapwf/emulator/server/workflows.lua",
-    ["sapwf.emulator.service_key"] = "lua/sapwf/emulator/service_key.lua",
-    ["sapwf.emulator.shell"] = "lua/sapwf/emulator/shell.lua",
     ["sapwf.errors"] = "lua/sapwf/errors.lua",
     ["sapwf"] = "lua/sapwf/init.lua",
     ["sapwf.instances"] = "lua/sapwf/instances.lua",

@@ -28,7 +28,7 @@ static size_t bench_discard(char *p, size_t size, size_t nmemb, void *ud)
 }
 
 /* The request is sapwf's, byte for byte but for the token's value: the same headers in the
- * same order (src/transfer.c), its User-Agent ($SAPWF_BENCH_USER_AGENT, from bench/run.lua)
+ * same order (src/exchange.c), its User-Agent ($SAPWF_BENCH_USER_AGENT, from bench/run.lua)
  * included and set as sapwf sets it. libcurl 7.88 spends about 100 instructions on each
  * header byte it sends, so a header one row sends and another does not would tilt the
  * comparison. */

@@ -36,7 +36,8 @@ end
 
 -- This checkout's Lua layer and the module `make bench` built for this interpreter.
 local LUA = arg[-1] or "lua5.4"
-package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
+package.path = "./lua/?.lua;./lua/?/init.lua;./emulator/lua/?.lua;./emulator/lua/?/init.lua;"
+  .. package.path
 package.cpath = opts.build .. "/" .. LUA:match("[^/]*$") .. "/?.so;" .. package.cpath
 
 local emulator = require "sapwf.emulator"

@@ -1,7 +1,8 @@
 -- run-demo.lua: what `make demo` runs. With SAPWF_SERVICE_KEY set, quickstart.lua runs
 -- against that tenant; otherwise this starts the local emulator, hands quickstart.lua a
 -- service key for it, and stops the emulator afterwards (also when the example fails).
-package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
+package.path = "./lua/?.lua;./lua/?/init.lua;./emulator/lua/?.lua;./emulator/lua/?/init.lua;"
+  .. package.path
 local lua = arg[-1] or "lua5.4"
 local build = os.getenv("SAPWF_BUILD_DIR") or "build/lua5.4"
 local env = string.format("LUA_PATH='./lua/?.lua;./lua/?/init.lua;;' LUA_CPATH='./%s/?.so;;' ", build)

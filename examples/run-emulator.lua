@@ -5,7 +5,8 @@
 --   lua5.4 examples/run-emulator.lua > key.json
 --   lua5.4 examples/run-emulator.lua --client limited --tls --workers 2
 local here = (arg and arg[0] or ""):match("^(.*)[/\\][^/\\]*$") or "."
-package.path = here .. "/../lua/?.lua;" .. here .. "/../lua/?/init.lua;" .. package.path
+package.path = here .. "/../lua/?.lua;" .. here .. "/../lua/?/init.lua;" .. here
+  .. "/../emulator/lua/?.lua;" .. here .. "/../emulator/lua/?/init.lua;" .. package.path
 
 local argparse = require "argparse"
 local cjson = require "cjson"

@@ -1,5 +1,5 @@
 /* libFuzzer target: a block of response header lines, as libcurl hands them to the header
- * callback one line at a time, through what transfer.c does with them: lower-case each
+ * callback one line at a time, through what exchange.c does with them: lower-case each
  * name (sapwf_header_lower_name), then split the block into fields (sapwf_header_next) and
  * read Retry-After and X-Total-Count from it. Checks that every field lies inside the block
  * and is well formed, and that sapwf_header_value's fast lookup agrees with the split.

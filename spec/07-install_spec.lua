@@ -44,6 +44,32 @@ describe("installing", function()
       end
       assert.are.same({}, missing)
     end)
+
+    it("ships no emulator file: those are the sapwf-emulator rock's", function()
+      assert.is_nil(rockspec:find("sapwf/emulator/", 1, true))
+      assert.is_nil(rockspec:find('"sapwf.emulator', 1, true))
+    end)
+  end)
+
+  describe("the emulator's rockspec", function()
+    local rockspec
+    setup(function() rockspec = read_file("emulator/sapwf-emulator-scm-1.rockspec") end)
+
+    it("passes luarocks lint", function()
+      local ok, out = run("luarocks lint emulator/sapwf-emulator-scm-1.rockspec")
+      assert.is_true(ok, out)
+    end)
+
+    it("lists every Lua file under emulator/lua/, relative to emulator/", function()
+      local ok, out = run("cd emulator && find lua -name '*.lua' | sort")
+      assert.is_true(ok, out)
+      local missing = {}
+      for file in out:gmatch("[^\n]+") do
+        if not rockspec:find('"' .. file .. '"', 1, true) then missing[#missing + 1] = file end
+      end
+      assert.are.same({}, missing)
+      assert.truthy(out:find("lua/sapwf/emulator/init.lua", 1, true))
+    end)
   end)
 
   -- Runs a Lua program in a fresh lua5.4 whose paths hold only `lpath`/`cpath` and the
@@ -84,6 +110,20 @@ describe("installing", function()
     assert.is_true(found, cli_out)
   end
 
+  -- `sapwf emulator` on an installed command: a clear config error (exit 3) without the
+  -- emulator's rock, the emulator with it.
+  local function emulator_command(root)
+    local lpath = root .. "/share/lua/5.4/?.lua;" .. root .. "/share/lua/5.4/?/init.lua"
+    local cpath = root .. "/lib/lua/5.4/?.so"
+    -- Ctrl-C (SIGINT) once the key file is there; a command that hangs is killed after 20 s.
+    return run(string.format("cd '%s' && LUA_PATH='%s;;' LUA_CPATH='%s;;' "
+      .. "'%s/bin/sapwf' emulator --key-file '%s/emu-key.json' </dev/null & pid=$!; "
+      .. "for i in $(seq 200); do [ -s '%s/emu-key.json' ] && break; "
+      .. "kill -0 $pid 2>/dev/null || break; sleep 0.1; done; kill -INT $pid 2>/dev/null; "
+      .. "( sleep 20; kill -9 $pid 2>/dev/null ) & wait $pid", tmp, lpath, cpath, root, root,
+      root))
+  end
+
   it("luarocks make installs offline into a local tree, and the module works from there",
      function()
     local tree = tmp .. "/rocks"
@@ -91,6 +131,25 @@ describe("installing", function()
                         .. "' make --deps-mode=none sapwf-scm-1.rockspec")
     assert.is_true(ok, out)
     assert_works_from(tree, "definitions", { "orderapproval" })
+    local listed
+    ok, listed = run("find '" .. tree .. "' -path '*/sapwf/emulator*'")
+    assert.is_true(ok, listed)
+    assert.equal("", listed)
+
+    local code
+    ok, out, code = emulator_command(tree)
+    assert.is_false(ok)
+    assert.equal(3, code, out)
+    assert.matches("the local emulator is not installed: it is the rock sapwf-emulator", out,
+                   1, true)
+
+    ok, out = run("cd emulator && luarocks --lua-version=5.4 --tree='" .. tree
+                  .. "' make --deps-mode=none sapwf-emulator-scm-1.rockspec")
+    assert.is_true(ok, out)
+    ok, out = emulator_command(tree)
+    assert.matches("emulator stopped", out, 1, true)
+    local key = helpers.read_file(tree .. "/emu-key.json")
+    assert.truthy(key and key:find("clientsecret", 1, true), out)
   end)
 
   it("make install puts the module and the command under PREFIX", function()

@@ -168,8 +168,8 @@ describe("sapwf command line", function()
     secrets = { full.uaa.clientsecret, limited.uaa.clientsecret }
     assert.is_true(#secrets[1] >= 8 and #secrets[2] >= 8)
     -- Installed for the interpreter the suite runs on (make test LUA=lua5.1 runs the command
-    -- on Lua 5.1), with no inherited MAKEFLAGS, as in spec/07; run with no LUA_PATH: the
-    -- installed command finds its own modules.
+    -- on Lua 5.1), with no inherited MAKEFLAGS, as in spec/07, the emulator beside it (for
+    -- `sapwf emulator`); run with no LUA_PATH: the installed command finds its own modules.
     -- SAPWF_CLI names a command installed otherwise (CI: a rock, `luarocks make`), with the
     -- Lua paths of its tree in SAPWF_CLI_LUA_PATH / SAPWF_CLI_LUA_CPATH.
     if os.getenv("SAPWF_CLI") then
@@ -181,8 +181,8 @@ describe("sapwf command line", function()
     local lua = rawget(_G, "jit") and "luajit" or "lua" .. _VERSION:match("%d+%.%d+")
     local prefix = dir .. "/prefix"
     assert.is_true(shell("env -u MAKEFLAGS -u MFLAGS make --no-print-directory -s install "
-      .. "LUA=" .. lua .. " PREFIX=" .. quote(prefix) .. " >" .. quote(dir .. "/install.log")
-      .. " 2>&1"), read_file(dir .. "/install.log"))
+      .. "install-emulator LUA=" .. lua .. " PREFIX=" .. quote(prefix) .. " >"
+      .. quote(dir .. "/install.log") .. " 2>&1"), read_file(dir .. "/install.log"))
     installed = { bin = prefix .. "/bin/sapwf", env = {} }
   end)
 

@@ -1,4 +1,4 @@
--- The retry policy (client.lua): options and their checks, backoff with jitter, Retry-After,
+-- The retry policy (send.lua): options and their checks, backoff with jitter, Retry-After,
 -- the deadline, which methods are sent again, the 401 replay, the 403 refresh, tokens not
 -- fetched in storms, timeouts, and the log hook.
 local sapwf = require "sapwf"

@@ -2,7 +2,8 @@
 local helpers = {}
 
 ---------------------------------------------------------------------------------------------
--- The emulator (lua/sapwf/emulator): nginx on free 127.0.0.1 ports, its own prefix directory.
+-- The emulator (emulator/lua/sapwf/emulator): nginx on free 127.0.0.1 ports, its own prefix
+-- directory.
 -- Start it in setup() and stop it in teardown():
 --
 --   setup(function() emu = helpers.start_emulator() end)

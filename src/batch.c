@@ -194,7 +194,7 @@ static void start(batch *b, slot *s)
 
 /* Makes sure a token is cached, then starts the slot; or fails it
  * with the token error. For TOKEN_HOLD seconds after a failed fetch, requests that need a
- * token get that error without a new fetch: the retries of many items (client.lua) then
+ * token get that error without a new fetch: the retries of many items (send.lua) then
  * ask a failing token endpoint about once a second, not once per item. */
 static void start_with_token(lua_State *L, batch *b, slot *s)
 {

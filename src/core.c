@@ -31,8 +31,6 @@ static const luaL_Reg core_functions[] = {
   {"sigint_caught", sapwf_core_sigint_caught},
   {"header", sapwf_core_header},
   {"headers", sapwf_core_headers},
-  {"json_plain", sapwf_core_json_plain},
-  {"json_fix", sapwf_core_json_fix},
   {NULL, NULL}
 };
 

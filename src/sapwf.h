@@ -117,10 +117,6 @@ int sapwf_core_path_problem(lua_State *L);
 int sapwf_core_header(lua_State *L);
 int sapwf_core_headers(lua_State *L);
 
-/* json_walk.c: the fast paths of lua/sapwf/json.lua's walks */
-int sapwf_core_json_plain(lua_State *L);
-int sapwf_core_json_fix(lua_State *L);
-
 /* token.c */
 int sapwf_token_ensure(lua_State *L, sapwf_client *c, int decode_idx, int force, sapwf_error *e);
 int sapwf_token_renew(lua_State *L, sapwf_client *c, int decode_idx, unsigned long gen,

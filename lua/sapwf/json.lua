@@ -1,4 +1,4 @@
---- JSON for sapwf on lua-cjson, with the limits of Debian's lua-cjson 2.1.0 worked around.
+--- JSON for sapwf on lua-cjson.
 --
 -- encode(value, root) -> text | nil, message      decode(text) -> value | nil, message
 --
@@ -9,51 +9,79 @@
 -- nor positive integers. An empty plain table is an object (contexts are objects); mark an
 -- empty list with array(). object() marks a table whose integer keys are object member names.
 --
--- cjson 2.1.0 writes numbers with at most 14 significant digits and has no empty-array value.
--- Those values are swapped for unique placeholder strings in a copy, the copy goes through
--- cjson, and the exact text is put back. Decoding goes the other way for integer literals
--- that a double cannot hold and for empty arrays. The copies are only made when needed.
---
--- The walks run on every call, so their common case is in C (src/json_walk.c): a value
--- that cjson writes exactly as it is (ASCII strings, numbers it writes exactly, tables
--- without metatables) goes straight to cjson, and decoded values get their integers there.
--- Anything else takes the Lua walks below, which name the culprit or put in placeholders.
+-- Integers are written and read exactly and [] stays an array, with either lua-cjson:
+-- OpenResty's (what LuaRocks installs) does both itself; Debian's 2.1.0 does neither, and
+-- for it sapwf.compat.cjson21 works around, loaded only then. Which one is in use is told
+-- by what cjson does (capable() below), not by its version. (OpenResty's writes other
+-- numbers with at most 16 significant digits, its limit; json.lua writes 17 where 16
+-- cannot carry the value, with the same placeholders the workaround uses.)
 local cjson = require "cjson"
-local core = require "sapwf.core"
 
 local type, next, tostring, tonumber = type, next, tostring, tonumber
 local getmetatable, setmetatable, pcall, error = getmetatable, setmetatable, pcall, error
-local find, format, gsub, match, byte, sub = string.find, string.format, string.gsub,
-  string.match, string.byte, string.sub
+local find, format, gsub, byte = string.find, string.format, string.gsub, string.byte
 local concat = table.concat
 local huge, floor = math.huge, math.floor
-local math_type, tointeger = math.type, math.tointeger   -- nil on Lua 5.1 / LuaJIT
+local math_type = math.type                               -- nil on Lua 5.1 / LuaJIT
 local utf8_len = utf8 and utf8.len                        -- nil on Lua 5.1 / LuaJIT
+
+-- Whether this cjson writes and reads integers exactly and keeps [] an array: a fresh
+-- instance must read and write back, unchanged, an empty array and the largest integer a
+-- double holds exactly (on Lua 5.3+ also one beyond it).
+local function capable()
+  if type(cjson.array_mt) ~= "table" or type(cjson.new) ~= "function" then return false end
+  local c = cjson.new()
+  if type(c.decode_array_with_array_mt) ~= "function"
+      or not pcall(c.encode_number_precision, 16) then
+    return false
+  end
+  c.decode_array_with_array_mt(true)
+  local text = math.type and "[[],9007199254740991,9007199254740993]" or "[[],9007199254740991]"
+  local ok, value = pcall(c.decode, text)
+  if not ok then return false end
+  local back
+  ok, back = pcall(c.encode, value)
+  return ok and back == text
+end
+local native = capable()
 
 -- A private cjson instance, so our settings never change the caller's `require "cjson"`.
 local codec = cjson.new()
 codec.encode_invalid_numbers(false)
 codec.decode_invalid_numbers(false)   -- NaN/Infinity are not JSON, in either direction
-local cjson_encode = codec.encode
 -- Decoding through a cjson.safe instance (same settings) returns nil, message where cjson
 -- raises: no pcall on every call.
 local safe_codec = require("cjson.safe").new()
 safe_codec.decode_invalid_numbers(false)
-local cjson_decode = safe_codec.decode
-local plain, fix = core.json_plain, core.json_fix
+if native then
+  codec.encode_number_precision(16)
+  safe_codec.decode_array_with_array_mt(true)
+end
+local cjson_encode, cjson_decode = codec.encode, safe_codec.decode
 
 local MAX_DEPTH = 1000                 -- cjson's own nesting limit
-local EXACT_LIMIT = 1e14               -- %.14g writes integers below this exactly
-local SAFE_INTEGER = 2^53              -- doubles hold every integer below this
 
 local json = {}
 
 json.null = cjson.null
 local null = cjson.null
 
-local array_mt = { __name = "sapwf.array" }
+-- With a capable cjson, arrays are marked with its own array_mt: it writes them as arrays
+-- even when empty, and puts it on the arrays it reads.
+local array_mt = native and cjson.array_mt or { __name = "sapwf.array" }
 local object_mt = { __name = "sapwf.object" }
 json.array_mt, json.object_mt = array_mt, object_mt
+
+-- The old cjson's workarounds, or nil.
+local compat = not native and require "sapwf.compat.cjson21" or nil
+-- Whether cjson writes the number v exactly: the old cjson with 14 significant digits; a
+-- capable one writes integers exactly and other numbers with 16 (integral floats from 1e16
+-- on in exponent form, which json.lua writes out instead).
+local number_exact = compat and compat.number_exact or function(v)
+  if math_type and math_type(v) == "integer" then return true end
+  if v % 1 == 0 then return v < 1e16 and v > -1e16 end
+  return tonumber(format("%.16g", v)) == v
+end
 
 local function mark(mt, name, t)
   if t == nil then t = {} end
@@ -110,18 +138,12 @@ end
 
 local check_value
 
--- Returns true when the encoded text needs a placeholder for this number.
+-- Returns true when cjson cannot write this number exactly (the old cjson only: then the
+-- workaround copies the value).
 local function check_number(v, depth)
-  if math_type and math_type(v) == "integer" then
-    return v >= EXACT_LIMIT or v <= -EXACT_LIMIT
-  end
   if v ~= v then invalid(depth, "NaN is not JSON") end
   if v == huge or v == -huge then invalid(depth, "infinity is not JSON") end
-  if v % 1 == 0 then
-    return v >= EXACT_LIMIT or v <= -EXACT_LIMIT
-  end
-  -- A fraction that 14 digits cannot carry (0.1 + 0.2, pi) is written with 17.
-  return tonumber(format("%.14g", v)) ~= v
+  return not number_exact(v)
 end
 
 local seen = {}          -- tables on the current path, to find cycles
@@ -157,7 +179,7 @@ local function check_table(t, depth)
   seen[t] = nil
 
   if mt == object_mt then
-    -- Integer keys are written as member names, which needs the copy.
+    -- Integer keys are written as member names, which needs a copy.
     return needs or n_int > 0
   end
   if n_int > 0 and n_str > 0 then
@@ -170,7 +192,8 @@ local function check_table(t, depth)
     invalid(depth, format("sparse array (%d values, highest index %d); use sapwf.null for holes",
                           n_int, max_int))
   end
-  return needs or (mt == array_mt and n_int == 0)
+  -- The old cjson has no empty array: the workaround puts one in.
+  return needs or (compat ~= nil and mt == array_mt and n_int == 0)
 end
 
 function check_value(v, depth)
@@ -190,6 +213,18 @@ function check_value(v, depth)
   invalid(depth, format("a %s is not JSON", tv))
 end
 
+-- The validating walk: "plain" (cjson writes value as it is), "copy" (it needs a copy with
+-- object member names, or the old cjson's placeholders), or nil and the message naming what
+-- is not JSON. Raises what is not a walk's own error (a metamethod's, say).
+local function walk(value, root)
+  root_name = root or "value"
+  local ok, needs = pcall(check_value, value, 0)
+  if ok then return needs and "copy" or "plain" end
+  for k in next, seen do seen[k] = nil end       -- a failed walk leaves its path behind
+  if type(needs) == "table" and needs.sapwf_json then return nil, needs.sapwf_json end
+  error(needs, 0)
+end
+
 -- ------------------------------------------------------------------------------------------
 -- Placeholders: "sapwfj<nonce>x<index>" strings; only letters and digits, so cjson writes
 -- them unescaped and they are safe in a gsub pattern. A nonce that occurs in any string of
@@ -203,9 +238,6 @@ local function new_nonce()
   return format("sapwfj%s%dx", nonce_seed, nonce_seq)
 end
 local nonce = new_nonce()
-
--- The current placeholder prefix, for the spec that checks collisions are avoided.
-function json._nonce() return nonce end
 
 local collided = {}      -- sentinel raised by the copy when the data contains the nonce
 
@@ -232,21 +264,13 @@ local function shortest(v)
   return format("%.17g", v)
 end
 
+-- A number as it is when cjson writes it exactly, else a placeholder for its exact text.
 local function copy_number(v)
-  if math_type and math_type(v) == "integer" then
-    if v >= EXACT_LIMIT or v <= -EXACT_LIMIT then return placeholder(format("%d", v)) end
-    return v
-  end
-  if v % 1 == 0 then
-    if v >= EXACT_LIMIT or v <= -EXACT_LIMIT then
-      -- Within 64 bits write every digit; beyond, the shortest exact form is shorter.
-      if v < 2^63 and v >= -2^63 then return placeholder(format("%.0f", v)) end
-      return placeholder(shortest(v))
-    end
-    return v
-  end
-  if tonumber(format("%.14g", v)) ~= v then return placeholder(shortest(v)) end
-  return v
+  if number_exact(v) then return v end
+  if math_type and math_type(v) == "integer" then return placeholder(format("%d", v)) end
+  -- An integral float within 64 bits with every digit; beyond, the shortest exact form.
+  if v % 1 == 0 and v < 2^63 and v >= -2^63 then return placeholder(format("%.0f", v)) end
+  return placeholder(shortest(v))
 end
 
 local function copy_table(t)
@@ -265,7 +289,10 @@ local function copy_table(t)
     if type(k) == "string" then k = copy_string(k) end
     out[k] = copy_value(v)
   end
-  if empty and mt == array_mt then return placeholder("[]") end
+  if empty and mt == array_mt then
+    if compat then return placeholder("[]") end       -- the old cjson has no empty array
+    setmetatable(out, array_mt)
+  end
   return out
 end
 
@@ -293,169 +320,40 @@ local function encode_with_placeholders(value)
   end
 end
 
--- The Lua walk: "plain" (cjson writes value as it is), "placeholders" (it needs the copy),
--- or nil and the message naming what is not JSON. Raises what is not a walk's own error
--- (a metamethod's, say).
-local function walk(value, root)
-  root_name = root or "value"
-  local ok, needs = pcall(check_value, value, 0)
-  if ok then return needs and "placeholders" or "plain" end
-  for k in next, seen do seen[k] = nil end       -- a failed walk leaves its path behind
-  if type(needs) == "table" and needs.sapwf_json then return nil, needs.sapwf_json end
-  error(needs, 0)
+local function cjson_message(err)
+  return (gsub(tostring(err), "^.-:%d+: ", ""))
 end
--- For the spec that holds core.json_plain to the Lua walk's verdicts.
-json._walk = walk
 
 --- Encodes value as JSON text. root names the value in messages (default "value").
 -- Returns text, or nil and a message naming the path of what is not JSON.
 function json.encode(value, root)
-  if plain(value) then return cjson_encode(value) end
   local verdict, message = walk(value, root)
   if not verdict then return nil, message end
-  if verdict == "placeholders" then return encode_with_placeholders(value) end
+  if verdict == "copy" then return encode_with_placeholders(value) end
   return cjson_encode(value)
 end
-
--- ------------------------------------------------------------------------------------------
--- Decoding. cjson turns every number into a double and [] into a table like {}. So:
---   1. cjson decodes the text; a walk (in C: core.json_fix) turns integral numbers below
---      2^53 into integers (Lua 5.3+) and notes empty tables and integral numbers beyond 2^53.
---   2. Only then, if an empty table may have been [] (the text has one) or a big integer
---      may have lost digits, the text is scanned once, skipping strings, and those tokens
---      are swapped for placeholder strings; cjson decodes that, and the Lua walk below puts
---      exact integers and marked empty arrays in their place.
--- A wf:start answer (one object, no such tokens) costs cjson plus a short walk; pattern
--- searches over large texts are avoided as they cost as much as cjson itself.
-
--- Returns the rewritten text and the values of its placeholders (nil when nothing was
--- swapped), or nil when the text is malformed.
-local function rewrite(text)
-  local out, n, last, pos = {}, 0, 1, 1
-  local values = {}
-  local len = #text
-  local function swap(from, to, value)
-    values[#values + 1] = value
-    out[n + 1] = sub(text, last, from - 1)
-    out[n + 2] = '"' .. nonce .. #values .. '"'
-    n = n + 2
-    last = to + 1
-  end
-  while pos <= len do
-    -- The structural text up to the next string: anchored finds never pass a quote.
-    while true do
-      local _, at = find(text, '^[^"%[%d%-]*[%[%d%-]', pos)
-      if not at then break end
-      if byte(text, at) == 91 then                    -- '[': an empty array?
-        local close = match(text, "^[ \t\r\n]*()%]", at + 1)
-        if close then swap(at, close, array_mt); pos = close + 1 else pos = at + 1 end
-      else                                            -- a number token
-        local e = match(text, "^%-?[%d%.eE%+%-]*()", at)
-        local token = sub(text, at, e - 1)
-        if tointeger and find(token, "^%-?%d+$") and #token >= 16 then
-          swap(at, e - 1, tonumber(token))            -- an integer unless beyond 64 bits
-        end
-        pos = e
-      end
-    end
-    local q = find(text, '"', pos, true)
-    if not q then break end
-    -- Jump over the string: its end is the next quote not escaped by an odd number of
-    -- backslashes.
-    local e = q + 1
-    while true do
-      local c = find(text, '"', e, true)
-      if not c then return nil end
-      local b = c - 1
-      while byte(text, b) == 92 do b = b - 1 end
-      if (c - 1 - b) % 2 == 0 then pos = c + 1; break end
-      e = c + 1
-    end
-  end
-  if n == 0 then return text, nil end
-  out[n + 1] = sub(text, last)
-  return concat(out), values
-end
-
-local function restore(s, values)
-  local i = match(s, "^" .. nonce .. "(%d+)$")
-  local v = i and values[tonumber(i)]
-  if v == array_mt then return setmetatable({}, array_mt) end
-  if v ~= nil then return v end
-  return s
-end
-
-local function fix_number(v)
-  if v % 1 == 0 then
-    -- Below 2^53 a double holds every integer, so the text had exactly this one; bigger
-    -- integer literals are placeholders by now.
-    if v < SAFE_INTEGER and v > -SAFE_INTEGER then return tointeger(v) end
-  end
-  return v
-end
-
-local function fix_table(t, values)
-  for k, v in next, t do
-    local tv = type(v)
-    if tv == "table" then
-      fix_table(v, values)
-    elseif tv == "number" then
-      if tointeger then
-        local w = fix_number(v)
-        if w ~= v or math_type(w) ~= math_type(v) then t[k] = w end
-      end
-    elseif tv == "string" and values then
-      local r = restore(v, values)
-      if r ~= v then t[k] = r end
-    end
-  end
-end
-
-local function fix_value(v, values)
-  local tv = type(v)
-  if tv == "table" then
-    fix_table(v, values)
-  elseif tv == "number" then
-    if tointeger then return fix_number(v) end
-  elseif tv == "string" and values then
-    return restore(v, values)
-  end
-  return v
-end
-
--- True when the text has a "[" followed by "]" (maybe inside a string: that only costs
--- the rewrite). Plain finds: arrays are few next to the rest of the text.
-local function has_empty_array(text)
-  local pos = 1
-  while true do
-    local at = find(text, "[", pos, true)
-    if not at then return false end
-    if match(text, "^[ \t\r\n]*%]", at + 1) then return true end
-    pos = at + 1
-  end
-end
-
-local function cjson_message(err)
-  return (gsub(tostring(err), "^.-:%d+: ", ""))
-end
+local checked_encode = json.encode
 
 --- Decodes JSON text. Returns the value, or nil and cjson's message (positions only, never
 -- the text itself).
 function json.decode(text)
   local value, message = cjson_decode(text)
   if value == nil then return nil, cjson_message(message) end
-  local empty, big
-  value, empty, big = fix(value)
-  if (empty and has_empty_array(text)) or big then
-    while find(text, nonce, 1, true) do nonce = new_nonce() end
-    local rewritten, values = rewrite(text)
-    if rewritten and values then
-      value, message = cjson_decode(rewritten)
-      if value == nil then return nil, cjson_message(message) end
-      value = fix_value(value, values)
-    end
-  end
   return value
 end
+
+if compat then
+  json.encode, json.decode = compat.setup{ array_mt = array_mt,
+    checked_encode = checked_encode, encode = cjson_encode, decode = cjson_decode,
+    message = cjson_message,
+    placeholders = { current = function() return nonce end,
+                     fresh = function() nonce = new_nonce(); return nonce end } }
+end
+
+-- For the specs: which cjson is in use, the walk they hold the C walk to, and the
+-- placeholder prefix now.
+json._compat = compat
+json._walk = walk
+function json._nonce() return nonce end
 
 return json

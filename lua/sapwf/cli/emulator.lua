@@ -1,5 +1,6 @@
--- `sapwf emulator`: the local emulator (lua/sapwf/emulator) in the foreground, with a service
--- key for it, until Ctrl-C or SIGTERM.
+-- `sapwf emulator`: the local emulator in the foreground, with a service key for it, until
+-- Ctrl-C or SIGTERM. The emulator is a rock of its own (sapwf-emulator, emulator/ in the
+-- checkout); without it this command says how to get it.
 --
 -- nginx runs as a daemon, so it outlives us unless we stop it. Ctrl-C reaches Lua as the
 -- "interrupted!" error and we stop it ourselves. SIGTERM cannot be caught in plain Lua: it
@@ -76,8 +77,22 @@ local function wait_forever()
   end
 end
 
+-- sapwf.emulator, or nil and the error for a missing one. A module that is there but
+-- fails to load is a bug in it and raises.
+local function load_emulator()
+  local ok, loaded = pcall(require, "sapwf.emulator")
+  if ok then return loaded end
+  if tostring(loaded):find("module 'sapwf.emulator' not found", 1, true) then
+    return nil, { kind = "config", message = "the local emulator is not installed: it is the "
+      .. "rock sapwf-emulator (in a checkout: cd emulator && luarocks make --deps-mode=none; "
+      .. "or make install-emulator), and it needs nginx, libnginx-mod-http-lua and openssl" }
+  end
+  error(loaded, 0)
+end
+
 function M.run(ctx, args)
-  local emulator = require "sapwf.emulator"
+  local emulator, missing = load_emulator()
+  if not emulator then return nil, missing end
   local tls = args.tls or args.key == "x509"
   local emu, err = emulator.start({ tls = tls })
   if not emu then

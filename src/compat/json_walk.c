@@ -1,8 +1,9 @@
-/* The two walks over Lua values that lua/sapwf/json.lua makes around lua-cjson, in C
- * because they run on every call and cost as much as cjson itself when written in Lua
- * (about 900 VM instructions per table entry on Lua 5.4). Neither reads or writes JSON
- * text: cjson does all of that; json.lua keeps the slow paths, the messages and the
- * placeholders.
+/* sapwf.compat.json_walk: the two walks over Lua values that lua/sapwf/compat/cjson21.lua
+ * makes around Debian's lua-cjson 2.1.0, in C because they run on every call and cost as
+ * much as cjson itself when written in Lua (about 900 VM instructions per table entry on
+ * Lua 5.4). A module of its own, not part of sapwf.core: only that old cjson needs it.
+ * Neither walk reads or writes JSON text: cjson does all of that; cjson21.lua keeps the
+ * slow paths and the placeholders, json.lua the messages.
  *
  *   json_plain(value) -> boolean    true: cjson.encode writes value exactly as it is, and
  *                                   json.lua's validating walk would find nothing wrong.
@@ -14,11 +15,13 @@
  *                                   empty (it may have been []); saw_big: some integral
  *                                   number is at or beyond 2^53 (it may have lost digits).
  * MIT licence, see LICENSE. */
-#include "sapwf.h"
+#include "../compat.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+
+__attribute__((visibility("default"))) int luaopen_sapwf_compat_json_walk(lua_State *L);
 
 /* cjson's nesting limit; json.lua's MAX_DEPTH. A cycle reaches it too, and then the Lua
  * walk names the cycle. */
@@ -151,7 +154,7 @@ static int plain_value(lua_State *L, int idx, int depth)
  * @param value
  * @treturn boolean
  */
-int sapwf_core_json_plain(lua_State *L)
+static int json_plain(lua_State *L)
 {
   int plain;
   luaL_checkany(L, 1);
@@ -231,7 +234,7 @@ static void fix_table(lua_State *L, int idx, fix_state *st)
  * @treturn boolean some table was empty
  * @treturn boolean some integral number was at or beyond 2^53
  */
-int sapwf_core_json_fix(lua_State *L)
+static int json_fix(lua_State *L)
 {
   fix_state st = {0, 0};
   lua_Integer i;
@@ -249,3 +252,18 @@ int sapwf_core_json_fix(lua_State *L)
 }
 
 /* }==================================================================== */
+
+
+static const luaL_Reg functions[] = {
+  {"plain", json_plain},
+  {"fix", json_fix},
+  {NULL, NULL}
+};
+
+
+__attribute__((visibility("default")))
+int luaopen_sapwf_compat_json_walk(lua_State *L)
+{
+  luaL_newlib(L, functions);
+  return 1;
+}

@@ -1,7 +1,7 @@
 -- nginx.conf of the emulator: nginx with its Lua module in a prefix directory of its own,
 -- listening on 127.0.0.1 only: plain HTTP, HTTPS, and HTTPS with client certificates
 -- (mTLS: tokens for x509 clients). Every location hands the request to the server modules
--- (lua/sapwf/emulator/server), found through lua_package_path.
+-- (emulator/lua/sapwf/emulator/server), found through lua_package_path.
 local format = string.format
 
 local nginx_conf = {}
