@@ -40,3 +40,68 @@ describe("the layers of sapwf.core", function()
     assert.matches("stray.c is in no layer", out, 1, true)
   end)
 end)
+
+-- docs/DESIGN.md is the map a newcomer reads first: it must name every C file and Lua
+-- module of the library, the layers in the order the check uses, and no file that is gone.
+describe("docs/DESIGN.md", function()
+  local design = assert(helpers.read_file("docs/DESIGN.md"))
+
+  it("names every C file and every Lua module of the library", function()
+    local ok, out = helpers.run("cd src && ls *.c compat/*.c && cd ../lua/sapwf "
+                                .. "&& ls *.lua ngx/*.lua compat/*.lua")
+    assert(ok, out)
+    local missing = {}
+    for file in out:gmatch("[^\n]+") do
+      local name = file:gsub("^compat/", ""):gsub("^ngx/", "")
+      if not design:find(name, 1, true) then missing[#missing + 1] = file end
+    end
+    assert.are.same({}, missing)
+  end)
+
+  it("draws the C layers in the order scripts/check-layers.sh checks them", function()
+    local picture = design:match("\n## The layers\n(.-)\n## ")
+    assert.truthy(picture, "no section \"The layers\"")
+    local script = assert(helpers.read_file("scripts/check-layers.sh"))
+    local layers = {}
+    for line in script:match("LAYERS='\n(.-)\n'"):gmatch("[^\n]+") do
+      layers[#layers + 1] = line
+    end
+    -- bottom first in the script, top first in the picture
+    local last = math.huge
+    for _, line in ipairs(layers) do
+      for file in line:gmatch("%S+") do
+        local at = picture:find(file .. ".c", 1, true)
+        assert.truthy(at, file .. ".c is not in DESIGN.md")
+        local row = select(2, picture:sub(1, at):gsub("\n", ""))
+        assert.is_true(row <= last, file .. ".c is drawn above a layer that calls it")
+      end
+      local first_row = math.huge
+      for file in line:gmatch("%S+") do
+        local at = picture:find(file .. ".c", 1, true)
+        local row = select(2, picture:sub(1, at):gsub("\n", ""))
+        if row < first_row then first_row = row end
+      end
+      last = first_row
+    end
+  end)
+
+  it("names no source file that does not exist", function()
+    local gone = {}
+    for path in design:gmatch("[%w_/%.%-]+%.[ch]%f[^%w]") do
+      local file = path:match("^src/") and path or "src/" .. path
+      if not path:find("/", 1, true) and not helpers.read_file(file)
+          and not helpers.read_file("src/compat/" .. path) then
+        gone[#gone + 1] = path
+      end
+    end
+    for path in design:gmatch("[%w_/%-]+%.lua") do
+      local candidates = { path, "lua/sapwf/" .. path, "lua/" .. path, "examples/" .. path,
+                           "emulator/lua/sapwf/emulator/" .. path }
+      local found = false
+      for _, c in ipairs(candidates) do found = found or helpers.read_file(c) ~= nil end
+      if not found then gone[#gone + 1] = path end
+    end
+    table.sort(gone)
+    assert.are.same({}, gone)
+  end)
+end)
