@@ -290,6 +290,22 @@ function base.by_id(op, fname, body)
   end
 end
 
+-- The factory of the calls that send a table as JSON to one resource named by id
+-- (wf:update_context(id, patch) and its kind); root names the table in messages. The
+-- method checks both arguments (raising at its caller), then calls op with the encoded
+-- table, or returns nil, err (kind invalid) naming what in it is not JSON.
+function base.by_id_with_table(op, fname, root)
+  return function(self, id, value)
+    base.open(self, fname)
+    base.check_id(fname, 1, id)
+    base.check_table(fname, 2, value)
+    local path = base.path(op, id)
+    local text, err = base.encode(value, root, op, path)
+    if not text then return nil, err end
+    return base.call(self, op, path, "", text)
+  end
+end
+
 -- wf:request's way in: method to target (path .. query, both checked) with the rules of
 -- send.lua. Takes and returns what send.send does, without its transport and policy.
 function base.send(self, method, target, body, path, authority, idempotent)

@@ -3,6 +3,14 @@
 -- `sapwf.paging`, `sapwf.request`, `sapwf.batch`); this module composes them into the
 -- client. A client dropped without wf:close is closed when it is collected, or, in Lua 5.4,
 -- when a to-be-closed variable that holds it goes out of scope.
+--
+-- Every call returns its result (the Returns of each method) and then a `meta` table
+-- (`status`: the HTTP status; `request_id`: the x-vcap-request-id header, to quote to SAP
+-- support; `total`: the number of matches, for list calls with inlinecount), or nil and an
+-- error object (`sapwf.errors`).
+-- A method's "Fails" names the kinds (err.kind) it returns besides those any call may:
+-- "network", "timeout", "tls", "auth" (the token endpoint refused the credentials),
+-- "rate_limited", "server" and "decode". Wrong arguments raise.
 
 -- Each area module returns { methods = { name = function(self, ...) ... end } }. They are
 -- composed here, in this order, and a name defined twice is an error at load time.

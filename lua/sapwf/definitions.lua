@@ -18,10 +18,7 @@ local UNDEPLOY = ops.undeploy
 -- @tparam[opt] table q names: `top` (page size, 1 to 1000), `skip` (0 to 4000), `orderby`
 -- (e.g. "startedAt desc"), `inlinecount` (true: meta.total). An unknown name raises.
 -- @treturn table array of definitions: id, version, name, createdAt, createdBy, ...
--- @treturn table meta: `status`, `request_id`, and `total` (all matches) when q.inlinecount
--- is true
--- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
--- authority WORKFLOW_DEFINITION_GET
+-- @fails "forbidden" without WORKFLOW_DEFINITION_GET
 function methods:definitions(q)
   open(self, "definitions")
   return call(self, DEFINITIONS, DEFINITIONS.path, query.build(DEFINITIONS, q, "definitions", 1))
@@ -31,9 +28,8 @@ end
 -- @function methods:definition
 -- @tparam string id the workflow definition id
 -- @treturn table the definition: id, version, name, createdAt, ...
--- @treturn table meta: `status` (the HTTP status) and `request_id` (x-vcap-request-id)
--- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
--- authority WORKFLOW_DEFINITION_GET; "not_found" when no definition has that id
+-- @fails "forbidden" without WORKFLOW_DEFINITION_GET; "not_found" when no definition has
+-- that id
 methods.definition = by_id(DEFINITION, "definition")
 
 --- Every deployed version of a workflow definition.
@@ -41,10 +37,8 @@ methods.definition = by_id(DEFINITION, "definition")
 -- @tparam[opt] table q names: `top` (page size, 1 to 1000), `skip` (0 to 4000), `orderby`
 -- (e.g. "startedAt desc"), `inlinecount` (true: meta.total). An unknown name raises.
 -- @treturn table array of definitions, one per version
--- @treturn table meta: `status`, `request_id`, and `total` (all matches) when q.inlinecount
--- is true
--- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
--- authority WORKFLOW_DEFINITION_GET; "not_found" when no definition has that id
+-- @fails "forbidden" without WORKFLOW_DEFINITION_GET; "not_found" when no definition has
+-- that id
 function methods:definition_versions(id, q)
   open(self, "definition_versions")
   check_id("definition_versions", 1, id)
@@ -56,9 +50,8 @@ end
 -- @tparam string id the workflow definition id
 -- @tparam string|integer version the version number
 -- @treturn table the definition as it was in that version
--- @treturn table meta: `status` (the HTTP status) and `request_id` (x-vcap-request-id)
--- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
--- authority WORKFLOW_DEFINITION_GET; "not_found" for an unknown id or version
+-- @fails "forbidden" without WORKFLOW_DEFINITION_GET; "not_found" for an unknown id or
+-- version
 function methods:definition_version(id, version)
   open(self, "definition_version")
   check_id("definition_version", 1, id)
@@ -71,9 +64,8 @@ end
 -- @tparam string id the workflow definition id
 -- @tparam[opt] string|integer version a version number (default: the latest version)
 -- @treturn table the model
--- @treturn table meta: `status` (the HTTP status) and `request_id` (x-vcap-request-id)
--- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
--- authority WORKFLOW_DEFINITION_GET_MODEL; "not_found" for an unknown id or version
+-- @fails "forbidden" without WORKFLOW_DEFINITION_GET_MODEL; "not_found" for an unknown id
+-- or version
 function methods:definition_model(id, version)
   open(self, "definition_model")
   check_id("definition_model", 1, id)
@@ -87,10 +79,8 @@ end
 -- @tparam string id the workflow definition id
 -- @tparam[opt] string|integer version a version number (default: the latest version)
 -- @treturn table the context
--- @treturn table meta: `status` (the HTTP status) and `request_id` (x-vcap-request-id)
--- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
--- authority WORKFLOW_DEFINITION_GET_SAMPLE_CONTEXT; "not_found" for an unknown id or
--- version
+-- @fails "forbidden" without WORKFLOW_DEFINITION_GET_SAMPLE_CONTEXT; "not_found" for an
+-- unknown id or version
 function methods:sample_context(id, version)
   open(self, "sample_context")
   check_id("sample_context", 1, id)
@@ -105,10 +95,8 @@ end
 -- @tparam[opt] table opts `cascade` (default false): true also deletes the definition's
 -- instances, which the service otherwise requires to be gone
 -- @treturn table `{job = id, location = url}`: the job's id and the Location header
--- @treturn table meta: `status` (the HTTP status) and `request_id` (x-vcap-request-id)
--- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
--- authority WORKFLOW_DEFINITION_UNDEPLOY; "not_found" for an unknown id; "conflict" while
--- instances exist (without cascade)
+-- @fails "forbidden" without WORKFLOW_DEFINITION_UNDEPLOY; "not_found" for an unknown id;
+-- "conflict" while instances exist (without cascade)
 function methods:undeploy(id, opts)
   open(self, "undeploy")
   check_id("undeploy", 1, id)

@@ -5,6 +5,7 @@ local ops = require "sapwf.operations".by_name
 
 local type, pairs, format = type, pairs, string.format
 local open, call, path_of, by_id = base.open, base.call, base.path, base.by_id
+local by_id_with_table = base.by_id_with_table
 
 local methods = {}
 local check_id, check_table, argerror = base.check_id, base.check_table, base.argerror
@@ -42,11 +43,10 @@ end
 -- @tparam[opt] table context the start context (default {}): any JSON value table; use
 -- sapwf.array and sapwf.object where an empty table must be [] or {}
 -- @treturn table the new instance: id, definitionId, definitionVersion, status, startedAt, ...
--- @treturn table meta: `status` (the HTTP status) and `request_id` (x-vcap-request-id)
--- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
--- authority WORKFLOW_INSTANCE_START; "not_found" for an unknown definition; "invalid" for a
--- context the definition refuses or a value that is not JSON. err.outcome is "unknown" when
--- the start may have happened, "rejected" or "not_sent" when it surely did not
+-- @fails "forbidden" without WORKFLOW_INSTANCE_START; "not_found" for an unknown
+-- definition; "invalid" for a context the definition refuses or a value that is not JSON.
+-- err.outcome is "unknown" when the start may have happened, "rejected" or "not_sent" when
+-- it surely did not
 function methods:start(definition_id, context)
   open(self, "start")
   -- The hot path of bulk starts: each check is called only to raise.
@@ -74,10 +74,7 @@ end
 -- `startedAt`, `startedBy`, `startedFrom`, `startedUpTo`, `status`, `subject` (an array
 -- value repeats a filter: the service combines them with OR). An unknown name raises.
 -- @treturn table array of instances: id, definitionId, status, startedAt, businessKey, ...
--- @treturn table meta: `status`, `request_id`, and `total` (all matches) when q.inlinecount
--- is true
--- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
--- authority WORKFLOW_INSTANCE_GET
+-- @fails "forbidden" without WORKFLOW_INSTANCE_GET
 function methods:instances(q)
   open(self, "instances")
   return call(self, INSTANCES, INSTANCES.path, query.build(INSTANCES, q, "instances", 1))
@@ -87,9 +84,7 @@ end
 -- @tparam string id the workflow instance id
 -- @tparam[opt] table opts `expand = "attributes"` adds its custom attributes
 -- @treturn table the instance: id, definitionId, status, startedAt, ...
--- @treturn table meta: `status` (the HTTP status) and `request_id` (x-vcap-request-id)
--- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
--- authority WORKFLOW_INSTANCE_GET; "not_found" for an unknown id
+-- @fails "forbidden" without WORKFLOW_INSTANCE_GET; "not_found" for an unknown id
 function methods:instance(id, opts)
   open(self, "instance")
   check_id("instance", 1, id)
@@ -100,57 +95,49 @@ end
 -- @function methods:context
 -- @tparam string id the workflow instance id
 -- @treturn table the context
--- @treturn table meta: `status` (the HTTP status) and `request_id` (x-vcap-request-id)
--- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
--- authority WORKFLOW_INSTANCE_GET_CONTEXT; "not_found" for an unknown id
+-- @fails "forbidden" without WORKFLOW_INSTANCE_GET_CONTEXT; "not_found" for an unknown id
 methods.context = by_id(CONTEXT, "context")
 
 --- The instance's custom attributes.
 -- @function methods:attributes
 -- @tparam string id the workflow instance id
 -- @treturn table array of {id, label, value, type}
--- @treturn table meta: `status` (the HTTP status) and `request_id` (x-vcap-request-id)
--- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
--- authority WORKFLOW_INSTANCE_GET_ATTRIBUTES; "not_found" for an unknown id
+-- @fails "forbidden" without WORKFLOW_INSTANCE_GET_ATTRIBUTES; "not_found" for an unknown
+-- id
 methods.attributes = by_id(ATTRIBUTES, "attributes")
 
 --- The instance's execution log: one event per step (started, task created, ...).
 -- @function methods:execution_logs
 -- @tparam string id the workflow instance id
 -- @treturn table array of events
--- @treturn table meta: `status` (the HTTP status) and `request_id` (x-vcap-request-id)
--- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
--- authority WORKFLOW_INSTANCE_GET_EXECUTION_LOGS; "not_found" for an unknown id
+-- @fails "forbidden" without WORKFLOW_INSTANCE_GET_EXECUTION_LOGS; "not_found" for an
+-- unknown id
 methods.execution_logs = by_id(LOGS, "execution_logs")
 
 --- The error messages of the instance's failed activities: why it is ERRONEOUS.
 -- @function methods:error_messages
 -- @tparam string id the workflow instance id
 -- @treturn table array of messages
--- @treturn table meta: `status` (the HTTP status) and `request_id` (x-vcap-request-id)
--- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
--- authority WORKFLOW_INSTANCE_GET_ERROR_MESSAGES; "not_found" for an unknown id
+-- @fails "forbidden" without WORKFLOW_INSTANCE_GET_ERROR_MESSAGES; "not_found" for an
+-- unknown id
 methods.error_messages = by_id(ERRORS, "error_messages")
 
 --- The instance's role assignments.
 -- @function methods:roles
 -- @tparam string id the workflow instance id
 -- @treturn table {viewerUsers =, viewerGroups =, adminUsers =, adminGroups =, ...}
--- @treturn table meta: `status` (the HTTP status) and `request_id` (x-vcap-request-id)
--- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
--- authority WORKFLOW_INSTANCE_GET_ROLES; "not_found" for an unknown id
+-- @fails "forbidden" without WORKFLOW_INSTANCE_GET_ROLES; "not_found" for an unknown id
 methods.roles = by_id(ROLES, "roles")
 
 --- The instance's attachments.
 -- @function methods:attachments
 -- @tparam string id the workflow instance id
 -- @treturn table the attachments
--- @treturn table meta: `status` (the HTTP status) and `request_id` (x-vcap-request-id)
--- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
--- authority WORKFLOW_INSTANCE_GET_ATTACHMENTS; "not_found" for an unknown id
+-- @fails "forbidden" without WORKFLOW_INSTANCE_GET_ATTACHMENTS; "not_found" for an unknown
+-- id
 methods.attachments = by_id(ATTACHMENTS, "attachments")
 
--- PATCH/PUT of a JSON table; true, meta on success.
+-- PATCH of a JSON table (update_roles, after its own checks); true, meta on success.
 local function send_table(self, op, id, value, root)
   local path = path_of(op, id)
   local text, err = encode(value, root, op, path)
@@ -159,48 +146,32 @@ local function send_table(self, op, id, value, root)
 end
 
 --- Merges patch into the instance's context (PATCH): the fields given replace theirs.
+-- @function methods:update_context
 -- @tparam string id the workflow instance id
 -- @tparam table patch the fields to set
 -- @treturn boolean true
--- @treturn table meta: `status` (the HTTP status) and `request_id` (x-vcap-request-id)
--- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
--- authority WORKFLOW_INSTANCE_UPDATE_CONTEXT; "not_found" for an unknown id; "invalid" for
--- a value that is not JSON
-function methods:update_context(id, patch)
-  open(self, "update_context")
-  check_id("update_context", 1, id)
-  check_table("update_context", 2, patch)
-  return send_table(self, UPDATE_CONTEXT, id, patch, "patch")
-end
+-- @fails "forbidden" without WORKFLOW_INSTANCE_UPDATE_CONTEXT; "not_found" for an unknown
+-- id; "invalid" for a value that is not JSON
+methods.update_context = by_id_with_table(UPDATE_CONTEXT, "update_context", "patch")
 
 --- Replaces the instance's whole context (PUT).
+-- @function methods:replace_context
 -- @tparam string id the workflow instance id
 -- @tparam table context the new context
 -- @treturn boolean true
--- @treturn table meta: `status` (the HTTP status) and `request_id` (x-vcap-request-id)
--- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
--- authority WORKFLOW_INSTANCE_UPDATE_CONTEXT; "not_found" for an unknown id; "invalid" for
--- a value that is not JSON
-function methods:replace_context(id, context)
-  open(self, "replace_context")
-  check_id("replace_context", 1, id)
-  check_table("replace_context", 2, context)
-  return send_table(self, REPLACE_CONTEXT, id, context, "context")
-end
+-- @fails "forbidden" without WORKFLOW_INSTANCE_UPDATE_CONTEXT; "not_found" for an unknown
+-- id; "invalid" for a value that is not JSON
+methods.replace_context = by_id_with_table(REPLACE_CONTEXT, "replace_context", "context")
 
 --- Replaces the instance's attachments (PUT).
+-- @function methods:update_attachments
 -- @tparam string id the workflow instance id
 -- @tparam table attachments the attachments, as wf:attachments returns them
 -- @treturn boolean true
--- @treturn table meta: `status` (the HTTP status) and `request_id` (x-vcap-request-id)
--- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
--- authority WORKFLOW_INSTANCE_UPDATE_ATTACHMENTS; "not_found" for an unknown id
-function methods:update_attachments(id, attachments)
-  open(self, "update_attachments")
-  check_id("update_attachments", 1, id)
-  check_table("update_attachments", 2, attachments)
-  return send_table(self, UPDATE_ATTACHMENTS, id, attachments, "attachments")
-end
+-- @fails "forbidden" without WORKFLOW_INSTANCE_UPDATE_ATTACHMENTS; "not_found" for an
+-- unknown id
+methods.update_attachments = by_id_with_table(UPDATE_ATTACHMENTS, "update_attachments",
+                                              "attachments")
 
 -- Status changes are asynchronous: the service answers 202 and the status follows.
 
@@ -208,20 +179,16 @@ end
 -- @function methods:cancel
 -- @tparam string id the workflow instance id
 -- @treturn boolean true once the service accepted it
--- @treturn table meta: `status` (the HTTP status) and `request_id` (x-vcap-request-id)
--- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
--- authority WORKFLOW_INSTANCE_CANCEL; "not_found" for an unknown id; "conflict" when the
--- status does not allow it
+-- @fails "forbidden" without WORKFLOW_INSTANCE_CANCEL; "not_found" for an unknown id;
+-- "conflict" when the status does not allow it
 methods.cancel = by_id(CANCEL, "cancel", '{"status":"CANCELED"}')
 
 --- Suspends the instance until wf:resume. The service accepts it (202) and the status follows.
 -- @function methods:suspend
 -- @tparam string id the workflow instance id
 -- @treturn boolean true once the service accepted it
--- @treturn table meta: `status` (the HTTP status) and `request_id` (x-vcap-request-id)
--- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
--- authority WORKFLOW_INSTANCE_SUSPEND; "not_found" for an unknown id; "conflict" when the
--- status does not allow it
+-- @fails "forbidden" without WORKFLOW_INSTANCE_SUSPEND; "not_found" for an unknown id;
+-- "conflict" when the status does not allow it
 methods.suspend = by_id(SUSPEND, "suspend", '{"status":"SUSPENDED"}')
 
 --- Resumes a suspended instance, or retries the failed activities of an erroneous one. The
@@ -229,10 +196,8 @@ methods.suspend = by_id(SUSPEND, "suspend", '{"status":"SUSPENDED"}')
 -- @function methods:resume
 -- @tparam string id the workflow instance id
 -- @treturn boolean true once the service accepted it
--- @treturn table meta: `status` (the HTTP status) and `request_id` (x-vcap-request-id)
--- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
--- authority WORKFLOW_INSTANCE_RETRY_RESUME; "not_found" for an unknown id; "conflict" when
--- the status does not allow it
+-- @fails "forbidden" without WORKFLOW_INSTANCE_RETRY_RESUME; "not_found" for an unknown id;
+-- "conflict" when the status does not allow it
 methods.resume = by_id(RESUME, "resume", '{"status":"RUNNING"}')
 
 local ROLE_NAMES = {
@@ -249,9 +214,7 @@ local ROLE_NAMES = {
 -- contextViewerUsers, contextViewerGroups, contextAdminUsers, contextAdminGroups: each a
 -- string of comma-separated names or an array of names (e.g. {viewerUsers = {"a@x", "b@x"}})
 -- @treturn boolean true
--- @treturn table meta: `status` (the HTTP status) and `request_id` (x-vcap-request-id)
--- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
--- authority WORKFLOW_INSTANCE_UPDATE_ROLES; "not_found" for an unknown id
+-- @fails "forbidden" without WORKFLOW_INSTANCE_UPDATE_ROLES; "not_found" for an unknown id
 function methods:update_roles(id, roles)
   open(self, "update_roles")
   check_id("update_roles", 1, id)
@@ -273,9 +236,7 @@ end
 -- @tparam table ids array of instance ids (at least one)
 -- @treturn boolean|table true when the service deleted them at once (200), or `{job =,
 -- location =}` when it deletes them in the background (202): follow it with wf:job
--- @treturn table meta: `status` (the HTTP status) and `request_id` (x-vcap-request-id)
--- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
--- authority WORKFLOW_INSTANCES_UPDATE
+-- @fails "forbidden" without WORKFLOW_INSTANCES_UPDATE
 function methods:delete_instances(ids)
   open(self, "delete_instances")
   check_table("delete_instances", 1, ids)

@@ -14,9 +14,7 @@ local JOB, FORMS = ops.job, ops.forms
 -- @function methods:job
 -- @tparam string id the job id: the `job` of what wf:undeploy or wf:delete_instances returned
 -- @treturn table the job: id, status, ...
--- @treturn table meta: `status` (the HTTP status) and `request_id` (x-vcap-request-id)
--- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
--- authority JOB_STATUS_GET; "not_found" for an unknown or finished job
+-- @fails "forbidden" without JOB_STATUS_GET; "not_found" for an unknown or finished job
 methods.job = by_id(JOB, "job")
 
 --- The form definitions.
@@ -24,10 +22,7 @@ methods.job = by_id(JOB, "job")
 -- `inlinecount` (true: meta.total); the filters `type` (an array value repeats a filter:
 -- the service combines them with OR). An unknown name raises.
 -- @treturn table array of forms
--- @treturn table meta: `status`, `request_id`, and `total` (all matches) when q.inlinecount
--- is true
--- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
--- authority FORM_DEFINITION_GET
+-- @fails "forbidden" without FORM_DEFINITION_GET
 function methods:forms(q)
   open(self, "forms")
   return call(self, FORMS, FORMS.path, query.build(FORMS, q, "forms", 1))

@@ -23,10 +23,8 @@ end
 -- in the calling code, so it raises.
 -- @tparam table message as above
 -- @treturn table the instances that consumed it: array of {id = ...}
--- @treturn table meta: `status` (the HTTP status) and `request_id` (x-vcap-request-id)
--- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
--- authority MESSAGE_SEND; "invalid" (422, code bpm.workflowruntime.rest.message.no.match)
--- when no instance waits for it
+-- @fails "forbidden" without MESSAGE_SEND; "invalid" (422, code
+-- bpm.workflowruntime.rest.message.no.match) when no instance waits for it
 function methods:send_message(message)
   open(self, "send_message")
   if type(message) ~= "table" then

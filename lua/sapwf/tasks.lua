@@ -27,10 +27,7 @@ local FORM, FORM_MODEL, DEFINITIONS = ops.task_form, ops.task_form_model, ops.ta
 -- `workflowInstanceId` (an array value repeats a filter: the service combines them with
 -- OR). An unknown name raises.
 -- @treturn table array of tasks: id, subject, status, processor, workflowInstanceId, ...
--- @treturn table meta: `status`, `request_id`, and `total` (all matches) when q.inlinecount
--- is true
--- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
--- authority TASK_GET
+-- @fails "forbidden" without TASK_GET
 function methods:tasks(q)
   open(self, "tasks")
   return call(self, TASKS, TASKS.path, query.build(TASKS, q, "tasks", 1))
@@ -40,9 +37,7 @@ end
 -- @tparam string id the task instance id
 -- @tparam[opt] table opts `expand = "attributes"` adds its custom attributes
 -- @treturn table the task: id, subject, status, processor, ...
--- @treturn table meta: `status` (the HTTP status) and `request_id` (x-vcap-request-id)
--- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
--- authority TASK_GET; "not_found" for an unknown id
+-- @fails "forbidden" without TASK_GET; "not_found" for an unknown id
 function methods:task(id, opts)
   open(self, "task")
   check_id("task", 1, id)
@@ -53,55 +48,45 @@ end
 -- @function methods:task_context
 -- @tparam string id the task instance id
 -- @treturn table the context
--- @treturn table meta: `status` (the HTTP status) and `request_id` (x-vcap-request-id)
--- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
--- authority TASK_GET_CONTEXT; "not_found" for an unknown id
+-- @fails "forbidden" without TASK_GET_CONTEXT; "not_found" for an unknown id
 methods.task_context = by_id(CONTEXT, "task_context")
 
 --- The task's custom attributes.
 -- @function methods:task_attributes
 -- @tparam string id the task instance id
 -- @treturn table array of {id, label, value, type}
--- @treturn table meta: `status` (the HTTP status) and `request_id` (x-vcap-request-id)
--- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
--- authority TASK_GET_ATTRIBUTES; "not_found" for an unknown id
+-- @fails "forbidden" without TASK_GET_ATTRIBUTES; "not_found" for an unknown id
 methods.task_attributes = by_id(ATTRIBUTES, "task_attributes")
 
 --- The task's attachments.
 -- @function methods:task_attachments
 -- @tparam string id the task instance id
 -- @treturn table the attachments
--- @treturn table meta: `status` (the HTTP status) and `request_id` (x-vcap-request-id)
--- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
--- authority TASK_GET_ATTACHMENTS; "not_found" for an unknown id
+-- @fails "forbidden" without TASK_GET_ATTACHMENTS; "not_found" for an unknown id
 methods.task_attachments = by_id(ATTACHMENTS, "task_attachments")
 
 --- The task's form.
 -- @function methods:task_form
 -- @tparam string id the task instance id
 -- @treturn table the form
--- @treturn table meta: `status` (the HTTP status) and `request_id` (x-vcap-request-id)
--- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
--- authority TASK_GET_FORM; "not_found" for an unknown id, or a task without a form
+-- @fails "forbidden" without TASK_GET_FORM; "not_found" for an unknown id, or a task
+-- without a form
 methods.task_form = by_id(FORM, "task_form")
 
 --- The model of the task's form.
 -- @function methods:task_form_model
 -- @tparam string id the task instance id
 -- @treturn table the form model
--- @treturn table meta: `status` (the HTTP status) and `request_id` (x-vcap-request-id)
--- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
--- authority TASK_GET_FORM_MODEL; "not_found" for an unknown id, or a task without a form
+-- @fails "forbidden" without TASK_GET_FORM_MODEL; "not_found" for an unknown id, or a task
+-- without a form
 methods.task_form_model = by_id(FORM_MODEL, "task_form_model")
 
 --- Completes a user task, merging context into the workflow's context.
 -- @tparam string id the task instance id
 -- @tparam[opt] table context the fields the task's user filled in (default: none)
 -- @treturn boolean true
--- @treturn table meta: `status` (the HTTP status) and `request_id` (x-vcap-request-id)
--- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
--- authority TASK_COMPLETE; "not_found" for an unknown id; "conflict" for a task that is not
--- READY or RESERVED; "invalid" for a value that is not JSON
+-- @fails "forbidden" without TASK_COMPLETE; "not_found" for an unknown id; "conflict" for a
+-- task that is not READY or RESERVED; "invalid" for a value that is not JSON
 function methods:complete_task(id, context)
   open(self, "complete_task")
   check_id("complete_task", 1, id)
@@ -132,9 +117,7 @@ local EXPECTED = { table = "table", string = "string", list = "string or list of
 -- processor, dueDate, priority (strings), recipientUsers, recipientGroups (a string of
 -- comma-separated names, or an array of names)
 -- @treturn boolean true
--- @treturn table meta: `status` (the HTTP status) and `request_id` (x-vcap-request-id)
--- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
--- authority TASK_UPDATE; "not_found" for an unknown id
+-- @fails "forbidden" without TASK_UPDATE; "not_found" for an unknown id
 function methods:update_task(id, fields)
   open(self, "update_task")
   check_id("update_task", 1, id)
@@ -161,10 +144,7 @@ end
 -- @tparam[opt] table q names: `top` (page size, 1 to 1000), `skip` (0 to 4000),
 -- `inlinecount` (true: meta.total), `expand`. An unknown name raises.
 -- @treturn table array of task definitions
--- @treturn table meta: `status`, `request_id`, and `total` (all matches) when q.inlinecount
--- is true
--- @fails nil, err (an error object, see `sapwf.errors`): kind "forbidden" without the
--- authority TASK_DEFINITION_GET
+-- @fails "forbidden" without TASK_DEFINITION_GET
 function methods:task_definitions(q)
   open(self, "task_definitions")
   return call(self, DEFINITIONS, DEFINITIONS.path,
