@@ -14,7 +14,7 @@ sh scripts/ensure-deps.sh valgrind clang libclang-rt-14-dev || true
 # lua5.4, nginx with its own LuaJIT, the emulator through curl): none of their C-core work
 # happens inside the busted process that valgrind, ASan or the GC setting watch, so they are
 # left out here to keep CI short. The plain suite stages run them.
-IN_PROCESS_ONLY="--exclude-pattern=07%-install --exclude-pattern=09%-docs --exclude-pattern=20%-cli --exclude-pattern=30%-openresty --exclude-pattern=90%-emulator"
+IN_PROCESS_ONLY="--exclude-pattern=00%-layers --exclude-pattern=07%-install --exclude-pattern=09%-docs --exclude-pattern=20%-cli --exclude-pattern=30%-openresty --exclude-pattern=90%-emulator"
 
 valgrind_log=$log_dir/valgrind.log
 run_valgrind() {

@@ -49,6 +49,12 @@ describe("errors.from_response", function()
       nil, "PATCH")
     assert.equal("invalid", e.kind)
     assert.equal("bad priority", e.details[1].message)
+    -- the generic message alone would not say why: the line gives the first detail too
+    assert.matches("PATCH /v1/workflow-instances/abc: Invalid (bad priority) [code ",
+                   tostring(e), 1, true)
+    local long = from(422, '{"error":{"message":"Invalid","details":[{"message":"'
+      .. ("x"):rep(2000) .. '"}]}}', nil, "PATCH")
+    assert.is_true(#tostring(long) < 700)
   end)
 
   it("reads the OAuth layer's 401 shape", function()

@@ -134,6 +134,47 @@ describe("tasks and messages", function()
       assert.equal("COMPLETED", assert(wf:task(b.id)).status)
     end)
 
+    -- SAP Build Process Automation's approval forms: the button pressed is the decision.
+    it("completes with a decision the task's form offers; refuses one it does not", function()
+      local inst, task = order()
+      local model = assert(wf:task_form_model(task.id))
+      assert.equal("approve", model.decisions[1].id)
+      local _, err = wf:complete_task(task.id, nil, { decision = "maybe" })
+      assert.equal("invalid", err.kind)
+      assert.equal(422, err.status)
+      assert.matches("not one of the task's decisions: approve, reject", err.details[1].message,
+                     1, true)
+      assert.equal("READY", assert(wf:task(task.id)).status)
+      assert.is_true(wf:complete_task(task.id, { note = "ok" }, { decision = "approve" }))
+      assert.equal("COMPLETED", assert(wf:task(task.id)).status)
+      local completed
+      for _, entry in ipairs(assert(wf:execution_logs(inst.id))) do
+        if entry.type == "USERTASK_COMPLETED" then completed = entry end
+      end
+      assert.equal("approve", completed.decision)
+      assert.equal("ok", assert(wf:context(inst.id)).note)
+      local _, b = order("B", "2")
+      assert.is_true(wf:update_task(b.id, { status = "COMPLETED", decision = "reject" }))
+      assert.equal("COMPLETED", assert(wf:task(b.id)).status)
+    end)
+
+    it("raises for a decision that is no string, or without completing", function()
+      local _, task = order()
+      helpers.assert_raises_here({
+        { function() wf:complete_task(task.id, nil, { decision = 1 }) end,
+          "bad argument #3 to 'complete_task' (decision: non-empty string expected, got number)" },
+        { function() wf:complete_task(task.id, nil, { decision = "" }) end,
+          "bad argument #3 to 'complete_task' (decision: non-empty string expected, got \"\")" },
+        { function() wf:complete_task(task.id, nil, { choice = "approve" }) end,
+          "bad argument #3 to 'complete_task' (unknown option 'choice' (decision))" },
+        { function() wf:complete_task(task.id, nil, "approve") end,
+          "bad argument #3 to 'complete_task' (table expected, got string)" },
+        { function() wf:update_task(task.id, { decision = "approve" }) end,
+          "bad argument #2 to 'update_task' (decision goes with status = \"COMPLETED\")" },
+      }, "13%-tasks_messages_spec")
+      assert.equal("READY", assert(wf:task(task.id)).status)
+    end)
+
     it("answers conflict while the instance is suspended (retryable)", function()
       local inst, task = order()
       assert(wf:suspend(inst.id))
@@ -469,7 +510,7 @@ describe("tasks and messages", function()
           "bad argument #2 to 'update_task' (table expected, got nil)" },
         { function() wf:update_task("x", { procesor = "ann" }) end,
           "bad argument #2 to 'update_task' (unknown field 'procesor'; known: attachments, "
-          .. "context, description, dueDate, priority, processor, recipientGroups, "
+          .. "context, decision, description, dueDate, priority, processor, recipientGroups, "
           .. "recipientUsers, status, subject)" },
         { function() wf:update_task("x", { priority = 3 }) end,
           "bad argument #2 to 'update_task' (priority: string expected, got number)" },

@@ -494,6 +494,25 @@ describe("sapwf command line", function()
       assert.is_true(run({ "context", inst.id }).json.shipped)
     end)
 
+    it("completes with --decision, the button of an approval form; an unknown one is exit 9",
+       function()
+      local inst = start("orderapproval", { product = "Cam", orderId = "d-1" })
+      local task = run({ "tasks", "--instance-id", inst.id }).json[1]
+      local wrong = run({ "complete", task.id, "--decision", "maybe" })
+      assert.equal(9, wrong.code, wrong.stderr)
+      assert.matches("not one of the task's decisions: approve, reject", wrong.stderr, 1, true)
+      local done = run({ "complete", task.id, "--decision", "reject" })
+      assert.equal(0, done.code, done.stderr)
+      assert.same({ id = task.id, status = "COMPLETED", decision = "reject" }, done.json)
+      local wf = assert(require("sapwf").new{ service_key = full_key })
+      local decided
+      for _, entry in ipairs(assert(wf:execution_logs(inst.id))) do
+        if entry.type == "USERTASK_COMPLETED" then decided = entry.decision end
+      end
+      wf:close()
+      assert.equal("reject", decided)
+    end)
+
     it("sends a message by definition and business key; no receiver is exit 9", function()
       local inst = start("orderapproval", { product = "Cam", orderId = "bk-7" })
       local task = run({ "tasks", "--instance-id", inst.id }).json[1]

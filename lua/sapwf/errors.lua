@@ -99,6 +99,11 @@ local function one_line(e)
   local text = head .. ": "
   if e.phase == "token" then text = text .. "getting a token: " end
   text = text .. tostring(e.message)
+  -- The service's message is often generic ("Could not update task.") and the reason is in
+  -- its first detail: the line says it too.
+  local detail = type(e.details) == "table" and type(e.details[1]) == "table"
+    and e.details[1].message
+  if type(detail) == "string" and detail ~= "" then text = text .. " (" .. clip(detail) .. ")" end
   if e.authority then text = text .. " Needs authority " .. e.authority end
   -- A long hint (a 403's cf command lists every authority kept: 39 of them, 1,900
   -- characters) would make the line a page: it is named, not quoted.

@@ -3,7 +3,7 @@ local base = require "sapwf.base"
 local query = require "sapwf.query"
 local ops = require "sapwf.operations".by_name
 
-local pairs, type, format = pairs, type, string.format
+local pairs, ipairs, type, tostring, format = pairs, ipairs, type, tostring, string.format
 local open, call, path_of, by_id = base.open, base.call, base.path, base.by_id
 
 local methods = {}
@@ -81,41 +81,65 @@ methods.task_form = by_id(FORM, "task_form")
 -- without a form
 methods.task_form_model = by_id(FORM_MODEL, "task_form_model")
 
---- Completes a user task, merging context into the workflow's context.
+local COMPLETE_OPTIONS = { decision = true }
+
+--- Completes a user task, merging context into the workflow's context. For an approval form
+-- of SAP Build Process Automation, opts.decision is the button pressed.
 -- @tparam string id the task instance id
 -- @tparam[opt] table context the fields the task's user filled in (default: none)
+-- @tparam[opt] table opts `decision`: the id of one of the task form's decisions (its
+-- buttons, e.g. "approve"; wf:task_form_model lists them)
 -- @treturn boolean true
 -- @fails "forbidden" without TASK_COMPLETE; "not_found" for an unknown id; "conflict" for a
--- task that is not READY or RESERVED; "invalid" for a value that is not JSON
-function methods:complete_task(id, context)
+-- task that is not READY or RESERVED; "invalid" for a value that is not JSON or a decision
+-- the form does not offer
+function methods:complete_task(id, context, opts)
   open(self, "complete_task")
   check_id("complete_task", 1, id)
-  local path = path_of(COMPLETE, id)
-  local body = '{"status":"COMPLETED"}'
-  if context ~= nil then
-    check_table("complete_task", 2, context)
-    local text, err = encode(context, "context", COMPLETE, path)
-    if not text then return nil, err end
-    body = '{"status":"COMPLETED","context":' .. text .. '}'
+  if context ~= nil then check_table("complete_task", 2, context) end
+  local decision
+  if opts ~= nil then
+    check_table("complete_task", 3, opts)
+    for name in pairs(opts) do
+      if not COMPLETE_OPTIONS[name] then
+        base.argerror("complete_task", 3, format("unknown option '%s' (decision)",
+                                                 tostring(name)))
+      end
+    end
+    decision = opts.decision
+    if decision ~= nil and (type(decision) ~= "string" or decision == "") then
+      base.argerror("complete_task", 3, "decision: non-empty string expected, got "
+                    .. (decision == "" and '""' or type(decision)))
+    end
   end
-  return call(self, COMPLETE, path, "", body)
+  local path = path_of(COMPLETE, id)
+  local body = '{"status":"COMPLETED"'
+  for _, part in ipairs({ { "context", context }, { "decision", decision } }) do
+    if part[2] ~= nil then
+      local text, err = encode(part[2], part[1], COMPLETE, path)
+      if not text then return nil, err end
+      body = body .. ',"' .. part[1] .. '":' .. text
+    end
+  end
+  return call(self, COMPLETE, path, "", body .. "}")
 end
 
 -- Field -> the Lua type it takes ("list": a string, or an array joined with ",").
 local TASK_FIELDS = {
   context = "table", attachments = "table", status = "string", subject = "string",
   description = "string", recipientUsers = "list", recipientGroups = "list",
-  processor = "string", dueDate = "string", priority = "string",
+  processor = "string", dueDate = "string", priority = "string", decision = "string",
 }
 local TASK_LISTS = { recipientUsers = true, recipientGroups = true }
 local EXPECTED = { table = "table", string = "string", list = "string or list of strings" }
 
 --- Changes task properties. status = "COMPLETED" completes the task (and then needs the
--- authority TASK_COMPLETE instead of TASK_UPDATE).
+-- authority TASK_COMPLETE instead of TASK_UPDATE), with a decision if the form has buttons.
 -- @tparam string id the task instance id
 -- @tparam table fields any of context, attachments (tables), status, subject, description,
--- processor, dueDate, priority (strings), recipientUsers, recipientGroups (a string of
--- comma-separated names, or an array of names)
+-- processor, dueDate, priority, decision (strings; decision only with status =
+-- "COMPLETED"), recipientUsers, recipientGroups (a string of comma-separated names, or an
+-- array of names)
 -- @treturn boolean true
 -- @fails "forbidden" without TASK_UPDATE; "not_found" for an unknown id
 function methods:update_task(id, fields)
@@ -131,6 +155,9 @@ function methods:update_task(id, fields)
       base.argerror("update_task", 2, format("%s: %s expected, got %s", name,
                                                EXPECTED[want], got))
     end
+  end
+  if fields.decision ~= nil and fields.status ~= "COMPLETED" then
+    base.argerror("update_task", 2, 'decision goes with status = "COMPLETED"')
   end
   local body = base.join_lists("update_task", 2, fields, TASK_FIELDS, TASK_LISTS)
   local op = body.status == "COMPLETED" and COMPLETE or UPDATE

@@ -142,11 +142,11 @@ function M.complete(ctx, args)
     return nil, err
   end
   local ok
-  ok, err = wf:complete_task(args.task, context)
+  ok, err = wf:complete_task(args.task, context, { decision = args.decision })
   if not ok then
     return nil, err
   end
-  ctx.out:result({ id = args.task, status = "COMPLETED" })
+  ctx.out:result({ id = args.task, status = "COMPLETED", decision = args.decision })
 end
 
 function M.message(ctx, args)

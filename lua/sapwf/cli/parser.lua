@@ -110,6 +110,8 @@ local function add_task_commands(parser)
   local complete = parser:command("complete", "Complete a user task.")
   complete:argument("task", "Task instance id.")
   complete:option("--context", CONTEXT_HELP .. " Default {}."):argname("JSON")
+  complete:option("--decision", "The button pressed on an SAP Build Process Automation "
+    .. "approval form: its id (e.g. approve), as the task's form model lists them."):argname("ID")
 end
 
 local function add_start_command(parser)

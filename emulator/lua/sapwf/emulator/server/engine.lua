@@ -225,8 +225,9 @@ function engine.update_task(task, patch, user)
     if patch.context then engine.merge(instance.context, patch.context) end
     task.status, task.completedAt = "COMPLETED", now
     task.processor = task.processor or user
+    task.decision = patch.decision
     store.log(instance, { type = "USERTASK_COMPLETED", activityId = task.activityId,
-      subject = task.subject, taskId = task.id, userId = user })
+      subject = task.subject, taskId = task.id, userId = user, decision = patch.decision })
     shared.count("tasks_completed")
     instance.behaviour.on_task_completed(instance, task, engine)
   elseif patch.context then

@@ -135,7 +135,7 @@ local function invalid_patch(message)
 end
 
 local STRING_FIELDS = { "status", "subject", "description", "processor", "priority",
-  "dueDate", "recipientUsers", "recipientGroups" }
+  "dueDate", "recipientUsers", "recipientGroups", "decision" }
 
 -- The first reason the payload cannot be applied (422), or nil.
 local function patch_problem(patch)
@@ -169,6 +169,26 @@ local function patch_problem(patch)
   return nil
 end
 
+-- A decision (the button of an SAP Build Process Automation approval form) completes the
+-- task, and must be one its form offers. [inferred: SAP documents the field by example
+-- only, {"status": "COMPLETED", "decision": "<button id>"}.]
+local function decision_problem(task, patch)
+  if patch.decision == nil then return nil end
+  if patch.status ~= "COMPLETED" then
+    return "A decision can only be given with the status COMPLETED."
+  end
+  local form = task.form and store.forms[task.form]
+  local decisions = form and form.model and form.model.decisions or {}
+  local ids = {}
+  for i, d in ipairs(decisions) do
+    if d.id == patch.decision then return nil end
+    ids[i] = d.id
+  end
+  if #ids == 0 then return "The task's form offers no decisions." end
+  return "The decision '" .. patch.decision .. "' is not one of the task's decisions: "
+    .. table.concat(ids, ", ") .. "."
+end
+
 function tasks.update(req)
   local patch = req:json()
   if not is_object(patch) then return respond.bad_request() end
@@ -180,7 +200,7 @@ function tasks.update(req)
   end
   local task, status, body = find_task(req)
   if not task then return status, body end
-  local problem = patch_problem(patch)
+  local problem = patch_problem(patch) or decision_problem(task, patch)
   if problem then return invalid_patch(problem) end
   if task.status == "COMPLETED" or task.status == "CANCELED" then
     return invalid_patch("The task is " .. task.status .. " and cannot be changed.")
