@@ -57,6 +57,14 @@ describe("errors.from_response", function()
     assert.is_true(#tostring(long) < 700)
   end)
 
+  it("reads an API gateway's fault (SAP API Management)", function()
+    local e = from(401, '{"fault":{"faultstring":"Invalid ApiKey","detail":{"errorcode":'
+      .. '"oauth.v2.InvalidApiKey"}}}')
+    assert.equal("auth", e.kind)
+    assert.equal("Invalid ApiKey", e.message)
+    assert.equal("oauth.v2.InvalidApiKey", e.code)
+  end)
+
   it("reads the OAuth layer's 401 shape", function()
     local e = from(401, '{"error":"unauthorized","error_description":"Full authentication '
       .. 'is required to access this resource."}')

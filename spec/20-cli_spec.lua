@@ -290,6 +290,39 @@ describe("sapwf command line", function()
     end)
   end)
 
+  -- -H: the key of an API gateway in front of the service, on every call, never printed.
+  describe("--header", function()
+    local API_KEY = "gw-cli-" .. ("7"):rep(20)
+    before_each(function() emu:api_key("APIKey", API_KEY) end)
+    after_each(function() emu:api_key(nil) end)
+
+    local function assert_no_key(r)
+      assert.is_nil((r.stdout .. r.stderr):find(API_KEY, 1, true), "the API key appeared")
+    end
+
+    it("sends it with every call; without it the gateway refuses (exit 4)", function()
+      local r = run({ "-H", "APIKey: " .. API_KEY, "definitions" })
+      assert.equal(0, r.code, r.stderr)
+      assert.equal(3, #r.json)
+      assert_no_key(r)
+      local refused = run({ "definitions" })
+      assert.equal(4, refused.code, refused.stderr)
+      assert.matches("Invalid ApiKey", refused.stderr, 1, true)
+      assert.matches("behind an API gateway, give its key with --header", refused.stderr, 1,
+                     true)
+    end)
+
+    it("is a usage error (exit 2), never echoed, when it cannot be sent", function()
+      for _, header in ipairs({ "APIKey " .. API_KEY, "Authorization: Bearer " .. API_KEY,
+                                "APIKey: " .. API_KEY .. "\1" }) do
+        local r = run({ "--header", header, "definitions" })
+        assert.equal(2, r.code, r.stderr)
+        assert.matches("--header", r.stderr, 1, true)
+        assert_no_key(r)
+      end
+    end)
+  end)
+
   describe("arguments", function()
     it("--help lists the commands and the exit codes, and exits 0", function()
       local r = sapwf({ "--help" })

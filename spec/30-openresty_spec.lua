@@ -251,6 +251,17 @@ describe("sapwf.ngx in nginx", function()
         ngx.say(tostring(wf), "|", err.kind, "|", tostring(err))
       }
     }
+    location = /api-key {
+      content_by_lua_block {
+        local new = require("sapwf.ngx").new
+        local key = os.getenv("SAPWF_SERVICE_KEY")
+        local plain = assert(new{ service_key = key })
+        local _, err = plain:definitions()
+        local keyed = assert(new{ service_key = key, headers = { APIKey = ngx.var.arg_key } })
+        local list, err2 = keyed:definitions()
+        ngx.say(err and err.status, "|", list and #list or tostring(err2), "|", tostring(keyed))
+      }
+    }
     location = /bad-options {
       content_by_lua_block {
         local new = require("sapwf.ngx").new
@@ -312,6 +323,21 @@ describe("sapwf.ngx in nginx", function()
       assert.is_true(answer.renewed)
       assert.is_true(answer.kept)
       assert.equal(before + 1, emu:stats().token_requests)
+    end)
+
+    -- An API gateway's key in front of the service: the headers option reaches the worker
+    -- threads' clients, and a client without it is refused; the key is never shown.
+    it("sends the headers option with every call", function()
+      local api_key = "gw-key-" .. ("k"):rep(20)
+      emu:api_key("APIKey", api_key)
+      local status, body = g:curl("/api-key?key=" .. api_key)
+      emu:api_key(nil)
+      assert.equal(200, status)
+      local without, count, shown = body:match("^(%d+)|(%d+)|(.*)\n$")
+      assert.equal("401", without, body)
+      assert.equal("3", count, body)
+      assert.is_nil(shown:find(api_key, 1, true))
+      assert.is_nil(g:error_log():find(api_key, 1, true))
     end)
 
     it("says which nginx.conf line is missing", function()

@@ -999,7 +999,8 @@ describe("emulator", function()
       for _, key in ipairs({ "GET /_emulator/", "POST /_emulator/reset", "GET /_emulator/clients",
           "PUT /_emulator/clients", "PUT /_emulator/clients/<id>", "GET /_emulator/stats",
           "GET /_emulator/instances", "POST /_emulator/tokens/expire", "POST /_emulator/faults",
-          "GET /_emulator/faults", "DELETE /_emulator/faults" }) do
+          "GET /_emulator/faults", "DELETE /_emulator/faults", "PUT /_emulator/api-key",
+          "DELETE /_emulator/api-key" }) do
         assert.is_true(seen[key], key)
       end
       local _, err = emu:control("GET", "/nothing")

@@ -24,7 +24,7 @@ static char *copy_bytes(const char *s, size_t n)
 
 /* Acquires everything for a client that exists, closed, as a userdata with its
  * metatable: whatever fails half-way is freed by __gc. Returns a setopt failure. */
-static CURLcode open_client(sapwf_client *c, const sapwf_options *o)
+static CURLcode open_client(lua_State *L, sapwf_client *c, const sapwf_options *o)
 {
   CURLcode rc;
   struct curl_slist *h;
@@ -47,6 +47,10 @@ static CURLcode open_client(sapwf_client *c, const sapwf_options *o)
     curl_slist_free_all(c->token_headers);
     c->token_headers = NULL;
   }
+  rc = CURLE_OK;
+  c->extra_headers = sapwf_extra_headers(L, o, &rc);
+  if (rc != CURLE_OK)
+    return rc;
   c->token_easy = curl_easy_init();
   c->api_easy = curl_easy_init();
   if (c->api_url == NULL || (c->secret == NULL && c->key_pem == NULL)
@@ -83,7 +87,7 @@ int sapwf_client_new(lua_State *L)
   c->closed = 1;
   luaL_getmetatable(L, SAPWF_CLIENT_MT);
   lua_setmetatable(L, -2);
-  rc = open_client(c, &o);
+  rc = open_client(L, c, &o);
   if (rc != CURLE_OK)
     return luaL_error(L, "sapwf: cannot set up libcurl: %s", curl_easy_strerror(rc));
   /* Only the API handle joins the state's share (share.c says why not the token one). */
@@ -112,6 +116,8 @@ static void release(lua_State *L, sapwf_client *c)
   c->share = NULL;
   curl_slist_free_all(c->token_headers);
   c->token_headers = NULL;
+  sapwf_free_headers(c->extra_headers);
+  c->extra_headers = NULL;
   free(c->api_url);
   c->api_url = NULL;
   sapwf_free_secret(&c->secret, c->secret_len);

@@ -196,10 +196,12 @@ void sapwf_free_headers(struct curl_slist *list)
 }
 
 
-/* The API request headers, or NULL when out of memory. "Expect:" stops libcurl from
- * waiting for 100-continue; "Content-Type:" without a body stops it from sending its
- * default form type on an empty POST. */
-struct curl_slist *sapwf_request_headers(const char *token, size_t token_len, int has_body)
+/* The API request headers, with the lines of `extra` (the client's `headers` option) at the
+ * end, or NULL when out of memory. "Expect:" stops libcurl from waiting for 100-continue;
+ * "Content-Type:" without a body stops it from sending its default form type on an empty
+ * POST. */
+struct curl_slist *sapwf_request_headers(const char *token, size_t token_len, int has_body,
+                                         const struct curl_slist *extra)
 {
   static const char prefix[] = "Authorization: Bearer ";
   size_t size = sizeof prefix + token_len;
@@ -218,6 +220,8 @@ struct curl_slist *sapwf_request_headers(const char *token, size_t token_len, in
     last = curl_slist_append(list, has_body ? "Content-Type: application/json" : "Content-Type:");
   if (last != NULL)
     last = curl_slist_append(list, "Expect:");
+  for (; extra != NULL && last != NULL; extra = extra->next)
+    last = curl_slist_append(list, extra->data);
   if (last == NULL) {
     sapwf_free_headers(list);
     return NULL;

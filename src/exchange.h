@@ -69,7 +69,8 @@ CURLcode sapwf_exchange_callbacks(CURL *easy, sapwf_exchange *x);
 void sapwf_exchange_reset(sapwf_exchange *x, int refuse_resend);
 CURLcode sapwf_exchange_perform(sapwf_exchange *x, CURL *easy, int refuse_resend, long *status);
 void sapwf_exchange_free(sapwf_exchange *x);
-struct curl_slist *sapwf_request_headers(const char *token, size_t token_len, int has_body);
+struct curl_slist *sapwf_request_headers(const char *token, size_t token_len, int has_body,
+                                         const struct curl_slist *extra);
 void sapwf_free_headers(struct curl_slist *list);
 CURLcode sapwf_set_method(CURL *easy, int method, const char *body, size_t body_len);
 void sapwf_error_init(sapwf_error *e, const char *kind, const char *phase);

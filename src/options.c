@@ -8,6 +8,78 @@
 #include <stdlib.h>
 #include <string.h>
 
+static int option_type_error(lua_State *L, const char *name, const char *expected);
+
+/* Header names sapwf writes itself or that frame the request: an extra header must not
+ * replace them (case does not matter). */
+static const char *const reserved_headers[] = {
+  "authorization", "content-type", "content-length", "transfer-encoding", "host", "expect",
+  "accept", "connection", NULL
+};
+
+
+/* A header name: an RFC 9110 token. */
+static int header_name_ok(const char *s, size_t len)
+{
+  size_t i;
+  if (len == 0)
+    return 0;
+  for (i = 0; i < len; i++) {
+    unsigned char ch = (unsigned char)s[i];
+    if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z')
+          || (ch != 0 && strchr("!#$%&'*+-.^_`|~", ch) != NULL)))
+      return 0;
+  }
+  return 1;
+}
+
+
+/* Checks opts.headers: a table of name = value strings, each name a token and not one of
+ * reserved_headers, each value visible ASCII and spaces (sapwf_header_text_ok). Raises
+ * naming the header, never its value: it is often an API key. Leaves the table on the
+ * stack and its index in o->headers_idx (0: none). */
+static void check_headers(lua_State *L, sapwf_options *o)
+{
+  int idx;
+  o->headers_idx = 0;
+  lua_getfield(L, 1, "headers");
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    return;
+  }
+  if (lua_type(L, -1) != LUA_TTABLE)
+    option_type_error(L, "headers", "table");
+  idx = lua_gettop(L);
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) {
+    size_t name_len, value_len, i;
+    const char *name, *value;
+    if (lua_type(L, -2) != LUA_TSTRING)
+      luaL_error(L, "bad option 'headers' (header names must be strings, got %s)",
+                 luaL_typename(L, -2));
+    name = lua_tolstring(L, -2, &name_len);
+    if (!header_name_ok(name, name_len))
+      luaL_error(L, "bad option 'headers' (a header name is not a token: letters, digits "
+                 "and !#$%%&'*+-.^_`|~ only)");
+    for (i = 0; reserved_headers[i] != NULL; i++)
+      if (strlen(reserved_headers[i]) == name_len
+          && curl_strnequal(reserved_headers[i], name, name_len))
+        luaL_error(L, "bad option 'headers' (header '%s' is sapwf's own: it cannot be "
+                   "replaced)", name);
+    if (lua_type(L, -1) != LUA_TSTRING)
+      luaL_error(L, "bad option 'headers' (header '%s': string expected, got %s)", name,
+                 luaL_typename(L, -1));
+    value = lua_tolstring(L, -1, &value_len);
+    /* The message never quotes the value. */
+    if (!sapwf_header_text_ok(value, value_len, 1))
+      luaL_error(L, "bad option 'headers' (header '%s': the value must be visible ASCII and "
+                 "spaces: a header cannot carry CR, LF or other control bytes)", name);
+    lua_pop(L, 1);
+  }
+  o->headers_idx = idx;
+}
+
+
 /* {====================================================================
  * Options
  * ===================================================================== */
@@ -15,7 +87,7 @@
 static const char *const option_names[] = {
   "api_url", "token_url", "client_id", "client_secret", "cert", "key", "timeout",
   "connect_timeout", "cafile", "verify", "proxy", "token_margin", "max_response",
-  "user_agent", "auto_token", NULL
+  "user_agent", "auto_token", "headers", NULL
 };
 
 /* Seconds as a long count of milliseconds must fit 32 bits wherever long does. */
@@ -152,6 +224,41 @@ void sapwf_read_options(lua_State *L, sapwf_options *o)
 
   o->verify = opt_boolean(L, "verify", 1);
   o->auto_token = opt_boolean(L, "auto_token", 1);
+  check_headers(L, o);
+}
+
+
+/* The headers of every API request (sapwf_apply_headers): the extra lines, "Name: value",
+ * or NULL; *rc is set when out of memory. The options were checked by check_headers. */
+struct curl_slist *sapwf_extra_headers(lua_State *L, const sapwf_options *o, CURLcode *rc)
+{
+  struct curl_slist *list = NULL;
+  if (o->headers_idx == 0)
+    return NULL;
+  lua_pushnil(L);
+  while (lua_next(L, o->headers_idx) != 0) {
+    size_t name_len, value_len;
+    const char *name = lua_tolstring(L, -2, &name_len);
+    const char *value = lua_tolstring(L, -1, &value_len);
+    char *line = malloc(name_len + value_len + 3);
+    struct curl_slist *grown = NULL;
+    if (line != NULL) {
+      memcpy(line, name, name_len);
+      memcpy(line + name_len, ": ", 2);
+      memcpy(line + name_len + 2, value, value_len + 1);
+      grown = curl_slist_append(list, line);          /* copies it */
+      sapwf_free_secret(&line, name_len + value_len + 3);
+    }
+    if (grown == NULL) {
+      lua_pop(L, 2);
+      sapwf_free_headers(list);
+      *rc = CURLE_OUT_OF_MEMORY;
+      return NULL;
+    }
+    list = grown;
+    lua_pop(L, 1);
+  }
+  return list;
 }
 
 /* }==================================================================== */

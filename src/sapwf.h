@@ -48,6 +48,8 @@ typedef struct sapwf_client {
   sapwf_share *share;              /* API connections shared with the state's other clients */
   long keep_connections;           /* idle API connections kept (batch.c); 0: libcurl's 5 */
   struct curl_slist *token_headers;
+  struct curl_slist *extra_headers;  /* the `headers` option's lines, in every API request;
+                                        wiped when freed (a value may be an API key) */
   char *api_url;
   size_t api_url_len;
   char *secret;                    /* malloc'ed copies, wiped before free */
@@ -84,6 +86,7 @@ typedef struct sapwf_options {
   size_t max_response;
   int verify;
   int auto_token;
+  int headers_idx;                 /* stack index of the headers table (0: none) */
 } sapwf_options;
 
 /* core.c: the one exported symbol */
@@ -130,6 +133,7 @@ struct curl_slist *sapwf_token_headers(sapwf_client *c, int has_body);
 void sapwf_read_options(lua_State *L, sapwf_options *o);
 CURLcode sapwf_apply_options(CURL *easy, const sapwf_options *o);
 CURLcode sapwf_setup_token_handle(sapwf_client *c, const sapwf_options *o);
+struct curl_slist *sapwf_extra_headers(lua_State *L, const sapwf_options *o, CURLcode *rc);
 
 /* client.c */
 void sapwf_client_open(lua_State *L);

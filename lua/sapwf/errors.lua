@@ -191,6 +191,14 @@ function errors.from_response(status, body, headers, ctx)
     e.code = err
     local description = doc.error_description
     e.message = clip(type(description) == "string" and description or err)
+  elseif type(doc) == "table" and type(doc.fault) == "table"
+      and type(doc.fault.faultstring) == "string" then
+    -- An API gateway's (SAP API Management): {"fault":{"faultstring","detail":{"errorcode"}}}
+    e.message = clip(doc.fault.faultstring)
+    local detail = doc.fault.detail
+    if type(detail) == "table" and type(detail.errorcode) == "string" then
+      e.code = detail.errorcode
+    end
   elseif type(doc) == "table" and type(doc.message) == "string" then
     e.message = clip(doc.message)
   end

@@ -100,6 +100,9 @@ end
 --   its lifetime)
 -- - `max_response` (default 16 MiB): the largest answer taken
 -- - `user_agent` (default "sapwf/" .. sapwf.version)
+-- - `headers`: extra headers for every API call, `{ APIKey = key }` (an API gateway's key;
+--   not sent to the token endpoint); a name that is no token or is sapwf's own, or a value
+--   with control bytes, raises, naming the header and never its value
 -- - the retry policy (README, "Retries"): `retries` (default 3), `retry_deadline` (default
 --   30 s), `backoff_base` (default 0.5 s), `backoff_max` (default 8 s)
 -- - `log`: a function that gets an event table for each retry and token refresh (never a

@@ -76,7 +76,18 @@ local function config_key(core_opts)
   end
   sort(names)
   local parts = {}
-  for i, name in ipairs(names) do parts[i] = name .. "=" .. tostring(core_opts[name]) end
+  for i, name in ipairs(names) do
+    local value = core_opts[name]
+    if name == "headers" then
+      -- their names only: a value may be an API key, which replaces the client as a
+      -- rotated secret does (ngx/thread.lua)
+      local header_names = {}
+      for header in pairs(value) do header_names[#header_names + 1] = header end
+      sort(header_names)
+      value = concat(header_names, ",")
+    end
+    parts[i] = name .. "=" .. tostring(value)
+  end
   return ngx.md5(concat(parts, "\n"))
 end
 

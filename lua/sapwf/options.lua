@@ -21,14 +21,14 @@ local OPTION_TYPES = {
   timeout = "number", connect_timeout = "number", cafile = "string", verify = "boolean",
   proxy = "string", token_margin = "number", max_response = "number", user_agent = "string",
   retries = "number", retry_deadline = "number", backoff_base = "number",
-  backoff_max = "number", log = "function", allow_http = "boolean",
+  backoff_max = "number", log = "function", allow_http = "boolean", headers = "table",
 }
 -- The retry options' ranges (send.lua applies them): name -> max, integer?
 local RETRY_RANGES = { retries = { 100, true }, retry_deadline = { 86400 },
                        backoff_base = { 3600 }, backoff_max = { 3600 } }
 local CREDENTIALS = { "api_url", "token_url", "client_id", "client_secret", "cert", "key" }
 local PASSED_ON = { "timeout", "connect_timeout", "cafile", "verify", "proxy", "token_margin",
-                    "max_response", "user_agent" }
+                    "max_response", "user_agent", "headers" }
 
 -- Raises for unknown names and types, at the caller of the function that calls this one
 -- (level 3 from here, the default: the caller of sapwf.new, sapwf.from_env or

@@ -66,9 +66,13 @@ function M.report_error(out, err, args)
       out.stderr:write("hint: ", err.hint, "\n")
     end
     out.stderr:write("hint: `sapwf doctor` lists every missing authority and the cf command.\n")
-  elseif err.kind == "auth" then
+  elseif err.kind == "auth" and err.phase == "token" then
     out.stderr:write("hint: the token endpoint refused the client: check the client id and "
       .. "secret of the service key (was the key deleted or rotated?).\n")
+  elseif err.kind == "auth" then
+    -- The API (or a gateway in front of it) refused a fresh token too.
+    out.stderr:write("hint: the API refused a fresh token: check that the key's API URL and "
+      .. "token URL belong together; behind an API gateway, give its key with --header.\n")
   elseif err.kind == "config" and err.no_key then
     out.stderr:write("hint: `cf service-key INSTANCE KEY` prints a key (drop its first line); "
       .. "see `sapwf --help`.\n")

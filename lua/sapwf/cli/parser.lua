@@ -79,6 +79,9 @@ local function add_global_options(parser)
     .. "then cross the network in clear text).")
   parser:option("--cafile", "CA certificates (PEM) to verify the servers with."):argname("FILE")
     :target("cafile")
+  parser:option("-H --header", "An extra header for every API call, 'Name: value' (an API "
+      .. "key of a gateway in front of the service); repeatable. Never printed.")
+    :argname("HEADER"):count("*"):target("headers")
   parser:option("--timeout", "Seconds a whole request may take (default 60)."):argname("SECONDS")
     :convert(positive_number("--timeout")):target("timeout")
 end

@@ -59,9 +59,27 @@ function Session:key_source()
     .. "run where VCAP_SERVICES has a workflow binding", true)
 end
 
+-- The --header options as the headers option takes them ({name = value}), or nil and a
+-- usage error. A message names the option, never the value: it is often an API key.
+local function headers_of(list)
+  if not list or #list == 0 then return nil end
+  local headers = {}
+  for i, line in ipairs(list) do
+    local name, value = line:match("^%s*([^:%s]+)%s*:[ \t]*(.-)%s*$")
+    if not name then
+      return nil, { kind = "usage", message = string.format(
+        "--header #%d: Name: value expected (a header name, a colon, its value)", i) }
+    end
+    headers[name] = value
+  end
+  return headers
+end
+
 -- instance names the service instance in the cf commands of 403 hints.
 function Session:client_options()
-  return { timeout = self.args.timeout, cafile = self.args.cafile,
+  local headers, err = headers_of(self.args.headers)
+  if err then return nil, err end
+  return { timeout = self.args.timeout, cafile = self.args.cafile, headers = headers,
            instance = self.args.instance_name, allow_http = self.args.allow_http or nil }
 end
 
@@ -75,13 +93,27 @@ function Session:client()
     return nil, err
   end
   local sapwf = require "sapwf"
-  local opts = self:client_options()
-  local wf
+  local opts
+  opts, err = self:client_options()
+  if not opts then
+    return nil, err
+  end
+  local ok, wf
   if source.vcap then
-    wf, err = sapwf.from_env(self.args.instance_name, opts)
+    ok, wf, err = pcall(sapwf.from_env, self.args.instance_name, opts)
   else
     opts.service_key = source.text
-    wf, err = sapwf.new(opts)
+    ok, wf, err = pcall(sapwf.new, opts)
+  end
+  if not ok then
+    -- A --header sapwf cannot send raises in new (its message names no value); anything
+    -- else raised there is a bug.
+    local message = tostring(wf)
+    if message:find("bad option 'headers'", 1, true) then
+      return nil, { kind = "usage",
+                    message = "--header: " .. message:gsub("^.-bad option", "bad option") }
+    end
+    error(wf, 0)
   end
   if not wf then
     if type(err) == "table" and err.kind == nil then

@@ -15,7 +15,7 @@ local thread = {}
 -- options) closes the oldest.
 local MAX_CLIENTS = 8
 
-local clients = {}       -- key -> { client =, secret =, private_key = }
+local clients = {}       -- key -> { client =, secret =, private_key =, headers = }
 local order = {}         -- keys, oldest first
 
 local function forget(key)
@@ -28,18 +28,31 @@ local function forget(key)
   entry.client:close()
 end
 
--- The client for key (which names every option but the secret and private key: a rotated
--- secret replaces the client rather than adding one).
+-- The values of the headers option as one string (nil: none), to tell a changed API key.
+local function header_values(headers)
+  if not headers then return nil end
+  local names, lines = {}, {}
+  for name in pairs(headers) do names[#names + 1] = name end
+  table.sort(names)
+  for i, name in ipairs(names) do lines[i] = name .. ": " .. headers[name] end
+  return table.concat(lines, "\n")
+end
+
+-- The client for key (which names every option but the secret, the private key and the
+-- header values: a rotated secret or API key replaces the client rather than adding one).
 local function client_for(key, opts)
   local entry = clients[key]
-  if entry and entry.secret == opts.client_secret and entry.private_key == opts.key then
+  local headers = header_values(opts.headers)
+  if entry and entry.secret == opts.client_secret and entry.private_key == opts.key
+      and entry.headers == headers then
     return entry.client
   end
   forget(key)
   while #order >= MAX_CLIENTS do forget(order[1]) end
   opts.auto_token = false
   local c = core.new(opts)
-  clients[key] = { client = c, secret = opts.client_secret, private_key = opts.key }
+  clients[key] = { client = c, secret = opts.client_secret, private_key = opts.key,
+                   headers = headers }
   order[#order + 1] = key
   return c
 end

@@ -117,6 +117,15 @@ function methods:fault(spec)
   return checked(self:control("POST", "/faults", spec)).id
 end
 
+--- Puts an API gateway's key in front of the API: every API request without the header
+-- `name` set to `value` answers 401 (as API Management does). emu:api_key(nil) removes it.
+function methods:api_key(name, value)
+  if name == nil then return checked(self:control("DELETE", "/api-key")) end
+  check_type(name, "string", 1, "api_key")
+  check_type(value, "string", 2, "api_key")
+  return checked(self:control("PUT", "/api-key", { header = name, value = value }))
+end
+
 --- Creates or changes a client: { secret =, authorities = {...}, expires_in =, name = }.
 -- Returns the client as GET /_emulator/clients shows it.
 function methods:set_client(clientid, opts)

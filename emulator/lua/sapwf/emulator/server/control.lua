@@ -100,6 +100,7 @@ end
 local function reset()
   shared.update(function(config)
     config.clients = config.default_clients
+    config.api_key = nil
     config.faults = {}
     config.data_gen = config.data_gen + 1
   end)
@@ -171,6 +172,26 @@ local function stats()
   return answer(200, result)
 end
 
+-- An API gateway's key in front of the API (an API Management proxy, an SPA environment's
+-- API key): {header, value} makes every API request without that header value answer 401;
+-- DELETE takes it away.
+local function put_api_key()
+  local spec = body()
+  if not json.is_object(spec) or type(spec.header) ~= "string" or spec.header == ""
+      or type(spec.value) ~= "string" then
+    return failure(400, "the key must be {header = name, value = text}")
+  end
+  shared.update(function(config)
+    config.api_key = { header = string.lower(spec.header), value = spec.value }
+  end)
+  return answer(200, { header = spec.header })
+end
+
+local function delete_api_key()
+  shared.update(function(config) config.api_key = nil end)
+  return answer(200, { api_key = false })
+end
+
 -- Every control operation: what routes it, and what GET /_emulator/ lists (one table, so the
 -- index cannot miss one). path: the literal path after /_emulator/, or a Lua pattern whose
 -- capture is passed to the handler (pattern = true).
@@ -192,6 +213,9 @@ local ROUTES = {
   { "POST", "faults", "add a fault: {fault, method, path, times, delay, status, retry_after, "
       .. "size, body, location} -> {id, fault}", add_fault },
   { "GET", "faults", "the faults with their uses", list_faults },
+  { "PUT", "api-key", "an API gateway's key: {header, value}; API requests without it answer "
+      .. "401", put_api_key },
+  { "DELETE", "api-key", "no API key needed any more", delete_api_key },
   { "DELETE", "faults", "remove every fault", clear_faults },
 }
 

@@ -79,6 +79,12 @@ end
 
 --- Answers an API request. route, params, allowed come from router.match.
 function dispatch.api(config, route, params, allowed)
+  -- A gateway in front of the API checks its key before the API sees the token.
+  local key = config.api_key
+  if key and ngx.req.get_headers()[key.header] ~= key.value then
+    return 401, { fault = { faultstring = "Invalid ApiKey",
+      detail = { errorcode = "oauth.v2.InvalidApiKey" } } }
+  end
   local claims = tokens.verify(config, ngx.var.http_authorization)
   if not claims then
     return 401, respond.UNAUTHORIZED, { ["WWW-Authenticate"] = BEARER_CHALLENGE }
