@@ -16,6 +16,8 @@
 #   make DEV=1            -O0 and stricter warnings;  make SANITIZE=1  ASan + UBSan
 #                         (give it a build of its own: make SANITIZE=1 BUILD_DIR=build/asan)
 #   make check-layers     check that the C files call only downward (scripts/check-layers.sh)
+#   make prism            every call of sapwf through Stoplight Prism with SAP's API definition
+#                         (SAPWF_API_DEFINITION, default ../shared/reference/...) as the contract
 #   make fuzz             libFuzzer on the C parsers of server input, FUZZ_SECONDS each
 #   make bench            sapwf against wrk, plain libcurl, Python requests and curl; writes
 #                         BENCHMARKS.md (about 4 minutes);  make bench QUICK=1  a short run
@@ -71,7 +73,7 @@ MODULE     := $(BUILD_DIR)/sapwf/core.so
 # own, outside sapwf.core.
 COMPAT     := $(BUILD_DIR)/sapwf/compat/json_walk.so
 
-.PHONY: all test demo docs man install install-emulator clean deps fuzz bench check-layers
+.PHONY: all test demo docs man install install-emulator clean deps fuzz bench check-layers prism
 
 all: $(MODULE) $(COMPAT)
 
@@ -95,6 +97,21 @@ check-layers: $(MODULE)
 
 deps:
 	@sh scripts/ensure-deps.sh
+
+# SAP's API definition as an outside judge of the requests sapwf sends (.ci/prism.lua).
+# Prism comes from npm into build/prism; the definition is SAP's and never part of sapwf.
+SAPWF_API_DEFINITION ?= ../shared/reference/SAP_CP_Workflow_CF.yaml
+PRISM := build/prism/node_modules/.bin/prism
+$(PRISM):
+	@command -v npm >/dev/null || sh scripts/ensure-deps.sh npm
+	@mkdir -p build/prism
+	npm install --prefix build/prism --no-audit --no-fund --loglevel=error @stoplight/prism-cli@5
+
+prism: deps $(PRISM)
+	@$(MAKE) --no-print-directory all LUA=lua5.4
+	@test -f '$(SAPWF_API_DEFINITION)' || { echo "make prism: no API definition at \
+	  $(SAPWF_API_DEFINITION) (set SAPWF_API_DEFINITION)" >&2; exit 1; }
+	lua5.4 .ci/prism.lua $(PRISM) '$(SAPWF_API_DEFINITION)'
 
 test: deps
 	@$(MAKE) --no-print-directory all
