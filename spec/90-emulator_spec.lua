@@ -559,6 +559,17 @@ describe("emulator", function()
         json = { definitionId = "orderShipped", workflowInstanceId = instance.id } })
       assert.equal(422, early.status)
       assert.equal("bpm.workflowruntime.rest.message.no.match", early.json.error.code)
+      -- one id that is malformed is not "both": the answer says what is wrong with it
+      local malformed = api("POST", "/v1/messages/", { token = token,
+        json = { definitionId = "orderShipped", workflowInstanceId = "short" } })
+      assert.equal(400, malformed.status)
+      assert.equal("The workflowInstanceId is not a workflow instance id.",
+                   malformed.json.error.message)
+      local both = api("POST", "/v1/messages/", { token = token,
+        json = { definitionId = "orderShipped", workflowInstanceId = instance.id,
+                 businessKey = "4711" } })
+      assert.equal(400, both.status)
+      assert.matches("not both", both.json.error.message, 1, true)
 
       local bad = api("PATCH", base, { token = token, json = { status = "READY" } })
       assert.equal(422, bad.status)

@@ -31,9 +31,12 @@ function messages.send(req)
   local instance_id, definition_id = body.workflowInstanceId, body.workflowDefinitionId
   local key = body.businessKey
   if instance_id ~= nil then
-    if not string_of(instance_id, 36, 36) or definition_id ~= nil or key ~= nil then
+    if definition_id ~= nil or key ~= nil then
       return respond.bad_request("Use either workflowInstanceId or workflowDefinitionId with"
         .. " businessKey, not both.")
+    end
+    if not string_of(instance_id, 36, 36) then
+      return respond.bad_request("The workflowInstanceId is not a workflow instance id.")
     end
   elseif not string_of(definition_id, 1, 64) or not string_of(key, 0, 255) then
     return respond.bad_request("Name the instances with workflowInstanceId or with"
