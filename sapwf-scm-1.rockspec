@@ -87,6 +87,7 @@ build = {
     ["sapwf.query"] = "lua/sapwf/query.lua",
     ["sapwf.request"] = "lua/sapwf/request.lua",
     ["sapwf.send"] = "lua/sapwf/send.lua",
+    ["sapwf.service"] = "lua/sapwf/service.lua",
     ["sapwf.servicekey"] = "lua/sapwf/servicekey.lua",
     ["sapwf.tasks"] = "lua/sapwf/tasks.lua",
   },

@@ -11,6 +11,8 @@ local core = require "sapwf.core"
 local json = require "sapwf.json"
 local errors = require "sapwf.errors"
 local send = require "sapwf.send"
+local service = require "sapwf.service"
+local operations = require "sapwf.operations"
 
 local type, tostring, getmetatable, setmetatable, rawget, error =
   type, tostring, getmetatable, setmetatable, rawget, error
@@ -32,18 +34,20 @@ base.mt = mt
 
 -- ------------------------------------------------------------------------------------------
 -- The object. Fields: _core (the transport, nil once closed), _policy (send.policy),
--- _api_url (for tostring), _instance (named in 403 hints), _insecure (verify = false),
--- _no_meta (calls return the value alone).
+-- _api_url (for tostring and errors), _service (service.lua's kind: the words of hints),
+-- _instance (named in 403 hints), _insecure (verify = false), _no_meta (calls return the
+-- value alone).
 
 -- A client on transport t (a sapwf.core client, or anything with its request, renew, token
 -- and close). api_url is for tostring; instance names the service instance in 403 hints
 -- (nil: "<instance>"). opts: the checked options of sapwf.new (retries, retry_deadline,
--- backoff_base, backoff_max, log, verify are read; nil: the defaults). env: how to wait,
+-- backoff_base, backoff_max, log, verify, service are read; nil: the defaults). env: how to wait,
 -- for hosts where blocking is wrong (sapwf.ngx passes ngx.sleep and ngx.now):
 -- { sleep =, now = }.
 function base.object(t, api_url, instance, opts, env)
   opts, env = opts or {}, env or {}
   return setmetatable({ _core = t, _api_url = api_url, _instance = instance,
+                        _service = opts.service or service.kind(api_url),
                         _policy = send.policy(opts, env), _insecure = opts.verify == false }, mt)
 end
 
@@ -55,7 +59,7 @@ function base.derive(self, t, changes, value_only)
   for k, v in pairs(self._policy) do policy[k] = v end
   for k, v in pairs(changes) do policy[k] = v end
   return setmetatable({ _core = t, _api_url = self._api_url, _instance = self._instance,
-                        _policy = policy, _insecure = self._insecure,
+                        _service = self._service, _policy = policy, _insecure = self._insecure,
                         _no_meta = value_only or nil }, mt)
 end
 
@@ -207,9 +211,9 @@ end
 -- Calls
 
 -- The hint for a 403: needs the token's scope, which core:token() gives from its cache.
-local function forbidden_ctx(self, op_method, path, authority)
-  local ctx = { method = op_method, path = path, authority = authority }
-  if authority then
+local function forbidden_ctx(self, ctx, authority)
+  ctx.authority = authority
+  if authority and self._service ~= service.SPA then
     local c = self._core
     local scope
     if c then
@@ -222,15 +226,23 @@ local function forbidden_ctx(self, op_method, path, authority)
   return ctx
 end
 
--- The error object for an HTTP answer that is not a success of op.
-function base.failure(self, method, path, authority, status, body, headers)
-  local ctx
-  if status == 403 then
-    ctx = forbidden_ctx(self, method, path, authority)
-  else
-    ctx = { method = method, path = path }
+-- The error object for an HTTP answer that is not a success. op: the operation, when
+-- known (else the one operation method and path match, if any), for hints.
+function base.failure(self, method, path, authority, status, body, headers, op)
+  if not op then
+    local found = operations.match(method, path)
+    op = #found == 1 and found[1] or nil
   end
+  local ctx = { method = method, path = path, op = op, service = self._service,
+                api_url = self._api_url }
+  if status == 403 then ctx = forbidden_ctx(self, ctx, authority) end
   return errors.from_response(status, body, headers_table(headers), ctx)
+end
+
+-- A failure without an answer: says which API base URL it was sent to.
+local function unanswered(self, err)
+  if type(err) == "table" and err.phase ~= "token" then err.api_url = self._api_url end
+  return err
 end
 
 -- The job a Location header names: {job = <last segment>, location = <header>}.
@@ -248,10 +260,10 @@ function base.call(self, op, path, query, body)
   local method = op.method
   local status, resp, headers, state = send_call(self._core, self._policy, method,
     query == "" and path or path .. query, body, path, op.authority, IDEMPOTENT[op])
-  if not status then return nil, resp end
+  if not status then return nil, unanswered(self, resp) end
   if not (op.success_set[status] or (status >= 200 and status < 300)) then
     return nil, annotate(base.failure(self, method, path, op.authority, status, resp,
-                                      headers), state, state and state.retry_after)
+                                      headers, op), state, state and state.retry_after)
   end
   local meta
   if not self._no_meta then
@@ -309,8 +321,10 @@ end
 -- wf:request's way in: method to target (path .. query, both checked) with the rules of
 -- send.lua. Takes and returns what send.send does, without its transport and policy.
 function base.send(self, method, target, body, path, authority, idempotent)
-  return send_call(self._core, self._policy, method, target, body, path, authority,
-                   idempotent)
+  local status, resp, headers, state = send_call(self._core, self._policy, method, target,
+    body, path, authority, idempotent)
+  if not status then return nil, unanswered(self, resp) end
+  return status, resp, headers, state
 end
 
 -- wf:token: the transport's token, with the retries of a call never sent.

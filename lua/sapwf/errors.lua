@@ -50,6 +50,7 @@
 -- @field curl_code libcurl's error code (failures without an answer)
 -- @field sent whether any byte of the request went out (failures without an answer)
 local cjson_safe = require "cjson.safe"
+local service = require "sapwf.service"
 
 local type, tostring, pairs, ipairs = type, tostring, pairs, ipairs
 local setmetatable, getmetatable = setmetatable, getmetatable
@@ -105,6 +106,12 @@ local function one_line(e)
     and e.details[1].message
   if type(detail) == "string" and detail ~= "" then text = text .. " (" .. clip(detail) .. ")" end
   if e.authority then text = text .. " Needs authority " .. e.authority end
+  if e.role then text = text .. " Needs role " .. e.role end
+  -- Where nothing answered (a wrong base URL is the usual cause), the base URL used.
+  if e.api_url and ((e.kind == "not_found" and e.code == nil)
+      or ((e.kind == "network" or e.kind == "tls") and e.phase ~= "token")) then
+    text = text .. " (API " .. e.api_url .. ")"
+  end
   -- A long hint (a 403's cf command lists every authority kept: 39 of them, 1,900
   -- characters) would make the line a page: it is named, not quoted.
   if e.hint and #e.hint <= MAX_HINT then
@@ -224,10 +231,17 @@ function errors.from_response(status, body, headers, ctx)
     end
   end
   e.retryable, e.outcome = judge_status(status, ctx.method)
-  if status == 403 then
+  e.api_url = ctx.api_url
+  if status == 403 and ctx.service ~= service.SPA then
     e.authority = ctx.authority
     e.hint = ctx.hint
     e.granted = ctx.granted      -- the authorities the token had (for hints in other words)
+  elseif status == 403 then
+    -- SPA grants roles, not authorities: the hint names the role, never a cf command.
+    e.role = service.spa_role(ctx.op)
+    e.hint = service.hint(e, ctx)
+  elseif not e.hint then
+    e.hint = service.hint(e, ctx)
   end
   return setmetatable(e, Error)
 end

@@ -88,7 +88,11 @@ end
 --   table; a key of the Workflow service or of SAP Build Process Automation, or a
 --   binding's credentials. Or instead:
 -- - `api_url`, `token_url`, `client_id` and `client_secret` (or `cert` and `key`, PEM text,
---   for an x509 key); given with service_key, they win
+--   for an x509 key); given with service_key, they win (a trailing /v1 of api_url is
+--   dropped)
+-- - `service`: "workflow" or "process-automation" (SAP Build Process Automation): which
+--   service's words errors and hints use; by default told from the API URL (SPA's gateway
+--   serves the API under /public/workflow/rest or /workflow/rest)
 -- - `instance`: the service instance's name, used in the `cf update-service` of 403 hints
 -- - `timeout` (default 60): seconds one request may take, its token fetch, a 401's renewal
 --   and replay included; `connect_timeout` (default 10)

@@ -4,6 +4,7 @@
 -- reference list the options.
 local errors = require "sapwf.errors"
 local servicekey = require "sapwf.servicekey"
+local service = require "sapwf.service"
 
 local type, pairs, ipairs, tostring, error, tonumber = type, pairs, ipairs, tostring, error,
   tonumber
@@ -22,6 +23,7 @@ local OPTION_TYPES = {
   proxy = "string", token_margin = "number", max_response = "number", user_agent = "string",
   retries = "number", retry_deadline = "number", backoff_base = "number",
   backoff_max = "number", log = "function", allow_http = "boolean", headers = "table",
+  service = "string",
 }
 -- The retry options' ranges (send.lua applies them): name -> max, integer?
 local RETRY_RANGES = { retries = { 100, true }, retry_deadline = { 86400 },
@@ -47,6 +49,10 @@ function options.check(opts, fname, level)
     if got ~= want and not (want == "string|table" and (got == "string" or got == "table")) then
       error(format("bad option '%s' (%s expected, got %s)", name,
                    want == "string|table" and "string or table" or want, got), level)
+    end
+    if name == "service" and not service.KINDS[value] then
+      error(format("bad option 'service' (\"%s\" or \"%s\" expected)", service.WORKFLOW,
+                   service.SPA), level)
     end
     local range = RETRY_RANGES[name]
     if range and not (value >= 0 and value <= range[1] and (not range[2] or value % 1 == 0)) then
@@ -100,7 +106,7 @@ function options.core(opts)
   if not core_opts.client_secret and not (core_opts.cert and core_opts.key) then
     return nil, errors.config("no client_secret (nor cert and key for an x509 key)")
   end
-  core_opts.api_url = gsub(core_opts.api_url, "/+$", "")
+  core_opts.api_url = service.base(core_opts.api_url)
   if not opts.allow_http then
     for _, name in ipairs({ "token_url", "api_url" }) do
       local host = cleartext_host(core_opts[name])

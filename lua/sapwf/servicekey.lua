@@ -11,6 +11,7 @@
 -- the key, which holds secrets.
 local cjson_safe = require "cjson.safe"
 local errors = require "sapwf.errors"
+local service = require "sapwf.service"
 
 local type, pairs, ipairs, tostring = type, pairs, ipairs, tostring
 local format, find, gsub, lower, match = string.format, string.find, string.gsub, string.lower,
@@ -84,10 +85,10 @@ function servicekey.from_table(key)
   local rest = type(endpoints) == "table" and endpoints.workflow_rest_url
   local spa = type(endpoints) == "table" and endpoints.api
   if type(rest) == "string" and rest ~= "" then
-    opts.api_url = strip_slashes(rest)
+    opts.api_url = service.base(rest)
   elseif type(spa) == "string" and spa ~= "" then
     -- SAP Build Process Automation: the same v1 API behind its gateway.
-    opts.api_url = strip_slashes(spa) .. "/public/workflow/rest"
+    opts.api_url = service.spa_base(spa)
   else
     return config("service key has no endpoints.workflow_rest_url "
                   .. "(nor endpoints.api of SAP Build Process Automation)")

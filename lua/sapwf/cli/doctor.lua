@@ -8,11 +8,15 @@
 -- 5. the authorities the named operations (default: all) need and the token lacks, and the
 --    `cf update-service` command that grants them. That command lists the authorities already
 --    granted too, because the list it sets replaces the old one.
+-- With a key of SAP Build Process Automation (SPA) steps 3 and 5 change: SPA grants roles,
+-- not authorities, so doctor names the calls that answered 403 and the role SAP names for
+-- each, never a cf command. A list that is empty although allowed gets a note on why.
 -- Exit 0 when nothing needed is missing, 5 when something is (3/4/7 when it cannot tell).
 local json = require "sapwf.json"
 local errors = require "sapwf.errors"
 local operations = require "sapwf.operations"
 local servicekey = require "sapwf.servicekey"
+local service = require "sapwf.service"
 local exitcodes = require "sapwf.cli.exitcodes"
 local authorities = require "sapwf.cli.authorities"
 local output = require "sapwf.cli.output"
@@ -100,7 +104,7 @@ local function check_key(ctx, report)
   local key = {
     ok = true, source = source.source, clientId = opts.client_id, tokenUrl = opts.token_url,
     apiUrl = opts.api_url, credential = opts.cert and "x509" or "secret",
-    warnings = json.array(),
+    service = service.kind(opts.api_url), warnings = json.array(),
   }
   for _, field in ipairs({ "tokenUrl", "apiUrl" }) do
     if not key[field]:find("^https://") then
@@ -119,9 +123,17 @@ local function probe(wf, report, entry, id)
   local value, err = call(wf, id)
   if value ~= nil then
     check.result = "ok"
+    if type(value) == "table" and value[1] == nil and next(value) == nil then
+      check.note = "empty"
+      report.empty[#report.empty + 1] = name
+    end
   elseif type(err) == "table" and err.kind == "forbidden" then
     check.result = "forbidden"
     report.forbidden[op.authority] = true
+    if err.role then
+      check.role = err.role
+      report.roles[err.role] = true
+    end
   elseif type(err) == "table" and err.kind == "not_found" then
     -- Past the authority check: a task without a form, a deleted instance.
     check.result = "ok"
@@ -202,6 +214,39 @@ local function conclude(report, needed, granted, scope_known, instance)
   return missing
 end
 
+-- SPA: no authorities to grant; the calls that answered 403 and the roles SAP names.
+local function conclude_spa(report)
+  local forbidden = {}
+  for _, check in ipairs(report.checks) do
+    if check.result == "forbidden" then forbidden[#forbidden + 1] = check.operation end
+  end
+  report.forbiddenCalls = json.array(forbidden)
+  report.roles = json.array(sorted_keys(report.roles))
+  report.needed, report.granted, report.missing = json.array(), json.array(), json.array()
+  if #forbidden > 0 then
+    report.explanation = "SAP Build Process Automation answers 403 both for credentials it "
+      .. "does not accept and for missing access, and grants access by roles, not by cf "
+      .. "update-service authorities: check that uaa and endpoints.api come from one service "
+      .. "key of this subaccount's process-automation-service instance, that its client has "
+      .. "the roles SAP names for these calls, and whether the environment wants an API key "
+      .. "(--header)"
+  end
+  return forbidden
+end
+
+-- A note when lists came back empty although the calls are allowed: the application scope
+-- (workflow-api.md: defaultCollectionQueryFilter; its exact effect is inferred).
+local function note_empty(report)
+  if #report.empty == 0 then return end
+  local spa = report.key.service == service.SPA
+  report.emptyNote = "empty " .. table.concat(report.empty, ", ") .. " although allowed: "
+    .. (spa and "nothing is deployed or running in this client's application scope yet"
+      or "nothing is deployed or running in this service instance's application scope, or "
+        .. "the instance's defaultCollectionQueryFilter is \"own\", which (as we read SAP's "
+        .. "one-line description of it) leaves shared ones out: cf update-service INSTANCE "
+        .. "-c '{\"defaultCollectionQueryFilter\":\"shared\"}'")
+end
+
 local function mark(ok)
   return ok and "OK  " or "FAIL"
 end
@@ -228,8 +273,13 @@ local function print_human(out, report)
     end
     return
   end
-  w(mark(true), "  token: expires in ", tostring(token.expiresIn), " s; ",
-    tostring(#report.granted), " authorities granted\n")
+  if key.service == service.SPA then
+    w(mark(true), "  token: expires in ", tostring(token.expiresIn), " s (SAP Build Process ",
+      "Automation: access by roles)\n")
+  else
+    w(mark(true), "  token: expires in ", tostring(token.expiresIn), " s; ",
+      tostring(#report.granted), " authorities granted\n")
+  end
   local call_width = 0
   for _, check in ipairs(report.checks) do
     call_width = math.max(call_width, #check.call)
@@ -238,6 +288,8 @@ local function print_human(out, report)
     local text
     if check.result == "ok" then
       text = "OK" .. (check.note and (" (" .. check.note .. ")") or "")
+    elseif check.result == "forbidden" and check.role then
+      text = "403  (SAP names the role " .. check.role .. ")"
     elseif check.result == "forbidden" then
       text = "403  missing " .. check.authority
     elseif check.result == "skipped" then
@@ -247,7 +299,15 @@ local function print_human(out, report)
     end
     w(string.format("      %-" .. call_width .. "s  %s\n", check.call, text))
   end
-  if #report.missing == 0 then
+  if report.forbiddenCalls then
+    if #report.forbiddenCalls == 0 then
+      w(mark(true), "  every call tried is allowed\n")
+    else
+      w(mark(false), "  403 on ", tostring(#report.forbiddenCalls), " call",
+        #report.forbiddenCalls == 1 and "" or "s", ": ",
+        table.concat(report.forbiddenCalls, " "), "\n      ", report.explanation, "\n")
+    end
+  elseif #report.missing == 0 then
     w(mark(true), "  every authority needed is granted\n")
   else
     w(mark(false), "  missing ", tostring(#report.missing), " authorit",
@@ -260,6 +320,7 @@ local function print_human(out, report)
     w("      note: 403 although the token has ", authority, " (an older token, or data of ",
       "another application scope)\n")
   end
+  if report.emptyNote then w("      note: ", report.emptyNote, "\n") end
 end
 
 local function finish(ctx, report, code)
@@ -277,7 +338,7 @@ function M.run(ctx, args)
   if not needed then
     return nil, err
   end
-  local report = { checks = json.array(), forbidden = {}, errors = 0 }
+  local report = { checks = json.array(), forbidden = {}, roles = {}, empty = {}, errors = 0 }
 
   local source
   source, err = check_key(ctx, report)
@@ -308,9 +369,17 @@ function M.run(ctx, args)
   report.token = { ok = true, expiresIn = math.floor(seconds_left), scopeKnown = scope ~= nil }
 
   run_probes(wf, report)
-  local missing = conclude(report, needed, granted, scope ~= nil, instance_name(ctx, source))
-  report.forbidden = sorted_keys(report.forbidden)
-  report.forbidden = json.array(report.forbidden)
+  note_empty(report)
+  report.empty = nil
+  local missing
+  if report.key.service == service.SPA then
+    missing = conclude_spa(report)
+  else
+    report.roles = nil
+    missing = conclude(report, needed, granted, scope ~= nil, instance_name(ctx, source))
+  end
+  -- the authorities that answered 403 (SPA: the calls, as forbiddenCalls says)
+  report.forbidden = json.array(report.forbiddenCalls or sorted_keys(report.forbidden))
   if #missing > 0 then
     return finish(ctx, report, exitcodes.codes.forbidden)
   end

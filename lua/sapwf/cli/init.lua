@@ -46,11 +46,18 @@ function M.report_error(out, err, args)
   if text:sub(1, 7) ~= "sapwf: " then
     text = "sapwf: " .. text
   end
+  -- A hint too long for the line is printed below it, not named as a Lua field.
+  local long_hint
+  text, long_hint = text:gsub("; fix: see err%.hint", "; fix: see the hint below")
   out.stderr:write(text, "\n")
   if type(err) ~= "table" then
     return
   end
-  if err.kind == "forbidden" then
+  if err.kind == "forbidden" and err.role then
+    -- SAP Build Process Automation: roles, no cf command (service.lua says why).
+    out.stderr:write("hint: ", tostring(err.hint), "\n")
+    out.stderr:write("hint: `sapwf doctor` tries every read call with this key.\n")
+  elseif err.kind == "forbidden" then
     if err.authority and not text:find(err.authority, 1, true) then
       out.stderr:write("sapwf: missing authority: ", err.authority, "\n")
     end
@@ -79,6 +86,8 @@ function M.report_error(out, err, args)
   elseif err.kind == "usage" then
     out.stderr:write("hint: see `sapwf ", err.command or "", err.command and " " or "",
       "--help`.\n")
+  elseif long_hint > 0 and err.hint then
+    out.stderr:write("hint: ", tostring(err.hint), "\n")
   end
   out.stderr:flush()
 end

@@ -1,0 +1,153 @@
+-- Which service a client talks to (the Workflow service or SAP Build Process Automation)
+-- and what that changes: the base URL a key or api_url gives, the words of errors and
+-- hints (a `cf update-service` means nothing on SPA), and errors that say which base URL
+-- was used when nothing answered there.
+local helpers = require "spec.helpers"
+local sapwf = require "sapwf"
+local service = require "sapwf.service"
+local servicekey = require "sapwf.servicekey"
+
+local CF = "https://api.workflow-sap.cfapps.eu10.hana.ondemand.com/workflow-service/rest"
+local GATEWAY = "https://spa-api-gateway-bpi-eu-prod.cfapps.eu10.hana.ondemand.com"
+
+local function spa_key(api)
+  return { endpoints = { api = api },
+           uaa = { url = "https://sub.authentication.eu10.hana.ondemand.com",
+                   clientid = "sb-spa!b1", clientsecret = "spa-secret-value" } }
+end
+
+describe("the service kind", function()
+  it("is told from the API URL", function()
+    assert.equal("workflow", service.kind(CF))
+    assert.equal("workflow", service.kind(CF .. "/"))
+    assert.equal("process-automation", service.kind(GATEWAY .. "/public/workflow/rest"))
+    assert.equal("process-automation", service.kind(GATEWAY .. "/workflow/rest/"))
+    assert.equal("process-automation", service.kind(GATEWAY .. "/custom"))
+    assert.equal("process-automation", service.kind("http://127.0.0.1:8080/public/workflow/rest"))
+    assert.equal("workflow", service.kind("http://127.0.0.1:8080/workflow-service/rest"))
+    assert.equal("workflow", service.kind("not a url"))
+  end)
+
+  it("takes SPA's gateway paths as SAP documents them", function()
+    assert.equal(GATEWAY .. "/public/workflow/rest",
+                 assert(servicekey.resolve(spa_key(GATEWAY))).api_url)
+    assert.equal(GATEWAY .. "/public/workflow/rest",
+                 assert(servicekey.resolve(spa_key(GATEWAY .. "/"))).api_url)
+    -- a gateway URL that already names the path (with or without /public) is kept
+    assert.equal(GATEWAY .. "/workflow/rest",
+                 assert(servicekey.resolve(spa_key(GATEWAY .. "/workflow/rest"))).api_url)
+    assert.equal(GATEWAY .. "/public/workflow/rest",
+                 assert(servicekey.resolve(spa_key(GATEWAY .. "/public/workflow/rest/v1/")))
+                   .api_url)
+  end)
+
+  it("drops a trailing /v1 from api_url, as copied from SAP's docs", function()
+    local wf = assert(sapwf.new{ api_url = GATEWAY .. "/public/workflow/rest/v1",
+      token_url = "https://x.example/oauth/token", client_id = "c", client_secret = "s" })
+    assert.equal("sapwf client (" .. GATEWAY .. "/public/workflow/rest)", tostring(wf))
+    wf:close()
+  end)
+
+  it("can be given, and a bad one raises naming the option", function()
+    local ok, msg = pcall(sapwf.new, { service_key = spa_key(GATEWAY), service = "spa" })
+    assert.is_false(ok)
+    assert.matches("bad option 'service' (\"workflow\" or \"process-automation\" expected)",
+                   msg, 1, true)
+    ok, msg = pcall(sapwf.new, { service_key = spa_key(GATEWAY), service = 1 })
+    assert.is_false(ok)
+    assert.matches("bad option 'service' (string expected, got number)", msg, 1, true)
+  end)
+end)
+
+describe("errors in the words of the service in use", function()
+  local emu
+  setup(function() emu = helpers.start_emulator() end)
+  teardown(function() if emu then emu:stop() end end)
+  before_each(function() emu:reset() end)
+
+  -- The emulator's Workflow API, read as SPA (service given): what changes is the words.
+  local function client(name, extra)
+    local opts = { service_key = emu:service_key(name), retries = 0 }
+    for k, v in pairs(extra or {}) do opts[k] = v end
+    return assert(sapwf.new(opts))
+  end
+
+  it("on SPA, a 403 names the role and never prescribes cf update-service", function()
+    local wf = client("limited", { service = "process-automation" })
+    local _, err = wf:start("simple", {})
+    assert.equal("forbidden", err.kind)
+    assert.is_nil(err.authority)
+    assert.equal("ProcessAutomationParticipant", err.role)
+    assert.is_nil(err.hint:find("cf update-service", 1, true))
+    assert.matches("credentials it does not accept", err.hint, 1, true)
+    assert.matches("API key", err.hint, 1, true)
+    assert.matches("Needs role ProcessAutomationParticipant", tostring(err), 1, true)
+    _, err = wf:request("GET", "/v1/export")
+    assert.equal("ProcessAutomationAdmin", err.role)
+    wf:close()
+    -- the Workflow service's words stay as they were
+    local cf = client("limited")
+    _, err = cf:start("simple", {})
+    assert.equal("WORKFLOW_INSTANCE_START", err.authority)
+    assert.is_nil(err.role)
+    assert.matches("^cf update%-service", err.hint)
+    cf:close()
+  end)
+
+  it("a start of an unknown definition says what ids look like", function()
+    local wf = client("full", { service = "process-automation" })
+    local _, err = wf:start("orderapproval-typo", {})
+    assert.equal("not_found", err.kind)
+    assert.matches("<region>.<subdomain>.<project>.<process>", err.hint, 1, true)
+    wf:close()
+    wf = client("full")
+    _, err = wf:start("orderapproval-typo", {})
+    assert.matches("no deployed workflow has this definition id", err.hint, 1, true)
+    wf:close()
+  end)
+
+  it("a 404 nobody's service gave names the base URL used and the variants", function()
+    local key = emu:service_key("full")
+    -- the emulator serves /workflow-service/rest: /workflow/rest beneath it is nothing
+    local wf = assert(sapwf.new{ service_key = key, retries = 0,
+      api_url = key.endpoints.workflow_rest_url .. "/workflow/rest" })
+    local _, err = wf:definitions()
+    assert.equal("not_found", err.kind)
+    assert.is_nil(err.code)
+    local base = key.endpoints.workflow_rest_url .. "/workflow/rest"
+    assert.equal(base, err.api_url)
+    assert.matches("(API " .. base .. ")", tostring(err), 1, true)
+    assert.matches("/public/workflow/rest", err.hint, 1, true)
+    wf:close()
+  end)
+
+  it("415 and SPA's 422 on a start carry their fix", function()
+    local wf = client("full", { service = "process-automation" })
+    emu:fault{ fault = "body", status = 415, method = "POST", path = "/v1/workflow-instances",
+      body = '{"error":{"message":"Unsupported Media Type"}}' }
+    local _, err = wf:start("simple", { n = 1 })
+    assert.equal(415, err.status)
+    assert.matches("Content-Type: application/json", err.hint, 1, true)
+    emu:clear_faults()
+    emu:fault{ fault = "body", status = 422, method = "POST", path = "/v1/workflow-instances",
+      body = '{"error":{"message":"Invalid context","code":"bpm.workflowruntime.rest.instance.'
+        .. 'context.invalid","details":[{"severity":"ERROR","message":"orderId is missing"}]}}' }
+    _, err = wf:start("simple", { n = 1 })
+    assert.equal("invalid", err.kind)
+    assert.matches("inputs of the process's API trigger", err.hint, 1, true)
+    assert.matches("orderId is missing", tostring(err), 1, true)
+    wf:close()
+  end)
+
+  it("a failure without an answer names the base URL it was sent to", function()
+    local key = emu:service_key("full")
+    local wf = assert(sapwf.new{ service_key = key, retries = 0,
+      api_url = "http://127.0.0.1:1/workflow-service/rest" })
+    assert(wf:token())                      -- the token comes; the API does not answer
+    local _, err = wf:definitions()
+    assert.equal("network", err.kind)
+    assert.equal("http://127.0.0.1:1/workflow-service/rest", err.api_url)
+    assert.matches("(API http://127.0.0.1:1/workflow-service/rest)", tostring(err), 1, true)
+    wf:close()
+  end)
+end)
