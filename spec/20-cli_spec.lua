@@ -639,6 +639,46 @@ describe("sapwf command line", function()
         assert.matches("cf update%-service my%-wf %-c", human.stdout)
       end)
 
+    it("SAP Build Process Automation: the calls that got 403 and the roles, no cf command",
+      function()
+        local r = sapwf({ "--service-key", limited_key, "--service", "process-automation",
+          "doctor" })
+        assert.equal(5, r.code, r.stderr)
+        assert.equal("process-automation", r.json.key.service)
+        assert.is_true(contains(r.json.forbiddenCalls, "definitions"))
+        assert.is_true(contains(r.json.forbiddenCalls, "instances"))
+        assert.is_false(contains(r.json.forbiddenCalls, "tasks"))
+        assert.is_true(contains(r.json.roles, "ProcessAutomationDeveloper"))
+        assert.is_true(contains(r.json.roles, "ProcessAutomationAdmin"))
+        assert.is_nil(r.json.command)
+        assert.matches("grants access by roles", r.json.explanation, 1, true)
+        local human = sapwf({ "--service-key", limited_key, "--service", "process-automation",
+          "--output", "table", "doctor" })
+        assert.equal(5, human.code)
+        assert.matches("403  (SAP names the role ProcessAutomationDeveloper)", human.stdout, 1,
+          true)
+        assert.is_nil(human.stdout:find("cf update%-service %S+ %-c"))    -- no command to run
+        local full = sapwf({ "--service-key", full_key, "--service", "process-automation",
+          "doctor" })
+        assert.equal(0, full.code, full.stderr)
+        assert.same({}, full.json.forbiddenCalls)
+        -- a start that got 403 speaks SPA as well
+        local started = sapwf({ "--service-key", limited_key, "--service", "process-automation",
+          "start", "simple" })
+        assert.equal(5, started.code)
+        assert.matches("Needs role ProcessAutomationParticipant", started.stderr, 1, true)
+        assert.matches("hint: SAP Build Process Automation answers 403", started.stderr, 1, true)
+        assert.is_nil(started.stderr:find("cf update%-service %S+ %-c"))
+        assert.is_nil(started.stderr:find("err.hint", 1, true))
+      end)
+
+    it("notes lists that are empty although allowed", function()
+      local r = run({ "doctor" })              -- a reset emulator has no instance yet
+      assert.equal(0, r.code, r.stderr)
+      assert.matches("empty instances", r.json.emptyNote, 1, true)
+      assert.matches("defaultCollectionQueryFilter", r.json.emptyNote, 1, true)
+    end)
+
     it("a wrong secret: explains invalid_client, exit 4", function()
       local key = emu:service_key("full")
       key.uaa.clientsecret = "not-the-secret"

@@ -104,7 +104,7 @@ local function check_key(ctx, report)
   local key = {
     ok = true, source = source.source, clientId = opts.client_id, tokenUrl = opts.token_url,
     apiUrl = opts.api_url, credential = opts.cert and "x509" or "secret",
-    service = service.kind(opts.api_url), warnings = json.array(),
+    service = ctx.args.service or service.kind(opts.api_url), warnings = json.array(),
   }
   for _, field in ipairs({ "tokenUrl", "apiUrl" }) do
     if not key[field]:find("^https://") then

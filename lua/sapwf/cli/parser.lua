@@ -82,6 +82,10 @@ local function add_global_options(parser)
   parser:option("-H --header", "An extra header for every API call, 'Name: value' (an API "
       .. "key of a gateway in front of the service); repeatable. Never printed.")
     :argname("HEADER"):count("*"):target("headers")
+  parser:option("--service", "Which service the API URL belongs to, for the words of errors "
+      .. "and doctor: workflow or process-automation (SAP Build Process Automation); default: "
+      .. "told from the URL."):choices({ "workflow", "process-automation" }):argname("KIND")
+    :target("service")
   parser:option("--timeout", "Seconds a whole request may take (default 60)."):argname("SECONDS")
     :convert(positive_number("--timeout")):target("timeout")
 end

@@ -80,7 +80,8 @@ function Session:client_options()
   local headers, err = headers_of(self.args.headers)
   if err then return nil, err end
   return { timeout = self.args.timeout, cafile = self.args.cafile, headers = headers,
-           instance = self.args.instance_name, allow_http = self.args.allow_http or nil }
+           instance = self.args.instance_name, allow_http = self.args.allow_http or nil,
+           service = self.args.service }
 end
 
 -- The sapwf client, opened once. Returns client or nil, err.
