@@ -42,7 +42,12 @@
 -- @field authority on a 403: the authority the call needs (e.g. WORKFLOW_INSTANCE_START)
 -- @field granted on a 403: the authorities the token has (an array)
 -- @field hint on a 403: the command that grants the missing authority and keeps the granted
--- ones; on a TLS failure: what to check
+-- ones (SAP Build Process Automation: what to check); on a TLS failure: what to check; on a
+-- 404 no service gave: the base URLs to try; on a start's 404 and 422, and on 415: the fix
+-- @field role on a 403 from SAP Build Process Automation, instead of authority: the role SAP
+-- names for the call (e.g. ProcessAutomationParticipant)
+-- @field api_url the API base URL the call went to (tostring names it when nothing answered
+-- there)
 -- @field request_id the x-vcap-request-id of the answer, to quote to SAP support
 -- @field log_id the service's logId, likewise
 -- @field details the service's error details (an array), when it gave any
