@@ -254,7 +254,11 @@ describe("batches", function()
         "bad argument #2 to 'start_many' (on_progress: function expected, got boolean)")
       assert.has_error(function() wf:start_many({}, { concurency = 2 }) end,
         "bad argument #2 to 'start_many' (unknown option 'concurency' (concurrency, "
-          .. "on_progress))")
+          .. "adaptive, rate_limit_wait, on_progress))")
+      assert.has_error(function() wf:start_many({}, { adaptive = "no" }) end,
+        "bad argument #2 to 'start_many' (adaptive: boolean expected, got string)")
+      assert.has_error(function() wf:start_many({}, { rate_limit_wait = -1 }) end,
+        "bad argument #2 to 'start_many' (rate_limit_wait: seconds (a number from 0) expected)")
       wf:close()
       assert.has_error(function() wf:start_many({}) end, "attempt to use a closed sapwf client")
     end)
