@@ -1059,6 +1059,29 @@ describe("sapwf command line", function()
         assert.equal(40, #lines_of(input .. ".started.ndjson"))
       end)
 
+    it("streams a large input: every line started once and recorded", function()
+      local lines = {}
+      for i = 1, 6000 do
+        lines[i] = i % 1000 == 0 and "not json" or json.encode({ n = i })
+      end
+      write_file(input, table.concat(lines, "\n") .. "\n")
+      local r = run({ "start", "simple", "--from", input, "--concurrency", "16" })
+      assert.equal(10, r.code, r.stderr)
+      assert.equal(6000, r.json.total)
+      assert.equal(5994, r.json.started)
+      assert.equal(6, r.json.invalidLines)
+      assert.equal(0, r.json.notAttempted)
+      local seen, record = {}, lines_of(input .. ".started.ndjson")
+      assert.equal(5994, #record)
+      for _, text in ipairs(record) do
+        local entry = json.decode(text)
+        assert.is_nil(seen[entry.line], "line recorded twice: " .. entry.line)
+        assert.is_string(entry.id)
+        seen[entry.line] = true
+      end
+      assert.equal(5994, instances_started())
+    end)
+
     it("draws a progress bar when stderr is a terminal, none otherwise", function()
       write_file(input, '{"n":1}\n{"n":2}\n{"n":3}\n{"n":4}\n')
       local plain = run({ "start", "simple", "--from", input })

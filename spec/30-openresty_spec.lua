@@ -399,6 +399,33 @@ describe("sapwf.ngx in nginx", function()
         ngx.say(tostring(ok), "|", tostring(err))
       }
     }
+    location = /each {
+      content_by_lua_block {
+        local n, got = 0, {}
+        local count = SPEC.wf:start_each(function()
+          n = n + 1
+          if n <= 20 then
+            return { definitionId = n % 2 == 1 and "simple" or "no-such-definition",
+                     context = { i = n } }
+          end
+        end, function(i, r, item)
+          got[#got + 1] = { i = i, n = item.context.i,
+                            shape = require("sapwf").is_error(r) and r.kind or r.status }
+        end, { concurrency = 10 })
+        ngx.say(require("cjson").encode({ count = count, got = got }))
+      }
+    }
+    location = /each-raises {
+      content_by_lua_block {
+        local n, got = 0, 0
+        local ok, err = pcall(SPEC.wf.start_each, SPEC.wf, function()
+          n = n + 1
+          if n == 6 then error("input broke", 0) end
+          return { definitionId = "simple" }
+        end, function() got = got + 1 end, { concurrency = 3 })
+        ngx.say(tostring(ok), "|", tostring(err), "|", got, "|", n)
+      }
+    }
     location = /filters {
       content_by_lua_block { ngx.say("body") }
       log_by_lua_block {
@@ -430,6 +457,32 @@ describe("sapwf.ngx in nginx", function()
       assert.is_true(result.seconds < 2.5, "took " .. result.seconds .. " s")
       assert.equal(20, #result.progress)
       assert.equal("20/20", result.progress[20])
+    end)
+
+    it("stream: each result reaches on_result with its index and item", function()
+      local before = emu:stats().instances_started
+      local status, body = g:curl("/each")
+      assert.equal(200, status, body)
+      local result = decode(body)
+      assert.equal(20, result.count)
+      assert.equal(20, #result.got)
+      local seen = {}
+      for _, r in ipairs(result.got) do
+        assert.equal(r.i, r.n)
+        assert.is_nil(seen[r.i])
+        seen[r.i] = true
+        assert.equal(r.i % 2 == 1 and "RUNNING" or "not_found", r.shape)
+      end
+      assert.equal(before + 10, emu:stats().instances_started)
+    end)
+
+    it("stream: a raise in next_item lets the starts in flight end and reach on_result",
+       function()
+      local before = emu:stats().instances_started
+      local status, body = g:curl("/each-raises")
+      assert.equal(200, status, body)
+      assert.equal("false|input broke|5|6\n", body)
+      assert.equal(before + 5, emu:stats().instances_started)
     end)
 
     it("raise what a function given to map raises", function()

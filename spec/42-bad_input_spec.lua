@@ -29,8 +29,9 @@ local SIGNATURES = {
   forms = { "q" }, job = { "id" }, each_instance = { "q" }, each_task = { "q" },
   token = { "boolean?" }, request = { "method", "path", "opts" },
 }
--- Methods another spec owns the argument checks of (spec/19, the batch calls).
-local ELSEWHERE = { close = true, start_many = true, map = true }
+-- Methods another spec owns the argument checks of (spec/19; spec/50, the batch calls).
+local ELSEWHERE = { close = true, start_many = true, map = true, start_each = true,
+                    map_each = true }
 
 local ACCEPTS = {
   id = { string = true }, string = { string = true },

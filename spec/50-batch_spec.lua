@@ -254,7 +254,11 @@ describe("batches", function()
         "bad argument #2 to 'start_many' (on_progress: function expected, got boolean)")
       assert.has_error(function() wf:start_many({}, { concurency = 2 }) end,
         "bad argument #2 to 'start_many' (unknown option 'concurency' (concurrency, "
-          .. "on_progress))")
+          .. "adaptive, rate_limit_wait, on_progress))")
+      assert.has_error(function() wf:start_many({}, { adaptive = "no" }) end,
+        "bad argument #2 to 'start_many' (adaptive: boolean expected, got string)")
+      assert.has_error(function() wf:start_many({}, { rate_limit_wait = -1 }) end,
+        "bad argument #2 to 'start_many' (rate_limit_wait: seconds (a number from 0) expected)")
       wf:close()
       assert.has_error(function() wf:start_many({}) end, "attempt to use a closed sapwf client")
     end)
@@ -277,6 +281,365 @@ describe("batches", function()
       local wf = client()
       assert.same({}, wf:start_many({}))
       assert.equal(0, stats().token_requests)
+      wf:close()
+    end)
+  end)
+
+  describe("the limit in flight", function()
+    it("refills a slot as soon as it frees: two slow starts hold up nothing else", function()
+      local wf = client()
+      assert(wf:token())
+      -- the first two starts to arrive (two of items 1 to 4) take 3 s; the other 38 flow
+      emu:fault{ fault = "delay", delay = 3, method = "POST", path = "/v1/workflow-instances",
+                 times = 2 }
+      local order, n = {}, 0
+      local list = items(40)
+      wf:start_each(function()
+        n = n + 1
+        return list[n]
+      end, function(i) order[#order + 1] = i end, { concurrency = 4 })
+      assert.equal(40, #order)
+      -- in waves, items 37 to 40 would end last; here the slow two (first wave) do
+      assert.is_true(order[39] <= 4 and order[40] <= 4, "last: " .. order[39] .. ", "
+        .. order[40])
+      assert.equal(40, stats().instances_started)
+      wf:close()
+    end)
+  end)
+
+  describe("wf:start_each", function()
+    -- next_item over list, counting the calls
+    local function feed(list)
+      local n, calls = 0, 0
+      return function()
+        calls = calls + 1
+        n = n + 1
+        return list[n]
+      end, function() return calls end
+    end
+
+    it("hands each result over with its index and item, failures in their place", function()
+      local wf = client()
+      local list = items(30)
+      for _, i in ipairs({ 4, 17, 30 }) do list[i].definitionId = "no_such_definition" end
+      local seen, count = {}, 0
+      local next_item, calls = feed(list)
+      local n = wf:start_each(next_item, function(i, r, item)
+        count = count + 1
+        assert.is_nil(seen[i])
+        seen[i] = r
+        assert.equal(list[i], item)
+      end, { concurrency = 8 })
+      assert.equal(30, n)
+      assert.equal(30, count)
+      assert.equal(31, calls())                  -- the nil that ended the items
+      for i = 1, 30 do
+        if i == 4 or i == 17 or i == 30 then
+          assert.equal("not_found", seen[i].kind)
+          assert.equal("rejected", seen[i].outcome)
+        else
+          assert.is_false(sapwf.is_error(seen[i]), i)
+          assert.equal(i, wf:context(seen[i].id).n)      -- item i started instance i
+        end
+      end
+      assert.equal(27, stats().instances_started)
+      wf:close()
+    end)
+
+    it("renews an expired token once for all its items", function()
+      local wf = client()
+      local list, n = items(60), 0
+      local before = stats().token_requests
+      wf:start_each(function()
+        n = n + 1
+        if n == 20 then emu:expire_tokens() end
+        return list[n]
+      end, function(_, r) assert.is_false(sapwf.is_error(r), tostring(r)) end,
+        { concurrency = 8 })
+      assert.equal(2, stats().token_requests - before)     -- the first, and one renewal
+      assert.equal(60, stats().instances_started)
+      wf:close()
+    end)
+
+    it("when on_result raises: takes no more items, lets the starts in flight end, and " ..
+       "raises with their results", function()
+      local wf = client()
+      assert(wf:token())
+      emu:fault{ fault = "delay", delay = 0.2, method = "POST", path = "/v1/workflow-instances",
+                 times = -1 }
+      local next_item, calls = feed(items(100))
+      local got = 0
+      local ok, err = pcall(wf.start_each, wf, next_item, function()
+        got = got + 1
+        if got == 5 then error("disk full", 0) end
+      end, { concurrency = 4 })
+      assert.is_false(ok)
+      assert.equal("disk full", err.cause)
+      assert.matches("^disk full %(%d results? of items in flight not handed over", tostring(err))
+      local taken = calls()
+      assert.is_true(taken < 100, "taken " .. taken)
+      -- every item taken started once: 5 reached on_result, the rest are in err.pending
+      assert.equal(taken, 5 + #err.pending)
+      assert.equal(taken, stats().instances_started)
+      assert.equal(taken, starts_seen())
+      for _, p in ipairs(err.pending) do
+        assert.is_false(sapwf.is_error(p.result))
+        assert.equal(p.index, p.item.context.n)
+        assert.equal(p.index, wf:context(p.result.id).n)
+      end
+      emu:clear_faults()
+      wf:close()
+    end)
+
+    it("when next_item raises: the starts in flight end and reach on_result, then its " ..
+       "error is raised as it was", function()
+      local wf = client()
+      emu:fault{ fault = "delay", delay = 0.1, method = "POST", path = "/v1/workflow-instances",
+                 times = -1 }
+      local list, n, got = items(20), 0, {}
+      assert.has_error(function()
+        wf:start_each(function()
+          n = n + 1
+          if n == 10 then error("input broke", 0) end
+          return list[n]
+        end, function(i, r)
+          assert.is_false(sapwf.is_error(r))
+          got[#got + 1] = i
+        end, { concurrency = 4 })
+      end, "input broke")
+      assert.equal(10, n)                                  -- not called again
+      assert.equal(9, #got)
+      assert.equal(9, stats().instances_started)
+      emu:clear_faults()
+      wf:close()
+    end)
+
+    it("raises for a bad item where it comes, after the items before it", function()
+      local wf = client()
+      local list, got = items(8), 0
+      list[6] = { definitionId = 42 }
+      local next_item = feed(list)
+      local ok, err = pcall(function()
+        wf:start_each(next_item, function() got = got + 1 end, { concurrency = 2 })
+      end)
+      assert.is_false(ok)
+      assert.matches("^spec/50%-batch_spec%.lua:%d+: bad argument #1 to 'start_each' %(item 6"
+        .. "%.definitionId: non%-empty string expected, got number%)$", err)
+      assert.equal(5, got)
+      assert.equal(5, stats().instances_started)
+      wf:close()
+    end)
+
+    it("checks its arguments", function()
+      local wf = client()
+      helpers.assert_raises_here({
+        { function() wf:start_each("x", print) end,
+          "bad argument #1 to 'start_each' (function expected, got string)" },
+        { function() wf:start_each(print) end,
+          "bad argument #2 to 'start_each' (function expected, got nil)" },
+        { function() wf:start_each(print, print, { on_progress = print }) end,
+          "bad argument #3 to 'start_each' (unknown option 'on_progress' (concurrency, "
+            .. "adaptive, rate_limit_wait))" },
+        { function() wf:map_each(print, print, 1) end,
+          "bad argument #3 to 'map_each' (function expected, got number)" },
+        { function() wf:map_each(print, print, print, { concurrency = 0 }) end,
+          "bad argument #4 to 'map_each' (concurrency: integer from 1 to 1024 expected)" },
+      }, "50%-batch_spec")
+      assert.equal(0, wf:start_each(function() return nil end, print))
+      assert.equal(0, stats().token_requests)              -- no items: no token
+      wf:close()
+      assert.has_error(function() wf:start_each(print, print) end,
+        "attempt to use a closed sapwf client")
+    end)
+
+    it("streams 20,000 starts in a heap that does not grow with the count", function()
+      local wf = client()
+      local n, total, failed = 0, 20000, 0
+      local samples = {}
+      collectgarbage()
+      collectgarbage()
+      local count = wf:start_each(function()
+        if n >= total then return nil end
+        n = n + 1
+        return { definitionId = "simple", context = { n = n } }
+      end, function(i, r)
+        if sapwf.is_error(r) then failed = failed + 1 end
+        if i % 2000 == 0 then
+          collectgarbage()
+          samples[#samples + 1] = collectgarbage("count")
+        end
+      end, { concurrency = 16 })
+      assert.equal(total, count)
+      assert.equal(0, failed)
+      assert.equal(10, #samples)
+      local first, most = samples[1], 0
+      for k = 2, #samples do
+        if samples[k] > most then most = samples[k] end
+      end
+      -- kept results would add several kilobytes a start; 2,000 starts add less than 1 MiB
+      assert.is_true(most - first < 1024, ("heap from %.0f KiB to at most %.0f KiB")
+        :format(first, most))
+      assert.equal(total, stats().instances_started)
+      wf:close()
+    end)
+  end)
+
+  describe("wf:map_each", function()
+    it("runs fn for each item and hands its result over as it finishes", function()
+      local wf = client()
+      local ids = {}
+      for _, inst in ipairs(wf:start_many(items(10))) do ids[#ids + 1] = inst.id end
+      ids[5] = "00000000-0000-0000-0000-000000000000"
+      local k, got = 0, {}
+      local n = wf:map_each(function()
+        k = k + 1
+        return ids[k]
+      end, function(w, id) return w:context(id) end, function(i, ctx, id)
+        got[i] = { ctx, id }
+      end, { concurrency = 3 })
+      assert.equal(10, n)
+      for i = 1, 10 do
+        assert.equal(ids[i], got[i][2])
+        if i == 5 then assert.equal("not_found", got[i][1].kind)
+        else assert.equal(i, got[i][1].n) end
+      end
+      wf:close()
+    end)
+
+    it("raises what fn raises once the others in flight have ended", function()
+      local wf = client()
+      local k, got = 0, 0
+      assert.has_error(function()
+        wf:map_each(function()
+          k = k + 1
+          if k <= 8 then return k end
+        end, function(w, n)
+          if n == 3 then error("item three broke", 0) end
+          return w:start("simple", { n = n })
+        end, function() got = got + 1 end, { concurrency = 4 })
+      end, "item three broke")
+      -- items 1, 2 and 4 were taken with 3 and ended; nothing was taken after the raise
+      assert.equal(got, stats().instances_started)
+      assert.is_true(k <= 5 and got == k - 1, "taken " .. k .. ", results " .. got)
+      wf:close()
+    end)
+  end)
+
+  describe("the adaptive limit", function()
+    local function logger()
+      local events = {}
+      return events, function(e) e.at = core.monotonic(); events[#events + 1] = e end
+    end
+
+    local function changes(events)
+      local list = {}
+      for _, e in ipairs(events) do
+        if e.event == "concurrency" then list[#list + 1] = e end
+      end
+      return list
+    end
+
+    it("backs off on 429, grows back while clean, and starts every item exactly once " ..
+       "without using up retries", function()
+      local events, log = logger()
+      local wf = client{ retries = 0, backoff_base = 0.1, backoff_max = 0.4, log = log }
+      assert(wf:token())
+      emu:fault{ fault = "status", status = 429, method = "POST",
+                 path = "/v1/workflow-instances", times = 24 }
+      local results = wf:start_many(items(120), { concurrency = 8 })
+      for i, r in ipairs(results) do assert.is_false(sapwf.is_error(r), i .. ": " .. tostring(r)) end
+      assert.equal(120, stats().instances_started)
+      assert.equal(144, starts_seen())           -- the 24 refused went again, once each
+      local seen = {}
+      for _, inst in ipairs(emu:instances()) do
+        assert.is_nil(seen[inst.context.n], "started twice: " .. tostring(inst.context.n))
+        seen[inst.context.n] = true
+      end
+      local list = changes(events)
+      assert.equal("backoff", list[1].reason)
+      assert.same({ 8, 4, 429 }, { list[1].previous, list[1].concurrency, list[1].status })
+      local lowest, last = 8, list[#list]
+      for _, e in ipairs(list) do
+        if e.concurrency < lowest then lowest = e.concurrency end
+        assert.is_true(e.concurrency >= 1 and e.concurrency <= 8)
+      end
+      assert.is_true(lowest < 8)
+      assert.equal("growth", last.reason)
+      assert.equal(8, last.concurrency)          -- back at the ceiling while clean
+      local refused = 0
+      for _, e in ipairs(events) do
+        if e.event == "rate_limited" then refused = refused + 1 end
+        assert.is_true(e.event ~= "retry", "a 429 used a retry")
+      end
+      assert.equal(24, refused)
+      wf:close()
+    end)
+
+    it("with adaptive = false keeps its concurrency, and 429s use up the retries", function()
+      local events, log = logger()
+      local wf = client{ retries = 0, log = log }
+      emu:fault{ fault = "status", status = 429, method = "POST",
+                 path = "/v1/workflow-instances", times = 6 }
+      local results = wf:start_many(items(30), { concurrency = 8, adaptive = false })
+      local limited = 0
+      for _, r in ipairs(results) do
+        if sapwf.is_error(r) then
+          limited = limited + 1
+          assert.equal("rate_limited", r.kind)
+          assert.equal("rejected", r.outcome)
+        end
+      end
+      assert.equal(6, limited)
+      assert.equal(24, stats().instances_started)
+      assert.same({}, changes(events))
+      wf:close()
+    end)
+
+    it("honours Retry-After: nothing more is sent until it has passed", function()
+      local events, log = logger()
+      local wf = client{ log = log }
+      assert(wf:token())
+      emu:fault{ fault = "status", status = 429, retry_after = 1, method = "POST",
+                 path = "/v1/workflow-instances", times = 1 }
+      local done_at = {}
+      local results = wf:start_many(items(60), { concurrency = 4, on_progress = function()
+        done_at[#done_at + 1] = core.monotonic()
+      end })
+      for _, r in ipairs(results) do assert.is_false(sapwf.is_error(r)) end
+      local change = changes(events)[1]
+      assert.equal(1, change.retry_after)
+      assert.equal("backoff", change.reason)
+      local t, during, after = change.at, 0, 0
+      for _, at in ipairs(done_at) do
+        if at > t and at < t + 0.9 then during = during + 1 end
+        if at >= t + 0.9 then after = after + 1 end
+      end
+      -- only starts sent before the 429 came back end during the second it asked for
+      assert.is_true(during <= 4, during .. " ended during the Retry-After")
+      assert.is_true(after >= 40, after .. " ended after it")
+      assert.equal(60, stats().instances_started)
+      wf:close()
+    end)
+
+    it("gives up on an item after rate_limit_wait seconds of 429s: rejected, not started",
+       function()
+      local wf = client{ retries = 0, backoff_base = 0.1, backoff_max = 0.2 }
+      emu:fault{ fault = "status", status = 429, method = "POST",
+                 path = "/v1/workflow-instances", times = -1 }
+      local got = {}
+      wf:start_each(function()
+        if #got == 0 and not got.taken then
+          got.taken = true
+          return { definitionId = "simple" }
+        end
+      end, function(_, r) got[#got + 1] = r end, { rate_limit_wait = 0.5 })
+      assert.equal(1, #got)
+      local err = got[1]
+      assert.equal("rate_limited", err.kind)
+      assert.equal("rejected", err.outcome)
+      assert.is_true(err.attempts >= 2)
+      assert.equal(0, stats().instances_started)
+      emu:clear_faults()
       wf:close()
     end)
   end)

@@ -19,14 +19,20 @@
 -- come.
 local base = require "sapwf.base"
 
-local type, pairs, tostring, error, pcall = type, pairs, tostring, error, pcall
+local core = require "sapwf.core"
+
+local type, pairs, tostring, error, pcall, setmetatable =
+  type, pairs, tostring, error, pcall, setmetatable
 local create, resume, yield = coroutine.create, coroutine.resume, coroutine.yield
 local format = string.format
+local floor = math.floor
 local open = base.open
+local header, parse_retry_after = core.header, core.retry_after
 
 local methods = {}
 
 local DEFAULT_CONCURRENCY = 16
+local DEFAULT_RATE_LIMIT_WAIT = 300       -- seconds one item may wait for a rate limit
 local MAX_CONCURRENCY = 1024              -- src/batch.c's limit
 
 -- What a worker coroutine yields: REQUEST, method, target, body | SLEEP, seconds |
@@ -54,12 +60,166 @@ local function yielding_sleep(seconds)
   yield(SLEEP, seconds)
 end
 
--- A client like self whose calls go through the scheduler: retries wait by yielding, and
--- one 403 refresh a second serves all items (send.lua). value_only: its calls return the
--- value without meta (start_many keeps no meta).
-local function stand_in(self, real, value_only)
-  return base.derive(self, stand_in_transport(real),
-                     { sleep = yielding_sleep, forbidden_interval = 1 }, value_only)
+-- ------------------------------------------------------------------------------------------
+-- A run: the items going in and the results going out, for every form (map, start_many,
+-- map_each, start_each) and both engines (the scheduler below, a transport's run_each).
+-- Neither take nor deliver raises: what the caller's functions raise is kept (fail), and
+-- the run ends when the items in flight have ended (finish raises it then). So a raise
+-- never abandons a request the service may have acted on.
+
+local Run = {}
+Run.__index = Run
+
+-- next_item() -> the next item or nil; check(item, i) -> nil or a message (raised);
+-- on_result(i, result, item). keep_pending: once on_result has raised, the results that
+-- could not be handed to it are kept and raised with its error (the streaming forms).
+local function new_run(next_item, check, on_result, keep_pending, where)
+  return setmetatable({ next_item = next_item, check = check, on_result = on_result,
+                        keep_pending = keep_pending, where = where, count = 0 }, Run)
+end
+
+-- Stops taking items; the first error is the one finish raises.
+function Run:fail(err)
+  if not self.failed then self.failed, self.failure = true, err end
+end
+
+-- The next item and its index, or nil when the items are used up or the run stops.
+function Run:take()
+  local held = self.held
+  if held ~= nil then
+    self.held = nil
+    return held, self.count
+  end
+  if self.failed or self.exhausted then return nil end
+  local ok, item = pcall(self.next_item)
+  if not ok then
+    self:fail(item)
+    return nil
+  end
+  if item == nil then
+    self.exhausted = true
+    return nil
+  end
+  local i = self.count + 1
+  if self.check then
+    local problem = self.check(item, i)
+    if problem then
+      self:fail(self.where .. problem)
+      return nil
+    end
+  end
+  self.count = i
+  return item, i
+end
+
+-- Puts the item take gave last back, to be taken again.
+function Run:unread(item)
+  self.held = item
+end
+
+-- Hands item i's result over: to on_result, or (once it has raised) to the pending list.
+function Run:deliver(i, result, item)
+  if self.broken then
+    if self.keep_pending then
+      local pending = self.pending
+      pending[#pending + 1] = { index = i, item = item, result = result }
+    end
+    return
+  end
+  local ok, err = pcall(self.on_result, i, result, item)
+  if not ok then
+    self.broken, self.pending = true, {}
+    self:fail(err)
+  end
+end
+
+-- What a streaming run raises when on_result raised: its error (or the first one), and
+-- the results of the items then in flight that it did not get.
+local Stopped = { __name = "sapwf.stopped" }
+Stopped.__index = Stopped
+Stopped.__tostring = function(e) return e.message end
+
+-- After the last item in flight ended: the number of items, or the raise.
+function Run:finish()
+  if not self.failed then return self.count end
+  if self.broken and self.keep_pending then
+    local n = #self.pending
+    error(setmetatable({ cause = self.failure, pending = self.pending, message =
+      format("%s (%d result%s of items in flight not handed over: see err.pending)",
+             tostring(self.failure), n, n == 1 and "" or "s") }, Stopped), 0)
+  end
+  error(self.failure, 0)
+end
+
+-- ------------------------------------------------------------------------------------------
+-- The limiter: how many requests a batch has in flight (AIMD). `limit` starts at the
+-- ceiling (`concurrency`); an answer 429 or 503, or one with Retry-After, halves it (at
+-- least 1), once per round: only for a request sent since the last decrease, so a burst of
+-- refusals to requests sent together counts once. Each clean answer adds 1/limit, so a
+-- limit's worth of clean answers adds one, up to the ceiling. Retry-After holds every new
+-- request until it has passed. Not adaptive: the ceiling, always, and no hold.
+
+local BACKOFF_FACTOR = 0.5
+
+local Limiter = {}
+Limiter.__index = Limiter
+
+local function new_limiter(ceiling, adaptive, now, log)
+  return setmetatable({ ceiling = ceiling, limit = ceiling, adaptive = adaptive, now = now,
+                        log = log, epoch = 0, hold = 0 }, Limiter)
+end
+
+-- Whether one more request may go out with `inflight` in flight.
+function Limiter:allows(inflight)
+  if inflight >= floor(self.limit) then return false end
+  return self.hold == 0 or self.now() >= self.hold
+end
+
+-- Seconds until the hold ends (nil: none).
+function Limiter:held()
+  if self.hold == 0 then return nil end
+  local left = self.hold - self.now()
+  if left <= 0 then
+    self.hold = 0
+    return nil
+  end
+  return left
+end
+
+-- The log event of a change of the limit (when its whole part changes); returns the
+-- event, for the scheduler to pass to the log hook, or nil.
+local function change(self, old, status, retry_after)
+  local new = floor(self.limit)
+  if new == floor(old) or not self.log then return nil end
+  return { event = "concurrency", concurrency = new, previous = floor(old),
+           ceiling = self.ceiling, status = status, retry_after = retry_after,
+           reason = new < floor(old) and "backoff" or "growth" }
+end
+
+-- An answer to a request sent in round `epoch`: status (nil: none came) and headers.
+-- Returns a log event or nil.
+function Limiter:observe(epoch, status, headers)
+  if not self.adaptive or not status then return nil end
+  local retry_after = header(headers, "retry-after")
+  retry_after = retry_after and parse_retry_after(retry_after) or nil
+  local old = self.limit
+  if status == 429 or status == 503 or retry_after then
+    if retry_after and retry_after > 0 then
+      local until_ = self.now() + retry_after
+      if until_ > self.hold then self.hold = until_ end
+    end
+    if epoch ~= self.epoch then return nil end          -- this round has backed off already
+    self.epoch = self.epoch + 1
+    local limit = old * BACKOFF_FACTOR
+    self.limit = limit < 1 and 1 or limit
+    return change(self, old, status, retry_after)
+  end
+  if old < self.ceiling then
+    local limit = old + 1 / old
+    self.limit = limit > self.ceiling and self.ceiling or limit
+    return change(self, old, status, nil)
+  end
+  return nil
 end
 
 -- ------------------------------------------------------------------------------------------
@@ -73,50 +233,85 @@ local function work(fn, w, item, i)
   end
 end
 
--- Runs fn over list[1..n] with `size` workers on batch b; results land in results.
-local function schedule(w, b, now, list, n, fn, size, on_progress, results)
-  local workers, current, wake = {}, {}, {}
-  local sleeping, next_i, done = 0, 1, 0
+-- Runs fn over the run's items with up to `size` workers on batch b (slot k is worker k's),
+-- their requests going out as the limiter allows.
+local function schedule(w, b, now, run, fn, size, limiter, log)
+  local workers, items, indices, epochs = {}, {}, {}, {}
+  local wake, sleeping, busy, inflight = {}, 0, 0, 0
+  -- requests waiting for the limiter, first in first out: worker, method, target, body
+  local qk, qm, qt, qb, head, tail = {}, {}, {}, {}, 1, 0
+
+  local function note(event)
+    if event then
+      local ok, err = pcall(log, event)
+      if not ok then run:fail(err) end
+    end
+  end
+
+  local function submit(k, method, target, body)
+    b:submit(k, method, target, body)
+    inflight = inflight + 1
+    epochs[k] = limiter.epoch
+  end
+
+  local function pump()
+    while head <= tail and limiter:allows(inflight) do
+      local k, method, target, body = qk[head], qm[head], qt[head], qb[head]
+      qk[head], qm[head], qt[head], qb[head] = nil, nil, nil, nil
+      head = head + 1
+      submit(k, method, target, body)
+    end
+    if head > tail then head, tail = 1, 0 end
+  end
 
   -- Takes what worker k yielded (ok, what, ...) and goes on until it waits for an answer or
   -- a timer, or has no item left.
   local function advance(k, ok, what, a, b2, c)
     while true do
-      if not ok then error(what, 0) end                -- fn raised: a bug, raised here
+      if not ok or (what ~= REQUEST and what ~= SLEEP and what ~= DONE) then
+        -- fn raised (or yielded outside a sapwf call): its item has no result
+        run:fail(ok and "sapwf: the function given to map yielded outside a sapwf call"
+                 or what)
+        workers[k], items[k], indices[k] = nil, nil, nil
+        busy = busy - 1
+        return
+      end
       if what == REQUEST then
-        b:submit(k, a, b2, c)
+        if head > tail and limiter:allows(inflight) then
+          submit(k, a, b2, c)
+        else
+          tail = tail + 1
+          qk[tail], qm[tail], qt[tail], qb[tail] = k, a, b2, c
+        end
         return
       elseif what == SLEEP then
         wake[k] = now() + (a or 0)
         sleeping = sleeping + 1
         return
-      elseif what ~= DONE then
-        error("sapwf: the function given to map yielded outside a sapwf call", 0)
       end
-      local i = current[k]
-      if a ~= nil then results[i] = a else results[i] = b2 end
-      done = done + 1
-      if on_progress then on_progress(done, n) end
-      if next_i > n then
-        current[k] = nil
+      local i, item = indices[k], items[k]
+      items[k], indices[k] = nil, nil
+      if a ~= nil then run:deliver(i, a, item) else run:deliver(i, b2, item) end
+      item, i = run:take()
+      if item == nil then
+        busy = busy - 1
         return
       end
-      i = next_i
-      next_i = i + 1
-      current[k] = i
-      ok, what, a, b2, c = resume(workers[k], list[i], i)
+      items[k], indices[k] = item, i
+      ok, what, a, b2, c = resume(workers[k], item, i)
     end
   end
 
   for k = 1, size do
-    if next_i > n then break end               -- items that failed early went to others
-    local i = next_i
-    next_i = i + 1
-    current[k] = i
+    local item, i = run:take()
+    if item == nil then break end
+    items[k], indices[k] = item, i
     workers[k] = create(work)
-    advance(k, resume(workers[k], fn, w, list[i], i))
+    busy = busy + 1
+    advance(k, resume(workers[k], fn, w, item, i))
   end
-  while done < n do
+  while busy > 0 do
+    pump()
     local timeout
     if sleeping > 0 then
       local first
@@ -126,8 +321,16 @@ local function schedule(w, b, now, list, n, fn, size, on_progress, results)
       timeout = first - now()
       if timeout < 0 then timeout = 0 end
     end
+    if head <= tail then
+      local held = limiter:held()
+      if held and (not timeout or held < timeout) then timeout = held end
+    end
     local k, status, body, headers, gen = b:wait(timeout)
-    if k then advance(k, resume(workers[k], status, body, headers, gen)) end
+    if k then
+      inflight = inflight - 1
+      note(limiter:observe(epochs[k], status, headers))
+      advance(k, resume(workers[k], status, body, headers, gen))
+    end
     if sleeping > 0 then
       local t, due = now(), {}
       for kk, at in pairs(wake) do
@@ -138,40 +341,53 @@ local function schedule(w, b, now, list, n, fn, size, on_progress, results)
         sleeping = sleeping - 1
         advance(kk, resume(workers[kk]))
       end
-    elseif not k and done < n then
+    elseif not k and busy > 0 and inflight == 0 and head > tail then
       error("sapwf: internal error: a batch has items left but nothing in flight", 0)
     end
   end
 end
 
--- fn over list[1..n]: concurrent on a sapwf.core client (a batch), or as the transport
--- runs many calls itself (sapwf.ngx: run_many, in nginx's light threads); one at a time on
--- any other transport. value_only: fn keeps only the first value of the client's calls
--- (see stand_in).
-local function run(self, what, list, n, fn, concurrency, on_progress, value_only)
+-- The run over its items: concurrent on a sapwf.core client (a batch), or as the transport
+-- runs many calls itself (sapwf.ngx: run_each, in nginx's light threads); one at a time on
+-- any other transport. Returns what run:finish returns. value_only: fn keeps only the first
+-- value of the client's calls (start_many keeps no meta).
+local function execute(self, what, run, fn, settings, value_only)
   local real, policy = base.transport(self)
   if real.real then real = real.real end                   -- map inside map: a stand-in
-  local results = {}
-  if n == 0 then return results end
-  local size = concurrency < n and concurrency or n
+  local size = settings.concurrency
   if type(real.batch) ~= "function" then
-    if type(real.run_many) == "function" then
-      return real:run_many(what, self, list, n, fn, size, on_progress, results)
+    if type(real.run_each) == "function" then
+      real:run_each(what, self, run, fn, size)
+      return run:finish()
     end
-    for i = 1, n do
-      local value, err = fn(self, list[i], i)
-      if value ~= nil then results[i] = value else results[i] = err end
-      if on_progress then on_progress(i, n) end
+    while true do
+      local item, i = run:take()
+      if item == nil then break end
+      local ok, value, err = pcall(fn, self, item, i)
+      if not ok then
+        run:fail(value)
+        break
+      end
+      if value ~= nil then run:deliver(i, value, item) else run:deliver(i, err, item) end
     end
-    return results
+    return run:finish()
   end
+  -- the first item before the batch: none, no token and no batch
+  local first = run:take()
+  if first == nil then return run:finish() end
+  run:unread(first)
   local now = policy.now
   local b = real:batch(size)
-  local ok, err = pcall(schedule, stand_in(self, real, value_only), b, now, list, n, fn, size,
-                        on_progress, results)
-  b:close()                                  -- also abandons what a raise left in flight
+  local limiter = new_limiter(size, settings.adaptive, now, policy.log)
+  local changes = { sleep = yielding_sleep, forbidden_interval = 1 }
+  if settings.adaptive then changes.rate_limit_wait = settings.rate_limit_wait end
+  -- a client like self whose calls go through the scheduler: retries wait by yielding,
+  -- one 403 refresh a second serves all items (send.lua), 429s wait for the limiter
+  local w = base.derive(self, stand_in_transport(real), changes, value_only)
+  local ok, err = pcall(schedule, w, b, now, run, fn, size, limiter, policy.log)
+  b:close()                           -- also abandons what a failure of sapwf left in flight
   if not ok then error(err, 0) end
-  return results
+  return run:finish()
 end
 
 -- ------------------------------------------------------------------------------------------
@@ -181,30 +397,75 @@ local function bad(fname, argn, msg, level)
   error(format("bad argument #%d to '%s' (%s)", argn, fname, msg), level + 1)
 end
 
-local OPTIONS = { concurrency = true, on_progress = true }
+local OPTIONS = { concurrency = true, on_progress = true, adaptive = true,
+                  rate_limit_wait = true }
+local EACH_OPTIONS = { concurrency = true, adaptive = true, rate_limit_wait = true }
+local OPTION_NAMES = "concurrency, adaptive, rate_limit_wait, on_progress"
+local EACH_OPTION_NAMES = "concurrency, adaptive, rate_limit_wait"
 
--- concurrency, on_progress from opts; raises at the public method's caller.
-local function options(fname, argn, opts)
-  if opts == nil then return DEFAULT_CONCURRENCY, nil end
+-- The settings from opts ({concurrency, adaptive, rate_limit_wait}) and on_progress;
+-- raises at the public method's caller. each: the streaming forms (no on_progress).
+local function options(fname, argn, opts, each)
+  local settings = { concurrency = DEFAULT_CONCURRENCY, adaptive = true,
+                     rate_limit_wait = DEFAULT_RATE_LIMIT_WAIT }
+  if opts == nil then return settings, nil end
   if type(opts) ~= "table" then bad(fname, argn, "table expected, got " .. type(opts), 3) end
+  local known = each and EACH_OPTIONS or OPTIONS
   for name in pairs(opts) do
-    if not OPTIONS[name] then
-      bad(fname, argn, format("unknown option '%s' (concurrency, on_progress)", tostring(name)),
-          3)
+    if not known[name] then
+      bad(fname, argn, format("unknown option '%s' (%s)", tostring(name),
+                              each and EACH_OPTION_NAMES or OPTION_NAMES), 3)
     end
   end
   local concurrency = opts.concurrency
-  if concurrency == nil then
-    concurrency = DEFAULT_CONCURRENCY
-  elseif type(concurrency) ~= "number" or concurrency % 1 ~= 0 or concurrency < 1
-      or concurrency > MAX_CONCURRENCY then
-    bad(fname, argn, format("concurrency: integer from 1 to %d expected", MAX_CONCURRENCY), 3)
+  if concurrency ~= nil then
+    if type(concurrency) ~= "number" or concurrency % 1 ~= 0 or concurrency < 1
+        or concurrency > MAX_CONCURRENCY then
+      bad(fname, argn, format("concurrency: integer from 1 to %d expected", MAX_CONCURRENCY),
+          3)
+    end
+    settings.concurrency = concurrency
+  end
+  if opts.adaptive ~= nil then
+    if type(opts.adaptive) ~= "boolean" then
+      bad(fname, argn, "adaptive: boolean expected, got " .. type(opts.adaptive), 3)
+    end
+    settings.adaptive = opts.adaptive
+  end
+  local wait = opts.rate_limit_wait
+  if wait ~= nil then
+    if type(wait) ~= "number" or wait < 0 or wait ~= wait or wait == math.huge then
+      bad(fname, argn, "rate_limit_wait: seconds (a number from 0) expected", 3)
+    end
+    settings.rate_limit_wait = wait
   end
   local on_progress = opts.on_progress
   if on_progress ~= nil and type(on_progress) ~= "function" then
     bad(fname, argn, "on_progress: function expected, got " .. type(on_progress), 3)
   end
-  return concurrency, on_progress
+  return settings, on_progress
+end
+
+-- "file:line: " of the caller of the public method (for errors raised later, in a run).
+local function caller_position()
+  local _, where = pcall(error, "", 4)
+  return where
+end
+
+-- A run over list[1..n] whose results land in a table (map, start_many).
+local function list_run(list, n, on_progress)
+  local results, i, done = {}, 0, 0
+  local function next_item()
+    if i >= n then return nil end
+    i = i + 1
+    return list[i]
+  end
+  local function on_result(k, result)
+    results[k] = result
+    done = done + 1
+    if on_progress then on_progress(done, n) end
+  end
+  return new_run(next_item, nil, on_result, false), results
 end
 
 -- ------------------------------------------------------------------------------------------
@@ -212,21 +473,55 @@ end
 
 --- Runs fn(w, item, i) for every item of list, opts.concurrency at a time. w is a client like
 -- this one whose calls run concurrently with the other items' (use it, not the client, in
--- fn). Each worker takes the next item when its own is done, so memory stays flat however
--- long the list is.
+-- fn). Each worker takes the next item as soon as its own is done, and a request goes out
+-- as soon as the limit allows, so `concurrency` calls stay in flight.
 -- @tparam table list the items (an array)
 -- @tparam function fn called as fn(w, item, i); its first result (or its second, when the
 -- first is nil) is the item's result
--- @tparam[opt] table opts `concurrency` (default 16, at most 1024): calls in flight at once;
--- `on_progress`: called as on_progress(done, total) as items finish
+-- @tparam[opt] table opts `concurrency` (default 16, at most 1024): calls in flight at most;
+-- `adaptive` (default true): fewer on 429, 503 and Retry-After, more while answers are clean
+-- (README, "Many calls at once"); `rate_limit_wait` (default 300): seconds an item may wait
+-- for a rate limit; `on_progress`: called as on_progress(done, total) as items finish
 -- @treturn table the results in list order
--- @raise what fn or on_progress raised (calls still in flight are abandoned)
+-- @raise what fn or on_progress raised, once the calls in flight have ended
 function methods:map(list, fn, opts)
   open(self, "map")
   if type(list) ~= "table" then bad("map", 1, "table expected, got " .. type(list), 2) end
   if type(fn) ~= "function" then bad("map", 2, "function expected, got " .. type(fn), 2) end
-  local concurrency, on_progress = options("map", 3, opts)
-  return run(self, "wf:map()", list, #list, fn, concurrency, on_progress)
+  local settings, on_progress = options("map", 3, opts)
+  local n = #list
+  if settings.concurrency > n then settings.concurrency = n > 0 and n or 1 end
+  local r, results = list_run(list, n, on_progress)
+  execute(self, "wf:map()", r, fn, settings)
+  return results
+end
+
+--- The streaming form of wf:map: fn(w, item, i) for every item next_item() returns, until
+-- it returns nil, opts.concurrency at a time; each result goes to on_result(i, result, item)
+-- as soon as its item is done, in the order items finish, and nothing of an item is kept
+-- after that: memory stays flat however many items come.
+-- @tparam function next_item called for the next item: returns it, or nil when there is
+-- none left; called again only as a slot frees up
+-- @tparam function fn called as fn(w, item, i), as for wf:map
+-- @tparam function on_result called as on_result(i, result, item): i counts the items from
+-- 1 in the order next_item gave them; result is fn's first value (or its second, when the
+-- first is nil)
+-- @tparam[opt] table opts `concurrency`, `adaptive`, `rate_limit_wait`, as for wf:map
+-- @treturn integer how many items there were
+-- @raise what next_item or fn raised, once the items in flight have ended and their
+-- results went to on_result; when on_result raised, an error with `cause` (what it
+-- raised) and `pending` ({index =, item =, result =} of each item it did not get)
+function methods:map_each(next_item, fn, on_result, opts)
+  open(self, "map_each")
+  if type(next_item) ~= "function" then
+    bad("map_each", 1, "function expected, got " .. type(next_item), 2)
+  end
+  if type(fn) ~= "function" then bad("map_each", 2, "function expected, got " .. type(fn), 2) end
+  if type(on_result) ~= "function" then
+    bad("map_each", 3, "function expected, got " .. type(on_result), 2)
+  end
+  local settings = options("map_each", 4, opts, true)
+  return execute(self, "wf:map_each()", new_run(next_item, nil, on_result, true), fn, settings)
 end
 
 local ITEM_FIELDS = { definitionId = true, context = true }
@@ -235,12 +530,35 @@ local function start_item(w, item)
   return w:start(item.definitionId, item.context)
 end
 
+-- What is wrong with a start item (name: how messages name it), or nil.
+local function item_problem(item, name)
+  if type(item) ~= "table" then
+    return format("%s: table expected, got %s", name, type(item))
+  end
+  local id = item.definitionId
+  if type(id) ~= "string" or id == "" then
+    return format("%s.definitionId: non-empty string expected, got %s", name,
+                  id == "" and "\"\"" or type(id))
+  end
+  if item.context ~= nil and type(item.context) ~= "table" then
+    return format("%s.context: table expected, got %s", name, type(item.context))
+  end
+  for field in pairs(item) do
+    if not ITEM_FIELDS[field] then
+      return format("%s: unknown field '%s' (definitionId, context)", name, tostring(field))
+    end
+  end
+  return nil
+end
+
 --- Starts many workflow instances, opts.concurrency at a time, on one token and shared
 -- connections. Every item is checked before the first is sent: a bad one raises. One failed
 -- item never stops the others, and no start is sent twice.
 -- @tparam table items array of `{definitionId = ..., context = ...}` (context optional)
--- @tparam[opt] table opts `concurrency` (default 16, at most 1024); `on_progress(done,
--- total)`
+-- @tparam[opt] table opts `concurrency` (default 16, at most 1024): starts in flight at
+-- most; `adaptive` (default true): fewer on 429, 503 and Retry-After, more while answers are
+-- clean, and a 429 waits for the limit instead of using up the retries; `rate_limit_wait`
+-- (default 300): seconds a start may wait for a rate limit; `on_progress(done, total)`
 -- @treturn table results in input order: the new instance, or the error object exactly as
 -- wf:start returns it (tell them apart with sapwf.is_error; err.outcome says whether the
 -- instance may exist)
@@ -253,28 +571,52 @@ function methods:start_many(items, opts)
   end
   local n = #items
   for i = 1, n do
-    local item = items[i]
-    if type(item) ~= "table" then
-      bad("start_many", 1, format("items[%d]: table expected, got %s", i, type(item)), 2)
-    end
-    local id = item.definitionId
-    if type(id) ~= "string" or id == "" then
-      bad("start_many", 1, format("items[%d].definitionId: non-empty string expected, got %s",
-                                  i, id == "" and "\"\"" or type(id)), 2)
-    end
-    if item.context ~= nil and type(item.context) ~= "table" then
-      bad("start_many", 1, format("items[%d].context: table expected, got %s", i,
-                                  type(item.context)), 2)
-    end
-    for name in pairs(item) do
-      if not ITEM_FIELDS[name] then
-        bad("start_many", 1, format("items[%d]: unknown field '%s' (definitionId, context)",
-                                    i, tostring(name)), 2)
-      end
-    end
+    local problem = item_problem(items[i], format("items[%d]", i))
+    if problem then bad("start_many", 1, problem, 2) end
   end
-  local concurrency, on_progress = options("start_many", 2, opts)
-  return run(self, "wf:start_many()", items, n, start_item, concurrency, on_progress, true)
+  local settings, on_progress = options("start_many", 2, opts)
+  if settings.concurrency > n then settings.concurrency = n > 0 and n or 1 end
+  local r, results = list_run(items, n, on_progress)
+  execute(self, "wf:start_many()", r, start_item, settings, true)
+  return results
+end
+
+local function check_start_item(item, i)
+  local problem = item_problem(item, format("item %d", i))
+  return problem and format("bad argument #1 to 'start_each' (%s)", problem) or nil
+end
+
+--- The streaming form of wf:start_many: starts an instance for every item next_item()
+-- returns, until it returns nil, opts.concurrency at a time (adapting to the service's rate
+-- limit); each result goes to on_result(i, result, item) as soon as that start is done, in
+-- the order starts finish, and nothing of an item is kept after that: memory stays flat
+-- however many items come. One failed start never stops the others, and no start is sent
+-- twice.
+-- @tparam function next_item called for the next item, `{definitionId = ..., context =
+-- ...}` (context optional), or nil when there is none left; called again only as a slot
+-- frees up
+-- @tparam function on_result called as on_result(i, result, item): i counts the items from
+-- 1 in the order next_item gave them; result is the new instance or the error object
+-- exactly as wf:start returns it (sapwf.is_error; err.outcome says whether it may exist)
+-- @tparam[opt] table opts `concurrency` (default 16, at most 1024), `adaptive` (default
+-- true), `rate_limit_wait` (default 300), as for wf:start_many
+-- @treturn integer how many items there were
+-- @raise what next_item raised, or for an item that is not a table with a non-empty
+-- definitionId and an optional context table; in both cases once the starts in flight
+-- have ended and their results went to on_result. When on_result raised, an error with
+-- `cause` (what it raised) and `pending` ({index =, item =, result =} of each start it did
+-- not get)
+function methods:start_each(next_item, on_result, opts)
+  open(self, "start_each")
+  if type(next_item) ~= "function" then
+    bad("start_each", 1, "function expected, got " .. type(next_item), 2)
+  end
+  if type(on_result) ~= "function" then
+    bad("start_each", 2, "function expected, got " .. type(on_result), 2)
+  end
+  local settings = options("start_each", 3, opts, true)
+  local r = new_run(next_item, check_start_item, on_result, true, caller_position())
+  return execute(self, "wf:start_each()", r, start_item, settings, true)
 end
 
 -- The methods, and the limit of opts.concurrency for callers that check it before calling

@@ -181,7 +181,7 @@ end
 
 -- ------------------------------------------------------------------------------------------
 -- The transport: what a sapwf client sends through (request, renew, token, close, and
--- run_many for wf:map and wf:start_many; send.lua describes them).
+-- run_each for wf:map, wf:start_many and their streaming forms; send.lua describes them).
 
 local Transport = {}
 Transport.__index = Transport
@@ -244,36 +244,43 @@ end
 -- bounded in number; closing this one only ends its use.
 function Transport:close() end
 
--- wf:map and wf:start_many (batch.lua) hand their items here: fn over list[1..n] in `size`
--- light threads (ngx.thread) that take item after item; each call's exchange runs in
--- nginx's thread pool while its light thread yields, so `size` are in flight at once. A
--- raise in fn or on_progress kills the other light threads (their calls in flight are
--- abandoned) and is raised here. It raises, as a call does, in the phases that have
--- neither.
-function Transport:run_many(what, wf, list, n, fn, size, on_progress, results)
+-- wf:map, wf:start_many and their streaming forms (batch.lua) hand their run here: fn over
+-- the run's items in `size` light threads (ngx.thread) that take item after item; each
+-- call's exchange runs in nginx's thread pool while its light thread yields, so `size` are
+-- in flight at once (a fixed number: batch.lua's adaptive limit needs its own scheduler).
+-- run:take and run:deliver never raise; what fn raises stops the taking (run:fail), and
+-- the other light threads finish their items, so nothing in flight is abandoned. One light
+-- thread at a time takes an item (next_item may yield, e.g. reading a cosocket). It raises,
+-- as a call does, in the phases that have neither.
+function Transport:run_each(what, wf, run, fn, size)
   check_phase(what)
-  local next_i, done = 1, 0
+  local taking = false
+  local function take()
+    while taking do ngx.sleep(0) end
+    taking = true
+    local item, i = run:take()
+    taking = false
+    return item, i
+  end
   local function worker()
-    while next_i <= n do
-      local i = next_i
-      next_i = i + 1
-      local value, err = fn(wf, list[i], i)
-      if value ~= nil then results[i] = value else results[i] = err end
-      done = done + 1
-      if on_progress then on_progress(done, n) end
+    while true do
+      local item, i = take()
+      if item == nil then return end
+      local ok, value, err = pcall(fn, wf, item, i)
+      if not ok then
+        run:fail(value)
+        return
+      end
+      if value ~= nil then run:deliver(i, value, item) else run:deliver(i, err, item) end
     end
   end
-  local spawn, wait, kill = ngx.thread.spawn, ngx.thread.wait, ngx.thread.kill
+  local spawn, wait = ngx.thread.spawn, ngx.thread.wait
   local threads = {}
   for k = 1, size do threads[k] = spawn(worker) end
   for k = 1, size do
     local ok, err = wait(threads[k])
-    if not ok then
-      for j = k + 1, size do kill(threads[j]) end
-      error(err, 0)
-    end
+    if not ok then run:fail(err) end
   end
-  return results
 end
 
 -- ------------------------------------------------------------------------------------------

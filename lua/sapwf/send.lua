@@ -52,6 +52,12 @@ local REFUSED_STATUS = { [408] = true, [429] = true }
 -- Operations besides GET and PUT whose second sending has the effect of the first.
 local IDEMPOTENT_OPS = { cancel = true, suspend = true, resume = true, update_context = true,
                          update_roles = true }
+-- A 429 through a batch's adaptive limiter (policy.rate_limit_wait set by batch.lua): the
+-- service refused before acting and the limiter slows the whole batch down, so the refusal
+-- is not one of the `retries`: the call waits (Retry-After, or the backoff of its n-th
+-- refusal in a row) and is sent again, for at most rate_limit_wait seconds from its first
+-- 429; after that its 429s take the ordinary retries. That wait does not count in
+-- retry_deadline either.
 -- A 403 fetches a fresh token once per call; a call that began before another one's
 -- refresh just tries again with that token. With policy.forbidden_interval set (batch.lua
 -- sets it for a batch's items), at most one refresh every forbidden_interval seconds, so a
@@ -124,14 +130,32 @@ local function pause(policy, state, retry_after, event)
 end
 
 local function new_state(started)
-  return { started = started, retries = 0, uncertain = false }
+  return { started = started, retries = 0, uncertain = false, refusals = 0 }
+end
+
+-- The wait for a 429 under a batch's limiter (see the top): true after the wait, false
+-- (at once) when the call has waited rate_limit_wait seconds for the limit already.
+local function wait_for_limit(policy, state, retry_after, method, path)
+  local t = policy.now()
+  state.limited_since = state.limited_since or t
+  local wait = backoff(policy, state.refusals + 1)
+  if retry_after and retry_after > wait then wait = retry_after end
+  if t - state.limited_since + wait > policy.rate_limit_wait then return false end
+  state.refusals = state.refusals + 1
+  log(policy, { event = "rate_limited", method = method, path = path, status = 429,
+                outcome = "rejected", refusals = state.refusals, delay = wait,
+                retry_after = retry_after })
+  policy.sleep(wait)
+  state.started = state.started + (policy.now() - t)    -- not spent from retry_deadline
+  return true
 end
 
 -- Adds what the retries did to a final error: how many attempts went out, and an unknown
 -- outcome when an earlier attempt may have taken effect.
 function send.annotate(err, state, retry_after)
   if state then
-    if state.retries > 0 then err.attempts = state.retries + 1 end
+    local attempts = state.retries + (state.refusals or 0)
+    if attempts > 0 then err.attempts = attempts + 1 end
     if state.uncertain and err.outcome ~= "unknown" then err.outcome = "unknown" end
   end
   if retry_after and err.retry_after == nil then err.retry_after = retry_after end
@@ -202,7 +226,10 @@ function send.send(t, policy, method, target, body, path, authority, idempotent)
         state.retry_after = retry_after       -- for the error, if this answer is the last
         -- a 503 is only retried for idempotent calls, where it counts as a refusal
         local outcome = (REFUSED_STATUS[status] or status == 503) and "rejected" or "unknown"
-        if not pause(policy, state, retry_after, { method = method, path = path,
+        -- under a batch's limiter a 429 waits for the limit, not counted as a retry
+        local limited = status == 429 and policy.rate_limit_wait
+          and wait_for_limit(policy, state, retry_after, method, path)
+        if not limited and not pause(policy, state, retry_after, { method = method, path = path,
                                                   status = status, outcome = outcome }) then
           return status, resp, headers, state
         end

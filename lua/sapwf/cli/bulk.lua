@@ -20,12 +20,16 @@
 -- written the run stops before starting anything more, and says which instance it started
 -- but could not record. The input file cannot be named as the record or failed file.
 --
+-- The lines stream through wf:start_each: one line is read when a start slot frees up, and
+-- nothing of a line is kept once its result is written, so memory stays flat however long
+-- the input is (only --resume's set of recorded line numbers grows with the record file).
+--
 -- Ctrl-C: the interpreters answer SIGINT with a hook that raises "interrupted!" at the next
 -- call or return. That could land just after a start returned, losing the id of an instance
 -- that exists (LuaJIT's hook is even global, reaching into coroutines). So during a run
--- SIGINT only sets a flag (core.catch_sigint, src/signal.c); the starts run in a coroutine
--- that yields after each batch has been recorded, and the main thread checks the flag there,
--- between batches. A second Ctrl-C ends the process at once.
+-- SIGINT only sets a flag (core.catch_sigint, src/signal.c), which is read before each line
+-- is taken: then no more lines are taken, and the starts in flight complete and are recorded
+-- before the run ends. A second Ctrl-C ends the process at once.
 local json = require "sapwf.json"
 local errors = require "sapwf.errors"
 local core = require "sapwf.core"
@@ -164,20 +168,9 @@ function M.parse_line(text, number, default_definition)
   return item
 end
 
--- How starts are made: start_batch(items) starts them with one wf:start_many and returns
--- its results: results[i] is the new instance for items[i], or the error object wf:start
--- would have returned (sapwf.is_error). Also returns the batch size. A batch runs to its end
--- before the next yield, so Ctrl-C never loses a result; a few batches' worth of work per
--- yield keeps the connections busy.
-function M.starter(wf, concurrency)
-  local n = concurrency or DEFAULT_CONCURRENCY
-  return function(items)
-    local payload = {}
-    for i, item in ipairs(items) do
-      payload[i] = { definitionId = item.definitionId, context = item.context }
-    end
-    return wf:start_many(payload, { concurrency = n })
-  end, n * 4
+-- The options of the run's wf:start_each.
+function M.start_options(concurrency)
+  return { concurrency = concurrency or DEFAULT_CONCURRENCY }
 end
 
 local function error_fields(err)
@@ -283,7 +276,7 @@ function Run:result(item, result)
     self.unknown = self.unknown + 1
     -- The record file is where --resume looks: it must know this line may have started.
     local unknown = { line = item.line, outcome = "unknown", definitionId = item.definitionId,
-                      from = self.batch_from, to = utc_now() }
+                      from = item.from, to = utc_now() }
     self:write_record(unknown, "the outcome of its start is unknown")
     self:line_message(item.line, "%s; %s", describe(err), lookup_advice(unknown))
   else
@@ -296,33 +289,38 @@ function Run:result(item, result)
   end
 end
 
--- Shows progress and lets the main thread see a Ctrl-C: called only when every result so
--- far is recorded and no start is in flight.
+-- Shows progress.
 function Run:tick()
   self.bar:update(self.attempted + self.invalid + self.unknown_lines, self.failed)
-  coroutine.yield()
 end
 
--- The body of the coroutine: read lines, start them batch by batch, record each result,
--- tick after each batch and after each line passed on without a start.
-function Run:work()
-  local batch = {}
-  local function flush_batch()
-    if #batch == 0 then
-      return
-    end
-    self.batch_from = utc_now()
-    local results = self.start_batch(batch)
-    for i, item in ipairs(batch) do
-      self:result(item, results[i])
-    end
-    batch = {}
-    self.probed = true
-    self:tick()
+-- Whether to take no more lines: the run stopped, or Ctrl-C came.
+function Run:stopping()
+  if self.aborted then
+    return true
   end
-  local number = 0
-  for text in self.lines do
-    number = number + 1
+  if core.sigint_caught() then
+    self.interrupted = true
+    return true
+  end
+  return false
+end
+
+-- The next line to start, as {line, definitionId, context}; the lines before it that are
+-- not started (blank, recorded, bad, of unknown outcome) are dealt with on the way. nil at
+-- the end of the input, when the run stops, or (probe) after the first line to start.
+function Run:next_line()
+  if self.probe_taken then
+    return nil
+  end
+  while not self:stopping() do
+    local text = self.lines()
+    if text == nil then
+      self.exhausted = true
+      return nil
+    end
+    local number = self.number + 1
+    self.number = number
     text = text:gsub("\r$", "")
     if text:find("%S") and not self.skip[number] then
       local item, why = M.parse_line(text, number, self.definition)
@@ -333,15 +331,11 @@ function Run:work()
         self:unknown_again(item, text)
         self:tick()
       else
-        batch[#batch + 1] = item
-        -- The first line goes alone: a client that may not start instances (403, bad
-        -- credentials) then stops the run before a concurrent batch tries more lines.
-        if #batch >= (self.probed and self.batch_size or 1) then
-          flush_batch()
+        if self.probing then
+          self.probe_taken = true
         end
-      end
-      if self.aborted then
-        return
+        item.from = utc_now()
+        return item
       end
     elseif text:find("%S") then
       local entry = self.skip[number]
@@ -352,7 +346,41 @@ function Run:work()
       end
     end
   end
-  flush_batch()
+  return nil
+end
+
+-- Starts lines with one wf:start_each at `concurrency`: each result is recorded as it comes.
+function Run:stream(concurrency)
+  local in_flight = {}      -- start index -> its line's item, until its result is recorded
+  local opts = M.start_options(concurrency)
+  self.wf:start_each(function()
+    local item = self:next_line()
+    if item == nil then
+      return nil
+    end
+    self.taken = self.taken + 1
+    in_flight[self.taken] = item
+    return { definitionId = item.definitionId, context = item.context }
+  end, function(i, result)
+    local item = in_flight[i]
+    in_flight[i] = nil
+    self:result(item, result)
+    self:tick()
+  end, opts)
+end
+
+-- The run: the first line to start goes alone, so that a client that may not start
+-- instances (403, bad credentials) stops the run before concurrent starts try more lines;
+-- then the rest stream at the run's concurrency.
+function Run:work()
+  self.probing = true
+  self.taken = 0
+  self:stream(1)
+  self.probing, self.probe_taken = false, false
+  if not self.exhausted and not self:stopping() then
+    self.taken = 0
+    self:stream(self.concurrency)
+  end
 end
 
 function Run:summary(interrupted)
@@ -480,27 +508,14 @@ local function keep_earlier_failed(path)
   return nil, io_error("too many earlier failed files beside " .. path)
 end
 
--- Runs run:work() in a coroutine until it ends or Ctrl-C; true when interrupted.
+-- Runs run:work() with Ctrl-C caught as a flag (see the top); true when interrupted.
 local function drive(run)
-  local worker = coroutine.create(function() return run:work() end)
   core.catch_sigint(true)
-  local ok, problem = pcall(function()
-    while coroutine.status(worker) ~= "dead" do
-      local resumed, err = coroutine.resume(worker)
-      if not resumed then
-        error(err, 0)
-      end
-      if core.sigint_caught() then
-        error("interrupted!", 0)
-      end
-    end
-  end)
+  local ok, problem = pcall(run.work, run)
+  local interrupted = run.interrupted == true
   core.catch_sigint(false)
   if ok then
-    return false
-  end
-  if type(problem) == "string" and problem:find("interrupted!", 1, true) then
-    return true
+    return interrupted
   end
   run.failed_file:close()
   run.record_file:close()
@@ -523,7 +538,6 @@ function M.run(ctx, args)
     return nil, err
   end
 
-  local start_batch, batch_size = M.starter(wf, args.concurrency)
   local input_path = args.from
   local skip = args.resume and recorded_lines(record_path) or {}
   local total, recorded
@@ -553,7 +567,7 @@ function M.run(ctx, args)
     failed_file = failed_file, record_file = record_file,
     lines = input_path == "-" and io.stdin:lines() or io.lines(input_path),
     skip = skip, total = total, recorded = recorded,
-    start_batch = start_batch, batch_size = batch_size,
+    wf = wf, concurrency = args.concurrency or DEFAULT_CONCURRENCY, number = 0,
     started = 0, failed = 0, invalid = 0, unknown = 0, unknown_lines = 0, attempted = 0,
     resumed = 0, messages = 0,
   }, Run)
