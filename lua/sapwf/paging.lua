@@ -66,6 +66,9 @@ local function advice(op, reason)
   if reason == "orderby" or reason == "skip" then
     return format("order by %s asc (or leave %s out) to page past it in windows of %s, or %s",
       w.field, reason, w.field, narrow)
+  elseif reason == nil and w then   -- no total came, so the first page could not tell
+    return format("order by %s asc to page past it in windows of %s, or %s", w.field,
+      w.field, narrow)
   elseif reason == "at" then
     return format("narrow the filter (fewer %s values, or status) and iterate each part",
       w.field)
