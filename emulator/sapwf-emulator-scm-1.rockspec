@@ -53,6 +53,7 @@ build = {
     ["sapwf.emulator.server.query"] = "lua/sapwf/emulator/server/query.lua",
     ["sapwf.emulator.server.respond"] = "lua/sapwf/emulator/server/respond.lua",
     ["sapwf.emulator.server.router"] = "lua/sapwf/emulator/server/router.lua",
+    ["sapwf.emulator.server.seed"] = "lua/sapwf/emulator/server/seed.lua",
     ["sapwf.emulator.server.shared"] = "lua/sapwf/emulator/server/shared.lua",
     ["sapwf.emulator.server.store"] = "lua/sapwf/emulator/server/store.lua",
     ["sapwf.emulator.server.tokens"] = "lua/sapwf/emulator/server/tokens.lua",

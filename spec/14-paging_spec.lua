@@ -91,9 +91,25 @@ describe("paging", function()
     assert.equal(5, list_op_count() - before)          -- 4 x 900 + 500
   end)
 
+  it("past the window without orderby: every match once, oldest first, in startedAt windows",
+     function()
+    local before = list_op_count()
+    local got = {}
+    for inst in wf:each_instance{ definitionId = "simple", top = 50 } do
+      got[#got + 1] = inst.id
+    end
+    local oldest_first = {}
+    for i = #all_simple, 1, -1 do oldest_first[#oldest_first + 1] = all_simple[i] end
+    same_list(oldest_first, got)
+    -- the first page in the default order, then 4050 + the rest (and the ties again) by 50
+    assert.is_true(list_op_count() - before >= 1 + 4100 / 50)
+    assert.is_true(list_op_count() - before <= 1 + 4100 / 50 + 5)
+  end)
+
   it("raises sapwf.paging.limit before yielding when matches are out of reach", function()
     local before = list_op_count()
-    local ok, err = pcall(wf.each_instance, wf, { definitionId = "simple", top = 50 })
+    local ok, err = pcall(wf.each_instance, wf, { definitionId = "simple", top = 50,
+                                                  orderby = "startedAt desc" })
     assert.is_false(ok)
     assert.is_true(sapwf.is_error(err))
     assert.equal("invalid", err.kind)
@@ -103,6 +119,7 @@ describe("paging", function()
     assert.matches("^sapwf: invalid GET /v1/workflow%-instances: 4100 matches from skip 0, "
                    .. "but the API can page through only 4050 of them", tostring(err))
     assert.matches("narrow the filter %(e%.g%. startedFrom/startedUpTo", err.message)
+    assert.matches("order by startedAt asc %(or leave orderby out%)", err.message)
     assert.equal(1, list_op_count() - before)          -- only the first page was asked
 
     local ok2, err2 = pcall(wf.each_instance, wf, { definitionId = "simple", skip = 200,

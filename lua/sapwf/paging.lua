@@ -2,17 +2,35 @@
 --
 -- Pages are fetched as the loop needs them; q.top is the page size (default and most 1000),
 -- q.skip where to start (default 0). The API pages with $skip at most 4000 and $top at most
--- 1000, so
--- matches up to number 4000 + page size (5000 with the default) can be reached; the last
--- page is asked for at $skip 4000 with the overlap dropped. The first page asks for
--- the total ($inlinecount); if more matches exist than can be reached, each_* raises an
--- error object (kind "invalid", code "sapwf.paging.limit", fields total and limit) before
--- yielding anything, rather than silently returning part of the set: narrow the filter (e.g.
--- startedFrom/startedUpTo, or status) and iterate each part.
+-- 1000, so one query reaches matches up to number 4000 + page size (5000 with the default);
+-- the last page is asked for at $skip 4000 with the overlap dropped. The first page asks for
+-- the total ($inlinecount). Up to the window that is all: one query, in the order asked for.
+--
+-- Past the window, both lists go on in windows of time: each_instance over `startedAt`,
+-- each_task over `createdAt`. The matches come oldest first (`orderby = "startedAt asc"`,
+-- resp. `"createdAt asc"`), and each window is the same query from the last time seen
+-- (`startedFrom` resp. `createdFrom` = the last startedAt/createdAt yielded, combined with
+-- the other filters of q and its own `startedUpTo`/`createdUpTo`); the matches of that time
+-- seen already are dropped by id, so every match is yielded exactly once. When a whole
+-- window is one time, the matches of that time are counted: if all were yielded the next
+-- window starts a millisecond later, else (more than a window's worth, 4000 + page size,
+-- share one millisecond) it raises sapwf.paging.limit, after the matches before them.
+-- Instances and tasks created while the loop runs are never yielded twice and never push
+-- another match out (they come after every earlier time); whether they are yielded
+-- depends on whether the loop gets to them: their time is later than the matches the loop
+-- has passed, so usually they come at the end, unless an UpTo filter of q excludes them.
+--
+-- Windows need the order by that time, ascending. Without `orderby`, a list over the
+-- window is iterated oldest first (the first page, asked in the service's default order,
+-- is asked again in that order); with any other `orderby`, with `skip` but no `orderby`, or
+-- with an exact `startedAt`/`createdAt` filter, each_* raises an error object (kind
+-- "invalid", code "sapwf.paging.limit", fields total and limit) before yielding anything,
+-- rather than silently returning part of the set: order by the time ascending, or narrow the
+-- filter and iterate each part.
 --
 -- A for loop cannot return nil, err: a failure of a later page raises its error object
--- (a sapwf error, so pcall and tostring(err) work). The set can change between pages;
--- order by a stable key (orderby = "startedAt asc") when that matters.
+-- (a sapwf error, so pcall and tostring(err) work). Within the window the set can change
+-- between pages; order by a stable key (orderby = "startedAt asc") when that matters.
 -- @usage
 --   for inst in wf:each_instance{ definitionId = "orderapproval", status = "COMPLETED" } do
 --     print(inst.id)
@@ -22,22 +40,100 @@ local query = require "sapwf.query"
 local errors = require "sapwf.errors"
 local ops = require "sapwf.operations".by_name
 
-local type, pairs, error, format = type, pairs, error, string.format
+local type, pairs, error, tonumber, tostring = type, pairs, error, tonumber, tostring
+local format, match, sub = string.format, string.match, string.sub
 local open, call = base.open, base.call
 
 local methods = {}
 
 local MAX_TOP, MAX_SKIP = 1000, 4000
 
-local function limit_error(op, total, skip, reachable, at_least)
+-- The lists that can go past the window: the time that orders them and its filters. `none`:
+-- what the service lists when no filter is given (a window's own filter would lift it).
+local WINDOWS = {
+  instances = { field = "startedAt", from = "startedFrom", upto = "startedUpTo",
+                cli = "sapwf instances --started-from/--started-up-to",
+                none = { "RUNNING", "ERRONEOUS" } },
+  tasks = { field = "createdAt", from = "createdFrom", upto = "createdUpTo",
+            cli = "sapwf tasks --created-from/--created-up-to" },
+}
+
+-- What to do about matches out of reach, for the reason they are.
+local function advice(op, reason)
+  local w = WINDOWS[op.name]
+  local narrow = w and format("narrow the filter (e.g. %s/%s or status; %s) and iterate "
+    .. "each part", w.from, w.upto, w.cli) or "narrow the filter and iterate each part"
+  if reason == "orderby" or reason == "skip" then
+    return format("order by %s asc (or leave %s out) to page past it in windows of %s, or %s",
+      w.field, reason, w.field, narrow)
+  elseif reason == nil and w then   -- no total came, so the first page could not tell
+    return format("order by %s asc to page past it in windows of %s, or %s", w.field,
+      w.field, narrow)
+  elseif reason == "at" then
+    return format("narrow the filter (fewer %s values, or status) and iterate each part",
+      w.field)
+  end
+  return narrow
+end
+
+local function limit_error(op, total, skip, reachable, at_least, reason)
   return errors.new{
     kind = "invalid", code = "sapwf.paging.limit", method = op.method, path = op.path,
     retryable = false, outcome = "not_sent", total = total, limit = reachable,
     message = format("%s%d matches from skip %d, but the API can page through only %d of "
-      .. "them ($skip <= %d, $top <= %d); narrow the filter (e.g. startedFrom/startedUpTo "
-      .. "or status; sapwf instances --started-from/--started-up-to) and iterate each part",
-      at_least and "more than " or "", total - skip, skip, reachable, MAX_SKIP, MAX_TOP),
+      .. "them ($skip <= %d, $top <= %d); %s",
+      at_least and "more than " or "", total - skip, skip, reachable, MAX_SKIP, MAX_TOP,
+      advice(op, reason)),
   }
+end
+
+-- More matches share one time than a window reaches: no filter of the API tells them apart.
+local function tie_error(op, field, value, total, reachable)
+  return errors.new{
+    kind = "invalid", code = "sapwf.paging.limit", method = op.method, path = op.path,
+    retryable = false, outcome = "not_sent", total = total, limit = reachable,
+    [field] = value,
+    message = format("%s matches share %s %s, but the API can page through only %d of them "
+      .. "($skip <= %d, $top <= %d); narrow the filter (e.g. status or definitionId) and "
+      .. "iterate each part", total and format("%d", total) or "more", field, tostring(value),
+      reachable, MAX_SKIP, MAX_TOP),
+  }
+end
+
+local function not_a_time(op, field, value)
+  return errors.new{
+    kind = "invalid", code = "sapwf.paging.limit", method = op.method, path = op.path,
+    retryable = false, outcome = "not_sent",
+    message = format("cannot page past $skip %d: %s %s is not a UTC date-time to start the "
+      .. "next window from; narrow the filter and iterate each part", MAX_SKIP, field,
+      tostring(value)),
+  }
+end
+
+-- A date-time as the filters take it, yyyy-MM-ddTHH:mm:ss.SSSZ; nil for anything else.
+local function canonical(value)
+  if type(value) ~= "string" then return nil end
+  local date, fraction = match(value, "^(%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d)%.?(%d*)Z$")
+  if not date then return nil end
+  return date .. "." .. sub(fraction .. "000", 1, 3) .. "Z"
+end
+
+local DAYS = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 }
+
+-- One millisecond after a canonical date-time: the first time after it a filter can name.
+local function next_millisecond(text)
+  local y, mo, d, h, mi, s, ms = match(text, "^(%d+)%-(%d+)%-(%d+)T(%d+):(%d+):(%d+)%.(%d+)Z$")
+  y, mo, d, h, mi = tonumber(y), tonumber(mo), tonumber(d), tonumber(h), tonumber(mi)
+  s, ms = tonumber(s), tonumber(ms) + 1
+  if ms >= 1000 then ms, s = 0, s + 1 end
+  if s >= 60 then s, mi = 0, mi + 1 end
+  if mi >= 60 then mi, h = 0, h + 1 end
+  if h >= 24 then h, d = 0, d + 1 end
+  local days = DAYS[mo]
+  if mo == 2 and y % 4 == 0 and (y % 100 ~= 0 or y % 400 == 0) then days = 29 end
+  if d > days then d, mo = 1, mo + 1 end
+  if mo > 12 then mo, y = 1, y + 1 end
+  return format("%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", y, mo, d, h, mi, s, ms)
 end
 
 local function bad(fname, msg)
@@ -56,6 +152,10 @@ local function count(fname, q, name, default, low, high)
   return value
 end
 
+local NOT_FILTERS = { top = true, ["$top"] = true, skip = true, ["$skip"] = true,
+  inlinecount = true, ["$inlinecount"] = true, orderby = true, ["$orderby"] = true,
+  expand = true, ["$expand"] = true }
+
 -- Runs in the public method, so its argument errors point at the caller.
 local function page_options(op, fname, q)
   local page_size = count(fname, q, "top", MAX_TOP, 1, MAX_TOP)
@@ -70,12 +170,35 @@ local function page_options(op, fname, q)
   return page_size, skip, filter
 end
 
+-- Why the query cannot go on in windows of time (nil when it can): "orderby", "skip", "at",
+-- or "none" for a list without such a time.
+local function unwindowable(op, filter, skip)
+  local w = WINDOWS[op.name]
+  if not w then return "none" end
+  local order = filter.orderby
+  if order == nil then order = filter["$orderby"] end
+  if order ~= nil and order ~= w.field .. " asc" then return "orderby" end
+  if order == nil and skip > 0 then return "skip" end
+  if filter[w.field] ~= nil then return "at" end
+  return nil
+end
+
 local function pager(self, op, page_size, skip, filter)
   local reachable = MAX_SKIP + page_size - skip
+  local w = WINDOWS[op.name]
+  local field = w and w.field
+  local reason = unwindowable(op, filter, skip)
+  -- In windows: the current order is the time ascending, and the query may go past $skip.
+  local windowed = reason == nil and (filter.orderby or filter["$orderby"]) ~= nil
+  local has_filter = false
+  for k in pairs(filter) do
+    if not NOT_FILTERS[k] then has_filter = true end
+  end
+  local first_value, last_value      -- the time of the first and last match of this window
 
-  -- The page starting at match `at`. Past $skip 4000 the last reachable page is asked for
-  -- at 4000 and the matches already seen are dropped. Returns the items and whether the
-  -- service had more after them.
+  -- The page starting at match `at` of the current window. Past $skip 4000 the last
+  -- reachable page is asked for at 4000 and the matches already seen are dropped. Returns
+  -- the items, whether the service had more after them, and the total when asked.
   local function fetch(at, count_all)
     local from = at > MAX_SKIP and MAX_SKIP or at
     filter["$skip"], filter["$top"] = from, page_size
@@ -83,6 +206,10 @@ local function pager(self, op, page_size, skip, filter)
     local items, meta = call(self, op, op.path, query.build(op, filter))
     if not items then error(meta) end
     local more = #items == page_size
+    if field and #items > 0 then
+      if count_all then first_value = items[1][field] end
+      last_value = items[#items][field]
+    end
     if from < at then
       local rest = {}
       for j = at - from + 1, #items do rest[#rest + 1] = items[j] end
@@ -92,29 +219,82 @@ local function pager(self, op, page_size, skip, filter)
   end
 
   local items, more, total = fetch(skip, true)
-  if total and total - skip > reachable then error(limit_error(op, total, skip, reachable)) end
-  local i, next_skip = 0, skip + #items
+  if total and total - skip > reachable then
+    if reason then error(limit_error(op, total, skip, reachable, false, reason)) end
+    if not windowed then
+      -- The first page came in the service's default order: start again oldest first.
+      windowed = true
+      filter["$orderby"] = field .. " asc"
+      items, more, total = fetch(0, true)
+    end
+  end
+  local i, at = 0, skip + #items
+  -- The matches yielded so far at the latest time: a window starts at that time again, and
+  -- drops these by id.
+  local tail_value, tail_ids, tail_n = nil, {}, 0
+
+  -- The next window, from the last time of this one; or, when all of this window is one
+  -- time and every match of that time was yielded, from a millisecond later.
+  local function next_window()
+    local from = canonical(last_value)
+    if not from then error(not_a_time(op, field, last_value)) end
+    if w.none and not has_filter then filter.status = w.none end
+    if first_value == last_value then
+      local q = {}
+      for k, v in pairs(filter) do q[k] = v end
+      q[w.from], q[w.upto], q["$orderby"], q.orderby = nil, nil, nil, nil
+      q[field], q["$skip"], q["$top"], q["$inlinecount"] = last_value, 0, 0, "allpages"
+      local none, meta = call(self, op, op.path, query.build(op, q))
+      if not none then error(meta) end
+      if not meta.total or meta.total > tail_n then
+        error(tie_error(op, field, last_value, meta.total, MAX_SKIP + page_size))
+      end
+      from = next_millisecond(from)
+      tail_value, tail_ids, tail_n = nil, {}, 0
+    end
+    filter[w.from] = from
+    items, more, total = fetch(0, true)
+    i, at = 0, #items
+  end
 
   return function()
-    i = i + 1
-    local item = items[i]
-    if item ~= nil then return item end
-    if not more or (total and next_skip >= total) then return nil end
-    if next_skip - MAX_SKIP >= page_size then
-      -- Reached only without a total (no X-Total-Count): stop loudly here too.
-      error(limit_error(op, next_skip, skip, reachable, true))
+    while true do
+      i = i + 1
+      local item = items[i]
+      if item == nil then
+        if not more or (total and at >= total) then return nil end
+        if not base.is_open(self) then error("attempt to use a closed sapwf client", 2) end
+        if at - MAX_SKIP < page_size then
+          items, more = fetch(at, false)
+          i = 0
+          at = at + #items
+        elseif windowed then
+          next_window()
+        else
+          -- Reached only without a total (no X-Total-Count): stop loudly here too.
+          error(limit_error(op, at, skip, reachable, true, reason))
+        end
+      elseif not windowed then
+        return item
+      else
+        local value = item[field]
+        if value ~= tail_value then
+          tail_value, tail_ids, tail_n = value, { [item.id] = true }, 1
+          return item
+        elseif not tail_ids[item.id] then
+          tail_ids[item.id], tail_n = true, tail_n + 1
+          return item
+        end
+        -- else yielded already, at the end of the window before
+      end
     end
-    if not base.is_open(self) then error("attempt to use a closed sapwf client", 2) end
-    items, more = fetch(next_skip, false)
-    i = 1
-    next_skip = next_skip + #items
-    return items[1]
   end
 end
 
 --- Every workflow instance matching q, one by one, for a generic for; pages are fetched
--- as the loop needs them. Reaches the matches the API can page to: with more, it raises
--- before yielding anything (see the top of this page).
+-- as the loop needs them. Up to 4000 + page size matches in the order asked for; past that,
+-- oldest first in windows of `startedAt` (startedFrom = the last startedAt seen, combined
+-- with q's own filters), each match exactly once (see the top of this page).
 -- @tparam[opt] table q names: `top` (page size, 1 to 1000), `skip` (0 to 4000), `orderby`
 -- (e.g. "startedAt desc"), `inlinecount` (true: meta.total), `expand`; the filters
 -- `businessKey`, `completedAt`, `completedFrom`, `completedUpTo`, `containsText`,
@@ -123,7 +303,10 @@ end
 -- value repeats a filter: the service combines them with OR). An unknown name raises.
 -- @treturn function the iterator: each call gives the next instance, then nil
 -- @fails raises an error object (a sapwf error: pcall and tostring work) when a page fails,
--- or, with kind "invalid" and code "sapwf.paging.limit", when more match than can be reached
+-- or, with kind "invalid" and code "sapwf.paging.limit", before yielding anything when more
+-- match than one query reaches and q cannot be paged in windows (an `orderby` other than
+-- "startedAt asc", `skip` without `orderby`, a `startedAt` filter), or on reaching more than
+-- 4000 + page size matches that share one startedAt (fields total, limit, startedAt)
 function methods:each_instance(q)
   open(self, "each_instance")
   if q ~= nil and type(q) ~= "table" then
@@ -135,9 +318,10 @@ function methods:each_instance(q)
 end
 
 --- Every user task instance matching q, one by one, for a generic for (as
--- wf:each_instance).
+-- wf:each_instance). Up to 4000 + page size matches in the order asked for; past that,
+-- oldest first in windows of `createdAt` (createdFrom = the last createdAt seen).
 -- @tparam[opt] table q names: `top` (page size, 1 to 1000), `skip` (0 to 4000), `orderby`
--- (e.g. "startedAt desc"), `inlinecount` (true: meta.total), `expand`; the filters
+-- (e.g. "createdAt desc"), `inlinecount` (true: meta.total), `expand`; the filters
 -- `activityId`, `claimedAt`, `claimedFrom`, `claimedUpTo`, `completedAt`, `completedFrom`,
 -- `completedUpTo`, `containsText`, `createdAt`, `createdFrom`, `createdUpTo`,
 -- `definitionId`, `description`, `dueDate`, `dueDateFrom`, `dueDateUpTo`, `id`,
@@ -146,8 +330,10 @@ end
 -- `workflowInstanceId` (an array value repeats a filter: the service combines them with
 -- OR). An unknown name raises.
 -- @treturn function the iterator: each call gives the next task, then nil
--- @fails raises an error object when a page fails, or (code "sapwf.paging.limit") when more
--- match than can be reached
+-- @fails raises an error object when a page fails, or (code "sapwf.paging.limit") before
+-- yielding anything when more match than one query reaches and q cannot be paged in windows
+-- (an `orderby` other than "createdAt asc", `skip` without `orderby`, a `createdAt`
+-- filter), or on reaching more than 4000 + page size matches that share one createdAt
 function methods:each_task(q)
   open(self, "each_task")
   if q ~= nil and type(q) ~= "table" then

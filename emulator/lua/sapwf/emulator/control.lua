@@ -117,6 +117,32 @@ function methods:fault(spec)
   return checked(self:control("POST", "/faults", spec)).id
 end
 
+local SEED_OPTIONS = { count = true, definition = true, started_at = true, status = true,
+  context = true }
+
+--- Adds count instances at once, without an HTTP start each: { count =, definition =
+-- ("simple"), started_at = one date-time for all, a list of count, or function(i) giving
+-- the i-th, status = ("RUNNING"), context = ({}) } (see server/seed.lua). Returns
+-- { seeded = n, ids = { ... } }, ids in the order of started_at.
+function methods:seed_instances(spec)
+  check_type(spec, "table", 1, "seed_instances")
+  local body = {}
+  for key, value in pairs(spec) do
+    if not SEED_OPTIONS[key] then
+      error(format("bad option '%s' to 'seed_instances' (count, definition, started_at, "
+        .. "status, context)", tostring(key)), 2)
+    end
+    body[key] = value
+  end
+  if type(spec.started_at) == "function" then
+    check_type(spec.count, "number", 1, "seed_instances")
+    local list = {}
+    for i = 1, spec.count do list[i] = spec.started_at(i) end
+    body.started_at = list
+  end
+  return checked(self:control("POST", "/instances/seed", body))
+end
+
 --- Puts an API gateway's key in front of the API: every API request without the header
 -- `name` set to `value` answers 401 (as API Management does). emu:api_key(nil) removes it.
 function methods:api_key(name, value)

@@ -5,6 +5,7 @@ local shared = require "sapwf.emulator.server.shared"
 local faults = require "sapwf.emulator.server.faults"
 local views = require "sapwf.emulator.server.views"
 local store = require "sapwf.emulator.server.store"
+local seed = require "sapwf.emulator.server.seed"
 local defaults = require "sapwf.emulator.defaults"
 
 local ngx = ngx
@@ -208,6 +209,9 @@ local ROUTES = {
       .. "answers by status, by operation and by client)", stats },
   { "GET", "instances", "every instance of the worker that answers, any status, with context",
     instances },
+  { "POST", "instances/seed", "many instances at once, as started at the given times: "
+      .. "{count, definition, started_at (one date-time or a list of count), status, context} "
+      .. "-> {seeded, ids}", seed.handle },
   { "POST", "tokens/expire", "every token issued so far answers 401 from now on",
     expire_tokens },
   { "POST", "faults", "add a fault: {fault, method, path, times, delay, status, retry_after, "
