@@ -195,7 +195,7 @@ describe("sapwf client", function()
       assert.has_error(function() wf:request("GET", "/v1/x\r\nX-Evil: 1") end,
         "bad argument #2 to 'request' (path contains white space or control characters)")
       assert.has_error(function() wf:request("GET", "/v1/x", { qeury = {} }) end,
-        "bad argument #3 to 'request' (unknown option 'qeury' (query, body))")
+        "bad argument #3 to 'request' (unknown option 'qeury' (query, body, accept, to_file))")
       assert.has_error(function() wf:request("GET", "/v1/x", { body = 5 }) end,
         "bad argument #3 to 'request' (body: table or string expected, got number)")
     end)

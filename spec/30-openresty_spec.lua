@@ -262,6 +262,12 @@ describe("sapwf.ngx in nginx", function()
         ngx.say(err and err.status, "|", list and #list or tostring(err2), "|", tostring(keyed))
       }
     }
+    location = /export {
+      content_by_lua_block {
+        local bytes, err = SPEC.wf:export(ngx.var.arg_file)
+        ngx.say(bytes or err.kind, "|", bytes and "" or tostring(err))
+      }
+    }
     location = /bad-options {
       content_by_lua_block {
         local new = require("sapwf.ngx").new
@@ -338,6 +344,22 @@ describe("sapwf.ngx in nginx", function()
       assert.equal("3", count, body)
       assert.is_nil(shown:find(api_key, 1, true))
       assert.is_nil(g:error_log():find(api_key, 1, true))
+    end)
+
+    -- wf:export writes the zip as it comes, from the worker thread.
+    it("writes the export to a file", function()
+      local dir = helpers.temp_dir()
+      assert(helpers.execute("chmod 0777 " .. dir))          -- nginx's workers are nobody
+      emu:export_lines(100000)
+      local status, body = g:curl("/export?file=" .. dir .. "/ngx.zip")
+      emu:export_lines(0)
+      local text = helpers.read_file(dir .. "/ngx.zip")
+      os.execute("rm -rf " .. dir)
+      assert.equal(200, status)
+      assert.equal("900000|\n", body)
+      assert.equal(900000, #text)
+      assert.equal("00000001\n", text:sub(1, 9))
+      assert.equal("00100000\n", text:sub(-9))
     end)
 
     it("says which nginx.conf line is missing", function()

@@ -163,7 +163,8 @@ static void start(batch *b, slot *s)
   CURLMcode mc;
   if (s->headers == NULL || s->headers_gen != c->token_gen || s->headers_body != s->has_body) {
     sapwf_free_headers(s->headers);       /* the handle is idle: nothing reads the old list */
-    s->headers = sapwf_request_headers(c->token, c->token_len, s->has_body, c->extra_headers);
+    s->headers = sapwf_request_headers(c->token, c->token_len, s->has_body, NULL,
+                                        c->extra_headers);
     if (s->headers == NULL) {
       curl_easy_setopt(s->easy, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
       fail_setup(b, s, "not enough memory for the request headers", CURLE_OUT_OF_MEMORY);

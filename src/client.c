@@ -219,18 +219,25 @@ static CURLcode api_exchange(sapwf_client *c, const sapwf_request *r, long *stat
   c->x.errbuf[0] = '\0';
   SAPWF_SETOPT(rc, easy, CURLOPT_URL, url);           /* libcurl copies it */
   free(url);
-  headers = sapwf_token_headers(c, r->body != NULL);
+  /* The usual lists are cached with the token; one with another Accept is made for this
+   * request and freed after it. */
+  headers = r->accept == NULL ? sapwf_token_headers(c, r->body != NULL)
+    : sapwf_request_headers(c->token, c->token_len, r->body != NULL, r->accept,
+                            c->extra_headers);
   if (headers == NULL)
     return CURLE_OUT_OF_MEMORY;
   SAPWF_SETOPT(rc, easy, CURLOPT_HTTPHEADER, headers);
   if (rc == CURLE_OK)
     rc = sapwf_set_method(easy, r->method, r->body, r->body_len);
+  c->x.response.sink_path = r->to_file;
   if (rc == CURLE_OK)
     rc = sapwf_exchange_perform(&c->x, easy, r->method == SAPWF_METHOD_POST, status);
   /* The handle keeps no pointer to the headers (a new token frees them) or the body (a Lua
-   * string) after this call. */
+   * string) after this call, nor the exchange to the file name (a Lua string). */
   curl_easy_setopt(easy, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
   curl_easy_setopt(easy, CURLOPT_POSTFIELDS, (char *)NULL);
+  if (r->accept != NULL)
+    sapwf_free_headers(headers);
   return rc;
 }
 
@@ -251,9 +258,11 @@ static int request(lua_State *L, sapwf_client *c, const sapwf_request *r)
   rc = api_exchange(c, r, &status);
   if (rc != CURLE_OK) {
     sapwf_error_from_exchange(c->api_easy, rc, &c->x, "request", &e);
+    c->x.response.sink_path = NULL;
     sapwf_exchange_free(&c->x);
     return sapwf_push_error(L, &e);
   }
+  c->x.response.sink_path = NULL;
   sapwf_push_answer(L, status, &c->x.response);       /* status, body, headers */
   lua_pushinteger(L, (lua_Integer)gen);
   lua_pushnumber(L, (lua_Number)c->x.deadline);
@@ -270,6 +279,9 @@ static int request(lua_State *L, sapwf_client *c, const sapwf_request *r)
  * @tparam[opt] string body sent as application/json
  * @tparam[opt] number deadline monotonic time by which it must be done (default: timeout
  * from now)
+ * @tparam[opt] table output `accept`: the Accept header (default application/json);
+ * `to_file`: a path a 2xx body is written to (created or emptied), in constant memory and
+ * beyond max_response; the body returned is then ""
  * @treturn[1] integer status
  * @treturn[1] string body
  * @treturn[1] string the header lines, names lower-cased: read them with header or headers
@@ -285,6 +297,7 @@ static int client_request(lua_State *L)
   int n;
   double outer = c->x.deadline;           /* a call from a finalizer inside another */
   sapwf_check_request(L, 2, &r);
+  sapwf_check_output(L, 6, &r);
   sapwf_client_hold(c);
   c->x.deadline = deadline_arg(L, 5, c);
   n = request(L, c, &r);

@@ -6,6 +6,7 @@
 #include "clock.h"
 #include "headers.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,7 +54,59 @@ static int buffer_append(sapwf_response *r, sapwf_buffer *b, const char *p, size
 static size_t write_body(char *p, size_t size, size_t nmemb, void *ud)
 {
   sapwf_response *r = ud;
-  return buffer_append(r, &r->body, p, size * nmemb) ? size * nmemb : 0;
+  size_t n = size * nmemb;
+  if (r->sink != NULL) {
+    if (n > 0 && fwrite(p, 1, n, r->sink) != n) {
+      r->sink_errno = errno != 0 ? errno : EIO;
+      return 0;                             /* libcurl aborts: CURLE_WRITE_ERROR */
+    }
+    return n;
+  }
+  return buffer_append(r, &r->body, p, n) ? n : 0;
+}
+
+
+/* Closes the sink file, if open. Returns 0 when a close failed (its errno kept): the data
+ * may not all be on disk. */
+int sapwf_exchange_close_sink(sapwf_response *r)
+{
+  FILE *f = r->sink;
+  r->sink = NULL;
+  if (f != NULL && fclose(f) != 0) {
+    if (r->sink_errno == 0)
+      r->sink_errno = errno != 0 ? errno : EIO;
+    return 0;
+  }
+  return 1;
+}
+
+
+/* At a status line: where the body that follows goes. A 2xx with a sink path goes to that
+ * file, opened anew and so emptied (a 1xx before, or libcurl's own retry, leaves nothing
+ * behind); anything else to the body buffer. Returns 0 when the file cannot be opened. */
+static int route_body(sapwf_response *r, const char *line, size_t n)
+{
+  size_t i = 5;
+  int status = 0, digits = 0;
+  if (r->sink_path == NULL)
+    return 1;
+  while (i < n && line[i] != ' ')                 /* "HTTP/1.1 200 OK", "HTTP/2 200" */
+    i++;
+  for (i++; i < n && digits < 3 && line[i] >= '0' && line[i] <= '9'; i++, digits++)
+    status = status * 10 + (line[i] - '0');
+  if (!sapwf_exchange_close_sink(r))
+    return 0;
+  r->sink_used = 0;
+  if (digits == 3 && status >= 200 && status < 300) {
+    errno = 0;
+    r->sink = fopen(r->sink_path, "wb");
+    if (r->sink == NULL) {
+      r->sink_errno = errno != 0 ? errno : EIO;
+      return 0;
+    }
+    r->sink_used = 1;
+  }
+  return 1;
 }
 
 
@@ -67,6 +120,8 @@ static size_t collect_header(char *p, size_t size, size_t nitems, void *ud)
   if (n >= 5 && memcmp(p, "HTTP/", 5) == 0) {
     r->headers.len = 0;
     r->body.len = 0;
+    if (!route_body(r, p, n))
+      return 0;
     return buffer_append(r, &r->headers, p, n) ? n : 0;
   }
   i = r->headers.len;
@@ -146,6 +201,7 @@ void sapwf_exchange_reset(sapwf_exchange *x, int refuse_resend)
 {
   x->response.body.len = x->response.headers.len = 0;
   x->response.too_large = x->response.no_memory = 0;
+  x->response.sink_errno = x->response.sink_used = 0;
   x->upload.refuse_resend = refuse_resend;
   x->upload.resend_refused = 0;
   x->upload.prereq_calls = 0;
@@ -170,6 +226,8 @@ CURLcode sapwf_exchange_perform(sapwf_exchange *x, CURL *easy, int refuse_resend
     curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, left * 1000 < 1 ? 1L : (long)(left * 1000));
   }
   rc = curl_easy_perform(easy);
+  if (!sapwf_exchange_close_sink(&x->response) && rc == CURLE_OK)
+    rc = CURLE_WRITE_ERROR;               /* the file's end may not be on disk */
   if (x->deadline > 0)                    /* batches copy the API handle: leave it as set */
     curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long)(x->timeout * 1000));
   if (rc == CURLE_OK)
@@ -201,7 +259,7 @@ void sapwf_free_headers(struct curl_slist *list)
  * "Content-Type:" without a body stops it from sending its default form type on an empty
  * POST. */
 struct curl_slist *sapwf_request_headers(const char *token, size_t token_len, int has_body,
-                                         const struct curl_slist *extra)
+                                         const char *accept, const struct curl_slist *extra)
 {
   static const char prefix[] = "Authorization: Bearer ";
   size_t size = sizeof prefix + token_len;
@@ -214,8 +272,21 @@ struct curl_slist *sapwf_request_headers(const char *token, size_t token_len, in
   auth[size - 1] = '\0';
   list = last = curl_slist_append(NULL, auth);
   sapwf_free_secret(&auth, size);
-  if (last != NULL)
+  if (last != NULL && accept == NULL) {
     last = curl_slist_append(list, "Accept: application/json");
+  } else if (last != NULL) {
+    /* A caller's Accept (checked by sapwf_header_text_ok before it came here). */
+    size_t len = strlen(accept);
+    char *line = malloc(sizeof "Accept: " + len);
+    if (line == NULL) {
+      last = NULL;
+    } else {
+      memcpy(line, "Accept: ", sizeof "Accept: " - 1);
+      memcpy(line + sizeof "Accept: " - 1, accept, len + 1);
+      last = curl_slist_append(list, line);
+      free(line);
+    }
+  }
   if (last != NULL)
     last = curl_slist_append(list, has_body ? "Content-Type: application/json" : "Content-Type:");
   if (last != NULL)
@@ -302,7 +373,11 @@ void sapwf_error_from_exchange(CURL *easy, CURLcode rc, const sapwf_exchange *x,
   sapwf_error_init(e, "network", phase);
   e->curl_code = (long)rc;
   e->sent = u->resend_refused || (u->prereq_calls > 0 && request_size > 0);
-  if (r->too_large) {
+  if (r->sink_errno != 0) {
+    e->kind = "io";
+    snprintf(e->message, sizeof e->message, "cannot write the answer to %.200s: %s",
+             r->sink_path != NULL ? r->sink_path : "the file", strerror(r->sink_errno));
+  } else if (r->too_large) {
     e->kind = "server";
     snprintf(e->message, sizeof e->message, "response larger than max_response (%lu bytes)",
              (unsigned long)r->max);

@@ -8,6 +8,7 @@
 #include "buffer.h"
 
 #include <stddef.h>
+#include <stdio.h>
 #include <curl/curl.h>
 
 /* CURLOPT_PROTOCOLS_STR (7.85) and CURLOPT_PREREQFUNCTION (7.80) are needed. */
@@ -32,6 +33,13 @@ typedef struct sapwf_response {
   size_t max;             /* max_response: cap of body and of headers */
   int too_large;          /* the write or header callback refused more data */
   int no_memory;          /* realloc failed in a callback */
+  /* A 2xx body goes to this file instead of `body` when sink_path is set: opened (and
+   * emptied) at each 2xx status line, written as it comes, in constant memory and without
+   * the max cap. Any other answer's body is collected in `body` as usual. */
+  const char *sink_path;
+  FILE *sink;
+  int sink_errno;         /* the errno of a failed open, write or close; 0: none */
+  int sink_used;          /* the last answer's body went to the file */
 } sapwf_response;
 
 /* The guard against libcurl re-sending a POST by itself (see exchange.c). */
@@ -70,7 +78,8 @@ void sapwf_exchange_reset(sapwf_exchange *x, int refuse_resend);
 CURLcode sapwf_exchange_perform(sapwf_exchange *x, CURL *easy, int refuse_resend, long *status);
 void sapwf_exchange_free(sapwf_exchange *x);
 struct curl_slist *sapwf_request_headers(const char *token, size_t token_len, int has_body,
-                                         const struct curl_slist *extra);
+                                         const char *accept, const struct curl_slist *extra);
+int sapwf_exchange_close_sink(sapwf_response *r);
 void sapwf_free_headers(struct curl_slist *list);
 CURLcode sapwf_set_method(CURL *easy, int method, const char *body, size_t body_len);
 void sapwf_error_init(sapwf_error *e, const char *kind, const char *phase);

@@ -4,6 +4,8 @@
  * MIT licence, see LICENSE. */
 #include "sapwf.h"
 
+#include <string.h>
+
 
 /* Checks the method, path and body arguments at arg, arg + 1, arg + 2 (raising, naming
  * the argument) and fills r; the strings stay on the Lua stack. */
@@ -21,12 +23,45 @@ void sapwf_check_request(lua_State *L, int arg, sapwf_request *r)
                   "path must not contain spaces or control characters");
   r->body = NULL;
   r->body_len = 0;
+  r->accept = r->to_file = NULL;
   if (!lua_isnoneornil(L, arg + 2)) {
     if (lua_type(L, arg + 2) != LUA_TSTRING)
       luaL_argerror(L, arg + 2, lua_pushfstring(L, "string or nil expected, got %s",
                                                 luaL_typename(L, arg + 2)));
     r->body = lua_tolstring(L, arg + 2, &r->body_len);
   }
+}
+
+
+/* Checks the optional table at arg of how the answer is taken (raising, naming the field)
+ * and fills r: `accept`, the Accept header's value (default application/json), and
+ * `to_file`, a path a 2xx body is written to instead of being returned. The strings stay
+ * in the table, which stays on the Lua stack. */
+void sapwf_check_output(lua_State *L, int arg, sapwf_request *r)
+{
+  size_t len;
+  if (lua_isnoneornil(L, arg))
+    return;
+  luaL_checktype(L, arg, LUA_TTABLE);
+  lua_getfield(L, arg, "accept");
+  if (!lua_isnil(L, -1)) {
+    if (lua_type(L, -1) != LUA_TSTRING)
+      luaL_argerror(L, arg, "accept: string expected");
+    r->accept = lua_tolstring(L, -1, &len);
+    luaL_argcheck(L, len > 0 && strlen(r->accept) == len
+                  && sapwf_header_text_ok(r->accept, len, 1), arg,
+                  "accept: a header value without control characters expected");
+  }
+  lua_pop(L, 1);                       /* the table keeps the string alive */
+  lua_getfield(L, arg, "to_file");
+  if (!lua_isnil(L, -1)) {
+    if (lua_type(L, -1) != LUA_TSTRING)
+      luaL_argerror(L, arg, "to_file: string expected");
+    r->to_file = lua_tolstring(L, -1, &len);
+    luaL_argcheck(L, len > 0 && strlen(r->to_file) == len, arg,
+                  "to_file: a file name without NUL bytes expected");
+  }
+  lua_pop(L, 1);
 }
 
 

@@ -36,6 +36,8 @@ typedef struct sapwf_request {
   size_t path_len;
   const char *body;                /* NULL: no body */
   size_t body_len;
+  const char *accept;              /* NULL: application/json */
+  const char *to_file;             /* NULL: the body comes back as a string */
 } sapwf_request;
 
 /* The libcurl share handle of one Lua state (share.c): connections, DNS answers and TLS
@@ -107,6 +109,7 @@ void sapwf_share_release(lua_State *L, sapwf_share *s);
 
 /* lua_request.c */
 void sapwf_check_request(lua_State *L, int arg, sapwf_request *r);
+void sapwf_check_output(lua_State *L, int arg, sapwf_request *r);
 int sapwf_push_error(lua_State *L, const sapwf_error *e);
 int sapwf_push_answer(lua_State *L, long status, sapwf_response *r);
 

@@ -39,7 +39,7 @@ struct curl_slist *sapwf_token_headers(sapwf_client *c, int has_body)
 {
   struct curl_slist **h = &c->api_headers[has_body != 0];
   if (*h == NULL)
-    *h = sapwf_request_headers(c->token, c->token_len, has_body, c->extra_headers);
+    *h = sapwf_request_headers(c->token, c->token_len, has_body, NULL, c->extra_headers);
   return *h;
 }
 

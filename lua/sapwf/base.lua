@@ -320,9 +320,9 @@ end
 
 -- wf:request's way in: method to target (path .. query, both checked) with the rules of
 -- send.lua. Takes and returns what send.send does, without its transport and policy.
-function base.send(self, method, target, body, path, authority, idempotent)
+function base.send(self, method, target, body, path, authority, idempotent, output)
   local status, resp, headers, state = send_call(self._core, self._policy, method, target,
-    body, path, authority, idempotent)
+    body, path, authority, idempotent, output)
   if not status then return nil, unanswered(self, resp) end
   return status, resp, headers, state
 end

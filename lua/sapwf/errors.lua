@@ -21,7 +21,8 @@
 -- the token endpoint refused), "forbidden" (403), "not_found" (404), "conflict" (409, 412),
 -- "timeout" (408, or the `timeout` passed), "rate_limited" (429), "server" (5xx, or an
 -- answer too large or unexpected), "network", "tls", "decode" (a 2xx whose body is not the
--- JSON expected), "config" (a bad service key or option value)
+-- JSON expected), "config" (a bad service key or option value), "io" (a file an answer
+-- goes to cannot be written: wf:export, wf:request's to_file)
 -- @field message what went wrong, from the server or libcurl
 -- @field status the HTTP status, when an answer came
 -- @field code the service's error code (e.g. bpm.workflowruntime.rest.message.no.match), or

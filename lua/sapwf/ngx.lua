@@ -209,11 +209,12 @@ end
 
 -- One exchange with the shared token: status, body, headers and the token itself, which
 -- names it for renew (it never leaves this Lua state); or nil, err.
-function Transport:request(method, path, body)
+function Transport:request(method, path, body, _, output)
   check_phase("a call")
   local t, left, scope = self.tokens:get()
   if not t then return nil, left end
-  local status, resp, headers = self:run("request", t, left, scope, method, path, body)
+  local status, resp, headers = self:run("request", t, left, scope, method, path, body,
+                                         output)
   return status, resp, headers, t
 end
 

@@ -6,7 +6,8 @@
 -- Fields: name; method; path (the spec's template); authority (the scope a technical client
 -- needs; `inferred` when the spec states none); query (the spec's query names; `attributes`
 -- allows attributes.<id>); success (statuses the spec lists); body ("json" a JSON answer,
--- "none" no body, "job" a Location header naming a job, "raw" not JSON); lua (the call).
+-- "none" no body, "job" a Location header naming a job, "raw" not JSON); accept (the
+-- Accept header when the answer is not JSON); lua (the call).
 local format, gsub, gmatch, find = string.format, string.gsub, string.gmatch, string.find
 local sort = table.sort
 
@@ -184,7 +185,7 @@ local list = {
   { name = "job", method = "GET", path = "/v1/jobs/{jobId}", authority = "JOB_STATUS_GET",
     success = { 200 }, body = "json", lua = "wf:job(id)" },
   { name = "export", method = "GET", path = "/v1/export", authority = "DATA_EXPORT",
-    success = { 200 }, body = "raw", lua = "wf:request(\"GET\", \"/v1/export\")" },
+    success = { 200 }, body = "raw", accept = "application/zip", lua = "wf:export(path)" },
   { name = "purge", method = "POST", path = "/v1/purge", authority = "DATA_PURGE",
     success = { 202, 303 }, body = "job", lua = "wf:request(\"POST\", \"/v1/purge\")" },
 }

@@ -181,17 +181,18 @@ end
 
 -- Sends method to target (path .. query; body: text or nil) through transport t with the
 -- rules above. path: the path without query (for errors and log events); authority: the
--- one a 403 names; idempotent: whether sending it twice does what once does. Returns
+-- one a 403 names; idempotent: whether sending it twice does what once does; output:
+-- how the answer is taken (client:request's `accept` and `to_file`), or nil. Returns
 -- status, body, headers, state for any final HTTP answer, or nil, err (an error object,
 -- annotated). state is nil when the first answer was final; otherwise what the retries
 -- did, for send.annotate.
-function send.send(t, policy, method, target, body, path, authority, idempotent)
+function send.send(t, policy, method, target, body, path, authority, idempotent, output)
   local started = policy.now()
   local state            -- made at the first retry or token refresh: most calls need none
   local refreshed, replayed = false, false
   local deadline         -- set for the replay after a 401: it shares the request's time
   while true do
-    local status, resp, headers, gen, used = t:request(method, target, body, deadline)
+    local status, resp, headers, gen, used = t:request(method, target, body, deadline, output)
     deadline = nil
     if status == 401 and t.renew then
       -- The API refused the token and did nothing. Renew it and send once more; a 401 to

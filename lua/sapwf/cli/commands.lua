@@ -131,6 +131,22 @@ M.cancel = change_status("cancel", "CANCELED")
 M.suspend = change_status("suspend", "SUSPENDED")
 M.resume = change_status("resume", "RUNNING")
 
+-- The export goes to a file, never to stdout: it is a zip archive, and the library writes
+-- it beside the file and renames it into place only when it all came.
+function M.export(ctx, args)
+  local wf, err = ctx:client()
+  if not wf then
+    return nil, err
+  end
+  local file = args.file or "export.zip"
+  local bytes
+  bytes, err = wf:export(file)
+  if not bytes then
+    return nil, err
+  end
+  ctx.out:result({ file = file, bytes = bytes })
+end
+
 function M.complete(ctx, args)
   local context, err = input.object(args.context, "--context")
   if not context then

@@ -22,6 +22,7 @@ local handlers = {
   tasks = { "sapwf.cli.commands", "tasks" },
   complete = { "sapwf.cli.commands", "complete" },
   message = { "sapwf.cli.commands", "message" },
+  export = { "sapwf.cli.commands", "export" },
   start = { "sapwf.cli.commands", "start" },
   authorities = { "sapwf.cli.authorities", "run" },
   doctor = { "sapwf.cli.doctor", "run" },

@@ -179,6 +179,10 @@ function M.build()
   add_task_commands(parser)
   add_message_command(parser)
 
+  parser:command("export", "Write the tenant's data export (a zip archive) to a file, as it "
+      .. "comes; the file is replaced only when the whole export came.")
+    :argument("file", "Where the zip goes (default: export.zip)."):args("?")
+
   parser:command("authorities",
       "Print {\"authorities\":[...]} for `cf update-service INSTANCE -c`: what the named "
       .. "operations need (all operations when none is named).")

@@ -58,10 +58,10 @@ local function client_for(key, opts)
 end
 
 --- One API exchange with the given token: status, body, headers | nil, err.
-function thread.request(key, opts, token, seconds_left, scope, method, path, body)
+function thread.request(key, opts, token, seconds_left, scope, method, path, body, output)
   local c = client_for(key, opts)
   c:set_token(token, seconds_left, scope)
-  return c:request(method, path, body)
+  return c:request(method, path, body, nil, output)
 end
 
 --- Nothing: sapwf_ngx.warm_up runs it so that nginx makes the Lua state and loads this

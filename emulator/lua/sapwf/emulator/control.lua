@@ -152,6 +152,16 @@ function methods:api_key(name, value)
   return checked(self:control("PUT", "/api-key", { header = name, value = value }))
 end
 
+--- What GET /v1/export answers from now on: n numbered lines of 9 bytes ("00000001\n",
+-- "00000002\n", ...), for tests of large answers; 0: the empty zip (as after reset).
+function methods:export_lines(n)
+  if type(n) ~= "number" or n < 0 or n % 1 ~= 0 then
+    error(format("bad argument #1 to 'export_lines' (integer from 0 expected, got %s)",
+      type(n) == "number" and tostring(n) or type(n)), 2)
+  end
+  return checked(self:control("PUT", "/export", { lines = n }))
+end
+
 --- Creates or changes a client: { secret =, authorities = {...}, expires_in =, name = }.
 -- Returns the client as GET /_emulator/clients shows it.
 function methods:set_client(clientid, opts)

@@ -102,6 +102,7 @@ local function reset()
   shared.update(function(config)
     config.clients = config.default_clients
     config.api_key = nil
+    config.export_lines = nil
     config.faults = {}
     config.data_gen = config.data_gen + 1
   end)
@@ -188,6 +189,18 @@ local function put_api_key()
   return answer(200, { header = spec.header })
 end
 
+-- What GET /v1/export answers: {lines = n} numbered lines of 9 bytes, for tests of large
+-- answers; {lines = 0} (or reset) the empty zip again.
+local function put_export()
+  local spec = body()
+  local n = json.is_object(spec) and spec.lines
+  if type(n) ~= "number" or n < 0 or n % 1 ~= 0 or n > 10000000 then
+    return failure(400, "the export must be {lines = an integer from 0 to 10000000}")
+  end
+  shared.update(function(config) config.export_lines = n > 0 and n or nil end)
+  return answer(200, { lines = n })
+end
+
 local function delete_api_key()
   shared.update(function(config) config.api_key = nil end)
   return answer(200, { api_key = false })
@@ -220,6 +233,8 @@ local ROUTES = {
   { "PUT", "api-key", "an API gateway's key: {header, value}; API requests without it answer "
       .. "401", put_api_key },
   { "DELETE", "api-key", "no API key needed any more", delete_api_key },
+  { "PUT", "export", "what GET /v1/export answers: {lines = n} numbered lines of 9 bytes "
+      .. "(\"00000001\\n\", ...); 0: the empty zip", put_export },
   { "DELETE", "faults", "remove every fault", clear_faults },
 }
 

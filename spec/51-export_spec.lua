@@ -1,0 +1,155 @@
+-- Binary and large answers: GET /v1/export answers a zip, so it is asked for with the Accept
+-- a zip needs, and wf:export / wf:request's to_file write an answer to a file as it comes,
+-- in constant memory and beyond max_response. The file at the path changes only when a
+-- whole answer came; a failure leaves it as it was and nothing beside it.
+local helpers = require "spec.helpers"
+local sapwf = require "sapwf"
+local core = require "sapwf.core"
+
+local EXPORT = "GET /v1/export"
+
+-- What the emulator's export holds after emu:export_lines(n).
+local function numbered(n)
+  local parts = {}
+  for i = 1, n do parts[i] = string.format("%08d\n", i) end
+  return table.concat(parts)
+end
+
+local function listing(dir)
+  local ok, out = helpers.run("ls -A " .. dir)
+  assert(ok, out)
+  local names = {}
+  for name in out:gmatch("[^\n]+") do names[#names + 1] = name end
+  table.sort(names)
+  return names
+end
+
+local function write(path, text)
+  local f = assert(io.open(path, "wb"))
+  assert(f:write(text))
+  assert(f:close())
+end
+
+describe("binary answers", function()
+  local emu, wf, limited, dir
+
+  local function exports()
+    return emu:stats().api_requests_by_operation[EXPORT] or 0
+  end
+
+  setup(function()
+    emu, wf, limited = helpers.start_api()
+    dir = helpers.temp_dir()
+  end)
+  teardown(function()
+    helpers.stop_api(emu, wf, limited)
+    if dir then os.execute("rm -rf " .. dir) end
+  end)
+  before_each(function()
+    emu:reset()
+    os.execute("rm -rf " .. dir .. "/*")
+  end)
+
+  it("are asked for with the Accept they need", function()
+    -- the export answers a zip: asked for as JSON, the service has nothing acceptable
+    local _, err = wf:request("GET", "/v1/export", { accept = "application/json" })
+    assert.equal(406, err.status)
+    local zip, headers = assert(wf:request("GET", "/v1/export"))
+    assert.equal("application/zip", headers["content-type"])
+    assert.equal("PK\5\6", zip:sub(1, 4))
+    local bytes, meta = assert(wf:export(dir .. "/empty.zip"))
+    assert.equal(22, bytes)
+    assert.equal(200, meta.status)
+    assert.equal("PK\5\6", helpers.read_file(dir .. "/empty.zip"):sub(1, 4))
+  end)
+
+  it("go to a file as they come, beyond max_response", function()
+    local small = assert(sapwf.new{ service_key = emu:service_key("full"),
+                                    max_response = 64 * 1024 })
+    emu:export_lines(200000)                         -- 1.8 MB, 27 times max_response
+    local _, err = small:request("GET", "/v1/export")
+    assert.equal("server", err.kind)                 -- in memory: refused, as promised
+    assert.matches("max_response", err.message, 1, true)
+    collectgarbage("collect")
+    local before = collectgarbage("count")
+    local bytes = assert(small:export(dir .. "/big.zip"))
+    local grown = collectgarbage("count") - before
+    assert.equal(200000 * 9, bytes)
+    assert.is_true(grown < 256, grown .. " KiB more Lua heap for a 1.8 MB answer")
+    assert.equal(numbered(200000), helpers.read_file(dir .. "/big.zip"))
+    -- wf:request's to_file does the same for any call
+    assert.equal(200000 * 9, assert(small:request("GET", "/v1/export",
+                                                  { to_file = dir .. "/req.zip" })))
+    assert.equal(numbered(200000), helpers.read_file(dir .. "/req.zip"))
+    assert.same({ "big.zip", "req.zip" }, listing(dir))
+    small:close()
+  end)
+
+  it("leave the file as it was when the call fails, and nothing beside it", function()
+    local target = dir .. "/keep.zip"
+    write(target, "the export of yesterday")
+    local _, err = limited:export(target)
+    assert.equal("forbidden", err.kind)
+    assert.equal("DATA_EXPORT", err.authority)
+    assert.equal("the export of yesterday", helpers.read_file(target))
+    assert.same({ "keep.zip" }, listing(dir))
+    -- the connection breaks in the middle of the body, every time
+    emu:export_lines(50000)
+    emu:fault{ fault = "truncate", method = "GET", path = "/v1/export", times = -1 }
+    local once = assert(sapwf.new{ service_key = emu:service_key("full"), retries = 0 })
+    _, err = once:export(target)
+    assert.equal("network", err.kind)
+    assert.equal("the export of yesterday", helpers.read_file(target))
+    assert.same({ "keep.zip" }, listing(dir))
+    once:close()
+  end)
+
+  it("start over when a read is retried, so the file holds one answer", function()
+    emu:export_lines(30000)
+    emu:fault{ fault = "truncate", method = "GET", path = "/v1/export", times = 1 }
+    local target = dir .. "/retried.zip"
+    local bytes = assert(wf:export(target))
+    assert.equal(30000 * 9, bytes)
+    assert.equal(numbered(30000), helpers.read_file(target))
+    assert.equal(2, exports())
+  end)
+
+  it("say when the file cannot be written, and send nothing then", function()
+    local _, err = wf:export(dir .. "/no/such/folder/x.zip")
+    assert.equal("io", err.kind)
+    assert.equal("not_sent", err.outcome)
+    assert.matches("cannot write a file beside " .. dir .. "/no/such/folder/x.zip: ", err.message,
+                   1, true)
+    assert.equal(0, exports())
+    -- a disk that fills up while the answer comes: the C core's write fails and says why
+    local c = assert(core.new(helpers.core_options(emu, "full")))
+    local status, cerr = c:request("GET", "/v1/export", nil, nil, { to_file = "/dev/full",
+      accept = "application/zip" })
+    assert.is_nil(status)
+    assert.equal("io", cerr.kind)
+    assert.matches("cannot write the answer to /dev/full: No space left on device",
+                   cerr.message, 1, true)
+    c:close()
+  end)
+
+  it("raise for arguments of the wrong kind, naming them", function()
+    helpers.assert_raises_here({
+      { function() wf:export() end,
+        "bad argument #1 to 'export' (non-empty string expected, got nil)" },
+      { function() wf:export("") end,
+        "bad argument #1 to 'export' (non-empty string expected, got an empty one)" },
+      { function() wf:request("GET", "/v1/export", { to_file = 1 }) end,
+        "bad argument #3 to 'request' (to_file: non-empty string expected, got number)" },
+      { function() wf:request("GET", "/v1/export", { accept = "a\r\nX-Evil: 1" }) end,
+        "bad argument #3 to 'request' (accept: a header value without control characters "
+          .. "expected)" },
+    }, "spec/51%-export_spec%.lua$")
+    local c = assert(core.new(helpers.core_options(emu, "full")))
+    assert.has_error(function() c:request("GET", "/v1/export", nil, nil, { accept = "a\nb" }) end,
+      "bad argument #5 to 'request' (accept: a header value without control characters "
+        .. "expected)")
+    assert.has_error(function() c:request("GET", "/v1/export", nil, nil, { to_file = 5 }) end,
+      "bad argument #5 to 'request' (to_file: string expected)")
+    c:close()
+  end)
+end)
