@@ -138,7 +138,10 @@ ok("send_message", wf:send_message{ definitionId = "orderShipped",
 
 -- Forms, jobs, any other call
 ok("forms", wf:forms{ type = "task", top = 5, inlinecount = true })
-ok("request export", wf:request("GET", "/v1/workflow-definitions", { query = { ["$top"] = 1 } }))
+ok("request", wf:request("GET", "/v1/workflow-definitions", { query = { ["$top"] = 1 } }))
+local export_file = os.tmpname()
+ok("export", wf:export(export_file))
+os.remove(export_file)
 
 -- Many at once
 local items = {}
