@@ -55,6 +55,7 @@ build = {
     ["sapwf.emulator.server.router"] = "lua/sapwf/emulator/server/router.lua",
     ["sapwf.emulator.server.seed"] = "lua/sapwf/emulator/server/seed.lua",
     ["sapwf.emulator.server.shared"] = "lua/sapwf/emulator/server/shared.lua",
+    ["sapwf.emulator.server.spa"] = "lua/sapwf/emulator/server/spa.lua",
     ["sapwf.emulator.server.store"] = "lua/sapwf/emulator/server/store.lua",
     ["sapwf.emulator.server.tokens"] = "lua/sapwf/emulator/server/tokens.lua",
     ["sapwf.emulator.server.util"] = "lua/sapwf/emulator/server/util.lua",

@@ -1249,10 +1249,12 @@ describe("sapwf command line", function()
   end)
 
   describe("emulator command", function()
-    local function launch(key_file, name)
+    local function launch(key_file, name, extra)
       local pid_file, rc_file = dir .. "/" .. name .. ".pid", dir .. "/" .. name .. ".rc"
       local err = dir .. "/" .. name .. ".err"
-      local inner = "umask 000; " .. command_line({ "emulator", "--key-file", key_file })
+      local args = { "emulator", "--key-file", key_file }
+      for _, a in ipairs(extra or {}) do args[#args + 1] = a end
+      local inner = "umask 000; " .. command_line(args)
         .. " </dev/null"
         .. " >/dev/null 2>" .. quote(err) .. " & echo $! > " .. quote(pid_file)
         .. "; wait $!; echo $? > " .. quote(rc_file)
@@ -1299,6 +1301,26 @@ describe("sapwf command line", function()
       assert.is_true(wait_for(function() return (read_file(rc_file) or "") ~= "" end, 10))
       assert.is_true(wait_for(function() return not answers(key.uaa.url) end, 10))
       assert.is_true(wait_for(function() return not shell("test -d " .. quote(nginx_dir)) end, 10))
+    end)
+
+    it("--spa runs it as SAP Build Process Automation, with an SPA key", function()
+      local key_file = dir .. "/emu-spa.json"
+      local pid, rc_file, err = launch(key_file, "emu-spa", { "--spa" })
+      local key = json.decode(read_file(key_file))
+      secrets[#secrets + 1] = key.uaa.clientsecret
+      assert.is_nil(key.endpoints.workflow_rest_url)
+      assert.equal(key.uaa.url, key.endpoints.api)
+      assert.matches("SAP Build Process Automation emulator running", read_file(err))
+      local r = sapwf({ "--service-key", key_file, "definitions" })
+      assert.equal(0, r.code, r.stderr)
+      assert.equal(3, #r.json)
+      for _, definition in ipairs(r.json) do
+        assert.matches("^eu10%.emulator%.%w+%.%w+$", definition.id)
+      end
+      assert.is_true(shell("kill -INT " .. pid))
+      assert.is_true(wait_for(function() return (read_file(rc_file) or "") ~= "" end, 10))
+      assert.equal("0", read_file(rc_file):match("%d+"))
+      assert.is_false(answers(key.uaa.url))
     end)
   end)
   describe("standard output", function()

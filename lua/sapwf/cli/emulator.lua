@@ -94,7 +94,7 @@ function M.run(ctx, args)
   local emulator, missing = load_emulator()
   if not emulator then return nil, missing end
   local tls = args.tls or args.key == "x509"
-  local emu, err = emulator.start({ tls = tls })
+  local emu, err = emulator.start({ tls = tls, spa = args.spa or nil })
   if not emu then
     return nil, { kind = "other", message = "the emulator did not start: " .. tostring(err) }
   end
@@ -112,8 +112,9 @@ function M.run(ctx, args)
     end
     local ca = tls and (" --cafile " .. emu.ca_file) or ""
     local stderr = ctx.out.stderr
-    stderr:write(string.format("sapwf: emulator running at %s (nginx pid %d, in %s)\n",
-      tls and emu.https_url or emu.url, emu.pid, emu.dir))
+    stderr:write(string.format("sapwf: %semulator running at %s (nginx pid %d, in %s)\n",
+      args.spa and "SAP Build Process Automation " or "", tls and emu.https_url or emu.url,
+      emu.pid, emu.dir))
     stderr:write(string.format("sapwf: the %s client's service key: %s\n", args.key, key_text))
     if args.key_file then
       stderr:write(string.format("  export SAPWF_SERVICE_KEY=%s\n  sapwf%s doctor\n",

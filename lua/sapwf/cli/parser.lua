@@ -200,6 +200,8 @@ function M.build()
   emulator:option("--key-file", "Write the key to this file instead of stdout."):argname("PATH")
   emulator:flag("--tls", "Give https URLs in the key (then pass the printed --cafile); "
     .. "implied by --key x509.")
+  emulator:flag("--spa", "Emulate SAP Build Process Automation: an SPA service key "
+    .. "(endpoints.api), the API under /public/workflow/rest, SPA definition ids.")
 
   -- `sapwf help [COMMAND]` and `sapwf completion bash|zsh|fish`, as argparse makes them
   -- from the same definitions as --help (so they cannot drift apart).

@@ -89,7 +89,25 @@ end
 -- as it is what a loop that found nothing leaves behind.
 methods.NONE = setmetatable({}, { __tostring = function() return "emu.NONE" end })
 
-local CLIENT_OPTIONS = { secret = true, authorities = true, expires_in = true, name = true }
+local CLIENT_OPTIONS = { secret = true, authorities = true, expires_in = true, name = true,
+  scope = true, query_filter = true }
+
+-- Application scope names: "own" is what the API shows for the caller's own scope, so it
+-- is no name; "shared" is for definitions only (a client's scope is never shared).
+local function check_scope(value, what, shared_allowed)
+  if type(value) ~= "string" or value == "" then
+    error(format("bad %s (a scope name expected, got %s)", what,
+      value == "" and "an empty string" or type(value)), 3)
+  end
+  if value == "own" then
+    error(format('bad %s ("own" is what the API shows for the caller\'s own scope, not a '
+      .. 'scope name)', what), 3)
+  end
+  if value == "shared" and not shared_allowed then
+    error(format('bad %s ("shared" is for definitions: mark one shared with '
+      .. 'emu:set_definition_scope(id, "shared"))', what), 3)
+  end
+end
 
 local function check_authorities(list)
   if list == methods.NONE then return {} end
@@ -162,7 +180,9 @@ function methods:export_lines(n)
   return checked(self:control("PUT", "/export", { lines = n }))
 end
 
---- Creates or changes a client: { secret =, authorities = {...}, expires_in =, name = }.
+--- Creates or changes a client: { secret =, authorities = {...}, expires_in =, name =,
+-- scope = (its application scope), query_filter = "own" | "shared" (its
+-- defaultCollectionQueryFilter) }.
 -- Returns the client as GET /_emulator/clients shows it.
 function methods:set_client(clientid, opts)
   check_type(clientid, "string", 1, "set_client")
@@ -176,8 +196,32 @@ function methods:set_client(clientid, opts)
     spec[key] = value
   end
   if spec.authorities ~= nil then spec.authorities = check_authorities(spec.authorities) end
+  if spec.scope ~= nil then check_scope(spec.scope, "option 'scope' to 'set_client'") end
+  if spec.query_filter ~= nil and spec.query_filter ~= "own"
+      and spec.query_filter ~= "shared" then
+    error(format('bad option \'query_filter\' to \'set_client\' ("own" or "shared" expected, '
+      .. 'got %s)', type(spec.query_filter) == "string" and '"' .. spec.query_filter .. '"'
+      or type(spec.query_filter)), 2)
+  end
   return checked(self:control("PUT", "/clients", spec))
 end
+
+--- Puts a definition into an application scope: "shared" (listed for clients whose
+-- query_filter is "shared") or a scope name (the clients with that scope see it as "own",
+-- others by id only). Its instances and tasks follow it. Raises for an unknown definition.
+function methods:set_definition_scope(definition_id, scope)
+  check_type(definition_id, "string", 1, "set_definition_scope")
+  check_type(scope, "string", 2, "set_definition_scope")
+  check_scope(scope, "argument #2 to 'set_definition_scope'", true)
+  local escaped = gsub(definition_id, "[^%w%-%._~]", function(c)
+    return format("%%%02X", c:byte())
+  end)
+  return checked(self:control("PUT", "/definitions/" .. escaped .. "/scope", { scope = scope }))
+end
+
+--- The application scopes: { default_scope, definitions = {[id] = scope},
+-- clients = {[clientid] = {scope, query_filter}} }.
+function methods:scopes() return checked(self:control("GET", "/scopes")) end
 
 --- The [error], [crit], [alert] and [emerg] lines of nginx's error log so far (a list).
 function methods:log_errors()

@@ -51,4 +51,55 @@ defaults.clients = {
 
 defaults.x509_clientid = client_id("x509")
 
+-- Application scopes (workflow-api.md 6.1): every built-in client (a service instance) and
+-- every seeded definition belong to this one; instances and tasks inherit their
+-- definition's. "own" and "shared" are what the API shows, never a scope's name.
+defaults.application_scope = "default"
+-- The instance parameter defaultCollectionQueryFilter when none was set [inferred: the
+-- broker documents only the values; "shared" lists the most, so it changes nothing until a
+-- scope or a filter is set].
+defaults.query_filter = "shared"
+
+-- SAP Build Process Automation mode (start{ spa = true }); workflow-api.md section 9.
+-- The base paths the API answers under: the public one of the key's endpoints.api and the
+-- gateway variant some SAP samples use.
+defaults.spa = {
+  region = "eu10",
+  subdomain = "emulator",
+  -- [inferred] the xsappname that prefixes an SPA token's scopes; no source shows one
+  xsappname = "process-automation-service!b1",
+  bases = { "/public/workflow/rest", "/workflow/rest" },
+  -- Which SPA role a workflow authority belongs to, for the token's `scope` [inferred: SAP
+  -- names ProcessAutomationAdmin for most operations, ProcessAutomationParticipant for
+  -- starting and ProcessAutomationDeveloper for definitions; the split below is ours].
+  -- Authorities not listed belong to ProcessAutomationAdmin.
+  roles = {
+    WORKFLOW_INSTANCE_START = "ProcessAutomationParticipant",
+    TASK_GET = "ProcessAutomationParticipant",
+    TASK_GET_CONTEXT = "ProcessAutomationParticipant",
+    TASK_GET_ATTRIBUTES = "ProcessAutomationParticipant",
+    TASK_GET_ATTACHMENTS = "ProcessAutomationParticipant",
+    TASK_GET_FORM = "ProcessAutomationParticipant",
+    TASK_GET_FORM_MODEL = "ProcessAutomationParticipant",
+    TASK_COMPLETE = "ProcessAutomationParticipant",
+    WORKFLOW_DEFINITION_GET = "ProcessAutomationDeveloper",
+    WORKFLOW_DEFINITION_GET_MODEL = "ProcessAutomationDeveloper",
+    WORKFLOW_DEFINITION_GET_SAMPLE_CONTEXT = "ProcessAutomationDeveloper",
+    WORKFLOW_DEFINITION_DEPLOY = "ProcessAutomationDeveloper",
+    WORKFLOW_DEFINITION_UNDEPLOY = "ProcessAutomationDeveloper",
+    TASK_DEFINITION_GET = "ProcessAutomationDeveloper",
+    FORM_DEFINITION_GET = "ProcessAutomationDeveloper",
+    FORM_DEFINITION_GET_MODEL = "ProcessAutomationDeveloper",
+    FORM_DEFINITION_DEPLOY = "ProcessAutomationDeveloper",
+    FORM_DEFINITION_UNDEPLOY = "ProcessAutomationDeveloper",
+    PROCESS_TEMPLATE_DEPLOY = "ProcessAutomationDeveloper",
+    PROCESS_VARIANT_DEPLOY = "ProcessAutomationDeveloper",
+  },
+}
+
+--- The SPA id of a seeded definition: <region>.<subdomain>.<project>.<process>.
+function defaults.spa_definition_id(project, process)
+  return defaults.spa.region .. "." .. defaults.spa.subdomain .. "." .. project .. "." .. process
+end
+
 return defaults

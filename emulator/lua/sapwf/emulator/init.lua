@@ -9,7 +9,10 @@
 --     workers (1), tls (true: also the HTTPS and mTLS listeners and the certificates),
 --     http2 (false: true makes the HTTPS listener offer HTTP/2 as well; needs tls),
 --     max_instances (20000 per worker, 0 = no limit: beyond it the oldest instance is
---     dropped), log_level ("warn"), nginx (the binary), modules_dir (/usr/lib/nginx/modules)
+--     dropped), log_level ("warn"), nginx (the binary), modules_dir (/usr/lib/nginx/modules),
+--     spa (false: true makes it an SAP Build Process Automation tenant: SPA service keys,
+--     the API under /public/workflow/rest and /workflow/rest, SPA definition ids, trigger
+--     inputs, 415 without a JSON Content-Type; see server/spa.lua)
 --   emu.url, emu.https_url, emu.mtls_url       "http://127.0.0.1:PORT" (https ones: tls only)
 --   emu.ca_file                                 CA that signed the server and client certs
 --   emu.client_cert_file, emu.client_key_file   the x509 client (for the mTLS token listener)
@@ -18,7 +21,10 @@
 --   emu:service_key("full" | "limited" | "x509" | clientid, { tls = false }) -> key table
 --   emu:control(method, path, body_table) -> decoded JSON | nil, err   (path under /_emulator)
 --   emu:reset()  emu:stats()  emu:fault{...} -> id  emu:clear_faults()  emu:expire_tokens()
---   emu:set_client(clientid, { secret =, authorities = {...}, expires_in =, name = })
+--   emu:set_client(clientid, { secret =, authorities = {...}, expires_in =, name =,
+--     scope =, query_filter = "own" | "shared" })
+--   emu:set_definition_scope(definitionId, "shared" | scope name)   emu:scopes()
+--   emu.spa                                     true in SAP Build Process Automation mode
 --   emu:clients()  emu:instances()  emu:log_errors()
 --   emu:stop()                                  -> true; waits until the master is gone
 --
@@ -49,7 +55,8 @@ local START_ATTEMPTS = 8
 local MAX_INSTANCES = 20000
 
 local OPTIONS = { dir = "string", workers = "number", tls = "boolean", log_level = "string",
-  modules_dir = "string", nginx = "string", max_instances = "number", http2 = "boolean" }
+  modules_dir = "string", nginx = "string", max_instances = "number", http2 = "boolean",
+  spa = "boolean" }
 
 local function check_options(opts)
   if opts == nil then return {} end
@@ -160,7 +167,7 @@ function emulator.start(opts)
       .. "/ngx_http_lua_module.so (apt-get install libnginx-mod-http-lua)"
   end
 
-  local self = setmetatable({ tls = opts.tls ~= false }, Emulator)
+  local self = setmetatable({ tls = opts.tls ~= false, spa = opts.spa == true }, Emulator)
   if opts.dir then
     self.dir, self.owns_dir = opts.dir, false
   else
@@ -179,7 +186,7 @@ function emulator.start(opts)
   local settings = { dir = dir, lua_root = lua_root(), modules_dir = modules_dir,
     as_root = shell.line("id -u") == "0", workers = opts.workers or 1,
     log_level = opts.log_level or "warn", max_instances = opts.max_instances or MAX_INSTANCES,
-    http2 = opts.http2 == true }
+    http2 = opts.http2 == true, spa = self.spa }
   if self.tls then
     local files, err = certs.make(dir .. "/certs")
     if not files then return fail(self, err) end

@@ -2,7 +2,7 @@
 -- listening on 127.0.0.1 only: plain HTTP, HTTPS, and HTTPS with client certificates
 -- (mTLS: tokens for x509 clients). Every location hands the request to the server modules
 -- (emulator/lua/sapwf/emulator/server), found through lua_package_path.
-local format = string.format
+local format, tostring = string.format, tostring
 
 local nginx_conf = {}
 
@@ -33,7 +33,7 @@ http {
   lua_socket_log_errors off;
   lua_package_path "%s?.lua;%s?/init.lua;;";
   lua_shared_dict sapwf_emulator 16m;
-  init_by_lua_block { require("sapwf.emulator.server").init({ max_instances = %d }) }
+  init_by_lua_block { require("sapwf.emulator.server").init({ max_instances = %d, spa = %s }) }
   init_worker_by_lua_block { require("sapwf.emulator.server").init_worker() }
 
   server {
@@ -68,7 +68,7 @@ local TLS = [[
 ]]
 
 --- The text of nginx.conf. s: dir, lua_root (ends with "/"), modules_dir, as_root, workers,
--- log_level, max_instances, http_port, and with TLS certs (from certs.make), https_port,
+-- log_level, max_instances, spa, http_port, and with TLS certs (from certs.make), https_port,
 -- mtls_port and http2 (the HTTPS listener offers HTTP/2 by ALPN).
 function nginx_conf.render(s)
   local tls = ""
@@ -80,7 +80,8 @@ function nginx_conf.render(s)
   local user = s.as_root and "user root;" or ""
   local dir = s.dir
   return format(MAIN, s.modules_dir, s.modules_dir, user, s.workers, dir, s.log_level, dir,
-    dir, dir, dir, dir, dir, s.lua_root, s.lua_root, s.max_instances, s.http_port, tls)
+    dir, dir, dir, dir, dir, s.lua_root, s.lua_root, s.max_instances, tostring(s.spa == true),
+    s.http_port, tls)
 end
 
 return nginx_conf

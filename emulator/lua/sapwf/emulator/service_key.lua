@@ -1,5 +1,8 @@
 -- emu:service_key(client, opts): a workflow service key for a client of the emulator, shaped
--- like `cf service-key` output (workflow-api.md section 5), as a table.
+-- like `cf service-key` output (workflow-api.md section 5), as a table. In SPA mode the key
+-- of a process-automation-service instance: endpoints.api (the gateway; the API is under
+-- <api>/public/workflow/rest) and uaa, no workflow_rest_url (workflow-api.md section 9; the
+-- layout is [inferred] from one third-party document).
 local shell = require "sapwf.emulator.shell"
 local defaults = require "sapwf.emulator.defaults"
 
@@ -27,8 +30,9 @@ return function(self, client_name, opts)
   if not client then error("unknown emulator client '" .. client_name .. "'", 2) end
 
   local base = tls and self.https_url or self.url
+  local identityzone = self.spa and defaults.spa.subdomain or defaults.identityzone
   local uaa = {
-    apiurl = base, clientid = client.clientid, identityzone = defaults.identityzone,
+    apiurl = base, clientid = client.clientid, identityzone = identityzone,
     identityzoneid = defaults.zoneid, sburl = base, subaccountid = defaults.zoneid,
     tenantid = defaults.zoneid, tenantmode = "dedicated", uaadomain = match(base, "//(.*)$"),
     url = base, xsappname = (gsub(client.clientid, "^sb%-", "")), zoneid = defaults.zoneid,
@@ -44,6 +48,9 @@ return function(self, client_name, opts)
   else
     uaa["credential-type"] = "binding-secret"
     uaa.clientsecret = client.clientsecret
+  end
+  if self.spa then
+    return { endpoints = { api = base }, uaa = uaa }
   end
   return {
     content_endpoint = base .. "/workflow-deploy/rest/internal/v1",

@@ -36,7 +36,9 @@ end
 local function client_view(client)
   return { name = client.name, clientid = client.clientid, clientsecret = client.secret,
     authorities = json.list(client.authorities), expires_in = client.expires_in,
-    certificate_only = client.secret == nil }
+    certificate_only = client.secret == nil,
+    scope = client.scope or defaults.application_scope,
+    query_filter = client.query_filter or defaults.query_filter }
 end
 
 local function clients()
@@ -44,7 +46,7 @@ local function clients()
   local out = {}
   for id, client in pairs(config.clients) do out[id] = client_view(client) end
   return answer(200, { clients = out, service_xsappname = defaults.service_xsappname,
-    identityzone = config.identityzone, zoneid = config.zoneid })
+    identityzone = config.identityzone, zoneid = config.zoneid, spa = config.spa == true })
 end
 
 -- The checked authorities of a PUT, with any "<xsappname>." prefix taken off.
@@ -61,6 +63,20 @@ local function authority_list(value)
     out[#out + 1] = name
   end
   return out
+end
+
+-- Why a name cannot be an application scope (nil when it can). "own" is what the API shows
+-- for the caller's own scope, never a name; "shared" is the scope of shared definitions, a
+-- client cannot have it (shared_allowed: a definition can).
+local function scope_name_problem(name, shared_allowed)
+  if type(name) ~= "string" or name == "" then return "must be a non-empty string" end
+  if name == "own" then
+    return 'cannot be "own": the API shows that for the caller\'s own scope'
+  end
+  if name == "shared" and not shared_allowed then
+    return 'cannot be "shared" for a client: mark definitions shared instead'
+  end
+  return nil
 end
 
 local function put_client(escaped_id)
@@ -85,13 +101,22 @@ local function put_client(escaped_id)
   if spec.name ~= nil and type(spec.name) ~= "string" then
     return failure(400, "name must be a string")
   end
+  local scope_problem = spec.scope ~= nil and scope_name_problem(spec.scope, false)
+  if scope_problem then return failure(400, "scope " .. scope_problem) end
+  local filter = spec.query_filter
+  if filter ~= nil and filter ~= "own" and filter ~= "shared" then
+    return failure(400, 'query_filter must be "own" or "shared"')
+  end
   local client = shared.update(function(config)
     local c = config.clients[id] or { clientid = id, name = id, authorities = {},
-      expires_in = defaults.expires_in }
+      expires_in = defaults.expires_in, scope = defaults.application_scope,
+      query_filter = defaults.query_filter }
     if spec.name then c.name = spec.name end
     if secret == json.null then c.secret = nil elseif secret then c.secret = secret end
     if authorities then c.authorities = authorities end
     if expires_in then c.expires_in = expires_in end
+    if spec.scope then c.scope = spec.scope end
+    if filter then c.query_filter = filter end
     config.clients[id] = c
     return c
   end)
@@ -104,6 +129,7 @@ local function reset()
     config.api_key = nil
     config.export_lines = nil
     config.faults = {}
+    config.definition_scopes = {}
     config.data_gen = config.data_gen + 1
   end)
   shared.reset_counters()
@@ -206,6 +232,38 @@ local function delete_api_key()
   return answer(200, { api_key = false })
 end
 
+-- The application scope of a definition: {scope = "shared" | a scope name}. Instances and
+-- tasks follow their definition's scope; the default scope is every built-in client's.
+local function put_definition_scope(escaped_id)
+  local spec = body()
+  if not json.is_object(spec) then return failure(400, "the body must be {scope = name}") end
+  local id = ngx.unescape_uri(escaped_id)
+  if not store.definitions[id] then
+    return failure(404, "unknown definition '" .. id .. "'")
+  end
+  local problem = scope_name_problem(spec.scope, true)
+  if problem then return failure(400, "scope " .. problem) end
+  shared.update(function(config)
+    config.definition_scopes[id] = spec.scope ~= defaults.application_scope and spec.scope or nil
+  end)
+  return answer(200, { definitionId = id, scope = spec.scope })
+end
+
+local function scopes()
+  local config = shared.config()
+  local definitions = {}
+  for id in pairs(store.definitions) do
+    definitions[id] = config.definition_scopes[id] or defaults.application_scope
+  end
+  local out = {}
+  for id, client in pairs(config.clients) do
+    out[id] = { scope = client.scope or defaults.application_scope,
+      query_filter = client.query_filter or defaults.query_filter }
+  end
+  return answer(200, { default_scope = defaults.application_scope, definitions = definitions,
+    clients = out })
+end
+
 -- Every control operation: what routes it, and what GET /_emulator/ lists (one table, so the
 -- index cannot miss one). path: the literal path after /_emulator/, or a Lua pattern whose
 -- capture is passed to the handler (pattern = true).
@@ -215,7 +273,8 @@ local ROUTES = {
   { "GET", "clients", "the clients: {clients = {[clientid] = {name, clientid, clientsecret, "
       .. "authorities, expires_in, certificate_only}}}", clients },
   { "PUT", "clients", "create or change a client: {clientid, secret, authorities (a list; "
-      .. "[] for none), expires_in, name}", function() return put_client(nil) end },
+      .. "[] for none), expires_in, name, scope (its application scope), query_filter "
+      .. "(\"own\" or \"shared\": its defaultCollectionQueryFilter)}", function() return put_client(nil) end },
   { "PUT", "clients/<id>", "the same for the client whose URL-escaped id is in the path",
     put_client, pattern = "^clients/([^/]+)$" },
   { "GET", "stats", "the counters (requests, tokens, instances started, faults applied, "
@@ -236,6 +295,11 @@ local ROUTES = {
   { "PUT", "export", "what GET /v1/export answers: {lines = n} numbered lines of 9 bytes "
       .. "(\"00000001\\n\", ...); 0: the empty zip", put_export },
   { "DELETE", "faults", "remove every fault", clear_faults },
+  { "PUT", "definitions/<id>/scope", "the application scope of the definition whose "
+      .. "URL-escaped id is in the path: {scope = \"shared\" or a scope name}; its instances "
+      .. "and tasks follow it", put_definition_scope, pattern = "^definitions/([^/]+)/scope$" },
+  { "GET", "scopes", "application scopes: {default_scope, definitions = {[id] = scope}, "
+      .. "clients = {[clientid] = {scope, query_filter}}}", scopes },
 }
 
 local function index()

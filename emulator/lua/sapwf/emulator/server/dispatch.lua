@@ -7,6 +7,7 @@ local tokens = require "sapwf.emulator.server.tokens"
 local query = require "sapwf.emulator.server.query"
 local router = require "sapwf.emulator.server.router"
 local operations = require "sapwf.emulator.server.operations"
+local spa = require "sapwf.emulator.server.spa"
 
 local ngx = ngx
 local type, pairs, ipairs, xpcall, getmetatable, setmetatable = type, pairs, ipairs, xpcall,
@@ -99,10 +100,14 @@ function dispatch.api(config, route, params, allowed)
   end
 
   local req = setmetatable({ params = params, claims = claims, user = claims.client_id,
-    route = route }, Request)
+    route = route, config = config }, Request)
   local needed = route.authority
   if type(needed) == "function" then needed = needed(req) end
   if not granted(claims, needed) then return 403, respond.FORBIDDEN end
+  if config.spa then
+    local status, body = spa.media_type_problem(route.method)
+    if status then return status, body end
+  end
 
   local limits = operations.PARAMETERS
   for name, value in pairs(params) do

@@ -16,6 +16,7 @@ local dispatch = require "sapwf.emulator.server.dispatch"
 local oauth = require "sapwf.emulator.server.oauth"
 local faults = require "sapwf.emulator.server.faults"
 local control = require "sapwf.emulator.server.control"
+local spa = require "sapwf.emulator.server.spa"
 
 local ngx = ngx
 local find, sub, byte, format = string.find, string.sub, string.byte, string.format
@@ -43,22 +44,26 @@ local function new_secret()
     sub(h, 17, 20), sub(h, 21, 32), ngx.encode_base64(random_bytes(32)))
 end
 
---- init_by_lua: the configuration all workers share. options.max_instances: see store.lua.
+--- init_by_lua: the configuration all workers share. options.max_instances: see store.lua;
+-- options.spa: an SAP Build Process Automation tenant (spa.lua).
 function server.init(options)
   store.max_instances = options and options.max_instances or 0
+  local spa_mode = options and options.spa == true
   local clients = {}
   for _, client in ipairs(defaults.clients) do
     clients[client.clientid] = {
       name = client.name, clientid = client.clientid,
       secret = not client.certificate_only and new_secret() or nil,
       authorities = client.authorities, expires_in = defaults.expires_in,
+      scope = defaults.application_scope, query_filter = defaults.query_filter,
     }
   end
   shared.init({
     signing_key = hex(random_bytes(32)),
     token_gen = 1, data_gen = 1, fault_seq = 0, faults = {},
-    zoneid = defaults.zoneid, identityzone = defaults.identityzone,
-    clients = clients, default_clients = clients,
+    zoneid = defaults.zoneid,
+    identityzone = spa_mode and defaults.spa.subdomain or defaults.identityzone,
+    clients = clients, default_clients = clients, definition_scopes = {}, spa = spa_mode,
   })
 end
 
@@ -69,7 +74,7 @@ shared.watch(function(config)
   if config.data_gen ~= data_gen then
     data_gen = config.data_gen
     store.clear()
-    workflows.seed(store)
+    workflows.seed(store, config.spa)
   end
 end)
 
@@ -122,7 +127,13 @@ function server.handle(listener)
   local path = raw_path()
   if path == "/oauth/token" then return token_request(config, listener) end
   if listener == "mtls" then return not_found() end   -- that listener only issues tokens
-  if sub(path, 1, #BASE + 1) == BASE .. "/" then
+  if config.spa then
+    for _, base in ipairs(spa.BASES) do
+      if sub(path, 1, #base + 1) == base .. "/" then
+        return api_request(config, sub(path, #base + 1))
+      end
+    end
+  elseif sub(path, 1, #BASE + 1) == BASE .. "/" then
     return api_request(config, sub(path, #BASE + 1))
   end
   if sub(path, 1, 11) == "/_emulator/" then

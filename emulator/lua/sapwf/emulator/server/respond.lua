@@ -76,7 +76,8 @@ end
 local REASONS = {
   [400] = "Bad Request", [401] = "Unauthorized", [403] = "Forbidden", [404] = "Not Found",
   [405] = "Method Not Allowed", [408] = "Request Timeout", [409] = "Conflict",
-  [412] = "Precondition Failed", [413] = "Payload Too Large", [422] = "Unprocessable Entity",
+  [412] = "Precondition Failed", [413] = "Payload Too Large",
+  [415] = "Unsupported Media Type", [422] = "Unprocessable Entity",
   [429] = "Too Many Requests", [500] = "Internal Server Error", [502] = "Bad Gateway",
   [503] = "Service Unavailable", [504] = "Gateway Timeout",
 }

@@ -7,6 +7,7 @@ local cjson = require "cjson.safe"
 local b64 = require "ngx.base64"
 local util = require "sapwf.emulator.server.util"
 local defaults = require "sapwf.emulator.defaults"
+local spa = require "sapwf.emulator.server.spa"
 
 local ngx = ngx
 local hmac_sha1, time = ngx.hmac_sha1, ngx.time
@@ -41,11 +42,14 @@ function tokens.issue(config, client, iss)
   local issued_at = time()
   local clientid = client.clientid
   local scopes = tokens.scopes(client.authorities)
+  -- An SPA token's scope names roles; what the client may do still rides in `authorities`
+  -- (which the API checks), so a token keeps what it was issued with in both modes.
+  local shown = config.spa and spa.role_scopes(client.authorities) or scopes
   local payload = {
     jti = util.hex_id(),
     ext_attr = { enhancer = "XSUAA", subaccountid = config.zoneid, zdn = config.identityzone },
     sub = clientid, client_id = clientid, cid = clientid, azp = clientid,
-    scope = scopes, authorities = scopes,
+    scope = shown, authorities = scopes,
     grant_type = "client_credentials",
     rev_sig = sub(util.hex_id(), 1, 8),
     iat = issued_at,
@@ -58,7 +62,7 @@ function tokens.issue(config, client, iss)
     access_token = unsigned .. "." .. sign(config, unsigned),
     token_type = "bearer",
     expires_in = client.expires_in,
-    scope = concat(scopes, " "),
+    scope = concat(shown, " "),
     jti = payload.jti,
   }
 end
@@ -86,7 +90,7 @@ function tokens.verify(config, authorization)
     local claims = cjson.decode(decode_b64url(sub(token, dot1 + 1, dot2 - 1)) or "")
     if type(claims) ~= "table" then return nil end
     local granted = {}
-    for _, scope in ipairs(claims.scope or {}) do
+    for _, scope in ipairs(claims.authorities or {}) do
       local authority = match(scope, "%.([%u_]+)$")
       if authority then granted[authority] = true end
     end

@@ -1,10 +1,48 @@
 -- The JSON shapes of the spec (definitions section) built from the store's records.
 local json = require "sapwf.emulator.server.json"
+local defaults = require "sapwf.emulator.defaults"
 
 local null, list = json.null, json.list
-local ipairs, pairs, tostring = ipairs, pairs, tostring
+local ipairs, pairs, tostring, next = ipairs, pairs, tostring, next
 
 local views = {}
+
+local DEFAULT_SCOPE = defaults.application_scope
+
+-- Application scopes (workflow-api.md 6.1, [inferred] beyond the field's description):
+-- a definition belongs to one (config.definition_scopes, else the default scope), its
+-- instances and tasks with it. A caller (a client, i.e. a service instance) has a scope and
+-- a defaultCollectionQueryFilter: "own" lists only its scope's entities, "shared" also the
+-- shared ones. GET by id is not filtered. applicationScope shows "own", "shared" or the
+-- name of another scope.
+
+--- What the caller of req may list and how scopes show to it: nil while every entity is
+-- the caller's own (the default scope and no scope set on a definition: nothing to filter).
+function views.viewer(req)
+  local config = req.config
+  local client = config.clients[req.user]
+  local own = client and client.scope or DEFAULT_SCOPE
+  local scopes = config.definition_scopes
+  if own == DEFAULT_SCOPE and next(scopes) == nil then return nil end
+  return { own = own, filter = client and client.query_filter or defaults.query_filter,
+    scopes = scopes }
+end
+
+--- The scope an entity of the definition definition_id shows to viewer.
+local function scope_of(viewer, definition_id)
+  if not viewer then return "own" end
+  local scope = viewer.scopes[definition_id] or DEFAULT_SCOPE
+  if scope == viewer.own then return "own" end
+  return scope
+end
+views.scope_of = scope_of
+
+--- Whether a collection GET by viewer lists the entities of definition_id.
+function views.listed(viewer, definition_id)
+  if not viewer then return true end
+  local scope = viewer.scopes[definition_id] or DEFAULT_SCOPE
+  return scope == viewer.own or (scope == "shared" and viewer.filter == "shared")
+end
 
 local function attributes(items)
   local out = {}
@@ -15,8 +53,8 @@ local function attributes(items)
 end
 views.attributes = attributes
 
---- WorkflowInstance; with_attributes for $expand=attributes.
-function views.instance(instance, with_attributes)
+--- WorkflowInstance; with_attributes for $expand=attributes; viewer from views.viewer.
+function views.instance(instance, with_attributes, viewer)
   return {
     id = instance.id,
     definitionId = instance.definitionId,
@@ -29,7 +67,7 @@ function views.instance(instance, with_attributes)
     completedAt = instance.completedAt or null,
     rootInstanceId = instance.id,
     parentInstanceId = null,
-    applicationScope = "own",
+    applicationScope = scope_of(viewer, instance.definitionId),
     attributes = with_attributes and attributes(instance.attributes or {}) or nil,
   }
 end
@@ -40,8 +78,8 @@ local function strings(items)
   return list(out)
 end
 
---- TaskInstance; with_attributes for $expand=attributes.
-function views.task(task, with_attributes)
+--- TaskInstance; with_attributes for $expand=attributes; viewer from views.viewer.
+function views.task(task, with_attributes, viewer)
   return {
     id = task.id,
     activityId = task.activityId,
@@ -61,20 +99,21 @@ function views.task(task, with_attributes)
     dueDate = task.dueDate or null,
     workflowDefinitionId = task.workflowDefinitionId,
     workflowInstanceId = task.workflowInstanceId,
-    applicationScope = "own",
+    applicationScope = scope_of(viewer, task.workflowDefinitionId),
     attributes = with_attributes and attributes(task.attributes) or nil,
   }
 end
 
---- WorkflowDefinitionVersion (or WorkflowDefinition, with its jobs, when jobs is given).
-function views.definition(definition, version, jobs)
+--- WorkflowDefinitionVersion (or WorkflowDefinition, with its jobs, when jobs is given);
+-- viewer from views.viewer.
+function views.definition(definition, version, jobs, viewer)
   return {
     id = definition.id,
     name = definition.name,
     version = version.version,
     createdAt = version.createdAt,
     createdBy = definition.createdBy,
-    applicationScope = "own",
+    applicationScope = scope_of(viewer, definition.id),
     jobs = jobs and list(jobs) or nil,
   }
 end

@@ -11,9 +11,15 @@
 --                  unless the context has "fixed": true, then the instance COMPLETES.
 --
 -- Forms: "approvalform" (task form of "approve") and "orderform" (start form).
+--
+-- In SAP Build Process Automation mode (seed(store, true)) the same definitions have SPA ids
+-- (<region>.<subdomain>.<project>.<process>, SPA_SEEDS below) and the inputs of an API
+-- trigger, which a start must give (server/spa.lua).
 -- A definition's steps (on_start, on_task_completed, on_message, on_retry) are called by
 -- engine.lua with the instance and the engine itself.
-local ipairs = ipairs
+local defaults = require "sapwf.emulator.defaults"
+
+local ipairs, pairs = ipairs, pairs
 
 local workflows = {}
 
@@ -175,10 +181,34 @@ local function forms()
   }
 end
 
---- Puts the seed content into store (fresh tables every time: they are changed later).
-function workflows.seed(store)
+-- SPA mode: the project of each seeded process, and its API trigger's inputs (name, type,
+-- required). [inferred: SPA ids as samples show them; the inputs are ours.]
+local SPA_SEEDS = {
+  orderapproval = { project = "orderproject", inputs = {
+    { name = "product", type = "string", required = true },
+    { name = "price", type = "number", required = true },
+    { name = "orderId", type = "string", required = true } } },
+  simple = { project = "basicproject", inputs = {
+    { name = "note", type = "string", required = false } } },
+  failing = { project = "basicproject", inputs = {
+    { name = "fixed", type = "boolean", required = false } } },
+}
+
+--- The id a seeded definition has in SPA mode ("orderapproval" ->
+-- "eu10.emulator.orderproject.orderapproval").
+function workflows.spa_id(id)
+  return defaults.spa_definition_id(SPA_SEEDS[id].project, id)
+end
+
+--- Puts the seed content into store (fresh tables every time: they are changed later);
+-- spa: SAP Build Process Automation ids and trigger inputs.
+function workflows.seed(store, spa)
   for seq, make in ipairs({ order_approval, simple, failing }) do
     local definition = make()
+    if spa then
+      definition.inputs = SPA_SEEDS[definition.id].inputs
+      definition.id = workflows.spa_id(definition.id)
+    end
     definition.seq = seq               -- breaks ties when sorting
     local latest = definition.versions[#definition.versions]
     definition.latest, definition.createdAt = latest.version, latest.createdAt
@@ -189,6 +219,11 @@ function workflows.seed(store)
     store.definitions[definition.id] = definition
   end
   store.forms = forms()
+  if spa then
+    for _, form in pairs(store.forms) do
+      for _, item in ipairs(form.workflowDefinitions) do item.id = workflows.spa_id(item.id) end
+    end
+  end
 end
 
 return workflows

@@ -5,7 +5,9 @@ local query = require "sapwf.emulator.server.query"
 local views = require "sapwf.emulator.server.views"
 local store = require "sapwf.emulator.server.store"
 
+local ngx = ngx
 local pairs, ipairs, tonumber = pairs, ipairs, tonumber
+local match = string.match
 local list = json.list
 
 local definitions = {}
@@ -21,8 +23,11 @@ local function jobs_of(definition)
   return {}
 end
 
+-- The Location of a job, under the base path the request came in on (/workflow-service/rest;
+-- in SPA mode /public/workflow/rest or /workflow/rest [inferred: the same base]).
 local function job_location(job)
-  return { Location = "/workflow-service/rest/v1/jobs/" .. job.id }
+  local base = match(ngx.var.request_uri, "^(.-)/v1/") or "/workflow-service/rest"
+  return { Location = base .. "/v1/jobs/" .. job.id }
 end
 definitions.job_location = job_location
 
@@ -33,23 +38,27 @@ local function record(definition, version)
     definition = definition, source = version }
 end
 
-local function sorted_page(req, records, with_jobs)
+local function sorted_page(req, records, with_jobs, viewer)
   local args = req:args()
   local field, descending = query.orderby(args, ORDER_FIELDS, "createdAt", true, true)
   local paging = query.paging(args)
   query.sort(records, field, descending, field == "version" and numeric or nil)
   local page, headers = query.page(records, paging, function(r)
-    return views.definition(r.definition, r.source, with_jobs and jobs_of(r.definition))
+    return views.definition(r.definition, r.source, with_jobs and jobs_of(r.definition),
+      viewer)
   end)
   return 200, list(page), headers
 end
 
 function definitions.list(req)
   local records = {}
+  local viewer = views.viewer(req)
   for _, definition in pairs(store.definitions) do
-    records[#records + 1] = record(definition, definition.by_version[definition.latest])
+    if views.listed(viewer, definition.id) then
+      records[#records + 1] = record(definition, definition.by_version[definition.latest])
+    end
   end
-  return sorted_page(req, records, true)
+  return sorted_page(req, records, true, viewer)
 end
 
 local function find(req, failure)
@@ -62,7 +71,7 @@ function definitions.get(req)
   local definition, status, body = find(req, "definition_not_found")
   if not definition then return status, body end
   return 200, views.definition(definition, definition.by_version[definition.latest],
-    jobs_of(definition))
+    jobs_of(definition), views.viewer(req))
 end
 
 function definitions.versions(req)
@@ -72,7 +81,7 @@ function definitions.versions(req)
   for _, version in ipairs(definition.versions) do
     records[#records + 1] = record(definition, version)
   end
-  return sorted_page(req, records, false)
+  return sorted_page(req, records, false, views.viewer(req))
 end
 
 local function find_version(req, failure)
@@ -86,7 +95,7 @@ end
 function definitions.version(req)
   local definition, version, body = find_version(req, "version_not_found")
   if not definition then return version, body end
-  return 200, views.definition(definition, version)
+  return 200, views.definition(definition, version, nil, views.viewer(req))
 end
 
 function definitions.model(req)

@@ -7,6 +7,7 @@ local views = require "sapwf.emulator.server.views"
 local store = require "sapwf.emulator.server.store"
 local engine = require "sapwf.emulator.server.engine"
 local definitions = require "sapwf.emulator.server.api.definitions"
+local spa = require "sapwf.emulator.server.spa"
 
 local type, ipairs, pairs, tonumber = type, ipairs, pairs, tonumber
 local find, lower = string.find, string.lower
@@ -35,8 +36,17 @@ function instances.start(req)
   end
   local attachments = body.attachments
   if attachments ~= nil and not is_object(attachments) then return respond.bad_request() end
+  local spa_mode = req.config.spa
+  if spa_mode then
+    local message, details = spa.input_problem(definition, context)
+    if message then return respond.fail("context_invalid", message, details) end
+  end
   local instance = engine.start(definition, context, attachments, req.user)
-  return 201, views.instance(instance)
+  local view = views.instance(instance, false, views.viewer(req))
+  -- SPA evaluates subject and business key after the start event's output mapping: the
+  -- 201 shows them null, a later GET has them (workflow-api.md section 9).
+  if spa_mode then view.subject, view.businessKey = json.null, json.null end
+  return 201, view
 end
 
 local ORDER_FIELDS = { id = true, definitionId = true, definitionVersion = true,
@@ -100,11 +110,17 @@ function instances.list(req)
   local paging = query.paging(args)
   local expand = query.expand(args, "attributes")
   local field, descending = query.orderby(args, ORDER_FIELDS, "startedAt", true)
+  local matches = instance_filter(args)
+  local viewer = views.viewer(req)
+  if viewer then
+    local filter, listed = matches, views.listed
+    matches = function(i) return listed(viewer, i.definitionId) and filter(i) end
+  end
   -- creation order is startedAt order
-  local records = query.select(store.instances, instance_filter(args), field, "startedAt",
+  local records = query.select(store.instances, matches, field, "startedAt",
     descending, field == "definitionVersion" and numeric_version or nil)
   local page, headers = query.page(records, paging, function(instance)
-    return views.instance(instance, expand)
+    return views.instance(instance, expand, viewer)
   end)
   return 200, list(page), headers
 end
@@ -119,7 +135,7 @@ function instances.get(req)
   local expand = query.expand(req:args(), "attributes")
   local instance, status, body = find_instance(req)
   if not instance then return status, body end
-  return 200, views.instance(instance, expand)
+  return 200, views.instance(instance, expand, views.viewer(req))
 end
 
 local STATUS_AUTHORITY = { CANCELED = "WORKFLOW_INSTANCE_CANCEL",

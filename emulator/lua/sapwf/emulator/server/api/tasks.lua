@@ -102,10 +102,16 @@ function tasks.list(req)
   local paging = query.paging(args)
   local expand = query.expand(args, "attributes")
   local field, descending = query.orderby(args, ORDER_FIELDS, "createdAt", false)
-  local records = query.select(store.tasks, task_filter(args), field, "createdAt", descending,
+  local matches = task_filter(args)
+  local viewer = views.viewer(req)
+  if viewer then
+    local filter, listed = matches, views.listed
+    matches = function(t) return listed(viewer, t.workflowDefinitionId) and filter(t) end
+  end
+  local records = query.select(store.tasks, matches, field, "createdAt", descending,
     field == "priority" and rank or nil)
   local page, headers = query.page(records, paging, function(task)
-    return views.task(task, expand)
+    return views.task(task, expand, viewer)
   end)
   return 200, list(page), headers
 end
@@ -120,7 +126,7 @@ function tasks.get(req)
   local expand = query.expand(req:args(), "attributes")
   local task, status, body = find_task(req)
   if not task then return status, body end
-  return 200, views.task(task, expand)
+  return 200, views.task(task, expand, views.viewer(req))
 end
 
 --- Completing needs TASK_COMPLETE, any other change TASK_UPDATE.
