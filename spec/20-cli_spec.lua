@@ -1248,6 +1248,90 @@ describe("sapwf command line", function()
       end)
   end)
 
+  -- README.md's section "SAP Build Process Automation": its sh lines, as a newcomer runs
+  -- them, against the emulator in its SPA mode with its full key. The definition id's
+  -- subdomain and the instance and task ids in the README are examples: the test puts in
+  -- the emulator's subdomain and the ids the commands before printed.
+  describe("the README's SAP Build Process Automation walkthrough", function()
+    it("runs as written: doctor, definitions, start, tasks, complete with a decision, "
+      .. "instance", function()
+        local readme = assert(read_file("README.md"))
+        local section = assert(readme:match("\n## SAP Build Process Automation\n(.-)\n## "),
+          "README.md has no section 'SAP Build Process Automation'")
+        local lines = {}
+        for block in section:gmatch("\n```sh\n(.-)\n```") do
+          for line in block:gmatch("[^\n]+") do lines[#lines + 1] = line end
+        end
+        local kinds = {}
+        for i, line in ipairs(lines) do
+          kinds[i] = line:match("^export ") and "export" or line:match("^sapwf%s+(%S+)")
+        end
+        assert.same({ "export", "doctor", "definitions", "start", "tasks", "complete",
+          "instance" }, kinds)
+
+        local spa = helpers.start_emulator{ spa = true }
+        local ok, problem = pcall(function()
+          local key = spa:service_key("full")
+          secrets[#secrets + 1] = key.uaa.clientsecret
+          local home = dir .. "/spa-walkthrough"
+          assert.is_true(shell("mkdir -p " .. quote(home)))
+          write_file(home .. "/spa-key.json", json.encode(key))
+          local path = installed.bin:match("^(.*)/") .. ":" .. os.getenv("PATH")
+          local exports, instance_id, task_id = {}, nil, nil
+          for i, line in ipairs(lines) do
+            local kind = kinds[i]
+            if kind == "export" then
+              exports[#exports + 1] = line
+            else
+              line = line:gsub("eu10%.mysubaccount%.", "eu10.emulator.")
+              if kind == "tasks" or kind == "instance" then
+                line = line:gsub("%x+%-%x+%-%x+%-%x+%-%x+", instance_id)
+              elseif kind == "complete" then
+                line = line:gsub("%x+%-%x+%-%x+%-%x+%-%x+", task_id)
+              end
+              seq = seq + 1
+              local out, err = dir .. "/out." .. seq, dir .. "/err." .. seq
+              local script = table.concat(exports, "\n") .. "\n" .. line
+              local _, how, code = helpers.execute("cd " .. quote(home) .. " && "
+                .. child_env() .. " PATH=" .. quote(path) .. " sh -c " .. quote(script)
+                .. " </dev/null >" .. quote(out) .. " 2>" .. quote(err))
+              assert.equal("exit", how)
+              local stdout, stderr = read_file(out), read_file(err)
+              assert_no_secret(stdout)
+              assert_no_secret(stderr)
+              local context = line .. "\n" .. stdout .. stderr
+              assert.equal(0, code, context)
+              local result = json.decode(stdout)
+              if kind == "doctor" then
+                assert.equal("process-automation", result.key.service)
+                assert.same({}, result.forbiddenCalls)
+                assert.is_nil(result.command)
+              elseif kind == "definitions" then
+                assert.is_true(contains(helpers.ids(result),
+                  "eu10.emulator.orderproject.orderapproval"), context)
+              elseif kind == "start" then
+                assert.equal("RUNNING", result.status)
+                assert.is_nil(type(result.subject) == "string" and result.subject or nil)
+                instance_id = result.id
+              elseif kind == "tasks" then
+                assert.equal(1, #result, context)
+                assert.equal("READY", result[1].status)
+                task_id = result[1].id
+              elseif kind == "complete" then
+                assert.equal("approve", result.decision)
+              elseif kind == "instance" then
+                assert.equal(instance_id, result.id)
+                assert.equal("Order Camera", result.subject)
+              end
+            end
+          end
+          assert.equal(1, spa:stats().tasks_completed)
+        end)
+        spa:stop()
+        assert(ok, problem)
+      end)
+  end)
+
   describe("emulator command", function()
     local function launch(key_file, name, extra)
       local pid_file, rc_file = dir .. "/" .. name .. ".pid", dir .. "/" .. name .. ".rc"

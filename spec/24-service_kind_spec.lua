@@ -151,3 +151,86 @@ describe("errors in the words of the service in use", function()
     wf:close()
   end)
 end)
+
+describe("an SAP Build Process Automation tenant (the emulator's SPA mode)", function()
+  local emu, key, dir
+  local ORDER = "eu10.emulator.orderproject.orderapproval"
+
+  setup(function()
+    emu = helpers.start_emulator{ spa = true }
+    key = emu:service_key("full")
+    dir = helpers.temp_dir()
+  end)
+  teardown(function()
+    if emu then emu:stop() end
+    if dir then os.execute("rm -rf " .. dir) end
+  end)
+  before_each(function() emu:reset() end)
+
+  it("is reached from its key, and told apart by the URL alone", function()
+    assert.is_nil(key.endpoints.workflow_rest_url)
+    local wf = assert(sapwf.new{ service_key = key, retries = 0 })
+    assert.equal("sapwf client (" .. key.endpoints.api .. "/public/workflow/rest)", tostring(wf))
+    local inst = assert(wf:start(ORDER, { orderId = "1", product = "Lens", price = 5 }))
+    assert.equal("RUNNING", inst.status)
+    wf:close()
+    local limited = assert(sapwf.new{ service_key = emu:service_key("limited"), retries = 0 })
+    local _, err = limited:start(ORDER, { orderId = "2", product = "Lens", price = 5 })
+    assert.equal("forbidden", err.kind)
+    assert.equal("ProcessAutomationParticipant", err.role)
+    assert.is_nil(err.authority)
+    assert.is_nil(err.hint:find("cf update-service", 1, true))
+    limited:close()
+  end)
+
+  it("answers under the gateway path without /public too; elsewhere the error says where",
+    function()
+      local gateway = key.endpoints.api
+      local wf = assert(sapwf.new{ service_key = key, api_url = gateway .. "/workflow/rest" })
+      assert.is_true(#assert(wf:definitions()) > 0)
+      wf:close()
+      local wrong = assert(sapwf.new{ service_key = key, retries = 0,
+                                      api_url = gateway .. "/workflow-service/rest",
+                                      service = "process-automation" })
+      local _, err = wrong:definitions()
+      assert.equal("not_found", err.kind)
+      assert.matches("(API " .. gateway .. "/workflow-service/rest)", tostring(err), 1, true)
+      assert.matches("/public/workflow/rest", err.hint, 1, true)
+      assert.matches("/workflow/rest", err.hint, 1, true)
+      wrong:close()
+    end)
+
+  it("explains a start that misses a trigger input, or names no deployed process", function()
+    local wf = assert(sapwf.new{ service_key = key, retries = 0 })
+    local _, err = wf:start(ORDER, { product = "Lens", price = 5 })
+    assert.equal(422, err.status)
+    assert.matches("inputs of the process's API trigger", err.hint, 1, true)
+    assert.matches("orderId", tostring(err), 1, true)
+    _, err = wf:start("orderapproval", { orderId = "1" })
+    assert.equal(404, err.status)
+    assert.matches("<region>.<subdomain>.<project>.<process>", err.hint, 1, true)
+    wf:close()
+  end)
+
+  it("runs the README's Lua example as written", function()
+    local readme = assert(helpers.read_file("README.md"))
+    local section = assert(readme:match("\n## SAP Build Process Automation\n(.-)\n## "))
+    local code = assert(section:match("\n```lua\n(.-)\n```"))
+    local key_file = dir .. "/spa-key.json"
+    local f = assert(io.open(key_file, "wb"))
+    f:write(require("cjson").encode(key))
+    f:close()
+    -- the example's key file and subdomain are the reader's: these are the emulator's
+    code = code:gsub('"spa%-key%.json"', string.format("%q", key_file))
+               :gsub("eu10%.mysubaccount%.", "eu10.emulator.")
+    local printed = {}
+    local env = setmetatable({ sapwf = sapwf,
+      print = function(...) printed[#printed + 1] = table.concat({ ... }, "\t") end },
+      { __index = _G })
+    local chunk = assert((loadstring or load)(code, "=README", "t", env))
+    if setfenv then setfenv(chunk, env) end
+    chunk()
+    assert.same({ "Order Camera" }, printed)
+    assert.equal(1, emu:stats().tasks_completed)
+  end)
+end)

@@ -114,7 +114,7 @@ local function one_line(e)
   if e.authority then text = text .. " Needs authority " .. e.authority end
   if e.role then text = text .. " Needs role " .. e.role end
   -- Where nothing answered (a wrong base URL is the usual cause), the base URL used.
-  if e.api_url and ((e.kind == "not_found" and e.code == nil)
+  if e.api_url and ((e.kind == "not_found" and not service.own_code(e.code))
       or ((e.kind == "network" or e.kind == "tls") and e.phase ~= "token")) then
     text = text .. " (API " .. e.api_url .. ")"
   end

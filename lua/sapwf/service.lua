@@ -63,6 +63,12 @@ function service.spa_role(op)
   return "ProcessAutomationAdmin"
 end
 
+-- Whether an error code is one of the service's own (bpm.workflowruntime..., bpm.formruntime
+-- ...): its 404s always carry one; a gateway's or a web server's do not.
+function service.own_code(code)
+  return type(code) == "string" and find(code, "^bpm%.") ~= nil
+end
+
 local function is_start(op) return op ~= nil and op.name == "start" end
 
 -- The fix for an HTTP failure, in the words of the service in use, or nil when there is
@@ -77,8 +83,8 @@ function service.hint(e, ctx)
       .. "service key of this subaccount's process-automation-service instance, that its "
       .. "client may make this call (SAP names the role %s for it), and whether the "
       .. "environment wants an API key (option headers, --header)", service.spa_role(op))
-  elseif status == 404 and e.code == nil then
-    -- Not the service's own 404 (it always has an error code): a gateway found nothing here.
+  elseif status == 404 and not service.own_code(e.code) then
+    -- Not the service's own 404 (it always has a bpm.* code): nothing is served here.
     local where = spa and format("SPA serves it at the gateway URL (endpoints.api) + %s, or "
       .. "+ %s on some gateways: give api_url to pick", service.SPA_PATHS[1],
       service.SPA_PATHS[2])
