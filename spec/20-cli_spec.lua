@@ -699,7 +699,21 @@ describe("sapwf command line", function()
       local r = run({ "doctor" })              -- a reset emulator has no instance yet
       assert.equal(0, r.code, r.stderr)
       assert.matches("empty instances", r.json.emptyNote, 1, true)
-      assert.matches("defaultCollectionQueryFilter", r.json.emptyNote, 1, true)
+      assert.is_nil(r.json.emptyNote:find("definitions", 1, true))
+      -- a service instance of another application scope: every list empty, all allowed
+      local other = "sb-sapwf-other-app!b7|workflow!b10150"
+      emu:set_client(other, { secret = "other-app-secret", authorities = operations.authorities,
+                              scope = "other-app", query_filter = "own" })
+      local key = emu:service_key(other)
+      secrets[#secrets + 1] = key.uaa.clientsecret
+      write_file(dir .. "/other.json", json.encode(key))
+      local scoped = sapwf({ "--service-key", dir .. "/other.json", "doctor" })
+      assert.equal(0, scoped.code, scoped.stderr)
+      assert.matches("empty definitions, instances, tasks", scoped.json.emptyNote, 1, true)
+      assert.matches("defaultCollectionQueryFilter", scoped.json.emptyNote, 1, true)
+      local human = sapwf({ "--service-key", dir .. "/other.json", "--output", "table",
+        "doctor" })
+      assert.matches("note: empty definitions", human.stdout, 1, true)
     end)
 
     it("a wrong secret: explains invalid_client, exit 4", function()
