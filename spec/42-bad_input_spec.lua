@@ -29,9 +29,10 @@ local SIGNATURES = {
   forms = { "q" }, job = { "id" }, each_instance = { "q" }, each_task = { "q" },
   token = { "boolean?" }, request = { "method", "path", "opts" },
 }
--- Methods another spec owns the argument checks of (spec/19; spec/50, the batch calls).
+-- Methods another spec owns the argument checks of (spec/19; spec/50, the batch calls;
+-- spec/51, wf:export, which writes the file it is given).
 local ELSEWHERE = { close = true, start_many = true, map = true, start_each = true,
-                    map_each = true }
+                    map_each = true, export = true }
 
 local ACCEPTS = {
   id = { string = true }, string = { string = true },

@@ -21,7 +21,7 @@ local BATCH = 100
 
 local KINDS = { config = true, network = true, timeout = true, tls = true, auth = true,
   forbidden = true, not_found = true, conflict = true, invalid = true, rate_limited = true,
-  server = true, decode = true }
+  server = true, decode = true, io = true }
 
 -- Raises the API may make: argument errors, and the user's own error from a metamethod.
 local RAISES = { "^bad argument #%d+ to '[%w_]+' %(", "^bad option '", "^bad option key",
@@ -119,7 +119,11 @@ describe("randomized API calls (seed " .. SEED .. ", " .. CASES .. " cases)", fu
     open()
 
     local names = {}
-    for name in pairs(client.methods) do names[#names + 1] = name end
+    -- wf:export writes the file its argument names: random names would litter the folder
+    -- the suite runs in (spec/51 owns its checks).
+    for name in pairs(client.methods) do
+      if name ~= "export" then names[#names + 1] = name end
+    end
     table.sort(names)
     local MODULE = { "new", "from_env", "array", "object", "is_error" }
 
