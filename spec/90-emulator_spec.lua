@@ -21,69 +21,8 @@ local BAD_CREDENTIALS_CHALLENGE =
 
 local read_file = helpers.read_file
 
-local function write_file(path, text)
-  local file = assert(io.open(path, "wb"))
-  file:write(text)
-  file:close()
-end
-
--- A value in curl's config file syntax (so nothing goes through the shell).
-local function q(s)
-  s = s:gsub('[\\"]', "\\%0"):gsub("\n", "\\n"):gsub("\r", "\\r"):gsub("\t", "\\t")
-  return '"' .. s .. '"'
-end
-
-local call_seq = 0
-
---- One request with the curl command line. opts: headers (list), user ("id:secret"),
--- json (a table, sent as the JSON body), body (text), form (list of "name=value", sent
--- url-encoded), get (form goes into the query), cacert, cert, key, timeout.
--- Returns { status, exit (curl's exit code), body, headers (lower-case names), json, time }.
-local function curl(dir, method, url, opts)
-  opts = opts or {}
-  call_seq = call_seq + 1
-  local base = string.format("%s/tmp/spec-%d", dir, call_seq)
-  local lines = { "silent", "request = " .. q(method), "url = " .. q(url),
-    "output = " .. q(base .. ".body"), "dump-header = " .. q(base .. ".headers"),
-    'write-out = "%{http_code} %{time_total}"', "max-time = " .. (opts.timeout or 20) }
-  for _, header in ipairs(opts.headers or {}) do lines[#lines + 1] = "header = " .. q(header) end
-  if opts.user then lines[#lines + 1] = "user = " .. q(opts.user) end
-  local body = opts.body
-  if opts.json ~= nil then
-    body = assert(cjson.encode(opts.json))
-    lines[#lines + 1] = 'header = "Content-Type: application/json"'
-  end
-  if body then
-    write_file(base .. ".request", body)
-    lines[#lines + 1] = "data-binary = " .. q("@" .. base .. ".request")
-  end
-  for _, field in ipairs(opts.form or {}) do lines[#lines + 1] = "data-urlencode = " .. q(field) end
-  if opts.get then lines[#lines + 1] = "get" end
-  if opts.cacert then lines[#lines + 1] = "cacert = " .. q(opts.cacert) end
-  if opts.cert then lines[#lines + 1] = "cert = " .. q(opts.cert) end
-  if opts.key then lines[#lines + 1] = "key = " .. q(opts.key) end
-  write_file(base .. ".config", table.concat(lines, "\n") .. "\n")
-
-  local pipe = assert(io.popen("curl -K '" .. base .. ".config' 2>/dev/null; echo \" $?\""))
-  local out = pipe:read("*a")
-  pipe:close()
-  local status, seconds, exit = out:match("^(%d+) ([%d%.]+)%s+(%d+)%s*$")
-  local result = { status = tonumber(status), exit = tonumber(exit), time = tonumber(seconds),
-    body = read_file(base .. ".body") or "", headers = {} }
-  -- the last header block is the final answer (after any 100 Continue)
-  local header_text = read_file(base .. ".headers") or ""
-  for block in header_text:gmatch("HTTP/[^\r\n]*\r?\n(.-)\r?\n\r?\n") do
-    result.headers = {}
-    for name, value in block:gmatch("([^:\r\n]+):%s*([^\r\n]*)") do
-      result.headers[name:lower()] = value
-    end
-  end
-  result.json = cjson.decode(result.body)
-  for _, suffix in ipairs({ ".config", ".body", ".headers", ".request" }) do
-    os.remove(base .. suffix)
-  end
-  return result
-end
+local write_file = helpers.write_file
+local curl = helpers.curl
 
 -- base64url -> bytes, with the openssl command line.
 local function base64url_decode(dir, text)

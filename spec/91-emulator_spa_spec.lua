@@ -16,62 +16,11 @@ local FORBIDDEN = '{"error":{"message":"User does not have sufficient privileges
 
 local read_file = helpers.read_file
 
-local function write_file(path, text)
-  local file = assert(io.open(path, "wb"))
-  file:write(text)
-  file:close()
-end
-
--- A value in curl's config file syntax (so nothing goes through the shell).
-local function q(s)
-  s = s:gsub('[\\"]', "\\%0"):gsub("\n", "\\n"):gsub("\r", "\\r"):gsub("\t", "\\t")
-  return '"' .. s .. '"'
-end
-
-local call_seq = 0
-
---- One request with curl. opts: headers (list), user, json (a table: the body, sent with
--- Content-Type: application/json), body (text, sent with no Content-Type unless a header
--- gives one), form (list of "name=value"). Returns { status, body, headers, json }.
+-- curl (spec/helpers.lua), a raw body sent with no Content-Type unless a header gives one.
 local function curl(dir, method, url, opts)
   opts = opts or {}
-  call_seq = call_seq + 1
-  local base = string.format("%s/tmp/spa-spec-%d", dir, call_seq)
-  local lines = { "silent", "request = " .. q(method), "url = " .. q(url),
-    "output = " .. q(base .. ".body"), "dump-header = " .. q(base .. ".headers"),
-    'write-out = "%{http_code}"', "max-time = 20" }
-  for _, header in ipairs(opts.headers or {}) do lines[#lines + 1] = "header = " .. q(header) end
-  if opts.user then lines[#lines + 1] = "user = " .. q(opts.user) end
-  local body = opts.body
-  if opts.json ~= nil then
-    body = assert(cjson.encode(opts.json))
-    lines[#lines + 1] = 'header = "Content-Type: application/json"'
-  elseif body then
-    -- curl would send application/x-www-form-urlencoded: send none unless one is given
-    local typed = false
-    for _, header in ipairs(opts.headers or {}) do
-      typed = typed or header:lower():find("^content%-type:") ~= nil
-    end
-    if not typed then lines[#lines + 1] = 'header = "Content-Type:"' end
-  end
-  if body then
-    write_file(base .. ".request", body)
-    lines[#lines + 1] = "data-binary = " .. q("@" .. base .. ".request")
-  end
-  for _, field in ipairs(opts.form or {}) do lines[#lines + 1] = "data-urlencode = " .. q(field) end
-  write_file(base .. ".config", table.concat(lines, "\n") .. "\n")
-  local pipe = assert(io.popen("curl -K '" .. base .. ".config' 2>/dev/null"))
-  local status = tonumber(pipe:read("*a"))
-  pipe:close()
-  local result = { status = status, body = read_file(base .. ".body") or "", headers = {} }
-  for name, value in (read_file(base .. ".headers") or ""):gmatch("([^:\r\n]+):%s*([^\r\n]*)") do
-    result.headers[name:lower()] = value
-  end
-  result.json = cjson.decode(result.body)
-  for _, suffix in ipairs({ ".config", ".body", ".headers", ".request" }) do
-    os.remove(base .. suffix)
-  end
-  return result
+  opts.untyped = true
+  return helpers.curl(dir, method, url, opts)
 end
 
 -- The API of one emulator through curl: token(client) and api(method, path, opts) with
