@@ -44,6 +44,15 @@ function views.listed(viewer, definition_id)
   return scope == viewer.own or (scope == "shared" and viewer.filter == "shared")
 end
 
+--- A collection's filter narrowed to what the caller's application scope lists:
+-- matches(x) and the definition of x (definition_of(x)) listed; and the viewer.
+function views.scoped(req, matches, definition_of)
+  local viewer = views.viewer(req)
+  if not viewer then return matches, nil end
+  local listed = views.listed
+  return function(x) return listed(viewer, definition_of(x)) and matches(x) end, viewer
+end
+
 local function attributes(items)
   local out = {}
   for i, item in ipairs(items) do

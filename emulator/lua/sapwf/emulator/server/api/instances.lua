@@ -110,12 +110,8 @@ function instances.list(req)
   local paging = query.paging(args)
   local expand = query.expand(args, "attributes")
   local field, descending = query.orderby(args, ORDER_FIELDS, "startedAt", true)
-  local matches = instance_filter(args)
-  local viewer = views.viewer(req)
-  if viewer then
-    local filter, listed = matches, views.listed
-    matches = function(i) return listed(viewer, i.definitionId) and filter(i) end
-  end
+  local matches, viewer = views.scoped(req, instance_filter(args),
+                                       function(i) return i.definitionId end)
   -- creation order is startedAt order
   local records = query.select(store.instances, matches, field, "startedAt",
     descending, field == "definitionVersion" and numeric_version or nil)

@@ -102,12 +102,8 @@ function tasks.list(req)
   local paging = query.paging(args)
   local expand = query.expand(args, "attributes")
   local field, descending = query.orderby(args, ORDER_FIELDS, "createdAt", false)
-  local matches = task_filter(args)
-  local viewer = views.viewer(req)
-  if viewer then
-    local filter, listed = matches, views.listed
-    matches = function(t) return listed(viewer, t.workflowDefinitionId) and filter(t) end
-  end
+  local matches, viewer = views.scoped(req, task_filter(args),
+                                       function(t) return t.workflowDefinitionId end)
   local records = query.select(store.tasks, matches, field, "createdAt", descending,
     field == "priority" and rank or nil)
   local page, headers = query.page(records, paging, function(task)
