@@ -65,8 +65,8 @@ describe("binary answers", function()
 
   it("go to a file as they come, beyond max_response", function()
     local small = assert(sapwf.new{ service_key = emu:service_key("full"),
-                                    max_response = 64 * 1024 })
-    emu:export_lines(200000)                         -- 1.8 MB, 27 times max_response
+                                    max_response = 16 * 1024 })
+    emu:export_lines(20000)                          -- 180 KB, 11 times max_response
     local _, err = small:request("GET", "/v1/export")
     assert.equal("server", err.kind)                 -- in memory: refused, as promised
     assert.matches("max_response", err.message, 1, true)
@@ -74,13 +74,13 @@ describe("binary answers", function()
     local before = collectgarbage("count")
     local bytes = assert(small:export(dir .. "/big.zip"))
     local grown = collectgarbage("count") - before
-    assert.equal(200000 * 9, bytes)
-    assert.is_true(grown < 256, grown .. " KiB more Lua heap for a 1.8 MB answer")
-    assert.equal(numbered(200000), helpers.read_file(dir .. "/big.zip"))
+    assert.equal(20000 * 9, bytes)
+    assert.is_true(grown < 64, grown .. " KiB more Lua heap for a 180 KB answer")
+    assert.equal(numbered(20000), helpers.read_file(dir .. "/big.zip"))
     -- wf:request's to_file does the same for any call
-    assert.equal(200000 * 9, assert(small:request("GET", "/v1/export",
-                                                  { to_file = dir .. "/req.zip" })))
-    assert.equal(numbered(200000), helpers.read_file(dir .. "/req.zip"))
+    assert.equal(20000 * 9, assert(small:request("GET", "/v1/export",
+                                                 { to_file = dir .. "/req.zip" })))
+    assert.equal(numbered(20000), helpers.read_file(dir .. "/req.zip"))
     assert.same({ "big.zip", "req.zip" }, listing(dir))
     small:close()
   end)
@@ -94,7 +94,7 @@ describe("binary answers", function()
     assert.equal("the export of yesterday", helpers.read_file(target))
     assert.same({ "keep.zip" }, listing(dir))
     -- the connection breaks in the middle of the body, every time
-    emu:export_lines(50000)
+    emu:export_lines(5000)
     emu:fault{ fault = "truncate", method = "GET", path = "/v1/export", times = -1 }
     local once = assert(sapwf.new{ service_key = emu:service_key("full"), retries = 0 })
     _, err = once:export(target)
@@ -105,12 +105,12 @@ describe("binary answers", function()
   end)
 
   it("start over when a read is retried, so the file holds one answer", function()
-    emu:export_lines(30000)
+    emu:export_lines(3000)
     emu:fault{ fault = "truncate", method = "GET", path = "/v1/export", times = 1 }
     local target = dir .. "/retried.zip"
     local bytes = assert(wf:export(target))
-    assert.equal(30000 * 9, bytes)
-    assert.equal(numbered(30000), helpers.read_file(target))
+    assert.equal(3000 * 9, bytes)
+    assert.equal(numbered(3000), helpers.read_file(target))
     assert.equal(2, exports())
   end)
 
