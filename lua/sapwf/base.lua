@@ -12,7 +12,6 @@ local json = require "sapwf.json"
 local errors = require "sapwf.errors"
 local send = require "sapwf.send"
 local service = require "sapwf.service"
-local operations = require "sapwf.operations"
 
 local type, tostring, getmetatable, setmetatable, rawget, error =
   type, tostring, getmetatable, setmetatable, rawget, error
@@ -227,12 +226,8 @@ local function forbidden_ctx(self, ctx, authority)
 end
 
 -- The error object for an HTTP answer that is not a success. op: the operation, when
--- known (else the one operation method and path match, if any), for hints.
+-- known, for hints.
 function base.failure(self, method, path, authority, status, body, headers, op)
-  if not op then
-    local found = operations.match(method, path)
-    op = #found == 1 and found[1] or nil
-  end
   local ctx = { method = method, path = path, op = op, service = self._service,
                 api_url = self._api_url }
   if status == 403 then ctx = forbidden_ctx(self, ctx, authority) end

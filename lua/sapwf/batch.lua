@@ -133,6 +133,23 @@ function Run:deliver(i, result, item)
   end
 end
 
+-- Hands over what fn returned for item i: its value, or its error when the value is nil.
+function Run:result(i, value, err, item)
+  if value ~= nil then self:deliver(i, value, item) else self:deliver(i, err, item) end
+end
+
+-- Runs fn on item i where nothing else schedules it and hands its result over; false when
+-- fn raised (then the run takes no more items).
+function Run:call(fn, w, item, i)
+  local ok, value, err = pcall(fn, w, item, i)
+  if not ok then
+    self:fail(value)
+    return false
+  end
+  self:result(i, value, err, item)
+  return true
+end
+
 -- What a streaming run raises when on_result raised: its error (or the first one), and
 -- the results of the items then in flight that it did not get.
 local Stopped = { __name = "sapwf.stopped" }
@@ -291,7 +308,7 @@ local function schedule(w, b, now, run, fn, size, limiter, log)
       end
       local i, item = indices[k], items[k]
       items[k], indices[k] = nil, nil
-      if a ~= nil then run:deliver(i, a, item) else run:deliver(i, b2, item) end
+      run:result(i, a, b2, item)
       item, i = run:take()
       if item == nil then
         busy = busy - 1
@@ -362,13 +379,7 @@ local function execute(self, what, run, fn, settings, value_only)
     end
     while true do
       local item, i = run:take()
-      if item == nil then break end
-      local ok, value, err = pcall(fn, self, item, i)
-      if not ok then
-        run:fail(value)
-        break
-      end
-      if value ~= nil then run:deliver(i, value, item) else run:deliver(i, err, item) end
+      if item == nil or not run:call(fn, self, item, i) then break end
     end
     return run:finish()
   end

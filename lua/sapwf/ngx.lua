@@ -266,13 +266,7 @@ function Transport:run_each(what, wf, run, fn, size)
   local function worker()
     while true do
       local item, i = take()
-      if item == nil then return end
-      local ok, value, err = pcall(fn, wf, item, i)
-      if not ok then
-        run:fail(value)
-        return
-      end
-      if value ~= nil then run:deliver(i, value, item) else run:deliver(i, err, item) end
+      if item == nil or not run:call(fn, wf, item, i) then return end
     end
   end
   local spawn, wait = ngx.thread.spawn, ngx.thread.wait

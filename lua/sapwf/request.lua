@@ -156,7 +156,7 @@ function methods:request(method, path, opts)
   if not status then return nil, resp end
   if status < 200 or status >= 300 then                 -- a 3xx too: never followed
     local err = base.failure(self, method, bare_path, exact and authority or nil, status,
-                               resp, headers)
+                             resp, headers, exact or nil)
     if status == 403 and not exact then err.authority = authority end
     return nil, send.annotate(err, state, state and state.retry_after)
   end
@@ -190,7 +190,7 @@ function methods:export(path)
                  type(path) == "string" and "an empty one" or type(path)), 2)
   end
   local bytes, raw, status, resp, headers, state = to_file(self, "GET", EXPORT.path, nil,
-    EXPORT.path, EXPORT.authority, true, "application/zip", path)
+    EXPORT.path, EXPORT.authority, true, EXPORT.accept, path)
   if bytes then
     return bytes, { status = status, request_id = core.header(raw, "x-vcap-request-id") }
   end

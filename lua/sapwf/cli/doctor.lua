@@ -123,7 +123,7 @@ local function probe(wf, report, entry, id)
   local value, err = call(wf, id)
   if value ~= nil then
     check.result = "ok"
-    if type(value) == "table" and value[1] == nil and next(value) == nil then
+    if type(value) == "table" and next(value) == nil then
       check.note = "empty"
       report.empty[#report.empty + 1] = name
     end
