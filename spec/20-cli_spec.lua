@@ -695,6 +695,18 @@ describe("sapwf command line", function()
         assert.is_nil(started.stderr:find("err.hint", 1, true))
       end)
 
+    it("prints a hint too long for the error line below it, in its own words", function()
+      local key = emu:service_key("full")
+      key.endpoints.workflow_rest_url = key.endpoints.workflow_rest_url .. "/workflow/rest"
+      write_file(dir .. "/wrong-base.json", json.encode(key))
+      local r = sapwf({ "--service-key", dir .. "/wrong-base.json", "definitions" })
+      assert.equal(6, r.code, r.stderr)
+      assert.matches("fix: see the hint below", r.stderr, 1, true)
+      assert.matches("\nhint: nothing answers this path under " .. key.endpoints.workflow_rest_url,
+        r.stderr, 1, true)
+      assert.is_nil(r.stderr:find("err.hint", 1, true))
+    end)
+
     it("notes lists that are empty although allowed", function()
       local r = run({ "doctor" })              -- a reset emulator has no instance yet
       assert.equal(0, r.code, r.stderr)

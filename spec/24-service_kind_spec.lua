@@ -139,6 +139,22 @@ describe("errors in the words of the service in use", function()
     wf:close()
   end)
 
+  it("a TLS failure of the API (not of the token) names the base URL too", function()
+    local tls = helpers.start_emulator{ tls = true }
+    local ok, problem = pcall(function()
+      local key = tls:service_key("full")             -- the token over http
+      local base = tls.https_url .. "/workflow-service/rest"
+      local wf = assert(sapwf.new{ service_key = key, retries = 0, api_url = base })
+      local _, err = wf:definitions()                 -- its CA is not trusted here
+      assert.equal("tls", err.kind)
+      assert.equal(base, err.api_url)
+      assert.matches("(API " .. base .. ")", tostring(err), 1, true)
+      wf:close()
+    end)
+    tls:stop()
+    assert(ok, problem)
+  end)
+
   it("a failure without an answer names the base URL it was sent to", function()
     local key = emu:service_key("full")
     local wf = assert(sapwf.new{ service_key = key, retries = 0,
