@@ -13,7 +13,7 @@
 --     spa (false: true makes it an SAP Build Process Automation tenant: SPA service keys,
 --     the API under /public/workflow/rest and /workflow/rest, SPA definition ids, trigger
 --     inputs, 415 without a JSON Content-Type; see server/spa.lua), key_memory (32: megabytes
---     for the values of set_limits' count_key; a million need about 100)
+--     for the values of set_limits' count_key, about 8,000 a megabyte: 128 for a million)
 --   emu.url, emu.https_url, emu.mtls_url       "http://127.0.0.1:PORT" (https ones: tls only)
 --   emu.ca_file                                 CA that signed the server and client certs
 --   emu.client_cert_file, emu.client_key_file   the x509 client (for the mTLS token listener)
@@ -63,7 +63,7 @@ local MODULES_DIR = "/usr/lib/nginx/modules"
 local PORT_MIN, PORT_MAX = 20000, 60000
 local START_ATTEMPTS = 8
 local MAX_INSTANCES = 20000
-local KEY_MEMORY = 32        -- megabytes: about 300,000 values of count_key
+local KEY_MEMORY = 32        -- megabytes: about 260,000 values of count_key
 
 local OPTIONS = { dir = "string", workers = "number", tls = "boolean", log_level = "string",
   modules_dir = "string", nginx = "string", max_instances = "number", http2 = "boolean",
