@@ -1413,6 +1413,31 @@ describe("sapwf command line", function()
       assert.is_true(wait_for(function() return not shell("test -d " .. quote(nginx_dir)) end, 10))
     end)
 
+    it("--service-time and --rate set the tenant's limits; bad values are usage errors",
+        function()
+      local key_file = dir .. "/emu-limits.json"
+      local pid, rc_file, err = launch(key_file, "emu-limits",
+        { "--service-time", "0.25", "--rate", "40" })
+      local key = json.decode(read_file(key_file))
+      secrets[#secrets + 1] = key.uaa.clientsecret
+      assert.matches("limits: service time 0.25s, rate 40/s", read_file(err), 1, true)
+      local pipe = io.popen("curl -s --max-time 5 " .. quote(key.uaa.url .. "/_emulator/limits"))
+      local limits = json.decode(pipe:read("*a"))
+      pipe:close()
+      assert.equal(0.25, limits.service_time)
+      assert.equal(40, limits.rate)
+      assert.equal(40, limits.burst)
+      assert.is_true(shell("kill -INT " .. pid))
+      assert.is_true(wait_for(function() return (read_file(rc_file) or "") ~= "" end, 10))
+      assert.equal("0", read_file(rc_file):match("%d+"))
+      for _, case in ipairs({ { "--service-time", "-1" }, { "--service-time", "slow" },
+          { "--service-time", "4000" }, { "--rate", "0" }, { "--rate", "many" } }) do
+        local r = sapwf({ "emulator", case[1] .. "=" .. case[2] })   -- "-1" alone is an option
+        assert.equal(2, r.code, case[1] .. " " .. case[2])
+        assert.matches(case[1]:gsub("%p", "%%%0") .. " must be a number", r.stderr)
+      end
+    end)
+
     it("--spa runs it as SAP Build Process Automation, with an SPA key", function()
       local key_file = dir .. "/emu-spa.json"
       local pid, rc_file, err = launch(key_file, "emu-spa", { "--spa" })

@@ -100,6 +100,9 @@ function M.run(ctx, args)
   end
   local ok, problem = pcall(function()
     start_watchdog(emu)
+    if args.service_time or args.rate then
+      emu:set_limits({ service_time = args.service_time, rate = args.rate })
+    end
     local key = emu:service_key(args.key, { tls = tls })
     local key_text = args.key_file or "the key above"
     if args.key_file then
@@ -123,7 +126,12 @@ function M.run(ctx, args)
       stderr:write("  save it to a file (or use --key-file), then: sapwf --service-key FILE"
         .. ca .. " doctor\n")
     end
-    stderr:write(string.format("  control API: %s/_emulator/ (stats, faults, reset)\n", emu.url))
+    stderr:write(string.format("  control API: %s/_emulator/ (stats, faults, limits, reset)\n",
+      emu.url))
+    if args.service_time or args.rate then
+      stderr:write(string.format("  limits: service time %gs, rate %s\n", args.service_time or 0,
+        args.rate and string.format("%g/s", args.rate) or "none"))
+    end
     stderr:write("sapwf: Ctrl-C stops it\n")
     stderr:flush()
     wait_forever()

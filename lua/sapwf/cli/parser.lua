@@ -38,6 +38,18 @@ local function positive_number(name)
   end
 end
 
+-- A number from low to high (the emulator's limits have bounds of their own).
+local function number_between(name, low, high)
+  return function(text)
+    local n = tonumber(text)
+    if not n or not (n >= low and n <= high) then
+      return nil, string.format("%s must be a number from %g to %g, got '%s'", name, low, high,
+                                text)
+    end
+    return n
+  end
+end
+
 local CONTEXT_HELP = "The context: JSON text, @FILE to read it from a file, or - for stdin."
 
 local EPILOG = [[
@@ -202,6 +214,12 @@ function M.build()
     .. "implied by --key x509.")
   emulator:flag("--spa", "Emulate SAP Build Process Automation: an SPA service key "
     .. "(endpoints.api), the API under /public/workflow/rest, SPA definition ids.")
+  emulator:option("--service-time", "Answer each API request after this many seconds, as a "
+    .. "busy tenant does."):argname("SECONDS")
+    :convert(number_between("--service-time", 0, 3600)):target("service_time")
+  emulator:option("--rate", "The tenant's usage limit: at most N API requests a second "
+    .. "(a burst of N), beyond it 429 with Retry-After."):argname("N")
+    :convert(positive_number("--rate"))
 
   -- `sapwf help [COMMAND]` and `sapwf completion bash|zsh|fish`, as argparse makes them
   -- from the same definitions as --help (so they cannot drift apart).

@@ -180,6 +180,19 @@ function methods:export_lines(n)
   return checked(self:control("PUT", "/export", { lines = n }))
 end
 
+--- Sets the tenant's limits, all at once: { service_time =, jitter = (seconds), rate =
+-- (requests a second over the whole tenant), burst = (tokens; default rate), count_key =
+-- (a context field naming a start's item), keep_instances = (true) } (see
+-- server/limits.lua). set_limits{} removes them all; reset() keeps them. Returns the limits
+-- in force; an unknown field or a bad value raises with the control API's message.
+function methods:set_limits(spec)
+  check_type(spec, "table", 1, "set_limits")
+  return checked(self:control("PUT", "/limits", spec))
+end
+
+--- The limits in force (as set_limits returns them).
+function methods:limits() return checked(self:control("GET", "/limits")) end
+
 --- Creates or changes a client: { secret =, authorities = {...}, expires_in =, name =,
 -- scope = (its application scope), query_filter = "own" | "shared" (its
 -- defaultCollectionQueryFilter) }.

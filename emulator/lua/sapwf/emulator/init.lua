@@ -12,7 +12,8 @@
 --     dropped), log_level ("warn"), nginx (the binary), modules_dir (/usr/lib/nginx/modules),
 --     spa (false: true makes it an SAP Build Process Automation tenant: SPA service keys,
 --     the API under /public/workflow/rest and /workflow/rest, SPA definition ids, trigger
---     inputs, 415 without a JSON Content-Type; see server/spa.lua)
+--     inputs, 415 without a JSON Content-Type; see server/spa.lua), key_memory (32: megabytes
+--     for the values of set_limits' count_key, about 8,000 a megabyte: 128 for a million)
 --   emu.url, emu.https_url, emu.mtls_url       "http://127.0.0.1:PORT" (https ones: tls only)
 --   emu.ca_file                                 CA that signed the server and client certs
 --   emu.client_cert_file, emu.client_key_file   the x509 client (for the mTLS token listener)
@@ -24,6 +25,15 @@
 --   emu:set_client(clientid, { secret =, authorities = {...}, expires_in =, name =,
 --     scope =, query_filter = "own" | "shared" })
 --   emu:set_definition_scope(definitionId, "shared" | scope name)   emu:scopes()
+--   emu:set_limits{ service_time =, jitter =, rate =, burst =, count_key =, keep_instances = }
+--     -> the limits in force; set_limits{} removes them; reset() keeps them (they are the
+--     tenant's, not its data); emu:limits() reads them. See server/limits.lua: API requests
+--     answer after service_time (+ 0..jitter) seconds; beyond rate (a token bucket of burst
+--     tokens) 429 with Retry-After; starts whose context has count_key count starts_keyed
+--     (first time a value) or starts_doubled; keep_instances = false keeps no instance.
+--     stats() also has connections, tls_handshakes, tls_resumed, http2_requests,
+--     rate_limited, in_flight, in_flight_max, starts_keyed, starts_doubled, starts_unkeyed
+--     (a value not recorded: key_memory is full); reset() zeroes them (in_flight aside)
 --   emu.spa                                     true in SAP Build Process Automation mode
 --   emu:clients()  emu:instances()  emu:log_errors()
 --   emu:stop()                                  -> true; waits until the master is gone
@@ -53,10 +63,11 @@ local MODULES_DIR = "/usr/lib/nginx/modules"
 local PORT_MIN, PORT_MAX = 20000, 60000
 local START_ATTEMPTS = 8
 local MAX_INSTANCES = 20000
+local KEY_MEMORY = 32        -- megabytes: about 260,000 values of count_key
 
 local OPTIONS = { dir = "string", workers = "number", tls = "boolean", log_level = "string",
   modules_dir = "string", nginx = "string", max_instances = "number", http2 = "boolean",
-  spa = "boolean" }
+  spa = "boolean", key_memory = "number" }
 
 local function check_options(opts)
   if opts == nil then return {} end
@@ -77,6 +88,9 @@ local function check_options(opts)
   end
   if opts.max_instances and (opts.max_instances < 0 or opts.max_instances % 1 ~= 0) then
     error("bad option 'max_instances' (non-negative integer expected)", 3)
+  end
+  if opts.key_memory and not (opts.key_memory >= 1 and opts.key_memory <= 65536) then
+    error("bad option 'key_memory' (megabytes from 1 to 65536 expected)", 3)
   end
   if opts.http2 and opts.tls == false then
     error("bad option 'http2' (HTTP/2 is offered on the HTTPS listener: needs tls)", 3)
@@ -186,7 +200,8 @@ function emulator.start(opts)
   local settings = { dir = dir, lua_root = lua_root(), modules_dir = modules_dir,
     as_root = shell.line("id -u") == "0", workers = opts.workers or 1,
     log_level = opts.log_level or "warn", max_instances = opts.max_instances or MAX_INSTANCES,
-    http2 = opts.http2 == true, spa = self.spa }
+    http2 = opts.http2 == true, spa = self.spa,
+    key_memory = math.floor((opts.key_memory or KEY_MEMORY) * 1024) }
   if self.tls then
     local files, err = certs.make(dir .. "/certs")
     if not files then return fail(self, err) end

@@ -33,8 +33,10 @@ http {
   lua_socket_log_errors off;
   lua_package_path "%s?.lua;%s?/init.lua;;";
   lua_shared_dict sapwf_emulator 16m;
+  lua_shared_dict sapwf_emulator_keys %dk;   # the values of count_key (server/limits.lua)
   init_by_lua_block { require("sapwf.emulator.server").init({ max_instances = %d, spa = %s }) }
   init_worker_by_lua_block { require("sapwf.emulator.server").init_worker() }
+  log_by_lua_block { require("sapwf.emulator.server").log() }
 
   server {
     listen 127.0.0.1:%d;
@@ -68,8 +70,8 @@ local TLS = [[
 ]]
 
 --- The text of nginx.conf. s: dir, lua_root (ends with "/"), modules_dir, as_root, workers,
--- log_level, max_instances, spa, http_port, and with TLS certs (from certs.make), https_port,
--- mtls_port and http2 (the HTTPS listener offers HTTP/2 by ALPN).
+-- log_level, max_instances, spa, key_memory (kilobytes), http_port, and with TLS certs (from
+-- certs.make), https_port, mtls_port and http2 (the HTTPS listener offers HTTP/2 by ALPN).
 function nginx_conf.render(s)
   local tls = ""
   if s.certs then
@@ -80,8 +82,8 @@ function nginx_conf.render(s)
   local user = s.as_root and "user root;" or ""
   local dir = s.dir
   return format(MAIN, s.modules_dir, s.modules_dir, user, s.workers, dir, s.log_level, dir,
-    dir, dir, dir, dir, dir, s.lua_root, s.lua_root, s.max_instances, tostring(s.spa == true),
-    s.http_port, tls)
+    dir, dir, dir, dir, dir, s.lua_root, s.lua_root, s.key_memory or 32 * 1024, s.max_instances,
+    tostring(s.spa == true), s.http_port, tls)
 end
 
 return nginx_conf

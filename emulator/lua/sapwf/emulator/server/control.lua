@@ -6,6 +6,7 @@ local faults = require "sapwf.emulator.server.faults"
 local views = require "sapwf.emulator.server.views"
 local store = require "sapwf.emulator.server.store"
 local seed = require "sapwf.emulator.server.seed"
+local limits = require "sapwf.emulator.server.limits"
 local defaults = require "sapwf.emulator.defaults"
 
 local ngx = ngx
@@ -133,6 +134,7 @@ local function reset()
     config.data_gen = config.data_gen + 1
   end)
   shared.reset_counters()
+  limits.reset()
   return answer(200, { reset = true })
 end
 
@@ -193,7 +195,7 @@ end
 
 --- Handles /_emulator/<path>: status, body text.
 local function stats()
-  local result = shared.stats()
+  local result = limits.stats(shared.stats())
   -- of the worker that answers: how much the workflow data weighs
   result.worker_lua_kb = math.floor(collectgarbage("count"))
   result.worker_instances = store.live_instances()
@@ -225,6 +227,20 @@ local function put_export()
   end
   shared.update(function(config) config.export_lines = n > 0 and n or nil end)
   return answer(200, { lines = n })
+end
+
+-- The tenant's limits (limits.lua): PUT replaces them all ({} removes them), the bucket
+-- starts full. A reset keeps them: they describe the tenant, not its data.
+local function put_limits()
+  local current, err = limits.check(body())
+  if err then return failure(400, err) end
+  shared.update(function(config) config.limits = current end)
+  limits.refill()
+  return answer(200, limits.view(current))
+end
+
+local function get_limits()
+  return answer(200, limits.view(shared.config().limits))
 end
 
 local function delete_api_key()
@@ -295,6 +311,10 @@ local ROUTES = {
   { "PUT", "export", "what GET /v1/export answers: {lines = n} numbered lines of 9 bytes "
       .. "(\"00000001\\n\", ...); 0: the empty zip", put_export },
   { "DELETE", "faults", "remove every fault", clear_faults },
+  { "PUT", "limits", "the tenant's limits, all at once ({} removes them; a reset keeps "
+      .. "them): {service_time, jitter (seconds), rate (requests a second), burst (tokens), "
+      .. "count_key (a context field), keep_instances} -> the limits in force", put_limits },
+  { "GET", "limits", "the limits in force", get_limits },
   { "PUT", "definitions/<id>/scope", "the application scope of the definition whose "
       .. "URL-escaped id is in the path: {scope = \"shared\" or a scope name}; its instances "
       .. "and tasks follow it", put_definition_scope, pattern = "^definitions/([^/]+)/scope$" },

@@ -3,6 +3,7 @@
 --   init(options)       in init_by_lua (master): clients and their secrets, signing key
 --   init_worker()       in init_worker_by_lua
 --   handle(listener)    in content_by_lua, listener "http", "https" or "mtls"
+--   log()               in log_by_lua, every request
 --
 -- Every answer has X-Vcap-Request-Id; JSON answers are application/json;charset=UTF-8.
 local defaults = require "sapwf.emulator.defaults"
@@ -17,6 +18,7 @@ local oauth = require "sapwf.emulator.server.oauth"
 local faults = require "sapwf.emulator.server.faults"
 local control = require "sapwf.emulator.server.control"
 local spa = require "sapwf.emulator.server.spa"
+local limits = require "sapwf.emulator.server.limits"
 
 local ngx = ngx
 local find, sub, byte, format = string.find, string.sub, string.byte, string.format
@@ -112,9 +114,17 @@ local function api_request(config, path)
   local method = ngx.req.get_method()
   local route, params, allowed = router.match(method, path)
   shared.count_in("api_requests_by_operation", route and route.key or "unknown")
+  limits.enter()
+  -- the tenant's limits (limits.lua): a refusal is decided on arrival and sent at once
+  local current, arrived = config.limits, nil
+  if current then
+    arrived = limits.admit(current)
+    if not arrived then return end
+  end
   local fault = faults.match(config, method, path)
   if fault and faults.before(fault, "api", route) then return end
   local status, body, headers = respond.encode(dispatch.api(config, route, params, allowed))
+  if current then limits.serve(current, arrived) end
   if fault and faults.after(fault, "api", status, body, headers) then return end
   shared.count_in("api_responses_by_status", status)
   respond.send(status, body, headers)
@@ -125,6 +135,9 @@ function server.handle(listener)
   local config = shared.config()
   ngx.header["X-Vcap-Request-Id"] = util.id()
   local path = raw_path()
+  local control_path = sub(path, 1, 11) == "/_emulator/"
+  -- the control API's own requests are no client's: they would count themselves
+  if listener ~= "mtls" and not control_path then limits.arrived(listener) end
   if path == "/oauth/token" then return token_request(config, listener) end
   if listener == "mtls" then return not_found() end   -- that listener only issues tokens
   if config.spa then
@@ -136,10 +149,15 @@ function server.handle(listener)
   elseif sub(path, 1, #BASE + 1) == BASE .. "/" then
     return api_request(config, sub(path, #BASE + 1))
   end
-  if sub(path, 1, 11) == "/_emulator/" then
+  if control_path then
     return respond.send(control.handle(ngx.req.get_method(), sub(path, 12)))
   end
   return not_found()
+end
+
+--- log_by_lua of every request (it runs however a request ended, a dropped one too).
+function server.log()
+  limits.leave()
 end
 
 return server

@@ -8,6 +8,7 @@ local store = require "sapwf.emulator.server.store"
 local engine = require "sapwf.emulator.server.engine"
 local definitions = require "sapwf.emulator.server.api.definitions"
 local spa = require "sapwf.emulator.server.spa"
+local limits = require "sapwf.emulator.server.limits"
 
 local type, ipairs, pairs, tonumber = type, ipairs, pairs, tonumber
 local find, lower = string.find, string.lower
@@ -46,6 +47,8 @@ function instances.start(req)
   -- SPA evaluates subject and business key after the start event's output mapping: the
   -- 201 shows them null, a later GET has them (workflow-api.md section 9).
   if spa_mode then view.subject, view.businessKey = json.null, json.null end
+  -- the tenant's limits count the start's item and may not keep the instance (limits.lua)
+  if req.config.limits then limits.started(req.config.limits, context, instance) end
   return 201, view
 end
 
