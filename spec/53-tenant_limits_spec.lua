@@ -1,0 +1,103 @@
+-- Bulk starts at a tenant's limits, against the emulator's model of them (server/limits.lua):
+-- a service time per request, a tenant-wide token bucket answering 429 with Retry-After, and
+-- what the server counted (requests in flight at once, connections, TLS handshakes, HTTP/2
+-- requests, items started once or twice). The figures come from the server, not from sapwf.
+local sapwf = require "sapwf"
+local helpers = require "spec.helpers"
+
+local function items(n, from)
+  local list = {}
+  for i = 1, n do list[i] = { definitionId = "simple", context = { order = (from or 0) + i } } end
+  return list
+end
+
+local function https_client(emu, extra)
+  local key = emu:service_key("full", { tls = true })
+  local opts = { service_key = key, cafile = emu.ca_file }
+  for k, v in pairs(extra or {}) do opts[k] = v end
+  return assert(sapwf.new(opts))
+end
+
+local function all_started(results)
+  for i, r in ipairs(results) do assert.is_false(sapwf.is_error(r), i .. ": " .. tostring(r)) end
+end
+
+describe("bulk at a tenant's limits", function()
+  local emu
+
+  setup(function() emu = helpers.start_emulator{ tls = true } end)
+  teardown(function() if emu then emu:stop() end end)
+  before_each(function()
+    emu:set_limits{}
+    emu:reset()
+  end)
+
+  it("under the tenant's rate limit, starts each item exactly once, none lost, and backs off",
+     function()
+    emu:set_limits{ service_time = 0.02, rate = 100, burst = 20, count_key = "order" }
+    local events = {}
+    local wf = assert(sapwf.new{ service_key = emu:service_key("full"),
+      log = function(e) events[#events + 1] = e end })
+    local n, handed, failed = 0, {}, 0
+    wf:start_each(function()
+      n = n + 1
+      if n <= 200 then return { definitionId = "simple", context = { order = n } } end
+    end, function(i, result)
+      assert.is_nil(handed[i], "item " .. i .. " handed over twice")
+      handed[i] = true
+      if sapwf.is_error(result) then failed = failed + 1 end
+    end, { concurrency = 64 })
+    wf:close()
+    assert.equal(0, failed)
+    for i = 1, 200 do assert.is_true(handed[i], "item " .. i .. " never handed over") end
+    local stats = emu:stats()
+    assert.equal(200, stats.starts_keyed)           -- every item reached the server ...
+    assert.equal(0, stats.starts_doubled)           -- ... once
+    assert.is_true(stats.rate_limited > 0, "the bucket never refused: nothing was tested")
+    local backoff
+    for _, e in ipairs(events) do
+      if e.event == "concurrency" and e.reason == "backoff" then backoff = e end
+    end
+    assert.is_table(backoff, "the limit never backed off")
+    assert.is_true(backoff.concurrency < 64)
+  end)
+
+  it("keeps `concurrency` requests in flight at once, as the server counts them", function()
+    emu:set_limits{ service_time = 0.1 }
+    local wf = assert(sapwf.new{ service_key = emu:service_key("full") })
+    all_started(wf:start_many(items(64), { concurrency = 16 }))
+    wf:close()
+    assert.equal(16, emu:stats().in_flight_max)
+  end)
+
+  it("over HTTPS and HTTP/1.1 pays one TLS handshake per connection and reuses them",
+     function()
+    emu:set_limits{ service_time = 0.05 }
+    local wf = https_client(emu)          -- this emulator's HTTPS listener offers no HTTP/2
+    all_started(wf:start_many(items(64), { concurrency = 8 }))
+    local first = emu:stats()
+    -- 8 for the API (a slot each) and the token endpoint's own
+    assert.is_true(first.connections >= 8 and first.connections <= 9,
+                   "connections: " .. first.connections)
+    assert.equal(first.connections, first.tls_handshakes + first.tls_resumed)
+    assert.equal(0, first.http2_requests)
+    all_started(wf:start_many(items(64, 64), { concurrency = 8 }))
+    local second = emu:stats()
+    wf:close()
+    assert.equal(first.connections, second.connections)   -- kept alive: no new connection
+    assert.equal(first.tls_handshakes, second.tls_handshakes)
+  end)
+
+  it("over HTTP/2 multiplexes the batch on one connection", function()
+    local h2 = helpers.start_emulator{ tls = true, http2 = true }
+    h2:set_limits{ service_time = 0.05 }
+    local wf = https_client(h2)
+    all_started(wf:start_many(items(64), { concurrency = 32 }))
+    wf:close()
+    local stats = h2:stats()
+    h2:stop()
+    assert.equal(65, stats.http2_requests)          -- the token's request and the 64 starts
+    assert.is_true(stats.connections <= 2, "connections: " .. stats.connections)
+    assert.equal(32, stats.in_flight_max)
+  end)
+end)
