@@ -48,6 +48,7 @@ build = {
     ["sapwf.emulator.server.engine"] = "lua/sapwf/emulator/server/engine.lua",
     ["sapwf.emulator.server.faults"] = "lua/sapwf/emulator/server/faults.lua",
     ["sapwf.emulator.server.json"] = "lua/sapwf/emulator/server/json.lua",
+    ["sapwf.emulator.server.limits"] = "lua/sapwf/emulator/server/limits.lua",
     ["sapwf.emulator.server.oauth"] = "lua/sapwf/emulator/server/oauth.lua",
     ["sapwf.emulator.server.operations"] = "lua/sapwf/emulator/server/operations.lua",
     ["sapwf.emulator.server.query"] = "lua/sapwf/emulator/server/query.lua",

@@ -355,7 +355,8 @@ describe("emulator limits", function()
       for _, case in ipairs(cases) do
         local ok, err = pcall(emu.set_limits, emu, case[1])
         assert.is_false(ok)
-        assert.equal("control PUT /limits: " .. case[2], err:match(":%d+: (.*)$"))
+        -- Lua 5.1 adds no position when the level it names is pcall itself
+        assert.equal("control PUT /limits: " .. case[2], (err:gsub("^[^:]*:%d+: ", "")))
       end
       assert.has_error(function() emu:set_limits("fast") end,
         "bad argument #1 to 'set_limits' (table expected, got string)")
