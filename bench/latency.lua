@@ -154,6 +154,20 @@ function M.run(ctx, lib)
                   proto.label), table.concat(figures, "; "), all)
   end
 
+  -- What the table shows between the lines: how many connections each client needed, and
+  -- how busy it kept the CPUs (CPU per start x starts a second), which on a machine of two
+  -- CPUs shared with nginx caps what a heavy client can reach.
+  section.notes = {}
+  for _, proto in ipairs(PROTOCOLS) do
+    local b = by[proto.id]
+    local top = LEVELS[#LEVELS]
+    local s, n, ceil_row = b.sapwf[top], b.node[top], b.ceiling[top]
+    section.notes[#section.notes + 1] = format("%s at %d in flight: sapwf opened %s "
+      .. "connection(s) (%s: %s) and kept %.2f CPUs busy; Node.js fetch opened %s and kept "
+      .. "%.2f CPUs busy.", proto.label, top, lib.thousands(s.connections),
+      proto.http2 and "h2load" or "wrk", lib.thousands(ceil_row.connections),
+      s.cpu * s.rate, lib.thousands(n.connections), n.cpu * n.rate)
+  end
   section.what = {
     format("**Latency.** Each start takes the tenant %d ms (the emulator's service_time, a "
       .. "non-blocking sleep), so c starts in flight can do at most c / %.2f a second: \"x "

@@ -6,7 +6,8 @@
 --
 -- --build: where `make bench` put the C programs (keepalive, multi) and the module
 -- (<build>/<lua>/sapwf/core.so, already on package.cpath). --quick: one short round, for CI,
--- and no BENCHMARKS.md nor chart (its figures are not the targets). --only: just these of
+-- and no BENCHMARKS.md (unless --out names one, to see the layout) nor chart (its figures
+-- are not the targets). --only: just these of
 -- the sections latency, ratelimit, memory, callgrind (bench/<name>.lua), printed, nothing
 -- written: to try one section, or to run the long rate-limit rows alone.
 --
@@ -34,7 +35,7 @@ do
     local a = arg[i]
     if a == "--quick" then opts.quick = true
     elseif a == "--build" then i = i + 1; opts.build = arg[i]
-    elseif a == "--out" then i = i + 1; opts.out = arg[i]
+    elseif a == "--out" then i = i + 1; opts.out = arg[i]; opts.out_given = true
     elseif a == "--workers" then i = i + 1; opts.workers = tonumber(arg[i])
     elseif a == "--pin" then opts.pin = true
     elseif a == "--chart" then i = i + 1; opts.chart = arg[i]
@@ -601,7 +602,8 @@ end
 ---------------------------------------------------------------------------------------------
 -- BENCHMARKS.md
 
-if not QUICK then
+-- --quick writes no BENCHMARKS.md, unless --out names a file: to see the layout quickly.
+if not QUICK or opts.out_given then
   local function first_line(command)
     return (shell.capture(command .. " 2>&1") or ""):match("^[^\n]*") or "?"
   end
