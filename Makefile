@@ -19,8 +19,12 @@
 #   make prism            every call of sapwf through Stoplight Prism with SAP's API definition
 #                         (SAPWF_API_DEFINITION, default ../shared/reference/...) as the contract
 #   make fuzz             libFuzzer on the C parsers of server input, FUZZ_SECONDS each
-#   make bench            sapwf against wrk, plain libcurl, Python requests and curl; writes
-#                         BENCHMARKS.md (about 4 minutes);  make bench QUICK=1  a short run
+#   make bench            sapwf against wrk, h2load, plain libcurl, Node.js fetch, Python
+#                         requests and curl, latency, a rate limit, memory, instructions;
+#                         writes BENCHMARKS.md and docs/bench-ratelimit.png (about 20
+#                         minutes);  make bench QUICK=1  a short run (under 4 minutes);
+#                         make bench ONLY=ratelimit  one section (latency, ratelimit, memory,
+#                         callgrind), printed only
 
 LUA        ?= lua5.4
 LUA_PC     ?= $(LUA)
@@ -122,13 +126,13 @@ test: deps
 BENCH_DIR := build/bench
 
 bench: deps
-	@sh scripts/ensure-deps.sh wrk time python3-requests
+	@sh scripts/ensure-deps.sh wrk time python3-requests valgrind nghttp2-client gnuplot-nox nodejs
 	@$(MAKE) --no-print-directory BUILD_DIR=$(BENCH_DIR)/$(LUA) all
 	$(CC) $(ALL_CFLAGS) -o $(BENCH_DIR)/keepalive bench/keepalive.c $(CURL_LIBS)
 	$(CC) $(ALL_CFLAGS) -o $(BENCH_DIR)/multi bench/multi.c $(CURL_LIBS)
 	$(CC) -std=c99 $(WARNINGS) $(CFLAGS) -o $(BENCH_DIR)/turns bench/turns.c
 	$(LUA) bench/run.lua --build $(BENCH_DIR) $(if $(QUICK),--quick) \
-	  $(if $(WORKERS),--workers $(WORKERS))
+	  $(if $(WORKERS),--workers $(WORKERS)) $(if $(ONLY),--only $(ONLY))
 
 demo: deps
 	@$(MAKE) --no-print-directory all

@@ -1,6 +1,7 @@
 /* The floor for any libcurl client with many starts in flight: BENCH_IN_FLIGHT easy
  * handles on one multi handle, each re-added as soon as its answer is in, until the time is
- * up. Usage: multi URL SECONDS [IN_FLIGHT] (default 32; the token in $SAPWF_BENCH_TOKEN,
+ * up. Usage: multi URL SECONDS [IN_FLIGHT] (default 32; $SAPWF_BENCH_STARTS: that many starts
+ * instead of a time; the token in $SAPWF_BENCH_TOKEN,
  * sapwf's User-Agent in $SAPWF_BENCH_USER_AGENT). Prints one line: starts N seconds S
  * failures N ended T peak_rss_kb N (common.h). MIT licence, see LICENSE. */
 #include "common.h"
@@ -14,6 +15,7 @@ int main(int argc, char **argv)
   CURL **easy;
   double seconds, start;
   int in_flight = argc > 3 ? atoi(argv[3]) : 32, running = 0, i;
+  long issued;
   if (!bench_init(&run, argc, argv, &seconds) || in_flight < 1)
     return 2;
   multi = curl_multi_init();
@@ -29,17 +31,19 @@ int main(int argc, char **argv)
       return 1;
     }
   }
+  issued = in_flight;
   start = bench_now();
   do {
     CURLMsg *msg;
-    int left, more = bench_now() - start < seconds;
+    int left;
     curl_multi_perform(multi, &running);
     while ((msg = curl_multi_info_read(multi, &left)) != NULL) {
       if (msg->msg != CURLMSG_DONE)
         continue;
       bench_count(&run, msg->easy_handle, msg->data.result);
       curl_multi_remove_handle(multi, msg->easy_handle);
-      if (more) {
+      if (bench_more(&run, start, seconds, issued)) {
+        issued++;
         curl_multi_add_handle(multi, msg->easy_handle);
         running++;
       }

@@ -13,13 +13,16 @@ api = os.environ["SAPWF_BENCH_API_URL"] + "/v1/workflow-instances"
 token_url = os.environ["SAPWF_BENCH_TOKEN_URL"]
 auth = (os.environ["SAPWF_BENCH_CLIENT_ID"], os.environ["SAPWF_BENCH_CLIENT_SECRET"])
 body = {"definitionId": "simple", "context": {"order": 1}}
+# An https emulator's CA (SAPWF_BENCH_CA_FILE), else the system's.
+verify = os.environ.get("SAPWF_BENCH_CA_FILE") or True
 
 starts = failures = 0
 start = time.monotonic()
 while time.monotonic() - start < seconds:
-    token = requests.post(token_url, auth=auth,
-                          data={"grant_type": "client_credentials"}).json()["access_token"]
-    r = requests.post(api, json=body, headers={"Authorization": "Bearer " + token})
+    token = requests.post(token_url, auth=auth, data={"grant_type": "client_credentials"},
+                          verify=verify).json()["access_token"]
+    r = requests.post(api, json=body, headers={"Authorization": "Bearer " + token},
+                      verify=verify)
     if r.status_code == 201:
         starts += 1
     else:

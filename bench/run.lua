@@ -2,10 +2,18 @@
 -- run against one local emulator; prints the table and, unless --quick, writes BENCHMARKS.md.
 --
 --   lua5.4 bench/run.lua --build build/bench [--quick] [--out BENCHMARKS.md] [--workers N]
+--                        [--chart docs/bench-ratelimit.png] [--only SECTION,...]
 --
 -- --build: where `make bench` put the C programs (keepalive, multi) and the module
 -- (<build>/<lua>/sapwf/core.so, already on package.cpath). --quick: one short round, for CI,
--- and no BENCHMARKS.md (its figures are not the targets).
+-- and no BENCHMARKS.md (unless --out names one, to see the layout) nor chart (its figures
+-- are not the targets). --only: just these of
+-- the sections latency, ratelimit, memory, callgrind (bench/<name>.lua), printed, nothing
+-- written: to try one section, or to run the long rate-limit rows alone.
+--
+-- The sections after the CPU rows below (bench/latency.lua, ratelimit.lua, memory.lua,
+-- callgrind.lua, sharing bench/benchlib.lua) each return their table, targets and what they
+-- do; this file puts them together in BENCHMARKS.md.
 --
 -- Every row runs in a process of its own for the same number of seconds against the same
 -- emulator, with the same start body, on the same client credentials, in rounds; within a
@@ -19,16 +27,19 @@
 ---------------------------------------------------------------------------------------------
 -- Options
 
-local opts = { build = "build/bench", out = "BENCHMARKS.md", workers = 1, pin = false }
+local opts = { build = "build/bench", out = "BENCHMARKS.md", workers = 1, pin = false,
+               chart = "docs/bench-ratelimit.png" }
 do
   local i = 1
   while arg[i] do
     local a = arg[i]
     if a == "--quick" then opts.quick = true
     elseif a == "--build" then i = i + 1; opts.build = arg[i]
-    elseif a == "--out" then i = i + 1; opts.out = arg[i]
+    elseif a == "--out" then i = i + 1; opts.out = arg[i]; opts.out_given = true
     elseif a == "--workers" then i = i + 1; opts.workers = tonumber(arg[i])
     elseif a == "--pin" then opts.pin = true
+    elseif a == "--chart" then i = i + 1; opts.chart = arg[i]
+    elseif a == "--only" then i = i + 1; opts.only = arg[i]
     else error("unknown argument " .. a) end
     i = i + 1
   end
@@ -49,6 +60,7 @@ local format, concat = string.format, table.concat
 local quote = shell.quote
 
 local QUICK = opts.quick
+local STARTED = os.time()
 local ROUNDS = QUICK and 1 or 7
 local SECONDS = QUICK and 1 or 2
 local RSS_STARTS = QUICK and 20000 or 200000
@@ -78,7 +90,8 @@ local GNU_TIME = "/usr/bin/time"
 if not shell.run(GNU_TIME .. " -f %M true >/dev/null 2>&1") then
   fail("GNU time is missing (apt-get install time)")
 end
-for _, command in ipairs({ "wrk", "curl", "bash", "awk" }) do
+for _, command in ipairs({ "wrk", "curl", "bash", "awk", "h2load", "node", "valgrind",
+                           "gnuplot" }) do
   if not found(command) then fail(command .. " is missing (make bench installs it)") end
 end
 for _, program in ipairs({ "keepalive", "multi", "turns" }) do
@@ -103,7 +116,10 @@ if not PYTHON then fail("no python3 with requests (apt-get install python3-reque
 local tmp = shell.line("mktemp -d /tmp/sapwf-bench.XXXXXX")
 if tmp == "" then fail("mktemp failed") end
 
-local emu, err = emulator.start{ workers = opts.workers, tls = false, max_instances = 20000 }
+-- key_memory: the rate-limit and memory sections have the emulator remember every `order`
+-- value started (about 8,000 a megabyte), 1.6 million in a full run.
+local emu, err = emulator.start{ workers = opts.workers, tls = false, max_instances = 20000,
+                                 key_memory = QUICK and 32 or 256 }
 if not emu then fail("cannot start the emulator: " .. tostring(err)) end
 
 -- --pin: nginx on the last CPU, every row on CPU 0 (taskset).
@@ -317,6 +333,79 @@ local function load_average()
   return (shell.read_file("/proc/loadavg") or ""):match("^(%S+ %S+ %S+)") or "?"
 end
 
+---------------------------------------------------------------------------------------------
+-- The sections (bench/latency.lua, ratelimit.lua, memory.lua, callgrind.lua)
+
+local lib = dofile("bench/benchlib.lua")
+local SECTION_NAMES = { "latency", "ratelimit", "memory", "callgrind" }
+local ctx = {
+  shell = shell, emulator = emulator, cjson = cjson, tmp = tmp, quick = QUICK, say = say,
+  fail = function(message) cleanup(); fail(message) end,
+  gnu_time = GNU_TIME, pin = PIN, lua = LUA, python = PYTHON, build = opts.build,
+  workers = opts.workers, client_id = CLIENT_ID, user_agent = USER_AGENT, emu = emu,
+  env_file = env_file, api_url = api_url,
+  node_version = shell.line("node --version 2>/dev/null"),
+  -- the `order` values of this run's rows start here: the emulator remembers every value
+  -- started, and a second run against it must not look like doubled starts
+  order_base = os.time() * 1e4,
+}
+
+local function run_sections(names)
+  local done = {}
+  for _, name in ipairs(names) do
+    local ok, section = pcall(dofile("bench/" .. name .. ".lua").run, ctx, lib)
+    if not ok then ctx.fail("section " .. name .. ": " .. tostring(section)) end
+    section.name = name
+    done[#done + 1] = section
+    done[name] = section
+  end
+  return done
+end
+
+local SECTION_TITLES = { latency = "Latency (50 ms service time)",
+  ratelimit = "Rate limit", memory = "Memory, streamed", callgrind = "Instructions per start" }
+
+local function print_sections(sections)
+  for _, section in ipairs(sections) do
+    print()
+    print("### " .. SECTION_TITLES[section.name])
+    print()
+    print(section.table)
+    for _, note in ipairs(section.notes or {}) do print("- " .. note) end
+  end
+end
+
+local function targets_table(list)
+  local rows = {}
+  for k, t in ipairs(list) do rows[k] = { t.name, t.figure, lib.check(t.holds) } end
+  return lib.table({ "target", "this run", "" }, rows)
+end
+
+if opts.only then
+  local names = {}
+  for name in opts.only:gmatch("[^,]+") do
+    if not SECTION_TITLES[name] then cleanup(); fail("unknown section " .. name) end
+    names[#names + 1] = name
+  end
+  local sections = run_sections(names)
+  local list = {}
+  for _, section in ipairs(sections) do
+    for _, t in ipairs(section.targets) do list[#list + 1] = t end
+  end
+  if sections.ratelimit then
+    local png = tmp .. "/bench-ratelimit.png"
+    local ok, why = dofile("bench/ratelimit.lua").chart(ctx, sections.ratelimit, png)
+    if ok and opts.chart ~= "" and not QUICK then shell.run("cp " .. quote(png) .. " "
+      .. quote(opts.chart)) end
+    say("bench: chart %s", ok and (QUICK and "rendered" or "written to " .. opts.chart) or why)
+  end
+  print_sections(sections)
+  print()
+  print(targets_table(list))
+  cleanup()
+  os.exit(0)
+end
+
 local load_before = load_average()
 if tonumber(load_before:match("^%S+")) > 0.5 then
   say("bench: the machine is busy (load %s): the figures will move more than usual",
@@ -368,6 +457,15 @@ do
   end
   say("  memory   %d starts: RSS %d kB after %d, %d kB at the end", starts, rss_row.early,
       RSS_STARTS / 20, rss_row.final)
+end
+local SECTIONS = run_sections(SECTION_NAMES)
+local chart_ok, chart_why
+do
+  -- QUICK renders the chart too (to see that it works), but keeps it out of docs/
+  local png = QUICK and tmp .. "/bench-ratelimit.png" or opts.chart
+  chart_ok, chart_why = dofile("bench/ratelimit.lua").chart(ctx, SECTIONS.ratelimit, png)
+  say("bench: chart %s", chart_ok and (QUICK and "rendered" or "written to " .. png)
+    or chart_why)
 end
 local load_after = load_average()
 local stats = emu:stats()
@@ -475,6 +573,15 @@ do
   target(format("RSS grows less than 2 MiB over %s starts", thousands(RSS_STARTS)),
          format("%+d kB (%s after %s starts, %s at the end)", growth, mib(rss_row.early),
                 thousands(RSS_STARTS / 20), mib(rss_row.final)), growth < 2048)
+  -- the instruction counts say the same without the machine's noise: the figure shows both
+  r, lo, hi = ratio("sapwf_many", "c_multi")
+  local cg = SECTIONS.callgrind.by
+  target("`wf:start_many` at 32 >= 0.85 x the C multi loop",
+         format("%.2f (rounds %.2f-%.2f); by instructions a start %.2f", r, lo, hi,
+                cg.c_multi.per_start / cg.sapwf_many.per_start), r >= 0.85)
+end
+for _, section in ipairs(SECTIONS) do
+  for _, t in ipairs(section.targets) do targets[#targets + 1] = t end
 end
 
 lines = {}
@@ -485,6 +592,7 @@ local targets_text = concat(lines, "\n")
 
 print()
 print(table_text)
+print_sections(SECTIONS)
 print()
 print(targets_text)
 if QUICK then
@@ -494,7 +602,8 @@ end
 ---------------------------------------------------------------------------------------------
 -- BENCHMARKS.md
 
-if not QUICK then
+-- --quick writes no BENCHMARKS.md, unless --out names a file: to see the layout quickly.
+if not QUICK or opts.out_given then
   local function first_line(command)
     return (shell.capture(command .. " 2>&1") or ""):match("^[^\n]*") or "?"
   end
@@ -524,14 +633,18 @@ if not QUICK then
     first_line(PYTHON .. " -c 'import sys, requests; print(\"Python\", sys.version.split()[0],"
       .. " \"requests\", requests.__version__)'"),
     words(first_line("curl --version"), 2),
+    "Node.js " .. ctx.node_version,
+    words(first_line("h2load --version"), 2),
+    first_line("valgrind --version"),
+    words(first_line("gnuplot --version"), 2),
   }
   local function cpu_us(id) return median(BY_ID[id].cpu) * 1e6 end
   local doc = {
     "# sapwf benchmarks",
     "",
     "Written by `make bench` (bench/run.lua); the figures are from its latest full run. Run it"
-      .. " again on a quiet machine to check them: it starts and stops its own emulator and"
-      .. " takes about four minutes.",
+      .. " again on a quiet machine to check them: it starts and stops its own emulators;"
+      .. format(" this run took %d minutes.", math.floor((os.time() - STARTED) / 60 + 0.5)),
     "",
     "## Machine",
     "",
@@ -542,7 +655,12 @@ if not QUICK then
     "",
     "## What runs",
     "",
-    format("Every row starts the `simple` workflow definition (`POST /v1/workflow-instances`, "
+    "Five sections: the CPU rows (starts per second with the least latency, against wrk "
+      .. "and plain libcurl), latency (a tenant that takes 50 ms a start, over HTTP/2 and "
+      .. "HTTP/1.1, against the server's ceiling and Node.js and Python), a rate-limited "
+      .. "tenant, memory over a million streamed starts, and instructions per start.",
+    "",
+    format("**CPU.** Every row starts the `simple` workflow definition (`POST /v1/workflow-instances`, "
       .. "body `{\"definitionId\":\"simple\",\"context\":{\"order\":1}}`) on the same local "
       .. "emulator (nginx with its Lua module, %d worker(s), plain HTTP/1.1 on 127.0.0.1), "
       .. "with the same technical client. It has the one authority a bulk start needs "
@@ -585,10 +703,38 @@ if not QUICK then
       .. "the tutorial's new token per start (bench/requests_tutorial.py), and one `curl` "
       .. "command per start (bench/curl_loop.sh).",
     "",
+  }
+  for _, section in ipairs(SECTIONS) do
+    for _, paragraph in ipairs(section.what) do
+      doc[#doc + 1] = paragraph
+      doc[#doc + 1] = ""
+    end
+  end
+  local rest = {
     "## Results",
+    "",
+    "### CPU",
     "",
     table_text,
     "",
+  }
+  for _, line in ipairs(rest) do doc[#doc + 1] = line end
+  for _, section in ipairs(SECTIONS) do
+    doc[#doc + 1] = "### " .. SECTION_TITLES[section.name]
+    doc[#doc + 1] = ""
+    doc[#doc + 1] = section.table
+    doc[#doc + 1] = ""
+    if section.name == "ratelimit" and chart_ok then
+      doc[#doc + 1] = format("![Goodput and the concurrency limit over time under a rate "
+        .. "limit](%s)", opts.chart)
+      doc[#doc + 1] = ""
+    end
+    for _, note in ipairs(section.notes or {}) do
+      doc[#doc + 1] = "- " .. note
+    end
+    if section.notes then doc[#doc + 1] = "" end
+  end
+  rest = {
     "## Targets",
     "",
     targets_text,
@@ -630,6 +776,7 @@ if not QUICK then
       .. "not runs.",
     "",
   }
+  for _, line in ipairs(rest) do doc[#doc + 1] = line end
   shell.write_file(opts.out, concat(doc, "\n"))
   say("bench: wrote %s", opts.out)
 end

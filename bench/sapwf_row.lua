@@ -10,8 +10,20 @@
 --   sapwf_row.lua many SECONDS N        wf:start_many with concurrency N, 2000 items a call
 --   sapwf_row.lua rss TOTAL             TOTAL starts, half wf:start and half start_many, in
 --                                       rounds of 1000 each: resident memory as it goes
+--   sapwf_row.lua loop_n N              N starts with wf:start, one after the other
+--   sapwf_row.lua many_n N C            one wf:start_many over N items, concurrency C
+--   sapwf_row.lua stream N C            wf:start_each over N items made as it asks for them
+--                                       (context {order = $SAPWF_BENCH_ORDER_BASE + i}),
+--                                       concurrency C: nothing of an item is kept
 --
--- The service key comes from $SAPWF_BENCH_KEY (JSON). Prints one line for run.lua:
+-- The fixed counts are for the rows that compare runs of N and 2N starts (instructions,
+-- bench/callgrind.lua), or that size the work to the time it should take (bench/latency.lua,
+-- where one call over enough items keeps the concurrency up until the end, unlike calls over
+-- chunks that each drain before the next), or to the memory it must not take
+-- (bench/memory.lua).
+--
+-- The service key comes from $SAPWF_BENCH_KEY (JSON), the CA of an https emulator from
+-- $SAPWF_BENCH_CA_FILE. Prints one line for run.lua:
 --   starts N seconds S failures N ended T [rss_kb_early N rss_kb_end N]
 -- (ended: when the measurement ended, CLOCK_MONOTONIC, as bench/turns.c logs its slots)
 local sapwf = require "sapwf"
@@ -19,7 +31,8 @@ local core = require "sapwf.core"
 local cjson = require "cjson"
 
 local mode, arg2, arg3 = arg[1], tonumber(arg[2]), tonumber(arg[3])
-local wf = assert(sapwf.new{ service_key = cjson.decode(assert(os.getenv("SAPWF_BENCH_KEY"))) })
+local wf = assert(sapwf.new{ service_key = cjson.decode(assert(os.getenv("SAPWF_BENCH_KEY"))),
+                              cafile = os.getenv("SAPWF_BENCH_CA_FILE") })
 local now = core.monotonic
 local context = { order = 1 }
 local CHUNK = 2000
@@ -107,7 +120,37 @@ elseif mode == "rss" then
   end
   report(starts, failures, now() - t0,
          string.format(" rss_kb_early %d rss_kb_end %d", early, rss_kb()))
+elseif mode == "loop_n" then
+  local n = assert(arg2, "count expected")
+  local t0 = now()
+  local starts, failures = loop(n)
+  report(starts, failures, now() - t0)
+elseif mode == "many_n" then
+  local n = assert(arg2, "count expected")
+  local list = {}
+  for i = 1, n do list[i] = { definitionId = "simple", context = context } end
+  local t0 = now()
+  local ok = 0
+  for _, r in ipairs(wf:start_many(list, { concurrency = arg3 or 32 })) do
+    if not sapwf.is_error(r) then ok = ok + 1 end
+  end
+  report(ok, n - ok, now() - t0)
+elseif mode == "stream" then
+  local n = assert(arg2, "count expected")
+  local base = tonumber(os.getenv("SAPWF_BENCH_ORDER_BASE")) or 0
+  local made, starts, failures, handed = 0, 0, 0, 0
+  local t0 = now()
+  wf:start_each(function()
+    if made == n then return nil end
+    made = made + 1
+    return { definitionId = "simple", context = { order = base + made } }
+  end, function(_, result)
+    handed = handed + 1
+    if sapwf.is_error(result) then failures = failures + 1 else starts = starts + 1 end
+  end, { concurrency = arg3 or 32 })
+  report(starts, failures, now() - t0, string.format(" handed %d rss_kb_end %d", handed,
+                                                     rss_kb()))
 else
-  error("usage: sapwf_row.lua loop|core|core_json|many|rss ...")
+  error("usage: sapwf_row.lua loop|core|core_json|many|rss|loop_n|many_n|stream ...")
 end
 wf:close()
