@@ -15,6 +15,13 @@
  * the requests are multiplexed on one connection; with HTTP/1.1 each request in flight has
  * a kept-alive connection of its own.
  *
+ * Until the first answer says which (its HTTP version), at most STREAMS requests go out;
+ * the others wait in their slots (deferred). libcurl, once the first connection turned out
+ * to multiplex, would otherwise open a connection, and pay a TLS handshake, for every
+ * request beyond that connection's streams, all at once: 158 connections for 256 requests
+ * where 3 serve. Once the batch knows it multiplexes, it caps the connections to its host
+ * (CURLMOPT_MAX_HOST_CONNECTIONS); over HTTP/1.1 it leaves them uncapped.
+ *
  * No Lua function runs while libcurl does: wait drives curl_multi_perform and
  * curl_multi_poll. A raise (out of memory) leaves the multi handle consistent; close, or
  * __gc, frees everything.
@@ -37,8 +44,10 @@
 #define MAX_SLOTS 1024
 #define POLL_MS 1000                      /* longest single wait; libcurl may end it sooner */
 #define TOKEN_HOLD 1.0                    /* seconds a failed token fetch is not repeated */
+#define STREAMS 100                       /* requests one HTTP/2 connection carries at once */
 
-enum { SLOT_IDLE, SLOT_RUNNING, SLOT_DONE };
+enum { SLOT_IDLE, SLOT_RUNNING, SLOT_DONE, SLOT_DEFERRED };
+enum { PROTOCOL_UNKNOWN, PROTOCOL_SERIAL, PROTOCOL_MULTIPLEX };
 
 typedef struct slot {
   CURL *easy;
@@ -66,6 +75,8 @@ typedef struct batch {
   slot *slots;
   int size;
   int running;                            /* slots whose easy handle is in the multi */
+  int deferred;                           /* slots ready to go out once the protocol is known */
+  int protocol;                           /* PROTOCOL_*: what the first answer came over */
   int *done;                              /* ring of finished slot indices */
   int done_head, done_count;
   int token_failed;                       /* token_error happened at token_failed_at */
@@ -155,12 +166,50 @@ static void fail_setup(batch *b, slot *s, const char *message, long curl_code)
 }
 
 
+/* Hands a slot whose request is ready to the multi handle. */
+static void enter(batch *b, slot *s)
+{
+  CURLMcode mc = curl_multi_add_handle(b->multi, s->easy);
+  if (mc != CURLM_OK) {
+    fail_setup(b, s, curl_multi_strerror(mc), -1);
+    return;
+  }
+  s->state = SLOT_RUNNING;
+  b->running++;
+}
+
+
+/* Learns from a finished transfer whether the batch multiplexes (no answer, no version:
+ * still unknown), then lets deferred slots go out as far as that allows. */
+static void learn_protocol(batch *b, CURL *easy)
+{
+  long version = 0;
+  int i;
+  curl_easy_getinfo(easy, CURLINFO_HTTP_VERSION, &version);
+  if (version >= CURL_HTTP_VERSION_2_0) {
+    /* twice the connections the streams need: room for a server that allows fewer */
+    long most = 2L * ((b->size + STREAMS - 1) / STREAMS);
+    b->protocol = PROTOCOL_MULTIPLEX;
+    curl_multi_setopt(b->multi, CURLMOPT_MAX_HOST_CONNECTIONS, most);
+  } else if (version != 0) {
+    b->protocol = PROTOCOL_SERIAL;
+  }
+  for (i = 0; i < b->size && b->deferred > 0; i++) {
+    if (b->protocol == PROTOCOL_UNKNOWN && b->running >= STREAMS)
+      break;
+    if (b->slots[i].state == SLOT_DEFERRED) {
+      b->deferred--;
+      enter(b, &b->slots[i]);
+    }
+  }
+}
+
+
 /* Puts the slot's request into the multi handle with the cached token. */
 static void start(batch *b, slot *s)
 {
   sapwf_client *c = b->client;
   CURLcode rc = CURLE_OK;
-  CURLMcode mc;
   if (s->headers == NULL || s->headers_gen != c->token_gen || s->headers_body != s->has_body) {
     sapwf_free_headers(s->headers);       /* the handle is idle: nothing reads the old list */
     s->headers = sapwf_request_headers(c->token, c->token_len, s->has_body, NULL,
@@ -183,13 +232,12 @@ static void start(batch *b, slot *s)
   }
   sapwf_exchange_reset(&s->x, s->method == SAPWF_METHOD_POST);
   s->sent_gen = c->token_gen;
-  mc = curl_multi_add_handle(b->multi, s->easy);
-  if (mc != CURLM_OK) {
-    fail_setup(b, s, curl_multi_strerror(mc), -1);
+  if (b->protocol == PROTOCOL_UNKNOWN && b->running >= STREAMS) {
+    s->state = SLOT_DEFERRED;
+    b->deferred++;
     return;
   }
-  s->state = SLOT_RUNNING;
-  b->running++;
+  enter(b, s);
 }
 
 
@@ -224,6 +272,8 @@ static void finish(batch *b, slot *s, CURLcode result)
   curl_multi_remove_handle(b->multi, s->easy);
   b->running--;
   s->state = SLOT_IDLE;
+  if (b->protocol == PROTOCOL_UNKNOWN)
+    learn_protocol(b, s->easy);
   if (result != CURLE_OK) {
     sapwf_error e;
     sapwf_error_from_exchange(s->easy, result, &s->x, "request", &e);
@@ -412,7 +462,7 @@ static void release(lua_State *L, batch *b)
   }
   sapwf_share_release(L, b->share);
   b->share = NULL;
-  b->running = b->done_count = 0;
+  b->running = b->done_count = b->deferred = 0;
 }
 
 
@@ -512,6 +562,10 @@ static int batch_new(lua_State *L)
   if (b->slots == NULL || b->done == NULL || b->multi == NULL)
     return luaL_error(L, "not enough memory");
   curl_multi_setopt(b->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+  curl_multi_setopt(b->multi, CURLMOPT_MAX_CONCURRENT_STREAMS, (long)STREAMS);
+  /* plain http:// is HTTP/1.1 here (libcurl speaks HTTP/2 only over TLS) */
+  if (!curl_strnequal(c->api_url, "https://", 8))
+    b->protocol = PROTOCOL_SERIAL;
   /* How many idle connections the shared cache keeps: libcurl's rule is four per transfer
    * still in the multi, which dwindles as the batch ends and would close the batch's own
    * connections; here it is four per slot throughout. The client's own calls keep as many
