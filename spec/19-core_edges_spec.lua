@@ -22,26 +22,30 @@ end
 -- Lua 5.4 may run in generational mode, where setpause and setstepmul do nothing: minor
 -- collections come after the heap grew by a share of itself, so how often one falls inside
 -- a call shrinks as the process's heap grows (more spec files loaded, larger ones). Hence
--- incremental mode here, and `thorough`: each step runs a whole cycle, finalizers included
--- (5.4: a step size beyond any heap; 5.3: an unlimited step multiplier), so the first
--- allocation inside a call runs the finalizer of a value dropped just before it.
+-- incremental mode here.
 local LUA54 = _VERSION == "Lua 5.4" and not jit
-local function with_eager_gc(fn, thorough)
+local function with_eager_gc(fn)
   local mode = LUA54 and collectgarbage("incremental") or nil
   local pause = collectgarbage("setpause", 0)
   local stepmul = collectgarbage("setstepmul", 1000)
-  if thorough and LUA54 then
-    collectgarbage("incremental", 0, 0, 64)
-  elseif thorough and _VERSION == "Lua 5.3" then
-    collectgarbage("setstepmul", 1000000000)
-  end
-  if thorough then collectgarbage() end       -- from a pause: the next allocation steps
   local ok, err = pcall(fn)
-  if LUA54 then collectgarbage("incremental", 0, 0, 13) end   -- 13: 5.4's default step size
   collectgarbage("setpause", pause)
   collectgarbage("setstepmul", stepmul)
   if mode then collectgarbage(mode) end
   if not ok then error(err, 0) end
+end
+
+-- Inside with_eager_gc, thorough(true) makes each step run a whole cycle, finalizers
+-- included (5.4: a step size beyond any heap; 5.3: an unlimited step multiplier), from a
+-- pause: the next allocation runs the finalizer of a value dropped meanwhile, whatever the
+-- heap's size. thorough(false) goes back to the eager steps.
+local function thorough(on)
+  if LUA54 then
+    collectgarbage("incremental", 0, 0, on and 64 or 13)     -- 13: 5.4's default step size
+  elseif _VERSION == "Lua 5.3" then
+    collectgarbage("setstepmul", on and 1000000000 or 1000)
+  end
+  if on then collectgarbage() end
 end
 
 describe("sapwf.core at the edges", function()
@@ -337,24 +341,26 @@ describe("sapwf.core at the edges", function()
     -- demand a few; Lua 5.1 and LuaJIT do so seldom, so there the cases check whatever
     -- calls a finalizer did reach in 300 tries.
     local MID_CALL = (_VERSION == "Lua 5.4" or _VERSION == "Lua 5.3") and not jit
-    -- Every other try runs thorough steps (a finalizer at the call's first allocation), so
-    -- the hits asked for come whatever the heap; the tries between land where they fall.
+    -- Every other try runs thorough steps during its call (a finalizer at the call's first
+    -- allocation), so the hits asked for come whatever the heap; the tries between land
+    -- where the eager steps fall.
     local function closes_mid_call(make, call, closed_message, want)
       local hits, tries = 0, 0
       if not MID_CALL then want = 0 end
-      local function try()
+      local function try(full)
         tries = tries + 1
         local victim, during = make(), false
         local state = { inside = false }
-        do
-          local _ = finalizer(function()
-            if state.inside then during = true end
-            victim:close()
-          end)
-        end
+        local guard = finalizer(function()
+          if state.inside then during = true end
+          victim:close()
+        end)
+        if full then thorough(true) end
         state.inside = true
+        guard = nil                     -- its last reference: garbage from here on
         local ok, a, b = pcall(call, victim)
         state.inside = false
+        if full then thorough(false) end
         if during then
           hits = hits + 1
           if ok then
@@ -366,9 +372,11 @@ describe("sapwf.core at the edges", function()
         end
         victim:close()
       end
-      while (hits < want or tries < (MID_CALL and 20 or 300)) and tries < 2000 do
-        with_eager_gc(try, MID_CALL and tries % 2 == 1)
-      end
+      with_eager_gc(function()
+        while (hits < want or tries < (MID_CALL and 20 or 300)) and tries < 2000 do
+          try(MID_CALL and tries % 2 == 1)
+        end
+      end)
       assert.is_true(hits >= want, "a finalizer closed the object during a call only "
         .. hits .. " times in " .. tries .. " tries")
     end

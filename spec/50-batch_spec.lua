@@ -452,7 +452,7 @@ describe("batches", function()
         "attempt to use a closed sapwf client")
     end)
 
-    it("streams 20,000 starts in a heap that does not grow with the count", function()
+    it("streams 20,000 starts in a heap that does not grow with the count #bulk", function()
       local wf = client()
       local n, total, failed = 0, 20000, 0
       local samples = {}
