@@ -20,6 +20,9 @@ function M.run(ctx, lib)
     { id = "sapwf_many", label = "sapwf wf:start_many, concurrency 32",
       command = function(n) return format("%s bench/sapwf_row.lua many_n %d 32", ctx.lua,
                                           n) end },
+    { id = "core_many", label = "sapwf.core batch + plain lua-cjson both ways, 32 in flight",
+      command = function(n) return format("%s bench/sapwf_row.lua core_many_n %d 32", ctx.lua,
+                                          n) end },
     { id = "c_multi", label = "C libcurl multi, 32 in flight",
       command = function() return format("%s/multi %s 0 32", ctx.build, q(url)) end },
   }

@@ -12,6 +12,10 @@
 --                                       rounds of 1000 each: resident memory as it goes
 --   sapwf_row.lua loop_n N              N starts with wf:start, one after the other
 --   sapwf_row.lua many_n N C            one wf:start_many over N items, concurrency C
+--   sapwf_row.lua core_many_n N C       N starts on a sapwf.core batch of C slots, each
+--                                       context encoded and answer decoded by plain
+--                                       lua-cjson: the least any Lua program on libcurl's
+--                                       multi interface and lua-cjson does per start
 --   sapwf_row.lua stream N C            wf:start_each over N items made as it asks for them
 --                                       (context {order = $SAPWF_BENCH_ORDER_BASE + i}),
 --                                       concurrency C: nothing of an item is kept
@@ -120,6 +124,25 @@ elseif mode == "rss" then
   end
   report(starts, failures, now() - t0,
          string.format(" rss_kb_early %d rss_kb_end %d", early, rss_kb()))
+elseif mode == "core_many_n" then
+  local n, size = assert(arg2, "count expected"), arg3 or 32
+  local b = wf._core:batch(size)
+  local sent, ok, bad = 0, 0, 0
+  local function submit(k)
+    sent = sent + 1
+    b:submit(k, "POST", "/v1/workflow-instances",
+             '{"definitionId":"simple","context":' .. plain_encode(context) .. '}')
+  end
+  local t0 = now()
+  for k = 1, math.min(size, n) do submit(k) end
+  while ok + bad < n do
+    local k, status, answer = b:wait()
+    if status == 201 and type(plain_decode(answer)) == "table" then ok = ok + 1
+    else bad = bad + 1 end
+    if sent < n then submit(k) end
+  end
+  b:close()
+  report(ok, bad, now() - t0)
 elseif mode == "loop_n" then
   local n = assert(arg2, "count expected")
   local t0 = now()
