@@ -1075,17 +1075,49 @@ describe("emulator", function()
   -- Ports are picked at random; when one is taken, the launcher tries others. The failed
   -- attempt's bind errors must not be reported as errors of the emulator that did start
   -- (they once failed every after_each of a run that collided with another nginx).
-  it("retries on other ports when the first pick is taken, with a clean error log", function()
+  -- nginx itself tries a taken port five times, half a second apart: a port freed meanwhile
+  -- starts the emulator after all, and the earlier tries' [emerg] lines are not its errors.
+  it("starts on a port that frees up while nginx retries it, with a clean error log",
+     function()
     local shell = require "sapwf.emulator.shell"
-    local real_random_int = shell.random_int
+    local port = shell.random_port()
+    local ready = os.tmpname()
+    os.remove(ready)
+    -- a listener on the port for 0.8 s: nginx's first two tries fail, the third binds
+    assert(os.execute(string.format("python3 -c 'import socket,time,sys; s=socket.socket(); "
+      .. "s.bind((\"127.0.0.1\",%d)); s.listen(); open(sys.argv[1],\"w\").close(); "
+      .. "time.sleep(0.8)' %s >/dev/null 2>&1 &", port, ready)))
+    for _ = 1, 200 do
+      if io.open(ready) then break end
+      shell.sleep(0.01)
+    end
+    os.remove(ready)
+    local real_random_port = shell.random_port
     local calls = 0
-    shell.random_int = function(lo, hi)
+    shell.random_port = function()
       calls = calls + 1
-      if calls == 1 then return tonumber(emu.url:match(":(%d+)$")) end  -- taken: emu has it
-      return real_random_int(lo, hi)
+      if calls == 1 then return port end
+      return real_random_port()
     end
     local ok, second = pcall(helpers.start_emulator, { tls = false })
-    shell.random_int = real_random_int
+    shell.random_port = real_random_port
+    assert(ok, second)
+    finally(function() second:stop() end)
+    assert.equal("http://127.0.0.1:" .. port, second.url)   -- it did get the taken port
+    assert.same({}, second:log_errors())
+  end)
+
+  it("retries on other ports when the first pick is taken, with a clean error log", function()
+    local shell = require "sapwf.emulator.shell"
+    local real_random_port = shell.random_port
+    local calls = 0
+    shell.random_port = function()
+      calls = calls + 1
+      if calls == 1 then return tonumber(emu.url:match(":(%d+)$")) end  -- taken: emu has it
+      return real_random_port()
+    end
+    local ok, second = pcall(helpers.start_emulator, { tls = false })
+    shell.random_port = real_random_port
     assert(ok, second)
     local stopped = false
     finally(function() if not stopped then second:stop() end end)

@@ -18,8 +18,6 @@ local gateway = {}
 local Gateway = {}
 Gateway.__index = Gateway
 
-local PORT_MIN, PORT_MAX = 20000, 60000
-
 local function root()
   return shell.line("pwd")
 end
@@ -81,7 +79,7 @@ function gateway.start(opts)
   local self = setmetatable({ dir = dir }, Gateway)
   local message
   for _ = 1, 8 do
-    self.port = shell.random_int(PORT_MIN, PORT_MAX)
+    self.port = shell.random_port()
     shell.write_file(dir .. "/nginx.conf", (gsub(opts.conf, "{{PORT}}", self.port)))
     local err_file = dir .. "/logs/start.err"
     if shell.run(format("%snginx -p %s -c %s >%s 2>&1", env, quote(dir),

@@ -60,7 +60,6 @@ for name, method in pairs(require "sapwf.emulator.control") do Emulator[name] = 
 Emulator.service_key = require "sapwf.emulator.service_key"
 
 local MODULES_DIR = "/usr/lib/nginx/modules"
-local PORT_MIN, PORT_MAX = 20000, 60000
 local START_ATTEMPTS = 8
 local MAX_INSTANCES = 20000
 local KEY_MEMORY = 32        -- megabytes: about 260,000 values of count_key
@@ -129,10 +128,10 @@ end
 
 -- Three different ports; nginx says "Address already in use" if one is taken after all.
 local function pick_ports(self)
-  self.http_port = shell.random_int(PORT_MIN, PORT_MAX)
-  repeat self.https_port = shell.random_int(PORT_MIN, PORT_MAX)
+  self.http_port = shell.random_port()
+  repeat self.https_port = shell.random_port()
   until self.https_port ~= self.http_port
-  repeat self.mtls_port = shell.random_int(PORT_MIN, PORT_MAX)
+  repeat self.mtls_port = shell.random_port()
   until self.mtls_port ~= self.http_port and self.mtls_port ~= self.https_port
 end
 
@@ -149,6 +148,13 @@ local function run_nginx(self, nginx, settings)
     -- the master binds the ports before it becomes a daemon: they accept once this returns
     if shell.run(shell.quote(nginx) .. " -p " .. shell.quote(dir) .. " -c "
         .. shell.quote(conf_file) .. " >" .. shell.quote(err_file) .. " 2>&1") then
+      -- nginx tries a taken port five times before it gives up; when a later try binds,
+      -- the [emerg] lines of the earlier ones are no error of the running server
+      local log = dir .. "/logs/error.log"
+      local text = shell.read_file(log) or ""
+      if text:find("bind() to ", 1, true) then
+        shell.write_file(log, (text:gsub("[^\n]*%[emerg%][^\n]*bind%(%) to [^\n]*\n?", "")))
+      end
       return true
     end
     message = shell.read_file(err_file) or ""

@@ -64,6 +64,17 @@ function shell.random_int(min, max)
   return min + (hi * 256 + lo) % (max - min + 1)
 end
 
+--- A random port to listen on: from 20000 up to the kernel's range of ephemeral ports,
+-- which clients' own connections take (thousands of them in a bulk run, some in
+-- TIME_WAIT), so a listener rarely finds its port taken; up to 60000 when that range cannot
+-- be read or leaves too little room below it.
+function shell.random_port()
+  local low = tonumber(string.match(shell.read_file("/proc/sys/net/ipv4/ip_local_port_range")
+                                    or "", "^%s*(%d+)") or "")
+  local max = (low and low - 1 >= 21000) and low - 1 or 60000
+  return shell.random_int(20000, max)
+end
+
 --- Whether process pid runs; a zombie (dead, not yet reaped by init) does not.
 function shell.running(pid)
   local stat = shell.read_file("/proc/" .. pid .. "/stat")
