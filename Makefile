@@ -8,6 +8,7 @@
 #   make LUA=luajit       build for LuaJIT / OpenResty (Lua 5.1 API), likewise lua5.1, lua5.3
 #   make test             install missing Debian packages, build, run the busted specs
 #   make test LUA=luajit  the same under LuaJIT (nginx's Lua) with its own build; lua5.1, lua5.3
+#   make test BUSTED_FLAGS='--filter=token'   more options for busted
 #   make demo             start the local emulator and run examples/quickstart.lua
 #   make docs             the API reference of the Lua layer (LDoc, config.ld) in build/docs;
 #                         make docs DOCS_DIR=/elsewhere
@@ -30,6 +31,7 @@ LUA        ?= lua5.4
 LUA_PC     ?= $(LUA)
 PKG_CONFIG ?= pkg-config
 BUSTED     ?= busted
+BUSTED_FLAGS ?=
 
 ifdef LUA_INCDIR
 LUA_CFLAGS := -I$(LUA_INCDIR)
@@ -119,7 +121,7 @@ prism: deps $(PRISM)
 
 test: deps
 	@$(MAKE) --no-print-directory all
-	$(BUSTED) --lua=$(LUA) --cpath='./$(BUILD_DIR)/?.so'
+	$(BUSTED) --lua=$(LUA) --cpath='./$(BUILD_DIR)/?.so' $(BUSTED_FLAGS)
 
 # The benchmark builds the module again in a directory of its own, with the normal CFLAGS
 # (build/$(LUA) may hold a DEV=1 or SANITIZE=1 build), and the C floor programs beside it.
