@@ -42,10 +42,19 @@ run_asan() {
     lua5.4 /usr/bin/busted $IN_PROCESS_ONLY --cpath="./$asan_dir/?.so"
 }
 
-make --no-print-directory all >/dev/null             # the plain build the CLI specs run
-suite "spec suite under valgrind memcheck" run_valgrind
-suite "spec suite with ASan + UBSan" run_asan
-suite "spec suite with the GC at its most aggressive" \
-  busted --lua=lua5.4 $IN_PROCESS_ONLY --helper=spec/support/gc_stress.lua
-check "fuzzing: libFuzzer on src/headers.c, ${FUZZ_SECONDS:-20} s per target" \
-  make --no-print-directory fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-20}"
+# The stages, by name: .ci/run runs them in its two lanes (reliability_stage valgrind ...).
+reliability_stage() {
+  case $1 in
+    valgrind)
+      make --no-print-directory all >/dev/null          # the plain build valgrind runs
+      suite "spec suite under valgrind memcheck" run_valgrind ;;
+    asan)
+      suite "spec suite with ASan + UBSan" run_asan ;;
+    gc)
+      suite "spec suite with the GC at its most aggressive" \
+        busted --lua=lua5.4 $IN_PROCESS_ONLY --helper=spec/support/gc_stress.lua ;;
+    fuzz)
+      check "fuzzing: libFuzzer on src/headers.c, ${FUZZ_SECONDS:-20} s per target" \
+        make --no-print-directory fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-20}" ;;
+  esac
+}
