@@ -474,15 +474,8 @@ cleanup()
 ---------------------------------------------------------------------------------------------
 -- Figures
 
-local function median(list)
-  local sorted = {}
-  for i, v in ipairs(list) do sorted[i] = v end
-  table.sort(sorted)
-  local n = #sorted
-  if n == 0 then return nil end
-  if n % 2 == 1 then return sorted[(n + 1) / 2] end
-  return (sorted[n / 2] + sorted[n / 2 + 1]) / 2
-end
+-- the figures' formatting and the median are bench/benchlib.lua's, shared with the sections
+local median, thousands, mib, check = lib.median, lib.thousands, lib.mib, lib.check
 
 local function max_of(list)
   local m
@@ -508,16 +501,6 @@ local function limit_for(row)
   return row.flight == 1 and "wrk1" or "wrk32"
 end
 
-local function thousands(n)
-  local s = format("%d", math.floor(n + 0.5))
-  local out = s:reverse():gsub("(%d%d%d)", "%1,"):reverse()
-  return (out:gsub("^,", ""))
-end
-
-local function mib(kb)
-  return format("%.1f MiB", kb / 1024)
-end
-
 local lines = {}
 local function add(fmt, ...) lines[#lines + 1] = format(fmt, ...) end
 
@@ -539,7 +522,6 @@ end
 local table_text = concat(lines, "\n")
 
 -- The targets, from this run.
-local function check(holds) return holds and "holds" or "**does not hold**" end
 local targets = {}
 local function target(name, figure, holds)
   targets[#targets + 1] = { name = name, figure = figure, holds = holds }
