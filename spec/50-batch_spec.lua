@@ -830,10 +830,14 @@ describe("batches", function()
       emu:fault{ fault = "delay", delay = 0.05, method = "POST",
                  path = "/v1/workflow-instances", times = -1 }
       wf:start_many(items(24), { concurrency = 6 })
-      -- the loop's API connection and 5 new ones, still open after the batch
-      assert.equal(base + 1 + 6, connections_to(port))
+      -- one connection per slot, reusing the idle ones the loop left (its API connection,
+      -- maybe the token's: same host here) where libcurl finds them idle at the moment,
+      -- which a busy machine changes; all still open after the batch
+      local after = connections_to(port)
+      assert.is_true(after >= base + 6 and after <= base + 2 + 6, "connections: " .. after
+        .. " with " .. base .. " before")
       wf:start_many(items(24), { concurrency = 6 })
-      assert.equal(base + 1 + 6, connections_to(port))   -- the same ones again
+      assert.equal(after, connections_to(port))   -- the same ones again
       emu:clear_faults()
       wf:close()
       assert.equal(base, connections_to(port))
