@@ -98,15 +98,32 @@ describe("bulk at a tenant's limits", function()
     assert.equal(65, stats.http2_requests)          -- the token's request and the 64 starts
     assert.is_true(stats.connections <= 2, "connections: " .. stats.connections)
     assert.equal(32, stats.in_flight_max)
-    -- beyond one connection's 100 streams: a few more connections, not one per request
-    -- (libcurl alone opened 158 for 256), and still all 256 in flight
+    -- beyond one connection's 100 streams the batch defers requests until the first answer
+    -- names the protocol, then sends them: every item still started once
     h2:reset()
-    all_started(wf:start_many(items(768), { concurrency = 256 }))
+    all_started(wf:start_many(items(256), { concurrency = 128 }))
     wf:close()
     stats = h2:stats()
     h2:stop()
-    assert.equal(768, stats.http2_requests)
-    assert.is_true(stats.connections <= 6, "connections: " .. stats.connections)
+    assert.equal(256, stats.http2_requests)
+    assert.is_true(stats.connections <= 4, "connections: " .. stats.connections)
+  end)
+
+  -- #bulk: under valgrind a client cannot get 256 requests out within a service time, so the
+  -- reliability stages leave this one to the plain suites (the case above runs the deferral
+  -- there).
+  it("over HTTP/2 keeps 256 in flight on a few connections, not one per request #bulk",
+     function()
+    local h2 = helpers.start_emulator{ tls = true, http2 = true }
+    h2:set_limits{ service_time = 0.25 }
+    local wf = https_client(h2)
+    all_started(wf:start_many(items(768), { concurrency = 256 }))
+    wf:close()
+    local stats = h2:stats()
+    h2:stop()
+    assert.equal(769, stats.http2_requests)         -- the token's request and the starts
+    -- at most twice the 3 the streams need, and the token's (libcurl alone opened 158)
+    assert.is_true(stats.connections <= 7, "connections: " .. stats.connections)
     -- beyond the first connection's 100 streams: the deferred requests went out
     assert.is_true(stats.in_flight_max > 150, "in flight at most: " .. stats.in_flight_max)
   end)
