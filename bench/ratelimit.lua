@@ -147,7 +147,7 @@ function M.run(ctx, lib)
   for _, r in ipairs(PLAN) do
     if r.procs == 1 then
       section.notes[#section.notes + 1] = format("R = %s, %s: from %g s to the end the "
-        .. "concurrency limit stayed between %d and %d (median %d; %d drops over the row), "
+        .. "concurrency limit stayed between %d and %d (median %g; %d drops over the row), "
         .. "and %s of the 100 ms steps had no 201 at all.", lib.thousands(r.rate),
         r.adaptive and "adaptive" or "fixed 256", r.shape.from, r.shape.lo, r.shape.hi,
         r.shape.median, r.shape.drops, lib.pct(r.shape.idle))
