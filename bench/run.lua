@@ -7,9 +7,9 @@
 -- --build: where `make bench` put the C programs (keepalive, multi) and the module
 -- (<build>/<lua>/sapwf/core.so, already on package.cpath). --quick: one short round, for CI,
 -- and no BENCHMARKS.md (unless --out names one, to see the layout) nor chart (its figures
--- are not the targets). --only: just these of
--- the sections latency, ratelimit, memory, callgrind (bench/<name>.lua), printed, nothing
--- written: to try one section, or to run the long rate-limit rows alone.
+-- are not the targets). --only: just these of the sections latency, ratelimit, memory,
+-- callgrind (bench/<name>.lua), printed, no BENCHMARKS.md (the rate-limit chart, out of
+-- --quick): to try one section, or to run the long rate-limit rows alone.
 --
 -- The sections after the CPU rows below (bench/latency.lua, ratelimit.lua, memory.lua,
 -- callgrind.lua, sharing bench/benchlib.lua) each return their table, targets and what they
@@ -375,6 +375,15 @@ local function print_sections(sections)
   end
 end
 
+-- The rate-limit chart: to opts.chart, or (QUICK, to see that it works) to the temporary
+-- directory. Returns whether it was drawn, and why not.
+local function draw_chart(section)
+  local png = QUICK and tmp .. "/bench-ratelimit.png" or opts.chart
+  local ok, why = dofile("bench/ratelimit.lua").chart(ctx, section, png)
+  say("bench: chart %s", ok and (QUICK and "rendered" or "written to " .. png) or why)
+  return ok, why
+end
+
 local function targets_table(list)
   local rows = {}
   for k, t in ipairs(list) do rows[k] = { t.name, t.figure, lib.check(t.holds) } end
@@ -392,13 +401,7 @@ if opts.only then
   for _, section in ipairs(sections) do
     for _, t in ipairs(section.targets) do list[#list + 1] = t end
   end
-  if sections.ratelimit then
-    local png = tmp .. "/bench-ratelimit.png"
-    local ok, why = dofile("bench/ratelimit.lua").chart(ctx, sections.ratelimit, png)
-    if ok and opts.chart ~= "" and not QUICK then shell.run("cp " .. quote(png) .. " "
-      .. quote(opts.chart)) end
-    say("bench: chart %s", ok and (QUICK and "rendered" or "written to " .. opts.chart) or why)
-  end
+  if sections.ratelimit then draw_chart(sections.ratelimit) end
   print_sections(sections)
   print()
   print(targets_table(list))
@@ -459,14 +462,7 @@ do
       RSS_STARTS / 20, rss_row.final)
 end
 local SECTIONS = run_sections(SECTION_NAMES)
-local chart_ok, chart_why
-do
-  -- QUICK renders the chart too (to see that it works), but keeps it out of docs/
-  local png = QUICK and tmp .. "/bench-ratelimit.png" or opts.chart
-  chart_ok, chart_why = dofile("bench/ratelimit.lua").chart(ctx, SECTIONS.ratelimit, png)
-  say("bench: chart %s", chart_ok and (QUICK and "rendered" or "written to " .. png)
-    or chart_why)
-end
+local chart_ok, chart_why = draw_chart(SECTIONS.ratelimit)
 local load_after = load_average()
 local stats = emu:stats()
 cleanup()
@@ -475,7 +471,7 @@ cleanup()
 -- Figures
 
 -- the figures' formatting and the median are bench/benchlib.lua's, shared with the sections
-local median, thousands, mib, check = lib.median, lib.thousands, lib.mib, lib.check
+local median, thousands, mib = lib.median, lib.thousands, lib.mib
 
 local function max_of(list)
   local m
@@ -568,11 +564,7 @@ for _, section in ipairs(SECTIONS) do
   for _, t in ipairs(section.targets) do targets[#targets + 1] = t end
 end
 
-lines = {}
-add("| target | this run | |")
-add("|---|---|---|")
-for _, t in ipairs(targets) do add("| %s | %s | %s |", t.name, t.figure, check(t.holds)) end
-local targets_text = concat(lines, "\n")
+local targets_text = targets_table(targets)
 
 print()
 print(table_text)

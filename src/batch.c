@@ -522,10 +522,10 @@ static CURLcode open_slot(batch *b, slot *s)
   rc = sapwf_exchange_callbacks(s->easy, &s->x);
   SAPWF_SETOPT(rc, s->easy, CURLOPT_PRIVATE, (void *)s);
   SAPWF_SETOPT(rc, s->easy, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
-  /* Over TLS, wait for the first connection to tell (ALPN) whether it multiplexes: with
-   * HTTP/2 the whole batch shares it. Plain http:// is HTTP/1.1 here (libcurl speaks HTTP/2
-   * only over TLS): waiting would only hold the other requests back. */
-  if (curl_strnequal(b->client->api_url, "https://", 8))
+  /* While the protocol is unknown (TLS), wait for the first connection to tell (ALPN)
+   * whether it multiplexes: with HTTP/2 the whole batch shares it. Over plain HTTP/1.1
+   * waiting would only hold the other requests back. */
+  if (b->protocol == PROTOCOL_UNKNOWN)
     SAPWF_SETOPT(rc, s->easy, CURLOPT_PIPEWAIT, 1L);
   if (b->share != NULL)
     SAPWF_SETOPT(rc, s->easy, CURLOPT_SHARE, sapwf_share_handle(b->share));

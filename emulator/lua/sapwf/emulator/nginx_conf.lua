@@ -82,7 +82,7 @@ function nginx_conf.render(s)
   local user = s.as_root and "user root;" or ""
   local dir = s.dir
   return format(MAIN, s.modules_dir, s.modules_dir, user, s.workers, dir, s.log_level, dir,
-    dir, dir, dir, dir, dir, s.lua_root, s.lua_root, s.key_memory or 32 * 1024, s.max_instances,
+    dir, dir, dir, dir, dir, s.lua_root, s.lua_root, s.key_memory, s.max_instances,
     tostring(s.spa == true), s.http_port, tls)
 end
 

@@ -73,9 +73,9 @@ function limits.check(spec)
   end
   if spec.count_key == "" then return nil, "limit 'count_key' must not be empty" end
   if next(spec) == nil then return nil end
-  return { service_time = spec.service_time or 0, jitter = spec.jitter or 0,
-    rate = spec.rate, burst = spec.rate and (spec.burst or spec.rate),
-    count_key = spec.count_key, keep_instances = spec.keep_instances ~= false }
+  local current = limits.view(spec)
+  current.burst = spec.rate and (spec.burst or spec.rate)
+  return current
 end
 
 --- What GET and PUT /_emulator/limits answer: the limits in force, defaults filled in.
