@@ -541,26 +541,30 @@ local function start_item(w, item)
   return w:start(item.definitionId, item.context)
 end
 
--- What is wrong with a start item (name: how messages name it), or nil.
-local function item_problem(item, name)
+-- What is wrong with start item i, or nil; name(i) is how messages name it (made only
+-- for a message: the check runs for every item of a bulk start).
+local function item_problem(item, i, name)
   if type(item) ~= "table" then
-    return format("%s: table expected, got %s", name, type(item))
+    return format("%s: table expected, got %s", name(i), type(item))
   end
   local id = item.definitionId
   if type(id) ~= "string" or id == "" then
-    return format("%s.definitionId: non-empty string expected, got %s", name,
+    return format("%s.definitionId: non-empty string expected, got %s", name(i),
                   id == "" and "\"\"" or type(id))
   end
   if item.context ~= nil and type(item.context) ~= "table" then
-    return format("%s.context: table expected, got %s", name, type(item.context))
+    return format("%s.context: table expected, got %s", name(i), type(item.context))
   end
   for field in pairs(item) do
     if not ITEM_FIELDS[field] then
-      return format("%s: unknown field '%s' (definitionId, context)", name, tostring(field))
+      return format("%s: unknown field '%s' (definitionId, context)", name(i), tostring(field))
     end
   end
   return nil
 end
+
+local function list_item_name(i) return format("items[%d]", i) end
+local function stream_item_name(i) return format("item %d", i) end
 
 --- Starts many workflow instances, opts.concurrency at a time, on one token and shared
 -- connections. Every item is checked before the first is sent: a bad one raises. One failed
@@ -582,7 +586,7 @@ function methods:start_many(items, opts)
   end
   local n = #items
   for i = 1, n do
-    local problem = item_problem(items[i], format("items[%d]", i))
+    local problem = item_problem(items[i], i, list_item_name)
     if problem then bad("start_many", 1, problem, 2) end
   end
   local settings, on_progress = options("start_many", 2, opts)
@@ -593,7 +597,7 @@ function methods:start_many(items, opts)
 end
 
 local function check_start_item(item, i)
-  local problem = item_problem(item, format("item %d", i))
+  local problem = item_problem(item, i, stream_item_name)
   return problem and format("bad argument #1 to 'start_each' (%s)", problem) or nil
 end
 
