@@ -38,7 +38,7 @@ build = {
       -- bottom layer first, as scripts/check-layers.sh lists them
       sources = { "src/buffer.c", "src/clock.c", "src/headers.c", "src/path.c",
                   "src/exchange.c",
-                  "src/share.c", "src/fileid.c", "src/signal.c", "src/lua_request.c",
+                  "src/share.c", "src/files.c", "src/signal.c", "src/lua_request.c",
                   "src/functions.c",
                   "src/options.c", "src/token.c",
                   "src/client.c",

@@ -6,7 +6,7 @@
 LAYERS='
 buffer clock headers path
 exchange
-share fileid signal lua_request functions
+share files signal lua_request functions
 options token
 client
 batch

@@ -153,3 +153,55 @@ describe("binary answers", function()
     c:close()
   end)
 end)
+
+-- What wf:export and the emulator's key file are written into before the rename: a file
+-- of their own, never one that is there already (which io.open "wb" would truncate).
+describe("core.temp_file", function()
+  local dir
+  setup(function() dir = helpers.temp_dir() end)
+  teardown(function() if dir then os.execute("rm -rf " .. dir) end end)
+
+  local function mode(path)
+    local ok, out = helpers.run("stat -c %a " .. path)
+    assert(ok, out)
+    return (out:gsub("%s+$", ""))
+  end
+
+  it("makes a new empty file, the owner's only, named by the prefix and six characters",
+     function()
+    local a = assert(core.temp_file(dir .. "/x.zip.part-"))
+    local b = assert(core.temp_file(dir .. "/x.zip.part-"))
+    assert.matches("^" .. dir:gsub("%p", "%%%0") .. "/x%.zip%.part%-%w%w%w%w%w%w$", a)
+    assert.are_not.equal(a, b)
+    assert.equal("", helpers.read_file(a))
+    assert.equal("600", mode(a))                    -- whatever the umask (022 here)
+    local names = { (a:match("[^/]+$")), (b:match("[^/]+$")) }
+    table.sort(names)
+    assert.same(names, listing(dir))
+  end)
+
+  it("gives a new name each time, and leaves the files there alone", function()
+    -- a folder full of files with the prefix: each new name is a new file, and the old
+    -- files keep what they hold
+    local made = {}
+    for i = 1, 50 do
+      local name = assert(core.temp_file(dir .. "/k."))
+      local f = assert(io.open(name, "wb"))
+      assert(f:write("record " .. i))
+      assert(f:close())
+      assert.is_nil(made[name])
+      made[name] = i
+    end
+    for name, i in pairs(made) do assert.equal("record " .. i, helpers.read_file(name)) end
+  end)
+
+  it("says why it cannot, and raises for a prefix that is no file name", function()
+    local name, err = core.temp_file(dir .. "/no/such/folder/x.")
+    assert.is_nil(name)
+    assert.equal("No such file or directory", err)
+    assert.has_error(function() core.temp_file(nil) end,
+                     "bad argument #1 to 'temp_file' (string expected, got nil)")
+    assert.has_error(function() core.temp_file("a\0b") end,
+                     "bad argument #1 to 'temp_file' (prefix contains a NUL byte)")
+  end)
+end)

@@ -9,7 +9,7 @@
  *   client.c                      the Client userdata and its methods
  *   token.c options.c             the token: fetch, cache, ensure, renew; new's options
  *   lua_request.c functions.c     request arguments in, answers and errors out; helpers
- *   share.c fileid.c signal.c     per-state share; file identity; SIGINT flag
+ *   share.c files.c signal.c      per-state share; files (identity, new temporary); SIGINT flag
  *   exchange.c                    one libcurl exchange (no Lua: exchange.h)
  *   buffer.c clock.c headers.c path.c   plain C
  * MIT licence, see LICENSE. */
@@ -98,8 +98,9 @@ __attribute__((visibility("default"))) int luaopen_sapwf_core(lua_State *L);
 int sapwf_core_catch_sigint(lua_State *L);
 int sapwf_core_sigint_caught(lua_State *L);
 
-/* fileid.c */
+/* files.c */
 int sapwf_core_file_id(lua_State *L);
+int sapwf_core_temp_file(lua_State *L);
 
 /* share.c */
 sapwf_share *sapwf_share_acquire(lua_State *L);

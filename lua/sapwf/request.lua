@@ -6,7 +6,7 @@ local json = require "sapwf.json"
 local errors = require "sapwf.errors"
 local operations = require "sapwf.operations"
 local core = require "sapwf.core"
-local headers_table, path_problem = core.headers, core.path_problem
+local headers_table, path_problem, temp_file = core.headers, core.path_problem, core.temp_file
 
 local type, pairs, ipairs, tostring, error = type, pairs, ipairs, tostring, error
 local format, find, match = string.format, string.find, string.match
@@ -35,13 +35,6 @@ local function authority_of(method, path)
   return nil
 end
 
--- A name beside dest for the answer while it comes: hard to guess (a file planted under
--- it would be written through), in dest's folder so that the rename is atomic.
-local function part_name(dest)
-  local noise = match(tostring({}), "0x(%x+)") or match(tostring({}), "(%x+)$") or ""
-  return format("%s.sapwf-%x%s%x", dest, os.time(), noise, math.random(0, 0x7fffffff))
-end
-
 -- An `io` error (a local file that cannot be written or renamed).
 local function io_error(message, method, path, sent)
   return errors.new{ kind = "io", message = message, method = method, path = path,
@@ -53,15 +46,13 @@ end
 -- the bytes written, the raw header lines, the status; or nil, err; or nil, nil, status,
 -- body, headers, state for an HTTP failure (the caller judges it).
 local function to_file(self, method, target, body, path, authority, idempotent, accept, dest)
-  local part = part_name(dest)
-  local probe, oserr = io.open(part, "wb")    -- a folder that cannot be written: not sent
-  if not probe then
-    oserr = tostring(oserr)
-    if oserr:sub(1, #part + 2) == part .. ": " then oserr = oserr:sub(#part + 3) end
+  -- A new file of its own in dest's folder (so the rename is atomic), never one that is
+  -- there already; a folder that cannot be written fails here, before anything is sent.
+  local part, oserr = temp_file(dest .. ".part-")
+  if not part then
     return nil, io_error(format("cannot write a file beside %s: %s", dest, oserr), method,
                          path, false)
   end
-  probe:close()
   local status, resp, headers, state = base.send(self, method, target, body, path, authority,
     idempotent, { accept = accept, to_file = part })
   if not status or status < 200 or status >= 300 then

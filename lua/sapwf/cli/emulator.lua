@@ -7,6 +7,7 @@
 -- ends the interpreter at once. For that case a small shell watchdog waits for our process
 -- to go and then stops nginx and removes its directory (it does nothing when we already did).
 local json = require "sapwf.json"
+local core = require "sapwf.core"
 
 local M = {}
 
@@ -40,16 +41,14 @@ local function start_watchdog(emu)
 end
 
 -- The key holds the emulator client's secret, so its file is private from its creation:
--- mktemp(1) makes a new file of mode 0600 beside the target whatever the umask, the key
--- goes into it, and a rename puts it in place whole. (io.open creates with the umask's
+-- core.temp_file makes a new file of mode 0600 beside the target whatever the umask, the
+-- key goes into it, and a rename puts it in place whole. (io.open creates with the umask's
 -- mode, and a chmod after it leaves a window.) Every step is checked.
 local function write_key(path, key)
   local text = assert(json.encode(key))
-  local pipe = io.popen("mktemp " .. quote(path .. ".XXXXXX") .. " 2>/dev/null")
-  local temp = pipe and pipe:read("*l")
-  if pipe then pipe:close() end
-  if not temp or temp == "" then
-    return nil, "cannot create a file beside " .. path
+  local temp, terr = core.temp_file(path .. ".")
+  if not temp then
+    return nil, "cannot create a file beside " .. path .. ": " .. tostring(terr)
   end
   local file, err = io.open(temp, "wb")
   local ok = file and file:write(text, "\n")
