@@ -28,6 +28,7 @@ static const luaL_Reg core_functions[] = {
   {"path_problem", sapwf_core_path_problem},
   {"file_id", sapwf_core_file_id},
   {"temp_file", sapwf_core_temp_file},
+  {"rename_noreplace", sapwf_core_rename_noreplace},
   {"catch_sigint", sapwf_core_catch_sigint},
   {"sigint_caught", sapwf_core_sigint_caught},
   {"header", sapwf_core_header},

@@ -101,6 +101,7 @@ int sapwf_core_sigint_caught(lua_State *L);
 /* files.c */
 int sapwf_core_file_id(lua_State *L);
 int sapwf_core_temp_file(lua_State *L);
+int sapwf_core_rename_noreplace(lua_State *L);
 
 /* share.c */
 sapwf_share *sapwf_share_acquire(lua_State *L);

@@ -485,24 +485,22 @@ local function check_paths(args)
 end
 
 -- A failed file left by an earlier run may hold the only record of a line's failure:
--- it is renamed to the first free "<path>.N", never overwritten. Returns the new name,
--- nil when there was nothing to keep, or nil and an error.
+-- it is renamed to the first free "<path>.N", never over a file that is there (not even
+-- one that appears meanwhile: core.rename_noreplace). Returns the new name, nil when there
+-- was nothing to keep, or nil and an error.
 local function keep_earlier_failed(path)
   if not file_exists_nonempty(path) then
     return nil
   end
   for n = 1, 1000 do
     local kept = path .. "." .. n
-    local probe = io.open(kept, "rb")
-    if probe then
-      probe:close()
-    else
-      local ok, err = os.rename(path, kept)
-      if not ok then
-        return nil, io_error(string.format("cannot move the earlier failed file %s aside: %s",
-          path, tostring(err)))
-      end
+    local ok, err, taken = core.rename_noreplace(path, kept)
+    if ok then
       return kept
+    end
+    if not taken then
+      return nil, io_error(string.format("cannot move the earlier failed file %s aside: %s",
+        path, err))
     end
   end
   return nil, io_error("too many earlier failed files beside " .. path)

@@ -1,0 +1,121 @@
+-- Files that may hold the only record of something are never truncated or replaced:
+-- core.temp_file makes the file an export or the emulator's key is written into before
+-- the rename (a new file, never one that is there, which io.open "wb" would truncate), and
+-- core.rename_noreplace moves the command line's earlier failed file aside without
+-- replacing a file that has the new name (os.rename would).
+local helpers = require "spec.helpers"
+local core = require "sapwf.core"
+
+local function listing(dir)
+  local ok, out = helpers.run("ls -A " .. dir)
+  assert(ok, out)
+  local names = {}
+  for name in out:gmatch("[^\n]+") do names[#names + 1] = name end
+  table.sort(names)
+  return names
+end
+
+local function write(path, text)
+  local f = assert(io.open(path, "wb"))
+  assert(f:write(text))
+  assert(f:close())
+end
+
+local function mode(path)
+  local ok, out = helpers.run("stat -c %a " .. path)
+  assert(ok, out)
+  return (out:gsub("%s+$", ""))
+end
+
+describe("files", function()
+  local dir
+  setup(function() dir = helpers.temp_dir() end)
+  teardown(function() if dir then os.execute("rm -rf " .. dir) end end)
+  before_each(function() os.execute("rm -rf " .. dir .. "/* " .. dir .. "/.[!.]*") end)
+
+  describe("core.temp_file", function()
+    it("makes a new empty file, the owner's only, named by the prefix and six characters",
+       function()
+      local a = assert(core.temp_file(dir .. "/x.zip.part-"))
+      local b = assert(core.temp_file(dir .. "/x.zip.part-"))
+      assert.matches("^" .. dir:gsub("%p", "%%%0") .. "/x%.zip%.part%-%w%w%w%w%w%w$", a)
+      assert.are_not.equal(a, b)
+      assert.equal("", helpers.read_file(a))
+      assert.equal("600", mode(a))                  -- whatever the umask (022 here)
+      local names = { (a:match("[^/]+$")), (b:match("[^/]+$")) }
+      table.sort(names)
+      assert.same(names, listing(dir))
+    end)
+
+    it("gives a new name each time, and leaves the files there alone", function()
+      local made = {}
+      for i = 1, 50 do
+        local name = assert(core.temp_file(dir .. "/k."))
+        write(name, "record " .. i)
+        assert.is_nil(made[name])
+        made[name] = i
+      end
+      for name, i in pairs(made) do assert.equal("record " .. i, helpers.read_file(name)) end
+    end)
+
+    it("says why it cannot, and raises for a prefix that is no file name", function()
+      local name, err = core.temp_file(dir .. "/no/such/folder/x.")
+      assert.is_nil(name)
+      assert.equal("No such file or directory", err)
+      assert.has_error(function() core.temp_file(nil) end,
+                       "bad argument #1 to 'temp_file' (string expected, got nil)")
+      assert.has_error(function() core.temp_file(dir .. "/a\0b") end,
+                       "bad argument #1 to 'temp_file' (file name contains a NUL byte)")
+    end)
+  end)
+
+  describe("core.rename_noreplace", function()
+    it("renames a file to a free name", function()
+      write(dir .. "/failed.jsonl", "line 7 failed")
+      assert.is_true(core.rename_noreplace(dir .. "/failed.jsonl", dir .. "/failed.jsonl.1"))
+      assert.same({ "failed.jsonl.1" }, listing(dir))
+      assert.equal("line 7 failed", helpers.read_file(dir .. "/failed.jsonl.1"))
+    end)
+
+    it("never replaces a file or a link that has the new name, and says so", function()
+      write(dir .. "/new", "this run")
+      write(dir .. "/kept", "the only record")
+      local ok, err, taken = core.rename_noreplace(dir .. "/new", dir .. "/kept")
+      assert.is_nil(ok)
+      assert.equal("File exists", err)
+      assert.is_true(taken)
+      assert.equal("this run", helpers.read_file(dir .. "/new"))
+      assert.equal("the only record", helpers.read_file(dir .. "/kept"))
+      -- a dangling link is a name that is taken too
+      assert(helpers.run("ln -s " .. dir .. "/nowhere " .. dir .. "/link"))
+      ok, err, taken = core.rename_noreplace(dir .. "/new", dir .. "/link")
+      assert.is_nil(ok)
+      assert.is_true(taken)
+      assert.same({ "kept", "link", "new" }, listing(dir))
+    end)
+
+    it("says why for any other failure, and raises for names that are no file names",
+       function()
+      local ok, err, taken = core.rename_noreplace(dir .. "/absent", dir .. "/x")
+      assert.is_nil(ok)
+      assert.equal("No such file or directory", err)
+      assert.is_false(taken)
+      assert.has_error(function() core.rename_noreplace(dir .. "/a") end,
+                       "bad argument #2 to 'rename_noreplace' (string expected, got no value)")
+      assert.has_error(function() core.rename_noreplace(dir .. "/a\0b", dir .. "/c") end,
+                       "bad argument #1 to 'rename_noreplace' (file name contains a NUL byte)")
+    end)
+  end)
+
+  describe("core.file_id", function()
+    it("names one file however the path is spelt, and nil for none", function()
+      write(dir .. "/f", "x")
+      assert(helpers.run("ln -s f " .. dir .. "/l"))
+      local id = assert(core.file_id(dir .. "/f"))
+      assert.equal(id, core.file_id(dir .. "/./l"))
+      assert.is_nil(core.file_id(dir .. "/absent"))
+      assert.has_error(function() core.file_id(dir .. "/f\0x") end,
+                       "bad argument #1 to 'file_id' (file name contains a NUL byte)")
+    end)
+  end)
+end)
