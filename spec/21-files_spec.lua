@@ -6,21 +6,6 @@
 local helpers = require "spec.helpers"
 local core = require "sapwf.core"
 
-local function listing(dir)
-  local ok, out = helpers.run("ls -A " .. dir)
-  assert(ok, out)
-  local names = {}
-  for name in out:gmatch("[^\n]+") do names[#names + 1] = name end
-  table.sort(names)
-  return names
-end
-
-local function write(path, text)
-  local f = assert(io.open(path, "wb"))
-  assert(f:write(text))
-  assert(f:close())
-end
-
 local function mode(path)
   local ok, out = helpers.run("stat -c %a " .. path)
   assert(ok, out)
@@ -44,14 +29,14 @@ describe("files", function()
       assert.equal("600", mode(a))                  -- whatever the umask (022 here)
       local names = { (a:match("[^/]+$")), (b:match("[^/]+$")) }
       table.sort(names)
-      assert.same(names, listing(dir))
+      assert.same(names, helpers.listing(dir))
     end)
 
     it("gives a new name each time, and leaves the files there alone", function()
       local made = {}
       for i = 1, 50 do
         local name = assert(core.temp_file(dir .. "/k."))
-        write(name, "record " .. i)
+        helpers.write_file(name, "record " .. i)
         assert.is_nil(made[name])
         made[name] = i
       end
@@ -71,15 +56,15 @@ describe("files", function()
 
   describe("core.rename_noreplace", function()
     it("renames a file to a free name", function()
-      write(dir .. "/failed.jsonl", "line 7 failed")
+      helpers.write_file(dir .. "/failed.jsonl", "line 7 failed")
       assert.is_true(core.rename_noreplace(dir .. "/failed.jsonl", dir .. "/failed.jsonl.1"))
-      assert.same({ "failed.jsonl.1" }, listing(dir))
+      assert.same({ "failed.jsonl.1" }, helpers.listing(dir))
       assert.equal("line 7 failed", helpers.read_file(dir .. "/failed.jsonl.1"))
     end)
 
     it("never replaces a file or a link that has the new name, and says so", function()
-      write(dir .. "/new", "this run")
-      write(dir .. "/kept", "the only record")
+      helpers.write_file(dir .. "/new", "this run")
+      helpers.write_file(dir .. "/kept", "the only record")
       local ok, err, taken = core.rename_noreplace(dir .. "/new", dir .. "/kept")
       assert.is_nil(ok)
       assert.equal("File exists", err)
@@ -91,7 +76,7 @@ describe("files", function()
       ok, err, taken = core.rename_noreplace(dir .. "/new", dir .. "/link")
       assert.is_nil(ok)
       assert.is_true(taken)
-      assert.same({ "kept", "link", "new" }, listing(dir))
+      assert.same({ "kept", "link", "new" }, helpers.listing(dir))
     end)
 
     it("says why for any other failure, and raises for names that are no file names",
@@ -109,7 +94,7 @@ describe("files", function()
 
   describe("core.file_id", function()
     it("names one file however the path is spelt, and nil for none", function()
-      write(dir .. "/f", "x")
+      helpers.write_file(dir .. "/f", "x")
       assert(helpers.run("ln -s f " .. dir .. "/l"))
       local id = assert(core.file_id(dir .. "/f"))
       assert.equal(id, core.file_id(dir .. "/./l"))

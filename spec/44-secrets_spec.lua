@@ -159,11 +159,6 @@ describe("secrets", function()
     end)
     teardown(function() R.run("rm -rf " .. dir) end)
 
-    local function write(path, text)
-      local f = assert(io.open(path, "w"))
-      f:write(text)
-      f:close()
-    end
 
     -- stdout and stderr of bin/sapwf, together.
     local function run(args)
@@ -179,12 +174,12 @@ describe("secrets", function()
     it("prints no secret, Basic header or token on any failure", function()
       local cjson = require "cjson"
       local full, bad = dir .. "/full.json", dir .. "/bad.json"
-      write(full, cjson.encode(key))
+      helpers.write_file(full, cjson.encode(key))
       local bad_key = emu:service_key("full")
       bad_key.uaa.clientsecret = needles.secret .. "x"
-      write(bad, cjson.encode(bad_key))
+      helpers.write_file(bad, cjson.encode(bad_key))
       local limited = dir .. "/limited.json"
-      write(limited, cjson.encode(emu:service_key("limited")))
+      helpers.write_file(limited, cjson.encode(emu:service_key("limited")))
       local limited_needles = R.needles(emu, "limited")
 
       local outputs = {}

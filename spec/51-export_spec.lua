@@ -15,21 +15,6 @@ local function numbered(n)
   return table.concat(parts)
 end
 
-local function listing(dir)
-  local ok, out = helpers.run("ls -A " .. dir)
-  assert(ok, out)
-  local names = {}
-  for name in out:gmatch("[^\n]+") do names[#names + 1] = name end
-  table.sort(names)
-  return names
-end
-
-local function write(path, text)
-  local f = assert(io.open(path, "wb"))
-  assert(f:write(text))
-  assert(f:close())
-end
-
 describe("binary answers", function()
   local emu, wf, limited, dir
 
@@ -81,18 +66,18 @@ describe("binary answers", function()
     assert.equal(20000 * 9, assert(small:request("GET", "/v1/export",
                                                  { to_file = dir .. "/req.zip" })))
     assert.equal(numbered(20000), helpers.read_file(dir .. "/req.zip"))
-    assert.same({ "big.zip", "req.zip" }, listing(dir))
+    assert.same({ "big.zip", "req.zip" }, helpers.listing(dir))
     small:close()
   end)
 
   it("leave the file as it was when the call fails, and nothing beside it", function()
     local target = dir .. "/keep.zip"
-    write(target, "the export of yesterday")
+    helpers.write_file(target, "the export of yesterday")
     local _, err = limited:export(target)
     assert.equal("forbidden", err.kind)
     assert.equal("DATA_EXPORT", err.authority)
     assert.equal("the export of yesterday", helpers.read_file(target))
-    assert.same({ "keep.zip" }, listing(dir))
+    assert.same({ "keep.zip" }, helpers.listing(dir))
     -- the connection breaks in the middle of the body, every time
     emu:export_lines(5000)
     emu:fault{ fault = "truncate", method = "GET", path = "/v1/export", times = -1 }
@@ -100,7 +85,7 @@ describe("binary answers", function()
     _, err = once:export(target)
     assert.equal("network", err.kind)
     assert.equal("the export of yesterday", helpers.read_file(target))
-    assert.same({ "keep.zip" }, listing(dir))
+    assert.same({ "keep.zip" }, helpers.listing(dir))
     once:close()
   end)
 

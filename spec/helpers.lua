@@ -99,14 +99,25 @@ function helpers.temp_dir()
   return (out:gsub("%s+$", ""))
 end
 
----------------------------------------------------------------------------------------------
--- curl
-
+--- Writes text to the file at path (created or emptied); raises when it cannot.
 function helpers.write_file(path, text)
   local file = assert(io.open(path, "wb"))
-  file:write(text)
-  file:close()
+  assert(file:write(text))
+  assert(file:close())
 end
+
+--- The names in a directory, dot files included, sorted.
+function helpers.listing(dir)
+  local ok, out = helpers.run("ls -A " .. dir)
+  assert(ok, out)
+  local names = {}
+  for name in out:gmatch("[^\n]+") do names[#names + 1] = name end
+  table.sort(names)
+  return names
+end
+
+---------------------------------------------------------------------------------------------
+-- curl
 
 -- A value in curl's config file syntax (so nothing goes through the shell).
 local function q(s)
