@@ -35,10 +35,13 @@ local function with_eager_gc(fn)
   if not ok then error(err, 0) end
 end
 
--- Inside with_eager_gc, thorough(true) makes each step run a whole cycle, finalizers
+-- Inside with_eager_gc, thorough(true) makes the next step run a whole cycle, finalizers
 -- included (5.4: a step size beyond any heap; 5.3: an unlimited step multiplier), from a
 -- pause: the next allocation runs the finalizer of a value dropped meanwhile, whatever the
--- heap's size. thorough(false) goes back to the eager steps.
+-- heap's size. That cycle ends in a pause of 200% (set after the collection that began
+-- it, so the next allocation still steps), so the rest of the call runs no more cycles:
+-- one at each allocation would take seconds a call under valgrind. thorough(false) goes
+-- back to the eager steps.
 local function thorough(on)
   if LUA54 then
     collectgarbage("incremental", 0, 0, on and 64 or 13)     -- 13: 5.4's default step size
@@ -46,6 +49,7 @@ local function thorough(on)
     collectgarbage("setstepmul", on and 1000000000 or 1000)
   end
   if on then collectgarbage() end
+  collectgarbage("setpause", on and 200 or 0)
 end
 
 describe("sapwf.core at the edges", function()
