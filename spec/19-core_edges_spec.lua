@@ -348,8 +348,8 @@ describe("sapwf.core at the edges", function()
     -- Until the hits asked for have come, every other try runs thorough steps during its
     -- call (a finalizer at the call's first allocation), so they come whatever the heap;
     -- the tries between, and the rest of the 20, land where the eager steps fall. (A
-    -- thorough try runs a whole cycle at each allocation of the call: seconds under
-    -- valgrind, so no more of them than the hits need.)
+    -- thorough try runs a whole cycle over the heap: slow under valgrind, so no more of
+    -- them than the hits need.)
     local function closes_mid_call(make, call, closed_message, want)
       local hits, tries = 0, 0
       if not MID_CALL then want = 0 end

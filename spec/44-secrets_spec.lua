@@ -159,7 +159,6 @@ describe("secrets", function()
     end)
     teardown(function() R.run("rm -rf " .. dir) end)
 
-
     -- stdout and stderr of bin/sapwf, together.
     local function run(args)
       local quoted = {}

@@ -9,7 +9,7 @@
  *   client.c                      the Client userdata and its methods
  *   token.c options.c             the token: fetch, cache, ensure, renew; new's options
  *   lua_request.c functions.c     request arguments in, answers and errors out; helpers
- *   share.c files.c signal.c      per-state share; files (identity, new temporary); SIGINT flag
+ *   share.c files.c signal.c      per-state share; files (identity, new, renamed); SIGINT
  *   exchange.c                    one libcurl exchange (no Lua: exchange.h)
  *   buffer.c clock.c headers.c path.c   plain C
  * MIT licence, see LICENSE. */

@@ -48,7 +48,7 @@ local function write_key(path, key)
   local text = assert(json.encode(key))
   local temp, terr = core.temp_file(path .. ".")
   if not temp then
-    return nil, "cannot create a file beside " .. path .. ": " .. tostring(terr)
+    return nil, "cannot create a file beside " .. path .. ": " .. terr
   end
   local file, err = io.open(temp, "wb")
   local ok = file and file:write(text, "\n")
