@@ -1410,6 +1410,17 @@ describe("sapwf command line", function()
       assert.is_false(answers(base))
     end)
 
+    it("says why it cannot write the key file, exits 2 and leaves nothing behind",
+       function()
+      local key_file = dir .. "/no/such/folder/emu.json"
+      local r = sapwf({ "emulator", "--key-file", key_file })
+      assert.equal(2, r.code)
+      assert.matches("--key-file: cannot create a file beside " .. key_file
+        .. ": No such file or directory", r.stderr, 1, true)
+      assert.is_nil(r.stderr:match("nginx pid %d+"))   -- stopped before it said it runs
+      assert.is_false(exists(dir .. "/no"))
+    end)
+
     it("stops its nginx when it is ended with SIGTERM", function()
       local key_file = dir .. "/emu-term.json"
       local pid, rc_file, err = launch(key_file, "emu-term")
