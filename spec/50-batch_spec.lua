@@ -7,6 +7,9 @@ local helpers = require "spec.helpers"
 
 -- The ESTABLISHED TCP connections this process holds to 127.0.0.1:port, read from the
 -- kernel (/proc), not from sapwf: which of our sockets are connected to the emulator.
+-- /proc/net/tcp is no snapshot: read in pieces while other sockets come and go, it can show
+-- a socket twice (on a busy machine one connection counted as two). So it is read in large
+-- pieces (one for up to some 7,000 sockets), and each socket counts once, by its inode.
 local function our_pid()
   local f = assert(io.open("/proc/self/stat"))
   local pid = f:read("*l"):match("^(%d+)")
@@ -19,12 +22,21 @@ local function connections_to(port)
   local ls = assert(io.popen("ls -l /proc/" .. our_pid() .. "/fd 2>/dev/null"))
   for inode in ls:read("*a"):gmatch("socket:%[(%d+)%]") do inodes[inode] = true end
   ls:close()
-  local count = 0
-  for line in io.lines("/proc/net/tcp") do
+  local f, chunks = assert(io.open("/proc/net/tcp")), {}
+  while true do
+    local chunk = f:read(1024 * 1024)
+    if not chunk then break end
+    chunks[#chunks + 1] = chunk
+  end
+  f:close()
+  local text = table.concat(chunks)
+  local count, counted = 0, {}
+  for line in text:gmatch("[^\n]+") do
     local remote_port, state, inode =
       line:match("^%s*%d+:%s+%x+:%x+%s+%x+:(%x+)%s+(%x+)%s+%S+%s+%S+%s+%S+%s+%S+%s+%S+%s+(%d+)")
     if remote_port and tonumber(remote_port, 16) == port and state == "01"
-        and inodes[inode] then
+        and inodes[inode] and not counted[inode] then
+      counted[inode] = true
       count = count + 1
     end
   end
