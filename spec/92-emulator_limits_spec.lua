@@ -242,12 +242,14 @@ describe("emulator limits", function()
           "starts_unkeyed" }) do
         assert.equal(0, stats[name], name)
       end
+      assert.same({}, stats.connections_by_worker)
       -- three requests on one kept-alive connection
       local answers = batch(emu, { token = tok, requests = { { "GET", INSTANCES },
         { "GET", INSTANCES }, { "GET", INSTANCES } } })
       assert.same({ 1, 0, 0 }, { answers[1].connects, answers[2].connects, answers[3].connects })
       stats = emu:stats()
       assert.equal(1, stats.connections)
+      assert.same({ ["0"] = 1 }, stats.connections_by_worker)   -- the one worker
       assert.equal(0, stats.tls_handshakes)
       assert.equal(1, stats.in_flight_max)
 
@@ -400,6 +402,11 @@ describe("emulator limits with two workers", function()
     assert.equal(30, stats.rate_limited)
     assert.equal(41, stats.connections)         -- the token's one, too
     assert.equal(0, stats.in_flight)
+    -- the bucket was shared: both workers took connections (ngx.worker.id 0 and 1)
+    local by_worker = stats.connections_by_worker
+    assert.truthy((by_worker["0"] or 0) > 0 and (by_worker["1"] or 0) > 0,
+      "connections by worker: " .. tostring(by_worker["0"]) .. ", " .. tostring(by_worker["1"]))
+    assert.equal(41, by_worker["0"] + by_worker["1"])
   end)
 end)
 

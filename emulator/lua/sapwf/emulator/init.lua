@@ -31,9 +31,10 @@
 --     answer after service_time (+ 0..jitter) seconds; beyond rate (a token bucket of burst
 --     tokens) 429 with Retry-After; starts whose context has count_key count starts_keyed
 --     (first time a value) or starts_doubled; keep_instances = false keeps no instance.
---     stats() also has connections, tls_handshakes, tls_resumed, http2_requests,
---     rate_limited, in_flight, in_flight_max, starts_keyed, starts_doubled, starts_unkeyed
---     (a value not recorded: key_memory is full); reset() zeroes them (in_flight aside)
+--     stats() also has connections (connections_by_worker: by ngx.worker.id),
+--     tls_handshakes, tls_resumed, http2_requests, rate_limited, in_flight, in_flight_max,
+--     starts_keyed, starts_doubled, starts_unkeyed (a value not recorded: key_memory is
+--     full); reset() zeroes them (in_flight aside)
 --   emu.spa                                     true in SAP Build Process Automation mode
 --   emu:clients()  emu:instances()  emu:log_errors()
 --   emu:stop()                                  -> true; waits until the master is gone

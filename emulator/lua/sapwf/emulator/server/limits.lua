@@ -28,7 +28,8 @@ local keys = ngx.shared.sapwf_emulator_keys
 local type, pairs, ipairs, tostring, next = type, pairs, ipairs, tostring, next
 local random, ceil, min, max = math.random, math.ceil, math.min, math.max
 local sub = string.sub
-local count = shared.count
+local count, count_in = shared.count, shared.count_in
+local worker_id = ngx.worker.id
 
 local limits = {}
 
@@ -173,11 +174,14 @@ end
 
 --- Every request but the control API's, on the http and https listeners: connections (a
 -- connection's first request; nginx numbers HTTP/2 streams per connection the same way),
--- TLS handshakes and resumptions (once per connection), HTTP/2 requests.
+-- and which worker took each (connections_by_worker, by ngx.worker.id: a spec of many
+-- workers can see that they all served), TLS handshakes and resumptions (once per
+-- connection), HTTP/2 requests.
 function limits.arrived(listener)
   local var = ngx.var
   if var.connection_requests == "1" then
     count("connections")
+    count_in("connections_by_worker", worker_id())
     if listener == "https" then
       count(var.ssl_session_reused == "r" and "tls_resumed" or "tls_handshakes")
     end
@@ -228,6 +232,7 @@ end
 --- Adds the counters of this module to a stats answer.
 function limits.stats(result)
   for _, name in ipairs(COUNTERS) do result[name] = result[name] or 0 end
+  result.connections_by_worker = result.connections_by_worker or {}
   result.in_flight = dict:get("l:in_flight") or 0
   return result
 end
