@@ -33,9 +33,9 @@ local batch_seq = 0
 -- Several requests in one curl command. opts: base (default emu.url), token, parallel,
 -- http2 (else HTTP/1.1), close (Connection: close: a new connection each), and requests: a list of
 -- { method, path (under the API), json } (or count = n starts of "simple" with no context).
--- Returns the answers in request order: { status, time, connects (new connections the
--- transfer made), retry_after, body, json }.
-local function batch(emu, opts)
+-- Writes curl's config; returns the command, the files' common prefix, and
+-- answers_of(what curl printed) -> the answers (see batch).
+local function prepare(emu, opts)
   batch_seq = batch_seq + 1
   local base = string.format("%s/tmp/batch-%d", emu.dir, batch_seq)
   local requests = opts.requests
@@ -70,21 +70,52 @@ local function batch(emu, opts)
   end
   helpers.write_file(base .. ".config", table.concat(lines, "\n") .. "\n")
   -- curl's exit code is its last transfer's: each transfer's status is in its line instead
-  local _, out = helpers.run("curl -K '" .. base .. ".config'")
-  local answers = {}
-  for num, status, time, connects, retry_after in
-      out:gmatch("## (%d+) (%d+) ([%d%.]+) (%d+) %[([^%]]*)%]") do
-    local i = tonumber(num) + 1
-    local body = helpers.read_file(base .. "-" .. i .. ".body") or ""
-    answers[i] = { status = tonumber(status), time = tonumber(time),
-      connects = tonumber(connects), retry_after = retry_after, body = body,
-      json = cjson.decode(body) }
-    os.remove(base .. "-" .. i .. ".body")
-    os.remove(base .. "-" .. i .. ".request")
+  local command = "curl -K '" .. base .. ".config'"
+  local function answers_of(out)
+    local answers = {}
+    for num, status, time, connects, retry_after in
+        out:gmatch("## (%d+) (%d+) ([%d%.]+) (%d+) %[([^%]]*)%]") do
+      local i = tonumber(num) + 1
+      local body = helpers.read_file(base .. "-" .. i .. ".body") or ""
+      answers[i] = { status = tonumber(status), time = tonumber(time),
+        connects = tonumber(connects), retry_after = retry_after, body = body,
+        json = cjson.decode(body) }
+      os.remove(base .. "-" .. i .. ".body")
+      os.remove(base .. "-" .. i .. ".request")
+    end
+    os.remove(base .. ".config")
+    assert.equal(#requests, #answers, out)
+    return answers
   end
-  os.remove(base .. ".config")
-  assert.equal(#requests, #answers, out)
-  return answers
+  return command, base, answers_of
+end
+
+-- Runs the requests (see prepare) and returns their answers in request order: { status,
+-- time, connects (new connections the transfer made), retry_after, body, json }.
+local function batch(emu, opts)
+  local command, _, answers_of = prepare(emu, opts)
+  local _, out = helpers.run(command)
+  return answers_of(out)
+end
+
+-- The same in the background: returns finish(), which waits for curl to end and returns
+-- the answers.
+local function batch_in_background(emu, opts)
+  local command, base, answers_of = prepare(emu, opts)
+  local out, done = base .. ".out", base .. ".done"
+  assert(helpers.execute("{ " .. command .. " >'" .. out .. "' 2>&1; touch '" .. done
+    .. "'; } &"))
+  return function()
+    local deadline = os.time() + 60
+    while not helpers.read_file(done) do
+      assert(os.time() < deadline, "curl did not end")
+      helpers.execute("sleep 0.05")
+    end
+    local text = helpers.read_file(out)
+    os.remove(out)
+    os.remove(done)
+    return answers_of(text)
+  end
 end
 
 local function statuses(answers)
@@ -270,6 +301,27 @@ describe("emulator limits", function()
       assert.truthy(stats.tls_handshakes >= 1)
       assert.equal(2, stats.tls_resumed)
       assert.equal(0, stats.http2_requests)
+    end)
+
+    it("counts the requests in flight at a reset in in_flight_max", function()
+      emu:set_limits({ service_time = 2.5 })   -- time for a reset and 3 more meanwhile
+      local finish = batch_in_background(emu, { token = tok, parallel = true, count = 5 })
+      local deadline = os.time() + 30
+      while emu:stats().in_flight < 5 do
+        assert.truthy(os.time() < deadline, "5 requests never were in flight at once")
+      end
+      emu:reset()
+      local stats = emu:stats()
+      assert.equal(5, stats.in_flight)          -- still being served
+      assert.equal(5, stats.in_flight_max)      -- the highest since the reset: theirs
+      -- 3 more while the 5 are in flight: 8 at once, not 3 (a ladder that forgot the 5
+      -- would count one per request beyond them)
+      local answers = batch(emu, { token = tok, parallel = true, count = 3 })
+      assert.same({ [201] = 3 }, statuses(answers))
+      assert.same({ [201] = 5 }, statuses(finish()))
+      stats = emu:stats()
+      assert.equal(8, stats.in_flight_max)
+      assert.equal(0, stats.in_flight)
     end)
 
     it("in_flight comes back to 0 after a request a fault dropped", function()

@@ -34,7 +34,8 @@
 --     stats() also has connections (connections_by_worker: by ngx.worker.id),
 --     tls_handshakes, tls_resumed, http2_requests, rate_limited, in_flight, in_flight_max,
 --     starts_keyed, starts_doubled, starts_unkeyed (a value not recorded: key_memory is
---     full); reset() zeroes them (in_flight aside)
+--     full); reset() zeroes them, but for in_flight and in_flight_max, which start from
+--     the requests still in flight
 --   emu.spa                                     true in SAP Build Process Automation mode
 --   emu:clients()  emu:instances()  emu:log_errors()
 --   emu:stop()                                  -> true; waits until the master is gone

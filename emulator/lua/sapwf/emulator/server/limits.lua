@@ -25,7 +25,8 @@ local json = require "sapwf.emulator.server.json"
 local ngx = ngx
 local dict = ngx.shared.sapwf_emulator
 local keys = ngx.shared.sapwf_emulator_keys
-local type, pairs, ipairs, tostring, next = type, pairs, ipairs, tostring, next
+local type, pairs, ipairs, tostring, tonumber, next =
+  type, pairs, ipairs, tostring, tonumber, next
 local random, ceil, min, max = math.random, math.ceil, math.min, math.max
 local sub = string.sub
 local count, count_in = shared.count, shared.count_in
@@ -237,12 +238,16 @@ function limits.stats(result)
   return result
 end
 
---- On reset (after shared.reset_counters): the high-water ladder and the keys seen go, and
--- the bucket is full again. in_flight stays: those requests are still being served.
+--- On reset (after shared.reset_counters): the keys seen go, and the bucket is full again.
+-- in_flight stays: those requests are still being served. So in_flight_max starts from
+-- them, and the ladder keeps its rungs up to them (enter counts one per rung: had they
+-- gone, a request beyond them would count one, not their number plus one).
 function limits.reset()
+  local in_flight = dict:get("l:in_flight") or 0
   for _, key in ipairs(dict:get_keys(0)) do
-    if sub(key, 1, 2) == "h:" then dict:delete(key) end
+    if sub(key, 1, 2) == "h:" and tonumber(sub(key, 3)) > in_flight then dict:delete(key) end
   end
+  if in_flight > 0 then dict:set("c:in_flight_max", in_flight) end
   keys:flush_all()
   keys:flush_expired()                  -- flush_all only marks: free the memory now
   limits.refill()
