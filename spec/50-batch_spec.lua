@@ -5,11 +5,6 @@ local sapwf = require "sapwf"
 local core = require "sapwf.core"
 local helpers = require "spec.helpers"
 
--- The ESTABLISHED TCP connections this process holds to 127.0.0.1:port, read from the
--- kernel (/proc), not from sapwf: which of our sockets are connected to the emulator.
--- /proc/net/tcp is no snapshot: read in pieces while other sockets come and go, it can show
--- a socket twice (on a busy machine one connection counted as two). So it is read in large
--- pieces (one for up to some 7,000 sockets), and each socket counts once, by its inode.
 local function our_pid()
   local f = assert(io.open("/proc/self/stat"))
   local pid = f:read("*l"):match("^(%d+)")
@@ -17,6 +12,11 @@ local function our_pid()
   return pid
 end
 
+-- The ESTABLISHED TCP connections this process holds to 127.0.0.1:port, read from the
+-- kernel (/proc), not from sapwf: which of our sockets are connected to the emulator.
+-- /proc/net/tcp is no snapshot: read in pieces while other sockets come and go, it can show
+-- a socket twice (on a busy machine one connection counted as two). So it is read in large
+-- pieces (one for up to some 7,000 sockets), and each socket counts once, by its inode.
 local function connections_to(port)
   local inodes = {}
   local ls = assert(io.popen("ls -l /proc/" .. our_pid() .. "/fd 2>/dev/null"))

@@ -5,6 +5,7 @@
 -- parallel with --parallel). Times are only checked as lower bounds, or against a bound far
 -- above what the limit itself gives: the machine may be busy.
 local cjson = require "cjson.safe"
+local core = require "sapwf.core"
 local helpers = require "spec.helpers"
 
 local FULL = "sb-sapwf-full!b1|workflow!b10150"
@@ -98,6 +99,15 @@ local function batch(emu, opts)
   return answers_of(out)
 end
 
+-- Waits until cond() is true; fails with message after `seconds`.
+local function wait_until(seconds, cond, message)
+  local deadline = core.monotonic() + seconds
+  while not cond() do
+    assert(core.monotonic() < deadline, message)
+    core.sleep(0.05)
+  end
+end
+
 -- The same in the background: returns finish(), which waits for curl to end and returns
 -- the answers.
 local function batch_in_background(emu, opts)
@@ -106,11 +116,7 @@ local function batch_in_background(emu, opts)
   assert(helpers.execute("{ " .. command .. " >'" .. out .. "' 2>&1; touch '" .. done
     .. "'; } &"))
   return function()
-    local deadline = os.time() + 60
-    while not helpers.read_file(done) do
-      assert(os.time() < deadline, "curl did not end")
-      helpers.execute("sleep 0.05")
-    end
+    wait_until(60, function() return helpers.read_file(done) end, "curl did not end")
     local text = helpers.read_file(out)
     os.remove(out)
     os.remove(done)
@@ -306,10 +312,8 @@ describe("emulator limits", function()
     it("counts the requests in flight at a reset in in_flight_max", function()
       emu:set_limits({ service_time = 2.5 })   -- time for a reset and 3 more meanwhile
       local finish = batch_in_background(emu, { token = tok, parallel = true, count = 5 })
-      local deadline = os.time() + 30
-      while emu:stats().in_flight < 5 do
-        assert.truthy(os.time() < deadline, "5 requests never were in flight at once")
-      end
+      wait_until(30, function() return emu:stats().in_flight >= 5 end,
+        "5 requests never were in flight at once")
       emu:reset()
       local stats = emu:stats()
       assert.equal(5, stats.in_flight)          -- still being served
