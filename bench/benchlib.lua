@@ -133,17 +133,19 @@ function lib.new(ctx)
   end
 
   -- The benchmark's technical client on another emulator (the same id and authority as on
-  -- the main one, a secret of its own), its token fetched with curl, and an environment
-  -- file for the rows: the same variables as run.lua's, plus SAPWF_BENCH_CA_FILE and
-  -- NODE_EXTRA_CA_CERTS for an https emulator. Returns env_file, key.
-  function self.client_env(emu, tls)
+  -- the main one, a secret of its own), or (client: {id =, authorities =}) another client,
+  -- its token fetched with curl, and an environment file for the rows: the same variables
+  -- as run.lua's, plus SAPWF_BENCH_CA_FILE and NODE_EXTRA_CA_CERTS for an https emulator.
+  -- Returns env_file, key, the token's length.
+  function self.client_env(emu, tls, client)
+    local id = client and client.id or ctx.client_id
     local secret = shell.random_hex(24)
-    emu:set_client(ctx.client_id, { secret = secret,
-                                    authorities = { "WORKFLOW_INSTANCE_START" } })
-    local key = emu:service_key(ctx.client_id, { tls = tls })
+    emu:set_client(id, { secret = secret, authorities = client and client.authorities
+                                          or { "WORKFLOW_INSTANCE_START" } })
+    local key = emu:service_key(id, { tls = tls })
     local token_url = key.uaa.url .. "/oauth/token"
     local auth = self.env_file({})          -- an empty file made private, then the secret
-    shell.write_file(auth, format('user = "%s:%s"\n', ctx.client_id, secret))
+    shell.write_file(auth, format('user = "%s:%s"\n', id, secret))
     local answer = shell.capture("curl -sS -K " .. quote(auth)
       .. (tls and " --cacert " .. quote(emu.ca_file) or "")
       .. " -d grant_type=client_credentials " .. quote(token_url))
@@ -156,7 +158,7 @@ function lib.new(ctx)
       { "SAPWF_BENCH_KEY", ctx.cjson.encode(key) },
       { "SAPWF_BENCH_API_URL", key.endpoints.workflow_rest_url },
       { "SAPWF_BENCH_TOKEN_URL", token_url },
-      { "SAPWF_BENCH_CLIENT_ID", ctx.client_id },
+      { "SAPWF_BENCH_CLIENT_ID", id },
       { "SAPWF_BENCH_CLIENT_SECRET", secret },
       { "LUA_PATH", package.path },
       { "LUA_CPATH", package.cpath },
@@ -165,7 +167,7 @@ function lib.new(ctx)
       vars[#vars + 1] = { "SAPWF_BENCH_CA_FILE", emu.ca_file }
       vars[#vars + 1] = { "NODE_EXTRA_CA_CERTS", emu.ca_file }
     end
-    return self.env_file(vars), key
+    return self.env_file(vars), key, #token
   end
 
   -- The emulator's counters now minus those of `before` (both from emu:stats()).

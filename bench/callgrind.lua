@@ -3,7 +3,12 @@
 -- of the instructions executed (Ir), divided by N, is what one more start costs, without
 -- the start-up (the interpreter, loading libcurl and OpenSSL, the token) and the warm-up.
 -- Unlike starts per second, instruction counts do not move with what else the machine does.
+local defaults = require "sapwf.emulator.defaults"
+
 local format = string.format
+
+-- The client of the rows with a long token.
+local EVERY_CLIENT_ID = "sb-sapwf-bench-every!b1|workflow!b10150"
 
 local M = {}
 
@@ -26,12 +31,29 @@ function M.run(ctx, lib)
     { id = "c_multi", label = "C libcurl multi, 32 in flight",
       command = function() return format("%s/multi %s 0 32", ctx.build, q(url)) end },
   }
+  -- The same two rows with a client that holds every authority, so a token several times
+  -- as long: libcurl formats each header byte by byte (about 90 instructions a byte), sapwf
+  -- adds the same whatever the token, so "x the C program" moves with the token's length.
+  local every_env, _, every_bytes = run.client_env(ctx.emu, false,
+    { id = EVERY_CLIENT_ID, authorities = defaults.authorities })
+  local LONG = {
+    { id = "sapwf_many_long", label = "sapwf wf:start_many, concurrency 32",
+      env = every_env, command = ROWS[3].command },
+    { id = "c_multi_long", label = "C libcurl multi, 32 in flight",
+      env = every_env, command = ROWS[5].command },
+  }
+  for _, row in ipairs(LONG) do
+    row.label = format("%s, a %s-byte token (every authority)", row.label,
+                       lib.thousands(every_bytes))
+    ROWS[#ROWS + 1] = row
+  end
   local section = { rows = ROWS, targets = {}, n = N }
   local by = {}
   for _, row in ipairs(ROWS) do
     local ir = {}
     for k, n in ipairs({ N, 2 * N }) do
-      local env = run.env_file({ { "SAPWF_BENCH_STARTS", format("%d", n) } }, ctx.env_file)
+      local env = run.env_file({ { "SAPWF_BENCH_STARTS", format("%d", n) } },
+                               row.env or ctx.env_file)
       local out = run.path("callgrind")
       local r = run.measured(env, format("valgrind --tool=callgrind --callgrind-out-file=%s "
         .. "%s", q(out), row.command(n)))
@@ -51,8 +73,8 @@ function M.run(ctx, lib)
   end
   local cells = {}
   for _, row in ipairs(ROWS) do
-    local floor = row.id:match("many") and by.c_multi or row.id:match("loop")
-      and by.c_keepalive
+    local floor = row.id == "sapwf_many_long" and by.c_multi_long
+      or row.id:match("many") and by.c_multi or row.id:match("loop") and by.c_keepalive
     cells[#cells + 1] = { row.label, lib.thousands(row.per_start),
       floor and row ~= floor and format("%.2f", row.per_start / floor.per_start) or "",
       format("%.0f M", row.startup / 1e6) }
@@ -60,14 +82,32 @@ function M.run(ctx, lib)
   section.table = lib.table({ "", ">instructions a start", ">x the C program",
     ">start-up (instructions)" }, cells)
   section.by = by
+  section.token_bytes = every_bytes
+  -- what sapwf adds to a start, and what libcurl spends on each byte of the token
+  local own = by.sapwf_many.per_start - by.c_multi.per_start
+  local own_long = by.sapwf_many_long.per_start - by.c_multi_long.per_start
+  local per_byte = (by.c_multi_long.per_start - by.c_multi.per_start)
+    / (every_bytes - ctx.token_bytes)
+  section.notes = {
+    format("`wf:start_many` over the C multi loop: %s instructions a start with the %s-byte "
+      .. "token, %s with the %s-byte one; the C loop spends %.0f instructions on each more "
+      .. "byte of the token (libcurl's header formatting). So \"x the C program\" is %.2f "
+      .. "with the first token and %.2f with the second: the same sapwf, measured against a "
+      .. "floor that grows with the token.", lib.thousands(own), lib.thousands(ctx.token_bytes),
+      lib.thousands(own_long), lib.thousands(every_bytes), per_byte,
+      by.sapwf_many.per_start / by.c_multi.per_start,
+      by.sapwf_many_long.per_start / by.c_multi_long.per_start),
+  }
   section.what = {
     format("**Instructions per start.** The loop and `start_many` rows of the CPU table and "
       .. "their C programs, each under `valgrind --tool=callgrind` with %s and then %s "
       .. "starts (the C programs count with $SAPWF_BENCH_STARTS): instructions a start = "
       .. "(Ir of the second - Ir of the first) / %s, so the start-up and the warm-up cancel "
       .. "out; \"start-up\" is what is left (2 x the first - the second). The client "
-      .. "process only, not the emulator.", lib.thousands(N), lib.thousands(2 * N),
-      lib.thousands(N)),
+      .. "process only, not the emulator. The last two rows run the same programs with "
+      .. "another client of the same emulator, one that holds every authority, so its token "
+      .. "is %s bytes instead of %s.", lib.thousands(N), lib.thousands(2 * N),
+      lib.thousands(N), lib.thousands(every_bytes), lib.thousands(ctx.token_bytes)),
   }
   return section
 end

@@ -343,7 +343,7 @@ local ctx = {
   fail = function(message) cleanup(); fail(message) end,
   gnu_time = GNU_TIME, pin = PIN, lua = LUA, python = PYTHON, build = opts.build,
   workers = opts.workers, client_id = CLIENT_ID, user_agent = USER_AGENT, emu = emu,
-  env_file = env_file, api_url = api_url,
+  env_file = env_file, api_url = api_url, token_bytes = #token,
   node_version = shell.line("node --version 2>/dev/null"),
   -- the `order` values of this run's rows start here: the emulator remembers every value
   -- started, and a second run against it must not look like doubled starts
@@ -556,9 +556,12 @@ do
   local cg = SECTIONS.callgrind.by
   target("`wf:start_many` at 32 >= 0.85 x the C multi loop",
          format("%.2f (rounds %.2f-%.2f); by instructions a start %.2f, where a Lua "
-                .. "program on sapwf.core's batch and plain lua-cjson reaches %.2f", r, lo, hi,
+                .. "program on sapwf.core's batch and plain lua-cjson reaches %.2f; with a "
+                .. "%s-byte token %.2f (Instructions per start)", r, lo, hi,
                 cg.c_multi.per_start / cg.sapwf_many.per_start,
-                cg.c_multi.per_start / cg.core_many.per_start), r >= 0.85)
+                cg.c_multi.per_start / cg.core_many.per_start,
+                thousands(SECTIONS.callgrind.token_bytes),
+                cg.c_multi_long.per_start / cg.sapwf_many_long.per_start), r >= 0.85)
 end
 for _, section in ipairs(SECTIONS) do
   for _, t in ipairs(section.targets) do targets[#targets + 1] = t end
