@@ -739,6 +739,51 @@ describe("batches", function()
     end)
   end)
 
+  describe("a request's time (timeout)", function()
+    -- The batch, not libcurl, ends a request that outlived `timeout` (src/batch.c, expire):
+    -- libcurl would judge it before reading what came meanwhile.
+    it("counts the program's own pauses against no start: answers that came while a slow " ..
+       "next_item ran are handed over", function()
+      local wf = client{ timeout = 1 }
+      local n, results = 0, {}
+      local count = wf:start_each(function()
+        n = n + 1
+        if n == 5 then core.sleep(1.5) end       -- 1 to 4 answered long before it returns
+        if n <= 8 then return { definitionId = "simple", context = { n = n } } end
+      end, function(i, r) results[i] = r end, { concurrency = 4 })
+      wf:close()
+      assert.equal(8, count)
+      for i = 1, 8 do
+        assert.is_false(sapwf.is_error(results[i]), i .. ": " .. tostring(results[i]))
+        assert.is_string(results[i].id)
+      end
+      assert.equal(8, starts_seen())
+    end)
+
+    it("still ends a start the service does not answer within it: outcome unknown, on time",
+       function()
+      emu:fault{ fault = "delay", delay = 3, method = "POST", path = "/v1/workflow-instances",
+                 times = -1 }
+      local wf = client{ timeout = 0.5, retries = 0 }
+      local t0 = core.monotonic()
+      local results = wf:start_many(items(3), { concurrency = 3 })
+      local elapsed = core.monotonic() - t0
+      wf:close()
+      emu:clear_faults()
+      for i = 1, 3 do
+        local err = results[i]
+        assert.is_true(sapwf.is_error(err), i .. ": not an error")
+        assert.equal("timeout", err.kind)
+        assert.equal("unknown", err.outcome)
+        assert.matches("Operation timed out after %d+ milliseconds with 0 bytes received",
+                       tostring(err))
+      end
+      -- at its deadline, not at the delay's end nor a poll's second later
+      assert.is_true(elapsed >= 0.5 and elapsed < 1.3, "took " .. elapsed)
+      assert.equal(3, starts_seen())
+    end)
+  end)
+
   describe("the core batch", function()
     -- Each test keeps the sapwf client: collected, it would close the core under test.
     it("checks its arguments and refuses use after close", function()

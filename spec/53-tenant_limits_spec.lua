@@ -110,6 +110,20 @@ describe("bulk at a tenant's limits", function()
     assert.is_true(stats.connections <= 4, "connections: " .. stats.connections)
   end)
 
+  it("over HTTP/2 gives the requests held back for the protocol their whole timeout once " ..
+     "they go out", function()
+    local h2 = helpers.start_emulator{ tls = true, http2 = true }
+    h2:set_limits{ service_time = 1.2 }
+    -- 100 go out at once, 50 wait for the first answer (1.2 s) and are answered 1.2 s after
+    -- they went out: within their 2 s, not within 2 s of the call
+    local wf = https_client(h2, { timeout = 2, retries = 0 })
+    all_started(wf:start_many(items(150), { concurrency = 150 }))
+    wf:close()
+    local stats = h2:stats()
+    h2:stop()
+    assert.equal(151, stats.http2_requests)         -- the token's request and the starts
+  end)
+
   -- #bulk: under valgrind a client cannot get 256 requests out within a service time, so the
   -- reliability stages leave this one to the plain suites (the case above runs the deferral
   -- there).

@@ -22,6 +22,13 @@
  * where 3 serve. Once the batch knows it multiplexes, it caps the connections to its host
  * (CURLMOPT_MAX_HOST_CONNECTIONS); over HTTP/1.1 it leaves them uncapped.
  *
+ * The time a request may take (the client's `timeout`) is the batch's to enforce, not
+ * libcurl's: libcurl checks a transfer's timeout before it reads, so after a program spent
+ * longer than that between waits (a slow next_item, on_result or fn) every start in flight
+ * would fail as a timeout of unknown outcome, its answer unread in the socket, although the
+ * service had answered long before. wait reads first and only then fails what is still
+ * unanswered past its deadline (expire), with the message libcurl gives.
+ *
  * No Lua function runs while libcurl does: wait drives curl_multi_perform and
  * curl_multi_poll. A raise (out of memory) leaves the multi handle consistent; close, or
  * __gc, frees everything.
@@ -56,6 +63,7 @@ typedef struct slot {
   int has_body;
   int failed;                             /* done with `error`, not with an answer */
   long status;
+  double deadline;                        /* when its time is up (sapwf_now); 0: never */
   unsigned long sent_gen;                 /* token generation the request carried */
   struct curl_slist *headers;             /* with the Bearer token of headers_gen */
   unsigned long headers_gen;
@@ -176,15 +184,32 @@ static void enter(batch *b, slot *s)
   }
   s->state = SLOT_RUNNING;
   b->running++;
+  /* its time counts from here, as libcurl's own would: not while it waited for a token or
+   * for the protocol (deferred), which the requests in flight before it bound */
+  s->deadline = b->client->x.timeout > 0 ? sapwf_now() + b->client->x.timeout : 0;
+}
+
+
+/* Lets deferred slots go out as far as what the batch knows of the protocol allows. */
+static void admit_deferred(batch *b)
+{
+  int i;
+  for (i = 0; i < b->size && b->deferred > 0; i++) {
+    if (b->protocol == PROTOCOL_UNKNOWN && b->running >= STREAMS)
+      break;
+    if (b->slots[i].state == SLOT_DEFERRED) {
+      b->deferred--;
+      enter(b, &b->slots[i]);
+    }
+  }
 }
 
 
 /* Learns from a finished transfer whether the batch multiplexes (no answer, no version:
- * still unknown), then lets deferred slots go out as far as that allows. */
+ * still unknown), then lets deferred slots go out. */
 static void learn_protocol(batch *b, CURL *easy)
 {
   long version = 0;
-  int i;
   curl_easy_getinfo(easy, CURLINFO_HTTP_VERSION, &version);
   if (version >= CURL_HTTP_VERSION_2_0) {
     /* twice the connections the streams need: room for a server that allows fewer */
@@ -194,14 +219,7 @@ static void learn_protocol(batch *b, CURL *easy)
   } else if (version != 0) {
     b->protocol = PROTOCOL_SERIAL;
   }
-  for (i = 0; i < b->size && b->deferred > 0; i++) {
-    if (b->protocol == PROTOCOL_UNKNOWN && b->running >= STREAMS)
-      break;
-    if (b->slots[i].state == SLOT_DEFERRED) {
-      b->deferred--;
-      enter(b, &b->slots[i]);
-    }
-  }
+  admit_deferred(b);
 }
 
 
@@ -303,6 +321,39 @@ static void collect(batch *b)
   }
 }
 
+
+/* Fails every request still unanswered past its deadline, as libcurl's own timeout would,
+ * and lets deferred slots take the places that freed. Returns the earliest deadline of
+ * those still in flight, 0 when none has one. */
+static double expire(batch *b)
+{
+  double now = sapwf_now(), next = 0;
+  int i, expired = 0;
+  for (i = 0; i < b->size; i++) {
+    slot *s = &b->slots[i];
+    sapwf_error e;
+    if (s->state != SLOT_RUNNING || s->deadline <= 0)
+      continue;
+    if (s->deadline > now) {
+      if (next == 0 || s->deadline < next)
+        next = s->deadline;
+      continue;
+    }
+    curl_multi_remove_handle(b->multi, s->easy);
+    b->running--;
+    snprintf(s->x.errbuf, sizeof s->x.errbuf,
+             "Operation timed out after %.0f milliseconds with %lu bytes received",
+             (now - s->deadline + b->client->x.timeout) * 1000,
+             (unsigned long)s->x.response.body.len);
+    sapwf_error_from_exchange(s->easy, CURLE_OPERATION_TIMEDOUT, &s->x, "request", &e);
+    fail(b, s, &e);
+    expired = 1;
+  }
+  if (expired)
+    admit_deferred(b);
+  return next;
+}
+
 /* }==================================================================== */
 
 
@@ -371,6 +422,7 @@ static int wait(lua_State *L, batch *b, double timeout, CURLMcode *mc)
   double deadline = timeout >= 0 ? sapwf_now() + timeout : 0;
   while (b->done_count == 0) {
     int still, wait_ms = POLL_MS;
+    double next = 0;
     if (b->running > 0) {
       *mc = curl_multi_perform(b->multi, &still);
       if (*mc != CURLM_OK)
@@ -378,9 +430,17 @@ static int wait(lua_State *L, batch *b, double timeout, CURLMcode *mc)
       collect(b);
       if (b->done_count > 0)
         break;
+      next = expire(b);                   /* after reading: an answer that came counts */
+      if (b->done_count > 0)
+        break;
     }
     if (b->running == 0 && timeout < 0)
       return 0;                           /* nothing in flight, nothing to wait for */
+    if (next > 0) {
+      double left = next - sapwf_now();
+      if (left * 1000 < wait_ms)
+        wait_ms = left > 0 ? (int)(left * 1000) + 1 : 0;
+    }
     /* With nothing in flight, curl_multi_poll just sleeps: the caller's timers are due. */
     if (timeout >= 0) {
       double left = deadline - sapwf_now();
@@ -522,6 +582,7 @@ static CURLcode open_slot(batch *b, slot *s)
   rc = sapwf_exchange_callbacks(s->easy, &s->x);
   SAPWF_SETOPT(rc, s->easy, CURLOPT_PRIVATE, (void *)s);
   SAPWF_SETOPT(rc, s->easy, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
+  SAPWF_SETOPT(rc, s->easy, CURLOPT_TIMEOUT_MS, 0L);      /* the batch's: see expire */
   /* While the protocol is unknown (TLS), wait for the first connection to tell (ALPN)
    * whether it multiplexes: with HTTP/2 the whole batch shares it. Over plain HTTP/1.1
    * waiting would only hold the other requests back. */
