@@ -1,7 +1,8 @@
 -- libcurl re-sends a request by itself when a kept-alive connection it reuses turns out to
 -- be dead before any answer byte arrives. For a GET that is harmless; for a start it could
 -- create a second instance. This proves both halves against the emulator: libcurl does
--- re-send (the GET case), and sapwf never lets it re-send a POST (the start case).
+-- re-send (the GET case), and sapwf never lets it re-send a POST (the start case) nor any
+-- other call whose second sending could act again (a PATCH completing a task).
 --
 -- The emulator's drop_after fault performs the operation and then closes the connection
 -- without answering: on a reused connection that is exactly the situation libcurl retries.
@@ -60,5 +61,36 @@ describe("libcurl's automatic re-send on a dead reused connection", function()
     assert.is_nil(consumed)
     assert.equal("unknown", err.outcome)
     assert.equal(1, emu:stats().messages)
+  end)
+
+  it("never happens for a PATCH that is no idempotent call: completing a task", function()
+    local inst = assert(wf:start("orderapproval", { orderId = "8", product = "Lens" }))
+    local task = assert(wf:tasks{ workflowInstanceId = inst.id })[1]
+    assert(wf:task(task.id))                    -- the next call reuses the connection
+    local before = count("PATCH /v1/task-instances/{taskInstanceId}")
+    emu:fault{ fault = "drop_after", method = "PATCH", path = "/v1/task-instances/" }
+    local ok, err = wf:complete_task(task.id, { approved = true })
+    assert.is_nil(ok)
+    assert.equal("network", err.kind)
+    assert.equal("unknown", err.outcome)        -- not 422 "already completed" from a re-send
+    assert.matches("connection lost after the request was sent", tostring(err))
+    assert.equal(before + 1, count("PATCH /v1/task-instances/{taskInstanceId}"))
+    assert.equal("COMPLETED", assert(wf:task(task.id)).status)
+  end)
+
+  it("leaves an idempotent PATCH to sapwf's own retries: a context merge goes through",
+     function()
+    local inst = assert(wf:start("simple", { a = 1 }))
+    local events = {}
+    local w = assert(sapwf.new{ service_key = emu:service_key("full"), backoff_base = 0.05,
+                                log = function(e) events[#events + 1] = e end })
+    assert(w:instance(inst.id))                 -- the next call reuses the connection
+    emu:fault{ fault = "drop_after", method = "PATCH", path = "/v1/workflow-instances/" }
+    assert(w:update_context(inst.id, { b = 2 }))
+    w:close()
+    assert.same({ a = 1, b = 2 }, assert(wf:context(inst.id)))
+    local retried
+    for _, e in ipairs(events) do if e.event == "retry" then retried = e end end
+    assert.is_table(retried, "no retry event: the PATCH was not refused and sent again")
   end)
 end)

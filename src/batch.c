@@ -248,7 +248,7 @@ static void start(batch *b, slot *s)
     fail_setup(b, s, curl_easy_strerror(rc), (long)rc);
     return;
   }
-  sapwf_exchange_reset(&s->x, s->method == SAPWF_METHOD_POST);
+  sapwf_exchange_reset(&s->x, sapwf_refuses_resend(s->method));
   s->sent_gen = c->token_gen;
   if (b->protocol == PROTOCOL_UNKNOWN && b->running >= STREAMS) {
     s->state = SLOT_DEFERRED;

@@ -231,7 +231,7 @@ static CURLcode api_exchange(sapwf_client *c, const sapwf_request *r, long *stat
     rc = sapwf_set_method(easy, r->method, r->body, r->body_len);
   c->x.response.sink_path = r->to_file;
   if (rc == CURLE_OK)
-    rc = sapwf_exchange_perform(&c->x, easy, r->method == SAPWF_METHOD_POST, status);
+    rc = sapwf_exchange_perform(&c->x, easy, sapwf_refuses_resend(r->method), status);
   /* The handle keeps no pointer to the headers (a new token frees them) or the body (a Lua
    * string) after this call, nor the exchange to the file name (a Lua string). */
   curl_easy_setopt(easy, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);

@@ -133,16 +133,24 @@ static size_t collect_header(char *p, size_t size, size_t nitems, void *ud)
 
 
 /* {--------------------------------------------------------------------
- * No silent second POST. When a reused keep-alive connection turns out dead before any
+ * No silent second sending. When a reused keep-alive connection turns out dead before any
  * answer byte arrived, libcurl sends the request again on a new connection, by itself (so
- * it does for an HTTP/2 stream the server refused). For GET, PUT, DELETE that is fine
+ * it does for an HTTP/2 stream the server refused). For GET and PUT that is fine
  * (idempotent), but a POST that reached the server before the connection died could start
- * a second workflow instance. The body goes out from memory with the headers
- * (CURLOPT_POSTFIELDS: one send, nothing libcurl would have to rewind), and the guard is
- * the pre-request callback: it runs each time a request is about to go out on a
- * connection, so a second call within one transfer is a re-send, and for a POST it aborts
- * that. The error then says sent = true: the outcome is unknown.
+ * a second workflow instance, and a PATCH or DELETE complete a task or undeploy a second
+ * time (then answering 422 or 404 for what the first sending did). The body goes out from
+ * memory with the headers (CURLOPT_POSTFIELDS: one send, nothing libcurl would have to
+ * rewind), and the guard is the pre-request callback: it runs each time a request is about
+ * to go out on a connection, so a second call within one transfer is a re-send, and for
+ * those methods it aborts that. The error then says sent = true: the outcome is unknown,
+ * and send.lua sends an idempotent PATCH (cancel, update_context, ...) again itself.
  * --------------------------------------------------------------------} */
+
+int sapwf_refuses_resend(int method)
+{
+  return method != SAPWF_METHOD_GET && method != SAPWF_METHOD_PUT;
+}
+
 static int before_request(void *ud, char *primary_ip, char *local_ip, int primary_port,
                           int local_port)
 {
@@ -384,7 +392,7 @@ void sapwf_error_from_exchange(CURL *easy, CURLcode rc, const sapwf_exchange *x,
   } else if (r->no_memory) {
     snprintf(e->message, sizeof e->message, "not enough memory for the response");
   } else if (u->resend_refused) {
-    snprintf(e->message, sizeof e->message, "connection lost after the POST was sent; "
+    snprintf(e->message, sizeof e->message, "connection lost after the request was sent; "
              "not sending it again (outcome unknown)");
   } else if (rc == CURLE_OPERATION_TIMEDOUT) {
     e->kind = "timeout";

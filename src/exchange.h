@@ -82,6 +82,7 @@ struct curl_slist *sapwf_request_headers(const char *token, size_t token_len, in
 int sapwf_exchange_close_sink(sapwf_response *r);
 void sapwf_free_headers(struct curl_slist *list);
 CURLcode sapwf_set_method(CURL *easy, int method, const char *body, size_t body_len);
+int sapwf_refuses_resend(int method);
 void sapwf_error_init(sapwf_error *e, const char *kind, const char *phase);
 void sapwf_error_from_exchange(CURL *easy, CURLcode rc, const sapwf_exchange *x,
                                const char *phase, sapwf_error *e);
