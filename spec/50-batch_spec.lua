@@ -691,6 +691,32 @@ describe("batches", function()
       wf:close()
     end)
 
+    it("writes w:request's to_file and w:export's file, and sends w:request's accept, as " ..
+       "the client's own calls do", function()
+      local wf = client()
+      local dir = helpers.temp_dir()
+      local direct = assert(wf:request("GET", "/v1/workflow-definitions",
+                                       { to_file = dir .. "/direct.json" }))
+      local results = wf:map({ 1, 2 }, function(w, i)
+        return w:request("GET", "/v1/workflow-definitions", { to_file = dir .. "/" .. i })
+      end, { concurrency = 2 })
+      local expected = helpers.read_file(dir .. "/direct.json")
+      for i = 1, 2 do
+        assert.equal(direct, results[i])
+        assert.equal(expected, helpers.read_file(dir .. "/" .. i))
+      end
+      local exported = wf:map({ 1 }, function(w) return w:export(dir .. "/export.zip") end)
+      assert.is_number(exported[1], tostring(exported[1]))
+      assert.equal(exported[1], #helpers.read_file(dir .. "/export.zip"))
+      local zipped = wf:map({ 1 }, function(w)
+        return w:request("GET", "/v1/export", { accept = "application/zip" })
+      end)
+      assert.is_false(sapwf.is_error(zipped[1]), tostring(zipped[1]))
+      assert.equal("PK", zipped[1]:sub(1, 2))
+      wf:close()
+      helpers.run("rm -rf '" .. dir .. "'")
+    end)
+
     -- start_many's calls skip meta (nobody sees it); map's function sees every value.
     it("gives the function each call's meta, as the client's own calls do", function()
       local wf = client()

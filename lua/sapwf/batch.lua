@@ -45,11 +45,17 @@ local REQUEST, SLEEP, DONE = {}, {}, {}
 -- Its transport: request() yields the request to the scheduler, which hands back what the
 -- batch's wait returns (status, body, headers, gen, or nil, err); renew and token are the
 -- real core's (cached, no network unless a token is due); close does nothing, so closing
--- or collecting a stand-in never closes the real client.
+-- or collecting a stand-in never closes the real client. A request with `output` (an
+-- Accept of its own, or a file the answer goes to: w:export, w:request's accept and
+-- to_file) goes through the real client at once, holding the batch up meanwhile: a batch
+-- slot carries neither (src/batch.c).
 local function stand_in_transport(real)
   return {
     real = real,
-    request = function(_, method, target, body) return yield(REQUEST, method, target, body) end,
+    request = function(_, method, target, body, deadline, output)
+      if output ~= nil then return real:request(method, target, body, deadline, output) end
+      return yield(REQUEST, method, target, body)
+    end,
     renew = function(_, gen, replayed) return real:renew(gen, replayed) end,
     token = function(_, force) return real:token(force) end,
     close = function() end,
