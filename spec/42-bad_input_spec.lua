@@ -96,23 +96,25 @@ describe("bad input", function()
     assert.equal(0, stats.token_requests)
   end)
 
-  it("a method called without its client, or on a closed one, raises", function()
+  it("a method called without its client, or on a closed one, raises at the caller",
+     function()
+    local cases = {}
     for name in pairs(SIGNATURES) do
-      local ok, err = pcall(wf[name])
-      assert.is_false(ok)
-      assert.matches("^calling '" .. name .. "' on bad self %(sapwf client expected, got nil%)",
-                     strip_position(err))
-      ok, err = pcall(wf[name], {})
-      assert.matches("got table", strip_position(err))
+      cases[#cases + 1] = { function() wf[name]() end,
+        "calling '" .. name .. "' on bad self (sapwf client expected, got nil)" }
+      cases[#cases + 1] = { function() wf[name]({}) end,
+        "calling '" .. name .. "' on bad self (sapwf client expected, got table)" }
     end
+    helpers.assert_raises_here(cases, "42%-bad_input_spec%.lua$")
     local closed = assert(sapwf.new{ service_key = emu:service_key("full") })
     closed:close()
     closed:close()                                       -- idempotent
+    cases = {}
     for name in pairs(SIGNATURES) do
-      local ok, err = pcall(closed[name], closed, "x", {})
-      assert.is_false(ok)
-      assert.matches("attempt to use a closed sapwf client", err, 1, true)
+      cases[#cases + 1] = { function() closed[name](closed, "x", {}) end,
+                            "attempt to use a closed sapwf client" }
     end
+    helpers.assert_raises_here(cases, "42%-bad_input_spec%.lua$")
     assert.equal("sapwf client (closed)", tostring(closed))
   end)
 

@@ -88,9 +88,10 @@ end
 -- ------------------------------------------------------------------------------------------
 -- Argument checks. Each raises at level 3: check -> public method -> caller.
 
+-- bad_self raises at level 4: it is one call further down than a check.
 local function bad_self(fname, self)
   error(format("calling '%s' on bad self (sapwf client expected, got %s)", fname,
-               type(self)), 3)
+               type(self)), 4)
 end
 
 -- Raises unless self is a sapwf client (open or closed).
