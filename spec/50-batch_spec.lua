@@ -426,6 +426,33 @@ describe("batches", function()
       wf:close()
     end)
 
+    it("when the client is closed meanwhile: the starts in flight end and reach on_result, " ..
+       "what was not sent says so, then it raises at the caller", function()
+      local wf = client()
+      emu:fault{ fault = "delay", delay = 0.3, method = "POST", path = "/v1/workflow-instances",
+                 times = -1 }
+      local list, n, started, unsent = items(10), 0, 0, 0
+      local ok, err = pcall(function()
+        wf:start_each(function() n = n + 1; return list[n] end, function(_, r)
+          if sapwf.is_error(r) then
+            assert.equal("not_sent", r.outcome)
+            assert.matches("attempt to use a closed sapwf client", tostring(r), 1, true)
+            unsent = unsent + 1
+          else
+            started = started + 1
+            if started == 1 then wf:close() end
+          end
+        end, { concurrency = 4 })
+      end)
+      emu:clear_faults()
+      assert.is_false(ok)
+      assert.matches("50%-batch_spec%.lua:%d+: attempt to use a closed sapwf client$", err)
+      assert.equal(4, started)                       -- every start the service saw ...
+      assert.equal(4, stats().instances_started)     -- ... was handed over
+      assert.equal(1, unsent)                        -- the item taken when the first ended
+      assert.equal(5, n)                             -- and no more
+    end)
+
     it("raises for a bad item where it comes, after the items before it", function()
       local wf = client()
       local list, got = items(8), 0

@@ -79,6 +79,7 @@ Run.__index = Run
 -- next_item() -> the next item or nil; check(item, i) -> nil or a message (raised);
 -- on_result(i, result, item). keep_pending: once on_result has raised, the results that
 -- could not be handed to it are kept and raised with its error (the streaming forms).
+-- where: "file:line: " of the public method's caller, for what the run raises later.
 local function new_run(next_item, check, on_result, keep_pending, where)
   return setmetatable({ next_item = next_item, check = check, on_result = on_result,
                         keep_pending = keep_pending, where = where, count = 0 }, Run)
@@ -271,25 +272,38 @@ local function schedule(w, b, now, run, fn, size, limiter, log)
     end
   end
 
+  -- Sends worker k's request: true, or false and the error its item gets. The batch
+  -- refuses it once the client was closed (by fn, on_result or a finalizer): then it is
+  -- not sent, no more items are taken, and the requests in flight still end and are handed
+  -- over before the run raises.
   local function submit(k, method, target, body)
-    b:submit(k, method, target, body)
+    local sent, err = pcall(b.submit, b, k, method, target, body)
+    if not sent then
+      err = tostring(err)
+      run:fail((run.where or "") .. err)
+      return false, { kind = "config", message = err, phase = "request", sent = false }
+    end
     inflight = inflight + 1
     epochs[k] = limiter.epoch
+    return true
   end
+
+  local advance
 
   local function pump()
     while head <= tail and limiter:allows(inflight) do
       local k, method, target, body = qk[head], qm[head], qt[head], qb[head]
       qk[head], qm[head], qt[head], qb[head] = nil, nil, nil, nil
       head = head + 1
-      submit(k, method, target, body)
+      local sent, err = submit(k, method, target, body)
+      if not sent then advance(k, resume(workers[k], nil, err)) end
     end
     if head > tail then head, tail = 1, 0 end
   end
 
   -- Takes what worker k yielded (ok, what, ...) and goes on until it waits for an answer or
   -- a timer, or has no item left.
-  local function advance(k, ok, what, a, b2, c)
+  function advance(k, ok, what, a, b2, c)
     while true do
       if not ok or (what ~= REQUEST and what ~= SLEEP and what ~= DONE) then
         -- fn raised (or yielded outside a sapwf call): its item has no result
@@ -300,28 +314,30 @@ local function schedule(w, b, now, run, fn, size, limiter, log)
         return
       end
       if what == REQUEST then
-        if head > tail and limiter:allows(inflight) then
-          submit(k, a, b2, c)
-        else
+        if head <= tail or not limiter:allows(inflight) then
           tail = tail + 1
           qk[tail], qm[tail], qt[tail], qb[tail] = k, a, b2, c
+          return
         end
-        return
+        local sent, err = submit(k, a, b2, c)
+        if sent then return end
+        ok, what, a, b2, c = resume(workers[k], nil, err)
       elseif what == SLEEP then
         wake[k] = now() + (a or 0)
         sleeping = sleeping + 1
         return
+      else
+        local i, item = indices[k], items[k]
+        items[k], indices[k] = nil, nil
+        run:result(i, a, b2, item)
+        item, i = run:take()
+        if item == nil then
+          busy = busy - 1
+          return
+        end
+        items[k], indices[k] = item, i
+        ok, what, a, b2, c = resume(workers[k], item, i)
       end
-      local i, item = indices[k], items[k]
-      items[k], indices[k] = nil, nil
-      run:result(i, a, b2, item)
-      item, i = run:take()
-      if item == nil then
-        busy = busy - 1
-        return
-      end
-      items[k], indices[k] = item, i
-      ok, what, a, b2, c = resume(workers[k], item, i)
     end
   end
 
@@ -469,8 +485,9 @@ local function caller_position()
   return where
 end
 
--- A run over list[1..n] whose results land in a table (map, start_many).
-local function list_run(list, n, on_progress)
+-- A run over list[1..n] whose results land in a table (map, start_many); where: the
+-- caller's position.
+local function list_run(list, n, on_progress, where)
   local results, i, done = {}, 0, 0
   local function next_item()
     if i >= n then return nil end
@@ -482,7 +499,7 @@ local function list_run(list, n, on_progress)
     done = done + 1
     if on_progress then on_progress(done, n) end
   end
-  return new_run(next_item, nil, on_result, false), results
+  return new_run(next_item, nil, on_result, false, where), results
 end
 
 -- ------------------------------------------------------------------------------------------
@@ -508,7 +525,7 @@ function methods:map(list, fn, opts)
   local settings, on_progress = options("map", 3, opts)
   local n = #list
   if settings.concurrency > n then settings.concurrency = n > 0 and n or 1 end
-  local r, results = list_run(list, n, on_progress)
+  local r, results = list_run(list, n, on_progress, caller_position())
   execute(self, "wf:map()", r, fn, settings)
   return results
 end
@@ -538,7 +555,8 @@ function methods:map_each(next_item, fn, on_result, opts)
     bad("map_each", 3, "function expected, got " .. type(on_result), 2)
   end
   local settings = options("map_each", 4, opts, true)
-  return execute(self, "wf:map_each()", new_run(next_item, nil, on_result, true), fn, settings)
+  return execute(self, "wf:map_each()",
+                 new_run(next_item, nil, on_result, true, caller_position()), fn, settings)
 end
 
 local ITEM_FIELDS = { definitionId = true, context = true }
@@ -597,7 +615,7 @@ function methods:start_many(items, opts)
   end
   local settings, on_progress = options("start_many", 2, opts)
   if settings.concurrency > n then settings.concurrency = n > 0 and n or 1 end
-  local r, results = list_run(items, n, on_progress)
+  local r, results = list_run(items, n, on_progress, caller_position())
   execute(self, "wf:start_many()", r, start_item, settings, true)
   return results
 end
