@@ -418,7 +418,9 @@ describe("sapwf.ngx in nginx", function()
           if n == 2 then error("item two broke", 0) end
           return assert(w:definitions())
         end)
-        ngx.say(tostring(ok), "|", tostring(err))
+        local ended = 0
+        for _, r in pairs(err.results) do ended = ended + #r end
+        ngx.say(tostring(ok), "|", tostring(err.cause), "|", ended > 0 and "results" or "none")
       }
     }
     location = /each {
@@ -507,10 +509,11 @@ describe("sapwf.ngx in nginx", function()
       assert.equal(before + 5, emu:stats().instances_started)
     end)
 
-    it("raise what a function given to map raises", function()
+    it("raise what a function given to map raises, with the results of the items that ended",
+       function()
       local status, body = g:curl("/map-raises")
       assert.equal(200, status)
-      assert.equal("false|item two broke\n", body)
+      assert.equal("false|item two broke|results\n", body)
     end)
 
     it("raise, naming the phase, where nginx has no light threads or worker threads",

@@ -170,6 +170,29 @@ describe("batches", function()
       wf:close()
     end)
 
+    it("when on_progress raises: the starts in flight end, and every start's result comes " ..
+       "with the raise", function()
+      local wf = client()
+      emu:fault{ fault = "delay", delay = 0.1, method = "POST", path = "/v1/workflow-instances",
+                 times = -1 }
+      local ok, err = pcall(function()
+        wf:start_many(items(8), { concurrency = 4, on_progress = function(done)
+          if done == 1 then error("progress bar broke", 0) end
+        end })
+      end)
+      emu:clear_faults()
+      assert.is_false(ok)
+      assert.equal("progress bar broke", err.cause)
+      local started = 0
+      for _, r in pairs(err.results) do
+        assert.is_false(sapwf.is_error(r), tostring(r))
+        started = started + 1
+      end
+      assert.equal(stats().instances_started, started)
+      assert.equal(4, started)                    -- the first four; no more were taken
+      wf:close()
+    end)
+
     it("calls on_progress with done counting up to the total", function()
       local wf = client()
       local calls = {}
@@ -759,14 +782,20 @@ describe("batches", function()
       wf:close()
     end)
 
-    it("raises what the function raises, and the client stays usable", function()
+    it("raises what the function raises with the results of the items that ended, and the " ..
+       "client stays usable", function()
       local wf = client()
-      assert.has_error(function()
-        wf:map({ 1, 2, 3 }, function(w, n)
-          if n == 2 then error("boom", 0) end
-          return w:definition("simple")
-        end)
-      end, "boom")
+      local ok, err = pcall(wf.map, wf, { 1, 2, 3 }, function(w, n)
+        if n == 2 then error("boom", 0) end
+        return w:definition("simple")
+      end)
+      assert.is_false(ok)
+      assert.equal("boom", err.cause)
+      assert.equal("simple", err.results[1].id)            -- in flight: ran to its end
+      assert.is_nil(err.results[2])
+      assert.is_nil(err.results[3])                        -- never taken
+      assert.equal("boom (the results of the 1 item that ended: see err.results)",
+                   tostring(err))
       assert.has_error(function()
         wf:map({ 1 }, function(w) return w:instance(42) end)
       end)
@@ -778,14 +807,23 @@ describe("batches", function()
       wf:close()
     end)
 
-    it("passes on_progress's raise on and leaves nothing running", function()
+    it("passes on_progress's raise on with every result, and leaves nothing running",
+       function()
       local wf = client()
-      assert.has_error(function()
-        wf:map({ 1, 2, 3, 4 }, function(w) return w:definition("simple") end,
-               { concurrency = 2, on_progress = function(done)
-                 if done == 2 then error("stop", 0) end
-               end })
-      end, "stop")
+      local ok, err = pcall(wf.map, wf, { 1, 2, 3, 4 },
+        function(w) return w:definition("simple") end,
+        { concurrency = 2, on_progress = function(done)
+          if done == 2 then error("stop", 0) end
+        end })
+      assert.is_false(ok)
+      assert.equal("stop", err.cause)
+      local n = 0
+      for _, r in pairs(err.results) do
+        assert.equal("simple", r.id)
+        n = n + 1
+      end
+      assert.is_true(n >= 2 and n <= 3, n .. " results")   -- the 4th was never taken
+      assert.is_nil(err.results[4])
       collectgarbage()
       assert.equal(4, #wf:map({ 1, 2, 3, 4 }, function(w) return w:definition("simple") end))
       wf:close()

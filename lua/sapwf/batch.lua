@@ -21,8 +21,8 @@ local base = require "sapwf.base"
 
 local core = require "sapwf.core"
 
-local type, pairs, tostring, error, pcall, setmetatable =
-  type, pairs, tostring, error, pcall, setmetatable
+local type, pairs, ipairs, tostring, error, pcall, setmetatable =
+  type, pairs, ipairs, tostring, error, pcall, setmetatable
 local create, resume, yield = coroutine.create, coroutine.resume, coroutine.yield
 local format = string.format
 local floor = math.floor
@@ -158,7 +158,8 @@ function Run:call(fn, w, item, i)
 end
 
 -- What a streaming run raises when on_result raised: its error (or the first one), and
--- the results of the items then in flight that it did not get.
+-- the results of the items then in flight that it did not get (pending); what a list form
+-- (map, start_many) raises when anything raised: the error, and the results (results).
 local Stopped = { __name = "sapwf.stopped" }
 Stopped.__index = Stopped
 Stopped.__tostring = function(e) return e.message end
@@ -166,6 +167,17 @@ Stopped.__tostring = function(e) return e.message end
 -- After the last item in flight ended: the number of items, or the raise.
 function Run:finish()
   if not self.failed then return self.count end
+  local results = self.results
+  if results then
+    -- a list form: whatever stopped it, the results of the items that ended (starts among
+    -- them) go with the raise, those on_progress did not see included
+    for _, p in ipairs(self.pending or {}) do results[p.index] = p.result end
+    local n = 0
+    for _ in pairs(results) do n = n + 1 end
+    error(setmetatable({ cause = self.failure, results = results, message =
+      format("%s (the results of the %d item%s that ended: see err.results)",
+             tostring(self.failure), n, n == 1 and "" or "s") }, Stopped), 0)
+  end
   if self.broken and self.keep_pending then
     local n = #self.pending
     error(setmetatable({ cause = self.failure, pending = self.pending, message =
@@ -499,7 +511,9 @@ local function list_run(list, n, on_progress, where)
     done = done + 1
     if on_progress then on_progress(done, n) end
   end
-  return new_run(next_item, nil, on_result, false, where), results
+  local run = new_run(next_item, nil, on_result, true, where)
+  run.results = results
+  return run, results
 end
 
 -- ------------------------------------------------------------------------------------------
@@ -517,7 +531,8 @@ end
 -- (README, "Many calls at once"); `rate_limit_wait` (default 300): seconds an item may wait
 -- for a rate limit; `on_progress`: called as on_progress(done, total) as items finish
 -- @treturn table the results in list order
--- @raise what fn or on_progress raised, once the calls in flight have ended
+-- @raise once the calls in flight have ended, when fn or on_progress raised: an error with
+-- `cause` (what it raised) and `results` (the results of the items that ended, by index)
 function methods:map(list, fn, opts)
   open(self, "map")
   if type(list) ~= "table" then bad("map", 1, "table expected, got " .. type(list), 2) end
@@ -602,7 +617,8 @@ local function stream_item_name(i) return format("item %d", i) end
 -- wf:start returns it (tell them apart with sapwf.is_error; err.outcome says whether the
 -- instance may exist)
 -- @raise for an item that is not a table with a non-empty definitionId and an optional
--- context table, checked before any is sent
+-- context table, checked before any is sent; when on_progress raised, once the starts in
+-- flight have ended: an error with `cause` and `results`, as wf:map's
 function methods:start_many(items, opts)
   open(self, "start_many")
   if type(items) ~= "table" then
