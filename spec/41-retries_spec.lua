@@ -369,6 +369,28 @@ describe("retries", function()
         wf:close()
       end)
 
+      it("the items of a batch in flight when it was granted all go through on one fresh " ..
+         "token", function()
+        local wf, events = R.client(emu, "limited")
+        assert(wf:token())
+        emu:set_client(LIMITED_ID, { authorities = { "TASK_GET", "WORKFLOW_INSTANCE_START" } })
+        -- slow answers: all six are in flight with the old token when the first 403 comes
+        fault{ fault = "delay", delay = 0.3, method = "POST", path = "/v1/workflow-instances",
+               times = -1 }
+        local items = {}
+        for i = 1, 6 do items[i] = { definitionId = "simple", context = { i = i } } end
+        local results = wf:start_many(items, { concurrency = 6 })
+        for i = 1, 6 do assert.is_false(sapwf.is_error(results[i]), tostring(results[i])) end
+        assert.equal(2, emu:stats().token_requests)          -- the first, and one fresh
+        assert.equal(6, emu:stats().instances_started)
+        local refreshes = 0
+        for _, e in ipairs(events) do
+          if e.event == "token_refresh" then refreshes = refreshes + 1 end
+        end
+        assert.equal(1, refreshes)
+        wf:close()
+      end)
+
       it("forbidden items of a batch fetch at most one token a second", function()
         local wf = R.client(emu, "limited")
         assert(wf:token())

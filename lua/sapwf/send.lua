@@ -162,21 +162,25 @@ function send.annotate(err, state, retry_after)
   return err
 end
 
+-- Whether the cached token grants authority: true, false, or nil when it cannot tell (no
+-- authority named, no token cached, no scope known).
+local function token_grants(t, authority)
+  if not authority then return nil end
+  local token, _, scope = t:token()
+  if not (token and scope) then return nil end
+  for _, granted in ipairs(errors.granted(scope)) do
+    if granted == authority then return true end
+  end
+  return false
+end
+
 -- Whether a 403 is worth a fresh token: the cached one lacks the authority (or cannot tell),
 -- and (in a batch) no 403 fetched one during the last policy.forbidden_interval seconds.
 local function refresh_may_help(t, policy, authority)
   local last = policy.forbidden_refresh
   local interval = policy.forbidden_interval
   if interval and last and policy.now() - last < interval then return false end
-  if authority then
-    local token, _, scope = t:token()
-    if token and scope then
-      for _, granted in ipairs(errors.granted(scope)) do
-        if granted == authority then return false end
-      end
-    end
-  end
-  return true
+  return token_grants(t, authority) ~= true
 end
 
 -- Sends method to target (path .. query; body: text or nil) through transport t with the
@@ -212,15 +216,18 @@ function send.send(t, policy, method, target, body, path, authority, idempotent,
       end
       state = state or new_state(started)
       state.retry_after = nil
-      if status == 403 and not refreshed and refresh_may_help(t, policy, authority) then
+      local last = policy.forbidden_refresh
+      if status == 403 and not refreshed and last and last > started
+          and token_grants(t, authority) ~= false then
+        -- another call fetched a fresh token after this one began (its request may have
+        -- carried the old one): one more try with that token, no fetch of its own
         refreshed = true
-        local last = policy.forbidden_refresh
-        if not (last and last > started) then      -- else another call renewed it meanwhile
-          policy.forbidden_refresh = policy.now()
-          log(policy, { event = "token_refresh", reason = "forbidden", method = method,
-                        path = path, status = 403 })
-          if not t:token(true) then return status, resp, headers, state end
-        end
+      elseif status == 403 and not refreshed and refresh_may_help(t, policy, authority) then
+        refreshed = true
+        policy.forbidden_refresh = policy.now()
+        log(policy, { event = "token_refresh", reason = "forbidden", method = method,
+                      path = path, status = 403 })
+        if not t:token(true) then return status, resp, headers, state end
       elseif RETRY_STATUS[status] and (idempotent or REFUSED_STATUS[status]) then
         local retry_after = header(headers, "retry-after")
         retry_after = retry_after and parse_retry_after(retry_after) or nil
