@@ -327,6 +327,33 @@ describe("sapwf.core at the edges", function()
       wf:close()
     end)
 
+    it("a start of a batch too: a 401's replay gets what is left of the first sending's",
+       function()
+      local wf = assert(sapwf.new{ service_key = emu:service_key("full"), timeout = 1,
+                                   retries = 0 })
+      assert(wf:token())
+      emu:expire_tokens()                           -- the first sending gets a 401 ...
+      emu:fault{ fault = "delay", delay = 0.7, times = 2, method = "POST",
+                 path = "/v1/workflow-instances" }  -- ... after 0.7 s, and so would the replay
+      local t0 = core.monotonic()
+      local err = wf:start_many({ { definitionId = "simple" } })[1]
+      local took = core.monotonic() - t0
+      wf:close()
+      assert.is_true(sapwf.is_error(err), "the replay had a whole timeout of its own")
+      assert.equal("timeout", err.kind)
+      assert.is_true(took < 1 + 0.3, "took " .. took .. " s")
+    end)
+
+    it("sets no limit when it is 0, as in libcurl", function()
+      emu:fault{ fault = "delay", delay = 0.3, times = 1, method = "POST",
+                 path = "/v1/workflow-instances" }
+      local wf = assert(sapwf.new{ service_key = emu:service_key("full"), timeout = 0 })
+      assert(wf:start("simple"))
+      local results = wf:start_many({ { definitionId = "simple" }, { definitionId = "simple" } })
+      for i = 1, 2 do assert.is_false(sapwf.is_error(results[i]), tostring(results[i])) end
+      wf:close()
+    end)
+
     it("leaves the next request its whole timeout", function()
       local c = core.new(core_opts(nil, { timeout = 1 }))
       emu:fault{ fault = "delay", delay = 0.7, times = 2, path = "/v1/workflow-definitions" }

@@ -64,6 +64,7 @@ typedef struct slot {
   int failed;                             /* done with `error`, not with an answer */
   long status;
   double deadline;                        /* when its time is up (sapwf_now); 0: never */
+  double given;                           /* the deadline submit was given; 0: none */
   unsigned long sent_gen;                 /* token generation the request carried */
   struct curl_slist *headers;             /* with the Bearer token of headers_gen */
   unsigned long headers_gen;
@@ -174,19 +175,33 @@ static void fail_setup(batch *b, slot *s, const char *message, long curl_code)
 }
 
 
-/* Hands a slot whose request is ready to the multi handle. */
+/* Hands a slot whose request is ready to the multi handle. Its time counts from here, as
+ * libcurl's own would: not while it waited for a token or for the protocol (deferred),
+ * which the requests in flight before it bound. A deadline submit was given (a replay
+ * after a 401 shares the first sending's) holds as it is; one already passed sends
+ * nothing, as client:request does. */
 static void enter(batch *b, slot *s)
 {
-  CURLMcode mc = curl_multi_add_handle(b->multi, s->easy);
+  double now = sapwf_now();
+  CURLMcode mc;
+  if (s->given > 0 && s->given <= now) {
+    sapwf_error e;
+    sapwf_error_from_exchange(s->easy, CURLE_OPERATION_TIMEDOUT, &s->x, "request", &e);
+    e.sent = 0;
+    fail(b, s, &e);
+    return;
+  }
+  mc = curl_multi_add_handle(b->multi, s->easy);
   if (mc != CURLM_OK) {
     fail_setup(b, s, curl_multi_strerror(mc), -1);
     return;
   }
   s->state = SLOT_RUNNING;
   b->running++;
-  /* its time counts from here, as libcurl's own would: not while it waited for a token or
-   * for the protocol (deferred), which the requests in flight before it bound */
-  s->deadline = b->client->x.timeout > 0 ? sapwf_now() + b->client->x.timeout : 0;
+  if (s->given > 0)
+    s->deadline = s->given;
+  else
+    s->deadline = b->client->x.timeout > 0 ? now + b->client->x.timeout : 0;
 }
 
 
@@ -364,6 +379,8 @@ static double expire(batch *b)
  * @tparam string method GET POST PUT PATCH DELETE
  * @tparam string path starting with "/", appended to api_url as is
  * @tparam[opt] string body sent as application/json
+ * @tparam[opt] number deadline monotonic time by which it must be done (default: timeout
+ * from when it goes out), as client:request's
  */
 static int batch_submit(lua_State *L)
 {
@@ -376,6 +393,11 @@ static int batch_submit(lua_State *L)
   sapwf_check_request(L, 3, &r);
   s = &b->slots[k - 1];
   luaL_argcheck(L, s->state == SLOT_IDLE, 2, "slot is busy");
+  s->given = 0;
+  if (!lua_isnoneornil(L, 6)) {
+    s->given = (double)luaL_checknumber(L, 6);
+    luaL_argcheck(L, s->given >= 0, 6, "deadline must be a monotonic time (0: none)");
+  }
   if (c->closed)
     return luaL_error(L, "attempt to use a closed sapwf client");
   if (!reserve(&s->url, &s->url_cap, c->api_url_len + r.path_len + 1)
@@ -397,21 +419,22 @@ static int batch_submit(lua_State *L)
 }
 
 
-/* Pushes the result of the oldest finished slot: slot, status, body, headers, gen or slot,
- * nil, err. Returns the number of values. */
+/* Pushes the result of the oldest finished slot: slot, status, body, headers, gen, deadline
+ * or slot, nil, err. Returns the number of values. */
 static int pop(lua_State *L, batch *b)
 {
   slot *s = &b->slots[b->done[b->done_head]];
   b->done_head = (b->done_head + 1) % b->size;
   b->done_count--;
   s->state = SLOT_IDLE;
-  luaL_checkstack(L, 6, "too many nested calls");
+  luaL_checkstack(L, 7, "too many nested calls");
   lua_pushinteger(L, (lua_Integer)(s - b->slots) + 1);
   if (s->failed)
     return 1 + sapwf_push_error(L, &s->error);
   sapwf_push_answer(L, s->status, &s->x.response);
   lua_pushinteger(L, (lua_Integer)s->sent_gen);
-  return 5;
+  lua_pushnumber(L, (lua_Number)s->deadline);
+  return 6;
 }
 
 
@@ -467,6 +490,7 @@ static int wait(lua_State *L, batch *b, double timeout, CURLMcode *mc)
  * @treturn[1] string body
  * @treturn[1] string the header lines, as client:request's
  * @treturn[1] integer the generation of the token it carried, for client:renew
+ * @treturn[1] number the deadline it had (0: none), for a replay after a 401
  * @treturn[2] integer slot
  * @treturn[2] nil
  * @treturn[2] table err, as client:request's

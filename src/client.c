@@ -191,14 +191,14 @@ int sapwf_client_unhold(lua_State *L, sapwf_client *c)
 
 /* When the request that begins now must be done: the deadline Lua passes at `arg` (the
  * one of the request a 401 interrupted, so its replay takes no longer than the rest), or
- * `timeout` from now. */
+ * `timeout` from now; 0: never (timeout = 0 sets no limit, as in libcurl). */
 static double deadline_arg(lua_State *L, int arg, const sapwf_client *c)
 {
   double deadline;
   if (lua_isnoneornil(L, arg))
-    return sapwf_now() + c->x.timeout;
+    return c->x.timeout > 0 ? sapwf_now() + c->x.timeout : 0;
   deadline = (double)luaL_checknumber(L, arg);
-  luaL_argcheck(L, deadline > 0, arg, "deadline must be a positive monotonic time");
+  luaL_argcheck(L, deadline >= 0, arg, "deadline must be a monotonic time (0: none)");
   return deadline;
 }
 

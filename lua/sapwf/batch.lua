@@ -35,15 +35,16 @@ local DEFAULT_CONCURRENCY = 16
 local DEFAULT_RATE_LIMIT_WAIT = 300       -- seconds one item may wait for a rate limit
 local MAX_CONCURRENCY = 1024              -- src/batch.c's limit
 
--- What a worker coroutine yields: REQUEST, method, target, body | SLEEP, seconds |
--- DONE, value, err (its item's result).
+-- What a worker coroutine yields: REQUEST, method, target, body, deadline | SLEEP, seconds
+-- | DONE, value, err (its item's result).
 local REQUEST, SLEEP, DONE = {}, {}, {}
 
 -- ------------------------------------------------------------------------------------------
 -- The stand-in client
 
 -- Its transport: request() yields the request to the scheduler, which hands back what the
--- batch's wait returns (status, body, headers, gen, or nil, err); renew and token are the
+-- batch's wait returns (status, body, headers, gen, deadline, or nil, err: a replay after
+-- a 401 gets the deadline of the first sending, as on the client); renew and token are the
 -- real core's (cached, no network unless a token is due); close does nothing, so closing
 -- or collecting a stand-in never closes the real client. A request with `output` (an
 -- Accept of its own, or a file the answer goes to: w:export, w:request's accept and
@@ -54,9 +55,9 @@ local function stand_in_transport(real)
     real = real,
     request = function(_, method, target, body, deadline, output)
       if output ~= nil then return real:request(method, target, body, deadline, output) end
-      return yield(REQUEST, method, target, body)
+      return yield(REQUEST, method, target, body, deadline)
     end,
-    renew = function(_, gen, replayed) return real:renew(gen, replayed) end,
+    renew = function(_, gen, replayed, deadline) return real:renew(gen, replayed, deadline) end,
     token = function(_, force) return real:token(force) end,
     close = function() end,
   }
@@ -274,8 +275,9 @@ end
 local function schedule(w, b, now, run, fn, size, limiter, log)
   local workers, items, indices, epochs = {}, {}, {}, {}
   local wake, sleeping, busy, inflight = {}, 0, 0, 0
-  -- requests waiting for the limiter, first in first out: worker, method, target, body
-  local qk, qm, qt, qb, head, tail = {}, {}, {}, {}, 1, 0
+  -- requests waiting for the limiter, first in first out: worker, method, target, body,
+  -- deadline (false: none)
+  local qk, qm, qt, qb, qd, head, tail = {}, {}, {}, {}, {}, 1, 0
 
   local function note(event)
     if event then
@@ -288,8 +290,8 @@ local function schedule(w, b, now, run, fn, size, limiter, log)
   -- refuses it once the client was closed (by fn, on_result or a finalizer): then it is
   -- not sent, no more items are taken, and the requests in flight still end and are handed
   -- over before the run raises.
-  local function submit(k, method, target, body)
-    local sent, err = pcall(b.submit, b, k, method, target, body)
+  local function submit(k, method, target, body, deadline)
+    local sent, err = pcall(b.submit, b, k, method, target, body, deadline or nil)
     if not sent then
       err = tostring(err)
       run:fail((run.where or "") .. err)
@@ -304,10 +306,11 @@ local function schedule(w, b, now, run, fn, size, limiter, log)
 
   local function pump()
     while head <= tail and limiter:allows(inflight) do
-      local k, method, target, body = qk[head], qm[head], qt[head], qb[head]
-      qk[head], qm[head], qt[head], qb[head] = nil, nil, nil, nil
+      local k, method, target, body, deadline = qk[head], qm[head], qt[head], qb[head],
+        qd[head]
+      qk[head], qm[head], qt[head], qb[head], qd[head] = nil, nil, nil, nil, nil
       head = head + 1
-      local sent, err = submit(k, method, target, body)
+      local sent, err = submit(k, method, target, body, deadline)
       if not sent then advance(k, resume(workers[k], nil, err)) end
     end
     if head > tail then head, tail = 1, 0 end
@@ -315,7 +318,7 @@ local function schedule(w, b, now, run, fn, size, limiter, log)
 
   -- Takes what worker k yielded (ok, what, ...) and goes on until it waits for an answer or
   -- a timer, or has no item left.
-  function advance(k, ok, what, a, b2, c)
+  function advance(k, ok, what, a, b2, c, d)
     while true do
       if not ok or (what ~= REQUEST and what ~= SLEEP and what ~= DONE) then
         -- fn raised (or yielded outside a sapwf call): its item has no result
@@ -328,12 +331,12 @@ local function schedule(w, b, now, run, fn, size, limiter, log)
       if what == REQUEST then
         if head <= tail or not limiter:allows(inflight) then
           tail = tail + 1
-          qk[tail], qm[tail], qt[tail], qb[tail] = k, a, b2, c
+          qk[tail], qm[tail], qt[tail], qb[tail], qd[tail] = k, a, b2, c, d or false
           return
         end
-        local sent, err = submit(k, a, b2, c)
+        local sent, err = submit(k, a, b2, c, d)
         if sent then return end
-        ok, what, a, b2, c = resume(workers[k], nil, err)
+        ok, what, a, b2, c, d = resume(workers[k], nil, err)
       elseif what == SLEEP then
         wake[k] = now() + (a or 0)
         sleeping = sleeping + 1
@@ -348,7 +351,7 @@ local function schedule(w, b, now, run, fn, size, limiter, log)
           return
         end
         items[k], indices[k] = item, i
-        ok, what, a, b2, c = resume(workers[k], item, i)
+        ok, what, a, b2, c, d = resume(workers[k], item, i)
       end
     end
   end
@@ -376,11 +379,11 @@ local function schedule(w, b, now, run, fn, size, limiter, log)
       local held = limiter:held()
       if held and (not timeout or held < timeout) then timeout = held end
     end
-    local k, status, body, headers, gen = b:wait(timeout)
+    local k, status, body, headers, gen, used = b:wait(timeout)
     if k then
       inflight = inflight - 1
       note(limiter:observe(epochs[k], status, headers))
-      advance(k, resume(workers[k], status, body, headers, gen))
+      advance(k, resume(workers[k], status, body, headers, gen, used))
     end
     if sleeping > 0 then
       local t, due = now(), {}

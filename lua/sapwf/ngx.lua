@@ -323,11 +323,15 @@ function sapwf_ngx.new(opts)
       .. "<name>", own.shared_dict, own.shared_dict))
   end
 
+  -- 0 is libcurl's: no limit for timeout, its default of 300 s for connect_timeout
+  local connect_timeout = core_opts.connect_timeout or 10
+  local timeout = core_opts.timeout or 60
   local transport = setmetatable({ pool = own.thread_pool, opts = core_opts,
                                    key = config_key(core_opts),
-                                   patience = core_opts.connect_timeout or 10 }, Transport)
+                                   patience = connect_timeout > 0 and connect_timeout or 300 },
+                                 Transport)
   -- A fetch is bounded by libcurl's timeout; waiting for another request's fetch too.
-  local wait = (core_opts.timeout or 60) + 5
+  local wait = timeout > 0 and timeout + 5 or math.huge
   local id = "sapwf:" .. ngx.md5(core_opts.token_url .. "\n" .. core_opts.client_id)
   transport.tokens = token.new(dict, id, core_opts.token_margin or 60, wait,
                                function() return transport:fetch_token() end)
