@@ -767,6 +767,25 @@ describe("batches", function()
       helpers.run("rm -rf '" .. dir .. "'")
     end)
 
+    it("refuses w kept after its run, or called in a coroutine fn made: nothing goes nowhere",
+       function()
+      local wf = client()
+      local kept
+      assert.same({ true }, wf:map({ 1 }, function(w) kept = w; return true end))
+      local before = stats().api_requests
+      local ok, err = pcall(kept.start, kept, "simple")
+      assert.is_false(ok)
+      assert.matches("works only in fn's own calls while its run lasts", err, 1, true)
+      ok, err = pcall(wf.map, wf, { 1 }, function(w)
+        return coroutine.wrap(function() return w:start("simple") end)()
+      end)
+      assert.is_false(ok)
+      assert.matches("works only in fn's own calls while its run lasts", tostring(err), 1, true)
+      assert.equal(before, stats().api_requests)
+      assert(wf:start("simple"))                      -- the client itself still works
+      wf:close()
+    end)
+
     -- start_many's calls skip meta (nobody sees it); map's function sees every value.
     it("gives the function each call's meta, as the client's own calls do", function()
       local wf = client()

@@ -23,7 +23,8 @@ local core = require "sapwf.core"
 
 local type, pairs, ipairs, tostring, error, pcall, setmetatable =
   type, pairs, ipairs, tostring, error, pcall, setmetatable
-local create, resume, yield = coroutine.create, coroutine.resume, coroutine.yield
+local create, resume, yield, running =
+  coroutine.create, coroutine.resume, coroutine.yield, coroutine.running
 local format = string.format
 local floor = math.floor
 local open = base.open
@@ -49,11 +50,17 @@ local REQUEST, SLEEP, DONE = {}, {}, {}
 -- or collecting a stand-in never closes the real client. A request with `output` (an
 -- Accept of its own, or a file the answer goes to: w:export, w:request's accept and
 -- to_file) goes through the real client at once, holding the batch up meanwhile: a batch
--- slot carries neither (src/batch.c).
-local function stand_in_transport(real)
+-- slot carries neither (src/batch.c). members: the run's worker coroutines (weak keys):
+-- a request from anywhere else (w kept after its run, or called in a coroutine of fn's
+-- own) would yield to no scheduler, so it raises instead of going nowhere.
+local NOT_IN_RUN = "sapwf: the client map gives fn (w) works only in fn's own calls while "
+  .. "its run lasts, not after it nor in a coroutine fn made: call the client itself there"
+
+local function stand_in_transport(real, members)
   return {
     real = real,
     request = function(_, method, target, body, deadline, output)
+      if not members[running()] then error(NOT_IN_RUN, 0) end
       if output ~= nil then return real:request(method, target, body, deadline, output) end
       return yield(REQUEST, method, target, body, deadline)
     end,
@@ -271,8 +278,8 @@ local function work(fn, w, item, i)
 end
 
 -- Runs fn over the run's items with up to `size` workers on batch b (slot k is worker k's),
--- their requests going out as the limiter allows.
-local function schedule(w, b, now, run, fn, size, limiter, log)
+-- their requests going out as the limiter allows; members gets each worker coroutine.
+local function schedule(w, b, now, run, fn, size, limiter, log, members)
   local workers, items, indices, epochs = {}, {}, {}, {}
   local wake, sleeping, busy, inflight = {}, 0, 0, 0
   -- requests waiting for the limiter, first in first out: worker, method, target, body,
@@ -361,6 +368,7 @@ local function schedule(w, b, now, run, fn, size, limiter, log)
     if item == nil then break end
     items[k], indices[k] = item, i
     workers[k] = create(work)
+    members[workers[k]] = true
     busy = busy + 1
     advance(k, resume(workers[k], fn, w, item, i))
   end
@@ -431,8 +439,9 @@ local function execute(self, what, run, fn, settings, value_only)
   if settings.adaptive then changes.rate_limit_wait = settings.rate_limit_wait end
   -- a client like self whose calls go through the scheduler: retries wait by yielding,
   -- one 403 refresh a second serves all items (send.lua), 429s wait for the limiter
-  local w = base.derive(self, stand_in_transport(real), changes, value_only)
-  local ok, err = pcall(schedule, w, b, now, run, fn, size, limiter, policy.log)
+  local members = setmetatable({}, { __mode = "k" })
+  local w = base.derive(self, stand_in_transport(real, members), changes, value_only)
+  local ok, err = pcall(schedule, w, b, now, run, fn, size, limiter, policy.log, members)
   b:close()                           -- also abandons what a failure of sapwf left in flight
   if not ok then error(err, 0) end
   return run:finish()
