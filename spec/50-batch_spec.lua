@@ -170,6 +170,20 @@ describe("batches", function()
       wf:close()
     end)
 
+    it("holds a failed token fetch's error back only until a token is cached again",
+       function()
+      local wf = client{ retries = 0 }
+      emu:fault{ fault = "status", status = 503, path = "/oauth/token", times = 1 }
+      local results = wf:map({ 1, 2 }, function(w, n)
+        if n == 2 then assert(w:token()) end        -- the endpoint answers again: cached
+        return w:start("simple", { n = n })
+      end, { concurrency = 1 })
+      assert.equal("token", results[1].phase)       -- the failed fetch
+      assert.is_false(sapwf.is_error(results[2]), tostring(results[2]))
+      assert.equal(1, starts_seen())
+      wf:close()
+    end)
+
     it("when on_progress raises: the starts in flight end, and every start's result comes " ..
        "with the raise", function()
       local wf = client()

@@ -90,6 +90,7 @@ typedef struct batch {
   int done_head, done_count;
   int token_failed;                       /* token_error happened at token_failed_at */
   double token_failed_at;
+  unsigned long token_failed_gen;         /* the client's token generation then */
   sapwf_error token_error;
   int closed;
   int busy;                               /* in submit or wait: see hold */
@@ -282,14 +283,17 @@ static void start_with_token(lua_State *L, batch *b, slot *s)
 {
   sapwf_error e;
   /* A failed fetch leaves no usable token (token.c keeps one that is still valid), so
-   * until one succeeds every request would fetch again. */
-  if (b->token_failed && sapwf_now() - b->token_failed_at < TOKEN_HOLD) {
+   * until one succeeds every request would fetch again. A token cached since (a renewal,
+   * a 403's refresh, wf:token) ends the hold. */
+  if (b->token_failed && b->token_failed_gen == b->client->token_gen
+      && sapwf_now() - b->token_failed_at < TOKEN_HOLD) {
     fail(b, s, &b->token_error);
     return;
   }
   if (!sapwf_token_ensure(L, b->client, lua_upvalueindex(1), 0, &e)) {
     b->token_failed = 1;
     b->token_failed_at = sapwf_now();
+    b->token_failed_gen = b->client->token_gen;
     b->token_error = e;
     fail(b, s, &e);
     return;
