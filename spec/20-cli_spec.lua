@@ -946,6 +946,43 @@ describe("sapwf command line", function()
         assert.equal(2, instances_started())
       end)
 
+    it("reads a pipe, <(...) or /dev/stdin once, as --from -: every line starts once",
+      function()
+        write_file(input, '{"n":1}\n{"n":2}\n{"n":3}\n')
+        -- a shell line whose stdin is a pipe (or bash's <(...)) and whose output is captured
+        local function piped(shell_line)
+          seq = seq + 1
+          local out, err = dir .. "/out." .. seq, dir .. "/err." .. seq
+          local _, how, code = helpers.execute("bash -c " .. quote(shell_line) .. " >"
+            .. quote(out) .. " 2>" .. quote(err))
+          assert.equal("exit", how)
+          local r = { code = code, stdout = read_file(out), stderr = read_file(err) }
+          assert_no_secret(r.stdout)
+          assert_no_secret(r.stderr)
+          r.json = json.decode(r.stdout)
+          return r
+        end
+        local started = 0
+        for i, from in ipairs({ "/dev/stdin", "<(cat " .. quote(input) .. ")" }) do
+          local record, failed = input .. ".r" .. i, input .. ".f" .. i
+          local r = piped("cat " .. quote(input) .. " | " .. command_line({ "--service-key",
+            full_key, "start", "simple", "--failed", failed, "--record", record })
+            .. " --from " .. from)
+          assert.equal(0, r.code, r.stderr)
+          assert.equal(3, r.json.started)
+          assert.is_nil(r.json.total)              -- counted only where it can be read twice
+          assert.equal(3, #lines_of(record))
+          started = started + 3
+          assert.equal(started, instances_started())
+        end
+        -- Beside a pipe's name no record could be found again: the names must be given.
+        local r = piped("cat " .. quote(input) .. " | " .. command_line({ "--service-key",
+          full_key, "start", "simple", "--from", "/dev/stdin" }))
+        assert.equal(2, r.code, r.stderr)
+        assert.matches("not a regular file", r.stderr)
+        assert.equal(started, instances_started())
+      end)
+
     it("reports a start with an unknown outcome and never starts it again", function()
       write_file(input, '{"n":1}\n{"n":2}\n{"n":3}\n')
       -- The first start is performed, but the connection closes before the answer.

@@ -107,10 +107,12 @@ local function recorded_lines(path)
   return done
 end
 
--- The non-blank lines of the input, and how many of them an earlier run recorded.
-local function count_lines(path, skip)
+-- The non-blank lines of a seekable input, and how many of them an earlier run recorded.
+-- Reads the open file and puts it back where it was, so the run reads the same lines.
+local function count_lines(file, skip)
   local count, recorded, number = 0, 0, 0
-  for text in io.lines(path) do
+  local start = file:seek("cur")
+  for text in file:lines() do
     number = number + 1
     if text:find("%S") then
       count = count + 1
@@ -119,6 +121,7 @@ local function count_lines(path, skip)
       end
     end
   end
+  assert(file:seek("set", start))
   return count, recorded
 end
 
@@ -443,27 +446,42 @@ function Run:report(ctx, interrupted)
   return exitcodes.codes.ok
 end
 
+-- Opens the input once: a pipe, /dev/stdin or <(...) can be read only once, so the run
+-- reads its lines from this handle and nothing else opens the path. Returns the file and
+-- whether it can be read twice (a regular file: then its lines are counted first), or nil
+-- and a usage error.
+local function open_input(path)
+  if path == "-" then
+    return io.stdin, false
+  end
+  local file, open_err = io.open(path, "rb")
+  if not file then
+    return usage("--from: cannot read " .. tostring(open_err))
+  end
+  -- A pipe or terminal cannot seek; whatever it sends is read once, as `--from -` is.
+  local seekable = file:seek("cur") ~= nil
+  -- A directory opens but cannot be read; read(0) is also nil at the end of an empty
+  -- file, so only an error message counts. What it reads stays in this handle's buffer.
+  local _, read_err = file:read(0)
+  if read_err then
+    file:close()
+    return usage(string.format("--from: cannot read %s: %s", path, read_err))
+  end
+  return file, seekable
+end
+
 -- Checks the paths before anything is sent. Returns failed_path, record_path or nil, err.
-local function check_paths(args)
+-- seekable: whether the input is a file that can be read twice.
+local function check_paths(args, seekable)
   local input_path = args.from
-  if input_path == "-" and (not args.failed or not args.record) then
-    return usage("with --from - give --failed FILE and --record FILE")
+  if not seekable and (not args.failed or not args.record) then
+    -- Names made from "/dev/fd/63" would not be found again, nor be writable.
+    return usage(input_path == "-" and "with --from - give --failed FILE and --record FILE"
+      or string.format("--from %s is not a regular file (a pipe?): give --failed FILE and "
+        .. "--record FILE, or use --from -", input_path))
   end
   local failed_path = args.failed or input_path .. ".failed.ndjson"
   local record_path = args.record or input_path .. ".started.ndjson"
-  if input_path ~= "-" then
-    local probe, open_err = io.open(input_path, "rb")
-    if not probe then
-      return usage("--from: cannot read " .. tostring(open_err))
-    end
-    -- A directory opens but cannot be read; read(0) is also nil at the end of an empty
-    -- file, so only an error message counts.
-    local _, read_err = probe:read(0)
-    probe:close()
-    if read_err then
-      return usage(string.format("--from: cannot read %s: %s", input_path, read_err))
-    end
-  end
   -- Two names for one file would have the run overwrite its own input or record.
   local named = { { "--from", input_path }, { "--failed", failed_path },
                   { "--record", record_path } }
@@ -520,8 +538,9 @@ local function drive(run)
   error(problem, 0)
 end
 
-function M.run(ctx, args)
-  local failed_path, record_path = check_paths(args)
+-- M.run once the input is open.
+local function run_input(ctx, args, input, seekable)
+  local failed_path, record_path = check_paths(args, seekable)
   if not failed_path then
     return nil, record_path
   end
@@ -539,8 +558,8 @@ function M.run(ctx, args)
   local input_path = args.from
   local skip = args.resume and recorded_lines(record_path) or {}
   local total, recorded
-  if input_path ~= "-" then
-    total, recorded = count_lines(input_path, skip)
+  if seekable then
+    total, recorded = count_lines(input, skip)
   end
   local kept, kerr = keep_earlier_failed(failed_path)
   if kerr then
@@ -563,7 +582,7 @@ function M.run(ctx, args)
     out = ctx.out, definition = args.definition, input_path = input_path,
     failed_path = failed_path, record_path = record_path,
     failed_file = failed_file, record_file = record_file,
-    lines = input_path == "-" and io.stdin:lines() or io.lines(input_path),
+    lines = input:lines(),
     skip = skip, total = total, recorded = recorded,
     wf = wf, concurrency = args.concurrency or DEFAULT_CONCURRENCY, number = 0,
     started = 0, failed = 0, invalid = 0, unknown = 0, unknown_lines = 0, attempted = 0,
@@ -583,6 +602,21 @@ function M.run(ctx, args)
     os.remove(failed_path)      -- the empty file this run made: it holds nothing
   end
   return run:report(ctx, interrupted)
+end
+
+function M.run(ctx, args)
+  local input, seekable = open_input(args.from)
+  if not input then
+    return nil, seekable
+  end
+  local ok, code, err = pcall(run_input, ctx, args, input, seekable)
+  if input ~= io.stdin then
+    input:close()
+  end
+  if not ok then
+    error(code, 0)
+  end
+  return code, err
 end
 
 return M
