@@ -844,6 +844,20 @@ describe("sapwf command line", function()
       input = dir .. "/bulk" .. seq .. ".ndjson"
     end)
 
+    -- Runs a bash line (pipes, <(...)); its stdout and stderr are captured as sapwf's are.
+    local function piped(shell_line)
+      seq = seq + 1
+      local out, err = dir .. "/out." .. seq, dir .. "/err." .. seq
+      local _, how, code = helpers.execute("bash -c " .. quote(shell_line) .. " >"
+        .. quote(out) .. " 2>" .. quote(err))
+      assert.equal("exit", how)
+      local r = { code = code, stdout = read_file(out), stderr = read_file(err) }
+      assert_no_secret(r.stdout)
+      assert_no_secret(r.stderr)
+      r.json = json.decode(r.stdout)
+      return r
+    end
+
     it("starts each good line, writes bad ones to a failed file that can be fed back, and " ..
       "records exactly what started", function()
         write_file(input, table.concat({
@@ -949,19 +963,6 @@ describe("sapwf command line", function()
     it("reads a pipe, <(...) or /dev/stdin once, as --from -: every line starts once",
       function()
         write_file(input, '{"n":1}\n{"n":2}\n{"n":3}\n')
-        -- a shell line whose stdin is a pipe (or bash's <(...)) and whose output is captured
-        local function piped(shell_line)
-          seq = seq + 1
-          local out, err = dir .. "/out." .. seq, dir .. "/err." .. seq
-          local _, how, code = helpers.execute("bash -c " .. quote(shell_line) .. " >"
-            .. quote(out) .. " 2>" .. quote(err))
-          assert.equal("exit", how)
-          local r = { code = code, stdout = read_file(out), stderr = read_file(err) }
-          assert_no_secret(r.stdout)
-          assert_no_secret(r.stderr)
-          r.json = json.decode(r.stdout)
-          return r
-        end
         local started = 0
         for i, from in ipairs({ "/dev/stdin", "<(cat " .. quote(input) .. ")" }) do
           local record, failed = input .. ".r" .. i, input .. ".f" .. i
@@ -1097,6 +1098,9 @@ describe("sapwf command line", function()
           .. "written", r.stderr)
         assert.matches("cannot write the record file /dev/full", r.stderr)
         assert.equal(2, r.json.notAttempted)
+        -- nothing failed: no failed file is left, as the summary says
+        assert.equal(json.null, r.json.failedFile)
+        assert.is_false(exists(input .. ".failed.ndjson"))
         -- and the failed file likewise
         write_file(input, 'not json\n{"n":2}\n')
         r = run({ "start", "simple", "--from", input, "--failed", "/dev/full",
@@ -1104,6 +1108,31 @@ describe("sapwf command line", function()
         assert.equal(1, r.code, r.stderr)
         assert.matches("cannot write the failed file /dev/full", r.stderr)
         assert.equal(1, instances_started())
+      end)
+
+    it("removes only an empty failed file it made itself, never a device or a file that " ..
+      "was there", function()
+        write_file(input, '{"n":1}\n{"n":2}\n')
+        local kept = input .. ".kept"
+        write_file(kept, "")
+        local r = run({ "start", "simple", "--from", input, "--failed", kept })
+        assert.equal(0, r.code, r.stderr)
+        assert.equal(json.null, r.json.failedFile)
+        assert.is_true(exists(kept))
+        -- a character device such as /dev/null (made here, to risk no real one): kept too
+        local device = dir .. "/null-device"
+        if shell("mknod " .. quote(device) .. " c 1 3 2>/dev/null") then
+          r = run({ "start", "simple", "--from", input, "--failed", device, "--record",
+                    input .. ".r2" })
+          assert.equal(0, r.code, r.stderr)
+          assert.is_true(shell("test -c " .. quote(device)), "the device was removed")
+        end
+        -- one that cannot seek (a pipe) is written to, not mistaken for a file to move aside
+        r = piped(command_line({ "--service-key", full_key, "start", "simple", "--from", input,
+          "--failed", "/dev/stdout", "--record", input .. ".r3" }) .. " | cat")
+        assert.equal(0, r.code, r.stderr)
+        assert.equal(0, r.json.failed)
+        assert.equal(4 + (exists(device) and 2 or 0), instances_started())
       end)
 
     it("stops at once when the client may not start instances (exit 5)", function()

@@ -58,14 +58,20 @@ local function usage(message)
   return nil, { kind = "usage", message = message }
 end
 
-local function file_exists_nonempty(path)
+-- The size of a file that can seek (a regular file), or nil (none, a pipe, a terminal).
+local function file_size(path)
   local file = io.open(path, "rb")
   if not file then
-    return false
+    return nil
   end
   local size = file:seek("end")
   file:close()
-  return size > 0
+  return size
+end
+
+local function file_exists_nonempty(path)
+  local size = file_size(path)
+  return size ~= nil and size > 0
 end
 
 local function io_error(message)
@@ -568,13 +574,21 @@ local function run_input(ctx, args, input, seekable)
   if kept then
     ctx.out:message("the failed file of an earlier run is kept as %s", kept)
   end
-  local failed_file, ferr = io.open(failed_path, "w")
+  -- Only a file this run makes may be removed at the end (when it stayed empty): not
+  -- /dev/null or any other file that was there. "a", not "w": a file that appeared since
+  -- it was moved aside is not truncated.
+  local failed_there = file_id(failed_path) ~= nil
+  local failed_file, ferr = io.open(failed_path, "a")
   if not failed_file then
     return usage("--failed: " .. tostring(ferr))
   end
+  local failed_made = not failed_there and file_id(failed_path)
   local record_file, rerr = io.open(record_path, "a")
   if not record_file then
     failed_file:close()
+    if failed_made then
+      os.remove(failed_path)
+    end
     return usage("--record: " .. tostring(rerr))
   end
 
@@ -598,8 +612,11 @@ local function run_input(ctx, args, input, seekable)
       run:stop_writing(io_error(string.format("cannot write %s: %s", f[2], tostring(cerr))))
     end
   end
-  if run.failed == 0 and not run.aborted then
-    os.remove(failed_path)      -- the empty file this run made: it holds nothing
+  -- The empty file this run made holds nothing, also after a stop (the summary then says
+  -- failedFile: null); it is removed only while it is still that file, and empty.
+  if run.failed == 0 and failed_made and file_id(failed_path) == failed_made
+      and file_size(failed_path) == 0 then
+    os.remove(failed_path)
   end
   return run:report(ctx, interrupted)
 end
