@@ -1142,6 +1142,20 @@ describe("sapwf command line", function()
       assert.equal(1, r.json.failed)
       assert.equal(2, r.json.notAttempted)
       assert.matches("WORKFLOW_INSTANCE_START", r.json.aborted)
+      -- the hints of a single start's 403, not a Lua field name
+      local function hints(text)
+        local list = {}
+        for line in text:gmatch("[^\n]+") do
+          if line:find("^hint: ") then list[#list + 1] = line end
+        end
+        return list
+      end
+      local single = sapwf({ "--service-key", limited_key, "start", "simple" })
+      assert.equal(5, single.code)
+      assert.matches("^hint: cf update%-service INSTANCE", hints(single.stderr)[1])
+      assert.same(hints(single.stderr), hints(r.stderr))
+      assert.is_nil(r.stderr:find("err.hint", 1, true))
+      assert.matches("fix: see the hint below", r.stderr)
     end)
 
     it("Ctrl-C: the record lists exactly the instances started, the summary says " ..

@@ -37,6 +37,7 @@ local file_id = core.file_id
 local exitcodes = require "sapwf.cli.exitcodes"
 local progress = require "sapwf.cli.progress"
 local output = require "sapwf.cli.output"
+local cli = require "sapwf.cli"
 
 local M = {}
 
@@ -49,9 +50,10 @@ local FATAL_KINDS = { auth = true, forbidden = true, config = true, tls = true }
 -- Fields of the wrapped line form that are not part of the start.
 local META_FIELDS = { line = true, error = true, outcome = true }
 
--- An error in one line, without the "sapwf: " the module's messages start with.
+-- An error in one line, in the words of the command line's other errors (a long hint is
+-- printed below, by cli.write_hints), without the "sapwf: " they start with.
 local function describe(err)
-  return (output.describe_error(err):gsub("^sapwf: ", ""))
+  return (cli.describe_error(err):gsub("^sapwf: ", ""))
 end
 
 local function usage(message)
@@ -205,13 +207,16 @@ function Run:say(fmt, ...)
   end
 end
 
+-- Says something about one line; true when it was said (the first MAX_LINE_MESSAGES are).
 function Run:line_message(number, fmt, ...)
   self.messages = self.messages + 1
   if self.messages <= MAX_LINE_MESSAGES then
     self:say("line %d: " .. fmt, number, ...)
+    return true
   elseif self.messages == MAX_LINE_MESSAGES + 1 then
     self:say("more failed lines: see %s", self.failed_path)
   end
+  return false
 end
 
 -- Stops the run: nothing more is started (work() returns after the current item).
@@ -289,7 +294,14 @@ function Run:result(item, result)
     self:write_record(unknown, "the outcome of its start is unknown")
     self:line_message(item.line, "%s; %s", describe(err), lookup_advice(unknown))
   else
-    self:line_message(item.line, "%s", describe(err))
+    local said = self:line_message(item.line, "%s", describe(err))
+    -- The hints of an error that stops the run follow the summary; another's follow its
+    -- line, once for each hint.
+    if said and type(err) == "table" and not FATAL_KINDS[err.kind] and err.hint
+        and not self.hints_shown[err.hint] then
+      self.hints_shown[err.hint] = true
+      cli.write_hints(self.out, err, self.args)
+    end
   end
   local text, encode_err = json.encode(entry)
   self:write_failed(text or json.encode({ line = item.line, error = { message = encode_err } }))
@@ -441,6 +453,11 @@ function Run:report(ctx, interrupted)
     text = text .. "; stopped: " .. summary.aborted
   end
   ctx.out:message("%s; record: %s", text, self.record_path)
+  if self.aborted then
+    -- The same hints as the error of a single start: the cf command that grants a missing
+    -- authority, what to check for a refused client.
+    cli.write_hints(ctx.out, self.aborted, self.args)
+  end
 
   if interrupted then
     return exitcodes.codes.interrupted
@@ -593,7 +610,8 @@ local function run_input(ctx, args, input, seekable)
   end
 
   local run = setmetatable({
-    out = ctx.out, definition = args.definition, input_path = input_path,
+    out = ctx.out, args = args, hints_shown = {},
+    definition = args.definition, input_path = input_path,
     failed_path = failed_path, record_path = record_path,
     failed_file = failed_file, record_file = record_file,
     lines = input:lines(),

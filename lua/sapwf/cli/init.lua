@@ -39,21 +39,20 @@ local CLI_HINT_STYLE = { instance = "INSTANCE",
   renew = "then run the command again (each sapwf command gets a new token)",
   renew_already = "run the command again: it gets a new token" }
 
--- Prints err on stderr, with what to do next where we know it. args: the parsed arguments
--- (for --instance), or nil.
-function M.report_error(out, err, args)
-  local text = output.describe_error(err)
-  -- The module's one-line errors already start with "sapwf: ".
-  if text:sub(1, 7) ~= "sapwf: " then
-    text = "sapwf: " .. text
-  end
-  -- A hint too long for the line is printed below it, not named as a Lua field.
-  local long_hint
-  text, long_hint = text:gsub("; fix: see err%.hint", "; fix: see the hint below")
-  out.stderr:write(text, "\n")
+-- err's one-line description in the command line's words: a hint too long for the line is
+-- printed below it (write_hints), not named as a Lua field. Also for the bulk start's lines.
+function M.describe_error(err)
+  return (output.describe_error(err):gsub("; fix: see err%.hint", "; fix: see the hint below"))
+end
+
+-- Prints what to do next about err, where we know it: the "hint:" lines below its
+-- description. args: the parsed arguments (for --instance), or nil.
+function M.write_hints(out, err, args)
   if type(err) ~= "table" then
     return
   end
+  local text = output.describe_error(err)
+  local long_hint = text:find("; fix: see err.hint", 1, true) ~= nil
   if err.kind == "forbidden" and err.role then
     -- SAP Build Process Automation: roles, no cf command (service.lua says why).
     out.stderr:write("hint: ", tostring(err.hint), "\n")
@@ -87,9 +86,21 @@ function M.report_error(out, err, args)
   elseif err.kind == "usage" then
     out.stderr:write("hint: see `sapwf ", err.command or "", err.command and " " or "",
       "--help`.\n")
-  elseif long_hint > 0 and err.hint then
+  elseif long_hint and err.hint then
     out.stderr:write("hint: ", tostring(err.hint), "\n")
   end
+end
+
+-- Prints err on stderr, with what to do next where we know it. args: the parsed arguments
+-- (for --instance), or nil.
+function M.report_error(out, err, args)
+  local text = M.describe_error(err)
+  -- The module's one-line errors already start with "sapwf: ".
+  if text:sub(1, 7) ~= "sapwf: " then
+    text = "sapwf: " .. text
+  end
+  out.stderr:write(text, "\n")
+  M.write_hints(out, err, args)
   out.stderr:flush()
 end
 
