@@ -1156,6 +1156,17 @@ describe("sapwf command line", function()
       assert.same(hints(single.stderr), hints(r.stderr))
       assert.is_nil(r.stderr:find("err.hint", 1, true))
       assert.matches("fix: see the hint below", r.stderr)
+      -- The advice covers the lines not attempted too: --resume, not the failed file alone.
+      assert.matches("1 failed %(" .. (input .. ".failed.ndjson"):gsub("%p", "%%%0")
+        .. "%), 2 lines not attempted; stopped: ", r.stderr)
+      assert.matches("run the same command with %-%-resume: it starts the failed lines and "
+        .. "those not attempted", r.stderr)
+      assert.is_nil(r.stderr:find("feed it back", 1, true))
+      -- followed (the full key being the fix here), it starts every line, each once
+      local rest = run({ "start", "simple", "--from", input, "--resume" })
+      assert.equal(0, rest.code, rest.stderr)
+      assert.equal(3, rest.json.started)
+      assert.equal(3, instances_started())
     end)
 
     it("Ctrl-C: the record lists exactly the instances started, the summary says " ..

@@ -437,20 +437,25 @@ function Run:report(ctx, interrupted)
   local to_start = self.total and self.total - self.recorded
   local text = string.format("started %d of %s line%s", self.started,
     to_start and tostring(to_start) or "?", to_start == 1 and "" or "s")
+  local stopped = interrupted or self.aborted
   if self.failed > 0 then
-    text = text .. string.format(", %d failed (%s; feed it back with --from)", self.failed,
-      self.failed_path)
+    -- After a stop the failed file lacks the lines not attempted, and --resume would start
+    -- its lines as well: advising both could start a line twice, so only --resume is named.
+    text = text .. string.format(", %d failed (%s%s)", self.failed, self.failed_path,
+      stopped and "" or "; feed it back with --from")
   end
   if self.unknown > 0 then
     text = text .. string.format(", %d with an unknown outcome (look them up before "
       .. "starting them again)", self.unknown)
   end
-  if interrupted then
-    text = text .. string.format("; interrupted: %s line%s not attempted (re-run with "
-      .. "--resume to go on)", tostring(summary.notAttempted or "?"),
-      summary.notAttempted == 1 and "" or "s")
-  elseif self.aborted then
-    text = text .. "; stopped: " .. summary.aborted
+  if stopped then
+    local not_attempted = summary.notAttempted
+    text = string.format("%s, %s line%s not attempted; %s; %sthe same command with --resume: "
+      .. "it %s", text, tostring(not_attempted or "?"), not_attempted == 1 and "" or "s",
+      interrupted and "interrupted" or "stopped: " .. summary.aborted,
+      interrupted and "run " or "once that is fixed, run ",
+      self.failed > self.unknown and "starts the failed lines and those not attempted"
+        or "starts those not attempted")
   end
   ctx.out:message("%s; record: %s", text, self.record_path)
   if self.aborted then
