@@ -1210,6 +1210,67 @@ describe("sapwf command line", function()
         assert.equal(40, #lines_of(input .. ".started.ndjson"))
       end)
 
+    -- Runs `sapwf args` in the background and sends it `signal` after `after` seconds.
+    -- Returns its exit code, its summary (stdout as JSON) and its stderr.
+    -- prefix: shell words before the command (`trap '' HUP;` as nohup does).
+    local function run_signalled(args, signal, after, prefix)
+      seq = seq + 1
+      local base = dir .. "/bg." .. seq
+      local pid_file, rc_file, out, err = base .. ".pid", base .. ".rc", base .. ".out",
+        base .. ".err"
+      local inner = (prefix or "") .. command_line(args) .. " </dev/null >" .. quote(out)
+        .. " 2>" .. quote(err)
+        .. " & echo $! > " .. quote(pid_file) .. "; wait $!; echo $? > " .. quote(rc_file)
+      assert.is_true(shell("sh -c " .. quote(inner) .. " >/dev/null 2>&1 &"))
+      assert.is_true(wait_for(function() return exists(pid_file) end, 5))
+      sleep(after)
+      assert.is_true(shell("kill -" .. signal .. " " .. read_file(pid_file):match("%d+")))
+      assert.is_true(wait_for(function() return (read_file(rc_file) or "") ~= "" end, 15))
+      local stderr = read_file(err)
+      assert_no_secret(stderr)
+      return tonumber(read_file(rc_file):match("%d+")), json.decode(read_file(out) or ""),
+        stderr
+    end
+
+    it("SIGTERM and SIGHUP stop it as Ctrl-C does: the starts in flight are recorded, and " ..
+      "--resume sends none of them again", function()
+        local lines = {}
+        for i = 1, 12 do
+          lines[i] = json.encode({ orderId = "t-" .. i, product = "T" })
+        end
+        write_file(input, table.concat(lines, "\n") .. "\n")
+        emu:set_limits({ service_time = 1, count_key = "orderId" })
+        finally(function() emu:set_limits({}) end)
+        for _, signal in ipairs({ "TERM", "HUP" }) do
+          emu:reset()
+          os.remove(input .. ".started.ndjson")
+          local code, summary, stderr = run_signalled({ "--service-key", full_key, "start",
+            "orderapproval", "--from", input }, signal, 1.6)
+          assert.equal(130, code, stderr)
+          assert.is_true(summary.interrupted)
+          assert.matches("interrupted %(SIG" .. signal .. "%)", stderr)
+          local record = lines_of(input .. ".started.ndjson")
+          assert.is_true(summary.started > 0 and summary.started < 12, stderr)
+          assert.equal(summary.started, instances_started())
+          assert.equal(12 - summary.started, summary.notAttempted)
+
+          local rest = run({ "start", "orderapproval", "--from", input, "--resume" })
+          assert.equal(0, rest.code, rest.stderr)
+          local stats = emu:stats()
+          assert.equal(0, stats.starts_doubled)
+          assert.equal(12, stats.starts_keyed)
+          assert.is_true(#record < #lines_of(input .. ".started.ndjson"))
+        end
+        -- Under nohup (SIGHUP ignored) a closed terminal does not stop the run.
+        emu:reset()
+        os.remove(input .. ".started.ndjson")
+        local code, summary, stderr = run_signalled({ "--service-key", full_key, "start",
+          "orderapproval", "--from", input }, "HUP", 1.6, "trap '' HUP; ")
+        assert.equal(0, code, stderr)
+        assert.equal(12, summary.started)
+        assert.is_false(summary.interrupted)
+      end)
+
     it("streams a large input: every line started once and recorded", function()
       local lines = {}
       for i = 1, 6000 do

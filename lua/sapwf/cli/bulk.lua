@@ -26,10 +26,11 @@
 --
 -- Ctrl-C: the interpreters answer SIGINT with a hook that raises "interrupted!" at the next
 -- call or return. That could land just after a start returned, losing the id of an instance
--- that exists (LuaJIT's hook is even global, reaching into coroutines). So during a run
--- SIGINT only sets a flag (core.catch_sigint, src/signal.c), which is read before each line
--- is taken: then no more lines are taken, and the starts in flight complete and are recorded
--- before the run ends. A second Ctrl-C ends the process at once.
+-- that exists (LuaJIT's hook is even global, reaching into coroutines); SIGTERM and SIGHUP
+-- end the process outright, losing the starts in flight. So during a run the three only
+-- set a flag (core.catch_sigint, src/signal.c), which is read before each line is taken:
+-- then no more lines are taken, and the starts in flight complete and are recorded before
+-- the run ends. A second signal ends the process at once.
 local json = require "sapwf.json"
 local errors = require "sapwf.errors"
 local core = require "sapwf.core"
@@ -320,8 +321,9 @@ function Run:stopping()
   if self.aborted then
     return true
   end
-  if core.sigint_caught() then
-    self.interrupted = true
+  local caught, name = core.sigint_caught()
+  if caught then
+    self.interrupted, self.signal = true, name
     return true
   end
   return false
@@ -452,7 +454,8 @@ function Run:report(ctx, interrupted)
     local not_attempted = summary.notAttempted
     text = string.format("%s, %s line%s not attempted; %s; %sthe same command with --resume: "
       .. "it %s", text, tostring(not_attempted or "?"), not_attempted == 1 and "" or "s",
-      interrupted and "interrupted" or "stopped: " .. summary.aborted,
+      interrupted and "interrupted" .. (self.signal and " (" .. self.signal .. ")" or "")
+        or "stopped: " .. summary.aborted,
       interrupted and "run " or "once that is fixed, run ",
       self.failed > self.unknown and "starts the failed lines and those not attempted"
         or "starts those not attempted")
@@ -552,7 +555,8 @@ local function keep_earlier_failed(path)
   return nil, io_error("too many earlier failed files beside " .. path)
 end
 
--- Runs run:work() with Ctrl-C caught as a flag (see the top); true when interrupted.
+-- Runs run:work() with Ctrl-C, SIGTERM and SIGHUP caught as a flag (see the top); true when
+-- interrupted.
 local function drive(run)
   core.catch_sigint(true)
   local ok, problem = pcall(run.work, run)
