@@ -39,6 +39,20 @@ local function lines_of(path)
   return list
 end
 
+-- The record file's entries of what became of a start (an id, or an unknown outcome), as
+-- text: not the sending entry written before each start, nor the failed one after a
+-- failure.
+local function results_of(path)
+  local list = {}
+  for _, text in ipairs(lines_of(path)) do
+    local entry = json.decode(text)
+    if not (entry and (entry.outcome == "sending" or entry.outcome == "failed")) then
+      list[#list + 1] = text
+    end
+  end
+  return list
+end
+
 local function sleep(seconds)
   os.execute("sleep " .. seconds)
 end
@@ -879,7 +893,7 @@ describe("sapwf command line", function()
         assert.is_false(r.json.interrupted)
         assert.matches("line 2: not valid JSON", r.stderr)
 
-        local record = lines_of(input .. ".started.ndjson")
+        local record = results_of(input .. ".started.ndjson")
         assert.equal(3, #record)
         assert.equal(#record, instances_started())
         -- the record is written as starts finish, several in flight: in any order
@@ -912,7 +926,7 @@ describe("sapwf command line", function()
         assert.equal(0, again.code, again.stderr)
         assert.equal(3, again.json.started)
         assert.equal(6, instances_started())
-        assert.equal(3, #lines_of(failed_path .. ".started.ndjson"))
+        assert.equal(3, #results_of(failed_path .. ".started.ndjson"))
         assert.is_false(exists(failed_path .. ".failed.ndjson"))
       end)
 
@@ -930,7 +944,7 @@ describe("sapwf command line", function()
         assert.equal(1, resumed.json.skippedAsRecorded)
         assert.equal(2, instances_started())
         local lines = {}
-        for _, text in ipairs(lines_of(input .. ".started.ndjson")) do
+        for _, text in ipairs(results_of(input .. ".started.ndjson")) do
           lines[#lines + 1] = json.decode(text).line
         end
         assert.same({ 2, 1, 3 }, lines)
@@ -949,9 +963,9 @@ describe("sapwf command line", function()
         assert.is_nil(r.json.total)
         assert.matches("line 2: names no definitionId", r.stderr)
         assert.same({ '{"n":2}' }, lines_of(failed))
-        assert.equal(2, #lines_of(record))
+        assert.equal(2, #results_of(record))
         local second                    -- recorded as the starts finished: in any order
-        for _, text in ipairs(lines_of(record)) do
+        for _, text in ipairs(results_of(record)) do
           local entry = json.decode(text)
           if entry.line ~= 1 then second = entry end
         end
@@ -972,7 +986,7 @@ describe("sapwf command line", function()
           assert.equal(0, r.code, r.stderr)
           assert.equal(3, r.json.started)
           assert.is_nil(r.json.total)              -- counted only where it can be read twice
-          assert.equal(3, #lines_of(record))
+          assert.equal(3, #results_of(record))
           started = started + 3
           assert.equal(started, instances_started())
         end
@@ -996,7 +1010,7 @@ describe("sapwf command line", function()
       assert.matches("unknown outcome", r.stderr)
       -- The dropped start did create an instance: record + unknown = what the service has.
       assert.equal(3, instances_started())
-      local recorded = lines_of(input .. ".started.ndjson")
+      local recorded = results_of(input .. ".started.ndjson")
       assert.equal(3, #recorded)                -- two ids and the unknown one, in any order
       local unknown_entry
       for _, text in ipairs(recorded) do
@@ -1050,7 +1064,7 @@ describe("sapwf command line", function()
         local found = run(args)
         assert.equal(0, found.code, found.stderr)
         local recorded_ids = {}
-        for _, text in ipairs(lines_of(input .. ".started.ndjson")) do
+        for _, text in ipairs(results_of(input .. ".started.ndjson")) do
           local e = json.decode(text)
           if e.id then recorded_ids[e.id] = true end
         end
@@ -1088,16 +1102,15 @@ describe("sapwf command line", function()
         assert.equal('{"n":1}\n{"n":2}\n', read_file(input))
       end)
 
-    it("stops before starting more when the record cannot be written, and says what it " ..
-      "started", function()
+    it("sends nothing it cannot record, and says so", function()
         write_file(input, '{"n":1}\n{"n":2}\n{"n":3}\n')
         local r = run({ "start", "simple", "--from", input, "--record", "/dev/full" })
         assert.equal(1, r.code, r.stderr)
-        assert.equal(1, instances_started())          -- the first line goes alone
-        assert.matches("line 1: started instance [%w%-]+, but the record file cannot be "
-          .. "written", r.stderr)
+        -- a line is recorded as being sent before it is sent: not recorded, not sent
+        assert.equal(0, instances_started())
+        assert.matches("line 1: not sent: the record file cannot be written", r.stderr)
         assert.matches("cannot write the record file /dev/full", r.stderr)
-        assert.equal(2, r.json.notAttempted)
+        assert.equal(3, r.json.notAttempted)
         -- nothing failed: no failed file is left, as the summary says
         assert.equal(json.null, r.json.failedFile)
         assert.is_false(exists(input .. ".failed.ndjson"))
@@ -1107,7 +1120,7 @@ describe("sapwf command line", function()
                   "--record", input .. ".rec" })
         assert.equal(1, r.code, r.stderr)
         assert.matches("cannot write the failed file /dev/full", r.stderr)
-        assert.equal(1, instances_started())
+        assert.equal(0, instances_started())
       end)
 
     it("removes only an empty failed file it made itself, never a device or a file that " ..
@@ -1196,7 +1209,7 @@ describe("sapwf command line", function()
         assert_no_secret(stderr)
         assert.is_true(summary.interrupted)
         assert.matches("interrupted", stderr)
-        local record = lines_of(input .. ".started.ndjson")
+        local record = results_of(input .. ".started.ndjson")
         assert.is_true(#record > 0 and #record < 40, "started " .. #record)
         assert.equal(#record, instances_started())
         assert.equal(#record, summary.started)
@@ -1207,7 +1220,7 @@ describe("sapwf command line", function()
         local rest = run({ "start", "simple", "--from", input, "--resume" })
         assert.equal(0, rest.code, rest.stderr)
         assert.equal(40, instances_started())
-        assert.equal(40, #lines_of(input .. ".started.ndjson"))
+        assert.equal(40, #results_of(input .. ".started.ndjson"))
       end)
 
     -- Runs `sapwf args` in the background and sends it `signal` after `after` seconds.
@@ -1249,7 +1262,7 @@ describe("sapwf command line", function()
           assert.equal(130, code, stderr)
           assert.is_true(summary.interrupted)
           assert.matches("interrupted %(SIG" .. signal .. "%)", stderr)
-          local record = lines_of(input .. ".started.ndjson")
+          local record = results_of(input .. ".started.ndjson")
           assert.is_true(summary.started > 0 and summary.started < 12, stderr)
           assert.equal(summary.started, instances_started())
           assert.equal(12 - summary.started, summary.notAttempted)
@@ -1259,7 +1272,7 @@ describe("sapwf command line", function()
           local stats = emu:stats()
           assert.equal(0, stats.starts_doubled)
           assert.equal(12, stats.starts_keyed)
-          assert.is_true(#record < #lines_of(input .. ".started.ndjson"))
+          assert.is_true(#record < #results_of(input .. ".started.ndjson"))
         end
         -- Under nohup (SIGHUP ignored) a closed terminal does not stop the run.
         emu:reset()
@@ -1269,6 +1282,94 @@ describe("sapwf command line", function()
         assert.equal(0, code, stderr)
         assert.equal(12, summary.started)
         assert.is_false(summary.interrupted)
+      end)
+
+    -- n lines keyed by orderId (the emulator counts a key's second start as doubled).
+    local function keyed_input(n, prefix)
+      local lines = {}
+      for i = 1, n do
+        lines[i] = json.encode({ orderId = prefix .. i, product = "K" })
+      end
+      write_file(input, table.concat(lines, "\n") .. "\n")
+    end
+
+    it("a record write cut short (a full disk) never makes a started line look unstarted: " ..
+      "--resume sends none again", function()
+        keyed_input(200, "w-")
+        emu:set_limits({ count_key = "orderId" })
+        finally(function() emu:set_limits({}) end)
+        -- a file size limit cuts the record's writes at 8 KiB, as a full disk would
+        local r = piped("ulimit -f 8; trap '' XFSZ; exec " .. command_line({ "--service-key",
+          full_key, "start", "orderapproval", "--from", input, "--concurrency", "8" }))
+        assert.equal(1, r.code, r.stderr)
+        assert.matches("cannot write the record file", r.stderr)
+        local first = emu:stats().starts_keyed
+        assert.is_true(first > 0 and first < 200, "started " .. first)
+        local rest = run({ "start", "orderapproval", "--from", input, "--concurrency", "8",
+                           "--resume" })
+        assert.is_true(rest.code == 0 or rest.code == 10, rest.stderr)
+        local stats = emu:stats()
+        assert.equal(0, stats.starts_doubled)
+        assert.equal(200, stats.starts_keyed)
+        -- what the first run started but could not record is reported, not started again
+        assert.equal(200, first + rest.json.started)
+        assert.equal(200 - rest.json.skippedAsRecorded - rest.json.started,
+          rest.json.outcomeUnknown)
+      end)
+
+    it("after kill -9, --resume sends no line that was in flight again and reports each as " ..
+      "one that may have started", function()
+        keyed_input(12, "k-")
+        emu:set_limits({ service_time = 1, count_key = "orderId" })
+        finally(function() emu:set_limits({}) end)
+        local code = run_signalled({ "--service-key", full_key, "start", "orderapproval",
+          "--from", input }, "KILL", 1.6)
+        assert.equal(137, code)
+        local record = input .. ".started.ndjson"
+        local sent, answered = {}, {}
+        for _, text in ipairs(lines_of(record)) do
+          local entry = json.decode(text)
+          if entry.outcome == "sending" then sent[entry.line] = true
+          else answered[entry.line] = true end
+        end
+        local in_flight = 0
+        for line in pairs(sent) do
+          if not answered[line] then in_flight = in_flight + 1 end
+        end
+        assert.is_true(in_flight > 0, "nothing was in flight")
+        emu:set_limits({ count_key = "orderId" })
+        local rest = run({ "start", "orderapproval", "--from", input, "--resume" })
+        assert.equal(10, rest.code, rest.stderr)
+        assert.equal(in_flight, rest.json.outcomeUnknown)
+        assert.matches("sent its start but recorded no answer", rest.stderr)
+        assert.matches("sapwf instances %-%-definition%-id orderapproval %-%-started%-from "
+          .. "%d%d%d%d%-", rest.stderr)
+        local stats = emu:stats()
+        assert.equal(0, stats.starts_doubled)
+        assert.equal(12 - in_flight, rest.json.started + rest.json.skippedAsRecorded)
+      end)
+
+    it("--resume refuses a record of the earlier format with a line cut short, and starts " ..
+      "its entries on a fresh line", function()
+        write_file(input, '{"n":1}\n{"n":2}\n{"n":3}\n')
+        local record = input .. ".started.ndjson"
+        -- line 2's id may be in the cut line: resuming could start it twice
+        write_file(record, '{"line":1,"id":"a"}\n{"line":2,"i\n{"line":3,"id":"c"}\n')
+        local r = run({ "start", "simple", "--from", input, "--resume" })
+        assert.equal(2, r.code, r.stderr)
+        assert.matches("cannot be read at its line 2", r.stderr)
+        assert.equal(0, instances_started())
+        -- a last entry without its newline is complete: the next one goes below it
+        write_file(record, '{"line":1,"id":"a"}\n{"line":3,"id":"c"}')
+        r = run({ "start", "simple", "--from", input, "--resume" })
+        assert.equal(0, r.code, r.stderr)
+        assert.equal(1, r.json.started)
+        assert.equal(2, r.json.skippedAsRecorded)
+        local entries = lines_of(record)
+        assert.equal('{"line":3,"id":"c"}', entries[2])
+        for _, text in ipairs(entries) do
+          assert.is_table(json.decode(text), text)
+        end
       end)
 
     it("streams a large input: every line started once and recorded", function()
@@ -1283,7 +1384,7 @@ describe("sapwf command line", function()
       assert.equal(5994, r.json.started)
       assert.equal(6, r.json.invalidLines)
       assert.equal(0, r.json.notAttempted)
-      local seen, record = {}, lines_of(input .. ".started.ndjson")
+      local seen, record = {}, results_of(input .. ".started.ndjson")
       assert.equal(5994, #record)
       for _, text in ipairs(record) do
         local entry = json.decode(text)

@@ -2,12 +2,16 @@
 --
 -- Input lines are a context (started with DEFINITION) or {"definitionId":..,"context":..}
 -- (other fields ignored, so the failed file can be fed back). Three outputs:
---   record file  one line per attempted start whose instance exists or may exist, written
---                and flushed as each start completes: {"line":n,"id":...} for a started
---                instance, {"line":n,"outcome":"unknown","definitionId":..,"from":..,"to":..}
---                for one whose outcome is unknown (it may exist). After a crash or Ctrl-C it
---                lists exactly what may have started, and --resume starts none of its lines
---                again: an unknown one is reported with how to look for its instance.
+--   record file  what became of each line sent, written and flushed as it happens (format
+--                in docs/CLI.md): before a line is sent, {"line":n,"outcome":"sending",..};
+--                when its answer came, {"line":n,"id":..} (started), {"line":n,"outcome":
+--                "unknown",..} (it may exist) or {"line":n,"outcome":"failed"} (it does not).
+--                A line whose sending entry has no answer after it (kill -9, a crash, a
+--                power cut) may have started: --resume never sends it again and reports it
+--                with how to look for its instance, as an unknown one. So after any end of
+--                the process the record lists exactly what started or may have started.
+--                Records of the format before the sending entries (ids and unknown ones
+--                only) are read as before.
 --   failed file  the lines that did not start, in the input format plus "line" and "error";
 --                a start whose outcome is unknown carries "outcome":"unknown" and is never
 --                started again from that file until the user removes that field.
@@ -83,7 +87,7 @@ end
 
 -- Writes one line and flushes it: true, or nil and the system's reason.
 local function put_line(file, text)
-  local ok, err = file:write(text, "\n")
+  local ok, err = file:write(text .. "\n")     -- one piece: a failed write cuts one line
   if ok then
     ok, err = file:flush()
   end
@@ -95,25 +99,69 @@ local function is_line_number(v)
 end
 
 -- What an earlier run recorded (for --resume): line number -> true (started) or the entry
--- of a start with an unknown outcome.
+-- of a start with an unknown outcome (entry.pending: its answer never came). Or nil and a
+-- usage error for a record with a line that cannot be read where no sending entry came
+-- before it: written by the format without them, such a line may be the only record of a
+-- started instance, and --resume would start it again. After a sending entry, a line cut
+-- short by a failed write costs nothing: every line sent has its sending entry, complete,
+-- before it is sent, so a lost answer only leaves that line's outcome unknown.
 local function recorded_lines(path)
-  local done = {}
+  local done, pending = {}, {}
   local file = io.open(path, "rb")
   if not file then
     return done
   end
+  if not file:seek("cur") then
+    file:close()
+    return usage(string.format("--resume: the record file %s is not a regular file: it "
+      .. "cannot be read back", path))
+  end
+  local number, write_ahead = 0, false
   for text in file:lines() do
-    local entry = json.decode(text)
+    number = number + 1
+    local entry = text:find("%S") and json.decode(text)
     if type(entry) == "table" and is_line_number(entry.line) then
-      if entry.outcome == "unknown" then
-        if done[entry.line] == nil then done[entry.line] = entry end
+      local line = entry.line
+      if entry.outcome == "sending" then
+        write_ahead = true
+        if done[line] == nil then pending[line] = entry end
+      elseif entry.outcome == "failed" then
+        pending[line] = nil                             -- answered: not started
+      elseif entry.outcome == "unknown" then
+        pending[line] = nil
+        if done[line] == nil then done[line] = entry end
       else
-        done[entry.line] = true
+        pending[line] = nil                             -- an id (or anything else: started)
+        done[line] = true
       end
+    elseif text:find("%S") and not write_ahead then
+      file:close()
+      return usage(string.format("the record file %s cannot be read at its line %d (a write "
+        .. "cut short?): it may have recorded a start, so --resume would not know whether "
+        .. "to send it again. Find out what it recorded (the lines before and after it, "
+        .. "`sapwf instances`), fix or delete that line, then run again with --resume",
+        path, number))
     end
   end
   file:close()
+  for line, entry in pairs(pending) do
+    entry.pending = true
+    done[line] = entry
+  end
   return done
+end
+
+-- Whether a non-empty file ends in the middle of a line (a write cut short): the next
+-- entry must then start on a line of its own.
+local function ends_mid_line(path)
+  local file = io.open(path, "rb")
+  if not file then
+    return false
+  end
+  local size = file:seek("end")
+  local last = size and size > 0 and file:seek("set", size - 1) and file:read(1)
+  file:close()
+  return type(last) == "string" and last ~= "\n"
 end
 
 -- The non-blank lines of a seekable input, and how many of them an earlier run recorded.
@@ -146,6 +194,9 @@ local function lookup_advice(entry)
     -- the API compares at millisecond precision: the window covers whole seconds
     command = string.format("%s --started-from %s --started-up-to %s", command, entry.from,
       (entry.to:gsub("%.000Z$", ".999Z")))
+  elseif entry.from then
+    -- a start whose answer never came: when it ended is not known
+    command = string.format("%s --started-from %s", command, entry.from)
   end
   return string.format("look for it before starting it again: %s (add --business-key when "
     .. "the definition derives one from the context)", command)
@@ -236,14 +287,31 @@ function Run:write_failed(text)
 end
 
 -- Appends an entry to the record file; on failure says what is not recorded and stops.
+-- what: what became of the line, or nil for its sending entry (then the line is not sent).
+-- Returns true when the entry was written.
 function Run:write_record(entry, what)
-  local ok, err = put_line(self.record_file, json.encode(entry))
-  if not ok then
+  local text = json.encode(entry)
+  -- After a write cut short, the next entry starts a line of its own: glued onto the
+  -- partial one it could not be read, and its line would look unanswered.
+  if self.record_mid_line then
+    text = "\n" .. text
+  end
+  local ok, err = put_line(self.record_file, text)
+  if ok then
+    self.record_mid_line = false
+    return true
+  end
+  self.record_mid_line = true
+  if what then
     self:say("line %d: %s, but the record file cannot be written (%s)", entry.line, what,
       tostring(err))
-    self:stop_writing(io_error(string.format("cannot write the record file %s: %s",
-      self.record_path, tostring(err))))
+  else
+    self:say("line %d: not sent: the record file cannot be written (%s)", entry.line,
+      tostring(err))
   end
+  self:stop_writing(io_error(string.format("cannot write the record file %s: %s",
+    self.record_path, tostring(err))))
+  return false
 end
 
 function Run:bad_line(number, text, why)
@@ -258,8 +326,14 @@ end
 function Run:unknown_recorded(number, entry)
   self.unknown = self.unknown + 1
   self.unknown_lines = self.unknown_lines + 1
-  self:line_message(number, "an earlier start has an unknown outcome, so it is not started "
-    .. "again; %s", lookup_advice(entry))
+  if entry.pending then
+    self:line_message(number, "an earlier run sent its start but recorded no answer (it "
+      .. "ended, or could not write the record), so it may have started and is not started "
+      .. "again; %s", lookup_advice(entry))
+  else
+    self:line_message(number, "an earlier start has an unknown outcome, so it is not started "
+      .. "again; %s", lookup_advice(entry))
+  end
 end
 
 function Run:unknown_again(item, text)
@@ -295,6 +369,8 @@ function Run:result(item, result)
     self:write_record(unknown, "the outcome of its start is unknown")
     self:line_message(item.line, "%s; %s", describe(err), lookup_advice(unknown))
   else
+    -- Answered: the line did not start, and --resume may send it again.
+    self:write_record({ line = item.line, outcome = "failed" }, "it failed")
     local said = self:line_message(item.line, "%s", describe(err))
     -- The hints of an error that stops the run follow the summary; another's follow its
     -- line, once for each hint.
@@ -379,6 +455,12 @@ function Run:stream(concurrency)
   self.wf:start_each(function()
     local item = self:next_line()
     if item == nil then
+      return nil
+    end
+    -- Recorded before it is sent: whatever ends the process from here on, --resume knows
+    -- this line may have started. Not recorded, not sent.
+    if not self:write_record({ line = item.line, outcome = "sending",
+                               definitionId = item.definitionId, from = item.from }) then
       return nil
     end
     self.taken = self.taken + 1
@@ -588,7 +670,13 @@ local function run_input(ctx, args, input, seekable)
   end
 
   local input_path = args.from
-  local skip = args.resume and recorded_lines(record_path) or {}
+  local skip = {}
+  if args.resume then
+    skip, err = recorded_lines(record_path)
+    if not skip then
+      return nil, err
+    end
+  end
   local total, recorded
   if seekable then
     total, recorded = count_lines(input, skip)
@@ -623,6 +711,7 @@ local function run_input(ctx, args, input, seekable)
     definition = args.definition, input_path = input_path,
     failed_path = failed_path, record_path = record_path,
     failed_file = failed_file, record_file = record_file,
+    record_mid_line = ends_mid_line(record_path),
     lines = input:lines(),
     skip = skip, total = total, recorded = recorded,
     wf = wf, concurrency = args.concurrency or DEFAULT_CONCURRENCY, number = 0,

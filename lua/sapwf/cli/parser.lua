@@ -148,8 +148,8 @@ local function add_start_command(parser)
                                           require("sapwf.batch").MAX_CONCURRENCY))
   start:option("--failed", "Bulk: where failed lines go, in the input format "
       .. "(default <input>.failed.ndjson)."):argname("FILE")
-  start:option("--record", "Bulk: one {\"line\":n,\"id\":..} per started instance, written as it "
-      .. "starts (default <input>.started.ndjson)."):argname("FILE")
+  start:option("--record", "Bulk: what became of each line sent ({\"line\":n,\"id\":..} when "
+      .. "it started), written as it happens (default <input>.started.ndjson)."):argname("FILE")
   start:flag("--resume", "Bulk: skip the lines the record file already lists and append to it.")
 end
 
