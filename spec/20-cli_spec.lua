@@ -998,6 +998,25 @@ describe("sapwf command line", function()
         assert.equal(started, instances_started())
       end)
 
+    it("an empty definitionId is a bad line and an empty DEFINITION a usage error: nothing " ..
+      "is recorded as sent for them", function()
+        write_file(input, '{"definitionId":"","context":{}}\n{"n":2}\n')
+        local r = run({ "start", "simple", "--from", input })
+        assert.equal(10, r.code, r.stderr)
+        assert.matches("line 1: has an empty definitionId", r.stderr)
+        assert.equal(1, r.json.invalidLines)
+        assert.equal(1, r.json.started)
+        local record = read_file(input .. ".started.ndjson")
+        assert.equal("{", record:sub(1, 1))               -- no blank line before the first
+        for _, text in ipairs(lines_of(input .. ".started.ndjson")) do
+          assert.equal(2, json.decode(text).line)
+        end
+        r = run({ "start", "", "--from", input, "--record", input .. ".r2" })
+        assert.equal(2, r.code, r.stderr)
+        assert.matches("DEFINITION is empty", r.stderr)
+        assert.equal(1, instances_started())
+      end)
+
     it("reports a start with an unknown outcome and never starts it again", function()
       write_file(input, '{"n":1}\n{"n":2}\n{"n":3}\n')
       -- The first start is performed, but the connection closes before the answer.
@@ -1367,6 +1386,7 @@ describe("sapwf command line", function()
         assert.equal(2, r.json.skippedAsRecorded)
         local entries = lines_of(record)
         assert.equal('{"line":3,"id":"c"}', entries[2])
+        assert.is_nil(read_file(record):find("\n\n", 1, true))
         for _, text in ipairs(entries) do
           assert.is_table(json.decode(text), text)
         end

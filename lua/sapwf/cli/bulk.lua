@@ -213,6 +213,11 @@ function M.parse_line(text, number, default_definition)
     return nil, "not a JSON object"
   end
   local item = { line = number }
+  -- wf:start_each raises for an empty definitionId (after the line's sending entry): it is
+  -- a bad line here, before anything is recorded or sent.
+  if value.definitionId == "" and type(value.context) == "table" then
+    return nil, "has an empty definitionId"
+  end
   if type(value.definitionId) == "string" and type(value.context) == "table" then
     for key in pairs(value) do
       if key ~= "definitionId" and key ~= "context" and not META_FIELDS[key] then
@@ -587,6 +592,9 @@ end
 -- seekable: whether the input is a file that can be read twice.
 local function check_paths(args, seekable)
   local input_path = args.from
+  if args.definition == "" then
+    return usage("DEFINITION is empty")
+  end
   if not seekable and (not args.failed or not args.record) then
     -- Names made from "/dev/fd/63" would not be found again, nor be writable.
     return usage(input_path == "-" and "with --from - give --failed FILE and --record FILE"
