@@ -1694,6 +1694,27 @@ describe("sapwf command line", function()
       assert.is_false(exists(dir .. "/no"))
     end)
 
+    it("never replaces a file that is there: exits 2 and leaves it as it was", function()
+      local sub = dir .. "/emu-taken"
+      assert.is_true(shell("mkdir " .. quote(sub)))
+      local key_file = sub .. "/realkey.json"
+      write_file(key_file, '{"uaa":{"clientsecret":"the only copy"}}\n')
+      -- under `timeout`: a command that did replace it would run until interrupted
+      local err_file = dir .. "/emu-taken.err"
+      local _, how, code = helpers.execute("timeout -s INT 30 " .. command_line({ "emulator",
+        "--key-file", key_file }) .. " </dev/null >/dev/null 2>" .. quote(err_file))
+      local r = { code = code, stderr = read_file(err_file) }
+      os.remove(err_file)
+      assert.equal("exit", how)
+      assert.equal(2, r.code, r.stderr)
+      assert.matches("--key-file: " .. key_file .. " exists: sapwf never replaces a file",
+        r.stderr, 1, true)
+      assert.equal('{"uaa":{"clientsecret":"the only copy"}}\n', read_file(key_file))
+      local pipe = io.popen("ls -A " .. quote(sub))
+      assert.equal("realkey.json\n", pipe:read("*a"))   -- no temporary file left beside it
+      pipe:close()
+    end)
+
     it("stops its nginx when it is ended with SIGTERM", function()
       local key_file = dir .. "/emu-term.json"
       local pid, rc_file, err = launch(key_file, "emu-term")

@@ -43,7 +43,9 @@ end
 -- The key holds the emulator client's secret, so its file is private from its creation:
 -- core.temp_file makes a new file of mode 0600 beside the target whatever the umask, the
 -- key goes into it, and a rename puts it in place whole. (io.open creates with the umask's
--- mode, and a chmod after it leaves a window.) Every step is checked.
+-- mode, and a chmod after it leaves a window.) Every step is checked. The rename never
+-- replaces a file (core.rename_noreplace): the path may name a real service key, the only
+-- copy of its secret.
 local function write_key(path, key)
   local text = assert(json.encode(key))
   local temp, terr = core.temp_file(path .. ".")
@@ -57,7 +59,11 @@ local function write_key(path, key)
     if ok and not closed then ok, err = nil, cerr end
   end
   if ok then
-    ok, err = os.rename(temp, path)
+    local taken
+    ok, err, taken = core.rename_noreplace(temp, path)
+    if taken then
+      err = path .. " exists: sapwf never replaces a file; remove it or give another path"
+    end
   end
   if not ok then
     os.remove(temp)
