@@ -786,6 +786,24 @@ describe("sapwf command line", function()
       assert.matches("cf update%-service wf%-limited", forbidden.stderr)
     end)
 
+    it("several bindings in VCAP_SERVICES: 3, asking for --instance NAME", function()
+      local vcap = json.encode({ workflow = {
+        { label = "workflow", name = "wf-one", credentials = emu:service_key("limited") },
+        { label = "workflow", name = "wf-two", credentials = emu:service_key("full") } } })
+      local env = { VCAP_SERVICES = vcap }
+      local r = sapwf({ "token" }, { env = env })
+      assert.equal(3, r.code, r.stderr)
+      assert.matches("VCAP_SERVICES has 2 workflow or process-automation-service bindings "
+        .. "(wf-one, wf-two): give --instance NAME", r.stderr, 1, true)
+      assert.is_nil(r.stderr:find("from_env", 1, true))
+      local doctor = sapwf({ "doctor" }, { env = env })
+      assert.equal(3, doctor.code, doctor.stderr)
+      assert.matches("give --instance NAME", doctor.json.key.error, 1, true)
+      assert.is_nil(doctor.stdout:find("from_env", 1, true))
+      local picked = sapwf({ "--instance", "wf-two", "token" }, { env = env })
+      assert.equal(0, picked.code, picked.stderr)
+    end)
+
     it("4 for a wrong secret, 5 for a missing authority, 6 for an unknown instance", function()
       local key = emu:service_key("full")
       key.uaa.clientsecret = "wrong-" .. key.uaa.clientsecret:sub(1, 3)

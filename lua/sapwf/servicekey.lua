@@ -5,7 +5,7 @@
 --   source: a path, JSON text, or a table (a service key, a binding's `credentials`, or a
 --   whole VCAP_SERVICES binding entry).
 --
--- from_vcap(text, name) -> credentials, instance_name | nil, err
+-- from_vcap(text, name [, choose]) -> credentials, instance_name | nil, err
 --
 -- Failures are `config` errors that name the missing field; they never repeat a value from
 -- the key, which holds secrets.
@@ -148,8 +148,10 @@ local function binding_name(entry)
 end
 
 --- The credentials of the workflow binding in VCAP_SERVICES text (optionally the one with
--- that name), and the service instance name for hints.
-function servicekey.from_vcap(text, name)
+-- that name), and the service instance name for hints. choose: how the caller's user names
+-- one of several bindings, for the error that asks for it (the command line has an option
+-- where a Lua program passes an argument).
+function servicekey.from_vcap(text, name, choose)
   if type(text) ~= "string" or text == "" then return config("VCAP_SERVICES is not set") end
   local services, jerr = cjson_safe.decode(text)
   if type(services) ~= "table" then
@@ -186,8 +188,8 @@ function servicekey.from_vcap(text, name)
     local which = {}
     for i, entry in ipairs(chosen) do which[i] = tostring(binding_name(entry)) end
     if name == nil then
-      return config("VCAP_SERVICES has %d %s bindings (%s): pass the name to from_env",
-                    #chosen, LABEL_TEXT, concat(which, ", "))
+      return config("VCAP_SERVICES has %d %s bindings (%s): %s", #chosen, LABEL_TEXT,
+                    concat(which, ", "), choose or "pass the name to from_env")
     end
     return config("VCAP_SERVICES has %d bindings named '%s'", #chosen, name)
   end

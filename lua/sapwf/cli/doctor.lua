@@ -72,7 +72,7 @@ local function instance_name(ctx, source)
     return ctx.args.instance_name
   end
   if source and source.vcap then
-    local _, name = servicekey.from_vcap(os.getenv("VCAP_SERVICES"), nil)
+    local _, name = ctx:binding()
     if name then
       return name
     end
@@ -90,7 +90,7 @@ local function check_key(ctx, report)
   local opts
   if source.vcap then
     local credentials
-    credentials, err = servicekey.from_vcap(os.getenv("VCAP_SERVICES"), ctx.args.instance_name)
+    credentials, err = ctx:binding()
     if credentials then
       opts, err = servicekey.resolve(credentials)
     end

@@ -59,6 +59,13 @@ function Session:key_source()
     .. "run where VCAP_SERVICES has a workflow binding", true)
 end
 
+-- The workflow binding in VCAP_SERVICES (the one --instance names): credentials, instance
+-- name, or nil and a config error that asks for --instance when there are several.
+function Session:binding()
+  return servicekey.from_vcap(os.getenv("VCAP_SERVICES"), self.args.instance_name,
+    "give --instance NAME")
+end
+
 -- The --header options as the headers option takes them ({name = value}), or nil and a
 -- usage error. A message names the option, never the value: it is often an API key.
 local function headers_of(list)
@@ -99,13 +106,17 @@ function Session:client()
   if not opts then
     return nil, err
   end
-  local ok, wf
   if source.vcap then
-    ok, wf, err = pcall(sapwf.from_env, self.args.instance_name, opts)
+    -- what sapwf.from_env does, with the binding asked for in the command line's words
+    local credentials, instance = self:binding()
+    if not credentials then return nil, instance end
+    opts.service_key = credentials
+    if opts.instance == nil then opts.instance = instance end
   else
     opts.service_key = source.text
-    ok, wf, err = pcall(sapwf.new, opts)
   end
+  local ok, wf
+  ok, wf, err = pcall(sapwf.new, opts)
   if not ok then
     -- A --header sapwf cannot send raises in new (its message names no value); anything
     -- else raised there is a bug.
