@@ -759,6 +759,9 @@ describe("sapwf command line", function()
       local none = sapwf({ "definitions" })
       assert.equal(3, none.code)
       assert.matches("no service key", none.stderr)
+      -- the hint agrees with the README: cf's "Getting key ..." line may stay
+      assert.matches("\nhint: `cf service-key INSTANCE KEY > key.json` saves a key (its "
+        .. "\"Getting key ...\" line may stay), then --service-key key.json", none.stderr, 1, true)
       assert.equal(3, sapwf({ "--service-key", dir .. "/nope.json", "definitions" }).code)
       write_file(dir .. "/bad.json", '{"uaa":{"url":"http://127.0.0.1:1"}}')
       local bad = sapwf({ "--service-key", dir .. "/bad.json", "definitions" })

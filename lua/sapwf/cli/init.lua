@@ -81,8 +81,8 @@ function M.write_hints(out, err, args)
     out.stderr:write("hint: the API refused a fresh token: check that the key's API URL and "
       .. "token URL belong together; behind an API gateway, give its key with --header.\n")
   elseif err.kind == "config" and err.no_key then
-    out.stderr:write("hint: `cf service-key INSTANCE KEY` prints a key (drop its first line); "
-      .. "see `sapwf --help`.\n")
+    out.stderr:write("hint: `cf service-key INSTANCE KEY > key.json` saves a key (its "
+      .. "\"Getting key ...\" line may stay), then --service-key key.json; see `sapwf --help`.\n")
   elseif err.kind == "usage" then
     out.stderr:write("hint: see `sapwf ", err.command or "", err.command and " " or "",
       "--help`.\n")
