@@ -165,6 +165,28 @@ local function add_message_command(parser)
   message:option("--context", CONTEXT_HELP):argname("JSON")
 end
 
+-- argparse's help command answers a name it does not know with its own "Error:" format and
+-- exit 1, where every other bad argument is a usage error (exit 2, init.lua's format). A
+-- converter on its argument makes the unknown name a parse error like the others before the
+-- help command's action runs. argparse has no public way to reach that argument or the
+-- command names: this reads its fields, as its own help action does, and fails loudly
+-- (spec/20) if they change.
+local function check_help_command(parser)
+  local help
+  for _, command in ipairs(parser._commands) do
+    if command._is_help_command then help = command end
+  end
+  assert(help and help._arguments[1], "argparse: no help command argument")
+  help._arguments[1]:convert(function(name)
+    for _, command in ipairs(parser._commands) do
+      for _, alias in ipairs(command._aliases) do
+        if alias == name then return name end
+      end
+    end
+    return nil, string.format("unknown command '%s'", name)
+  end)
+end
+
 function M.build()
   local parser = argparse("sapwf",
       "Command line for the SAP BTP Workflow service (Cloud Foundry): tokens, definitions, "
@@ -224,6 +246,7 @@ function M.build()
   -- `sapwf help [COMMAND]` and `sapwf completion bash|zsh|fish`, as argparse makes them
   -- from the same definitions as --help (so they cannot drift apart).
   parser:add_help_command()
+  check_help_command(parser)
   parser:add_complete_command()
   return parser
 end
