@@ -3,8 +3,8 @@
 local cjson = require "cjson.safe"
 local shell = require "sapwf.emulator.shell"
 
-local type, pairs, next, tostring, tonumber, error, setmetatable =
-  type, pairs, next, tostring, tonumber, error, setmetatable
+local type, pairs, ipairs, next, tostring, tonumber, error, setmetatable =
+  type, pairs, ipairs, next, tostring, tonumber, error, setmetatable
 local format, match, gsub = string.format, string.match, string.gsub
 local concat = table.concat
 
@@ -15,6 +15,14 @@ local function check_type(value, expected, n, name)
     error(format("bad argument #%d to '%s' (%s expected, got %s)", n, name, expected,
       type(value)), 3)
   end
+end
+
+-- The set of a method's options and their names for its "bad option" message, from one
+-- list: an option cannot be accepted and left out of the message.
+local function options_of(list)
+  local set = {}
+  for _, name in ipairs(list) do set[name] = true end
+  return set, concat(list, ", ")
 end
 
 local body_seq = 0
@@ -89,8 +97,8 @@ end
 -- as it is what a loop that found nothing leaves behind.
 methods.NONE = setmetatable({}, { __tostring = function() return "emu.NONE" end })
 
-local CLIENT_OPTIONS = { secret = true, authorities = true, expires_in = true, name = true,
-  scope = true, query_filter = true }
+local CLIENT_OPTIONS, CLIENT_OPTION_NAMES = options_of({ "secret", "authorities", "expires_in",
+  "name", "scope", "query_filter" })
 
 -- Application scope names: "own" is what the API shows for the caller's own scope, so it
 -- is no name; "shared" is for definitions only (a client's scope is never shared).
@@ -135,8 +143,8 @@ function methods:fault(spec)
   return checked(self:control("POST", "/faults", spec)).id
 end
 
-local SEED_OPTIONS = { count = true, definition = true, started_at = true, status = true,
-  context = true }
+local SEED_OPTIONS, SEED_OPTION_NAMES = options_of({ "count", "definition", "started_at",
+  "status", "context" })
 
 --- Adds count instances at once, without an HTTP start each: { count =, definition =
 -- ("simple"), started_at = one date-time for all, a list of count, or function(i) giving
@@ -147,8 +155,8 @@ function methods:seed_instances(spec)
   local body = {}
   for key, value in pairs(spec) do
     if not SEED_OPTIONS[key] then
-      error(format("bad option '%s' to 'seed_instances' (count, definition, started_at, "
-        .. "status, context)", tostring(key)), 2)
+      error(format("bad option '%s' to 'seed_instances' (%s)", tostring(key), SEED_OPTION_NAMES),
+        2)
     end
     body[key] = value
   end
@@ -203,8 +211,8 @@ function methods:set_client(clientid, opts)
   local spec = { clientid = clientid }
   for key, value in pairs(opts or {}) do
     if not CLIENT_OPTIONS[key] then
-      error(format("bad option '%s' to 'set_client' (secret, authorities, expires_in, name)",
-        tostring(key)), 2)
+      error(format("bad option '%s' to 'set_client' (%s)", tostring(key), CLIENT_OPTION_NAMES),
+        2)
     end
     spec[key] = value
   end
