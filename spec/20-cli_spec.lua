@@ -366,8 +366,23 @@ describe("sapwf command line", function()
       local r = run({ "instances", "--top", "ten" })
       assert.equal(2, r.code)
       assert.matches("%-%-top must be a whole number", r.stderr)
-      assert.equal(2, run({ "start", "simple", "--context", "{not json" }).code)
-      assert.equal(2, run({ "start", "simple", "--context", "[1]" }).code)
+      -- each message names the option once, then what was wrong with it
+      local context = run({ "start", "simple", "--context", "{not json" })
+      assert.equal(2, context.code)
+      assert.matches("sapwf: --context: the value is not valid JSON: ", context.stderr, 1, true)
+      context = run({ "start", "simple", "--context", "[1]" })
+      assert.equal(2, context.code)
+      assert.matches("sapwf: --context: the value must be a JSON object\n", context.stderr, 1, true)
+      write_file(dir .. "/array.json", "[1]")
+      context = run({ "complete", "t", "--context", "@" .. dir .. "/array.json" })
+      assert.equal(2, context.code)
+      assert.matches("sapwf: --context: " .. dir .. "/array.json must be a JSON object\n",
+        context.stderr, 1, true)
+      context = run({ "message", "--name", "m", "--instance-id", "a", "--context", "-" },
+        { stdin = "7" })
+      assert.equal(2, context.code)
+      assert.matches("sapwf: --context: standard input must be a JSON object\n", context.stderr,
+        1, true)
       assert.equal(2, run({ "start", "simple", "--context", "@" .. dir .. "/missing.json" }).code)
       assert.equal(2, run({ "start", "simple", "--context", "{}", "--from", "x" }).code)
       for _, bad in ipairs({ "0.5", "0", "1025", "many" }) do

@@ -19,7 +19,8 @@ local function read_file(path)
   return text, read_err
 end
 
--- The text that `spec` stands for, and where it came from (for messages).
+-- The text that `spec` stands for, and where it came from (for messages that already start
+-- with the option's name, so JSON given inline is "the value", not the option again).
 function M.text(spec, option)
   if spec == "-" then
     return io.stdin:read("*a") or "", "standard input"
@@ -31,7 +32,7 @@ function M.text(spec, option)
     end
     return text, path
   end
-  return spec, option
+  return spec, "the value"
 end
 
 -- Decodes `spec` (JSON, @file or -) into a JSON object (a Lua table that is not an array).
