@@ -331,9 +331,13 @@ describe("sapwf command line", function()
                                 "APIKey: " .. API_KEY .. "\1" }) do
         local r = run({ "--header", header, "definitions" })
         assert.equal(2, r.code, r.stderr)
-        assert.matches("--header", r.stderr, 1, true)
+        assert.matches("^sapwf: %-%-header[ :#]", r.stderr)
+        assert.is_nil(r.stderr:find("bad option", 1, true))   -- the Lua option's name
         assert_no_key(r)
       end
+      local own = run({ "--header", "Authorization: x", "definitions" })
+      assert.matches("sapwf: --header: header 'Authorization' is sapwf's own: it cannot be "
+        .. "replaced\n", own.stderr, 1, true)
     end)
   end)
 

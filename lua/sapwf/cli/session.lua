@@ -119,11 +119,11 @@ function Session:client()
   ok, wf, err = pcall(sapwf.new, opts)
   if not ok then
     -- A --header sapwf cannot send raises in new (its message names no value); anything
-    -- else raised there is a bug.
-    local message = tostring(wf)
-    if message:find("bad option 'headers'", 1, true) then
-      return nil, { kind = "usage",
-                    message = "--header: " .. message:gsub("^.-bad option", "bad option") }
+    -- else raised there is a bug. The reason is kept, under the option's name on the
+    -- command line instead of the Lua option's.
+    local reason = tostring(wf):match("bad option 'headers' %((.*)%)$")
+    if reason then
+      return nil, { kind = "usage", message = "--header: " .. reason }
     end
     error(wf, 0)
   end
