@@ -763,6 +763,11 @@ describe("sapwf command line", function()
       assert.equal(0, scoped.code, scoped.stderr)
       assert.matches("empty definitions, instances, tasks", scoped.json.emptyNote, 1, true)
       assert.matches("defaultCollectionQueryFilter", scoped.json.emptyNote, 1, true)
+      -- the cf command names the instance as the one that grants authorities does
+      local named = sapwf({ "--service-key", dir .. "/other.json", "--instance", "my-workflow",
+        "doctor" })
+      assert.matches("cf update-service my-workflow -c '{\"defaultCollectionQueryFilter\":"
+        .. "\"shared\"}'", named.json.emptyNote, 1, true)
       local human = sapwf({ "--service-key", dir .. "/other.json", "--output", "table",
         "doctor" })
       assert.matches("note: empty definitions", human.stdout, 1, true)

@@ -235,16 +235,17 @@ local function conclude_spa(report)
 end
 
 -- A note when lists came back empty although the calls are allowed: the application scope
--- (workflow-api.md: defaultCollectionQueryFilter; its exact effect is inferred).
-local function note_empty(report)
+-- (workflow-api.md: defaultCollectionQueryFilter; its exact effect is inferred). instance:
+-- the name for the cf command, as in the command that grants authorities.
+local function note_empty(report, instance)
   if #report.empty == 0 then return end
   local spa = report.key.service == service.SPA
   report.emptyNote = "empty " .. table.concat(report.empty, ", ") .. " although allowed: "
     .. (spa and "nothing is deployed or running in this client's application scope yet"
       or "nothing is deployed or running in this service instance's application scope, or "
         .. "the instance's defaultCollectionQueryFilter is \"own\", which (as we read SAP's "
-        .. "one-line description of it) leaves shared ones out: cf update-service INSTANCE "
-        .. "-c '{\"defaultCollectionQueryFilter\":\"shared\"}'")
+        .. "one-line description of it) leaves shared ones out: cf update-service " .. instance
+        .. " -c '{\"defaultCollectionQueryFilter\":\"shared\"}'")
 end
 
 local function mark(ok)
@@ -369,14 +370,15 @@ function M.run(ctx, args)
   report.token = { ok = true, expiresIn = math.floor(seconds_left), scopeKnown = scope ~= nil }
 
   run_probes(wf, report)
-  note_empty(report)
+  local instance = instance_name(ctx, source)
+  note_empty(report, instance)
   report.empty = nil
   local missing
   if report.key.service == service.SPA then
     missing = conclude_spa(report)
   else
     report.roles = nil
-    missing = conclude(report, needed, granted, scope ~= nil, instance_name(ctx, source))
+    missing = conclude(report, needed, granted, scope ~= nil, instance)
   end
   -- the authorities that answered 403 (SPA: the calls, as forbiddenCalls says)
   report.forbidden = json.array(report.forbiddenCalls or sorted_keys(report.forbidden))
