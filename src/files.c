@@ -5,7 +5,8 @@
  * written beside its target and renamed over it when whole (io.open "wb" would truncate a
  * file that happens to have the name). core.rename_noreplace: a rename that never
  * replaces a file (os.rename does), for moving a file that may hold the only record of
- * something aside. MIT licence, see LICENSE. */
+ * something aside, or putting one in place where the path may name such a file (the
+ * emulator's key file: it may be given a real key's name). MIT licence, see LICENSE. */
 #if defined(__linux__)
 #define _GNU_SOURCE                             /* renameat2 and RENAME_NOREPLACE (glibc) */
 #endif
