@@ -53,8 +53,9 @@ local function write_key(path, key)
     return nil, "cannot create a file beside " .. path .. ": " .. terr
   end
   local file, err = io.open(temp, "wb")
-  local ok = file and file:write(text, "\n")
+  local ok
   if file then
+    ok, err = file:write(text, "\n")
     local closed, cerr = file:close()
     if ok and not closed then ok, err = nil, cerr end
   end
@@ -63,6 +64,8 @@ local function write_key(path, key)
     ok, err, taken = core.rename_noreplace(temp, path)
     if taken then
       err = path .. " exists: sapwf never replaces a file; remove it or give another path"
+    elseif not ok then
+      err = "cannot put the key in place as " .. path .. ": " .. tostring(err)
     end
   end
   if not ok then
