@@ -1173,6 +1173,18 @@ describe("sapwf command line", function()
         assert.equal('{"n":1}\n{"n":2}\n', read_file(input))
       end)
 
+    it("refuses - for --failed or --record: no file named - appears", function()
+        write_file(input, '{"n":1}\n')
+        for _, option in ipairs({ "--failed", "--record" }) do
+          local r = sapwf({ "--service-key", full_key, "start", "simple", "--from", input,
+                            option, "-" }, { cwd = dir })
+          assert.equal(2, r.code, r.stderr)
+          assert.matches(option .. " %-: give a file", r.stderr)
+          assert.is_nil(io.open(dir .. "/-"))
+        end
+        assert.equal(0, instances_started())
+      end)
+
     it("sends nothing it cannot record, and says so", function()
         write_file(input, '{"n":1}\n{"n":2}\n{"n":3}\n')
         local r = run({ "start", "simple", "--from", input, "--record", "/dev/full" })

@@ -601,6 +601,14 @@ local function check_paths(args, seekable)
       or string.format("--from %s is not a regular file (a pipe?): give --failed FILE and "
         .. "--record FILE, or use --from -", input_path))
   end
+  -- "-" is standard input for --from only: standard output carries the summary, and a
+  -- file named "-" would be a surprise nobody finds again.
+  for _, option in ipairs({ "failed", "record" }) do
+    if args[option] == "-" then
+      return usage(string.format("--%s -: give a file (standard output carries the summary)",
+                                 option))
+    end
+  end
   local failed_path = args.failed or input_path .. ".failed.ndjson"
   local record_path = args.record or input_path .. ".started.ndjson"
   -- Two names for one file would have the run overwrite its own input or record.
