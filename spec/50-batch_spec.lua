@@ -884,6 +884,22 @@ describe("batches", function()
       assert.equal(8, starts_seen())
     end)
 
+    it("starts when the request can go out: a slow next_item right after a start was " ..
+       "handed to the batch fails nothing", function()
+      local wf = client{ timeout = 1, retries = 0 }
+      local n, results = 0, {}
+      wf:start_each(function()
+        n = n + 1
+        if n == 2 then core.sleep(1.5) end         -- start 1 is in the batch, not yet sent
+        if n <= 3 then return { definitionId = "simple", context = { n = n } } end
+      end, function(i, r) results[i] = r end, { concurrency = 4 })
+      wf:close()
+      for i = 1, 3 do
+        assert.is_false(sapwf.is_error(results[i]), i .. ": " .. tostring(results[i]))
+      end
+      assert.equal(3, starts_seen())
+    end)
+
     it("still ends a start the service does not answer within it: outcome unknown, on time",
        function()
       emu:fault{ fault = "delay", delay = 3, method = "POST", path = "/v1/workflow-instances",

@@ -2,14 +2,14 @@
  * client's token. lua/sapwf/batch.lua (wf:map, wf:start_many) runs on it:
  *
  *   local b = core_client:batch(size)        -- `size` slots, each one request at a time
- *   b:submit(slot, method, path [, body])    -- as client:request takes them
- *   slot, status, body, headers, gen = b:wait([timeout])  -- the next request that is done
+ *   b:submit(slot, method, path [, body [, deadline]])  -- as client:request takes them
+ *   slot, status, body, headers, gen, deadline = b:wait([timeout])  -- the next one done
  *   slot, nil, err = b:wait()                -- ... or failed as client:request fails
  *   b:close()                                -- also __gc and __close
  *
  * Each slot has an easy handle made once, a duplicate of the client's API handle (so the
- * same timeouts, TLS settings and policy), with the same callbacks and POST guards as
- * client:request (exchange.c), collecting into the slot's own exchange. Slots join the Lua
+ * same connect timeout, TLS settings and policy), with the same callbacks and re-send guard
+ * as client:request (exchange.c), collecting into the slot's own exchange. Slots join the Lua
  * state's share (share.c), so a batch uses the connections earlier calls left open, and the
  * connections it opens serve later calls. With HTTP/2 (https, when the server offers it)
  * the requests are multiplexed on one connection; with HTTP/1.1 each request in flight has
@@ -27,7 +27,9 @@
  * longer than that between waits (a slow next_item, on_result or fn) every start in flight
  * would fail as a timeout of unknown outcome, its answer unread in the socket, although the
  * service had answered long before. wait reads first and only then fails what is still
- * unanswered past its deadline (expire), with the message libcurl gives.
+ * unanswered past its deadline (expire), with the message libcurl gives. A request's time
+ * starts at the first curl_multi_perform after it entered the multi handle, when it can
+ * go out (libcurl's own clock started there too): Lua may run between the two.
  *
  * No Lua function runs while libcurl does: wait drives curl_multi_perform and
  * curl_multi_poll. A raise (out of memory) leaves the multi handle consistent; close, or
@@ -87,6 +89,8 @@ typedef struct batch {
   int deferred;                           /* slots ready to go out once the protocol is known */
   int protocol;                           /* PROTOCOL_*: what the first answer came over */
   int *done;                              /* ring of finished slot indices */
+  int *fresh;                             /* slots entered since the last perform: their */
+  int fresh_count;                        /* time starts with the next one (start_clocks) */
   int done_head, done_count;
   int token_failed;                       /* token_error happened at token_failed_at */
   double token_failed_at;
@@ -176,11 +180,11 @@ static void fail_setup(batch *b, slot *s, const char *message, long curl_code)
 }
 
 
-/* Hands a slot whose request is ready to the multi handle. Its time counts from here, as
- * libcurl's own would: not while it waited for a token or for the protocol (deferred),
- * which the requests in flight before it bound. A deadline submit was given (a replay
- * after a 401 shares the first sending's) holds as it is; one already passed sends
- * nothing, as client:request does. */
+/* Hands a slot whose request is ready to the multi handle. Its time starts when the next
+ * perform can send it (start_clocks): not while it waited for a token or for the protocol
+ * (deferred), which the requests in flight before it bound, nor while Lua runs before that
+ * perform. A deadline submit was given (a replay after a 401 shares the first sending's)
+ * holds as it is; one already passed sends nothing, as client:request does. */
 static void enter(batch *b, slot *s)
 {
   double now = sapwf_now();
@@ -199,10 +203,21 @@ static void enter(batch *b, slot *s)
   }
   s->state = SLOT_RUNNING;
   b->running++;
-  if (s->given > 0)
-    s->deadline = s->given;
-  else
-    s->deadline = b->client->x.timeout > 0 ? now + b->client->x.timeout : 0;
+  s->deadline = s->given;
+  if (s->given <= 0 && b->client->x.timeout > 0 && b->fresh_count < b->size)
+    b->fresh[b->fresh_count++] = (int)(s - b->slots);
+}
+
+
+/* Starts the time of the requests entered since the last perform, which is about to run. */
+static void start_clocks(batch *b)
+{
+  double deadline = sapwf_now() + b->client->x.timeout;
+  while (b->fresh_count > 0) {
+    slot *s = &b->slots[b->fresh[--b->fresh_count]];
+    if (s->state == SLOT_RUNNING && s->deadline <= 0)
+      s->deadline = deadline;
+  }
 }
 
 
@@ -285,8 +300,8 @@ static void start_with_token(lua_State *L, batch *b, slot *s)
   /* A failed fetch leaves no usable token (token.c keeps one that is still valid), so
    * until one succeeds every request would fetch again. A token cached since (a renewal,
    * a 403's refresh, wf:token) ends the hold. */
-  if (b->token_failed && b->token_failed_gen == b->client->token_gen
-      && sapwf_now() - b->token_failed_at < TOKEN_HOLD) {
+  if (b->token_failed && sapwf_now() - b->token_failed_at < TOKEN_HOLD
+      && (b->client->token == NULL || b->client->token_gen == b->token_failed_gen)) {
     fail(b, s, &b->token_error);
     return;
   }
@@ -400,7 +415,7 @@ static int batch_submit(lua_State *L)
   s->given = 0;
   if (!lua_isnoneornil(L, 6)) {
     s->given = (double)luaL_checknumber(L, 6);
-    luaL_argcheck(L, s->given >= 0, 6, "deadline must be a monotonic time (0: none)");
+    luaL_argcheck(L, s->given >= 0, 6, "deadline must be a monotonic time (0: none of its own)");
   }
   if (c->closed)
     return luaL_error(L, "attempt to use a closed sapwf client");
@@ -451,6 +466,7 @@ static int wait(lua_State *L, batch *b, double timeout, CURLMcode *mc)
     int still, wait_ms = POLL_MS;
     double next = 0;
     if (b->running > 0) {
+      start_clocks(b);
       *mc = curl_multi_perform(b->multi, &still);
       if (*mc != CURLM_OK)
         return 0;
@@ -544,6 +560,9 @@ static void release(lua_State *L, batch *b)
   }
   free(b->done);
   b->done = NULL;
+  free(b->fresh);
+  b->fresh = NULL;
+  b->fresh_count = 0;
   if (b->multi != NULL) {
     curl_multi_cleanup(b->multi);
     b->multi = NULL;
@@ -647,8 +666,9 @@ static int batch_new(lua_State *L)
   b->share = sapwf_share_retain(c->share);
   b->slots = calloc((size_t)size, sizeof *b->slots);
   b->done = calloc((size_t)size, sizeof *b->done);
+  b->fresh = calloc((size_t)size, sizeof *b->fresh);
   b->multi = curl_multi_init();
-  if (b->slots == NULL || b->done == NULL || b->multi == NULL)
+  if (b->slots == NULL || b->done == NULL || b->fresh == NULL || b->multi == NULL)
     return luaL_error(L, "not enough memory");
   curl_multi_setopt(b->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
   curl_multi_setopt(b->multi, CURLMOPT_MAX_CONCURRENT_STREAMS, (long)STREAMS);

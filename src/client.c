@@ -198,7 +198,7 @@ static double deadline_arg(lua_State *L, int arg, const sapwf_client *c)
   if (lua_isnoneornil(L, arg))
     return c->x.timeout > 0 ? sapwf_now() + c->x.timeout : 0;
   deadline = (double)luaL_checknumber(L, arg);
-  luaL_argcheck(L, deadline >= 0, arg, "deadline must be a monotonic time (0: none)");
+  luaL_argcheck(L, deadline >= 0, arg, "deadline must be a monotonic time (0: none of its own)");
   return deadline;
 }
 
@@ -296,10 +296,12 @@ static int client_request(lua_State *L)
   sapwf_client *c = sapwf_check_open(L, 1);
   int n;
   double outer = c->x.deadline;           /* a call from a finalizer inside another */
+  double deadline;
   sapwf_check_request(L, 2, &r);
+  deadline = deadline_arg(L, 5, c);
   sapwf_check_output(L, 6, &r);
   sapwf_client_hold(c);
-  c->x.deadline = deadline_arg(L, 5, c);
+  c->x.deadline = deadline;
   n = request(L, c, &r);
   c->x.deadline = outer;
   /* A close during the call took effect now. When the answer had come it is returned; a
@@ -326,10 +328,10 @@ static int client_renew(lua_State *L)
   sapwf_client *c = sapwf_check_open(L, 1);
   lua_Integer gen = luaL_checkinteger(L, 2);
   int replayed = lua_toboolean(L, 3), rc;
-  double outer = c->x.deadline;
+  double outer = c->x.deadline, deadline = deadline_arg(L, 4, c);
   sapwf_error e;
   sapwf_client_hold(c);
-  c->x.deadline = deadline_arg(L, 4, c);
+  c->x.deadline = deadline;
   rc = sapwf_token_renew(L, c, lua_upvalueindex(1), (unsigned long)gen, replayed, &e);
   c->x.deadline = outer;
   if (!sapwf_client_unhold(L, c))

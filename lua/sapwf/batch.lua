@@ -25,7 +25,7 @@ local type, pairs, ipairs, tostring, error, pcall, setmetatable =
   type, pairs, ipairs, tostring, error, pcall, setmetatable
 local create, resume, yield, running =
   coroutine.create, coroutine.resume, coroutine.yield, coroutine.running
-local format = string.format
+local format, find = string.format, string.find
 local floor = math.floor
 local open = base.open
 local header, parse_retry_after = core.header, core.retry_after
@@ -301,6 +301,7 @@ local function schedule(w, b, now, run, fn, size, limiter, log, members)
     local sent, err = pcall(b.submit, b, k, method, target, body, deadline or nil)
     if not sent then
       err = tostring(err)
+      if not find(err, "attempt to use a closed sapwf", 1, true) then error(err, 0) end
       run:fail((run.where or "") .. err)
       return false, { kind = "config", message = err, phase = "request", sent = false }
     end
