@@ -1144,6 +1144,10 @@ describe("sapwf command line", function()
           if not recorded_ids[inst.id] then unrecorded = unrecorded + 1 end
         end
         assert.equal(1, unrecorded)          -- the instance of the unknown start is in the list
+        -- the new failed file has it, marked: without the mark it could be fed back
+        local marked = json.decode(lines_of(failed_path)[1])
+        assert.same({ "unknown", 1, "simple", { n = 1 } },
+                    { marked.outcome, marked.line, marked.definitionId, marked.context })
         -- nothing that held a record was truncated or deleted
         assert.equal(failed_before, read_file(failed_path .. ".1"))
         assert.matches("kept as " .. failed_path:gsub("%p", "%%%0") .. "%.1", again.stderr)
@@ -1398,6 +1402,22 @@ describe("sapwf command line", function()
         assert.equal(200, first + rest.json.started)
         assert.equal(200 - rest.json.skippedAsRecorded - rest.json.started,
           rest.json.outcomeUnknown)
+      end)
+
+    it("a signal while it waits for more input on a pipe stops it too, with its summary",
+      function()
+        local fifo = dir .. "/in.fifo"
+        assert.is_true(shell("mkfifo " .. quote(fifo)))
+        -- one line, then the writer holds the pipe open without writing
+        assert.is_true(shell("sh -c " .. quote("{ echo '{\"n\":1}'; sleep 4; } > "
+          .. quote(fifo)) .. " >/dev/null 2>&1 &"))
+        local code, summary, stderr = run_signalled({ "--service-key", full_key, "start",
+          "simple", "--from", fifo, "--failed", dir .. "/fifo.failed.ndjson",
+          "--record", dir .. "/fifo.started.ndjson" }, "TERM", 1.5)
+        assert.equal(130, code, stderr)
+        assert.is_true(summary.interrupted)
+        assert.equal(1, summary.started)
+        assert.equal(1, instances_started())
       end)
 
     it("after kill -9, --resume sends no line that was in flight again and reports each as " ..

@@ -151,6 +151,22 @@ local function recorded_lines(path)
   return done
 end
 
+-- The next line of input each call, nil at its end. A signal (Ctrl-C, SIGTERM, SIGHUP)
+-- during a read that waits (a pipe, a terminal) makes it fail with EINTR, where lines()
+-- would raise: then nil too, and the run sees the signal. Other read errors raise.
+local EINTR = 4
+
+local function line_reader(input)
+  return function()
+    while true do
+      local text, err, code = input:read("*l")
+      if text or not err then return text end
+      if code ~= EINTR then error(err, 0) end
+      if core.sigint_caught() then return nil end
+    end
+  end
+end
+
 -- Whether a non-empty file ends in the middle of a line (a write cut short): the next
 -- entry must then start on a line of its own.
 local function ends_mid_line(path)
@@ -328,9 +344,21 @@ function Run:bad_line(number, text, why)
 end
 
 -- A line the record file lists with an unknown outcome: never started again by --resume.
-function Run:unknown_recorded(number, entry)
+-- It goes to the failed file as this run's unknown starts do, marked unknown: deleting the
+-- mark there, once the lookup found no instance, is how it is started again.
+function Run:unknown_recorded(number, entry, text)
+  self.failed = self.failed + 1
   self.unknown = self.unknown + 1
   self.unknown_lines = self.unknown_lines + 1
+  local item = M.parse_line(text, number, self.definition)
+  if item then
+    self:write_failed(json.encode({ definitionId = item.definitionId, context = item.context,
+      line = number, outcome = "unknown", error = { message = entry.pending
+        and "an earlier run sent it and recorded no answer" or "an earlier start's outcome "
+        .. "is unknown" } }))
+  else
+    self:write_failed(text)
+  end
   if entry.pending then
     self:line_message(number, "an earlier run sent its start but recorded no answer (it "
       .. "ended, or could not write the record), so it may have started and is not started "
@@ -375,6 +403,7 @@ function Run:result(item, result)
     self:line_message(item.line, "%s; %s", describe(err), lookup_advice(unknown))
   else
     -- Answered: the line did not start, and --resume may send it again.
+    self.restartable = self.restartable + 1
     self:write_record({ line = item.line, outcome = "failed" }, "it failed")
     local said = self:line_message(item.line, "%s", describe(err))
     -- The hints of an error that stops the run follow the summary; another's follow its
@@ -420,6 +449,9 @@ function Run:next_line()
   while not self:stopping() do
     local text = self.lines()
     if text == nil then
+      if self:stopping() then                     -- a signal ended the read: not the end
+        return nil
+      end
       self.exhausted = true
       return nil
     end
@@ -444,7 +476,7 @@ function Run:next_line()
     elseif text:find("%S") then
       local entry = self.skip[number]
       if type(entry) == "table" then
-        self:unknown_recorded(number, entry)
+        self:unknown_recorded(number, entry, text)
       else
         self.resumed = self.resumed + 1
       end
@@ -544,7 +576,7 @@ function Run:report(ctx, interrupted)
       interrupted and "interrupted" .. (self.signal and " (" .. self.signal .. ")" or "")
         or "stopped: " .. summary.aborted,
       interrupted and "run " or "once that is fixed, run ",
-      self.failed > self.unknown and "starts the failed lines and those not attempted"
+      self.restartable > 0 and "starts the failed lines and those not attempted"
         or "starts those not attempted")
   end
   ctx.out:message("%s; record: %s", text, self.record_path)
@@ -728,11 +760,11 @@ local function run_input(ctx, args, input, seekable)
     failed_path = failed_path, record_path = record_path,
     failed_file = failed_file, record_file = record_file,
     record_mid_line = ends_mid_line(record_path),
-    lines = input:lines(),
+    lines = line_reader(input),
     skip = skip, total = total, recorded = recorded,
     wf = wf, concurrency = args.concurrency or DEFAULT_CONCURRENCY, number = 0,
     started = 0, failed = 0, invalid = 0, unknown = 0, unknown_lines = 0, attempted = 0,
-    resumed = 0, messages = 0,
+    resumed = 0, messages = 0, restartable = 0,
   }, Run)
   run.bar = progress.new({ total = total and total - recorded, enabled = output.is_terminal(2) })
 
