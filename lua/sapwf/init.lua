@@ -146,9 +146,7 @@ function sapwf.from_env(name, opts)
   options.check(merged, "from_env")
   local credentials, instance = servicekey.from_vcap(getenv("VCAP_SERVICES"), name)
   if not credentials then return nil, instance end
-  merged.service_key = credentials
-  if merged.instance == nil then merged.instance = instance end
-  return build(merged)
+  return build(servicekey.bind(merged, credentials, instance))
 end
 
 return sapwf

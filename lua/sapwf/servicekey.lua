@@ -201,4 +201,12 @@ function servicekey.from_vcap(text, name, choose)
   return entry.credentials, binding_name(entry)
 end
 
+-- Puts a binding's credentials (from_vcap) into a client's options: its instance name is
+-- the client's `instance` unless the options name one (sapwf.from_env, the command line).
+function servicekey.bind(opts, credentials, instance)
+  opts.service_key = credentials
+  if opts.instance == nil then opts.instance = instance end
+  return opts
+end
+
 return servicekey

@@ -58,7 +58,7 @@ local META_FIELDS = { line = true, error = true, outcome = true }
 -- An error in one line, in the words of the command line's other errors (a long hint is
 -- printed below, by cli.write_hints), without the "sapwf: " they start with.
 local function describe(err)
-  return (cli.describe_error(err):gsub("^sapwf: ", ""))
+  return output.bare(cli.describe_error(err))
 end
 
 local function usage(message)

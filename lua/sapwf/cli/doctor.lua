@@ -63,7 +63,7 @@ local function sorted_keys(set)
 end
 
 local function error_text(err)
-  return (output.describe_error(err):gsub("^sapwf: ", ""))
+  return output.bare(output.describe_error(err))
 end
 
 -- The service instance name for the cf command: --instance, else the VCAP binding's name.

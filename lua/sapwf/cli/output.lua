@@ -53,6 +53,12 @@ function M.describe_error(err)
   return tostring(err.message or err.kind or "error")
 end
 
+-- A description without the "sapwf: " the module's messages start with: for a line the
+-- command line prefixes itself (out:message) or a field of a JSON report.
+function M.bare(text)
+  return (text:gsub("^sapwf: ", ""))
+end
+
 -- Standard output may be a full disk, a closed pipe or /dev/full: a result that did not
 -- get out is a failure, never a silent success. These raise an `io` error object, which
 -- the command line reports (cli/init.lua) with a non-zero exit.

@@ -107,11 +107,10 @@ function Session:client()
     return nil, err
   end
   if source.vcap then
-    -- what sapwf.from_env does, with the binding asked for in the command line's words
+    -- as sapwf.from_env, with the binding asked for in the command line's words
     local credentials, instance = self:binding()
     if not credentials then return nil, instance end
-    opts.service_key = credentials
-    if opts.instance == nil then opts.instance = instance end
+    servicekey.bind(opts, credentials, instance)
   else
     opts.service_key = source.text
   end
