@@ -110,13 +110,15 @@ describe("bulk at a tenant's limits", function()
     assert.is_true(stats.connections <= 4, "connections: " .. stats.connections)
   end)
 
+  -- #bulk: a bound on time for 150 requests over TLS, which a client under valgrind does not
+  -- keep (the reliability stages leave it to the plain suites, as the case below).
   it("over HTTP/2 gives the requests held back for the protocol their whole timeout once " ..
-     "they go out", function()
+     "they go out #bulk", function()
     local h2 = helpers.start_emulator{ tls = true, http2 = true }
-    h2:set_limits{ service_time = 1.2 }
-    -- 100 go out at once, 50 wait for the first answer (1.2 s) and are answered 1.2 s after
-    -- they went out: within their 2 s, not within 2 s of the call
-    local wf = https_client(h2, { timeout = 2, retries = 0 })
+    h2:set_limits{ service_time = 1.5 }
+    -- 100 go out at once, 50 wait for the first answer (1.5 s) and are answered 1.5 s after
+    -- they went out: within their 2.5 s, not within 2.5 s of the call
+    local wf = https_client(h2, { timeout = 2.5, retries = 0 })
     all_started(wf:start_many(items(150), { concurrency = 150 }))
     wf:close()
     local stats = h2:stats()
