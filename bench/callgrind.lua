@@ -28,6 +28,9 @@ function M.run(ctx, lib)
     { id = "core_many", label = "sapwf.core batch + plain lua-cjson both ways, 32 in flight",
       command = function(n) return format("%s bench/sapwf_row.lua core_many_n %d 32", ctx.lua,
                                           n) end },
+    { id = "core_many_drop", label = "sapwf.core batch + plain lua-cjson out, answers dropped, 32 in flight",
+      command = function(n) return format("%s bench/sapwf_row.lua core_many_drop_n %d 32",
+                                          ctx.lua, n) end },
     { id = "c_multi", label = "C libcurl multi, 32 in flight",
       command = function() return format("%s/multi %s 0 32", ctx.build, q(url)) end },
   }
@@ -40,7 +43,7 @@ function M.run(ctx, lib)
     { id = "sapwf_many_long", label = "sapwf wf:start_many, concurrency 32",
       env = every_env, command = ROWS[3].command },
     { id = "c_multi_long", label = "C libcurl multi, 32 in flight",
-      env = every_env, command = ROWS[5].command },
+      env = every_env, command = ROWS[6].command },
   }
   for _, row in ipairs(LONG) do
     row.label = format("%s, a %s-byte token (every authority)", row.label,
@@ -50,13 +53,14 @@ function M.run(ctx, lib)
   local section = { rows = ROWS, targets = {}, n = N }
   local by = {}
   for _, row in ipairs(ROWS) do
-    local ir = {}
+    local ir, last = {}, nil
     for k, n in ipairs({ N, 2 * N }) do
       local env = run.env_file({ { "SAPWF_BENCH_STARTS", format("%d", n) } },
                                row.env or ctx.env_file)
       local out = run.path("callgrind")
       local r = run.measured(env, format("valgrind --tool=callgrind --callgrind-out-file=%s "
         .. "%s", q(out), row.command(n)))
+      last = r.report
       if r.report.starts ~= n then
         ctx.fail(format("%s under callgrind: %s starts of %d:\n%s", row.id,
                         tostring(r.report.starts), n, r.output))
@@ -66,6 +70,7 @@ function M.run(ctx, lib)
       if not total then ctx.fail("no instruction total from callgrind for " .. row.id) end
       ir[k] = tonumber(total)
     end
+    row.answer_bytes, row.answer_fields = last.answer_bytes, last.answer_fields
     row.startup = 2 * ir[1] - ir[2]
     row.per_start = (ir[2] - ir[1]) / N
     by[row.id] = row
@@ -89,6 +94,13 @@ function M.run(ctx, lib)
   local per_byte = (by.c_multi_long.per_start - by.c_multi.per_start)
     / (every_bytes - ctx.token_bytes)
   section.notes = {
+    format("Decoding each answer into a Lua table with plain lua-cjson (%s bytes of JSON, "
+      .. "%d fields), and collecting it later, costs %s instructions a start: the "
+      .. "sapwf.core batch row with the answers dropped, as the C loop drops them, reaches "
+      .. "%.2f x the C program by instructions, with them decoded %.2f.", lib.thousands(
+      by.core_many_drop.answer_bytes), by.core_many_drop.answer_fields, lib.thousands(by.core_many.per_start - by.core_many_drop.per_start),
+      by.c_multi.per_start / by.core_many_drop.per_start,
+      by.c_multi.per_start / by.core_many.per_start),
     format("`wf:start_many` over the C multi loop: %s instructions a start with the %s-byte "
       .. "token, %s with the %s-byte one; the C loop spends %.0f instructions on each more "
       .. "byte of the token (libcurl's header formatting). So \"x the C program\" is %.2f "
@@ -99,8 +111,9 @@ function M.run(ctx, lib)
       by.sapwf_many_long.per_start / by.c_multi_long.per_start),
   }
   section.what = {
-    format("**Instructions per start.** The loop and `start_many` rows of the CPU table and "
-      .. "their C programs, each under `valgrind --tool=callgrind` with %s and then %s "
+    format("**Instructions per start.** The loop and `start_many` rows of the CPU table, "
+      .. "their C programs, and the Lua program on sapwf.core's batch with its answers "
+      .. "decoded and dropped, each under `valgrind --tool=callgrind` with %s and then %s "
       .. "starts (the C programs count with $SAPWF_BENCH_STARTS): instructions a start = "
       .. "(Ir of the second - Ir of the first) / %s, so the start-up and the warm-up cancel "
       .. "out; \"start-up\" is what is left (2 x the first - the second). The client "

@@ -8,14 +8,19 @@
 --                                       answer decoded by plain lua-cjson: the least any Lua
 --                                       program on libcurl and lua-cjson does per start
 --   sapwf_row.lua many SECONDS N        wf:start_many with concurrency N, 2000 items a call
+--   sapwf_row.lua core_many SECONDS N   starts on a sapwf.core batch of N slots, each
+--                                       context encoded and answer decoded by plain
+--                                       lua-cjson: the least any Lua program on libcurl's
+--                                       multi interface and lua-cjson does per start
 --   sapwf_row.lua rss TOTAL             TOTAL starts, half wf:start and half start_many, in
 --                                       rounds of 1000 each: resident memory as it goes
 --   sapwf_row.lua loop_n N              N starts with wf:start, one after the other
 --   sapwf_row.lua many_n N C            one wf:start_many over N items, concurrency C
---   sapwf_row.lua core_many_n N C       N starts on a sapwf.core batch of C slots, each
---                                       context encoded and answer decoded by plain
---                                       lua-cjson: the least any Lua program on libcurl's
---                                       multi interface and lua-cjson does per start
+--   sapwf_row.lua core_many_n N C       N starts as core_many's, on C slots
+--   sapwf_row.lua core_many_drop_n N C  the same, each answer's body checked for length
+--                                       only, not decoded: dropped, as the C loop does
+--                                       (the first one decoded, for the size and fields
+--                                       it reports: answer_bytes N answer_fields N)
 --   sapwf_row.lua stream N C            wf:start_each over N items made as it asks for them
 --                                       (context {order = $SAPWF_BENCH_ORDER_BASE + i}),
 --                                       concurrency C: nothing of an item is kept
@@ -124,25 +129,37 @@ elseif mode == "rss" then
   end
   report(starts, failures, now() - t0,
          string.format(" rss_kb_early %d rss_kb_end %d", early, rss_kb()))
-elseif mode == "core_many_n" then
-  local n, size = assert(arg2, "count expected"), arg3 or 32
+elseif mode == "core_many" or mode == "core_many_n" or mode == "core_many_drop_n" then
+  -- the same loop for a time (core_many) or a count (the _n modes), the clock read after
+  -- each answer as in C
+  local limit, size = assert(arg2, "seconds or count expected"), arg3 or 32
+  local counting, drop = mode ~= "core_many", mode == "core_many_drop_n"
   local b = wf._core:batch(size)
-  local sent, ok, bad = 0, 0, 0
+  local sent, ok, bad, first = 0, 0, 0, nil
   local function submit(k)
     sent = sent + 1
     b:submit(k, "POST", "/v1/workflow-instances",
              '{"definitionId":"simple","context":' .. plain_encode(context) .. '}')
   end
   local t0 = now()
-  for k = 1, math.min(size, n) do submit(k) end
-  while ok + bad < n do
+  local function more()
+    if counting then return sent < limit end
+    return now() - t0 < limit
+  end
+  for k = 1, counting and math.min(size, limit) or size do submit(k) end
+  while ok + bad < sent do
     local k, status, answer = b:wait()
-    if status == 201 and type(plain_decode(answer)) == "table" then ok = ok + 1
+    first = first or answer
+    if status == 201 and (drop and #answer > 0 or type(plain_decode(answer)) == "table") then
+      ok = ok + 1
     else bad = bad + 1 end
-    if sent < n then submit(k) end
+    if more() then submit(k) end
   end
   b:close()
-  report(ok, bad, now() - t0)
+  local fields = 0
+  for _ in pairs(drop and plain_decode(first) or {}) do fields = fields + 1 end
+  report(ok, bad, now() - t0, drop and string.format(" answer_bytes %d answer_fields %d",
+                                                     #first, fields))
 elseif mode == "loop_n" then
   local n = assert(arg2, "count expected")
   local t0 = now()
@@ -174,6 +191,7 @@ elseif mode == "stream" then
   report(starts, failures, now() - t0, string.format(" handed %d rss_kb_end %d", handed,
                                                      rss_kb()))
 else
-  error("usage: sapwf_row.lua loop|core|core_json|many|rss|loop_n|many_n|stream ...")
+  error("usage: sapwf_row.lua loop|core|core_json|many|core_many|rss|loop_n|many_n|"
+        .. "core_many_n|core_many_drop_n|stream ...")
 end
 wf:close()
