@@ -651,6 +651,37 @@ describe("batches", function()
       wf:close()
     end)
 
+    it("does not grow on 500s, which say nothing of the service's room, and grows on 4xx",
+       function()
+      local events, log = logger()
+      local wf = client{ retries = 0, backoff_base = 0.1, backoff_max = 0.2, log = log }
+      assert(wf:token())
+      -- the first round refused (the limit halves to 4), then 500s, then clean answers
+      emu:fault{ fault = "status", status = 429, method = "POST",
+                 path = "/v1/workflow-instances", times = 8 }
+      emu:fault{ fault = "status", status = 500, method = "POST",
+                 path = "/v1/workflow-instances", times = 16 }
+      emu:fault{ fault = "status", status = 404, method = "POST",
+                 path = "/v1/workflow-instances", times = 8 }
+      local results = wf:start_many(items(60), { concurrency = 8 })
+      local failed = { [500] = 0, [404] = 0 }
+      for _, r in ipairs(results) do
+        if sapwf.is_error(r) then failed[r.status] = failed[r.status] + 1 end
+      end
+      assert.same({ [500] = 16, [404] = 8 }, failed)   -- a start is never sent again on 500
+      local list, grown = changes(events), {}
+      assert.same({ "backoff", 8, 4 }, { list[1].reason, list[1].previous, list[1].concurrency })
+      for _, e in ipairs(list) do
+        if e.reason == "growth" then grown[e.status] = true end
+      end
+      assert.is_nil(grown[500], "the limit grew on a 500")
+      -- 16 answers 500 at a limit of 4 were worth four steps of growth; it grew only on the
+      -- 4xx and 201 answers after them, back to the ceiling
+      assert.is_true(grown[404] or grown[201])
+      assert.equal(8, list[#list].concurrency)
+      wf:close()
+    end)
+
     it("with adaptive = false keeps its concurrency, and 429s use up the retries", function()
       local events, log = logger()
       local wf = client{ retries = 0, log = log }

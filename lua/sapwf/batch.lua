@@ -199,9 +199,11 @@ end
 -- The limiter: how many requests a batch has in flight (AIMD). `limit` starts at the
 -- ceiling (`concurrency`); an answer 429 or 503, or one with Retry-After, halves it (at
 -- least 1), once per round: only for a request sent since the last decrease, so a burst of
--- refusals to requests sent together counts once. Each clean answer adds 1/limit, so a
--- limit's worth of clean answers adds one, up to the ceiling. Retry-After holds every new
--- request until it has passed. Not adaptive: the ceiling, always, and no hold.
+-- refusals to requests sent together counts once. Each clean answer (below 500: a 4xx says
+-- the service handled the request) adds 1/limit, so a limit's worth of clean answers adds
+-- one, up to the ceiling; a 500, 502 or 504 leaves the limit as it is, since a failing
+-- service is no sign of room for more. Retry-After holds every new request until it has
+-- passed. Not adaptive: the ceiling, always, and no hold.
 
 local BACKOFF_FACTOR = 0.5
 
@@ -258,7 +260,7 @@ function Limiter:observe(epoch, status, headers)
     self.limit = limit < 1 and 1 or limit
     return change(self, old, status, retry_after)
   end
-  if old < self.ceiling then
+  if old < self.ceiling and status < 500 then
     local limit = old + 1 / old
     self.limit = limit > self.ceiling and self.ceiling or limit
     return change(self, old, status, nil)
