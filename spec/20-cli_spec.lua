@@ -1799,6 +1799,23 @@ describe("sapwf command line", function()
       pipe:close()
     end)
 
+    it("refuses a key file that is there before it starts nginx", function()
+      local key_file = dir .. "/emu-there.json"
+      write_file(key_file, '{"uaa":{"clientsecret":"the only copy"}}\n')
+      -- an nginx first on PATH that only says it ran
+      local bin, ran = dir .. "/fake-nginx", dir .. "/fake-nginx.ran"
+      assert.is_true(shell("mkdir -p " .. quote(bin)))
+      write_file(bin .. "/nginx", "#!/bin/sh\ntouch " .. quote(ran) .. "\nexit 1\n")
+      assert.is_true(shell("chmod +x " .. quote(bin .. "/nginx")))
+      local r = sapwf({ "emulator", "--key-file", key_file },
+                      { env = { PATH = bin .. ":" .. os.getenv("PATH") } })
+      assert.equal(2, r.code, r.stderr)
+      assert.matches("--key-file: " .. key_file .. " exists: sapwf never replaces a file",
+        r.stderr, 1, true)
+      assert.is_false(exists(ran))
+      assert.equal('{"uaa":{"clientsecret":"the only copy"}}\n', read_file(key_file))
+    end)
+
     it("stops its nginx when it is ended with SIGTERM", function()
       local key_file = dir .. "/emu-term.json"
       local pid, rc_file, err = launch(key_file, "emu-term")

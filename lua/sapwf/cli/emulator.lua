@@ -46,6 +46,10 @@ end
 -- mode, and a chmod after it leaves a window.) Every step is checked. The rename never
 -- replaces a file (core.rename_noreplace): the path may name a real service key, the only
 -- copy of its secret.
+local function taken(path)
+  return path .. " exists: sapwf never replaces a file; remove it or give another path"
+end
+
 local function write_key(path, key)
   local text = assert(json.encode(key))
   local temp, terr = core.temp_file(path .. ".")
@@ -60,10 +64,10 @@ local function write_key(path, key)
     if ok and not closed then ok, err = nil, cerr end
   end
   if ok then
-    local taken
-    ok, err, taken = core.rename_noreplace(temp, path)
-    if taken then
-      err = path .. " exists: sapwf never replaces a file; remove it or give another path"
+    local was_taken
+    ok, err, was_taken = core.rename_noreplace(temp, path)
+    if was_taken then
+      err = taken(path)
     elseif not ok then
       err = "cannot put the key in place as " .. path .. ": " .. tostring(err)
     end
@@ -99,6 +103,11 @@ local function load_emulator()
 end
 
 function M.run(ctx, args)
+  -- A key file that is there is refused before nginx starts; the rename in write_key stays
+  -- the guard against one made meanwhile.
+  if args.key_file and core.file_id(args.key_file) then
+    return nil, { kind = "usage", message = "--key-file: " .. taken(args.key_file) }
+  end
   local emulator, missing = load_emulator()
   if not emulator then return nil, missing end
   local tls = args.tls or args.key == "x509"
