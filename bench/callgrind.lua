@@ -28,7 +28,8 @@ function M.run(ctx, lib)
     { id = "core_many", label = "sapwf.core batch + plain lua-cjson both ways, 32 in flight",
       command = function(n) return format("%s bench/sapwf_row.lua core_many_n %d 32", ctx.lua,
                                           n) end },
-    { id = "core_many_drop", label = "sapwf.core batch + plain lua-cjson out, answers dropped, 32 in flight",
+    { id = "core_many_drop",
+      label = "sapwf.core batch + plain lua-cjson out, answers dropped, 32 in flight",
       command = function(n) return format("%s bench/sapwf_row.lua core_many_drop_n %d 32",
                                           ctx.lua, n) end },
     { id = "c_multi", label = "C libcurl multi, 32 in flight",
@@ -97,8 +98,9 @@ function M.run(ctx, lib)
     format("Decoding each answer into a Lua table with plain lua-cjson (%s bytes of JSON, "
       .. "%d fields), and collecting it later, costs %s instructions a start: the "
       .. "sapwf.core batch row with the answers dropped, as the C loop drops them, reaches "
-      .. "%.2f x the C program by instructions, with them decoded %.2f.", lib.thousands(
-      by.core_many_drop.answer_bytes), by.core_many_drop.answer_fields, lib.thousands(by.core_many.per_start - by.core_many_drop.per_start),
+      .. "%.2f x the C program by instructions, with them decoded %.2f.",
+      lib.thousands(by.core_many_drop.answer_bytes), by.core_many_drop.answer_fields,
+      lib.thousands(by.core_many.per_start - by.core_many_drop.per_start),
       by.c_multi.per_start / by.core_many_drop.per_start,
       by.c_multi.per_start / by.core_many.per_start),
     format("`wf:start_many` over the C multi loop: %s instructions a start with the %s-byte "
