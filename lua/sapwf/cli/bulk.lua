@@ -85,14 +85,15 @@ local function io_error(message)
   return { kind = "io", message = message }
 end
 
--- Writes one line and flushes it: true, or nil and the system's reason.
-local function put_line(file, text)
+-- Writes one line and flushes it: true, or nil and the system's reason. Interpreted, since
+-- LuaJIT's compiled calls can lose the failure (output.interpreted).
+local put_line = output.interpreted(function(file, text)
   local ok, err = file:write(text .. "\n")     -- one piece: a failed write cuts one line
   if ok then
     ok, err = file:flush()
   end
   return ok, err
-end
+end)
 
 local function is_line_number(v)
   return type(v) == "number" and v >= 1 and v == math.floor(v)
