@@ -268,6 +268,13 @@ local function error_fields(err)
   }
 end
 
+-- The failed file's entry for a line that parsed: the line again, as --from reads it, with
+-- why it failed (error) and, when it may have started, outcome "unknown" (--from skips it).
+local function failed_entry(item, error, outcome)
+  return { definitionId = item.definitionId, context = item.context, line = item.line,
+           error = error, outcome = outcome }
+end
+
 local Run = {}
 Run.__index = Run
 
@@ -353,10 +360,9 @@ function Run:unknown_recorded(number, entry, text)
   self.unknown_lines = self.unknown_lines + 1
   local item = M.parse_line(text, number, self.definition)
   if item then
-    self:write_failed(json.encode({ definitionId = item.definitionId, context = item.context,
-      line = number, outcome = "unknown", error = { message = entry.pending
-        and "an earlier run sent it and recorded no answer" or "an earlier start's outcome "
-        .. "is unknown" } }))
+    self:write_failed(json.encode(failed_entry(item, { message = entry.pending
+      and "an earlier run sent it and recorded no answer"
+      or "an earlier start's outcome is unknown" }, "unknown")))
   else
     self:write_failed(text)
   end
@@ -390,10 +396,7 @@ function Run:result(item, result)
   end
   local err = result
   self.failed = self.failed + 1
-  local entry = {
-    definitionId = item.definitionId, context = item.context, line = item.line,
-    error = error_fields(err),
-  }
+  local entry = failed_entry(item, error_fields(err))
   if type(err) == "table" and err.outcome == "unknown" then
     entry.outcome = "unknown"
     self.unknown = self.unknown + 1
