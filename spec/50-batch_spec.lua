@@ -682,6 +682,29 @@ describe("batches", function()
       wf:close()
     end)
 
+    it("neither grows nor halves on 500, 502 and 504", function()
+      local events, log = logger()
+      local wf = client{ retries = 0, backoff_base = 0.1, backoff_max = 0.2, log = log }
+      assert(wf:token())
+      emu:fault{ fault = "status", status = 429, method = "POST",
+                 path = "/v1/workflow-instances", times = 8 }
+      for _, status in ipairs({ 500, 502, 504 }) do
+        emu:fault{ fault = "status", status = status, method = "POST",
+                   path = "/v1/workflow-instances", times = 6 }
+      end
+      local results = wf:start_many(items(60), { concurrency = 8 })
+      local failed = 0
+      for _, r in ipairs(results) do
+        if sapwf.is_error(r) then failed = failed + 1 end
+      end
+      assert.equal(18, failed)
+      for _, e in ipairs(changes(events)) do
+        assert.is_true(e.status == 429 or e.status < 500,
+          e.reason .. " on " .. tostring(e.status))
+      end
+      wf:close()
+    end)
+
     it("with adaptive = false keeps its concurrency, and 429s use up the retries", function()
       local events, log = logger()
       local wf = client{ retries = 0, log = log }
