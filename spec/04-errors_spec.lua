@@ -94,28 +94,41 @@ describe("errors.from_response", function()
   end)
 
   describe("retry and outcome rules", function()
+    -- A call that may have acted is retryable only when sending it twice does what once
+    -- does (send.idempotent: GET, PUT, the PATCHes that set values); the method alone does
+    -- not tell (completing a task is a PATCH, and not idempotent).
     local cases = {
-      -- status, method, retryable, outcome
-      { 429, "POST", true, "rejected" }, { 503, "POST", false, "unknown" },
-      { 409, "PATCH", true, "rejected" }, { 409, "POST", true, "rejected" },
-      { 500, "GET", true, "unknown" }, { 500, "POST", false, "unknown" },
-      { 502, "PATCH", true, "unknown" }, { 504, "POST", false, "unknown" },
-      { 400, "POST", false, "rejected" }, { 404, "GET", false, "rejected" },
-      { 403, "POST", false, "rejected" }, { 422, "POST", false, "rejected" },
+      -- status, idempotent, retryable, outcome
+      { 429, false, true, "rejected" }, { 408, false, true, "rejected" },
+      { 503, false, false, "unknown" }, { 503, true, true, "rejected" },
+      { 409, true, true, "rejected" }, { 409, false, true, "rejected" },
+      { 500, true, true, "unknown" }, { 500, false, false, "unknown" },
+      { 502, true, true, "unknown" }, { 502, false, false, "unknown" },
+      { 504, true, true, "unknown" }, { 504, false, false, "unknown" },
+      { 400, false, false, "rejected" }, { 404, true, false, "rejected" },
+      { 403, false, false, "rejected" }, { 422, false, false, "rejected" },
     }
     for _, c in ipairs(cases) do
-      it(string.format("%d on %s: retryable %s, outcome %s", c[1], c[2], tostring(c[3]), c[4]),
+      it(string.format("%d, %s: retryable %s, outcome %s", c[1],
+                       c[2] and "idempotent" or "not idempotent", tostring(c[3]), c[4]),
          function()
-           local e = from(c[1], '{"error":{"message":"m"}}', nil, c[2])
+           local e = from(c[1], '{"error":{"message":"m"}}', nil, "PATCH",
+                          { idempotent = c[2] })
            assert.equal(c[3], e.retryable)
            assert.equal(c[4], e.outcome)
          end)
     end
 
+    it("counts a call as not idempotent when the caller does not say", function()
+      local e = from(500, "", {}, "GET")
+      assert.is_false(e.retryable)
+    end)
+
     it("says in tostring when a change may have happened", function()
       assert.matches("may have taken effect %(outcome unknown%)",
                      tostring(from(504, "", {}, "POST")))
-      assert.is_nil(tostring(from(500, "", {}, "GET")):find("outcome", 1, true))
+      assert.is_nil(tostring(from(500, "", {}, "GET", { idempotent = true }))
+        :find("outcome", 1, true))
     end)
   end)
 
@@ -156,7 +169,7 @@ describe("errors.from_core", function()
   it("copies the core's fields and marks a failure before sending retryable", function()
     local e = errors.from_core({ kind = "network", message = "Could not connect",
                                  curl_code = 7, sent = false, phase = "request" },
-                               "POST", "/v1/workflow-instances")
+                               "POST", "/v1/workflow-instances", false)
     assert.is_true(errors.is_error(e))
     assert.equal(7, e.curl_code)
     assert.equal("not_sent", e.outcome)
@@ -164,15 +177,20 @@ describe("errors.from_core", function()
     assert.equal("sapwf: network POST /v1/workflow-instances: Could not connect", tostring(e))
   end)
 
-  it("makes a POST that may have been sent unknown and not retryable", function()
+  it("makes a call that may have been sent unknown, retryable only when idempotent",
+     function()
     local e = errors.from_core({ kind = "timeout", message = "Operation timed out",
                                  curl_code = 28, sent = true, phase = "request" },
-                               "POST", "/v1/workflow-instances")
+                               "POST", "/v1/workflow-instances", false)
     assert.equal("unknown", e.outcome)
     assert.is_false(e.retryable)
     assert.matches("outcome unknown", tostring(e))
+    -- completing a task is a PATCH, and not idempotent
+    local p = errors.from_core({ kind = "network", message = "recv failure", sent = true,
+                                 phase = "request" }, "PATCH", "/v1/task-instances/t1", false)
+    assert.same({ false, "unknown" }, { p.retryable, p.outcome })
     local g = errors.from_core({ kind = "timeout", message = "t", sent = true,
-                                 phase = "request" }, "GET", "/v1/x")
+                                 phase = "request" }, "GET", "/v1/x", true)
     assert.is_true(g.retryable)
   end)
 

@@ -179,6 +179,16 @@ describe("retries", function()
       return assert(wf:start("orderapproval", { orderId = "1", product = "Lens" }))
     end
 
+    it("idempotent PATCH (status): after its retries, a 500 is retryable", function()
+      local wf = R.client(emu, "full", { retries = 1, backoff_base = 0.01, backoff_max = 0.01 })
+      inst = started_instance(wf)
+      fault{ fault = "status", status = 500, method = "PATCH", path = "/v1/workflow-instances/",
+             times = 2 }
+      local _, err = wf:suspend(inst.id)
+      assert.same({ 500, "unknown", true, 2 }, { err.status, err.outcome, err.retryable,
+                                               err.attempts })
+    end)
+
     it("idempotent PATCH (status) and PUT: retried after a 500", function()
       local wf = R.client(emu, "full")
       inst = started_instance(wf)
@@ -199,12 +209,18 @@ describe("retries", function()
       local _, err = wf:complete_task(task.id, { approved = true })
       assert.equal(500, err.status)
       assert.equal("unknown", err.outcome)
+      assert.is_false(err.retryable)          -- it may have completed the task: not again
       assert.equal(0, #events)
       assert.equal(1, R.count(emu, "PATCH /v1/task-instances/{taskInstanceId}"))
+      -- a 503 may come from a proxy after the service acted: not retried, outcome unknown
+      fault{ fault = "status", status = 503, method = "PATCH", path = "/v1/task-instances/" }
+      _, err = wf:complete_task(task.id, { approved = true })
+      assert.same({ 503, "unknown", false }, { err.status, err.outcome, err.retryable })
+      assert.equal(2, R.count(emu, "PATCH /v1/task-instances/{taskInstanceId}"))
       -- but on 429 (refused before acting) it is
       fault{ fault = "status", status = 429, method = "PATCH", path = "/v1/task-instances/" }
       assert(wf:complete_task(task.id, { approved = true }))
-      assert.equal(3, R.count(emu, "PATCH /v1/task-instances/{taskInstanceId}"))
+      assert.equal(4, R.count(emu, "PATCH /v1/task-instances/{taskInstanceId}"))
     end)
 
     it("a message (POST): not retried after a lost answer, retried after a 429", function()

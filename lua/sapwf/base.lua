@@ -229,8 +229,10 @@ end
 -- The error object for an HTTP answer that is not a success. op: the operation, when
 -- known, for hints.
 function base.failure(self, method, path, authority, status, body, headers, op)
+  local idempotent = IDEMPOTENT[op]
+  if idempotent == nil then idempotent = send.idempotent(method, path) end
   local ctx = { method = method, path = path, op = op, service = self._service,
-                api_url = self._api_url }
+                api_url = self._api_url, idempotent = idempotent }
   if status == 403 then ctx = forbidden_ctx(self, ctx, authority) end
   return errors.from_response(status, body, headers_table(headers), ctx)
 end

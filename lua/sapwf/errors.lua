@@ -30,13 +30,15 @@
 -- @field method the call's method, e.g. "POST"
 -- @field path the call's path, without the query
 -- @field retryable true when sending the same call again may succeed and cannot do a thing
--- twice: 408, 429, 503 (not for a POST: a proxy may answer it after the service acted),
--- 409, a token endpoint's 408, 429 or 5xx, a network failure before sending; for methods
--- other than POST also 500, 502, 504 and network failures after sending. sapwf already
--- retried these under its retry policy (README, "Retries") before returning the error.
+-- twice: 408, 429, 409, a token endpoint's 408, 429 or 5xx, a network failure before
+-- sending; for the calls whose second sending does what the first did (GET, PUT, and the
+-- PATCHes that set values: cancel, suspend, resume, update_context, update_roles) also 503,
+-- 500, 502, 504 and network failures after sending. sapwf already retried these under its
+-- retry policy (README, "Retries") before returning the error.
 -- @field outcome "not_sent" (the request never reached the service), "rejected" (the
 -- service answered with an error: nothing changed) or "unknown" (it may have taken effect:
--- a network failure after sending, a 500/502/504, a 2xx whose body could not be read). For
+-- a network failure after sending, a 500/502/504, a 503 to a call that is not idempotent, a
+-- 2xx whose body could not be read). For
 -- "unknown" after a start, look the instance up before starting it again.
 -- @field attempts how many times the call was sent, when sapwf retried it
 -- @field retry_after the seconds a Retry-After header asked for, when the last answer had one
@@ -158,18 +160,19 @@ function errors.invalid(message, code, method, path)
                         outcome = "not_sent", method = method, path = path }, Error)
 end
 
--- Retry and outcome rules for an HTTP answer (see the top of this file).
-local function judge_status(status, method)
+-- Retry and outcome rules for an HTTP answer (see the top of this file). idempotent:
+-- whether sending the call twice does what sending it once does (send.idempotent decides:
+-- GET, PUT and the PATCHes that set values); a call that may have acted is retryable only
+-- then.
+local function judge_status(status, idempotent)
   if status == 408 or status == 429 then return true, "rejected" end
-  -- A 503 may come from a proxy after the service acted: only a POST cannot tell.
+  -- A 503 may come from a proxy after the service acted.
   if status == 503 then
-    if method == "POST" then return false, "unknown" end
-    return true, "rejected"
+    if idempotent then return true, "rejected" end
+    return false, "unknown"
   end
   if status == 409 then return true, "rejected" end
-  if status == 500 or status == 502 or status == 504 then
-    return method ~= "POST", "unknown"
-  end
+  if status == 500 or status == 502 or status == 504 then return idempotent, "unknown" end
   return false, "rejected"
 end
 
@@ -181,7 +184,8 @@ local function content_type(headers)
 end
 
 -- An error object for an HTTP answer the client does not accept.
--- ctx: method, path (no query), authority (or nil), hint (or nil).
+-- ctx: method, path (no query), idempotent (true when sending the call twice does what once
+-- does; otherwise it counts as not), authority (or nil), hint (or nil).
 function errors.from_response(status, body, headers, ctx)
   local e = {
     kind = errors.kind_for_status(status), status = status,
@@ -236,7 +240,7 @@ function errors.from_response(status, body, headers, ctx)
                          content_type(headers))
     end
   end
-  e.retryable, e.outcome = judge_status(status, ctx.method)
+  e.retryable, e.outcome = judge_status(status, ctx.idempotent == true)
   e.api_url = ctx.api_url
   if status == 403 and ctx.service ~= service.SPA then
     e.authority = ctx.authority
@@ -287,8 +291,9 @@ local function tls_hint(curl_code)
     .. "cafile (behind a TLS-inspecting proxy: that proxy's CA); check this machine's clock"
 end
 
--- Gives a `sapwf.core` error (no HTTP answer came) its metatable, retry and outcome rules.
-function errors.from_core(cerr, method, path)
+-- Gives a `sapwf.core` error (no HTTP answer came) its metatable, retry and outcome rules;
+-- idempotent as for errors.from_response.
+function errors.from_core(cerr, method, path, idempotent)
   local e = {}
   if type(cerr) == "table" then
     for k, v in pairs(cerr) do e[k] = v end
@@ -314,7 +319,7 @@ function errors.from_core(cerr, method, path)
     e.retryable = kind == "network" or kind == "timeout"
   else
     e.outcome = "unknown"
-    e.retryable = (kind == "network" or kind == "timeout") and method ~= "POST"
+    e.retryable = (kind == "network" or kind == "timeout") and idempotent == true
   end
   return setmetatable(e, Error)
 end

@@ -248,7 +248,7 @@ function send.send(t, policy, method, target, body, path, authority, idempotent,
     elseif status == nil then
       state = state or new_state(started)
       state.retry_after = nil
-      local err = errors.from_core(resp, method, path)
+      local err = errors.from_core(resp, method, path, idempotent)
       local again = err.retryable and (idempotent or err.outcome == "not_sent")
       if not (again and pause(policy, state, err.retry_after, {
           method = method, path = path, kind = err.kind, status = err.status,
