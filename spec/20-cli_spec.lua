@@ -1177,6 +1177,20 @@ describe("sapwf command line", function()
         assert.equal('{"n":1}\n{"n":2}\n', read_file(input))
       end)
 
+    it("refuses --failed and --record naming one new file, two spellings, before sending",
+      function()
+        -- neither is there to compare: one file for both would read a failed line back as
+        -- started on --resume
+        write_file(input, '{"n":1}\n{"n":2}\n')
+        local name = input:match("[^/]+$") .. ".both.ndjson"
+        local r = sapwf({ "--service-key", full_key, "start", "simple", "--from", input,
+                          "--failed", name, "--record", "./" .. name }, { cwd = dir })
+        assert.equal(2, r.code, r.stderr)
+        assert.matches("%-%-failed and %-%-record name the same file", r.stderr)
+        assert.equal(0, instances_started())
+        assert.is_nil(io.open(dir .. "/" .. name), "the file this run made is left behind")
+      end)
+
     it("refuses - for --failed or --record: no file named - appears", function()
         write_file(input, '{"n":1}\n')
         for _, option in ipairs({ "--failed", "--record" }) do

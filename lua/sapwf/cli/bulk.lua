@@ -624,6 +624,11 @@ local function open_input(path)
   return file, seekable
 end
 
+local function same_file(option_a, option_b, path)
+  return usage(string.format("%s and %s name the same file (%s): give each its own",
+                             option_a, option_b, path))
+end
+
 -- Checks the paths before anything is sent. Returns failed_path, record_path or nil, err.
 -- seekable: whether the input is a file that can be read twice.
 local function check_paths(args, seekable)
@@ -655,8 +660,7 @@ local function check_paths(args, seekable)
       local a, b = named[i][2], named[j][2]
       local id_a, id_b = a ~= "-" and file_id(a), b ~= "-" and file_id(b)
       if a == b or (id_a and id_a == id_b) then
-        return usage(string.format("%s and %s name the same file (%s): give each its own",
-          named[i][1], named[j][1], b))
+        return same_file(named[i][1], named[j][1], b)
       end
     end
   end
@@ -756,6 +760,16 @@ local function run_input(ctx, args, input, seekable)
       os.remove(failed_path)
     end
     return usage("--record: " .. tostring(rerr))
+  end
+  -- Two names for a file neither of which was there (check_paths compares the files that
+  -- are): now both are, and one file for both would read back a failed line as started.
+  if file_id(failed_path) == file_id(record_path) then
+    failed_file:close()
+    record_file:close()
+    if failed_made and file_size(failed_path) == 0 then
+      os.remove(failed_path)
+    end
+    return same_file("--failed", "--record", record_path)
   end
 
   local run = setmetatable({
