@@ -1894,6 +1894,33 @@ describe("sapwf command line", function()
       assert.is_false(answers(key.uaa.url))
     end)
   end)
+  describe("a single start", function()
+    it("Ctrl-C while it is on its way: the start ends, its result is shown, exit 130",
+      function()
+        emu:fault({ fault = "delay", delay = 1.5, times = 1, method = "POST",
+          path = "/v1/workflow-instances" })
+        local pid_file, rc_file = dir .. "/one.pid", dir .. "/one.rc"
+        local out, err = dir .. "/one.out", dir .. "/one.err"
+        for _, f in ipairs({ pid_file, rc_file }) do os.remove(f) end
+        local inner = command_line({ "--service-key", full_key, "start", "simple",
+          "--context", '{"n":1}' }) .. " </dev/null >" .. quote(out) .. " 2>" .. quote(err)
+          .. " & echo $! > " .. quote(pid_file) .. "; wait $!; echo $? > " .. quote(rc_file)
+        assert.is_true(shell("sh -c " .. quote(inner) .. " >/dev/null 2>&1 &"))
+        assert.is_true(wait_for(function() return exists(pid_file) end, 5))
+        sleep(0.8)
+        assert.is_true(shell("kill -INT " .. read_file(pid_file):match("%d+")))
+        assert.is_true(wait_for(function() return (read_file(rc_file) or "") ~= "" end, 10))
+        emu:clear_faults()
+        local stderr = read_file(err)
+        assert.equal("130", read_file(rc_file):match("%d+"), stderr)
+        assert_no_secret(stderr)
+        local started = emu:instances()
+        assert.equal(1, #started)
+        assert.equal(started[1].id, json.decode(read_file(out)).id)
+        assert.matches("interrupted %(SIGINT%) after the start was sent", stderr)
+      end)
+  end)
+
   describe("standard output", function()
     it("that cannot be written is an error (exit 1), never a silent success", function()
       local err_file = dir .. "/stdout-full.err"
@@ -1908,6 +1935,13 @@ describe("sapwf command line", function()
         assert.matches("cannot write to standard output", read_file(err_file))
         assert_no_secret(read_file(err_file))
         assert.is_not_true(ok)
+        if args[1] == "start" then
+          -- the instance exists: its id is on stderr, or the user would start it again
+          local started = emu:instances()
+          assert.equal(1, #started)
+          assert.matches("the instance was started: " .. started[1].id, read_file(err_file),
+                         1, true)
+        end
       end
     end)
   end)

@@ -1,5 +1,6 @@
 -- The commands that map to one client call each: definitions, instances, instance, context,
 -- cancel, suspend, resume, tasks, complete, message and start (one instance; --from is bulk.lua).
+local core = require "sapwf.core"
 local input = require "sapwf.cli.input"
 local filters = require "sapwf.cli.filters"
 
@@ -195,6 +196,55 @@ function M.message(ctx, args)
   ctx.out:result(consumers, { list = true, columns = { "id" } })
 end
 
+-- One start, with Ctrl-C, SIGTERM and SIGHUP caught as a flag (as the bulk start does,
+-- bulk.lua): a signal that came while the start was on its way raised only once its answer
+-- was in, so the instance existed and its id was never shown. A signal before the start
+-- goes out stops it (nothing started); one after it is reported once the result is out.
+-- Standard output that cannot take the result gets the id on stderr: a user who saw only
+-- an error would start it again.
+local function start_one(ctx, definition, context)
+  local wf, err = ctx:client()
+  if not wf then
+    return nil, err
+  end
+  core.catch_sigint(true)
+  local ok, value
+  ok, value, err = pcall(function()
+    local token, terr = wf:token()         -- what may take a while before the start is sent
+    if not token then
+      return nil, terr
+    end
+    if core.sigint_caught() then
+      return nil, { kind = "interrupted", message = "interrupted before the start was sent: "
+        .. "nothing started" }
+    end
+    return wf:start(definition, context)
+  end)
+  local caught, signal = core.sigint_caught()
+  core.catch_sigint(false)
+  if not ok then
+    error(value, 0)
+  end
+  if value == nil then
+    return nil, err
+  end
+  local written, werr = pcall(function()
+    ctx.out:result(value)
+    ctx.out:flush()
+  end)
+  if not written then
+    if type(werr) == "table" and werr.kind == "io" then
+      werr.message = string.format("%s; the instance was started: %s", werr.message,
+                                   tostring(value.id))
+    end
+    error(werr, 0)
+  end
+  if caught then
+    return nil, { kind = "interrupted", message = string.format("interrupted (%s) after the "
+      .. "start was sent: the instance above was started", signal) }
+  end
+end
+
 function M.start(ctx, args)
   if args.from then
     return require("sapwf.cli.bulk").run(ctx, args)
@@ -211,7 +261,7 @@ function M.start(ctx, args)
   if not context then
     return nil, err
   end
-  return show(ctx, "start", args.definition, context)
+  return start_one(ctx, args.definition, context)
 end
 
 return M
