@@ -1917,11 +1917,32 @@ describe("sapwf command line", function()
         local started = emu:instances()
         assert.equal(1, #started)
         assert.equal(started[1].id, json.decode(read_file(out)).id)
-        assert.matches("interrupted %(SIGINT%) after the start was sent", stderr)
+        assert.matches("interrupted (SIGINT) after the request was sent: the instance was "
+          .. "started: " .. started[1].id, stderr, 1, true)
       end)
   end)
 
   describe("standard output", function()
+    it("that cannot take a completion or a message: stderr says it was done", function()
+      local inst = start("orderapproval", { product = "Cam", orderId = "full-1" })
+      local task = run({ "tasks", "--instance-id", inst.id }).json[1]
+      local err_file = dir .. "/done-full.err"
+      for _, case in ipairs({
+        { { "complete", task.id }, "the task was completed: " .. task.id },
+        { { "message", "--name", "orderShipped", "--instance-id", inst.id },
+          "the message was sent, consumed by instance " .. inst.id },
+      }) do
+        local command = { "--service-key", full_key }
+        for _, a in ipairs(case[1]) do command[#command + 1] = a end
+        local _, how, code = helpers.execute(command_line(command) .. " </dev/null >/dev/full 2>"
+          .. quote(err_file))
+        assert.same({ "exit", 1 }, { how, code }, read_file(err_file))
+        assert.matches("cannot write to standard output", read_file(err_file))
+        assert.matches(case[2], read_file(err_file), 1, true)
+      end
+      assert.equal("COMPLETED", run({ "instance", inst.id }).json.status)
+    end)
+
     it("that cannot be written is an error (exit 1), never a silent success", function()
       local err_file = dir .. "/stdout-full.err"
       for _, args in ipairs({ { "definitions" }, { "start", "simple" },

@@ -148,22 +148,68 @@ function M.export(ctx, args)
   ctx.out:result({ file = file, bytes = bytes })
 end
 
+-- A call that must not be made twice (a start, a message, a task completion), with Ctrl-C,
+-- SIGTERM and SIGHUP caught as a flag (as the bulk start does, bulk.lua): a signal that
+-- came while it was on its way raised only once its answer was in, so it had been done and
+-- the user saw only "interrupted", and the natural next step was to do it again. A signal
+-- before the request goes out stops it (nothing done); one after it is reported once the
+-- result is out. Standard output that cannot take the result gets what was done on
+-- stderr. call(wf) -> value or nil, err; show(value) writes the result; done(value) says
+-- what was done ("the instance was started: <id>").
+local function once(ctx, call, show, done)
+  local wf, err = ctx:client()
+  if not wf then
+    return nil, err
+  end
+  core.catch_sigint(true)
+  local ok, value
+  ok, value, err = pcall(function()
+    local token, terr = wf:token()         -- what may take a while before the call is sent
+    if not token then
+      return nil, terr
+    end
+    if core.sigint_caught() then
+      return nil, { kind = "interrupted", message = "interrupted before the request was "
+        .. "sent: nothing done" }
+    end
+    return call(wf)
+  end)
+  local caught, signal = core.sigint_caught()
+  core.catch_sigint(false)
+  if not ok then
+    error(value, 0)
+  end
+  if value == nil then
+    return nil, err
+  end
+  local written, werr = pcall(function()
+    show(value)
+    ctx.out:flush()
+  end)
+  if not written then
+    if type(werr) == "table" and werr.kind == "io" then
+      werr.message = werr.message .. "; " .. done(value)
+    end
+    error(werr, 0)
+  end
+  if caught then
+    return nil, { kind = "interrupted", message = string.format("interrupted (%s) after the "
+      .. "request was sent: %s", signal, done(value)) }
+  end
+end
+
 function M.complete(ctx, args)
   local context, err = input.object(args.context, "--context")
   if not context then
     return nil, err
   end
-  local wf
-  wf, err = ctx:client()
-  if not wf then
-    return nil, err
-  end
-  local ok
-  ok, err = wf:complete_task(args.task, context, { decision = args.decision })
-  if not ok then
-    return nil, err
-  end
-  ctx.out:result({ id = args.task, status = "COMPLETED", decision = args.decision })
+  return once(ctx, function(wf)
+    return wf:complete_task(args.task, context, { decision = args.decision })
+  end, function()
+    ctx.out:result({ id = args.task, status = "COMPLETED", decision = args.decision })
+  end, function()
+    return "the task was completed: " .. args.task
+  end)
 end
 
 function M.message(ctx, args)
@@ -177,72 +223,21 @@ function M.message(ctx, args)
   if not context then
     return nil, err
   end
-  local wf
-  wf, err = ctx:client()
-  if not wf then
-    return nil, err
-  end
-  local consumers
-  consumers, err = wf:send_message({
-    definitionId = args.name,
-    workflowInstanceId = args.instance_id,
-    workflowDefinitionId = args.definition_id,
-    businessKey = args.business_key,
-    context = context,
-  })
-  if consumers == nil then
-    return nil, err
-  end
-  ctx.out:result(consumers, { list = true, columns = { "id" } })
-end
-
--- One start, with Ctrl-C, SIGTERM and SIGHUP caught as a flag (as the bulk start does,
--- bulk.lua): a signal that came while the start was on its way raised only once its answer
--- was in, so the instance existed and its id was never shown. A signal before the start
--- goes out stops it (nothing started); one after it is reported once the result is out.
--- Standard output that cannot take the result gets the id on stderr: a user who saw only
--- an error would start it again.
-local function start_one(ctx, definition, context)
-  local wf, err = ctx:client()
-  if not wf then
-    return nil, err
-  end
-  core.catch_sigint(true)
-  local ok, value
-  ok, value, err = pcall(function()
-    local token, terr = wf:token()         -- what may take a while before the start is sent
-    if not token then
-      return nil, terr
-    end
-    if core.sigint_caught() then
-      return nil, { kind = "interrupted", message = "interrupted before the start was sent: "
-        .. "nothing started" }
-    end
-    return wf:start(definition, context)
+  return once(ctx, function(wf)
+    return wf:send_message({
+      definitionId = args.name,
+      workflowInstanceId = args.instance_id,
+      workflowDefinitionId = args.definition_id,
+      businessKey = args.business_key,
+      context = context,
+    })
+  end, function(consumers)
+    ctx.out:result(consumers, { list = true, columns = { "id" } })
+  end, function(consumers)
+    local ids = {}
+    for i, consumer in ipairs(consumers) do ids[i] = tostring(consumer.id) end
+    return "the message was sent, consumed by instance " .. table.concat(ids, ", ")
   end)
-  local caught, signal = core.sigint_caught()
-  core.catch_sigint(false)
-  if not ok then
-    error(value, 0)
-  end
-  if value == nil then
-    return nil, err
-  end
-  local written, werr = pcall(function()
-    ctx.out:result(value)
-    ctx.out:flush()
-  end)
-  if not written then
-    if type(werr) == "table" and werr.kind == "io" then
-      werr.message = string.format("%s; the instance was started: %s", werr.message,
-                                   tostring(value.id))
-    end
-    error(werr, 0)
-  end
-  if caught then
-    return nil, { kind = "interrupted", message = string.format("interrupted (%s) after the "
-      .. "start was sent: the instance above was started", signal) }
-  end
 end
 
 function M.start(ctx, args)
@@ -261,7 +256,13 @@ function M.start(ctx, args)
   if not context then
     return nil, err
   end
-  return start_one(ctx, args.definition, context)
+  return once(ctx, function(wf)
+    return wf:start(args.definition, context)
+  end, function(instance)
+    ctx.out:result(instance)
+  end, function(instance)
+    return "the instance was started: " .. tostring(instance.id)
+  end)
 end
 
 return M

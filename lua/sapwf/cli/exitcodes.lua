@@ -48,7 +48,7 @@ local descriptions = {
   { codes.server, "server error (5xx) or rate limited (429)" },
   { codes.invalid, "invalid request or conflict (400, 409, 422) or an unreadable answer" },
   { codes.partial, "start --from: some lines failed or their outcome is unknown" },
-  { codes.interrupted, "interrupted (Ctrl-C; start: also SIGTERM, SIGHUP)" },
+  { codes.interrupted, "interrupted (Ctrl-C; start, complete, message: also SIGTERM, SIGHUP)" },
 }
 
 local M = { codes = codes }
