@@ -342,6 +342,16 @@ describe("sapwf command line", function()
   end)
 
   describe("arguments", function()
+    it("a --timeout beyond the library's bound is a usage error (exit 2), not an internal one",
+      function()
+        for _, value in ipairs({ "100000000", "1e999" }) do
+          local r = run({ "--timeout", value, "definitions" })
+          assert.equal(2, r.code, r.stderr)
+          assert.matches("^sapwf: %-%-timeout: number from 0 to %d+ expected\n", r.stderr)
+          assert.is_nil(r.stderr:find("internal error", 1, true))
+        end
+      end)
+
     it("--help lists the commands and the exit codes, and exits 0", function()
       local r = sapwf({ "--help" })
       assert.equal(0, r.code)

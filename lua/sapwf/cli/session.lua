@@ -82,6 +82,10 @@ local function headers_of(list)
   return headers
 end
 
+-- The command-line option of each client option client_options passes.
+local FLAG_OF = { timeout = "--timeout", cafile = "--cafile", headers = "--header",
+                  instance = "--instance", allow_http = "--allow-http", service = "--service" }
+
 -- instance names the service instance in the cf commands of 403 hints.
 function Session:client_options()
   local headers, err = headers_of(self.args.headers)
@@ -117,12 +121,12 @@ function Session:client()
   local ok, wf
   ok, wf, err = pcall(sapwf.new, opts)
   if not ok then
-    -- A --header sapwf cannot send raises in new (its message names no value); anything
-    -- else raised there is a bug. The reason is kept, under the option's name on the
-    -- command line instead of the Lua option's.
-    local reason = tostring(wf):match("bad option 'headers' %((.*)%)$")
-    if reason then
-      return nil, { kind = "usage", message = "--header: " .. reason }
+    -- An option value sapwf refuses raises in new (a --header it cannot send, a --timeout
+    -- beyond its bound; the message names no header value): a usage error under the
+    -- option's name on the command line. Anything else raised there is a bug.
+    local option, reason = tostring(wf):match("bad option '([%w_]+)' %((.*)%)$")
+    if option and FLAG_OF[option] then
+      return nil, { kind = "usage", message = FLAG_OF[option] .. ": " .. reason }
     end
     error(wf, 0)
   end
