@@ -1953,6 +1953,18 @@ describe("sapwf command line", function()
       assert.equal("COMPLETED", run({ "instance", inst.id }).json.status)
     end)
 
+    it("that cannot take the help, the version or a completion script: exit 1", function()
+      local err_file = dir .. "/help-full.err"
+      for _, args in ipairs({ {}, { "--help" }, { "--version" }, { "help" }, { "help", "start" },
+                              { "start", "--help" }, { "completion", "bash" } }) do
+        local _, how, code = helpers.execute(command_line(args) .. " </dev/null >/dev/full 2>"
+          .. quote(err_file))
+        local shown = table.concat(args, " ")
+        assert.same({ "exit", 1 }, { how, code }, shown .. ": " .. read_file(err_file))
+        assert.matches("cannot write to standard output", read_file(err_file), 1, true)
+      end
+    end)
+
     it("that cannot be written is an error (exit 1), never a silent success", function()
       local err_file = dir .. "/stdout-full.err"
       for _, args in ipairs({ { "definitions" }, { "start", "simple" },

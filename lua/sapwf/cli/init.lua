@@ -116,8 +116,7 @@ function M.main(argv)
   local cli = parser.build()
   -- `sapwf` alone: the help, as gh and kubectl do.
   if argv == nil or argv[1] == nil then
-    io.stdout:write(cli:get_help(), "\n")
-    return exitcodes.codes.ok
+    return parser.print(cli:get_help() .. "\n")
   end
   local parsed, args = cli:pparse(argument_list(argv))
   if not parsed then

@@ -165,26 +165,63 @@ local function add_message_command(parser)
   message:option("--context", CONTEXT_HELP):argname("JSON")
 end
 
+-- Writes text to standard output: exit code 0 once all of it went out, else 1 with the
+-- error on stderr. A full disk must not exit 0 with a help text or a completion script cut
+-- short; argparse's own help, `help` and `completion` actions print without a check.
+function M.print(text)
+  local ok, err = io.stdout:write(text)
+  if ok then ok, err = io.stdout:flush() end
+  if ok then return exitcodes.codes.ok end
+  io.stderr:write("sapwf: cannot write to standard output: ", tostring(err), "\n")
+  return exitcodes.codes.other
+end
+
+-- As argparse's actions end: the output, then the exit, here checked.
+local function print_and_exit(text)
+  os.exit(M.print(text), true)
+end
+
+-- What argparse makes for --help, `help` and `completion`, with our checked output. Also:
 -- argparse's help command answers a name it does not know with its own "Error:" format and
--- exit 1, where every other bad argument is a usage error (exit 2, init.lua's format). A
--- converter on its argument makes the unknown name a parse error like the others before the
--- help command's action runs. argparse has no public way to reach that argument or the
+-- exit 1, where every other bad argument is a usage error (exit 2, init.lua's format); a
+-- converter on its argument makes the unknown name a parse error like the others before
+-- the action runs. argparse has no public way to reach those actions, that argument or the
 -- command names: this reads its fields, as its own help action does, and fails loudly
 -- (spec/20) if they change.
-local function check_help_command(parser)
-  local help
+local function own_help_actions(parser)
+  local help, complete
   for _, command in ipairs(parser._commands) do
     if command._is_help_command then help = command end
+    if command._name == "completion" then complete = command end
   end
   assert(help and help._arguments[1], "argparse: no help command argument")
-  help._arguments[1]:convert(function(name)
+  assert(complete and complete._arguments[1], "argparse: no completion command argument")
+  local function command_named(name)
     for _, command in ipairs(parser._commands) do
       for _, alias in ipairs(command._aliases) do
-        if alias == name then return name end
+        if alias == name then return command end
       end
     end
+  end
+  help._arguments[1]:convert(function(name)
+    if command_named(name) then return name end
     return nil, string.format("unknown command '%s'", name)
   end)
+  help._arguments[1]:action(function(_, _, name)
+    print_and_exit((name and command_named(name) or parser):get_help() .. "\n")
+  end)
+  complete._arguments[1]:action(function(_, _, shell)
+    print_and_exit(parser["get_" .. shell .. "_complete"](parser))
+  end)
+  local commands = { parser }
+  for _, command in ipairs(parser._commands) do commands[#commands + 1] = command end
+  for _, command in ipairs(commands) do
+    local flag = command._help_option_idx and command._options[command._help_option_idx]
+    assert(flag, "argparse: no help option")
+    flag:action(function()
+      print_and_exit(command:get_help() .. "\n")
+    end)
+  end
 end
 
 function M.build()
@@ -197,8 +234,7 @@ function M.build()
     :help_description_margin(28)
   parser:flag("--version", "Print sapwf's version and exit.")
     :action(function()
-      io.stdout:write("sapwf ", require("sapwf.core").version, "\n")
-      os.exit(0)
+      print_and_exit("sapwf " .. require("sapwf.core").version .. "\n")
     end)
   add_global_options(parser)
 
@@ -246,8 +282,8 @@ function M.build()
   -- `sapwf help [COMMAND]` and `sapwf completion bash|zsh|fish`, as argparse makes them
   -- from the same definitions as --help (so they cannot drift apart).
   parser:add_help_command()
-  check_help_command(parser)
   parser:add_complete_command()
+  own_help_actions(parser)
   return parser
 end
 
