@@ -363,6 +363,30 @@ describe("sapwf.core at the edges", function()
     end)
   end)
 
+  describe("odd arguments", function()
+    it("an output table whose __index closes the client: the closed error, nothing sent",
+      function()
+        local c = core.new(core_opts())
+        local before = emu:stats().api_requests
+        local output = setmetatable({}, { __index = function() c:close() end })
+        local ok, err = pcall(c.request, c, "GET", "/v1/workflow-definitions", nil, nil, output)
+        assert.is_false(ok)
+        assert.matches("closed sapwf client", err)
+        assert.equal(before, emu:stats().api_requests)
+      end)
+
+    it("a deadline of math.huge is no deadline libcurl cannot take", function()
+      local c = core.new(core_opts())
+      assert.equal(200, (c:request("GET", "/v1/workflow-definitions", nil, math.huge)))
+      local b = c:batch(1)
+      b:submit(1, "GET", "/v1/workflow-definitions", nil, math.huge)
+      local _, status = b:wait()
+      assert.equal(200, status)
+      b:close()
+      c:close()
+    end)
+  end)
+
   describe("a finalizer that closes during a call", function()
     -- Runs `call` on fresh objects until a finalizer closed them while the call ran, at
     -- least `want` times (a GC step inside the call runs finalizers: where it falls
@@ -423,6 +447,15 @@ describe("sapwf.core at the edges", function()
     it("a client in token(): the same", function()
       closes_mid_call(function() return core.new(core_opts()) end,
         function(c) return (c:token()) and 200 end, "closed sapwf client", 3)
+    end)
+
+    it("a client in batch(): a finalizer that closed it ends in the closed error", function()
+      closes_mid_call(function() return core.new(core_opts()) end,
+        function(c)
+          local b = c:batch(8)
+          b:close()
+          return 200
+        end, "closed sapwf client", 3)
     end)
 
     local function batch_call(b)

@@ -443,17 +443,22 @@ static int batch_submit(lua_State *L)
 static int pop(lua_State *L, batch *b)
 {
   slot *s = &b->slots[b->done[b->done_head]];
+  int n = 6;
+  luaL_checkstack(L, 7, "too many nested calls");
+  lua_pushinteger(L, (lua_Integer)(s - b->slots) + 1);
+  if (s->failed) {
+    n = 1 + sapwf_push_error(L, &s->error);
+  } else {
+    sapwf_push_answer(L, s->status, &s->x.response);
+    lua_pushinteger(L, (lua_Integer)s->sent_gen);
+    lua_pushnumber(L, (lua_Number)s->deadline);
+  }
+  /* Off the queue once pushed: a push that raised (out of memory) leaves the answer (a
+   * start's instance id) for the next wait instead of dropping it. */
   b->done_head = (b->done_head + 1) % b->size;
   b->done_count--;
   s->state = SLOT_IDLE;
-  luaL_checkstack(L, 7, "too many nested calls");
-  lua_pushinteger(L, (lua_Integer)(s - b->slots) + 1);
-  if (s->failed)
-    return 1 + sapwf_push_error(L, &s->error);
-  sapwf_push_answer(L, s->status, &s->x.response);
-  lua_pushinteger(L, (lua_Integer)s->sent_gen);
-  lua_pushnumber(L, (lua_Number)s->deadline);
-  return 6;
+  return n;
 }
 
 
@@ -661,6 +666,10 @@ static int batch_new(lua_State *L)
   luaL_getmetatable(L, SAPWF_BATCH_MT);
   lua_setmetatable(L, -2);
   anchor_client(L, 1);
+  /* Making the batch (and on 5.1 its anchor table) may run the collector, and a finalizer
+   * may have closed the client: the half-made batch is closed, its __gc frees it. */
+  if (c->closed)
+    return luaL_error(L, "attempt to use a closed sapwf client");
   b->client = c;
   b->size = (int)size;
   b->share = sapwf_share_retain(c->share);

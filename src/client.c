@@ -293,13 +293,16 @@ static int request(lua_State *L, sapwf_client *c, const sapwf_request *r)
 static int client_request(lua_State *L)
 {
   sapwf_request r;
-  sapwf_client *c = sapwf_check_open(L, 1);
+  sapwf_client *c = luaL_checkudata(L, 1, SAPWF_CLIENT_MT);
   int n;
-  double outer = c->x.deadline;           /* a call from a finalizer inside another */
-  double deadline;
+  double outer, deadline;
   sapwf_check_request(L, 2, &r);
   deadline = deadline_arg(L, 5, c);
   sapwf_check_output(L, 6, &r);
+  /* After the checks: the output table's __index may have run, and closed the client. */
+  if (c->closed)
+    return luaL_error(L, "attempt to use a closed sapwf client");
+  outer = c->x.deadline;                  /* a call from a finalizer inside another */
   sapwf_client_hold(c);
   c->x.deadline = deadline;
   n = request(L, c, &r);
@@ -365,12 +368,11 @@ static int client_token(lua_State *L)
   sapwf_client_hold(c);
   ok = sapwf_token_ensure(L, c, lua_upvalueindex(1), lua_toboolean(L, 2), &e);
   if (!ok) {
-    sapwf_push_error(L, &e);
-    sapwf_client_unhold(L, c);
-    return 2;
+    sapwf_client_unhold(L, c);            /* e holds no pointer into the client */
+    return sapwf_push_error(L, &e);
   }
-  if (!sapwf_client_unhold(L, c))
-    return luaL_error(L, "attempt to use a closed sapwf client");
+  /* Pushed while held: on Lua 5.1 and LuaJIT a push may run the collector before it copies,
+   * and a finalizer that closed the client then would free the token being copied. */
   lua_pushlstring(L, c->token, c->token_len);
   left = c->token_expiry - sapwf_now();
   if (left > 1e15)
@@ -381,6 +383,8 @@ static int client_token(lua_State *L)
     lua_pushstring(L, c->scope);
   else
     lua_pushnil(L);
+  if (!sapwf_client_unhold(L, c))
+    return luaL_error(L, "attempt to use a closed sapwf client");
   return 3;
 }
 

@@ -231,6 +231,8 @@ CURLcode sapwf_exchange_perform(sapwf_exchange *x, CURL *easy, int refuse_resend
     double left = x->deadline - sapwf_now();
     if (left <= 0)
       return CURLE_OPERATION_TIMEDOUT;
+    if (left > SAPWF_MAX_SECONDS)         /* math.huge: a cast beyond long is undefined */
+      left = SAPWF_MAX_SECONDS;
     curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, left * 1000 < 1 ? 1L : (long)(left * 1000));
   }
   rc = curl_easy_perform(easy);

@@ -16,6 +16,10 @@
 #error "sapwf.core needs libcurl 7.85.0 or newer"
 #endif
 
+/* The most seconds a timeout may be: as a long count of milliseconds it must fit 32 bits
+ * wherever long does. Options are refused beyond it; a deadline further off is cut to it. */
+#define SAPWF_MAX_SECONDS 2147483.0
+
 /* Chains curl_easy_setopt calls: once one fails, the rest are skipped and rc keeps the
  * first failure, so a setup function checks every option with one test at its end. */
 #define SAPWF_SETOPT(rc, easy, opt, val) \

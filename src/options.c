@@ -90,8 +90,6 @@ static const char *const option_names[] = {
   "user_agent", "auto_token", "headers", NULL
 };
 
-/* Seconds as a long count of milliseconds must fit 32 bits wherever long does. */
-#define MAX_SECONDS 2147483.0
 #define MAX_RESPONSE_LIMIT ((double)(SIZE_MAX / 2) < 9007199254740992.0 \
                             ? (double)(SIZE_MAX / 2) : 9007199254740992.0)
 
@@ -205,9 +203,9 @@ void sapwf_read_options(lua_State *L, sapwf_options *o)
   if (o->user_agent != NULL && !sapwf_header_text_ok(o->user_agent, ua_len, 1))
     luaL_error(L, "bad option 'user_agent' (visible ASCII and spaces expected: a header "
                "value cannot carry CR, LF or other control bytes)");
-  o->timeout = opt_number(L, "timeout", 60, MAX_SECONDS);
-  o->connect_timeout = opt_number(L, "connect_timeout", 10, MAX_SECONDS);
-  o->token_margin = opt_number(L, "token_margin", 60, MAX_SECONDS);
+  o->timeout = opt_number(L, "timeout", 60, SAPWF_MAX_SECONDS);
+  o->connect_timeout = opt_number(L, "connect_timeout", 10, SAPWF_MAX_SECONDS);
+  o->token_margin = opt_number(L, "token_margin", 60, SAPWF_MAX_SECONDS);
 
   lua_getfield(L, 1, "max_response");
   max_response = 16.0 * 1024 * 1024;
