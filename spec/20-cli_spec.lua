@@ -796,6 +796,17 @@ describe("sapwf command line", function()
   end)
 
   describe("exit codes", function()
+    it("docs/CLI.md's table has the rows --help shows, word for word", function()
+      local rows = {}
+      local doc = read_file("docs/CLI.md")
+      local section = assert(doc:match("\n## Exit codes\n(.-)\n## ")
+        or doc:match("\n## Exit codes\n(.*)$"))
+      for code, text in section:gmatch("\n| (%d+) | ([^\n]-) |") do
+        rows[#rows + 1] = { tonumber(code), (text:gsub("`", "")) }
+      end
+      assert.same(require("sapwf.cli.exitcodes").descriptions, rows)
+    end)
+
     it("3 for no key, a missing key file and a key without fields", function()
       local none = sapwf({ "definitions" })
       assert.equal(3, none.code)

@@ -1,6 +1,7 @@
 -- Exit codes of the sapwf command line: one per kind of failure, so scripts can tell a
 -- missing authority (fix the service instance) from a network problem (try again later).
--- docs/CLI.md and `sapwf --help` show the same table; both are built from this list.
+-- `sapwf --help` shows the table below; docs/CLI.md has the same rows (spec/20 holds them
+-- together).
 
 local codes = {
   ok = 0,
@@ -39,19 +40,24 @@ local by_kind = {
 local descriptions = {
   { codes.ok, "success (doctor: every authority needed is granted)" },
   { codes.other, "any other error, also a file or standard output that cannot be written" },
-  { codes.usage, "usage: bad arguments, unreadable or invalid --context/--from input" },
+  { codes.usage, "usage: bad arguments, unreadable or invalid --context / --from input, an "
+    .. "existing record file without --resume, a record --resume cannot read, --failed or "
+    .. "--record naming the input or -" },
   { codes.config, "configuration: no service key, or it cannot be read or used" },
-  { codes.auth, "authentication: the token endpoint refused the client (wrong id or secret)" },
+  { codes.auth, "authentication: the token endpoint refused the client (wrong id or secret, "
+    .. "invalid_client)" },
   { codes.forbidden, "forbidden (403): an authority is missing (doctor: some are missing)" },
   { codes.not_found, "not found (404): no such definition, instance or task" },
   { codes.network, "network, timeout or TLS failure" },
   { codes.server, "server error (5xx) or rate limited (429)" },
-  { codes.invalid, "invalid request or conflict (400, 409, 422) or an unreadable answer" },
+  { codes.invalid, "invalid request or conflict (400, 409, 412, 422) or an answer that could "
+    .. "not be read" },
   { codes.partial, "start --from: some lines failed or their outcome is unknown" },
   { codes.interrupted, "interrupted (Ctrl-C; start, complete, message: also SIGTERM, SIGHUP)" },
 }
 
-local M = { codes = codes }
+-- descriptions: the table in order, {code, text} (docs/CLI.md has the same rows, spec/20).
+local M = { codes = codes, descriptions = descriptions }
 
 -- The exit code for an error object (or nil) from the sapwf module.
 function M.for_error(err)
