@@ -65,11 +65,22 @@ function M.for_error(err)
   return by_kind[kind] or codes.other
 end
 
--- The table as text, for the --help epilog and docs/CLI.md.
+local WIDTH = 96             -- --help's width (parser.lua: help_max_width 100)
+
+-- The table as text, for the --help epilog.
 function M.describe()
   local lines = { "Exit codes:" }
   for _, entry in ipairs(descriptions) do
-    lines[#lines + 1] = string.format("  %3d  %s", entry[1], entry[2])
+    -- wrapped here, under its own text: argparse would wrap it back to the margin
+    local line = string.format("  %3d ", entry[1])
+    for word in entry[2]:gmatch("%S+") do
+      if #line + 1 + #word > WIDTH then
+        lines[#lines + 1] = line
+        line = string.rep(" ", 6)
+      end
+      line = line .. " " .. word
+    end
+    lines[#lines + 1] = line
   end
   return table.concat(lines, "\n")
 end
