@@ -20,6 +20,23 @@ describe("the headers option", function()
     emu:api_key("APIKey", API_KEY)
   end)
 
+  it("never reaches the token endpoint: not on the first token, a refresh or a batch's",
+     function()
+    local wf = assert(sapwf.new{ service_key = key, headers = { APIKey = API_KEY } })
+    assert(wf:definitions())
+    assert(wf:token(true))                     -- a fetch of its own
+    emu:expire_tokens()                        -- and the renewal after a 401
+    local items = {}
+    for i = 1, 6 do items[i] = { definitionId = "simple", context = { i = i } } end
+    for i, r in ipairs(wf:start_many(items, { concurrency = 3 })) do
+      assert.is_false(sapwf.is_error(r), "item " .. i .. ": " .. tostring(r))
+    end
+    local stats = emu:stats()
+    assert.is_true(stats.token_requests >= 3, "token requests: " .. stats.token_requests)
+    assert.equal(0, stats.token_requests_with_api_key)
+    wf:close()
+  end)
+
   it("is sent with every call; without it the gateway answers 401", function()
     local plain = assert(sapwf.new{ service_key = key, retries = 0 })
     local _, err = plain:definitions()

@@ -935,6 +935,16 @@ describe("emulator", function()
       assert.same({}, zero.api_requests_by_operation)
       assert.equal(0, #emu:instances())
     end)
+
+    it("counts token requests that carry the gateway's key header", function()
+      emu:api_key("APIKey", "gw-key")
+      finally(function() emu:api_key(nil) end)
+      token_for(FULL)
+      assert.equal(0, emu:stats().token_requests_with_api_key)
+      token_request({ user = FULL .. ":" .. secrets[FULL], headers = { "APIKey: gw-key" },
+                      form = { "grant_type=client_credentials" } })
+      assert.equal(1, emu:stats().token_requests_with_api_key)
+    end)
   end)
 
   describe("control API", function()

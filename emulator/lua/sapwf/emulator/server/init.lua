@@ -101,6 +101,11 @@ end
 
 local function token_request(config, listener)
   shared.count("token_requests")
+  -- A gateway's key belongs to the API: one reaching the token endpoint is a leak to see.
+  local key = config.api_key
+  if key and ngx.req.get_headers()[key.header] ~= nil then
+    shared.count("token_requests_with_api_key")
+  end
   local fault = faults.match(config, ngx.req.get_method(), "/oauth/token")
   if fault and faults.before(fault, "token") then return end
   local status, body, headers = oauth.token(config, listener)

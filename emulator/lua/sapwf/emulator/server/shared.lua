@@ -18,7 +18,7 @@ local watchers = {}
 -- The scalar counters stats() always reports, even while they are 0.
 local COUNTERS = {
   "token_requests", "tokens_issued", "api_requests", "instances_started", "messages",
-  "tasks_completed", "faults_applied", "instances_evicted",
+  "tasks_completed", "faults_applied", "instances_evicted", "token_requests_with_api_key",
 }
 -- The counters that are maps: name -> key -> count.
 local MAPS = {
