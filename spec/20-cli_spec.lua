@@ -505,6 +505,29 @@ describe("sapwf command line", function()
       assert.equal("CANCELED", run({ "instance", inst.id }).json.status)
     end)
 
+    it("instances --started-from / --started-up-to: the README's way to split a long list",
+      function()
+        local ids = emu:seed_instances{ count = 3, definition = "simple", started_at = {
+          "2026-01-10T08:00:00.000Z", "2026-02-10T08:00:00.000Z", "2026-03-10T08:00:00.000Z" }
+        }.ids
+        local from = run({ "instances", "--started-from", "2026-02-01T00:00:00.000Z" })
+        assert.equal(0, from.code, from.stderr)
+        local up_to = run({ "instances", "--started-up-to", "2026-02-01T00:00:00.000Z" })
+        local between = run({ "instances", "--started-from", "2026-02-01T00:00:00.000Z",
+                              "--started-up-to", "2026-03-01T00:00:00.000Z" })
+        local function ids_of(r)
+          local out = {}
+          for _, inst in ipairs(r.json) do out[#out + 1] = inst.id end
+          table.sort(out)
+          return out
+        end
+        local later = { ids[2], ids[3] }
+        table.sort(later)
+        assert.same(later, ids_of(from))
+        assert.same({ ids[1] }, ids_of(up_to))
+        assert.same({ ids[2] }, ids_of(between))
+      end)
+
     it("instances: filters, repeated --status, and --all over several pages", function()
       local ids = {}
       for i = 1, 5 do

@@ -20,6 +20,20 @@ describe("the headers option", function()
     emu:api_key("APIKey", API_KEY)
   end)
 
+  it("leaves sapwf's User-Agent as the README says: sapwf/<version> unless user_agent is given",
+     function()
+    -- the gateway check of the emulator, on the User-Agent: it answers 401 to any other
+    emu:api_key("User-Agent", "sapwf/" .. sapwf.version)
+    local wf = assert(sapwf.new{ service_key = key })
+    assert(wf:definitions())
+    wf:close()
+    local own = assert(sapwf.new{ service_key = key, user_agent = "orders-import/2.1",
+                                  retries = 0 })
+    local _, err = own:definitions()
+    assert.equal(401, err and err.status)
+    own:close()
+  end)
+
   it("never reaches the token endpoint: not on the first token, a refresh or a batch's",
      function()
     local wf = assert(sapwf.new{ service_key = key, headers = { APIKey = API_KEY } })

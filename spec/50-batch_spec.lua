@@ -644,7 +644,15 @@ describe("batches", function()
       assert.equal(8, last.concurrency)          -- back at the ceiling while clean
       local refused = 0
       for _, e in ipairs(events) do
-        if e.event == "rate_limited" then refused = refused + 1 end
+        if e.event == "rate_limited" then
+          refused = refused + 1
+          -- the README's fields: the item's refusals in a row so far, and the wait
+          assert.is_true(math.type == nil or math.type(e.refusals) == "integer")
+          assert.is_true(e.refusals >= 1 and e.refusals <= 24, tostring(e.refusals))
+          assert.is_true(type(e.delay) == "number" and e.delay >= 0 and e.delay <= 0.4,
+                         tostring(e.delay))
+          assert.same({ 429, "POST", "/v1/workflow-instances" }, { e.status, e.method, e.path })
+        end
         assert.is_true(e.event ~= "retry", "a 429 used a retry")
       end
       assert.equal(24, refused)

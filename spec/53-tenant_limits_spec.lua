@@ -70,6 +70,14 @@ describe("bulk at a tenant's limits", function()
     assert.equal(16, emu:stats().in_flight_max)
   end)
 
+  it("keeps 16 in flight when no concurrency is given, the README's default", function()
+    emu:set_limits{ service_time = 0.1 }
+    local wf = assert(sapwf.new{ service_key = emu:service_key("full") })
+    all_started(wf:start_many(items(64)))
+    wf:close()
+    assert.equal(16, emu:stats().in_flight_max)
+  end)
+
   it("over HTTPS and HTTP/1.1 pays one TLS handshake per connection and reuses them",
      function()
     emu:set_limits{ service_time = 0.05 }
