@@ -1247,6 +1247,21 @@ describe("sapwf command line", function()
         assert.equal(0, instances_started())
       end)
 
+    it("with standard output that cannot take the summary: the line on stderr, exit 10",
+      function()
+        write_file(input, '{"n":1}\n{"n":2}\n{"n":3}\n')
+        emu:fault({ fault = "status", status = 400, times = 1, method = "POST",
+          path = "/v1/workflow-instances" })
+        local err_file = dir .. "/bulk-full.err"
+        local _, how, code = helpers.execute(command_line({ "--service-key", full_key, "start",
+          "simple", "--from", input }) .. " </dev/null >/dev/full 2>" .. quote(err_file))
+        local stderr = read_file(err_file)
+        assert.same({ "exit", 10 }, { how, code }, stderr)
+        assert.matches("started 2 of 3 lines, 1 failed", stderr, 1, true)
+        assert.matches("cannot write to standard output", stderr, 1, true)
+        assert.equal(2, #results_of(input .. ".started.ndjson"))
+      end)
+
     it("sends nothing it cannot record, and says so", function()
         write_file(input, '{"n":1}\n{"n":2}\n{"n":3}\n')
         local r = run({ "start", "simple", "--from", input, "--record", "/dev/full" })

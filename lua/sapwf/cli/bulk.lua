@@ -558,7 +558,16 @@ end
 -- The summary (JSON on stdout, a line on stderr) and the exit code.
 function Run:report(ctx, interrupted)
   local summary = self:summary(interrupted)
-  ctx.out:result(summary)
+  -- Standard output that cannot take the summary still leaves the line and hints below on
+  -- stderr, and the run's own exit code when it has one (10, 130, ...): the records are
+  -- whole, and a plain 1 would hide that lines failed.
+  local written, out_err = pcall(function()
+    ctx.out:result(summary)
+    ctx.out:flush()
+  end)
+  if not written and not (type(out_err) == "table" and out_err.kind == "io") then
+    error(out_err, 0)
+  end
   local to_start = self.total and self.total - self.recorded
   local text = string.format("started %d of %s line%s", self.started,
     to_start and tostring(to_start) or "?", to_start == 1 and "" or "s")
@@ -590,14 +599,19 @@ function Run:report(ctx, interrupted)
     cli.write_hints(ctx.out, self.aborted, self.args)
   end
 
+  local code = exitcodes.codes.ok
   if interrupted then
-    return exitcodes.codes.interrupted
+    code = exitcodes.codes.interrupted
   elseif self.aborted then
-    return exitcodes.for_error(self.aborted)
+    code = exitcodes.for_error(self.aborted)
   elseif self.failed > 0 or self.unknown > 0 then
-    return exitcodes.codes.partial
+    code = exitcodes.codes.partial
   end
-  return exitcodes.codes.ok
+  if not written then
+    cli.report_error(ctx.out, out_err)
+    if code == exitcodes.codes.ok then code = exitcodes.for_error(out_err) end
+  end
+  return code
 end
 
 -- Opens the input once: a pipe, /dev/stdin or <(...) can be read only once, so the run
