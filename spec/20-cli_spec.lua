@@ -397,7 +397,15 @@ describe("sapwf command line", function()
       assert.equal(2, context.code)
       assert.matches("sapwf: --context: standard input must be a JSON object\n", context.stderr,
         1, true)
-      assert.equal(2, run({ "start", "simple", "--context", "@" .. dir .. "/missing.json" }).code)
+      local missing = run({ "start", "simple", "--context", "@" .. dir .. "/missing.json" })
+      assert.equal(2, missing.code)
+      assert.matches("sapwf: --context: cannot read " .. dir .. "/missing.json: No such file",
+        missing.stderr, 1, true)
+      -- a directory opens, and only the read fails: its message names no file of its own
+      local folder = run({ "start", "simple", "--context", "@" .. dir })
+      assert.equal(2, folder.code)
+      assert.matches("sapwf: --context: cannot read " .. dir .. ": Is a directory\n",
+        folder.stderr, 1, true)
       assert.equal(2, run({ "start", "simple", "--context", "{}", "--from", "x" }).code)
       for _, bad in ipairs({ "0.5", "0", "1025", "many" }) do
         local c = run({ "start", "simple", "--from", "x", "--concurrency", bad })

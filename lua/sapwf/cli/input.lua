@@ -28,7 +28,10 @@ function M.text(spec, option)
     local path = spec:sub(2)
     local text, err = read_file(path)
     if not text then
-      return usage_error(string.format("%s: cannot read %s", option, tostring(err)))
+      -- io.open's message names the file, a read's ("Is a directory") does not
+      local reason = tostring(err)
+      if reason:sub(1, #path + 2) == path .. ": " then reason = reason:sub(#path + 3) end
+      return usage_error(string.format("%s: cannot read %s: %s", option, path, reason))
     end
     return text, path
   end
