@@ -1157,6 +1157,24 @@ describe("sapwf command line", function()
       assert.equal(failed[1], lines_of(input .. ".failed.ndjson.failed.ndjson")[1])
     end)
 
+    it("--resume without the DEFINITION still marks a line of unknown outcome in the " ..
+      "failed file, with the definition its record names", function()
+        write_file(input, '{"n":1}\n{"n":2}\n')
+        emu:fault({ fault = "drop_after", times = 1, method = "POST",
+          path = "/v1/workflow-instances" })
+        assert.equal(10, run({ "start", "simple", "--from", input }).code)
+        local again = run({ "start", "--from", input, "--resume" })
+        assert.equal(10, again.code, again.stderr)
+        assert.equal(2, instances_started())
+        local marked = json.decode(lines_of(input .. ".failed.ndjson")[1])
+        assert.same({ "unknown", 1, "simple", { n = 1 } },
+                    { marked.outcome, marked.line, marked.definitionId, marked.context })
+        -- fed back, it is not started again
+        local fed = run({ "start", "--from", input .. ".failed.ndjson" })
+        assert.equal(10, fed.code, fed.stderr)
+        assert.equal(2, instances_started())
+      end)
+
     it("--resume never starts a line of unknown outcome again, says how to find it, and " ..
       "keeps the earlier failed file", function()
         write_file(input, '{"n":1}\n{"n":2}\n{"n":3}\n')

@@ -358,7 +358,13 @@ function Run:unknown_recorded(number, entry, text)
   self.failed = self.failed + 1
   self.unknown = self.unknown + 1
   self.unknown_lines = self.unknown_lines + 1
-  local item = M.parse_line(text, number, self.definition)
+  -- The record names the definition it was sent with: a --resume without DEFINITION still
+  -- gets the line marked, which fed back later would otherwise start again.
+  local definition = self.definition
+  if definition == nil and type(entry.definitionId) == "string" then
+    definition = entry.definitionId
+  end
+  local item = M.parse_line(text, number, definition)
   if item then
     self:write_failed(json.encode(failed_entry(item, { message = entry.pending
       and "an earlier run sent it and recorded no answer"
