@@ -179,6 +179,20 @@ describe("retries", function()
       return assert(wf:start("orderapproval", { orderId = "1", product = "Lens" }))
     end
 
+    it("a cancel whose first attempt acted: its retry meets a final CANCELED, and the " ..
+       "cancel is done", function()
+      local wf = R.client(emu, "full")
+      inst = started_instance(wf)
+      -- the first sending cancels the instance, then the connection drops: no answer
+      fault{ fault = "drop_after", method = "PATCH", path = "/v1/workflow-instances/" }
+      assert.is_true(wf:cancel(inst.id))
+      assert.equal(2, R.count(emu, "PATCH /v1/workflow-instances/{workflowInstanceId}"))
+      assert.equal("CANCELED", assert(wf:instance(inst.id)).status)
+      -- without an earlier attempt, canceling a CANCELED instance is the service's 422
+      local _, err = wf:cancel(inst.id)
+      assert.same({ 422, "invalid", "rejected" }, { err.status, err.kind, err.outcome })
+    end)
+
     it("idempotent PATCH (status): after its retries, a 500 is retryable", function()
       local wf = R.client(emu, "full", { retries = 1, backoff_base = 0.01, backoff_max = 0.01 })
       inst = started_instance(wf)

@@ -175,20 +175,34 @@ methods.update_attachments = by_id_with_table(UPDATE_ATTACHMENTS, "update_attach
 
 -- Status changes are asynchronous: the service answers 202 and the status follows.
 
---- Cancels the instance. The service accepts it (202) and the status follows.
+--- Cancels the instance. The service accepts it (202) and the status follows. CANCELED is
+-- final: a cancel sent again after an attempt that may have acted (a 500, a connection lost
+-- after sending) meets the service's 422; then the instance is read, and when it is
+-- CANCELED the cancel happened.
 -- @function methods:cancel
 -- @tparam string id the workflow instance id
 -- @treturn boolean true once the service accepted it
 -- @fails "forbidden" without WORKFLOW_INSTANCE_CANCEL; "not_found" for an unknown id;
--- "conflict" when the status does not allow it
-methods.cancel = by_id(CANCEL, "cancel", '{"status":"CANCELED"}')
+-- "invalid" (422) when the status does not allow it (COMPLETED or CANCELED); "conflict"
+-- (409) while another activity of the instance runs: try again later
+function methods:cancel(id)
+  open(self, "cancel")
+  base.check_id("cancel", 1, id)
+  local ok, err = call(self, CANCEL, path_of(CANCEL, id), "", '{"status":"CANCELED"}')
+  if ok == nil and err.status == 422 and err.outcome == "unknown" then
+    local instance = self:instance(id)
+    if instance and instance.status == "CANCELED" then return true end
+  end
+  return ok, err
+end
 
 --- Suspends the instance until wf:resume. The service accepts it (202) and the status follows.
 -- @function methods:suspend
 -- @tparam string id the workflow instance id
 -- @treturn boolean true once the service accepted it
 -- @fails "forbidden" without WORKFLOW_INSTANCE_SUSPEND; "not_found" for an unknown id;
--- "conflict" when the status does not allow it
+-- "invalid" (422) when the status does not allow it; "conflict" (409) while another
+-- activity of the instance runs: try again later
 methods.suspend = by_id(SUSPEND, "suspend", '{"status":"SUSPENDED"}')
 
 --- Resumes a suspended instance, or retries the failed activities of an erroneous one. The
@@ -197,7 +211,8 @@ methods.suspend = by_id(SUSPEND, "suspend", '{"status":"SUSPENDED"}')
 -- @tparam string id the workflow instance id
 -- @treturn boolean true once the service accepted it
 -- @fails "forbidden" without WORKFLOW_INSTANCE_RETRY_RESUME; "not_found" for an unknown id;
--- "conflict" when the status does not allow it
+-- "invalid" (422) when the status does not allow it; "conflict" (409) while another
+-- activity of the instance runs: try again later
 methods.resume = by_id(RESUME, "resume", '{"status":"RUNNING"}')
 
 local ROLE_NAMES = {
