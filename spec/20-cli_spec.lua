@@ -160,6 +160,31 @@ describe("sapwf command line", function()
     return sapwf(full, opts)
   end
 
+  -- Runs `sapwf args` in the background and sends it `signal` after `after` seconds.
+  -- Returns its exit code, its summary (stdout as JSON) and its stderr.
+  -- prefix: shell words before the command (`trap '' HUP;` as nohup does).
+  local function run_signalled(args, signal, after, prefix)
+    seq = seq + 1
+    local base = dir .. "/bg." .. seq
+    local pid_file, rc_file, out, err = base .. ".pid", base .. ".rc", base .. ".out",
+      base .. ".err"
+    local inner = (prefix or "") .. command_line(args) .. " </dev/null >" .. quote(out)
+      .. " 2>" .. quote(err)
+      .. " & echo $! > " .. quote(pid_file) .. "; wait $!; echo $? > " .. quote(rc_file)
+    -- The command gets the default handling of the signals it is sent, whatever this
+    -- process ignores (under nohup, SIGHUP): an ignored one stays ignored in children.
+    assert.is_true(shell("env --default-signal=HUP,TERM sh -c " .. quote(inner)
+      .. " >/dev/null 2>&1 &"))
+    assert.is_true(wait_for(function() return exists(pid_file) end, 5))
+    sleep(after)
+    assert.is_true(shell("kill -" .. signal .. " " .. read_file(pid_file):match("%d+")))
+    assert.is_true(wait_for(function() return (read_file(rc_file) or "") ~= "" end, 15))
+    local stderr = read_file(err)
+    assert_no_secret(stderr)
+    return tonumber(read_file(rc_file):match("%d+")), json.decode(read_file(out) or ""),
+      stderr
+  end
+
   local function start(definition, context)
     local r = run({ "start", definition, "--context", json.encode(context or {}) })
     assert.equal(0, r.code, r.stderr)
@@ -1377,22 +1402,11 @@ describe("sapwf command line", function()
         write_file(input, table.concat(lines, "\n") .. "\n")
         emu:fault({ fault = "delay", delay = 0.2, times = -1, method = "POST",
           path = "/v1/workflow-instances" })
-        local pid_file, rc_file = dir .. "/bulk.pid", dir .. "/bulk.rc"
-        local out, err = dir .. "/bulk.out", dir .. "/bulk.err"
-        local inner = command_line({ "--service-key", full_key, "start", "simple", "--from",
-          input }) .. " </dev/null >" .. quote(out) .. " 2>" .. quote(err)
-          .. " & echo $! > " .. quote(pid_file) .. "; wait $!; echo $? > " .. quote(rc_file)
-        assert.is_true(shell("sh -c " .. quote(inner) .. " >/dev/null 2>&1 &"))
-        assert.is_true(wait_for(function() return exists(pid_file) end, 5))
-        sleep(1)
-        assert.is_true(shell("kill -INT " .. read_file(pid_file):match("%d+")))
-        assert.is_true(wait_for(function() return (read_file(rc_file) or "") ~= "" end, 15))
+        local code, summary, stderr = run_signalled({ "--service-key", full_key, "start",
+          "simple", "--from", input }, "INT", 1)
         emu:clear_faults()
 
-        assert.equal("130", read_file(rc_file):match("%d+"))
-        local summary = json.decode(read_file(out))
-        local stderr = read_file(err)
-        assert_no_secret(stderr)
+        assert.equal(130, code, stderr)
         assert.is_true(summary.interrupted)
         assert.matches("interrupted", stderr)
         local record = results_of(input .. ".started.ndjson")
@@ -1408,31 +1422,6 @@ describe("sapwf command line", function()
         assert.equal(40, instances_started())
         assert.equal(40, #results_of(input .. ".started.ndjson"))
       end)
-
-    -- Runs `sapwf args` in the background and sends it `signal` after `after` seconds.
-    -- Returns its exit code, its summary (stdout as JSON) and its stderr.
-    -- prefix: shell words before the command (`trap '' HUP;` as nohup does).
-    local function run_signalled(args, signal, after, prefix)
-      seq = seq + 1
-      local base = dir .. "/bg." .. seq
-      local pid_file, rc_file, out, err = base .. ".pid", base .. ".rc", base .. ".out",
-        base .. ".err"
-      local inner = (prefix or "") .. command_line(args) .. " </dev/null >" .. quote(out)
-        .. " 2>" .. quote(err)
-        .. " & echo $! > " .. quote(pid_file) .. "; wait $!; echo $? > " .. quote(rc_file)
-      -- The command gets the default handling of the signals it is sent, whatever this
-      -- process ignores (under nohup, SIGHUP): an ignored one stays ignored in children.
-      assert.is_true(shell("env --default-signal=HUP,TERM sh -c " .. quote(inner)
-        .. " >/dev/null 2>&1 &"))
-      assert.is_true(wait_for(function() return exists(pid_file) end, 5))
-      sleep(after)
-      assert.is_true(shell("kill -" .. signal .. " " .. read_file(pid_file):match("%d+")))
-      assert.is_true(wait_for(function() return (read_file(rc_file) or "") ~= "" end, 15))
-      local stderr = read_file(err)
-      assert_no_secret(stderr)
-      return tonumber(read_file(rc_file):match("%d+")), json.decode(read_file(out) or ""),
-        stderr
-    end
 
     it("SIGTERM and SIGHUP stop it as Ctrl-C does: the starts in flight are recorded, and " ..
       "--resume sends none of them again", function()
@@ -1984,24 +1973,13 @@ describe("sapwf command line", function()
       function()
         emu:fault({ fault = "delay", delay = 1.5, times = 1, method = "POST",
           path = "/v1/workflow-instances" })
-        local pid_file, rc_file = dir .. "/one.pid", dir .. "/one.rc"
-        local out, err = dir .. "/one.out", dir .. "/one.err"
-        for _, f in ipairs({ pid_file, rc_file }) do os.remove(f) end
-        local inner = command_line({ "--service-key", full_key, "start", "simple",
-          "--context", '{"n":1}' }) .. " </dev/null >" .. quote(out) .. " 2>" .. quote(err)
-          .. " & echo $! > " .. quote(pid_file) .. "; wait $!; echo $? > " .. quote(rc_file)
-        assert.is_true(shell("sh -c " .. quote(inner) .. " >/dev/null 2>&1 &"))
-        assert.is_true(wait_for(function() return exists(pid_file) end, 5))
-        sleep(0.8)
-        assert.is_true(shell("kill -INT " .. read_file(pid_file):match("%d+")))
-        assert.is_true(wait_for(function() return (read_file(rc_file) or "") ~= "" end, 10))
+        local code, shown, stderr = run_signalled({ "--service-key", full_key, "start",
+          "simple", "--context", '{"n":1}' }, "INT", 0.8)
         emu:clear_faults()
-        local stderr = read_file(err)
-        assert.equal("130", read_file(rc_file):match("%d+"), stderr)
-        assert_no_secret(stderr)
+        assert.equal(130, code, stderr)
         local started = emu:instances()
         assert.equal(1, #started)
-        assert.equal(started[1].id, json.decode(read_file(out)).id)
+        assert.equal(started[1].id, shown.id)
         assert.matches("interrupted (SIGINT) after the request was sent: the instance was "
           .. "started: " .. started[1].id, stderr, 1, true)
       end)
