@@ -236,6 +236,39 @@ describe("sapwf.ngx in nginx", function()
                                           renewed = t1 ~= t2, kept = t2 == t3 }))
       }
     }
+    location = /killed-fetch {
+      content_by_lua_block {
+        -- no token in the dict: the light thread's call fetches one, and dies meanwhile
+        ngx.shared.sapwf_tokens:flush_all()
+        local wf = assert(require("sapwf.ngx").new{ service_key = os.getenv("SAPWF_SERVICE_KEY"),
+                                                    timeout = 5 })
+        local th = ngx.thread.spawn(function() return wf:token() end)
+        ngx.sleep(0.2)
+        assert(ngx.thread.kill(th))
+        ngx.update_time()
+        local t0 = ngx.now()
+        local t, err = wf:token()
+        ngx.update_time()
+        ngx.say(t and "token" or tostring(err), "|", ngx.now() - t0)
+      }
+    }
+    location = /lock-ttl {
+      content_by_lua_block {
+        -- timeout = 0 (no limit): the lock of a fetch must still expire
+        local dict = ngx.shared.sapwf_tokens
+        dict:flush_all()
+        local wf = assert(require("sapwf.ngx").new{ service_key = os.getenv("SAPWF_SERVICE_KEY"),
+                                                    timeout = 0 })
+        local th = ngx.thread.spawn(function() return wf:token() end)
+        ngx.sleep(0.2)
+        local ttl = "no lock"
+        for _, k in ipairs(dict:get_keys(0)) do
+          if k:sub(-5) == ":lock" then ttl = dict:ttl(k) end
+        end
+        ngx.thread.wait(th)
+        ngx.say(ttl)
+      }
+    }
     location = /no-pool {
       content_by_lua_block {
         local wf = assert(require("sapwf.ngx").new{ service_key = os.getenv("SAPWF_SERVICE_KEY"),
@@ -360,6 +393,31 @@ describe("sapwf.ngx in nginx", function()
       assert.equal(900000, #text)
       assert.equal("00000001\n", text:sub(1, 9))
       assert.equal("00100000\n", text:sub(-9))
+    end)
+
+    it("a light thread killed while it fetches the token: its fetch ends and is stored, " ..
+       "and the next call does not wait for the lock", function()
+      emu:fault{ fault = "delay", delay = 0.6, times = 1, path = "/oauth/token" }
+      local before = emu:stats().token_requests
+      local status, body = g:curl("/killed-fetch")
+      emu:clear_faults()
+      assert.equal(200, status, body)
+      local got, waited = body:match("^(.-)|(.*)\n$")
+      assert.equal("token", got, body)
+      -- the killed thread's fetch, 0.6 s long, is the one the call waited for: no lock left
+      -- behind for the lock's lifetime (10 s here), no second fetch
+      assert.is_true(tonumber(waited) < 1, "waited " .. waited .. " s")
+      assert.equal(before + 1, emu:stats().token_requests)
+      assert.is_nil(g:error_log():find("[error]", 1, true), g:error_log())
+    end)
+
+    it("with timeout = 0, the token lock still expires", function()
+      emu:fault{ fault = "delay", delay = 0.5, times = 1, path = "/oauth/token" }
+      local status, body = g:curl("/lock-ttl")
+      emu:clear_faults()
+      assert.equal(200, status, body)
+      local ttl = tonumber(body)
+      assert.is_true(ttl ~= nil and ttl > 0 and ttl <= 300, body)
     end)
 
     it("says which nginx.conf line is missing", function()

@@ -105,7 +105,9 @@ local VM_WAIT_FIRST, VM_WAIT_MAX = 0.002, 0.05
 -- A `config` error (plain table) for what nginx says when it cannot run a call, or nil for
 -- anything else (a bug, raised by the caller).
 local function setup_error(pool, message)
-  if find(message, "thread pool .* not found") then
+  -- "thread pool <name> not found" (lua-nginx-module 0.10.23, Debian's), "thread_pool not
+  -- found" (later releases)
+  if find(message, "thread[ _]pool.* not found") then
     return { kind = "config", phase = "request", sent = false, message = format(
       "nginx has no thread pool '%s': add `thread_pool %s threads=32;` to nginx.conf "
       .. "(main context), or pass thread_pool = <name>", pool, pool) }
@@ -200,6 +202,14 @@ function Transport:run(fn, ...)
   end
   local err = setup_error(self.pool, message)
   if err then return nil, err end
+  -- The pool's queue is full (max_queue), or nginx has no memory for the task: nothing was
+  -- sent, and a later try may work (send.lua retries a failure before sending). (Debian's
+  -- lua-nginx-module 0.10.23 never gets here on a full queue: its worker aborts; README.)
+  if message == "ngx_thread_task_post failed" or message == "no memory" then
+    return nil, { kind = "network", phase = "request", sent = false, message = format(
+      "nginx could not hand the call to thread pool '%s' (%s): its queue is full (raise "
+      .. "max_queue of thread_pool) or nginx is out of memory", self.pool, message) }
+  end
   error("sapwf.ngx: worker thread failed: " .. message, 0)
 end
 

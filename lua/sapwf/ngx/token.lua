@@ -7,8 +7,11 @@
 -- made from the token URL and the client id (never the secret):
 --   "<id>"       JSON {t = token, e = expiry (ngx.now() seconds; false: none), l = lifetime,
 --                s = scope}, set in one call so no reader sees half of it
---   "<id>:lock"  present while one request fetches; it has a TTL, so a holder that died
---                (a crashed worker) does not stop the others for longer than that
+--   "<id>:lock"  present while one request fetches, holding who fetches; it always has
+--                a TTL, so a holder that died (a crashed worker, a light thread killed
+--                mid-fetch, whose code never runs again) stops the others no longer than
+--                that; and its holder deletes it only while it is still its own (a fetch
+--                that outlived the TTL must not free the lock of the one that came after)
 --   "<id>:refused"  a token the API refused although it was fetched anew for a 401; kept
 --                RENEW_HOLD seconds, during which a 401 to it renews nothing (as src/token.c
 --                does for the plain client and batches)
@@ -37,6 +40,7 @@ local Tokens = {}
 Tokens.__index = Tokens
 
 local FAIL_TTL = 5                     -- seconds a failure is kept for the requests waiting on it
+local UNBOUNDED_LOCK_TTL = 300         -- the lock's lifetime when fetches have no timeout
 local RENEW_HOLD = 1                   -- seconds a refused fresh token renews nothing
 local FIRST_POLL, MAX_POLL = 0.005, 0.05
 
@@ -46,12 +50,14 @@ local ERROR_FIELDS = { "kind", "message", "phase", "sent", "status", "code", "cu
 
 --- dict: the ngx.shared.DICT; id: a string naming the credentials; margin: renew this many
 -- seconds before expiry (at most half the token's lifetime); wait: seconds to wait for
--- another request's fetch, also the lock's lifetime; fetch(): token, seconds_left, scope |
--- nil, err (a plain table).
+-- another request's fetch, also the lock's lifetime (math.huge: no timeout; the lock then
+-- lives UNBOUNDED_LOCK_TTL, a dict's TTL of 0 being forever); fetch(): token,
+-- seconds_left, scope | nil, err (a plain table).
 function token.new(dict, id, margin, wait, fetch)
   return setmetatable({ dict = dict, key = id, lock_key = id .. ":lock",
                         fail_key = id .. ":fail", refused_key = id .. ":refused",
                         margin = margin, wait = wait,
+                        lock_ttl = wait < huge and wait or UNBOUNDED_LOCK_TTL,
                         fetch = fetch, last_raw = nil, last = nil }, Tokens)
 end
 
@@ -92,15 +98,24 @@ local function result(entry)
   return entry.t, seconds_left(entry), entry.s
 end
 
--- true when this request now holds the lock. A dict that cannot take the lock (full)
--- counts as held by us: fetching without the lock beats waiting for nobody.
+local locks_taken = 0                  -- this worker's; with its pid, names each holder
+
+-- The holder's name when this request now holds the lock, else nil. A dict that cannot
+-- take the lock (full) counts as held by us (true: nothing to release): fetching without
+-- the lock beats waiting for nobody.
 function Tokens:lock()
-  local ok, err = self.dict:add(self.lock_key, true, self.wait)
-  return ok or err ~= "exists"
+  locks_taken = locks_taken + 1
+  local holder = ngx.worker.pid() .. ":" .. locks_taken
+  local ok, err = self.dict:add(self.lock_key, holder, self.lock_ttl)
+  if ok then return holder end
+  if err ~= "exists" then return true end
+  return nil
 end
 
-function Tokens:unlock()
-  self.dict:delete(self.lock_key)
+function Tokens:unlock(holder)
+  if holder ~= true and self.dict:get(self.lock_key) == holder then
+    self.dict:delete(self.lock_key)
+  end
 end
 
 local function plain_error(err)
@@ -138,24 +153,42 @@ function Tokens:fetch_and_store()
   return entry
 end
 
--- Holding the lock: unless `acceptable` already holds (another request stored a token
--- between our read and our lock), fetches. Releases the lock. Returns entry | nil, err.
-function Tokens:locked_fetch(acceptable)
-  local ok_entry, entry, err = pcall(function()
-    local current = self:read()
-    if current and acceptable(current) then return current end
-    return self:fetch_and_store()
+-- Holding the lock (holder: what lock returned): unless `acceptable` already holds
+-- (another request stored a token between our read and our lock), fetches, and releases
+-- the lock. Returns entry | nil, err.
+--
+-- The fetch runs in a timer of its own, which stores the token (or the failure) and
+-- releases the lock whatever becomes of this request: a light thread killed while it waits
+-- (ngx.thread.kill, ngx.exit elsewhere, a client abort) never runs another line, so a
+-- fetch of its own would neither store its token nor release the lock, and every request
+-- after it would wait out the lock's lifetime. This request then waits for the result as
+-- any other does. Without a timer (too many pending) the fetch runs here.
+function Tokens:locked_fetch(acceptable, holder)
+  local current = self:read()
+  if current and acceptable(current) then
+    self:unlock(holder)
+    return current
+  end
+  ngx.update_time()
+  local since = ngx.now()
+  local started = ngx.timer.at(0, function()
+    local ok, err = pcall(self.fetch_and_store, self)
+    self:unlock(holder)
+    if not ok then ngx.log(ngx.ERR, "sapwf.ngx: the token fetch failed: ", tostring(err)) end
   end)
-  self:unlock()
-  if not ok_entry then error(entry, 0) end           -- a bug: do not hide it
+  if started then return self:wait_for(acceptable, since) end
+  local ok, entry, err = pcall(self.fetch_and_store, self)
+  self:unlock(holder)
+  if not ok then error(entry, 0) end                 -- a bug: do not hide it
   return entry, err
 end
 
 -- Waits for the request holding the lock, until `acceptable` holds for the stored token,
--- the lock is free (then takes it and fetches), or that request's fetch failed.
-function Tokens:wait_for(acceptable)
+-- the lock is free (then takes it and fetches), or a fetch failed since `since` (default:
+-- now).
+function Tokens:wait_for(acceptable, since)
   ngx.update_time()
-  local since = ngx.now()
+  since = since or ngx.now()
   local deadline = since + self.wait
   local pause = FIRST_POLL
   while true do
@@ -170,7 +203,8 @@ function Tokens:wait_for(acceptable)
         return nil, plain_error(fail.err)
       end
     end
-    if self:lock() then return self:locked_fetch(acceptable) end
+    local holder = self:lock()
+    if holder then return self:locked_fetch(acceptable, holder) end
     ngx.update_time()
     if ngx.now() >= deadline then
       return nil, { kind = "timeout", phase = "token", sent = false,
@@ -190,8 +224,9 @@ function Tokens:get()
   if valid(entry) then
     -- Near expiry: one request renews, the others go on with the valid one; after a failed
     -- renewal nobody tries again for FAIL_TTL seconds, the old token serving meanwhile.
-    if self.dict:get(self.fail_key) or not self:lock() then return result(entry) end
-    local renewed, err = self:locked_fetch(is_fresh)
+    local holder = not self.dict:get(self.fail_key) and self:lock()
+    if not holder then return result(entry) end
+    local renewed, err = self:locked_fetch(is_fresh, holder)
     if renewed then return result(renewed) end
     if valid(entry) then
       ngx.log(ngx.WARN, "sapwf.ngx: renewing the token failed, still using the old one: ",
@@ -201,8 +236,9 @@ function Tokens:get()
     return nil, err
   end
   local got, err
-  if self:lock() then
-    got, err = self:locked_fetch(valid)
+  local holder = self:lock()
+  if holder then
+    got, err = self:locked_fetch(valid, holder)
   else
     got, err = self:wait_for(valid)
   end
@@ -229,8 +265,9 @@ function Tokens:renew(rejected)
   local entry = self:read()
   if entry and replaced(entry) then return result(entry) end
   local got, err
-  if self:lock() then
-    got, err = self:locked_fetch(replaced)
+  local holder = self:lock()
+  if holder then
+    got, err = self:locked_fetch(replaced, holder)
   else
     got, err = self:wait_for(replaced)
   end
