@@ -252,6 +252,18 @@ describe("sapwf.ngx in nginx", function()
         ngx.say(t and "token" or tostring(err), "|", ngx.now() - t0)
       }
     }
+    location = /replay-deadline {
+      content_by_lua_block {
+        local wf = assert(require("sapwf.ngx").new{ service_key = os.getenv("SAPWF_SERVICE_KEY"),
+                                                    timeout = 2, retries = 0 })
+        if ngx.var.arg_warm then assert(wf:token()) return ngx.say("warm") end
+        ngx.update_time()
+        local t0 = ngx.now()
+        local inst, err = wf:start("simple", {})
+        ngx.update_time()
+        ngx.say(inst and "started" or err.kind, "|", ngx.now() - t0)
+      }
+    }
     location = /lock-ttl {
       content_by_lua_block {
         -- timeout = 0 (no limit): the lock of a fetch must still expire
@@ -409,6 +421,19 @@ describe("sapwf.ngx in nginx", function()
       assert.is_true(tonumber(waited) < 1, "waited " .. waited .. " s")
       assert.equal(before + 1, emu:stats().token_requests)
       assert.is_nil(g:error_log():find("[error]", 1, true), g:error_log())
+    end)
+
+    it("a 401's replay gets what is left of the call's timeout, not a new one", function()
+      assert.equal(200, (g:curl("/replay-deadline?warm=1")))
+      emu:expire_tokens()                       -- the next start meets a 401, then replays
+      emu:fault{ fault = "delay", delay = 1.3, times = 2, method = "POST",
+                 path = "/v1/workflow-instances" }
+      local status, body = g:curl("/replay-deadline")
+      emu:clear_faults()
+      assert.equal(200, status, body)
+      local outcome, took = body:match("^(.-)|(.*)\n$")
+      assert.equal("timeout", outcome, body)
+      assert.is_true(tonumber(took) < 2.4, "took " .. took .. " s")
     end)
 
     it("with timeout = 0, the token lock still expires", function()

@@ -127,15 +127,15 @@ end
 -- ngx.run_worker_thread(pool, THREAD_MODULE, fn, ...): true, results... or false, message;
 -- waits (yielding) while nginx has no free Lua state, until `patience` seconds passed.
 local function run_in_thread(pool, patience, fn, ...)
-  local ok, a, b, c = ngx.run_worker_thread(pool, THREAD_MODULE, fn, ...)
-  if ok or a ~= "no available Lua vm" then return ok, a, b, c end
+  local ok, a, b, c, d, e = ngx.run_worker_thread(pool, THREAD_MODULE, fn, ...)
+  if ok or a ~= "no available Lua vm" then return ok, a, b, c, d, e end
   ngx.update_time()
   local deadline, pause = ngx.now() + patience, VM_WAIT_FIRST
   repeat
     ngx.sleep(pause)
     pause = min(pause * 2, VM_WAIT_MAX)
-    ok, a, b, c = ngx.run_worker_thread(pool, THREAD_MODULE, fn, ...)
-    if ok or a ~= "no available Lua vm" then return ok, a, b, c end
+    ok, a, b, c, d, e = ngx.run_worker_thread(pool, THREAD_MODULE, fn, ...)
+    if ok or a ~= "no available Lua vm" then return ok, a, b, c, d, e end
   until ngx.now() >= deadline
   return false, a
 end
@@ -192,8 +192,9 @@ Transport.__index = Transport
 -- `config` error when nginx cannot run it (no such thread pool, sapwf.core not loadable
 -- there). Anything else that fails in the thread is a bug and raises.
 function Transport:run(fn, ...)
-  local ok, a, b, c = run_in_thread(self.pool, self.patience, fn, self.key, self.opts, ...)
-  if ok then return a, b, c end
+  local ok, a, b, c, d, e = run_in_thread(self.pool, self.patience, fn, self.key, self.opts,
+                                          ...)
+  if ok then return a, b, c, d, e end
   local message = tostring(a)
   if message == "no available Lua vm" then
     return nil, { kind = "timeout", phase = "request", sent = false, message = format(
@@ -217,15 +218,19 @@ function Transport:fetch_token()
   return self:run("token")
 end
 
--- One exchange with the shared token: status, body, headers and the token itself, which
--- names it for renew (it never leaves this Lua state); or nil, err.
-function Transport:request(method, path, body, _, output)
+-- One exchange with the shared token: status, body, headers, the token itself, which
+-- names it for renew (it never leaves this Lua state), and the deadline it had; or nil,
+-- err. deadline: when the whole call must be done (core.monotonic, the threads' clock too);
+-- by default `timeout` from now, so the waits for a Lua state, nginx's queue and another
+-- request's token fetch count in it, and a replay after a 401 gets what is left of it.
+function Transport:request(method, path, body, deadline, output)
   check_phase("a call")
+  if deadline == nil and self.timeout > 0 then deadline = core.monotonic() + self.timeout end
   local t, left, scope = self.tokens:get()
   if not t then return nil, left end
   local status, resp, headers = self:run("request", t, left, scope, method, path, body,
-                                         output)
-  return status, resp, headers, t
+                                         deadline or 0, output)
+  return status, resp, headers, t, deadline
 end
 
 -- After a 401 to token t (send.lua decides to send again): renews the shared token, once
@@ -337,7 +342,7 @@ function sapwf_ngx.new(opts)
   local connect_timeout = core_opts.connect_timeout or 10
   local timeout = core_opts.timeout or 60
   local transport = setmetatable({ pool = own.thread_pool, opts = core_opts,
-                                   key = config_key(core_opts),
+                                   key = config_key(core_opts), timeout = timeout,
                                    patience = connect_timeout > 0 and connect_timeout or 300 },
                                  Transport)
   -- A fetch is bounded by libcurl's timeout; waiting for another request's fetch too.

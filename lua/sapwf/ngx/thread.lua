@@ -57,11 +57,13 @@ local function client_for(key, opts)
   return c
 end
 
---- One API exchange with the given token: status, body, headers | nil, err.
-function thread.request(key, opts, token, seconds_left, scope, method, path, body, output)
+--- One API exchange with the given token, done by `deadline` (core.monotonic; 0: none):
+-- status, body, headers | nil, err.
+function thread.request(key, opts, token, seconds_left, scope, method, path, body, deadline,
+                        output)
   local c = client_for(key, opts)
   c:set_token(token, seconds_left, scope)
-  return c:request(method, path, body, nil, output)
+  return c:request(method, path, body, deadline, output)
 end
 
 --- Nothing: sapwf_ngx.warm_up runs it so that nginx makes the Lua state and loads this
