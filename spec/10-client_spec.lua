@@ -317,6 +317,14 @@ describe("sapwf client", function()
           .. "contextViewerUsers, viewerGroups, viewerUsers)" },
         { function() wf:update_task("x", { recipientUsers = { "a", 1 } }) end,
           "bad argument #2 to 'update_task' (recipientUsers[2]: string expected, got number)" },
+        -- a set, or an array with holes, would join to less than was meant ("" clears)
+        { function() wf:update_roles("x", { viewerUsers = { ["ann@x"] = true } }) end,
+          "bad argument #2 to 'update_roles' (viewerUsers: an array of strings expected, got "
+          .. "a table with key 'ann@x')" },
+        { function() wf:update_task("x", { recipientGroups = { "a", "b", nil, "d" } }) end,
+          "bad argument #2 to 'update_task' (recipientGroups: an array of strings expected, "
+          .. "got " .. (#{ "a", "b", nil, "d" } == 4 and "one with holes)"
+                        or "a table with key 4)") },
       }
       for _, case in ipairs(cases) do
         assert.has_error(case[1], case[2])

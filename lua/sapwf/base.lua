@@ -174,7 +174,23 @@ function base.join_lists(fname, argn, fields, allowed, lists)
                    tostring(name), concat(names, ", ")), 3)
     end
     if lists[name] and type(value) == "table" then
-      for i, item in ipairs(value) do
+      -- Only an array: a set ({["a@x"] = true}) or a list with holes would join to less
+      -- than was meant, and "" clears the list on the service.
+      local n, count = #value, 0
+      for k in pairs(value) do
+        count = count + 1
+        if type(k) ~= "number" or k < 1 or k > n or k % 1 ~= 0 then
+          error(format("bad argument #%d to '%s' (%s: an array of strings expected, got a "
+                       .. "table with key %s)", argn, fname, name,
+                       type(k) == "string" and "'" .. k .. "'" or tostring(k)), 3)
+        end
+      end
+      if count ~= n then
+        error(format("bad argument #%d to '%s' (%s: an array of strings expected, got one "
+                     .. "with holes)", argn, fname, name), 3)
+      end
+      for i = 1, n do
+        local item = value[i]
         if type(item) ~= "string" then
           error(format("bad argument #%d to '%s' (%s[%d]: string expected, got %s)", argn,
                        fname, name, i, type(item)), 3)
