@@ -96,6 +96,21 @@ describe("bad input", function()
     assert.equal(0, stats.token_requests)
   end)
 
+  it("an option value the C core refuses raises at the caller of new, naming the option",
+     function()
+    local key = emu:service_key("full")
+    helpers.assert_raises_here({
+      { function() sapwf.new{ service_key = key, user_agent = "a\nb" } end,
+        "bad option 'user_agent' (visible ASCII and spaces expected: a header value cannot "
+        .. "carry CR, LF or other control bytes)" },
+      { function() sapwf.new{ service_key = key, timeout = 1e9 } end,
+        "bad option 'timeout' (number from 0 to 2147483 expected)" },
+      { function() sapwf.new{ service_key = key, headers = { ["Bad Name"] = "x" } } end,
+        "bad option 'headers' (a header name is not a token: letters, digits and "
+        .. "!#$%&'*+-.^_`|~ only)" },
+    }, "42%-bad_input_spec%.lua$")
+  end)
+
   it("a method called without its client, or on a closed one, raises at the caller",
      function()
     local cases = {}

@@ -70,12 +70,16 @@ sapwf.object = json.object
 -- @treturn boolean
 sapwf.is_error = errors.is_error
 
--- The client for checked options, or nil, err.
+-- The client for checked options, or nil, err. Called as `local wf, err = build(opts)` by
+-- new and from_env (not as a tail call: its raise names their caller, two levels up).
 local function build(opts)
   local core_opts, err = options.core(opts)
   if not core_opts then return nil, err end
-  local c
-  c, err = core.new(core_opts)
+  -- A value core.new refuses raises (a header it cannot send, a timeout beyond its bound):
+  -- at the caller of new, as every other option error, not at this line.
+  local ok, c
+  ok, c, err = pcall(core.new, core_opts)
+  if not ok then error(c, 3) end
   if not c then return nil, errors.from_core(err) end
   return client.wrap(c, core_opts.api_url, opts.instance, opts)
 end
@@ -118,7 +122,8 @@ end
 -- http:// URL beyond this machine without allow_http (see `sapwf.errors`)
 function sapwf.new(opts)
   options.check(opts, "new")
-  return build(opts)
+  local wf, err = build(opts)
+  return wf, err
 end
 
 --- A client from the VCAP_SERVICES environment variable of an app bound to the workflow
@@ -146,7 +151,8 @@ function sapwf.from_env(name, opts)
   options.check(merged, "from_env")
   local credentials, instance = servicekey.from_vcap(getenv("VCAP_SERVICES"), name)
   if not credentials then return nil, instance end
-  return build(servicekey.bind(merged, credentials, instance))
+  local wf, err = build(servicekey.bind(merged, credentials, instance))
+  return wf, err
 end
 
 return sapwf
