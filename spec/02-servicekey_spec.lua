@@ -336,6 +336,33 @@ describe("sapwf.new options", function()
     assert.matches("^no api_url", err2.message)
   end)
 
+  it("takes an option for a field the key lacks, as the README says they override it",
+     function()
+    -- no API URL in the key: api_url gives it
+    local wf = assert(sapwf.new{ service_key = classic_key({ ["endpoints.workflow_rest_url"] =
+                                   "nil" }), api_url = "https://h.example/rest" })
+    assert.equal("sapwf client (https://h.example/rest)", tostring(wf))
+    wf:close()
+    -- a binding made with your own certificate has no private key: key gives it
+    local x509 = classic_key({ ["uaa.clientsecret"] = "nil" })
+    x509.uaa["credential-type"] = "X509_PROVIDED"
+    x509.uaa.certurl = "https://sub.authentication.cert.example"
+    x509.uaa.certificate = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    local opts = assert(servicekey.resolve(x509, { key = "PEM" }))
+    assert.is_nil(opts.key)
+    assert.equal("https://sub.authentication.cert.example/oauth/token", opts.token_url)
+    -- a secret given for a key without one
+    opts = assert(servicekey.resolve(classic_key({ ["uaa.clientsecret"] = "nil" }),
+                                     { client_secret = "given" }))
+    assert.equal("sb-clone-1!b2|workflow!b10150", opts.client_id)
+    -- what neither has is still named
+    local _, err = servicekey.resolve(x509)
+    assert.equal("service key has no uaa.key", err.message)
+    local _, err2 = servicekey.resolve(classic_key({ ["endpoints.workflow_rest_url"] = "nil" }),
+                                      { key = "PEM" })
+    assert.matches("^service key has no endpoints.workflow_rest_url", err2.message)
+  end)
+
   it("returns the key's config error", function()
     local wf, err = sapwf.new{ service_key = classic_key({ ["uaa.clientsecret"] = "nil" }) }
     assert.is_nil(wf)

@@ -90,7 +90,7 @@ end
 function options.core(opts)
   local core_opts = {}
   if opts.service_key ~= nil then
-    local from_key, err = servicekey.resolve(opts.service_key)
+    local from_key, err = servicekey.resolve(opts.service_key, opts)
     if not from_key then return nil, err end
     for k, v in pairs(from_key) do core_opts[k] = v end
   end

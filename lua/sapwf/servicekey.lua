@@ -1,7 +1,8 @@
 --- Service keys and VCAP_SERVICES: where the token URL, client id, secret (or certificate)
 -- and API URL come from.
 --
--- resolve(source) -> { api_url, token_url, client_id, client_secret | cert, key } | nil, err
+-- resolve(source [, given]) -> { api_url, token_url, client_id, client_secret | cert, key }
+--   | nil, err
 --   source: a path, JSON text, or a table (a service key, a binding's `credentials`, or a
 --   whole VCAP_SERVICES binding entry).
 --
@@ -53,33 +54,43 @@ local function is_x509(key)
   return type(kind) == "string" and find(lower(kind), "^x509") ~= nil
 end
 
---- Core options from a decoded service key table.
-function servicekey.from_table(key)
+--- Core options from a decoded service key table. given: the options given beside the key
+-- (api_url, token_url, client_id, client_secret, cert, key), which win over it; a field the
+-- key lacks is an error only when the option that replaces it is not given (a binding made
+-- with your own certificate cannot carry your private key: `key` gives it).
+function servicekey.from_table(key, given)
+  given = given or {}
   if type(key.uaa) ~= "table" and type(key.credentials) == "table" then
     key = key.credentials                     -- a whole binding entry
   end
-  if type(key.uaa) ~= "table" then return config("service key has no uaa section") end
+  local has_uaa = type(key.uaa) == "table"
+  -- The field at path, or nil when option is given instead, or nil and the error.
+  local function field(path, option)
+    if given[option] ~= nil then return nil end
+    if not has_uaa then return config("service key has no uaa section") end
+    return need(key, path)
+  end
   local opts = {}
   local err
-  opts.client_id, err = need(key, "uaa.clientid")
-  if not opts.client_id then return nil, err end
-  if is_x509(key) then
+  opts.client_id, err = field("uaa.clientid", "client_id")
+  if err then return nil, err end
+  if has_uaa and is_x509(key) then
     local certurl
-    certurl, err = need(key, "uaa.certurl")
-    if not certurl then return nil, err end
-    opts.token_url = strip_slashes(certurl) .. "/oauth/token"
-    opts.cert, err = need(key, "uaa.certificate")
-    if not opts.cert then return nil, err end
-    opts.key, err = need(key, "uaa.key")
-    if not opts.key then return nil, err end
-    opts.cert, opts.key = pem(opts.cert), pem(opts.key)
+    certurl, err = field("uaa.certurl", "token_url")
+    if err then return nil, err end
+    opts.token_url = certurl and strip_slashes(certurl) .. "/oauth/token"
+    opts.cert, err = field("uaa.certificate", "cert")
+    if err then return nil, err end
+    opts.key, err = field("uaa.key", "key")
+    if err then return nil, err end
+    opts.cert, opts.key = opts.cert and pem(opts.cert), opts.key and pem(opts.key)
   else
     local url
-    url, err = need(key, "uaa.url")
-    if not url then return nil, err end
-    opts.token_url = strip_slashes(url) .. "/oauth/token"
-    opts.client_secret, err = need(key, "uaa.clientsecret")
-    if not opts.client_secret then return nil, err end
+    url, err = field("uaa.url", "token_url")
+    if err then return nil, err end
+    opts.token_url = url and strip_slashes(url) .. "/oauth/token"
+    opts.client_secret, err = field("uaa.clientsecret", "client_secret")
+    if err then return nil, err end
   end
   local endpoints = key.endpoints
   local rest = type(endpoints) == "table" and endpoints.workflow_rest_url
@@ -89,7 +100,7 @@ function servicekey.from_table(key)
   elseif type(spa) == "string" and spa ~= "" then
     -- SAP Build Process Automation: the same v1 API behind its gateway.
     opts.api_url = service.spa_base(spa)
-  else
+  elseif given.api_url == nil then
     return config("service key has no endpoints.workflow_rest_url "
                   .. "(nor endpoints.api of SAP Build Process Automation)")
   end
@@ -116,9 +127,9 @@ local function key_text(text)
 end
 
 --- Core options from a path, JSON text or table (JSON text may start with the line
--- `cf service-key` prints before the key).
-function servicekey.resolve(source)
-  if type(source) == "table" then return servicekey.from_table(source) end
+-- `cf service-key` prints before the key); given: as for from_table.
+function servicekey.resolve(source, given)
+  if type(source) == "table" then return servicekey.from_table(source, given) end
   local what = "service key text"
   source = key_text(source)
   local text = source
@@ -140,7 +151,7 @@ function servicekey.resolve(source)
     -- cjson's message gives a position only, never the text.
     return config("%s is not JSON (%s)", what, tostring(jerr or "not an object"))
   end
-  return servicekey.from_table(key)
+  return servicekey.from_table(key, given)
 end
 
 local function binding_name(entry)
