@@ -171,8 +171,16 @@ describe("sapwf.ngx in nginx", function()
     local limited = emu:service_key("limited")
     local g = gateway.start{ conf = gateway.example_conf(1), key = limited }
     local ok, err = pcall(function()
+      local before = emu:stats().token_requests
       local status, body = g:curl("/orders", [[-d '{"product":"Tripod"}']])
       assert.equal(502, status)
+      -- more forbidden requests at once: a 403 refreshes the token at most once a second,
+      -- not once for every request
+      for _ = 1, 5 do
+        assert.equal(502, (g:curl("/orders", [[-d '{"product":"Tripod"}']])))
+      end
+      local fetched = emu:stats().token_requests - before
+      assert.is_true(fetched <= 3, fetched .. " token requests for 6 forbidden requests")
       local answer = decode(body)
       assert.equal("forbidden", answer.error)
       assert.equal(403, answer.status)

@@ -41,8 +41,9 @@ base.mt = mt
 -- and close). api_url is for tostring; instance names the service instance in 403 hints
 -- (nil: "<instance>"). opts: the checked options of sapwf.new (retries, retry_deadline,
 -- backoff_base, backoff_max, log, verify, service are read; nil: the defaults). env: how to wait,
--- for hosts where blocking is wrong (sapwf.ngx passes ngx.sleep and ngx.now):
--- { sleep =, now = }.
+-- for hosts where blocking is wrong (sapwf.ngx passes ngx.sleep and ngx.now), and the least
+-- time between 403 refreshes where many requests share the client:
+-- { sleep =, now =, forbidden_interval = }.
 function base.object(t, api_url, instance, opts, env)
   opts, env = opts or {}, env or {}
   return setmetatable({ _core = t, _api_url = api_url, _instance = instance,

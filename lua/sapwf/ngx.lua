@@ -350,9 +350,11 @@ function sapwf_ngx.new(opts)
   local id = "sapwf:" .. ngx.md5(core_opts.token_url .. "\n" .. core_opts.client_id)
   transport.tokens = token.new(dict, id, core_opts.token_margin or 60, wait,
                                function() return transport:fetch_token() end)
-  -- Retries wait with ngx.sleep, which yields, not with sapwf.core.sleep, which blocks.
+  -- Retries wait with ngx.sleep, which yields, not with sapwf.core.sleep, which blocks. A
+  -- server's requests share this client: a 403 fetches a fresh token at most once a second
+  -- (per worker), not once for every request of a client that lacks an authority.
   return client.wrap(transport, core_opts.api_url, opts.instance, rest, { sleep = ngx.sleep,
-    now = function() ngx.update_time(); return ngx.now() end })
+    now = function() ngx.update_time(); return ngx.now() end, forbidden_interval = 1 })
 end
 
 return sapwf_ngx

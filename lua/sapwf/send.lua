@@ -60,8 +60,9 @@ local IDEMPOTENT_OPS = { cancel = true, suspend = true, resume = true, update_co
 -- retry_deadline either.
 -- A 403 fetches a fresh token once per call; a call that began before another one's
 -- refresh just tries again with that token. With policy.forbidden_interval set (batch.lua
--- sets it for a batch's items), at most one refresh every forbidden_interval seconds, so a
--- thousand forbidden items do not ask the token endpoint a thousand times.
+-- sets it for a batch's items, sapwf.ngx for a server's client), at most one refresh every
+-- forbidden_interval seconds, so a thousand forbidden items or requests do not ask the
+-- token endpoint a thousand times.
 
 -- Whether sending method to a path (no query) twice has the effect of once.
 function send.idempotent(method, bare_path, op_name)
@@ -80,11 +81,12 @@ for name, op in pairs(operations.by_name) do
   send.IDEMPOTENT[op] = send.idempotent(op.method, op.path, name)
 end
 
--- A policy: the retry options (RETRY_DEFAULTS' names), log, sleep, now, and the time of
--- the last 403 refresh (forbidden_refresh), for one client.
+-- A policy: the retry options (RETRY_DEFAULTS' names), log, sleep, now, the time of the
+-- last 403 refresh (forbidden_refresh), for one client, and forbidden_interval when the
+-- environment bounds 403 refreshes (sapwf.ngx: a server's requests share one client).
 function send.policy(opts, env)
   local policy = { log = opts.log, sleep = env.sleep or core.sleep,
-                   now = env.now or core.monotonic }
+                   now = env.now or core.monotonic, forbidden_interval = env.forbidden_interval }
   for name, default in pairs(send.RETRY_DEFAULTS) do
     if opts[name] ~= nil then policy[name] = opts[name] else policy[name] = default end
   end
@@ -175,7 +177,8 @@ local function token_grants(t, authority)
 end
 
 -- Whether a 403 is worth a fresh token: the cached one lacks the authority (or cannot tell),
--- and (in a batch) no 403 fetched one during the last policy.forbidden_interval seconds.
+-- and (in a batch, in nginx) no 403 fetched one during the last policy.forbidden_interval
+-- seconds.
 local function refresh_may_help(t, policy, authority)
   local last = policy.forbidden_refresh
   local interval = policy.forbidden_interval
