@@ -120,7 +120,8 @@ describe("docs/DESIGN.md", function()
       end
     end
     for path in design:gmatch("[%w_/%-]+%.lua") do
-      local candidates = { path, "lua/sapwf/" .. path, "lua/" .. path, "examples/" .. path,
+      local candidates = { path, "lua/sapwf/" .. path, "lua/sapwf/cli/" .. path, "lua/" .. path,
+                           "examples/" .. path,
                            "emulator/lua/sapwf/emulator/" .. path,
                            "emulator/lua/sapwf/emulator/server/" .. path,
                            "emulator/lua/sapwf/emulator/server/api/" .. path,
