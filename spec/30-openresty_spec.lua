@@ -503,6 +503,21 @@ describe("sapwf.ngx in nginx", function()
                                           progress = progress }))
       }
     }
+    location = /many-429 {
+      content_by_lua_block {
+        local events = {}
+        local wf = assert(require("sapwf.ngx").new{ service_key = os.getenv("SAPWF_SERVICE_KEY"),
+          backoff_base = 0.05, backoff_max = 0.05,
+          log = function(e) events[#events + 1] = e.event .. ":" .. tostring(e.status) end })
+        local items = {}
+        for i = 1, 4 do items[i] = { definitionId = "simple", context = { i = i } } end
+        local started = 0
+        for _, r in ipairs(wf:start_many(items, { concurrency = 4 })) do
+          if not require("sapwf").is_error(r) then started = started + 1 end
+        end
+        ngx.say(started, "|", table.concat(events, ","))
+      }
+    }
     location = /map-raises {
       content_by_lua_block {
         local ok, err = pcall(SPEC.wf.map, SPEC.wf, { 1, 2, 3 }, function(w, n)
@@ -555,6 +570,20 @@ describe("sapwf.ngx in nginx", function()
     local g
     gateway_for_block(CONF, function(started) g = started end)
     after_each(function() emu:clear_faults() end)
+
+    it("a 429 takes the ordinary retries: nginx runs the items, no adaptive limit waits",
+       function()
+      emu:fault{ fault = "status", status = 429, retry_after = 0, times = 2, method = "POST",
+                 path = "/v1/workflow-instances" }
+      local status, body = g:curl("/many-429")
+      emu:clear_faults()
+      assert.equal(200, status, body)
+      local started, events = body:match("^(%d+)|(.*)\n$")
+      assert.equal("4", started, body)
+      local _, retries = events:gsub("retry:429", "")
+      assert.equal(2, retries, events)
+      assert.is_nil(events:find("rate_limited", 1, true), events)
+    end)
 
     it("run items concurrently, results in input order, each failure in its place",
        function()
