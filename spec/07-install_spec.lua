@@ -155,6 +155,17 @@ describe("installing", function()
     assert_works_from(prefix, "token", { "expires", "seconds" })
   end)
 
+  it("make man install puts the man page under PREFIX too, as the README says", function()
+    local prefix = tmp .. "/prefix-man"
+    local ok, out = run("env -u MAKEFLAGS -u MFLAGS make --no-print-directory man install "
+                        .. "LUA=lua5.4 PREFIX='" .. prefix .. "'")
+    assert.is_true(ok, out)
+    local page = helpers.read_file(prefix .. "/share/man/man1/sapwf.1")
+    assert.is_string(page, "no man page under " .. prefix)
+    assert.matches("\n%.TH SAPWF ", "\n" .. page)
+    assert.matches("start", page, 1, true)
+  end)
+
   -- The installed command, with no LUA_PATH or LUA_CPATH at all, under each interpreter it
   -- can be built for: it runs that interpreter and finds its own modules under PREFIX.
   for _, lua in ipairs({ "lua5.4", "luajit", "lua5.1" }) do
