@@ -417,14 +417,21 @@ describe("sapwf.ngx in nginx", function()
       assert.equal("00100000\n", text:sub(-9))
     end)
 
-    it("a light thread killed while it fetches the token: its fetch ends and is stored, " ..
-       "and the next call does not wait for the lock", function()
-      emu:fault{ fault = "delay", delay = 0.6, times = 1, path = "/oauth/token" }
-      local before = emu:stats().token_requests
-      local status, body = g:curl("/killed-fetch")
+    -- The answer "a|b" of path, asked while the emulator has fault.
+    local function answer_with(fault, path)
+      emu:fault(fault)
+      local status, body = g:curl(path)
       emu:clear_faults()
       assert.equal(200, status, body)
-      local got, waited = body:match("^(.-)|(.*)\n$")
+      local a, b = body:match("^(.-)|(.*)\n$")
+      return a, b, body
+    end
+
+    it("a light thread killed while it fetches the token: its fetch ends and is stored, " ..
+       "and the next call does not wait for the lock", function()
+      local before = emu:stats().token_requests
+      local got, waited, body = answer_with({ fault = "delay", delay = 0.6, times = 1,
+                                              path = "/oauth/token" }, "/killed-fetch")
       assert.equal("token", got, body)
       -- the killed thread's fetch, 0.6 s long, is the one the call waited for: no lock left
       -- behind for the lock's lifetime (10 s here), no second fetch
@@ -436,12 +443,8 @@ describe("sapwf.ngx in nginx", function()
     it("a 401's replay gets what is left of the call's timeout, not a new one", function()
       assert.equal(200, (g:curl("/replay-deadline?warm=1")))
       emu:expire_tokens()                       -- the next start meets a 401, then replays
-      emu:fault{ fault = "delay", delay = 1.3, times = 2, method = "POST",
-                 path = "/v1/workflow-instances" }
-      local status, body = g:curl("/replay-deadline")
-      emu:clear_faults()
-      assert.equal(200, status, body)
-      local outcome, took = body:match("^(.-)|(.*)\n$")
+      local outcome, took, body = answer_with({ fault = "delay", delay = 1.3, times = 2,
+        method = "POST", path = "/v1/workflow-instances" }, "/replay-deadline")
       assert.equal("timeout", outcome, body)
       assert.is_true(tonumber(took) < 2.4, "took " .. took .. " s")
     end)
