@@ -72,3 +72,48 @@ describe("connect timeout", function()
     wf:close()
   end)
 end)
+
+-- The proxy option: the token request and the API calls both go through the proxy it names
+-- (a forward proxy for plain http://, spec/support/forward_proxy.py, which logs each
+-- request's method and URL and no header).
+describe("the proxy option", function()
+  local emu, dir, pid, port
+
+  setup(function()
+    emu = helpers.start_emulator()
+    local f = assert(io.popen("mktemp -d"))
+    dir = f:read("*l")
+    f:close()
+    assert(os.execute("python3 spec/support/forward_proxy.py " .. dir .. "/log > " .. dir
+                      .. "/port 2>" .. dir .. "/err & echo $! > " .. dir .. "/pid"))
+    for _ = 1, 100 do
+      local pf = io.open(dir .. "/port")
+      port = pf and tonumber(pf:read("*l") or "")
+      if pf then pf:close() end
+      if port then break end
+      os.execute("sleep 0.05")
+    end
+    assert(port, "the proxy did not start")
+    pid = helpers.read_file(dir .. "/pid"):match("%d+")
+  end)
+  teardown(function()
+    if pid then os.execute("kill " .. pid .. " 2>/dev/null") end
+    if dir then os.execute("rm -rf '" .. dir .. "'") end
+    if emu then emu:stop() end
+  end)
+
+  it("carries the token request and every API call", function()
+    local key = emu:service_key("full")
+    local wf = assert(sapwf.new{ service_key = key, proxy = "http://127.0.0.1:" .. port })
+    assert(wf:definitions())
+    local inst = assert(wf:start("simple", { n = 1 }))
+    wf:close()
+    local log = helpers.read_file(dir .. "/log")
+    local api = key.endpoints.workflow_rest_url
+    assert.matches("POST " .. key.uaa.url .. "/oauth/token\n", log, 1, true)
+    assert.matches("GET " .. api .. "/v1/workflow-definitions", log, 1, true)
+    assert.matches("POST " .. api .. "/v1/workflow-instances\n", log, 1, true)
+    assert.equal(inst.id, emu:instances()[1].id)
+    assert.equal(1, emu:stats().instances_started)
+  end)
+end)
