@@ -11,33 +11,39 @@ local function now()
   return t
 end
 
-describe("connect timeout", function()
-  local emu, port, pid, dir
-
+-- For the describe block that calls it: the emulator, and a spec/support Python listener
+-- (script, then its arguments; "DIR" in them is a fresh folder) that prints its port, both
+-- started before the block's tests and stopped after them. set(emu, port, dir) gets them.
+local function with_listener(script, args, set)
+  local emu, dir, pid
   setup(function()
     emu = helpers.start_emulator()
     local f = assert(io.popen("mktemp -d"))
     dir = f:read("*l")
     f:close()
-    assert(os.execute("python3 spec/support/full_backlog.py 60 > " .. dir
-                      .. "/port & echo $! > " .. dir .. "/pid"))
+    assert(os.execute("python3 spec/support/" .. script .. " " .. args:gsub("DIR", dir)
+                      .. " > " .. dir .. "/port 2>" .. dir .. "/err & echo $! > " .. dir
+                      .. "/pid"))
+    local port
     for _ = 1, 100 do
-      local pf = io.open(dir .. "/port")
-      port = pf and tonumber(pf:read("*l") or "")
-      if pf then pf:close() end
+      port = tonumber((helpers.read_file(dir .. "/port") or ""):match("^%d+"))
       if port then break end
       os.execute("sleep 0.05")
     end
-    assert(port, "the full-backlog listener did not start")
-    local pidf = assert(io.open(dir .. "/pid"))
-    pid = pidf:read("*l")
-    pidf:close()
+    assert(port, script .. " did not start: " .. tostring(helpers.read_file(dir .. "/err")))
+    pid = helpers.read_file(dir .. "/pid"):match("%d+")
+    set(emu, port, dir)
   end)
   teardown(function()
     if pid then os.execute("kill " .. pid .. " 2>/dev/null") end
     if dir then os.execute("rm -rf '" .. dir .. "'") end
     if emu then emu:stop() end
   end)
+end
+
+describe("connect timeout", function()
+  local emu, port
+  with_listener("full_backlog.py", "60", function(e, p) emu, port = e, p end)
 
   it("bounds a token fetch that cannot connect", function()
     local black_hole = "http://127.0.0.1:" .. port
@@ -77,30 +83,8 @@ end)
 -- (a forward proxy for plain http://, spec/support/forward_proxy.py, which logs each
 -- request's method and URL and no header).
 describe("the proxy option", function()
-  local emu, dir, pid, port
-
-  setup(function()
-    emu = helpers.start_emulator()
-    local f = assert(io.popen("mktemp -d"))
-    dir = f:read("*l")
-    f:close()
-    assert(os.execute("python3 spec/support/forward_proxy.py " .. dir .. "/log > " .. dir
-                      .. "/port 2>" .. dir .. "/err & echo $! > " .. dir .. "/pid"))
-    for _ = 1, 100 do
-      local pf = io.open(dir .. "/port")
-      port = pf and tonumber(pf:read("*l") or "")
-      if pf then pf:close() end
-      if port then break end
-      os.execute("sleep 0.05")
-    end
-    assert(port, "the proxy did not start")
-    pid = helpers.read_file(dir .. "/pid"):match("%d+")
-  end)
-  teardown(function()
-    if pid then os.execute("kill " .. pid .. " 2>/dev/null") end
-    if dir then os.execute("rm -rf '" .. dir .. "'") end
-    if emu then emu:stop() end
-  end)
+  local emu, port, dir
+  with_listener("forward_proxy.py", "DIR/log", function(e, p, d) emu, port, dir = e, p, d end)
 
   it("carries the token request and every API call", function()
     local key = emu:service_key("full")
