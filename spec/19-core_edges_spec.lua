@@ -245,6 +245,26 @@ describe("sapwf.core at the edges", function()
       c:close()
     end)
 
+    it("tries a failed renewal again after 5 s, the valid token serving meanwhile",
+       function()
+      short_lived(20)  -- due 10 s before it expires (half its lifetime)
+      local c = core.new(core_opts(SHORT, { timeout = 2 }))
+      assert.equal(200, (c:request("GET", "/v1/workflow-definitions")))
+      local t0 = core.monotonic()              -- the token expires at most 20 s from here
+      emu:fault{ fault = "status", status = 500, path = "/oauth/token", times = -1 }
+      local function at(seconds) core.sleep(math.max(0, t0 + seconds - core.monotonic())) end
+      at(10.3)                                 -- due: the renewal fails, the token serves
+      assert.equal(200, (c:request("GET", "/v1/workflow-definitions")))
+      assert.equal(2, emu:stats().token_requests)
+      at(12.5)                                 -- within 5 s of that failure: not tried
+      assert.equal(200, (c:request("GET", "/v1/workflow-definitions")))
+      assert.equal(2, emu:stats().token_requests)
+      at(16.5)                                 -- 5 s on: tried again, and the token serves
+      assert.equal(200, (c:request("GET", "/v1/workflow-definitions")))
+      assert.equal(3, emu:stats().token_requests)
+      c:close()
+    end)
+
     it("fails once the token has expired and the refresh still fails", function()
       short_lived(2)
       local c = core.new(core_opts(SHORT, { timeout = 2 }))
