@@ -169,16 +169,20 @@ function Tokens:locked_fetch(acceptable, holder)
     self:unlock(holder)
     return current
   end
+  -- ok, entry | nil, err as fetch_and_store's, the lock released whatever happened
+  local function fetch_and_release()
+    local ok, entry, err = pcall(self.fetch_and_store, self)
+    self:unlock(holder)
+    return ok, entry, err
+  end
   ngx.update_time()
   local since = ngx.now()
   local started = ngx.timer.at(0, function()
-    local ok, err = pcall(self.fetch_and_store, self)
-    self:unlock(holder)
+    local ok, err = fetch_and_release()
     if not ok then ngx.log(ngx.ERR, "sapwf.ngx: the token fetch failed: ", tostring(err)) end
   end)
   if started then return self:wait_for(acceptable, since) end
-  local ok, entry, err = pcall(self.fetch_and_store, self)
-  self:unlock(holder)
+  local ok, entry, err = fetch_and_release()
   if not ok then error(entry, 0) end                 -- a bug: do not hide it
   return entry, err
 end
