@@ -16,7 +16,13 @@
 --                                       rounds of 1000 each: resident memory as it goes
 --   sapwf_row.lua loop_n N              N starts with wf:start, one after the other
 --   sapwf_row.lua many_n N C            one wf:start_many over N items, concurrency C
+--   sapwf_row.lua core_many_keep SECONDS N
+--                                       core_many, each decoded answer kept in a list of
+--                                       2000, a fresh list for the next 2000, as many's
+--                                       start_many calls return theirs: the least for
+--                                       start_many's work, results and all
 --   sapwf_row.lua core_many_n N C       N starts as core_many's, on C slots
+--   sapwf_row.lua core_many_keep_n N C  N starts as core_many_keep's, on C slots
 --   sapwf_row.lua core_many_drop_n N C  the same, each answer's body checked for length
 --                                       only, not decoded: dropped, as the C loop does
 --                                       (the first one decoded, for the size and fields
@@ -99,6 +105,9 @@ local STEPS = {
   end,
 }
 
+local CORE_MANY = { core_many = true, core_many_keep = true, core_many_n = true,
+                    core_many_keep_n = true, core_many_drop_n = true }
+
 if STEPS[mode] then                              -- the clock read after each start, as in C
   local seconds = assert(arg2, "seconds expected")
   local starts, failures = 0, 0
@@ -129,11 +138,12 @@ elseif mode == "rss" then
   end
   report(starts, failures, now() - t0,
          string.format(" rss_kb_early %d rss_kb_end %d", early, rss_kb()))
-elseif mode == "core_many" or mode == "core_many_n" or mode == "core_many_drop_n" then
-  -- the same loop for a time (core_many) or a count (the _n modes), the clock read after
-  -- each answer as in C
+elseif CORE_MANY[mode] then
+  -- the same loop for a time (core_many, core_many_keep) or a count (the _n modes), the
+  -- clock read after each answer as in C
   local limit, size = assert(arg2, "seconds or count expected"), arg3 or 32
-  local counting, drop = mode ~= "core_many", mode == "core_many_drop_n"
+  local counting, drop = mode:match("_n$") ~= nil, mode == "core_many_drop_n"
+  local keep, kept, held = mode:match("^core_many_keep") ~= nil, {}, 0
   local b = wf._core:batch(size)
   local sent, ok, bad, first = 0, 0, 0, nil
   local function submit(k)
@@ -150,7 +160,13 @@ elseif mode == "core_many" or mode == "core_many_n" or mode == "core_many_drop_n
   while ok + bad < sent do
     local k, status, answer = b:wait()
     first = first or answer
-    if status == 201 and (drop and #answer > 0 or type(plain_decode(answer)) == "table") then
+    local value = not drop and plain_decode(answer)
+    if keep then
+      if held == CHUNK then kept, held = {}, 0 end
+      held = held + 1
+      kept[held] = value
+    end
+    if status == 201 and (drop and #answer > 0 or type(value) == "table") then
       ok = ok + 1
     else bad = bad + 1 end
     if more() then submit(k) end
@@ -191,7 +207,7 @@ elseif mode == "stream" then
   report(starts, failures, now() - t0, string.format(" handed %d rss_kb_end %d", handed,
                                                      rss_kb()))
 else
-  error("usage: sapwf_row.lua loop|core|core_json|many|core_many|rss|loop_n|many_n|"
-        .. "core_many_n|core_many_drop_n|stream ...")
+  error("usage: sapwf_row.lua loop|core|core_json|many|core_many|core_many_keep|rss|loop_n|"
+        .. "many_n|core_many_n|core_many_keep_n|core_many_drop_n|stream ...")
 end
 wf:close()
