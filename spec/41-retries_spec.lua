@@ -390,6 +390,55 @@ describe("retries", function()
         wf:close()
       end)
 
+      -- README, "Time": with retries = 0 a call takes at most timeout, or 3 * timeout when
+      -- a 403 fetches a fresh token and tries once more. Each stage here takes 0.9 s of a
+      -- 1.5 s timeout (margins for the valgrind stage), so together they take more than
+      -- one timeout, and a stalled stage is cut at its own timeout.
+      local SLOW, TIMEOUT = 0.9, 1.5
+
+      it("may take up to 3 x timeout: the request, the fresh token and the second try " ..
+         "each get a timeout of their own", function()
+        local wf = R.client(emu, "limited", { timeout = TIMEOUT, retries = 0 })
+        assert(wf:token())
+        fault{ fault = "delay", delay = SLOW, method = "POST", path = "/v1/workflow-instances",
+               times = 2 }
+        fault{ fault = "delay", delay = SLOW, path = "/oauth/token" }
+        local t0 = R.now()
+        local _, err = wf:start("simple")
+        local elapsed = R.now() - t0
+        assert.equal("forbidden", err.kind)
+        assert.equal(2, R.count(emu, "POST /v1/workflow-instances"))
+        assert.equal(2, emu:stats().token_requests)
+        assert.is_true(elapsed >= 3 * SLOW and elapsed < 3 * TIMEOUT, "took " .. elapsed)
+        wf:close()
+      end)
+
+      it("a stalled token fetch or second try after a 403 is cut at timeout", function()
+        local wf = R.client(emu, "limited", { timeout = TIMEOUT, retries = 0 })
+        assert(wf:token())
+        -- the fetch stalls: the first 403 comes back once the fetch has used its timeout
+        fault{ fault = "delay", delay = SLOW, method = "POST", path = "/v1/workflow-instances" }
+        fault{ fault = "delay", delay = 5, path = "/oauth/token" }
+        local t0 = R.now()
+        local _, err = wf:start("simple")
+        local elapsed = R.now() - t0
+        assert.equal("forbidden", err.kind)
+        assert.is_true(elapsed >= SLOW + TIMEOUT - 0.1 and elapsed < 3 * TIMEOUT,
+                       "took " .. elapsed)
+        emu:clear_faults()
+        -- the second try stalls: a timeout, once it has used its own
+        fault{ fault = "delay", delay = SLOW, method = "POST", path = "/v1/workflow-instances" }
+        fault{ fault = "delay", delay = 5, method = "POST", path = "/v1/workflow-instances" }
+        t0 = R.now()
+        _, err = wf:start("simple")
+        elapsed = R.now() - t0
+        assert.equal("timeout", err.kind)
+        assert.is_true(elapsed >= SLOW + TIMEOUT - 0.1 and elapsed < 3 * TIMEOUT,
+                       "took " .. elapsed)
+        emu:clear_faults()
+        wf:close()
+      end)
+
       it("forbidden calls in a loop fetch one token per call, never more", function()
         local wf = R.client(emu, "limited")
         assert(wf:token())
