@@ -193,6 +193,24 @@ describe("retries", function()
       assert.same({ 422, "invalid", "rejected" }, { err.status, err.kind, err.outcome })
     end)
 
+    it("a cancel whose first attempt acted: a 409 to its retry (the service still at work " ..
+       "on the first) reads the instance too", function()
+      local wf = R.client(emu, "full")
+      inst = started_instance(wf)
+      fault{ fault = "drop_after", method = "PATCH", path = "/v1/workflow-instances/" }
+      fault{ fault = "status", status = 409, method = "PATCH", path = "/v1/workflow-instances/" }
+      assert.is_true(wf:cancel(inst.id))
+      assert.equal(2, R.count(emu, "PATCH /v1/workflow-instances/{workflowInstanceId}"))
+      assert.equal("CANCELED", assert(wf:instance(inst.id)).status)
+      -- not canceled (the first attempt did not act): the 409 comes back, outcome unknown
+      inst = started_instance(wf)
+      fault{ fault = "status", status = 500, method = "PATCH", path = "/v1/workflow-instances/" }
+      fault{ fault = "status", status = 409, method = "PATCH", path = "/v1/workflow-instances/" }
+      local _, err = wf:cancel(inst.id)
+      assert.same({ 409, "conflict", "unknown" }, { err.status, err.kind, err.outcome })
+      assert.equal("RUNNING", assert(wf:instance(inst.id)).status)
+    end)
+
     it("idempotent PATCH (status): after its retries, a 500 is retryable", function()
       local wf = R.client(emu, "full", { retries = 1, backoff_base = 0.01, backoff_max = 0.01 })
       inst = started_instance(wf)

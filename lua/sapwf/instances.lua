@@ -177,7 +177,8 @@ methods.update_attachments = by_id_with_table(UPDATE_ATTACHMENTS, "update_attach
 
 --- Cancels the instance. The service accepts it (202) and the status follows. CANCELED is
 -- final: a cancel sent again after an attempt that may have acted (a 500, a connection lost
--- after sending) meets the service's 422; then the instance is read, and when it is
+-- after sending) meets the service's 422, or its 409 while it still processes that attempt
+-- (SAP: status changes are asynchronous); then the instance is read, and when it is
 -- CANCELED the cancel happened.
 -- @function methods:cancel
 -- @tparam string id the workflow instance id
@@ -189,7 +190,7 @@ function methods:cancel(id)
   open(self, "cancel")
   base.check_id("cancel", 1, id)
   local ok, err = call(self, CANCEL, path_of(CANCEL, id), "", '{"status":"CANCELED"}')
-  if ok == nil and err.status == 422 and err.outcome == "unknown" then
+  if ok == nil and (err.status == 422 or err.status == 409) and err.outcome == "unknown" then
     local instance = self:instance(id)
     if instance and instance.status == "CANCELED" then return true end
   end
