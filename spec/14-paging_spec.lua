@@ -7,6 +7,7 @@ describe("paging", function()
   local emu, wf
   local SIMPLE, ORDERS = 4100, 1100
   local all_simple          -- ids of the simple instances, newest first (the API's order)
+  local most_at_once = 0    -- the most of them that share one startedAt
 
   local function list_op_count()
     return emu:stats().api_requests_by_operation["GET /v1/workflow-instances"] or 0
@@ -21,9 +22,14 @@ describe("paging", function()
     end
     -- The reference order, read page by page with the plain list call.
     all_simple = {}
+    local at_once = {}
     for skip = 0, 4000, 1000 do
       local page = assert(wf:instances{ definitionId = "simple", top = 1000, skip = skip })
       for _, inst in ipairs(page) do all_simple[#all_simple + 1] = inst.id end
+      for _, inst in ipairs(page) do
+        at_once[inst.startedAt] = (at_once[inst.startedAt] or 0) + 1
+        most_at_once = math.max(most_at_once, at_once[inst.startedAt])
+      end
     end
   end)
   teardown(function()
@@ -61,15 +67,73 @@ describe("paging", function()
     assert.equal(ORDERS, tmeta.total)
   end)
 
-  it("each_instance yields every match once, in order, a page per 1000", function()
+  -- all_simple oldest first: each_* without orderby goes by startedAt ascending
+  local function oldest_first()
+    local list = {}
+    for i = #all_simple, 1, -1 do list[#list + 1] = all_simple[i] end
+    return list
+  end
+
+  it("each_instance yields every match once, oldest first, a page per 1000", function()
     local before = list_op_count()
     local got = {}
     for inst in wf:each_instance{ definitionId = "simple" } do
       assert.equal("simple", inst.definitionId)
       got[#got + 1] = inst.id
     end
-    same_list(all_simple, got)
+    same_list(oldest_first(), got)
+    -- each page after the first is the query from the last startedAt seen, which comes
+    -- again and is dropped: 4100 matches in 5 pages of 1000
     assert.equal(5, list_op_count() - before)
+  end)
+
+  it("instances started during the loop push no page: none twice, no original missed",
+     function()
+    local got, seen, started = {}, {}, nil
+    for inst in wf:each_instance{ definitionId = "simple" } do
+      assert.is_nil(seen[inst.id], "yielded twice: " .. inst.id)
+      seen[inst.id] = true
+      if inst.id ~= started then got[#got + 1] = inst.id end
+      -- one more at the newest end: with pages by position, in the API's order (newest
+      -- first), it would shift the next page and one of this page would come again
+      if #got == 1000 then started = assert(wf:start("simple", { n = 0 })).id end
+    end
+    same_list(oldest_first(), got)
+    assert.is_true(seen[started])                      -- it came, at the end
+    assert.is_true(wf:delete_instances({ started }))
+  end)
+
+  it("matches that leave the set during the loop push none out", function()
+    -- each RUNNING order suspended as it comes: with pages by position the second page
+    -- would start 1000 matches too far
+    local n, seen = 0, {}
+    for inst in wf:each_instance{ definitionId = "orderapproval", status = "RUNNING",
+                                  top = 500 } do
+      assert.is_nil(seen[inst.id], "yielded twice")
+      seen[inst.id] = true
+      n = n + 1
+      assert(wf:suspend(inst.id))
+    end
+    assert.equal(ORDERS, n)
+    for id in pairs(seen) do assert(wf:resume(id)) end
+  end)
+
+  it("a page that is not a list of objects with ids raises a decode error", function()
+    for _, body in ipairs({ "{}", "null", "[1,2,3]", '{"value":[]}', '[{"name":"x"}]' }) do
+      local iterator = wf:each_instance{ definitionId = "simple" }
+      for _ = 1, 1000 do assert.is_table(iterator()) end
+      emu:fault{ fault = "body", status = 200, body = body, method = "GET",
+                 path = "/v1/workflow-instances", times = 1 }
+      local ok, err = pcall(iterator)
+      assert.is_false(ok, body)
+      assert.is_true(sapwf.is_error(err), body)
+      assert.equal("decode", err.kind)
+      assert.matches("answer to a page of instances is not a list of them", err.message)
+      -- the failed page is asked for again by the next call
+      local rest = 0
+      for _ in iterator do rest = rest + 1 end
+      assert.equal(SIMPLE - 1000, rest, body)
+    end
   end)
 
   it("reaches the matches past $skip 4000 from a skip (last page asked at 4000)", function()
@@ -98,12 +162,13 @@ describe("paging", function()
     for inst in wf:each_instance{ definitionId = "simple", top = 50 } do
       got[#got + 1] = inst.id
     end
-    local oldest_first = {}
-    for i = #all_simple, 1, -1 do oldest_first[#oldest_first + 1] = all_simple[i] end
-    same_list(oldest_first, got)
-    -- the first page in the default order, then 4050 + the rest (and the ties again) by 50
-    assert.is_true(list_op_count() - before >= 1 + 4100 / 50)
-    assert.is_true(list_op_count() - before <= 1 + 4100 / 50 + 5)
+    same_list(oldest_first(), got)
+    -- pages of 50 from the last startedAt seen: each brings back at most the matches of
+    -- that one time, so at least 50 - most_at_once new ones (and one more, empty, at the end)
+    local pages = list_op_count() - before
+    assert.is_true(most_at_once < 25, "the setup started too fast: " .. most_at_once)
+    assert.is_true(pages >= 4100 / 50, pages)
+    assert.is_true(pages <= 2 + math.ceil(4050 / (50 - most_at_once)), pages)
   end)
 
   it("raises sapwf.paging.limit before yielding when matches are out of reach", function()
@@ -180,6 +245,14 @@ describe("paging", function()
       "bad argument #1 to 'each_task' (skip must be an integer from 0 to 4000)")
     assert.has_error(function() wf:each_task("READY") end,
       "bad argument #1 to 'each_task' (table expected, got string)")
+    -- both spellings, and the type of inlinecount (each_* asks for the total itself)
+    assert.has_error(function() wf:each_instance{ top = 10, ["$top"] = 5000 } end,
+      "bad argument #1 to 'each_instance' (query name '$top' given twice)")
+    assert.has_error(function() wf:each_task{ skip = 0, ["$skip"] = "x" } end,
+      "bad argument #1 to 'each_task' (query name '$skip' given twice)")
+    assert.has_error(function() wf:each_instance{ inlinecount = print } end,
+      "bad argument #1 to 'each_instance' (query '$inlinecount': string, number, boolean or "
+      .. "list expected, got function)")
     local ok, msg = pcall(function() local it = wf:each_task{ stauts = "READY" }; return it end)
     assert.is_false(ok)
     assert.matches("14%-paging_spec%.lua:%d+: bad argument #1 to 'each_task' %(unknown query "

@@ -166,6 +166,40 @@ describe("paging past the window", function()
     assert.equal(meta.total, n)
   end)
 
+  it("an empty filter value filters nothing: every window keeps RUNNING and ERRONEOUS",
+     function()
+    -- the service ignores empty parameters, so businessKey = "" lifts no default either;
+    -- the 300 COMPLETED instances must not come in with a later window's startedFrom
+    local _, meta = assert(wf:instances{ top = 0, inlinecount = true })
+    local n = 0
+    for inst in wf:each_instance{ businessKey = "" } do
+      assert.is_true(inst.status == "RUNNING" or inst.status == "ERRONEOUS", inst.status)
+      n = n + 1
+    end
+    assert.equal(meta.total, n)
+  end)
+
+  it("the iterator called again after a failed page goes on where it was", function()
+    -- past the 5000 at BIG_TIE, whose count is asked before the next page: the count goes
+    -- through (a short delay), the page fails; the next call asks for that page again
+    local iterator = wf:each_instance{ definitionId = "simple" }
+    local got, at_tie = {}, 0
+    while at_tie < 5000 do
+      local inst = assert(iterator())
+      got[#got + 1] = inst.id
+      if simple_at[inst.id] == BIG_TIE then at_tie = at_tie + 1 end
+    end
+    emu:fault{ fault = "delay", delay = 0.01, method = "GET", path = "/v1/workflow-instances" }
+    emu:fault{ fault = "status", status = 503, method = "GET", path = "/v1/workflow-instances",
+               times = -1 }
+    local ok, err = pcall(iterator)
+    assert.is_false(ok)
+    assert.equal(503, err.status)
+    emu:clear_faults()
+    for inst in iterator do got[#got + 1] = inst.id end
+    exactly_once(simple_ids, got)
+  end)
+
   it("instances started during the loop: no original twice or missed, none yielded twice",
      function()
     local got, started, seen = {}, {}, {}

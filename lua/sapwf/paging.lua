@@ -3,34 +3,36 @@
 -- Pages are fetched as the loop needs them; q.top is the page size (default and most 1000),
 -- q.skip where to start (default 0). The API pages with $skip at most 4000 and $top at most
 -- 1000, so one query reaches matches up to number 4000 + page size (5000 with the default);
--- the last page is asked for at $skip 4000 with the overlap dropped. The first page asks for
--- the total ($inlinecount). Up to the window that is all: one query, in the order asked for.
+-- the last page is asked for at $skip 4000 with the overlap dropped. The first page of each
+-- query asks for the total ($inlinecount).
 --
--- Past the window, both lists go on in windows of time: each_instance over `startedAt`,
--- each_task over `createdAt`. The matches come oldest first (`orderby = "startedAt asc"`,
--- resp. `"createdAt asc"`), and each window is the same query from the last time seen
--- (`startedFrom` resp. `createdFrom` = the last startedAt/createdAt yielded, combined with
--- the other filters of q and its own `startedUpTo`/`createdUpTo`); the matches of that time
--- seen already are dropped by id, so every match is yielded exactly once. When a whole
--- window is one time, the matches of that time are counted: if all were yielded the next
--- window starts a millisecond later, else (more than a window's worth, 4000 + page size,
--- share one millisecond) it raises sapwf.paging.limit, after the matches before them.
--- Instances and tasks created while the loop runs are never yielded twice and never push
--- another match out (they come after every earlier time); whether they are yielded
--- depends on whether the loop gets to them: their time is later than the matches the loop
--- has passed, so usually they come at the end, unless an UpTo filter of q excludes them.
+-- In the order by time, ascending (each_instance `startedAt`, each_task `createdAt`: the
+-- order without `orderby`, or `orderby = "startedAt asc"` resp. `"createdAt asc"`), the
+-- lists go on by time, not by position: each page after the first is the same query from
+-- the last time seen (`startedFrom` resp. `createdFrom` = the last startedAt/createdAt
+-- yielded, combined with the other filters of q and its own `startedUpTo`/`createdUpTo`),
+-- and the matches of that time seen already are dropped by id. So every match is yielded
+-- exactly once, past the window too, and matches that join the set while the loop runs
+-- (started since: a later time) or leave it (canceled in the loop, with a status filter)
+-- shift no page: with $skip alone, one more at the front would be yielded twice and one
+-- fewer would push a match out unseen. Only matches that share one time past a page are
+-- paged by $skip within that time (no filter tells them apart). When a whole window (4000
+-- + page size) is one time, the matches of that time are counted: if all were yielded the
+-- next query starts a millisecond later, else it raises sapwf.paging.limit, after the
+-- matches before them. Matches created while the loop runs come at the end, unless an
+-- UpTo filter of q excludes them, if the loop gets that far.
 --
--- Windows need the order by that time, ascending. Without `orderby`, a list over the
--- window is iterated oldest first (the first page, asked in the service's default order,
--- is asked again in that order); with any other `orderby`, with `skip` but no `orderby`, or
--- with an exact `startedAt`/`createdAt` filter, each_* raises an error object (kind
+-- With any other `orderby`, with `skip` but no `orderby`, or with an exact
+-- `startedAt`/`createdAt` filter, the query is paged by $skip in the order asked for: the
+-- set can change between pages; and past the window each_* raises an error object (kind
 -- "invalid", code "sapwf.paging.limit", fields total and limit) before yielding anything,
 -- rather than silently returning part of the set: order by the time ascending, or narrow the
 -- filter and iterate each part.
 --
 -- A for loop cannot return nil, err: a failure of a later page raises its error object
--- (a sapwf error, so pcall and tostring(err) work). Within the window the set can change
--- between pages; order by a stable key (orderby = "startedAt asc") when that matters.
+-- (a sapwf error, so pcall and tostring(err) work); a page that is not a list of objects
+-- with ids is such a failure (kind "decode"). The iterator may be called again after a
+-- failure: it asks for that page again.
 -- @usage
 --   for inst in wf:each_instance{ definitionId = "orderapproval", status = "COMPLETED" } do
 --     print(inst.id)
@@ -38,9 +40,11 @@
 local base = require "sapwf.base"
 local query = require "sapwf.query"
 local errors = require "sapwf.errors"
+local array_mt = require "sapwf.json".array_mt
 local ops = require "sapwf.operations".by_name
 
-local type, pairs, error, tonumber, tostring = type, pairs, error, tonumber, tostring
+local type, pairs, ipairs, next, error, tonumber, tostring, getmetatable =
+  type, pairs, ipairs, next, error, tonumber, tostring, getmetatable
 local format, match, sub = string.format, string.match, string.sub
 local open, call = base.open, base.call
 
@@ -140,7 +144,8 @@ local function bad(fname, msg)
   error(format("bad argument #1 to '%s' (%s)", fname, msg), 3)
 end
 
--- A page-size or start value from q: an integer within [low, high].
+-- A page-size or start value from q: an integer within [low, high]. (Given under both
+-- spellings, query.build refuses it: each_* checks the whole of q with it.)
 local function count(fname, q, name, default, low, high)
   local value = q[name]
   if value == nil then value = q["$" .. name] end
@@ -183,18 +188,52 @@ local function unwindowable(op, filter, skip)
   return nil
 end
 
+-- Whether a filter value filters: the service ignores empty parameters ("" alone, or a
+-- list of nothing else), so they lift none of its defaults.
+local function filters(value)
+  if type(value) ~= "table" then return tostring(value) ~= "" end
+  for _, item in ipairs(value) do
+    if tostring(item) ~= "" then return true end
+  end
+  return false
+end
+
+-- Whether items is what a page must be: a list of objects with ids. An empty one must have
+-- been [] (sapwf.json marks it), not {} or another object.
+local function is_page(items)
+  if type(items) ~= "table" then return false end
+  if items[1] == nil then return next(items) == nil and getmetatable(items) == array_mt end
+  for _, item in ipairs(items) do
+    if type(item) ~= "table" or item.id == nil then return false end
+  end
+  return true
+end
+
+local function not_a_page(op, status)
+  return errors.new{
+    kind = "decode", status = status, method = op.method, path = op.path,
+    retryable = false, outcome = "unknown",
+    message = format("the %s answer to a page of %s is not a list of them (objects with "
+      .. "ids)", tostring(status), op.name),
+  }
+end
+
 local function pager(self, op, page_size, skip, filter)
   local reachable = MAX_SKIP + page_size - skip
   local w = WINDOWS[op.name]
   local field = w and w.field
   local reason = unwindowable(op, filter, skip)
-  -- In windows: the current order is the time ascending, and the query may go past $skip.
-  local windowed = reason == nil and (filter.orderby or filter["$orderby"]) ~= nil
-  local has_filter = false
-  for k in pairs(filter) do
-    if not NOT_FILTERS[k] then has_filter = true end
+  -- By time: the order is the time ascending, and pages go on from the last time seen. The
+  -- query asks for that order from its first page, so nothing depends on positions.
+  local windowed = reason == nil
+  if windowed and (filter.orderby or filter["$orderby"]) == nil then
+    filter["$orderby"] = field .. " asc"
   end
-  local first_value, last_value      -- the time of the first and last match of this window
+  local has_filter = false
+  for k, v in pairs(filter) do
+    if not NOT_FILTERS[k] and filters(v) then has_filter = true end
+  end
+  local first_value, last_value      -- the time of the first and last match of this query
 
   -- The page starting at match `at` of the current window. Past $skip 4000 the last
   -- reachable page is asked for at 4000 and the matches already seen are dropped. Returns
@@ -205,6 +244,7 @@ local function pager(self, op, page_size, skip, filter)
     filter["$inlinecount"] = count_all and "allpages" or nil
     local items, meta = call(self, op, op.path, query.build(op, filter))
     if not items then error(meta) end
+    if not is_page(items) then error(not_a_page(op, meta and meta.status)) end
     local more = #items == page_size
     if field and #items > 0 then
       if count_all then first_value = items[1][field] end
@@ -219,26 +259,24 @@ local function pager(self, op, page_size, skip, filter)
   end
 
   local items, more, total = fetch(skip, true)
-  if total and total - skip > reachable then
-    if reason then error(limit_error(op, total, skip, reachable, false, reason)) end
-    if not windowed then
-      -- The first page came in the service's default order: start again oldest first.
-      windowed = true
-      filter["$orderby"] = field .. " asc"
-      items, more, total = fetch(0, true)
-    end
+  if total and total - skip > reachable and reason then
+    error(limit_error(op, total, skip, reachable, false, reason))
   end
   local i, at = 0, skip + #items
   -- The matches yielded so far at the latest time: a window starts at that time again, and
   -- drops these by id.
   local tail_value, tail_ids, tail_n = nil, {}, 0
 
-  -- The next window, from the last time of this one; or, when all of this window is one
-  -- time and every match of that time was yielded, from a millisecond later.
+  -- The query from the last time seen; or, when all of this query's window is one time and
+  -- every match of that time was yielded, from a millisecond later. The state changes only
+  -- once the page came, so a call after a failed one asks for the same page again.
   local function next_window()
     local from = canonical(last_value)
     if not from then error(not_a_time(op, field, last_value)) end
+    -- the service lists RUNNING and ERRONEOUS instances only when no filter is given; the
+    -- time filter would lift that, so it is said
     if w.none and not has_filter then filter.status = w.none end
+    local passed = false
     if first_value == last_value then
       local q = {}
       for k, v in pairs(filter) do q[k] = v end
@@ -249,12 +287,12 @@ local function pager(self, op, page_size, skip, filter)
       if not meta.total or meta.total > tail_n then
         error(tie_error(op, field, last_value, meta.total, MAX_SKIP + page_size))
       end
-      from = next_millisecond(from)
-      tail_value, tail_ids, tail_n = nil, {}, 0
+      from, passed = next_millisecond(from), true
     end
     filter[w.from] = from
     items, more, total = fetch(0, true)
     i, at = 0, #items
+    if passed then tail_value, tail_ids, tail_n = nil, {}, 0 end
   end
 
   return function()
@@ -264,7 +302,9 @@ local function pager(self, op, page_size, skip, filter)
       if item == nil then
         if not more or (total and at >= total) then return nil end
         if not base.is_open(self) then error("attempt to use a closed sapwf client", 2) end
-        if at - MAX_SKIP < page_size then
+        if windowed and last_value ~= first_value then
+          next_window()                          -- by time: from the last time seen
+        elseif at - MAX_SKIP < page_size then
           items, more = fetch(at, false)
           i = 0
           at = at + #items
@@ -292,11 +332,12 @@ local function pager(self, op, page_size, skip, filter)
 end
 
 --- Every workflow instance matching q, one by one, for a generic for; pages are fetched
--- as the loop needs them. Up to 4000 + page size matches in the order asked for; past that,
--- oldest first in windows of `startedAt` (startedFrom = the last startedAt seen, combined
--- with q's own filters), each match exactly once (see the top of this page).
+-- as the loop needs them. Oldest first, each page from the last startedAt seen (startedFrom,
+-- combined with q's own filters): each match exactly once, however many, while the set
+-- changes too (see the top of this page); with another orderby, by position in that order.
 -- @tparam[opt] table q names: `top` (page size, 1 to 1000), `skip` (0 to 4000), `orderby`
--- (e.g. "startedAt desc"), `inlinecount` (true: meta.total), `expand`; the filters
+-- (e.g. "startedAt desc"), `inlinecount` (ignored: the iterator asks for totals itself;
+-- checked as for wf:instances), `expand`; the filters
 -- `businessKey`, `completedAt`, `completedFrom`, `completedUpTo`, `containsText`,
 -- `definitionId`, `definitionVersion`, `id`, `parentInstanceId`, `rootInstanceId`,
 -- `startedAt`, `startedBy`, `startedFrom`, `startedUpTo`, `status`, `subject` (an array
@@ -313,15 +354,14 @@ function methods:each_instance(q)
     bad("each_instance", "table expected, got " .. type(q))
   end
   local page_size, skip, filter = page_options(ops.instances, "each_instance", q or {})
-  query.build(ops.instances, filter, "each_instance", 1)     -- raises on unknown names here
+  query.build(ops.instances, q or {}, "each_instance", 1)    -- raises on a bad name or value
   return pager(self, ops.instances, page_size, skip, filter)
 end
 
 --- Every user task instance matching q, one by one, for a generic for (as
--- wf:each_instance). Up to 4000 + page size matches in the order asked for; past that,
--- oldest first in windows of `createdAt` (createdFrom = the last createdAt seen).
+-- wf:each_instance). Oldest first, each page from the last createdAt seen (createdFrom).
 -- @tparam[opt] table q names: `top` (page size, 1 to 1000), `skip` (0 to 4000), `orderby`
--- (e.g. "createdAt desc"), `inlinecount` (true: meta.total), `expand`; the filters
+-- (e.g. "createdAt desc"), `inlinecount` (ignored, checked), `expand`; the filters
 -- `activityId`, `claimedAt`, `claimedFrom`, `claimedUpTo`, `completedAt`, `completedFrom`,
 -- `completedUpTo`, `containsText`, `createdAt`, `createdFrom`, `createdUpTo`,
 -- `definitionId`, `description`, `dueDate`, `dueDateFrom`, `dueDateUpTo`, `id`,
@@ -340,7 +380,7 @@ function methods:each_task(q)
     bad("each_task", "table expected, got " .. type(q))
   end
   local page_size, skip, filter = page_options(ops.tasks, "each_task", q or {})
-  query.build(ops.tasks, filter, "each_task", 1)
+  query.build(ops.tasks, q or {}, "each_task", 1)
   return pager(self, ops.tasks, page_size, skip, filter)
 end
 
