@@ -152,7 +152,8 @@ describe("emulator limits", function()
   describe("service time", function()
     it("answers an API request after service_time, the token endpoint at once", function()
       local limits = emu:set_limits({ service_time = 0.3 })
-      assert.same({ service_time = 0.3, jitter = 0, keep_instances = true }, limits)
+      assert.same({ service_time = 0.3, jitter = 0, keep_instances = true, retry_after = true },
+                  limits)
       local answers = batch(emu, { token = tok, requests = { start(1),
         { "GET", INSTANCES } } })
       for _, answer in ipairs(answers) do
@@ -168,7 +169,8 @@ describe("emulator limits", function()
       local control = curl(emu.dir, "GET", emu.url .. "/_emulator/limits")
       assert.equal(200, control.status)
       assert.truthy(control.time < 0.3, tostring(control.time))
-      assert.same({ service_time = 0.3, jitter = 0, keep_instances = true }, control.json)
+      assert.same({ service_time = 0.3, jitter = 0, keep_instances = true, retry_after = true },
+                  control.json)
     end)
 
     it("adds a random jitter from 0 to jitter", function()
@@ -231,6 +233,15 @@ describe("emulator limits", function()
       assert.same({ [201] = 5, [429] = 1 }, statuses(batch(emu, { token = tok, count = 6 })))
     end)
 
+    it("retry_after = false: the 429 without Retry-After, as SAP's definition shows", function()
+      assert.is_false(emu:set_limits({ rate = 2, burst = 2, retry_after = false }).retry_after)
+      local answers = batch(emu, { token = tok, count = 3 })
+      assert.same({ [201] = 2, [429] = 1 }, statuses(answers))
+      assert.equal(429, answers[3].status)
+      assert.equal(RATE_LIMITED, answers[3].body)
+      assert.equal("", answers[3].retry_after)           -- no such header
+    end)
+
     it("answers a 429 with headers as the service's, without the service time", function()
       emu:set_limits({ rate = 0.01, burst = 1, service_time = 0.5 })
       local answers = batch(emu, { token = tok, requests = { { "GET", INSTANCES },
@@ -249,7 +260,8 @@ describe("emulator limits", function()
     end)
 
     it("a burst defaults to one second's worth; the token endpoint is not limited", function()
-      assert.same({ service_time = 0, jitter = 0, rate = 3, burst = 3, keep_instances = true },
+      assert.same({ service_time = 0, jitter = 0, rate = 3, burst = 3, keep_instances = true,
+                    retry_after = true },
         emu:set_limits({ rate = 3 }))
       assert.same({ [201] = 3, [429] = 2 }, statuses(batch(emu, { token = tok, count = 5 })))
       for _ = 1, 4 do token(emu) end
@@ -264,7 +276,8 @@ describe("emulator limits", function()
       assert.equal(0.01, kept.rate)
       assert.equal(0.2, kept.service_time)
       assert.same({ [201] = 2, [429] = 1 }, statuses(batch(emu, { token = tok, count = 3 })))
-      assert.same({ service_time = 0, jitter = 0, keep_instances = true }, emu:set_limits({}))
+      assert.same({ service_time = 0, jitter = 0, keep_instances = true, retry_after = true },
+                  emu:set_limits({}))
       local answers = batch(emu, { token = tok, count = 4 })
       assert.same({ [201] = 4 }, statuses(answers))
       for _, answer in ipairs(answers) do assert.truthy(answer.time < 2) end
@@ -399,7 +412,7 @@ describe("emulator limits", function()
     it("refuses unknown fields and bad values with a clear message", function()
       local cases = {
         { { bogus = 1 }, "400 unknown limit 'bogus' (known: service_time, jitter, rate, "
-          .. "burst, count_key, keep_instances)" },
+          .. "burst, count_key, keep_instances, retry_after)" },
         { { service_time = "1" }, "400 limit 'service_time' must be a number" },
         { { service_time = -1 }, "400 limit 'service_time' must be from 0 to 3600 seconds" },
         { { jitter = 4000 }, "400 limit 'jitter' must be from 0 to 3600 seconds" },
@@ -423,7 +436,8 @@ describe("emulator limits", function()
       assert.equal(400, answer.status)
       assert.equal("the limits must be a JSON object", answer.json.error)
       -- nothing changed
-      assert.same({ service_time = 0, jitter = 0, keep_instances = true }, emu:limits())
+      assert.same({ service_time = 0, jitter = 0, keep_instances = true, retry_after = true },
+                  emu:limits())
     end)
 
     it("is listed in the control index", function()

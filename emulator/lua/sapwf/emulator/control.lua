@@ -190,7 +190,8 @@ end
 
 --- Sets the tenant's limits, all at once: { service_time =, jitter = (seconds), rate =
 -- (requests a second over the whole tenant), burst = (tokens; default rate), count_key =
--- (a context field naming a start's item), keep_instances = (true) } (see
+-- (a context field naming a start's item), keep_instances = (true), retry_after = (true:
+-- a 429 says when to come back; false: no Retry-After, as SAP's API definition shows) } (see
 -- server/limits.lua). set_limits{} removes them all; reset() keeps them. Returns the limits
 -- in force; an unknown field or a bad value raises with the control API's message.
 function methods:set_limits(spec)

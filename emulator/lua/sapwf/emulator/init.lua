@@ -25,7 +25,8 @@
 --   emu:set_client(clientid, { secret =, authorities = {...}, expires_in =, name =,
 --     scope =, query_filter = "own" | "shared" })
 --   emu:set_definition_scope(definitionId, "shared" | scope name)   emu:scopes()
---   emu:set_limits{ service_time =, jitter =, rate =, burst =, count_key =, keep_instances = }
+--   emu:set_limits{ service_time =, jitter =, rate =, burst =, count_key =, keep_instances =,
+--                   retry_after = }
 --     -> the limits in force; set_limits{} removes them; reset() keeps them (they are the
 --     tenant's, not its data); emu:limits() reads them. See server/limits.lua: API requests
 --     answer after service_time (+ 0..jitter) seconds; beyond rate (a token bucket of burst

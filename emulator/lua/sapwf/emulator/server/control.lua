@@ -313,7 +313,8 @@ local ROUTES = {
   { "DELETE", "faults", "remove every fault", clear_faults },
   { "PUT", "limits", "the tenant's limits, all at once ({} removes them; a reset keeps "
       .. "them): {service_time, jitter (seconds), rate (requests a second), burst (tokens), "
-      .. "count_key (a context field), keep_instances} -> the limits in force", put_limits },
+      .. "count_key (a context field), keep_instances, retry_after (a 429's header)} -> the "
+      .. "limits in force", put_limits },
   { "GET", "limits", "the limits in force", get_limits },
   { "PUT", "definitions/<id>/scope", "the application scope of the definition whose "
       .. "URL-escaped id is in the path: {scope = \"shared\" or a scope name}; its instances "

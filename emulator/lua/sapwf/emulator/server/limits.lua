@@ -39,8 +39,8 @@ local COUNTERS = { "connections", "tls_handshakes", "tls_resumed", "http2_reques
   "rate_limited", "in_flight_max", "starts_keyed", "starts_doubled", "starts_unkeyed" }
 
 local FIELDS = { service_time = "number", jitter = "number", rate = "number",
-  burst = "number", count_key = "string", keep_instances = "boolean" }
-local FIELD_LIST = "service_time, jitter, rate, burst, count_key, keep_instances"
+  burst = "number", count_key = "string", keep_instances = "boolean", retry_after = "boolean" }
+local FIELD_LIST = "service_time, jitter, rate, burst, count_key, keep_instances, retry_after"
 
 ---------------------------------------------------------------------------------------------
 -- Setting them
@@ -85,7 +85,8 @@ function limits.view(current)
   current = current or {}
   return { service_time = current.service_time or 0, jitter = current.jitter or 0,
     rate = current.rate, burst = current.burst, count_key = current.count_key,
-    keep_instances = current.keep_instances ~= false }
+    keep_instances = current.keep_instances ~= false,
+    retry_after = current.retry_after ~= false }
 end
 
 --- Called when the limits change and on reset: the bucket starts full again.
@@ -146,8 +147,10 @@ function limits.admit(current)
   count("rate_limited")
   shared.count_in("api_responses_by_status", 429)
   -- [inferred] SAP's API definition names no Retry-After for its 429; gateways in front of
-  -- BTP send one in whole seconds, and clients (sapwf's send.lua) honour it.
-  respond.send(429, respond.RATE_LIMITED, { ["Retry-After"] = tostring(max(1, ceil(wait))) })
+  -- BTP send one in whole seconds, and clients (sapwf's send.lua) honour it. retry_after =
+  -- false answers as the definition shows, so clients are tested without it too.
+  respond.send(429, respond.RATE_LIMITED, current.retry_after ~= false
+    and { ["Retry-After"] = tostring(max(1, ceil(wait))) } or nil)
   return nil
 end
 
