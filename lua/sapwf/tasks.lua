@@ -84,15 +84,18 @@ methods.task_form_model = by_id(FORM_MODEL, "task_form_model")
 local COMPLETE_OPTIONS = { decision = true }
 
 --- Completes a user task, merging context into the workflow's context. For an approval form
--- of SAP Build Process Automation, opts.decision is the button pressed.
+-- of SAP Build Process Automation, opts.decision is the button pressed. (SAP's definition of
+-- the Workflow service's task update has no decision field; there it is sent as given, and
+-- the service decides what it makes of it.)
 -- @tparam string id the task instance id
 -- @tparam[opt] table context the fields the task's user filled in (default: none)
 -- @tparam[opt] table opts `decision`: the id of one of the task form's decisions (its
 -- buttons, e.g. "approve"; wf:task_form_model lists them)
 -- @treturn boolean true
--- @fails "forbidden" without TASK_COMPLETE; "not_found" for an unknown id; "conflict" for a
--- task that is not READY or RESERVED; "invalid" for a value that is not JSON or a decision
--- the form does not offer
+-- @fails "forbidden" without TASK_COMPLETE; "not_found" for an unknown id; "invalid" (422)
+-- for a task that is not READY or RESERVED (the local emulator's answer; SAP's definition
+-- lists 422 and 409 "conflict" for this call without saying which case gets which), a value
+-- that is not JSON or a decision the form does not offer
 function methods:complete_task(id, context, opts)
   open(self, "complete_task")
   check_id("complete_task", 1, id)
