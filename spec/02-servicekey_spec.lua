@@ -177,12 +177,65 @@ describe("servicekey.from_vcap", function()
   end)
 
   it("names what it searched when nothing matches", function()
-    local _, err = servicekey.from_vcap(vcap({ workflow = { binding("a") } }), "zzz")
-    assert.equal("VCAP_SERVICES has no workflow or process-automation-service binding named "
-                 .. "'zzz' (found: a)", err.message)
+    local _, err = servicekey.from_vcap(vcap({ workflow = { binding("a") },
+                                               xsuaa = { { label = "xsuaa", name = "x" } } }),
+                                        "zzz")
+    assert.equal("VCAP_SERVICES has no binding named 'zzz' (found: a, x)", err.message)
     local _, err2 = servicekey.from_vcap(vcap({ xsuaa = { { label = "xsuaa", name = "x" } } }))
-    assert.equal("VCAP_SERVICES has no binding labelled workflow or "
-                 .. "process-automation-service", err2.message)
+    assert.equal("VCAP_SERVICES has no binding labelled or tagged workflow or "
+                 .. "process-automation-service (found: x): to use one of them, pass the name "
+                 .. "to from_env", err2.message)
+    local _, err3 = servicekey.from_vcap(vcap({}))
+    assert.equal("VCAP_SERVICES has no binding labelled or tagged workflow or "
+                 .. "process-automation-service", err3.message)
+    local _, err4 = servicekey.from_vcap(vcap({}), "zzz")
+    assert.equal("VCAP_SERVICES has no binding named 'zzz'", err4.message)
+  end)
+
+  it("takes a user-provided binding of a service key by name", function()
+    -- cf cups my-wf -p key.json: label user-provided, no tag
+    local ups = binding("my-wf", "user-provided")
+    local text = vcap({ ["user-provided"] = { ups }, workflow = { binding("other") } })
+    local creds, name = servicekey.from_vcap(text, "my-wf")
+    assert.equal(SECRET, creds.uaa.clientsecret)
+    assert.equal("my-wf", name)
+    -- the key as cf CLI v8 prints it, {"credentials": {...}}
+    ups.credentials = { credentials = classic_key() }
+    local creds2 = assert(servicekey.from_vcap(vcap({ ["user-provided"] = { ups } }), "my-wf"))
+    assert.equal(SECRET, assert(servicekey.resolve(creds2)).client_secret)
+  end)
+
+  it("names what a binding picked by name lacks to be a workflow service key", function()
+    local db = { label = "user-provided", name = "db", credentials = { uri = "postgres://x" } }
+    local _, err = servicekey.from_vcap(vcap({ ["user-provided"] = { db } }), "db")
+    assert.equal("config", err.kind)
+    assert.equal("VCAP_SERVICES binding 'db' (label user-provided) holds no workflow service "
+                 .. "key: its credentials have no uaa and no endpoints", err.message)
+    local half = { label = "xsuaa", name = "auth", credentials = { uaa = {} } }
+    local _, err2 = servicekey.from_vcap(vcap({ xsuaa = { half } }), "auth")
+    assert.equal("VCAP_SERVICES binding 'auth' (label xsuaa) holds no workflow service key: "
+                 .. "its credentials have no endpoints", err2.message)
+  end)
+
+  it("finds a binding tagged workflow or process-automation-service without a name",
+     function()
+    -- cf cups my-wf -p key.json -t workflow
+    local ups = binding("my-wf", "user-provided")
+    ups.tags = { "sap", "workflow" }
+    local creds, name = servicekey.from_vcap(vcap({ ["user-provided"] = { ups },
+                                                    xsuaa = { { label = "xsuaa" } } }))
+    assert.equal(SECRET, creds.uaa.clientsecret)
+    assert.equal("my-wf", name)
+    ups.tags = { "process-automation-service" }
+    local _, err = servicekey.from_vcap(vcap({ ["user-provided"] = { ups },
+                                               workflow = { binding("wf") } }))
+    assert.equal("VCAP_SERVICES has 2 workflow or process-automation-service bindings "
+                 .. "(my-wf, wf): pass the name to from_env", err.message)
+    -- a tagged binding is still checked: it may not hold a key
+    ups.credentials = { uaa = classic_key().uaa }
+    local _, err2 = servicekey.from_vcap(vcap({ ["user-provided"] = { ups } }))
+    assert.equal("VCAP_SERVICES binding 'my-wf' (label user-provided) holds no workflow "
+                 .. "service key: its credentials have no endpoints", err2.message)
   end)
 
   it("reports an unset or broken VCAP_SERVICES", function()
@@ -217,6 +270,17 @@ describe("sapwf.from_env", function()
       local wf, err = sapwf.from_env("wf-two", { timeout = 5 })
       print(tostring(wf), wf and wf._instance)]])
     assert.equal("sapwf client (https://api.workflow-sap.example/workflow-service/rest)\twf-two\n",
+                 out)
+  end)
+
+  it("builds a client from a user-provided binding named", function()
+    local ups = cjson.encode({ ["user-provided"] = {
+      { label = "user-provided", name = "my-wf", instance_name = "my-wf", tags = {},
+        credentials = classic_key() } } })
+    local out = run_child(ups, [[
+      local wf, err = sapwf.from_env("my-wf")
+      print(tostring(wf or err), wf and wf._instance)]])
+    assert.equal("sapwf client (https://api.workflow-sap.example/workflow-service/rest)\tmy-wf\n",
                  out)
   end)
 
@@ -381,6 +445,74 @@ describe("sapwf.new options", function()
                      "bad option 'verify' (boolean expected, got string)")
     assert.has_error(function() sapwf.new("key.json") end,
                      "bad argument #1 to 'new' (table expected, got string)")
+  end)
+
+  it("raises for an empty credential, at the caller, rather than let it replace the key's",
+     function()
+    for _, name in ipairs({ "api_url", "token_url", "client_id", "client_secret", "cert",
+                            "key" }) do
+      for _, empty in ipairs({ "", " \n" }) do
+        local ok, msg = pcall(function()
+          local wf = sapwf.new{ service_key = classic_key(), [name] = empty }
+          return wf
+        end)
+        assert.is_false(ok, name)
+        assert.matches("02%-servicekey_spec%.lua:%d+: bad option '" .. name .. "' %(non%-empty "
+                       .. "string expected%)$", msg)
+      end
+    end
+    assert.has_error(function() sapwf.from_env(nil, { api_url = "" }) end,
+                     "bad option 'api_url' (non-empty string expected)")
+  end)
+
+  it("refuses a cert or key that is not PEM text (a path), naming the option", function()
+    local opts = { api_url = "https://h/rest", token_url = "https://h/oauth/token",
+                   client_id = "c", cert = "/etc/ssl/client.pem",
+                   key = "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n" }
+    local wf, err = sapwf.new(opts)
+    assert.is_nil(wf)
+    assert.equal("config", err.kind)
+    assert.equal("option cert is not PEM text (it has no -----BEGIN line): give the text, not "
+                 .. "a path to a file", err.message)
+    opts.cert, opts.key = opts.key, "client.key"
+    local _, err2 = sapwf.new(opts)
+    assert.equal("option key is not PEM text (it has no -----BEGIN line): give the text, not "
+                 .. "a path to a file", err2.message)
+    assert.is_nil(err2.message:find("client.key", 1, true))
+  end)
+
+  it("reads cert and key options with \\n escapes as it reads them in a key", function()
+    local cert = "-----BEGIN CERTIFICATE-----\\nMIIB\\n-----END CERTIFICATE-----\\n"
+    local key = "-----BEGIN PRIVATE KEY-----\\nMIIE\\n-----END PRIVATE KEY-----\\n"
+    local core = assert(require("sapwf.options").core{ api_url = "https://h/rest",
+      token_url = "https://h/oauth/token", client_id = "c", cert = cert, key = key })
+    assert.equal("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n", core.cert)
+    assert.equal("-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n", core.key)
+  end)
+
+  it("drops white space around the URLs of a key and of the options", function()
+    -- pasted from a browser or terminal: a space, a line end
+    local key = classic_key({ ["uaa.url"] = " https://sub.authentication.example/ \n" })
+    key.endpoints.workflow_rest_url = "\thttps://api.workflow-sap.example/workflow-service/rest "
+    local opts = assert(servicekey.resolve(key))
+    assert.equal("https://sub.authentication.example/oauth/token", opts.token_url)
+    assert.equal("https://api.workflow-sap.example/workflow-service/rest", opts.api_url)
+    local x509 = classic_key({ ["uaa.clientsecret"] = "nil" })
+    x509.uaa["credential-type"] = "x509"
+    x509.uaa.certurl = "https://sub.authentication.cert.example \r\n"
+    x509.uaa.certificate, x509.uaa.key = "-----BEGIN C", "-----BEGIN K"
+    assert.equal("https://sub.authentication.cert.example/oauth/token",
+                 assert(servicekey.resolve(x509)).token_url)
+    local spa = classic_key({ ["endpoints.workflow_rest_url"] = "nil" })
+    spa.endpoints.api = "https://spa-api-gateway.example/ "
+    assert.equal("https://spa-api-gateway.example/public/workflow/rest",
+                 assert(servicekey.resolve(spa)).api_url)
+    local core = assert(require("sapwf.options").core{ api_url = "https://h/rest/v1\n",
+      token_url = " https://h/oauth/token", client_id = "c", client_secret = "s" })
+    assert.equal("https://h/rest", core.api_url)
+    assert.equal("https://h/oauth/token", core.token_url)
+    local wf = assert(sapwf.new{ service_key = key, token_url = " https://h/oauth/token " })
+    wf:close()
   end)
 
   it("points the raised error at the caller's line", function()

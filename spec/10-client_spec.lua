@@ -127,6 +127,31 @@ describe("sapwf client", function()
       assert.equal(1, emu:stats().token_requests_by_client[
         "sb-sapwf-x509!b1|workflow!b10150"])
     end)
+
+    it("takes cert and key options with \\n escapes, as it takes them in a key", function()
+      local key = emu:service_key("x509", { tls = true })
+      local wf = assert(sapwf.new{ service_key = key, cafile = emu.ca_file, retries = 0,
+                                   cert = (key.uaa.certificate:gsub("\n", "\\n")),
+                                   key = (key.uaa.key:gsub("\n", "\\n")) })
+      assert.equal(3, #assert(wf:definitions()))
+      assert.equal(1, emu:stats().token_requests)
+    end)
+
+    it("refuses a cert or key option that is a path, before anything is sent", function()
+      local key = emu:service_key("x509", { tls = true })
+      local path = os.tmpname()
+      local f = assert(io.open(path, "wb"))
+      f:write(key.uaa.certificate)
+      f:close()
+      local wf, err = sapwf.new{ service_key = key, cafile = emu.ca_file, cert = path }
+      os.remove(path)
+      assert.is_nil(wf)
+      assert.equal("config", err.kind)
+      assert.matches("^option cert is not PEM text", err.message)
+      local _, err2 = sapwf.new{ service_key = key, cafile = emu.ca_file, key = "key.pem" }
+      assert.matches("^option key is not PEM text", err2.message)
+      assert.equal(0, emu:stats().token_requests)
+    end)
   end)
 
   describe("request", function()

@@ -369,7 +369,6 @@ describe("bad input", function()
         { service_key = "[1,2]" }, { service_key = "/nonexistent/key.json" },
         { service_key = string.rep("k", 100000) }, { service_key = "\0" },
         { service_key = no_url }, { service_key = {} },
-        { service_key = key, api_url = "" },
       }
       for _, opts in ipairs(cases) do
         local value, err = sapwf.new(opts)
@@ -377,6 +376,10 @@ describe("bad input", function()
         assert.equal("config", err.kind)
         assert.is_true(#tostring(err) < 600, "a long message")
       end
+      -- an empty option is the caller's slip, not the key's: it raises, naming the option
+      local ok, err = pcall(sapwf.new, { service_key = key, api_url = "" })
+      assert.is_false(ok)
+      assert.matches("bad option 'api_url' (non-empty string expected)", err, 1, true)
     end)
   end)
 end)

@@ -92,8 +92,9 @@ end
 --   table; a key of the Workflow service or of SAP Build Process Automation, or a
 --   binding's credentials. Or instead:
 -- - `api_url`, `token_url`, `client_id` and `client_secret` (or `cert` and `key`, PEM text,
---   for an x509 key); given with service_key, they win (a trailing /v1 of api_url is
---   dropped)
+--   not paths, for an x509 key); given with service_key, they win. They are read as the
+--   key's fields: white space around the URLs and a trailing /v1 of api_url are dropped,
+--   `\n` escapes in PEM text are newlines. An empty one raises
 -- - `service`: "workflow" or "process-automation" (SAP Build Process Automation): which
 --   service's words errors and hints use; by default told from the API URL (SPA's gateway
 --   serves the API under /public/workflow/rest or /workflow/rest)
@@ -118,8 +119,9 @@ end
 -- @treturn table the client, `wf`: its methods are on the pages of `sapwf.client`,
 -- `sapwf.definitions`, `sapwf.instances`, `sapwf.tasks`, `sapwf.messages`, `sapwf.jobs`,
 -- `sapwf.paging`, `sapwf.request` and `sapwf.batch`
--- @fails nil, err with kind "config": a key that is missing, unreadable or lacks a field, an
--- http:// URL beyond this machine without allow_http (see `sapwf.errors`)
+-- @fails nil, err with kind "config": a key that is missing, unreadable or lacks a field, a
+-- `cert` or `key` that is not PEM text, an http:// URL beyond this machine without allow_http
+-- (see `sapwf.errors`)
 function sapwf.new(opts)
   options.check(opts, "new")
   local wf, err = build(opts)
@@ -127,13 +129,16 @@ function sapwf.new(opts)
 end
 
 --- A client from the VCAP_SERVICES environment variable of an app bound to the workflow
--- service (label "workflow" or "process-automation-service"). 403 hints then name the
--- service instance.
--- @tparam[opt] string name the binding's name or instance name, when there are several
+-- service: the binding labelled or tagged "workflow" or "process-automation-service" (a
+-- user-provided service holding a key is found by its tag, or by name). 403 hints then name
+-- the service instance.
+-- @tparam[opt] string name the binding's name or instance name, when there are several; it
+-- picks a binding of any label, a user-provided one too, whose credentials are a service
+-- key
 -- @tparam[opt] table opts as for `new`, without service_key
 -- @treturn table the client
--- @fails nil, err with kind "config": no VCAP_SERVICES, no such binding, or several and no
--- name
+-- @fails nil, err with kind "config": no VCAP_SERVICES, no such binding, several and no
+-- name, or a binding named whose credentials are no service key
 function sapwf.from_env(name, opts)
   if name ~= nil and type(name) ~= "string" then
     error(format("bad argument #1 to 'from_env' (string expected, got %s)", type(name)), 2)

@@ -29,6 +29,11 @@ local OPTION_TYPES = {
 local RETRY_RANGES = { retries = { 100, true }, retry_deadline = { 86400 },
                        backoff_base = { 3600 }, backoff_max = { 3600 } }
 local CREDENTIALS = { "api_url", "token_url", "client_id", "client_secret", "cert", "key" }
+-- Credentials that raise when empty (or only white space): given, they replace the key's, so
+-- an empty one (an unset variable in a template) would hide a good key behind an error that
+-- blames it ("no api_url: give service_key, ...").
+local NON_EMPTY = { api_url = true, token_url = true, client_id = true, client_secret = true,
+                    cert = true, key = true }
 local PASSED_ON = { "timeout", "connect_timeout", "cafile", "verify", "proxy", "token_margin",
                     "max_response", "user_agent", "headers" }
 
@@ -49,6 +54,9 @@ function options.check(opts, fname, level)
     if got ~= want and not (want == "string|table" and (got == "string" or got == "table")) then
       error(format("bad option '%s' (%s expected, got %s)", name,
                    want == "string|table" and "string or table" or want, got), level)
+    end
+    if NON_EMPTY[name] and not find(value, "%S") then
+      error(format("bad option '%s' (non-empty string expected)", name), level)
     end
     if name == "service" and not service.KINDS[value] then
       error(format("bad option 'service' (\"%s\" or \"%s\" expected)", service.WORKFLOW,
@@ -88,6 +96,16 @@ end
 -- What sapwf.core.new takes, for checked options: credentials from the key or given, or
 -- nil, err (kind config). sapwf.new and sapwf_ngx.new both build on it.
 function options.core(opts)
+  -- PEM text, not a file: a path here is a common slip (curl's --cert takes one), and would
+  -- fail only at the first token fetch, with a TLS error that blames the key's certificate.
+  -- A config error, as for a key's fields: the type is right, the content is not. The value
+  -- is never quoted: it may be the private key.
+  for _, name in ipairs({ "cert", "key" }) do
+    if opts[name] ~= nil and not find(opts[name], "-----BEGIN", 1, true) then
+      return nil, errors.config(format("option %s is not PEM text (it has no -----BEGIN line): "
+        .. "give the text, not a path to a file", name))
+    end
+  end
   local core_opts = {}
   if opts.service_key ~= nil then
     local from_key, err = servicekey.resolve(opts.service_key, opts)
@@ -95,7 +113,8 @@ function options.core(opts)
     for k, v in pairs(from_key) do core_opts[k] = v end
   end
   for _, name in ipairs(CREDENTIALS) do
-    if opts[name] ~= nil then core_opts[name] = opts[name] end
+    -- read as the key's fields are: URLs trimmed, PEM "\n" escapes as newlines
+    if opts[name] ~= nil then core_opts[name] = servicekey.clean(name, opts[name]) end
   end
   for _, name in ipairs({ "api_url", "token_url", "client_id" }) do
     if not core_opts[name] or core_opts[name] == "" then

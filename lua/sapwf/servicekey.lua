@@ -8,6 +8,8 @@
 --
 -- from_vcap(text, name [, choose]) -> credentials, instance_name | nil, err
 --
+-- clean(option, value) -> value as a key's field would read (URLs trimmed, PEM unescaped)
+--
 -- Failures are `config` errors that name the missing field; they never repeat a value from
 -- the key, which holds secrets.
 local cjson_safe = require "cjson.safe"
@@ -37,7 +39,7 @@ local function need(key, dotted)
     if type(value) ~= "table" then value = nil; break end
     value = value[part]
   end
-  if type(value) ~= "string" or value == "" then
+  if type(value) ~= "string" or not find(value, "%S") then
     return config("service key has no %s", dotted)
   end
   return value
@@ -45,8 +47,36 @@ end
 
 local function strip_slashes(url) return (gsub(url, "/+$", "")) end
 
+-- A URL without the white space around it. Trimmed, not refused, when it comes from a key:
+-- keys are copied and pasted (from the cockpit, a terminal, a chat, into files and
+-- user-provided services), which brings along spaces and line ends that no URL has and that
+-- libcurl would read as part of it (" https://h" as the host " https", "https://u/ " as a
+-- path " "). Options go through here too (see clean), so they read as the key's fields.
+local function url(text) return (match(text, "^%s*(.-)%s*$")) end
+
 -- Keys written by hand or passed through env files often carry PEM newlines as "\n" escapes.
 local function pem(text) return (gsub(text, "\\n", "\n")) end
+
+-- How each option of sapwf.new that a key can give is read, wherever it comes from.
+local CLEAN = { api_url = url, token_url = url, cert = pem, key = pem }
+
+--- The value of an option (api_url, token_url, cert or key) as the same field of a key
+-- reads: a URL without surrounding white space, PEM text with its "\n" escapes as newlines.
+-- sapwf.options passes the given options through here, so that both read alike.
+function servicekey.clean(option, value)
+  local read = CLEAN[option]
+  if read and type(value) == "string" then return read(value) end
+  return value
+end
+
+-- The service key in a table that wraps it: a whole binding entry, or a key as cf CLI v8
+-- prints it ({"credentials": {...}}), which a user-provided service may hold as it is.
+local function unwrap(key)
+  if type(key.uaa) ~= "table" and type(key.credentials) == "table" then
+    return key.credentials
+  end
+  return key
+end
 
 local function is_x509(key)
   local kind = (type(key.uaa) == "table" and key.uaa["credential-type"])
@@ -60,9 +90,7 @@ end
 -- with your own certificate cannot carry your private key: `key` gives it).
 function servicekey.from_table(key, given)
   given = given or {}
-  if type(key.uaa) ~= "table" and type(key.credentials) == "table" then
-    key = key.credentials                     -- a whole binding entry
-  end
+  key = unwrap(key)
   local has_uaa = type(key.uaa) == "table"
   -- The field at path, or nil when option is given instead, or nil and the error.
   local function field(path, option)
@@ -78,26 +106,28 @@ function servicekey.from_table(key, given)
     local certurl
     certurl, err = field("uaa.certurl", "token_url")
     if err then return nil, err end
-    opts.token_url = certurl and strip_slashes(certurl) .. "/oauth/token"
+    opts.token_url = certurl and strip_slashes(url(certurl)) .. "/oauth/token"
     opts.cert, err = field("uaa.certificate", "cert")
     if err then return nil, err end
     opts.key, err = field("uaa.key", "key")
     if err then return nil, err end
     opts.cert, opts.key = opts.cert and pem(opts.cert), opts.key and pem(opts.key)
   else
-    local url
-    url, err = field("uaa.url", "token_url")
+    local uaa_url
+    uaa_url, err = field("uaa.url", "token_url")
     if err then return nil, err end
-    opts.token_url = url and strip_slashes(url) .. "/oauth/token"
+    opts.token_url = uaa_url and strip_slashes(url(uaa_url)) .. "/oauth/token"
     opts.client_secret, err = field("uaa.clientsecret", "client_secret")
     if err then return nil, err end
   end
   local endpoints = key.endpoints
   local rest = type(endpoints) == "table" and endpoints.workflow_rest_url
   local spa = type(endpoints) == "table" and endpoints.api
-  if type(rest) == "string" and rest ~= "" then
+  rest = type(rest) == "string" and url(rest)
+  spa = type(spa) == "string" and url(spa)
+  if rest and rest ~= "" then
     opts.api_url = service.base(rest)
-  elseif type(spa) == "string" and spa ~= "" then
+  elseif spa and spa ~= "" then
     -- SAP Build Process Automation: the same v1 API behind its gateway.
     opts.api_url = service.spa_base(spa)
   elseif given.api_url == nil then
@@ -158,56 +188,107 @@ local function binding_name(entry)
   return entry.instance_name or entry.name or entry.binding_name
 end
 
+local function is_named(entry, name)
+  return entry.name == name or entry.instance_name == name or entry.binding_name == name
+end
+
+-- Whether a binding is the workflow service's: by its label, which the service broker sets,
+-- or by a tag, which the owner of a user-provided service sets for a key copied into it
+-- (`cf cups my-wf -p key.json -t workflow`). A tag is that owner's word that the binding is a
+-- workflow binding, so a tagged binding is found without a name, as a labelled one is.
+local function is_workflow(b)
+  if LABELS[b.label] then return true end
+  if type(b.entry.tags) == "table" then
+    for _, tag in ipairs(b.entry.tags) do
+      if LABELS[tag] then return true end
+    end
+  end
+  return false
+end
+
+local function names_of(bindings)
+  local names = {}
+  for i, b in ipairs(bindings) do names[i] = tostring(binding_name(b.entry)) end
+  return concat(names, ", ")
+end
+
 --- The credentials of the workflow binding in VCAP_SERVICES text (optionally the one with
--- that name), and the service instance name for hints. choose: how the caller's user names
--- one of several bindings, for the error that asks for it (the command line has an option
--- where a Lua program passes an argument).
+-- that name), and the service instance name for hints. Without a name: the one binding
+-- labelled or tagged workflow or process-automation-service. With a name: that binding,
+-- under any label (a user-provided service holding a key, `cf cups my-wf -p key.json`),
+-- as long as its credentials hold a service key. choose: how the caller's user names one of
+-- several bindings, for the error that asks for it (the command line has an option where a
+-- Lua program passes an argument).
 function servicekey.from_vcap(text, name, choose)
   if type(text) ~= "string" or text == "" then return config("VCAP_SERVICES is not set") end
   local services, jerr = cjson_safe.decode(text)
   if type(services) ~= "table" then
     return config("VCAP_SERVICES is not JSON (%s)", tostring(jerr or "not an object"))
   end
+  choose = choose or "pass the name to from_env"
   local labels = {}
   for label in pairs(services) do labels[#labels + 1] = label end
   sort(labels, function(a, b) return tostring(a) < tostring(b) end)
-  local candidates, chosen, names = 0, {}, {}
+  local all, workflow = {}, {}
   for _, label in ipairs(labels) do
     local entries = services[label]
     if type(entries) == "table" then
       for _, entry in ipairs(entries) do
-        if type(entry) == "table" and LABELS[entry.label or label] then
-          candidates = candidates + 1
-          names[#names + 1] = tostring(binding_name(entry))
-          if name == nil or entry.name == name or entry.instance_name == name
-             or entry.binding_name == name then
-            chosen[#chosen + 1] = entry
-          end
+        if type(entry) == "table" then
+          local b = { entry = entry, label = entry.label or label }
+          all[#all + 1] = b
+          if is_workflow(b) then workflow[#workflow + 1] = b end
         end
       end
     end
   end
-  if #chosen == 0 then
-    if name ~= nil and candidates > 0 then
-      return config("VCAP_SERVICES has no %s binding named '%s' (found: %s)",
-                    LABEL_TEXT, name, concat(names, ", "))
+  local chosen = workflow
+  if name ~= nil then
+    -- The workflow bindings first, so that another binding of the same name (a binding
+    -- name may repeat an instance name) does not make the choice ambiguous.
+    local function named(bindings)
+      local found = {}
+      for _, b in ipairs(bindings) do
+        if is_named(b.entry, name) then found[#found + 1] = b end
+      end
+      return found
     end
-    return config("VCAP_SERVICES has no binding labelled %s%s", LABEL_TEXT,
-                  name and format(" (looked for '%s')", name) or "")
+    chosen = named(workflow)
+    if #chosen == 0 then chosen = named(all) end
+  end
+  if #chosen == 0 then
+    if name ~= nil then
+      return config("VCAP_SERVICES has no binding named '%s'%s", name,
+                    #all > 0 and format(" (found: %s)", names_of(all)) or "")
+    end
+    return config("VCAP_SERVICES has no binding labelled or tagged %s%s", LABEL_TEXT,
+                  #all > 0 and format(" (found: %s): to use one of them, %s", names_of(all),
+                                      choose) or "")
   end
   if #chosen > 1 then
-    local which = {}
-    for i, entry in ipairs(chosen) do which[i] = tostring(binding_name(entry)) end
     if name == nil then
       return config("VCAP_SERVICES has %d %s bindings (%s): %s", #chosen, LABEL_TEXT,
-                    concat(which, ", "), choose or "pass the name to from_env")
+                    names_of(chosen), choose)
     end
     return config("VCAP_SERVICES has %d bindings named '%s'", #chosen, name)
   end
-  local entry = chosen[1]
+  local b = chosen[1]
+  local entry = b.entry
   if type(entry.credentials) ~= "table" then
     return config("VCAP_SERVICES binding '%s' has no credentials",
                   tostring(binding_name(entry)))
+  end
+  if not LABELS[b.label] then
+    -- Not from the service broker: it may hold anything (a database URL, another service's
+    -- key). Say what it lacks here, rather than let from_table name one field of a key.
+    local key, missing = unwrap(entry.credentials), {}
+    if type(key.uaa) ~= "table" then missing[#missing + 1] = "uaa" end
+    if type(key.endpoints) ~= "table" then missing[#missing + 1] = "endpoints" end
+    if #missing > 0 then
+      return config("VCAP_SERVICES binding '%s' (label %s) holds no workflow service key: "
+                    .. "its credentials have no %s", tostring(binding_name(entry)),
+                    tostring(b.label), concat(missing, " and no "))
+    end
   end
   return entry.credentials, binding_name(entry)
 end
