@@ -897,6 +897,23 @@ describe("sapwf command line", function()
       assert.matches("cf update%-service wf%-limited", forbidden.stderr)
     end)
 
+    it("--instance picks a user-provided service holding a key by its name", function()
+      local vcap = json.encode({ ["user-provided"] = {
+        { label = "user-provided", name = "my-wf", credentials = emu:service_key("full") },
+        { label = "user-provided", name = "db", credentials = { uri = "postgres://x" } } } })
+      local env = { VCAP_SERVICES = vcap }
+      local picked = sapwf({ "--instance", "my-wf", "token" }, { env = env })
+      assert.equal(0, picked.code, picked.stderr)
+      local unnamed = sapwf({ "token" }, { env = env })
+      assert.equal(3, unnamed.code)
+      assert.matches("(found: my-wf, db): to use one of them, give --instance NAME",
+                     unnamed.stderr, 1, true)
+      local other = sapwf({ "--instance", "db", "token" }, { env = env })
+      assert.equal(3, other.code)
+      assert.matches("binding 'db' (label user-provided) holds no workflow service key",
+                     other.stderr, 1, true)
+    end)
+
     it("several bindings in VCAP_SERVICES: 3, asking for --instance NAME", function()
       local vcap = json.encode({ workflow = {
         { label = "workflow", name = "wf-one", credentials = emu:service_key("limited") },
