@@ -32,9 +32,11 @@ describe("bulk at a tenant's limits", function()
     emu:reset()
   end)
 
-  it("under the tenant's rate limit, starts each item exactly once, none lost, and backs off",
-     function()
-    emu:set_limits{ service_time = 0.02, rate = 100, burst = 20, count_key = "order" }
+  -- 200 starts through start_each (concurrency 64) under a tenant's rate limit: each item
+  -- reaches the server once and is handed over once, none fails, and the limit backs off.
+  -- Returns the log's backoff event and its last rate_limited event.
+  local function through_the_limit(limits)
+    emu:set_limits(limits)
     local events = {}
     local wf = assert(sapwf.new{ service_key = emu:service_key("full"),
       log = function(e) events[#events + 1] = e end })
@@ -54,43 +56,25 @@ describe("bulk at a tenant's limits", function()
     assert.equal(200, stats.starts_keyed)           -- every item reached the server ...
     assert.equal(0, stats.starts_doubled)           -- ... once
     assert.is_true(stats.rate_limited > 0, "the bucket never refused: nothing was tested")
-    local backoff
-    for _, e in ipairs(events) do
-      if e.event == "concurrency" and e.reason == "backoff" then backoff = e end
-    end
-    assert.is_table(backoff, "the limit never backed off")
-    assert.is_true(backoff.concurrency < 64)
-  end)
-
-  it("under a rate limit whose 429s carry no Retry-After (as SAP's definition shows): the " ..
-     "same, by the limit and the backoff alone", function()
-    emu:set_limits{ service_time = 0.02, rate = 100, burst = 20, count_key = "order",
-                    retry_after = false }
-    local events = {}
-    local wf = assert(sapwf.new{ service_key = emu:service_key("full"),
-      log = function(e) events[#events + 1] = e end })
-    local n, handed, failed = 0, {}, 0
-    wf:start_each(function()
-      n = n + 1
-      if n <= 200 then return { definitionId = "simple", context = { order = n } } end
-    end, function(i, result)
-      assert.is_nil(handed[i], "item " .. i .. " handed over twice")
-      handed[i] = true
-      if sapwf.is_error(result) then failed = failed + 1 end
-    end, { concurrency = 64 })
-    wf:close()
-    assert.equal(0, failed)
-    for i = 1, 200 do assert.is_true(handed[i], "item " .. i .. " never handed over") end
-    local stats = emu:stats()
-    assert.equal(200, stats.starts_keyed)
-    assert.equal(0, stats.starts_doubled)
-    assert.is_true(stats.rate_limited > 0, "the bucket never refused: nothing was tested")
     local backoff, waited
     for _, e in ipairs(events) do
       if e.event == "concurrency" and e.reason == "backoff" then backoff = e end
       if e.event == "rate_limited" then waited = e end
     end
     assert.is_table(backoff, "the limit never backed off")
+    assert.is_true(backoff.concurrency < 64)
+    return backoff, waited
+  end
+
+  it("under the tenant's rate limit, starts each item exactly once, none lost, and backs off",
+     function()
+    through_the_limit{ service_time = 0.02, rate = 100, burst = 20, count_key = "order" }
+  end)
+
+  it("under a rate limit whose 429s carry no Retry-After (as SAP's definition shows): the " ..
+     "same, by the limit and the backoff alone", function()
+    local backoff, waited = through_the_limit{ service_time = 0.02, rate = 100, burst = 20,
+                                               count_key = "order", retry_after = false }
     assert.is_nil(backoff.retry_after)
     assert.is_table(waited, "no 429 was waited out")
     assert.is_nil(waited.retry_after)
