@@ -419,6 +419,11 @@ describe("sapwf.new options", function()
     opts = assert(servicekey.resolve(classic_key({ ["uaa.clientsecret"] = "nil" }),
                                      { client_secret = "given" }))
     assert.equal("sb-clone-1!b2|workflow!b10150", opts.client_id)
+    -- a secret given beside an x509 key wins over its certificate: the token from uaa.url
+    opts = assert(servicekey.resolve(x509, { client_secret = "given" }))
+    assert.is_nil(opts.cert)
+    assert.is_nil(opts.key)
+    assert.equal("https://sub.authentication.example/oauth/token", opts.token_url)
     -- what neither has is still named
     local _, err = servicekey.resolve(x509)
     assert.equal("service key has no uaa.key", err.message)

@@ -102,7 +102,9 @@ function servicekey.from_table(key, given)
   local err
   opts.client_id, err = field("uaa.clientid", "client_id")
   if err then return nil, err end
-  if has_uaa and is_x509(key) then
+  -- An x509 key, unless a secret is given: it wins, as any option does, so the token comes
+  -- from uaa.url with it (the core would otherwise take the key's certificate and drop it).
+  if has_uaa and is_x509(key) and given.client_secret == nil then
     local certurl
     certurl, err = field("uaa.certurl", "token_url")
     if err then return nil, err end
