@@ -29,11 +29,11 @@ local OPTION_TYPES = {
 local RETRY_RANGES = { retries = { 100, true }, retry_deadline = { 86400 },
                        backoff_base = { 3600 }, backoff_max = { 3600 } }
 local CREDENTIALS = { "api_url", "token_url", "client_id", "client_secret", "cert", "key" }
--- Credentials that raise when empty (or only white space): given, they replace the key's, so
--- an empty one (an unset variable in a template) would hide a good key behind an error that
+-- Credentials raise when empty (or only white space): given, they replace the key's, so an
+-- empty one (an unset variable in a template) would hide a good key behind an error that
 -- blames it ("no api_url: give service_key, ...").
-local NON_EMPTY = { api_url = true, token_url = true, client_id = true, client_secret = true,
-                    cert = true, key = true }
+local NON_EMPTY = {}
+for _, name in ipairs(CREDENTIALS) do NON_EMPTY[name] = true end
 local PASSED_ON = { "timeout", "connect_timeout", "cafile", "verify", "proxy", "token_margin",
                     "max_response", "user_agent", "headers" }
 

@@ -190,8 +190,16 @@ local function binding_name(entry)
   return entry.instance_name or entry.name or entry.binding_name
 end
 
-local function is_named(entry, name)
-  return entry.name == name or entry.instance_name == name or entry.binding_name == name
+-- The bindings of a list whose name, instance name or binding name is name.
+local function named(bindings, name)
+  local found = {}
+  for _, b in ipairs(bindings) do
+    local entry = b.entry
+    if entry.name == name or entry.instance_name == name or entry.binding_name == name then
+      found[#found + 1] = b
+    end
+  end
+  return found
 end
 
 -- Whether a binding is the workflow service's: by its label, which the service broker sets,
@@ -248,15 +256,8 @@ function servicekey.from_vcap(text, name, choose)
   if name ~= nil then
     -- The workflow bindings first, so that another binding of the same name (a binding
     -- name may repeat an instance name) does not make the choice ambiguous.
-    local function named(bindings)
-      local found = {}
-      for _, b in ipairs(bindings) do
-        if is_named(b.entry, name) then found[#found + 1] = b end
-      end
-      return found
-    end
-    chosen = named(workflow)
-    if #chosen == 0 then chosen = named(all) end
+    chosen = named(workflow, name)
+    if #chosen == 0 then chosen = named(all, name) end
   end
   if #chosen == 0 then
     if name ~= nil then
