@@ -61,6 +61,23 @@ describe("connect timeout", function()
     wf:close()
   end)
 
+  -- README: "0: libcurl's default (300 s)": not "give up at once"; `timeout` still bounds it.
+  it("with connect_timeout = 0, waits for the connection until the whole timeout", function()
+    local black_hole = "http://127.0.0.1:" .. port
+    local wf = assert(sapwf.new{ api_url = black_hole .. "/workflow-service/rest",
+      token_url = black_hole .. "/oauth/token", client_id = "c", client_secret = "s",
+      connect_timeout = 0, timeout = 0.8, retries = 0 })
+    local started = now()
+    local list, err = wf:definitions()
+    local elapsed = now() - started
+    assert.is_nil(list)
+    assert.equal("timeout", err.kind)
+    assert.equal("token", err.phase)
+    assert.equal("not_sent", err.outcome)
+    assert.is_true(elapsed >= 0.75 and elapsed < 2, elapsed)
+    wf:close()
+  end)
+
   it("sends a start again when it could not connect, within the deadline", function()
     local key = emu:service_key("full")
     local wf = assert(sapwf.new{ service_key = key, connect_timeout = 0.3,
