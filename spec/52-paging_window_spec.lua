@@ -153,6 +153,23 @@ describe("paging past the window", function()
     exactly_once(expected2, got2)
   end)
 
+  it("a whole window at the user's startedUpTo ends the loop: no range past it is asked",
+     function()
+    local iterator = wf:each_instance{ definitionId = "simple", startedUpTo = BIG_TIE }
+    local got = {}
+    for _ = 1, 12500 do got[#got + 1] = assert(iterator()).id end
+    -- every match is in hand; a query from the millisecond after BIG_TIE would fail here.
+    -- (The window at BIG_TIE ends by its total: a millisecond jump needs a later match in
+    -- the query, so it never passes the user's own UpTo.)
+    emu:fault{ fault = "status", status = 503, method = "GET",
+               path = "/v1/workflow-instances", times = -1 }
+    assert.is_nil(iterator())
+    assert.is_nil(iterator())
+    local expected = {}
+    for i = 1, 12500 do expected[i] = simple_ids[i] end
+    exactly_once(expected, got)
+  end)
+
   it("without any filter lists RUNNING and ERRONEOUS only, in every window", function()
     local _, meta = assert(wf:instances{ top = 0, inlinecount = true })
     assert.is_true(meta.total >= SIMPLE + ORDERS)
