@@ -16,7 +16,8 @@ sh scripts/ensure-deps.sh valgrind clang libclang-rt-14-dev || true
 # left out here to keep CI short. So are the bulk cases (tagged #bulk, and spec/52's 20,000
 # seeded instances): tens of thousands of requests down the C paths the other cases take,
 # there to measure the Lua heap and the paging windows, not the C core, and the HTTP/2
-# cases whose bound on time a client under valgrind cannot keep. The plain suite stages run
+# cases and the batch limiter's pace, whose bounds on time a client under valgrind cannot
+# keep. The plain suite stages run
 # them all.
 IN_PROCESS_ONLY="--exclude-pattern=00%-layers --exclude-pattern=07%-install --exclude-pattern=09%-docs --exclude-pattern=20%-cli --exclude-pattern=30%-openresty --exclude-pattern=52%-paging_window --exclude-pattern=9%d%-emulator --exclude-tags=bulk"
 

@@ -4,6 +4,7 @@
 -- requests, items started once or twice). The figures come from the server, not from sapwf.
 local sapwf = require "sapwf"
 local helpers = require "spec.helpers"
+local core = require "sapwf.core"
 
 local function items(n, from)
   local list = {}
@@ -78,6 +79,60 @@ describe("bulk at a tenant's limits", function()
     assert.is_nil(backoff.retry_after)
     assert.is_table(waited, "no 429 was waited out")
     assert.is_nil(waited.retry_after)
+  end)
+
+  -- One 429 at the start halves a ceiling of 8 to 4; the starts then take service_time each.
+  -- Returns the backoff event, every concurrency event, and when each start ended.
+  local function after_one_refusal(service_time, n)
+    emu:set_limits{ service_time = service_time }
+    emu:fault{ fault = "status", status = 429, method = "POST",
+               path = "/v1/workflow-instances", times = 1 }
+    local changes, ended = {}, {}
+    local wf = assert(sapwf.new{ service_key = emu:service_key("full"), backoff_base = 0.05,
+      log = function(e)
+        if e.event == "concurrency" then
+          e.at = core.monotonic()
+          changes[#changes + 1] = e
+        end
+      end })
+    assert(wf:token())
+    all_started(wf:start_many(items(n), { concurrency = 8, on_progress = function()
+      ended[#ended + 1] = core.monotonic()
+    end }))
+    wf:close()
+    assert.equal(n, emu:stats().instances_started)
+    assert.same({ "backoff", 8, 4 },
+                { changes[1].reason, changes[1].previous, changes[1].concurrency })
+    return changes[1], changes, ended
+  end
+
+  it("below the ceiling paces its requests, a round trip / limit apart, not in bursts #bulk",
+     function()
+    local backoff, _, ended = after_one_refusal(0.1, 40)
+    -- at 4 in flight and 0.1 s a start, one start every 25 ms (10 ms early at most): never
+    -- three ends within 10 ms; without the pace, four ended together each round trip
+    local checked = 0
+    for i = 3, #ended do
+      if ended[i - 2] > backoff.at + 0.15 then
+        checked = checked + 1
+        assert.is_true(ended[i] - ended[i - 2] >= 0.01,
+          string.format("ends %d-%d within %.4f s", i - 2, i, ended[i] - ended[i - 2]))
+      end
+    end
+    assert.is_true(checked >= 20, checked)
+  end)
+
+  it("after a backoff grows again only 20 round trips later, then back to the ceiling #bulk",
+     function()
+    local backoff, changes = after_one_refusal(0.05, 160)
+    local growth
+    for _, e in ipairs(changes) do
+      if e.reason == "growth" then growth = growth or e end
+    end
+    assert.is_table(growth, "the limit never grew back")
+    -- 20 round trips of 0.05 s (the mean of the answers' times, a little more)
+    assert.is_true(growth.at - backoff.at >= 0.95, growth.at - backoff.at)
+    assert.same({ "growth", 8 }, { changes[#changes].reason, changes[#changes].concurrency })
   end)
 
   it("keeps `concurrency` requests in flight at once, as the server counts them", function()

@@ -204,31 +204,57 @@ end
 -- one, up to the ceiling; a 500, 502 or 504 leaves the limit as it is, since a failing
 -- service is no sign of room for more. Retry-After holds every new request until it has
 -- passed. Not adaptive: the ceiling, always, and no hold.
+--
+-- Below the ceiling, two more rules, for several processes on one tenant's rate (a token
+-- bucket: a request beyond it is refused at once). Sends are paced, one every round trip /
+-- limit (the round trip: the running mean of clean answers' times), PACE_SLACK's worth at
+-- once at most: a limit alone sends a limit's worth together whenever answers free its
+-- slots, and such bursts from every process meet at the empty bucket and are refused
+-- together. And the limit grows again only QUIET_ROUNDS round trips after its last
+-- decrease: each process grows by one a round trip, so N of them overrun the rate N times
+-- as fast as one, and every overrun costs 429s. Measured with 4 processes at 200 starts a
+-- second and 50 ms a start, without Retry-After: 50% of the requests were 429s before
+-- these rules, 11% with them (most of it the first round, the ceiling's worth each).
 
 local BACKOFF_FACTOR = 0.5
+local PACE_SLACK = 0.01      -- seconds: below a few ms the waits themselves would set the pace
+local QUIET_ROUNDS = 20
 
 local Limiter = {}
 Limiter.__index = Limiter
 
 local function new_limiter(ceiling, adaptive, now, log)
+  -- rtt: the round trip (nil until a 2xx came); next_at: when the pace lets the next
+  -- request go (0: no pace, at the ceiling); backed_off: when the limit last decreased
+  -- (0: it grew since)
   return setmetatable({ ceiling = ceiling, limit = ceiling, adaptive = adaptive, now = now,
-                        log = log, epoch = 0, hold = 0 }, Limiter)
+                        log = log, epoch = 0, hold = 0, next_at = 0, backed_off = 0 }, Limiter)
 end
 
 -- Whether one more request may go out with `inflight` in flight.
 function Limiter:allows(inflight)
   if inflight >= floor(self.limit) then return false end
-  return self.hold == 0 or self.now() >= self.hold
+  if self.hold == 0 and self.next_at == 0 then return true end
+  local t = self.now()
+  return t >= self.hold and t >= self.next_at - PACE_SLACK
 end
 
--- Seconds until the hold ends (nil: none).
+-- A request went out at time t: the pace's next slot.
+function Limiter:sent(t)
+  if self.limit >= self.ceiling or not self.rtt then return end
+  local at = self.next_at
+  if at < t - PACE_SLACK then at = t - PACE_SLACK end
+  self.next_at = at + self.rtt / self.limit
+end
+
+-- Seconds until the hold ends or the pace lets a request go (nil: now).
 function Limiter:held()
-  if self.hold == 0 then return nil end
-  local left = self.hold - self.now()
-  if left <= 0 then
-    self.hold = 0
-    return nil
-  end
+  if self.hold == 0 and self.next_at == 0 then return nil end
+  local t = self.now()
+  if self.hold ~= 0 and t >= self.hold then self.hold = 0 end
+  local left = self.next_at - PACE_SLACK - t
+  if self.hold - t > left then left = self.hold - t end
+  if left <= 0 then return nil end
   return left
 end
 
@@ -242,9 +268,9 @@ local function change(self, old, status, retry_after)
            reason = new < floor(old) and "backoff" or "growth" }
 end
 
--- An answer to a request sent in round `epoch`: status (nil: none came) and headers.
--- Returns a log event or nil.
-function Limiter:observe(epoch, status, headers)
+-- An answer to a request sent in round `epoch`: status (nil: none came), headers, and the
+-- seconds it took. Returns a log event or nil.
+function Limiter:observe(epoch, status, headers, took)
   if not self.adaptive or not status then return nil end
   local retry_after = header(headers, "retry-after")
   retry_after = retry_after and parse_retry_after(retry_after) or nil
@@ -258,11 +284,24 @@ function Limiter:observe(epoch, status, headers)
     self.epoch = self.epoch + 1
     local limit = old * BACKOFF_FACTOR
     self.limit = limit < 1 and 1 or limit
+    self.backed_off = self.now()
     return change(self, old, status, retry_after)
   end
+  if status < 500 and took then
+    local rtt = self.rtt
+    self.rtt = rtt and rtt + (took - rtt) * 0.125 or took
+  end
   if old < self.ceiling and status < 500 then
+    -- (the round trip as it is now: a 429 may come before any clean answer told it)
+    if self.backed_off ~= 0 then
+      if not self.rtt or self.now() < self.backed_off + QUIET_ROUNDS * self.rtt then
+        return nil
+      end
+      self.backed_off = 0
+    end
     local limit = old + 1 / old
-    self.limit = limit > self.ceiling and self.ceiling or limit
+    if limit >= self.ceiling then limit, self.next_at = self.ceiling, 0 end
+    self.limit = limit
     return change(self, old, status, nil)
   end
   return nil
@@ -283,6 +322,8 @@ end
 -- their requests going out as the limiter allows; members gets each worker coroutine.
 local function schedule(w, b, now, run, fn, size, limiter, log, members)
   local workers, items, indices, epochs = {}, {}, {}, {}
+  -- when the requests being timed went out (slot -> time), and whether one is (see submit)
+  local sent_at, timed = {}, false
   local wake, sleeping, busy, inflight = {}, 0, 0, 0
   -- requests waiting for the limiter, first in first out: worker, method, target, body,
   -- deadline (false: none)
@@ -309,6 +350,15 @@ local function schedule(w, b, now, run, fn, size, limiter, log, members)
     end
     inflight = inflight + 1
     epochs[k] = limiter.epoch
+    -- the round trip: below the ceiling every request's (the pace needs the time anyway),
+    -- and until a first one came; at the ceiling then one request's at a time, enough for
+    -- a mean and next to nothing in CPU
+    if limiter.adaptive and (limiter.limit < limiter.ceiling or not timed or not limiter.rtt)
+    then
+      local t = now()
+      sent_at[k], timed = t, true
+      limiter:sent(t)
+    end
     return true
   end
 
@@ -393,7 +443,11 @@ local function schedule(w, b, now, run, fn, size, limiter, log, members)
     local k, status, body, headers, gen, used = b:wait(timeout)
     if k then
       inflight = inflight - 1
-      note(limiter:observe(epochs[k], status, headers))
+      local took = sent_at[k]
+      if took then
+        sent_at[k], timed, took = nil, false, now() - took
+      end
+      note(limiter:observe(epochs[k], status, headers, took))
       advance(k, resume(workers[k], status, body, headers, gen, used))
     end
     if sleeping > 0 then
