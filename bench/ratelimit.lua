@@ -20,14 +20,19 @@ function M.run(ctx, lib)
   local quick = ctx.quick
   local SECONDS = ctx.rate_seconds or (quick and 5 or 60)
   local PLAN = {}
-  local function plan(rate, adaptive, procs)
-    PLAN[#PLAN + 1] = { rate = rate, adaptive = adaptive, procs = procs }
+  -- ra: the 429s carry Retry-After (false: none, as SAP's API definition shows its 429)
+  local function plan(rate, adaptive, procs, ra)
+    PLAN[#PLAN + 1] = { rate = rate, adaptive = adaptive, procs = procs, ra = ra ~= false }
   end
   if quick then
     plan(200, true, 1); plan(2000, true, 1); plan(2000, false, 1); plan(2000, true, 2)
+    plan(200, true, 2, false)
   else
     for _, rate in ipairs({ 200, 2000 }) do
       plan(rate, true, 1); plan(rate, false, 1); plan(rate, true, 2); plan(rate, true, 4)
+    end
+    for _, rate in ipairs({ 200, 2000 }) do
+      plan(rate, true, 1, false); plan(rate, true, 4, false)
     end
   end
 
@@ -35,7 +40,7 @@ function M.run(ctx, lib)
   for n, r in ipairs(PLAN) do
     -- the bucket is full again when the limits change: every row starts alike
     assert(emu:set_limits{ service_time = SERVICE_TIME, rate = r.rate, count_key = "order",
-                           keep_instances = false })
+                           keep_instances = false, retry_after = r.ra })
     local before = emu:stats()
     local commands = {}
     r.series = {}
@@ -92,8 +97,9 @@ function M.run(ctx, lib)
     local shares = {}
     for p, w in ipairs(r.window) do shares[p] = format("%.0f%%", w / math.max(1, window) * 100) end
     r.shares = concat(shares, " / ")
-    ctx.say("  rate     R %4d %-12s %d process(es): %7.1f starts/s (%.2f x R), 429s %s, "
-      .. "lost %d, doubled %d", r.rate, r.adaptive and "adaptive" or "not adaptive", r.procs,
+    ctx.say("  rate     R %4d %-12s %-17s %d process(es): %7.1f starts/s (%.2f x R), 429s %s, "
+      .. "lost %d, doubled %d", r.rate, r.adaptive and "adaptive" or "not adaptive",
+      r.ra and "Retry-After" or "no Retry-After", r.procs,
       r.goodput, r.goodput / r.rate, lib.pct(r.refused_share), r.lost, r.doubled)
   end
   assert(emu:set_limits{})
@@ -102,25 +108,31 @@ function M.run(ctx, lib)
   local cells = {}
   for _, r in ipairs(PLAN) do
     cells[#cells + 1] = {
-      lib.thousands(r.rate), r.adaptive and "adaptive" or "fixed 256", format("%d", r.procs),
+      lib.thousands(r.rate), r.adaptive and "adaptive" or "fixed 256", r.ra and "yes" or "no",
+      format("%d", r.procs),
       format("%.1f", r.goodput), format("%.2f", r.goodput / r.rate), lib.pct(r.refused_share),
       lib.thousands(r.requests), format("%d", r.lost), format("%d", r.doubled),
       format("%d", r.failures), format("%.1f s", r.drain), r.procs > 1 and r.shares or "",
     }
   end
-  section.table = lib.table({ ">R", "limiter", ">processes", ">goodput (201/s)", ">x R",
+  section.table = lib.table({ ">R", "limiter", "Retry-After", ">processes", ">goodput (201/s)", ">x R",
     ">429s", ">requests", ">lost", ">doubled", ">errors handed", ">drain", "shares" }, cells)
 
   -- The targets.
   local function target(name, figure, holds)
     section.targets[#section.targets + 1] = { name = name, figure = figure, holds = holds }
   end
+  -- a row's name in the targets and notes
+  local function row_name(r)
+    return format("R = %s, %s%s", lib.thousands(r.rate),
+                  r.adaptive and "adaptive" or "fixed 256", r.ra and "" or ", no Retry-After")
+  end
   for _, r in ipairs(PLAN) do
     if r.procs == 1 and r.adaptive then
-      target(format("R = %s, adaptive: goodput >= 0.9 x R", lib.thousands(r.rate)),
+      target(format("%s: goodput >= 0.9 x R", row_name(r)),
              format("%.1f/s = %.2f x R", r.goodput, r.goodput / r.rate),
              r.goodput >= 0.9 * r.rate)
-      target(format("R = %s, adaptive: 429s <= 5%% of requests", lib.thousands(r.rate)),
+      target(format("%s: 429s <= 5%% of requests", row_name(r)),
              format("%s (%s of %s)", lib.pct(r.refused_share), lib.thousands(r.refused),
                     lib.thousands(r.requests)), r.refused_share <= 0.05)
     end
@@ -136,8 +148,8 @@ function M.run(ctx, lib)
     if r.procs > 1 then
       local lo, hi = math.huge, 0
       for _, w in ipairs(r.window) do lo, hi = math.min(lo, w), math.max(hi, w) end
-      target(format("R = %s, %d processes: total >= 0.85 x R, none below half another's "
-        .. "share", lib.thousands(r.rate), r.procs),
+      target(format("R = %s, %d processes%s: total >= 0.85 x R, none below half another's "
+        .. "share", lib.thousands(r.rate), r.procs, r.ra and "" or ", no Retry-After"),
         format("%.2f x R; shares %s", r.goodput / r.rate, r.shares),
         r.goodput >= 0.85 * r.rate and lo >= 0.5 * hi)
     end
@@ -146,17 +158,17 @@ function M.run(ctx, lib)
   section.notes = {}
   for _, r in ipairs(PLAN) do
     if r.procs == 1 then
-      section.notes[#section.notes + 1] = format("R = %s, %s: from %g s to the end the "
+      section.notes[#section.notes + 1] = format("%s: from %g s to the end the "
         .. "concurrency limit stayed between %d and %d (median %g; %d drops over the row), "
-        .. "and %s of the 100 ms steps had no 201 at all.", lib.thousands(r.rate),
-        r.adaptive and "adaptive" or "fixed 256", r.shape.from, r.shape.lo, r.shape.hi,
+        .. "and %s of the 100 ms steps had no 201 at all.", row_name(r), r.shape.from, r.shape.lo, r.shape.hi,
         r.shape.median, r.shape.drops, lib.pct(r.shape.idle))
     end
   end
   section.what = {
     format("**Rate limit.** The same plain-HTTP emulator with a service time of %d ms and a "
       .. "token bucket over every API request (rate R, burst R, full at the start of each "
-      .. "row; a refusal is a 429 at once, with Retry-After in whole seconds). Each client "
+      .. "row; a refusal is a 429 at once, with Retry-After in whole seconds, or, in the rows "
+      .. "marked so, without one, as SAP's API definition shows its 429). Each client "
       .. "process (bench/ratelimit_row.lua) streams items `{order = n}` into `wf:start_each` "
       .. "with concurrency %d as the ceiling for %d s, then stops asking for items and lets "
       .. "the starts in flight end (\"drain\"). Goodput counts the 201s within those %d s; "
@@ -179,7 +191,7 @@ function M.chart(ctx, section, png)
   local shell, quote = ctx.shell, ctx.shell.quote
   local panels, plots = {}, {}
   for _, r in ipairs(section.rows) do
-    if r.procs == 1 and r.adaptive then panels[#panels + 1] = r end
+    if r.procs == 1 and r.adaptive and r.ra then panels[#panels + 1] = r end
   end
   local many
   for _, r in ipairs(section.rows) do
