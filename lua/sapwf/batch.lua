@@ -207,8 +207,8 @@ end
 --
 -- Below the ceiling, two more rules, for several processes on one tenant's rate (a token
 -- bucket: a request beyond it is refused at once). Sends are paced, one every round trip /
--- limit (the round trip: the running mean of clean answers' times), PACE_SLACK's worth at
--- once at most: a limit alone sends a limit's worth together whenever answers free its
+-- limit (the round trip: the running mean of the times of clean answers to the first
+-- requests and to those sent below the ceiling), PACE_SLACK's worth at once at most: a limit alone sends a limit's worth together whenever answers free its
 -- slots, and such bursts from every process meet at the empty bucket and are refused
 -- together. And the limit grows again only QUIET_ROUNDS round trips after its last
 -- decrease: each process grows by one a round trip, so N of them overrun the rate N times
@@ -322,8 +322,8 @@ end
 -- their requests going out as the limiter allows; members gets each worker coroutine.
 local function schedule(w, b, now, run, fn, size, limiter, log, members)
   local workers, items, indices, epochs = {}, {}, {}, {}
-  -- when the requests being timed went out (slot -> time), and whether one is (see submit)
-  local sent_at, timed = {}, false
+  -- when the requests being timed went out (slot -> time, false: none; see submit)
+  local sent_at = {}
   local wake, sleeping, busy, inflight = {}, 0, 0, 0
   -- requests waiting for the limiter, first in first out: worker, method, target, body,
   -- deadline (false: none)
@@ -350,13 +350,11 @@ local function schedule(w, b, now, run, fn, size, limiter, log, members)
     end
     inflight = inflight + 1
     epochs[k] = limiter.epoch
-    -- the round trip: below the ceiling every request's (the pace needs the time anyway),
-    -- and until a first one came; at the ceiling then one request's at a time, enough for
-    -- a mean and next to nothing in CPU
-    if limiter.adaptive and (limiter.limit < limiter.ceiling or not timed or not limiter.rtt)
-    then
+    -- the round trip, below the ceiling (the pace and the quiet growth need it there) and
+    -- until a first answer told it: at the ceiling, the usual case, a start costs no clock
+    if limiter.limit < limiter.ceiling or not limiter.rtt then
       local t = now()
-      sent_at[k], timed = t, true
+      sent_at[k] = t
       limiter:sent(t)
     end
     return true
@@ -444,9 +442,7 @@ local function schedule(w, b, now, run, fn, size, limiter, log, members)
     if k then
       inflight = inflight - 1
       local took = sent_at[k]
-      if took then
-        sent_at[k], timed, took = nil, false, now() - took
-      end
+      if took then sent_at[k], took = false, now() - took end
       note(limiter:observe(epochs[k], status, headers, took))
       advance(k, resume(workers[k], status, body, headers, gen, used))
     end
