@@ -559,7 +559,46 @@ describe("sapwf command line", function()
         assert.same(later, ids_of(from))
         assert.same({ ids[1] }, ids_of(up_to))
         assert.same({ ids[2] }, ids_of(between))
+        -- a bound, or --contains-text, twice: the service takes them once, so it is a usage
+        -- error here, before any request (its help does not say "repeat")
+        for _, args in ipairs({
+            { "instances", "--started-from", "2026-02-01T00:00:00.000Z", "--started-from",
+              "2026-03-01T00:00:00.000Z" },
+            { "tasks", "--contains-text", "a", "--contains-text", "b" } }) do
+          local twice = run(args)
+          assert.equal(2, twice.code, twice.stderr)
+          assert.matches("option '" .. args[2]:gsub("%-", "%%-") .. "' must be used at most 1 time",
+                         twice.stderr)
+        end
+        local help = run({ "instances", "--help" })
+        assert.matches("%-%-started%-from VALUE +Only instances started at or after this time",
+                       help.stdout)
+        assert.not_matches("this time %(e%.g%. [^)]*%)%.%s+Repeat", help.stdout)
+        assert.matches("Only items up to VALUE %(the API's completedUpTo", help.stdout)
       end)
+
+    it("a start of an unknown definition names the command that lists them", function()
+      local r = run({ "start", "no-such-definition" })
+      assert.equal(6, r.code, r.stderr)
+      assert.matches("(`sapwf definitions` lists them)", r.stderr, 1, true)
+      assert.not_matches("wf:definitions", r.stderr, 1, true)
+      -- SAP Build Process Automation's wrong base URL: the command line has no api_url
+      local e = require("sapwf.errors").new{ kind = "not_found", status = 404, method = "GET",
+        path = "/v1/workflow-definitions", message = "Not Found",
+        hint = "SPA serves it at the gateway URL + /public/workflow/rest: give api_url to pick" }
+      assert.matches("put that URL in the key's endpoints.api to pick",
+                     require("sapwf.cli").describe_error(e), 1, true)
+    end)
+
+    it("each list's --orderby example in its help is an order the service takes", function()
+      for _, command in ipairs({ "instances", "tasks", "definitions" }) do
+        local help = run({ command, "--help" })
+        local example = help.stdout:match("Sort order, e%.g%. '([^']+)'")
+        assert.is_string(example, command)
+        local r = run({ command, "--orderby", example })
+        assert.equal(0, r.code, command .. " --orderby '" .. example .. "': " .. r.stderr)
+      end
+    end)
 
     it("instances: filters, repeated --status, and --all over several pages", function()
       local ids = {}
@@ -974,6 +1013,10 @@ describe("sapwf command line", function()
       local untrusted = sapwf({ "--service-key", dir .. "/tls.json", "definitions" })
       assert.equal(7, untrusted.code)
       assert.matches("tls", untrusted.stderr)
+      -- the advice in the command line's words: its option, not the library's
+      assert.matches("(check --cafile / the CA)", untrusted.stderr, 1, true)
+      assert.matches("or pass --cafile (behind", untrusted.stderr, 1, true)
+      assert.not_matches("[^-]cafile", untrusted.stderr)
       local trusted = sapwf({ "--service-key", dir .. "/tls.json", "--cafile", emu.ca_file,
         "definitions" })
       assert.equal(0, trusted.code, trusted.stderr)
@@ -993,6 +1036,12 @@ describe("sapwf command line", function()
       local r = run({ "definitions" })
       assert.equal(8, r.code)
       emu:clear_faults()
+      -- doctor too, when the token endpoint fails before any check (docs/CLI.md)
+      emu:fault({ fault = "status", status = 500, times = -1, method = "POST",
+        path = "/oauth/token" })
+      local doctor = run({ "doctor" })
+      emu:clear_faults()
+      assert.equal(8, doctor.code, doctor.stderr)
     end)
   end)
 

@@ -18,7 +18,7 @@ local FORM, FORM_MODEL, DEFINITIONS = ops.task_form, ops.task_form_model, ops.ta
 --- The user task instances matching q; with no status filter, tasks of every status. At most
 -- one page: see wf:each_task for all matches.
 -- @tparam[opt] table q names: `top` (page size, 1 to 1000), `skip` (0 to 4000), `orderby`
--- (e.g. "startedAt desc"), `inlinecount` (true: meta.total), `expand`; the filters
+-- (e.g. "createdAt desc"), `inlinecount` (true: meta.total), `expand`; the filters
 -- `activityId`, `claimedAt`, `claimedFrom`, `claimedUpTo`, `completedAt`, `completedFrom`,
 -- `completedUpTo`, `containsText`, `createdAt`, `createdFrom`, `createdUpTo`,
 -- `definitionId`, `description`, `dueDate`, `dueDateFrom`, `dueDateUpTo`, `id`,

@@ -1,7 +1,7 @@
 -- The filters of the list commands, made from the operations table (lua/sapwf/operations.lua):
 -- every query parameter of an operation that is not paging or `$`-prefixed becomes an option
 -- of its command, --kebab-case of the API's name, repeatable (the service ORs a repeated
--- filter). So the command line has every filter the API has, and a new one in the table
+-- filter) but for those the service takes once (once(), below). So the command line has every filter the API has, and a new one in the table
 -- reaches it without a line here. Only the help texts and the spellings older scripts use
 -- are written by hand.
 local operations = require "sapwf.operations"
@@ -36,6 +36,25 @@ local HELP = {
   },
 }
 
+-- The filters the service takes once: a time range's bounds (two lower bounds cannot be
+-- ORed), and containsText (SAP's task list says "must not use this parameter more than once";
+-- the instance list is refused the same). Given twice, argparse says so before any request.
+local function once(name)
+  return name == "containsText" or name:match("%lFrom$") ~= nil or name:match("%lUpTo$") ~= nil
+end
+
+-- The help of a filter without one of its own.
+local function generic_help(name)
+  if name:match("%lFrom$") then
+    return string.format("Only items from VALUE on (the API's %s: a time range's start, "
+      .. "inclusive).", name)
+  elseif name:match("%lUpTo$") then
+    return string.format("Only items up to VALUE (the API's %s: a time range's end, "
+      .. "inclusive).", name)
+  end
+  return string.format("Only items whose %s is VALUE (the API's %s filter).", name, name)
+end
+
 local function kebab(name)
   return "--" .. (name:gsub("%u", function(c) return "-" .. c:lower() end))
 end
@@ -57,10 +76,13 @@ end
 --- Adds the operation's filters to an argparse command.
 function M.add(command, op_name)
   for _, f in ipairs(M.of(op_name)) do
-    local help = (HELP[op_name] or {})[f.name]
-      or string.format("Only items whose %s is VALUE (the API's %s filter).", f.name, f.name)
-    command:option(f.option, help .. " Repeat for any of several.")
-      :argname("VALUE"):count("*"):target(f.target)
+    local help = (HELP[op_name] or {})[f.name] or generic_help(f.name)
+    if once(f.name) then
+      command:option(f.option, help):argname("VALUE"):target(f.target):overwrite(false)
+    else
+      command:option(f.option, help .. " Repeat for any of several.")
+        :argname("VALUE"):count("*"):target(f.target)
+    end
   end
 end
 
@@ -69,7 +91,9 @@ function M.query(op_name, args, query)
   query = query or {}
   for _, f in ipairs(M.of(op_name)) do
     local values = args[f.target]
-    if values and #values == 1 then
+    if type(values) == "string" then                  -- a filter given once (once())
+      query[f.name] = values
+    elseif values and #values == 1 then
       query[f.name] = values[1]
     elseif values and #values > 1 then
       query[f.name] = values

@@ -39,10 +39,18 @@ local CLI_HINT_STYLE = { instance = "INSTANCE",
   renew = "then run the command again (each sapwf command gets a new token)",
   renew_already = "run the command again: it gets a new token" }
 
+-- The library's advice names its options and functions; the command line's names its own.
+local function cli_words(text)
+  return (text:gsub("; fix: see err%.hint", "; fix: see the hint below")
+    :gsub("%f[%w%-]cafile", "--cafile")
+    :gsub("%(wf:definitions%(%) lists them%)", "(`sapwf definitions` lists them)")
+    :gsub("give api_url to pick", "put that URL in the key's endpoints.api to pick"))
+end
+
 -- err's one-line description in the command line's words: a hint too long for the line is
 -- printed below it (write_hints), not named as a Lua field. Also for the bulk start's lines.
 function M.describe_error(err)
-  return (output.describe_error(err):gsub("; fix: see err%.hint", "; fix: see the hint below"))
+  return cli_words(output.describe_error(err))
 end
 
 -- Prints what to do next about err, where we know it: the "hint:" lines below its
@@ -55,7 +63,7 @@ function M.write_hints(out, err, args)
   local long_hint = text:find("; fix: see err.hint", 1, true) ~= nil
   if err.kind == "forbidden" and err.role then
     -- SAP Build Process Automation: roles, no cf command (service.lua says why).
-    out.stderr:write("hint: ", tostring(err.hint), "\n")
+    out.stderr:write("hint: ", cli_words(tostring(err.hint)), "\n")
     out.stderr:write("hint: `sapwf doctor` tries every read call with this key.\n")
   elseif err.kind == "forbidden" then
     if err.authority and not text:find(err.authority, 1, true) then
@@ -70,7 +78,7 @@ function M.write_hints(out, err, args)
           .. "services` lists it); give it with --instance NAME and sapwf fills it in.\n")
       end
     elseif err.hint then
-      out.stderr:write("hint: ", err.hint, "\n")
+      out.stderr:write("hint: ", cli_words(tostring(err.hint)), "\n")
     end
     out.stderr:write("hint: `sapwf doctor` lists every missing authority and the cf command.\n")
   elseif err.kind == "auth" and err.phase == "token" then
@@ -87,7 +95,7 @@ function M.write_hints(out, err, args)
     out.stderr:write("hint: see `sapwf ", err.command or "", err.command and " " or "",
       "--help`.\n")
   elseif long_hint and err.hint then
-    out.stderr:write("hint: ", tostring(err.hint), "\n")
+    out.stderr:write("hint: ", cli_words(tostring(err.hint)), "\n")
   end
 end
 

@@ -68,12 +68,13 @@ Examples:
 
 ]] .. exitcodes.describe() .. "\n\nMore: docs/CLI.md"
 
-local function add_paging(command, all_help)
+-- order_example: an $orderby the command's list takes (each list has its own fields).
+local function add_paging(command, order_example, all_help)
   command:option("--top", "At most this many items (the service allows 0..1000)."):argname("N")
     :convert(whole_number("--top"))
   command:option("--skip", "Skip this many items first (the service allows 0..4000)."):argname("N")
     :convert(whole_number("--skip"))
-  command:option("--orderby", "Sort order, e.g. 'startedAt desc'."):argname("ORDER")
+  command:option("--orderby", "Sort order, e.g. '" .. order_example .. "'."):argname("ORDER")
   if all_help then
     command:flag("--all", all_help)
   end
@@ -105,7 +106,7 @@ end
 local function add_instance_commands(parser)
   local instances = parser:command("instances", "List workflow instances.")
   filters.add(instances, "instances")
-  add_paging(instances, "Every matching instance, page after page (--top sets the page size).")
+  add_paging(instances, "startedAt desc", "Every matching instance, page after page (--top sets the page size).")
 
   local instance = parser:command("instance", "Show one workflow instance.")
   instance:argument("id", "Instance id.")
@@ -124,7 +125,7 @@ end
 local function add_task_commands(parser)
   local tasks = parser:command("tasks", "List user task instances.")
   filters.add(tasks, "tasks")
-  add_paging(tasks, "Every matching task, page after page (--top sets the page size).")
+  add_paging(tasks, "createdAt desc", "Every matching task, page after page (--top sets the page size).")
 
   local complete = parser:command("complete", "Complete a user task.")
   complete:argument("task", "Task instance id.")
@@ -150,7 +151,9 @@ local function add_start_command(parser)
       .. "(default <input>.failed.ndjson)."):argname("FILE")
   start:option("--record", "Bulk: what became of each line sent ({\"line\":n,\"id\":..} when "
       .. "it started), written as it happens (default <input>.started.ndjson)."):argname("FILE")
-  start:flag("--resume", "Bulk: skip the lines the record file already lists and append to it.")
+  start:flag("--resume", "Bulk: go on from the record file, appending to it: skip the lines it "
+      .. "shows started, report those whose outcome is unknown (never sent again), start the "
+      .. "others.")
 end
 
 local function add_message_command(parser)
@@ -242,7 +245,7 @@ function M.build()
   token:flag("--raw", "Print the token itself (a secret: keep it out of logs).")
 
   local definitions = parser:command("definitions", "List workflow definitions (latest versions).")
-  add_paging(definitions)
+  add_paging(definitions, "name asc")
 
   add_instance_commands(parser)
   add_start_command(parser)
