@@ -325,6 +325,13 @@ describe("instances", function()
       local job = assert(wf:delete_instances(many))
       assert.matches("^%x+%-", job.job)
       assert.is_table(assert(wf:job(job.job)))
+
+      -- nothing to delete (a query found none): true, and no request (README)
+      local before = emu:stats().api_requests
+      local none, none_meta = wf:delete_instances({})
+      assert.is_true(none)
+      assert.same({}, none_meta)
+      assert.equal(before, emu:stats().api_requests)
     end)
 
     it("reports the service's refusal", function()

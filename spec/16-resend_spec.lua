@@ -78,6 +78,26 @@ describe("libcurl's automatic re-send on a dead reused connection", function()
     assert.equal("COMPLETED", assert(wf:task(task.id)).status)
   end)
 
+  it("never happens for a resume: on an ERRONEOUS instance each one retries the failed step",
+     function()
+    local inst = assert(wf:start("failing", {}))
+    assert.equal("ERRONEOUS", assert(wf:instance(inst.id)).status)
+    local function failures()
+      local n = 0
+      for _, entry in ipairs(assert(wf:execution_logs(inst.id))) do
+        if entry.type == "SERVICETASK_FAILED" then n = n + 1 end
+      end
+      return n
+    end
+    local before = failures()                   -- (also: the next call reuses the connection)
+    emu:fault{ fault = "drop_after", method = "PATCH", path = "/v1/workflow-instances/" }
+    local ok, err = wf:resume(inst.id)
+    assert.is_nil(ok)
+    assert.equal("unknown", err.outcome)
+    assert.is_false(err.retryable)
+    assert.equal(before + 1, failures())        -- the step ran once more, not twice
+  end)
+
   it("leaves an idempotent PATCH to sapwf's own retries: a context merge goes through",
      function()
     local inst = assert(wf:start("simple", { a = 1 }))

@@ -32,9 +32,10 @@
 -- @field retryable true when sending the same call again may succeed and cannot do a thing
 -- twice: 408, 429, 409, a token endpoint's 408, 429 or 5xx, a network failure before
 -- sending; for the calls whose second sending does what the first did (GET, PUT, and the
--- PATCHes that set values: cancel, suspend, resume, update_context, update_roles) also 503,
--- 500, 502, 504 and network failures after sending. sapwf already retried these under its
--- retry policy (README, "Retries") before returning the error.
+-- PATCHes that set values: cancel, suspend, update_context, update_roles) also 503, 500,
+-- 502, 504 and network failures after sending. sapwf already retried these under its retry
+-- policy (README, "Retries") before returning the error, but for 409 ("another activity in
+-- the background", SAP says: try again later), which it returns at once.
 -- @field outcome "not_sent" (the request never reached the service), "rejected" (the
 -- service answered with an error: nothing changed) or "unknown" (it may have taken effect:
 -- a network failure after sending, a 500/502/504, a 503 to a call that is not idempotent, a

@@ -281,7 +281,7 @@ local function pager(self, op, page_size, skip, filter)
       local q = {}
       for k, v in pairs(filter) do q[k] = v end
       q[w.from], q[w.upto], q["$orderby"], q.orderby = nil, nil, nil, nil
-      q[field], q["$skip"], q["$top"], q["$inlinecount"] = last_value, 0, 0, "allpages"
+      q[field], q["$skip"], q["$top"], q["$inlinecount"] = from, 0, 0, "allpages"
       local none, meta = call(self, op, op.path, query.build(op, q))
       if not none then error(meta) end
       if not meta.total or meta.total > tail_n then

@@ -86,8 +86,9 @@ end
 -- @treturn table|string|boolean|number the answer: decoded JSON, the text for other
 -- content types, true for an empty body; with `to_file`, the bytes written
 -- @treturn table the response headers, names lower-cased
--- @fails nil, err (see `sapwf.errors`) for any status but 2xx (a 3xx too: sapwf follows no
--- redirect) and for failures; a 403 names the authority the operations table gives; kind
+-- @fails nil, err (see `sapwf.errors`) for any status but 2xx and those SAP's definition
+-- lists for the operation (purge's 303: one is running already, its job in the Location
+-- header; another 3xx is an error: sapwf follows no redirect) and for failures; a 403 names the authority the operations table gives; kind
 -- "io" when `to_file` cannot be written
 function methods:request(method, path, opts)
   open(self, "request")
@@ -145,7 +146,9 @@ function methods:request(method, path, opts)
       accept and { accept = accept } or nil)
   end
   if not status then return nil, resp end
-  if status < 200 or status >= 300 then                 -- a 3xx too: never followed
+  -- a 3xx is never followed; the ones an operation lists are answers (purge's and
+  -- undeploy's 303: one is already running, its job in Location)
+  if (status < 200 or status >= 300) and not (exact and exact.success_set[status]) then
     local err = base.failure(self, method, bare_path, exact and authority or nil, status,
                              resp, headers, exact or nil)
     if status == 403 and not exact then err.authority = authority end

@@ -49,8 +49,10 @@ local RETRY_STATUS = { [408] = true, [429] = true, [500] = true, [502] = true, [
 -- server did not get the whole request) and 429 (SAP's rate limit refuses before acting).
 -- Not 503: a proxy may answer it after the service already started the workflow.
 local REFUSED_STATUS = { [408] = true, [429] = true }
--- Operations besides GET and PUT whose second sending has the effect of the first.
-local IDEMPOTENT_OPS = { cancel = true, suspend = true, resume = true, update_context = true,
+-- Operations besides GET and PUT whose second sending has the effect of the first. Not
+-- resume: on an ERRONEOUS instance it retries the failed activities (SAP's definition), so a
+-- second sending after a lost answer may run them, and what they call, once more.
+local IDEMPOTENT_OPS = { cancel = true, suspend = true, update_context = true,
                          update_roles = true }
 -- A 429 through a batch's adaptive limiter (policy.rate_limit_wait set by batch.lua): the
 -- service refused before acting and the limiter slows the whole batch down, so the refusal
