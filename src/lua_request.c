@@ -35,8 +35,9 @@ void sapwf_check_request(lua_State *L, int arg, sapwf_request *r)
 
 /* Checks the optional table at arg of how the answer is taken (raising, naming the field)
  * and fills r: `accept`, the Accept header's value (default application/json), and
- * `to_file`, a path a 2xx body is written to instead of being returned. The strings stay
- * in the table, which stays on the Lua stack. */
+ * `to_file`, a path a 2xx body is written to instead of being returned. Both values stay
+ * on the Lua stack until the call returns: the table alone would not keep them alive when
+ * an __index function made them, and a collection during the call would free them. */
 void sapwf_check_output(lua_State *L, int arg, sapwf_request *r)
 {
   size_t len;
@@ -51,7 +52,6 @@ void sapwf_check_output(lua_State *L, int arg, sapwf_request *r)
     luaL_argcheck(L, len > 0 && sapwf_header_text_ok(r->accept, len, 1), arg,
                   "accept: a header value without control characters expected");
   }
-  lua_pop(L, 1);                       /* the table keeps the string alive */
   lua_getfield(L, arg, "to_file");
   if (!lua_isnil(L, -1)) {
     if (lua_type(L, -1) != LUA_TSTRING)
@@ -60,7 +60,6 @@ void sapwf_check_output(lua_State *L, int arg, sapwf_request *r)
     luaL_argcheck(L, len > 0 && strlen(r->to_file) == len, arg,
                   "to_file: a file name without NUL bytes expected");
   }
-  lua_pop(L, 1);
 }
 
 
