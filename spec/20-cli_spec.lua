@@ -1169,6 +1169,24 @@ describe("sapwf command line", function()
         assert.equal(2, instances_started())
       end)
 
+    it("without --concurrency: the first line alone, then at most 4 in flight", function()
+      local lines = {}
+      for i = 1, 12 do lines[i] = json.encode({ n = i }) end
+      write_file(input, table.concat(lines, "\n") .. "\n")
+      emu:set_limits({ service_time = 0.3 })
+      finally(function() emu:set_limits({}) end)
+      emu:reset()
+      local clock = require("sapwf.core").monotonic
+      local t0 = clock()
+      local r = run({ "start", "simple", "--from", input })
+      local took = clock() - t0
+      assert.equal(0, r.code, r.stderr)
+      assert.equal(12, r.json.started)
+      assert.equal(4, emu:stats().in_flight_max)
+      -- the first alone, then 11 four at a time: at least 4 service times
+      assert.is_true(took >= 1.15, took)
+    end)
+
     it("reads a pipe, <(...) or /dev/stdin once, as --from -: every line starts once",
       function()
         write_file(input, '{"n":1}\n{"n":2}\n{"n":3}\n')
@@ -1181,6 +1199,7 @@ describe("sapwf command line", function()
           assert.equal(0, r.code, r.stderr)
           assert.equal(3, r.json.started)
           assert.is_nil(r.json.total)              -- counted only where it can be read twice
+          assert.is_nil(r.json.notAttempted)       -- docs/CLI.md: neither without a total
           assert.equal(3, #results_of(record))
           started = started + 3
           assert.equal(started, instances_started())
