@@ -2068,6 +2068,19 @@ describe("sapwf command line", function()
         assert.matches("interrupted (SIGINT) after the request was sent: the instance was "
           .. "started: " .. started[1].id, stderr, 1, true)
       end)
+
+    it("SIGTERM before it is sent (the token on its way): nothing starts, exit 130",
+      function()
+        emu:fault({ fault = "delay", delay = 1.5, times = 1, method = "POST",
+          path = "/oauth/token" })
+        local code, shown, stderr = run_signalled({ "--service-key", full_key, "start",
+          "simple", "--context", '{"n":2}' }, "TERM", 0.8)
+        emu:clear_faults()
+        assert.equal(130, code, stderr)
+        assert.is_nil(shown)
+        assert.matches("interrupted before the request was sent: nothing done", stderr, 1, true)
+        assert.equal(0, #emu:instances())
+      end)
   end)
 
   describe("standard output", function()
