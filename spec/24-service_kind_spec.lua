@@ -106,6 +106,19 @@ describe("errors in the words of the service in use", function()
     wf:close()
   end)
 
+  it("a Workflow service's 422 to a start says the context does not fit", function()
+    local wf = client("full")
+    emu:fault{ fault = "status", status = 422, method = "POST",
+               path = "/v1/workflow-instances", times = 1 }
+    local _, err = wf:start("simple", { n = 1 })
+    emu:clear_faults()
+    assert.equal("invalid", err.kind)
+    assert.equal(422, err.status)
+    assert.matches("the context does not fit the workflow's context (err.details says where)",
+                   err.hint, 1, true)
+    wf:close()
+  end)
+
   it("a 404 nobody's service gave names the base URL used and the variants", function()
     local key = emu:service_key("full")
     -- the emulator serves /workflow-service/rest: /workflow/rest beneath it is nothing
