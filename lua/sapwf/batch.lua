@@ -208,13 +208,14 @@ end
 -- Below the ceiling, two more rules, for several processes on one tenant's rate (a token
 -- bucket: a request beyond it is refused at once). Sends are paced, one every round trip /
 -- limit (the round trip: the running mean of the times of clean answers to the first
--- requests and to those sent below the ceiling), PACE_SLACK's worth at once at most: a limit alone sends a limit's worth together whenever answers free its
--- slots, and such bursts from every process meet at the empty bucket and are refused
--- together. And the limit grows again only QUIET_ROUNDS round trips after its last
--- decrease: each process grows by one a round trip, so N of them overrun the rate N times
--- as fast as one, and every overrun costs 429s. Measured with 4 processes at 200 starts a
--- second and 50 ms a start, without Retry-After: 50% of the requests were 429s before
--- these rules, 11% with them (most of it the first round, the ceiling's worth each).
+-- requests and to those sent below the ceiling), PACE_SLACK's worth at once at most: a
+-- limit alone sends a limit's worth together whenever answers free its slots, and such
+-- bursts from every process meet at the empty bucket and are refused together. And the
+-- limit grows again only QUIET_ROUNDS round trips after its last decrease: each process
+-- grows by one a round trip, so N of them overrun the rate N times as fast as one, and
+-- every overrun costs 429s. Measured with 4 processes at 200 starts a second and 50 ms a
+-- start, without Retry-After: 50% of the requests were 429s before these rules, 11% with
+-- them (most of it the first round, the ceiling's worth each).
 
 local BACKOFF_FACTOR = 0.5
 local PACE_SLACK = 0.01      -- seconds: below a few ms the waits themselves would set the pace
@@ -224,7 +225,7 @@ local Limiter = {}
 Limiter.__index = Limiter
 
 local function new_limiter(ceiling, adaptive, now, log)
-  -- rtt: the round trip (nil until a 2xx came); next_at: when the pace lets the next
+  -- rtt: the round trip (nil until a clean answer came); next_at: when the pace lets the next
   -- request go (0: no pace, at the ceiling); backed_off: when the limit last decreased
   -- (0: it grew since)
   return setmetatable({ ceiling = ceiling, limit = ceiling, adaptive = adaptive, now = now,
@@ -352,7 +353,7 @@ local function schedule(w, b, now, run, fn, size, limiter, log, members)
     epochs[k] = limiter.epoch
     -- the round trip, below the ceiling (the pace and the quiet growth need it there) and
     -- until a first answer told it: at the ceiling, the usual case, a start costs no clock
-    if limiter.limit < limiter.ceiling or not limiter.rtt then
+    if limiter.adaptive and (limiter.limit < limiter.ceiling or not limiter.rtt) then
       local t = now()
       sent_at[k] = t
       limiter:sent(t)

@@ -88,8 +88,8 @@ end
 -- @treturn table the response headers, names lower-cased
 -- @fails nil, err (see `sapwf.errors`) for any status but 2xx and those SAP's definition
 -- lists for the operation (purge's 303: one is running already, its job in the Location
--- header; another 3xx is an error: sapwf follows no redirect) and for failures; a 403 names the authority the operations table gives; kind
--- "io" when `to_file` cannot be written
+-- header; another 3xx is an error: sapwf follows no redirect) and for failures; a 403 names
+-- the authority the operations table gives; kind "io" when `to_file` cannot be written
 function methods:request(method, path, opts)
   open(self, "request")
   if type(method) ~= "string" then bad(1, "string expected, got " .. type(method)) end

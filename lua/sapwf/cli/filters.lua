@@ -1,9 +1,10 @@
--- The filters of the list commands, made from the operations table (lua/sapwf/operations.lua):
--- every query parameter of an operation that is not paging or `$`-prefixed becomes an option
--- of its command, --kebab-case of the API's name, repeatable (the service ORs a repeated
--- filter) but for those the service takes once (once(), below). So the command line has every filter the API has, and a new one in the table
--- reaches it without a line here. Only the help texts and the spellings older scripts use
--- are written by hand.
+-- The filters of the list commands, made from the operations table
+-- (lua/sapwf/operations.lua): every query parameter of an operation that is not paging or
+-- `$`-prefixed becomes an option of its command, --kebab-case of the API's name, repeatable
+-- (the service ORs a repeated filter) but for those the service takes once (once(), below).
+-- So the command line has every filter the API has, and a new one in the table reaches it
+-- without a line here. Only the help texts and the spellings older scripts use are written
+-- by hand.
 local operations = require "sapwf.operations"
 
 local M = {}
