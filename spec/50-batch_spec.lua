@@ -659,7 +659,9 @@ describe("batches", function()
       wf:close()
     end)
 
-    it("does not grow on 500s, which say nothing of the service's room, and grows on 4xx",
+    -- #bulk: it grows back to the ceiling only 20 round trips after the backoff, which a
+    -- client under valgrind does not reach within its 60 items (.ci/reliability.sh)
+    it("does not grow on 500s, which say nothing of the service's room, and grows on 4xx #bulk",
        function()
       local events, log = logger()
       local wf = client{ retries = 0, backoff_base = 0.1, backoff_max = 0.2, log = log }
