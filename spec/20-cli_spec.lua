@@ -2054,13 +2054,19 @@ describe("sapwf command line", function()
     end)
   end)
   describe("a single start", function()
+    -- `sapwf start simple` with the POST to `path` held up 1.5 s, sent `signal` after 0.8 s:
+    -- its exit code, what it printed and its stderr.
+    local function signalled_while(path, signal)
+      emu:fault({ fault = "delay", delay = 1.5, times = 1, method = "POST", path = path })
+      local code, shown, stderr = run_signalled({ "--service-key", full_key, "start",
+        "simple", "--context", '{"n":1}' }, signal, 0.8)
+      emu:clear_faults()
+      return code, shown, stderr
+    end
+
     it("Ctrl-C while it is on its way: the start ends, its result is shown, exit 130",
       function()
-        emu:fault({ fault = "delay", delay = 1.5, times = 1, method = "POST",
-          path = "/v1/workflow-instances" })
-        local code, shown, stderr = run_signalled({ "--service-key", full_key, "start",
-          "simple", "--context", '{"n":1}' }, "INT", 0.8)
-        emu:clear_faults()
+        local code, shown, stderr = signalled_while("/v1/workflow-instances", "INT")
         assert.equal(130, code, stderr)
         local started = emu:instances()
         assert.equal(1, #started)
@@ -2071,11 +2077,7 @@ describe("sapwf command line", function()
 
     it("SIGTERM before it is sent (the token on its way): nothing starts, exit 130",
       function()
-        emu:fault({ fault = "delay", delay = 1.5, times = 1, method = "POST",
-          path = "/oauth/token" })
-        local code, shown, stderr = run_signalled({ "--service-key", full_key, "start",
-          "simple", "--context", '{"n":2}' }, "TERM", 0.8)
-        emu:clear_faults()
+        local code, shown, stderr = signalled_while("/oauth/token", "TERM")
         assert.equal(130, code, stderr)
         assert.is_nil(shown)
         assert.matches("interrupted before the request was sent: nothing done", stderr, 1, true)
