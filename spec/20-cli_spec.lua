@@ -4,6 +4,7 @@
 -- Ctrl-C), the progress bar and table output on a terminal (util-linux `script` gives the
 -- pty), the emulator command, and that no secret ever shows in what it prints.
 local json = require "sapwf.json"
+local monotonic = require("sapwf.core").monotonic
 local operations = require "sapwf.operations"
 local helpers = require "spec.helpers"
 
@@ -161,9 +162,10 @@ describe("sapwf command line", function()
   end
 
   -- Runs `sapwf args` in the background and sends it `signal` after `after` seconds.
-  -- Returns its exit code, its summary (stdout as JSON) and its stderr.
-  -- prefix: shell words before the command (`trap '' HUP;` as nohup does).
-  local function run_signalled(args, signal, after, prefix)
+  -- Returns its exit code, its summary (stdout as JSON), its stderr and the seconds from the
+  -- last signal to its end. prefix: shell words before the command (`trap '' HUP;` as nohup
+  -- does); again: seconds after which the same signal is sent a second time.
+  local function run_signalled(args, signal, after, prefix, again)
     seq = seq + 1
     local base = dir .. "/bg." .. seq
     local pid_file, rc_file, out, err = base .. ".pid", base .. ".rc", base .. ".out",
@@ -176,13 +178,20 @@ describe("sapwf command line", function()
     assert.is_true(shell("env --default-signal=HUP,TERM sh -c " .. quote(inner)
       .. " >/dev/null 2>&1 &"))
     assert.is_true(wait_for(function() return exists(pid_file) end, 5))
+    local kill = "kill -" .. signal .. " " .. read_file(pid_file):match("%d+")
     sleep(after)
-    assert.is_true(shell("kill -" .. signal .. " " .. read_file(pid_file):match("%d+")))
+    assert.is_true(shell(kill))
+    if again then
+      sleep(again)
+      assert.is_true(shell(kill))
+    end
+    local signalled = monotonic()
     assert.is_true(wait_for(function() return (read_file(rc_file) or "") ~= "" end, 15))
+    local took = monotonic() - signalled
     local stderr = read_file(err)
     assert_no_secret(stderr)
     return tonumber(read_file(rc_file):match("%d+")), json.decode(read_file(out) or ""),
-      stderr
+      stderr, took
   end
 
   local function start(definition, context)
@@ -1545,6 +1554,27 @@ describe("sapwf command line", function()
         assert.equal(0, code, stderr)
         assert.equal(12, summary.started)
         assert.is_false(summary.interrupted)
+      end)
+
+    it("a second signal ends it at once, without waiting for the starts in flight",
+      function()
+        local lines = {}
+        for i = 1, 8 do
+          lines[i] = json.encode({ n = i })
+        end
+        write_file(input, table.concat(lines, "\n") .. "\n")
+        emu:set_limits({ service_time = 4 })
+        finally(function() emu:set_limits({}) end)
+        for _, signal in ipairs({ "INT", "TERM" }) do
+          os.remove(input .. ".started.ndjson")
+          local code, summary, stderr, took = run_signalled({ "--service-key", full_key,
+            "start", "simple", "--from", input }, signal, 1, nil, 0.5)
+          -- the shell's code for a process its signal ended: 128 + the signal's number
+          assert.equal(signal == "INT" and 130 or 143, code, stderr)
+          assert.is_nil(summary)                    -- no summary: it did not wait for one
+          -- the starts in flight take 4 s; the first signal alone would have waited for them
+          assert.is_true(took < 2, "ended " .. took .. " s after the second signal")
+        end
       end)
 
     -- n lines keyed by orderId (the emulator counts a key's second start as doubled).
