@@ -204,6 +204,27 @@ describe("sapwf command line", function()
     return emu:stats().instances_started
   end
 
+  -- One more match than the API's window reaches ($skip 4000 + $top 1000): `definition`'s
+  -- instances, each a millisecond after the one before. Returns their ids, oldest first.
+  local PAST_WINDOW = 5001
+  local function seed_past_window(definition)
+    return emu:seed_instances{ count = PAST_WINDOW, definition = definition,
+      context = { product = "Tea", orderId = "w" }, started_at = function(i)
+        return string.format("2025-01-01T00:00:%02d.%03dZ", math.floor(i / 1000), i % 1000)
+      end }.ids
+  end
+
+  -- A list of `--all`: each of the ids once, in their order, the time `field` ascending.
+  local function assert_every_one_oldest_first(ids, list, field, id_of)
+    assert.equal(#ids, #list)
+    local last = ""
+    for i, item in ipairs(list) do
+      assert.equal(ids[i], id_of(item), "item " .. i)
+      assert.is_true(item[field] >= last, "not oldest first at " .. i)
+      last = item[field]
+    end
+  end
+
   setup(function()
     emu = helpers.start_emulator()
     local pipe = io.popen("mktemp -d /tmp/sapwf-cli-spec.XXXXXX")
@@ -654,6 +675,41 @@ describe("sapwf command line", function()
       local empty = run({ "instances", "--business-key", "no-such-key" })
       assert.equal(0, empty.code)
       assert.equal("[]\n", empty.stdout)
+    end)
+
+    it("instances --all past the API's 5000: every match once, oldest first; with --orderby " ..
+       "or --skip it stops before any output, saying why (exit 9)", function()
+      local ids = seed_past_window("simple")
+      local all = run({ "instances", "--all" })
+      assert.equal(0, all.code, all.stderr)
+      assert_every_one_oldest_first(ids, all.json, "startedAt",
+        function(inst) return inst.id end)
+
+      local desc = run({ "instances", "--all", "--orderby", "startedAt desc" })
+      assert.equal(9, desc.code, desc.stderr)
+      assert.equal("", desc.stdout)
+      assert.matches("5001 matches from skip 0, but the API can page through only 5000 of "
+        .. "them", desc.stderr, 1, true)
+      assert.matches("order by startedAt asc (or leave orderby out) to page past it",
+        desc.stderr, 1, true)
+      local skipped = run({ "instances", "--all", "--skip", "10" })
+      assert.equal(9, skipped.code, skipped.stderr)
+      assert.equal("", skipped.stdout)
+      assert.matches("4991 matches from skip 10, but the API can page through only 4990",
+        skipped.stderr, 1, true)
+      assert.matches("(or leave skip out)", skipped.stderr, 1, true)
+
+      -- --skip past the service's 4000 (its --help says so): the service's 400 for one page,
+      -- a usage error before any call with --all
+      local far = run({ "instances", "--skip", "4001" })
+      assert.equal(9, far.code, far.stderr)
+      assert.matches("'$skip' is invalid: it must be an integer between 0 and 4000", far.stderr,
+        1, true)
+      local far_all = run({ "instances", "--all", "--skip", "4001" })
+      assert.equal(2, far_all.code, far_all.stderr)
+      assert.matches("sapwf: with --all, --skip is where to start: 0 to 4000", far_all.stderr,
+        1, true)
+      assert.is_nil(far_all.stderr:find("internal error", 1, true))
     end)
   end)
 

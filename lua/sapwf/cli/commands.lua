@@ -60,6 +60,11 @@ local function list_command(ctx, method, each_method, query, all, columns)
     if query.top and (query.top < 1 or query.top > 1000) then
       return nil, { kind = "usage", message = "with --all, --top is the page size: 1 to 1000" }
     end
+    -- One page past $skip 4000 gets the service's own 400; the pager refuses the start at
+    -- once, as an argument error, which would read as an internal error here.
+    if query.skip and query.skip > 4000 then
+      return nil, { kind = "usage", message = "with --all, --skip is where to start: 0 to 4000" }
+    end
     if ctx.out.format == "ndjson" then
       return stream(ctx, wf, each_method, query)
     end
