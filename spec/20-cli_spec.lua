@@ -769,6 +769,25 @@ describe("sapwf command line", function()
       assert.equal(9, none.code)
       assert.matches("invalid %(422%)", none.stderr)
     end)
+
+    it("tasks --all pages as instances --all does, by createdAt: past 5000 every task once, " ..
+       "oldest first; with --orderby it stops saying why (exit 9)", function()
+      local ids = seed_past_window("orderapproval")      -- a task each
+      local page = run({ "tasks", "--top", "3" })
+      assert.equal(0, page.code, page.stderr)
+      assert.equal(3, #page.json)
+      local all = run({ "tasks", "--all" })
+      assert.equal(0, all.code, all.stderr)
+      assert_every_one_oldest_first(ids, all.json, "createdAt",
+        function(task) return task.workflowInstanceId end)
+      local desc = run({ "tasks", "--all", "--orderby", "createdAt desc" })
+      assert.equal(9, desc.code, desc.stderr)
+      assert.equal("", desc.stdout)
+      assert.matches("5001 matches from skip 0, but the API can page through only 5000 of "
+        .. "them", desc.stderr, 1, true)
+      assert.matches("sapwf tasks --created-from/--created-up-to", desc.stderr, 1, true)
+      assert.equal(2, run({ "tasks", "--all", "--top", "1001" }).code)
+    end)
   end)
 
   describe("export", function()
