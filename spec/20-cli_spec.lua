@@ -568,6 +568,19 @@ describe("sapwf command line", function()
       assert.equal("CANCELED", run({ "instance", inst.id }).json.status)
     end)
 
+    it("instance --attributes adds the custom attributes, with the context's values",
+      function()
+        local inst = start("orderapproval", { product = "Camera", orderId = "a-1" })
+        local plain = run({ "instance", inst.id })
+        assert.equal(0, plain.code, plain.stderr)
+        assert.is_nil(plain.json.attributes)
+        local shown = run({ "instance", inst.id, "--attributes" })
+        assert.equal(0, shown.code, shown.stderr)
+        assert.equal(inst.id, shown.json.id)
+        assert.equal("product", shown.json.attributes[1].id)
+        assert.equal("Camera", shown.json.attributes[1].value)
+      end)
+
     it("instances --started-from / --started-up-to: the README's way to split a long list",
       function()
         local ids = emu:seed_instances{ count = 3, definition = "simple", started_at = {
