@@ -109,7 +109,8 @@ describe("sapwf command line", function()
   -- installed command (none after make install: it finds its own modules).
   local function child_env()
     local parts = { "env -u SAPWF_SERVICE_KEY -u VCAP_SERVICES -u LUA_PATH -u LUA_CPATH"
-      .. " -u LUA_PATH_5_4 -u LUA_CPATH_5_4 -u LUA_PATH_5_3 -u LUA_CPATH_5_3" }
+      .. " -u LUA_PATH_5_4 -u LUA_CPATH_5_4 -u LUA_PATH_5_3 -u LUA_CPATH_5_3"
+      .. " -u LUA_INIT -u LUA_INIT_5_4 -u LUA_INIT_5_3 -u SAPWF_DEBUG" }
     for name, value in pairs(installed.env) do
       parts[#parts + 1] = name .. "=" .. quote(value)
     end
@@ -997,6 +998,23 @@ describe("sapwf command line", function()
         rows[#rows + 1] = { tonumber(code), (text:gsub("`", "")) }
       end
       assert.same(require("sapwf.cli.exitcodes").descriptions, rows)
+    end)
+
+    it("1 for an internal error: one line saying how to get a traceback, which " ..
+       "SAPWF_DEBUG=1 adds", function()
+      -- a bug, stood in for by a command module that raises (LUA_INIT runs before sapwf)
+      local bug = { LUA_INIT = 'package.preload["sapwf.cli.authorities"] = function() '
+        .. 'return { run = function() error("a bug in the command", 0) end } end' }
+      local plain = sapwf({ "authorities" }, { env = bug })
+      assert.equal(1, plain.code, plain.stderr)
+      assert.equal("sapwf: internal error: a bug in the command\n"
+        .. "(set SAPWF_DEBUG=1 for a traceback; please report it)\n", plain.stderr)
+      bug.SAPWF_DEBUG = "1"
+      local traced = sapwf({ "authorities" }, { env = bug })
+      assert.equal(1, traced.code, traced.stderr)
+      assert.matches("^sapwf: internal error: a bug in the command\nstack traceback:\n",
+        traced.stderr)
+      assert.matches("\n%s+[^\n]*sapwf/cli/init%.lua:%d+: in ", traced.stderr)
     end)
 
     it("3 for no key, a missing key file and a key without fields", function()
