@@ -358,6 +358,27 @@ describe("sapwf command line", function()
         if columns == "200" then assert.matches("Order approval", r.stdout, 1, true) end
       end
     end)
+
+    it("on a terminal without $COLUMNS, tables fit the width `stty size` says", function()
+      local typescript = dir .. "/stty-typescript"
+      local inner = "unset COLUMNS; stty cols 50 rows 24; "
+        .. command_line({ "--service-key", full_key, "definitions" })
+      assert.is_true(shell("script -qec " .. quote(inner) .. " " .. quote(typescript)
+        .. " </dev/null >/dev/null 2>&1"))
+      local screen = read_file(typescript)
+      assert_no_secret(screen)
+      local rows = 0
+      for line in screen:gmatch("[^\r\n]+") do
+        if line:find("^id ") or line:find("^orderap") or line:find("^failing ")
+          or line:find("^simple ") then
+          rows = rows + 1
+          local chars = select(2, line:gsub("[^\128-\191]", ""))
+          assert.is_true(chars <= 50, chars .. " > 50: " .. line)
+        end
+      end
+      assert.equal(4, rows, screen)
+      assert.matches("…", screen, 1, true)     -- cut to fit, not a narrow table anyway
+    end)
   end)
 
   -- -H: the key of an API gateway in front of the service, on every call, never printed.
