@@ -997,6 +997,42 @@ describe("sapwf command line", function()
       assert.matches("note: empty definitions", human.stdout, 1, true)
     end)
 
+    it("--output json: the report has the fields docs/CLI.md names, each check's result one " ..
+       "of its four", function()
+      -- the limited key on a reset emulator: 403s, calls with no instance to try them on, and
+      -- a call that fails otherwise
+      emu:fault{ fault = "status", status = 400, times = -1, method = "GET",
+                 path = "/v1/task-definitions" }
+      local r = sapwf({ "--service-key", limited_key, "--output", "json", "doctor" })
+      emu:clear_faults()
+      assert.equal(5, r.code, r.stderr)
+      assert.is_table(r.json.key)
+      assert.is_true(r.json.key.ok)
+      assert.is_table(r.json.token)
+      assert.is_true(r.json.token.ok)
+      local results = {}
+      for _, check in ipairs(r.json.checks) do
+        assert.is_string(check.operation)
+        assert.equal(operations.describe(operations.by_name[check.operation]), check.call)
+        assert.equal(operations.by_name[check.operation].authority, check.authority)
+        assert.is_true(contains({ "ok", "forbidden", "error", "skipped" }, check.result),
+          tostring(check.result))
+        results[check.operation] = check.result
+      end
+      assert.same({ tasks = "ok", instances = "forbidden", task_definitions = "error",
+        context = "skipped" }, { tasks = results.tasks, instances = results.instances,
+        task_definitions = results.task_definitions, context = results.context })
+      for _, field in ipairs({ "needed", "granted", "missing" }) do
+        assert.is_table(r.json[field], field)
+        for _, authority in ipairs(r.json[field]) do
+          assert.is_true(contains(operations.authorities, authority), authority)
+        end
+      end
+      assert.is_true(contains(r.json.missing, "WORKFLOW_INSTANCE_GET"))
+      assert.is_string(r.json.command)
+      assert.is_false(r.json.ok)
+    end)
+
     it("a wrong secret: explains invalid_client, exit 4", function()
       local key = emu:service_key("full")
       key.uaa.clientsecret = "not-the-secret"
