@@ -2117,22 +2117,34 @@ describe("sapwf command line", function()
       return shell("curl -s -o /dev/null --max-time 2 " .. quote(url .. "/_emulator/stats"))
     end
 
+    -- Ctrl-C for a command launch() started: it stops and exits 0.
+    local function interrupt(pid, rc_file)
+      assert.is_true(shell("kill -INT " .. pid))
+      assert.is_true(wait_for(function() return (read_file(rc_file) or "") ~= "" end, 10))
+      assert.equal("0", read_file(rc_file):match("%d+"))
+    end
+
+    -- The key launch() wrote (its secret joins those no output may hold), and the --cafile
+    -- the command printed for it (nil without one).
+    local function key_of(key_file, err)
+      local key = json.decode(read_file(key_file))
+      secrets[#secrets + 1] = key.uaa.clientsecret
+      return key, read_file(err):match("sapwf %-%-cafile (%S+) doctor")
+    end
+
     it("serves the key it prints until Ctrl-C, then stops", function()
       local key_file = dir .. "/emu-int.json"
       local pid, rc_file, err = launch(key_file, "emu-int")
       -- the key file is private (made so, not narrowed after), whatever the umask (000 here)
       local mode = io.popen("stat -c %a " .. quote(key_file)):read("*l")
       assert.equal("600", mode)
-      local key = json.decode(read_file(key_file))
-      secrets[#secrets + 1] = key.uaa.clientsecret
+      local key = key_of(key_file, err)
       local r = sapwf({ "--service-key", key_file, "definitions" })
       assert.equal(0, r.code, r.stderr)
       assert.equal(3, #r.json)
       local base = key.uaa.url
       assert.is_true(answers(base))
-      assert.is_true(shell("kill -INT " .. pid))
-      assert.is_true(wait_for(function() return (read_file(rc_file) or "") ~= "" end, 10))
-      assert.equal("0", read_file(rc_file):match("%d+"))
+      interrupt(pid, rc_file)
       assert.matches("emulator stopped", read_file(err))
       assert_no_secret(read_file(err))
       assert.is_false(answers(base))
@@ -2190,8 +2202,7 @@ describe("sapwf command line", function()
     it("stops its nginx when it is ended with SIGTERM", function()
       local key_file = dir .. "/emu-term.json"
       local pid, rc_file, err = launch(key_file, "emu-term")
-      local key = json.decode(read_file(key_file))
-      secrets[#secrets + 1] = key.uaa.clientsecret
+      local key = key_of(key_file, err)
       local nginx_dir = read_file(err):match("in (/[^%)]+)%)")
       assert.is_truthy(nginx_dir)
       assert.is_true(answers(key.uaa.url))
@@ -2206,8 +2217,7 @@ describe("sapwf command line", function()
       local key_file = dir .. "/emu-limits.json"
       local pid, rc_file, err = launch(key_file, "emu-limits",
         { "--service-time", "0.25", "--rate", "40" })
-      local key = json.decode(read_file(key_file))
-      secrets[#secrets + 1] = key.uaa.clientsecret
+      local key = key_of(key_file, err)
       assert.matches("limits: service time 0.25s, rate 40/s", read_file(err), 1, true)
       local pipe = io.popen("curl -s --max-time 5 " .. quote(key.uaa.url .. "/_emulator/limits"))
       local limits = json.decode(pipe:read("*a"))
@@ -2215,9 +2225,7 @@ describe("sapwf command line", function()
       assert.equal(0.25, limits.service_time)
       assert.equal(40, limits.rate)
       assert.equal(40, limits.burst)
-      assert.is_true(shell("kill -INT " .. pid))
-      assert.is_true(wait_for(function() return (read_file(rc_file) or "") ~= "" end, 10))
-      assert.equal("0", read_file(rc_file):match("%d+"))
+      interrupt(pid, rc_file)
       for _, case in ipairs({ { "--service-time", "-1" }, { "--service-time", "slow" },
           { "--service-time", "4000" }, { "--rate", "0" }, { "--rate", "many" } }) do
         local r = sapwf({ "emulator", case[1] .. "=" .. case[2] })   -- "-1" alone is an option
@@ -2229,8 +2237,7 @@ describe("sapwf command line", function()
     it("--spa runs it as SAP Build Process Automation, with an SPA key", function()
       local key_file = dir .. "/emu-spa.json"
       local pid, rc_file, err = launch(key_file, "emu-spa", { "--spa" })
-      local key = json.decode(read_file(key_file))
-      secrets[#secrets + 1] = key.uaa.clientsecret
+      local key = key_of(key_file, err)
       assert.is_nil(key.endpoints.workflow_rest_url)
       assert.equal(key.uaa.url, key.endpoints.api)
       assert.matches("SAP Build Process Automation emulator running", read_file(err))
@@ -2240,12 +2247,54 @@ describe("sapwf command line", function()
       for _, definition in ipairs(r.json) do
         assert.matches("^eu10%.emulator%.%w+%.%w+$", definition.id)
       end
-      assert.is_true(shell("kill -INT " .. pid))
-      assert.is_true(wait_for(function() return (read_file(rc_file) or "") ~= "" end, 10))
-      assert.equal("0", read_file(rc_file):match("%d+"))
+      interrupt(pid, rc_file)
       assert.is_false(answers(key.uaa.url))
     end)
+
+    it("--key limited: a client with only the default authorities, for doctor", function()
+      local key_file = dir .. "/emu-limited.json"
+      local pid, rc_file, err = launch(key_file, "emu-limited", { "--key", "limited" })
+      key_of(key_file, err)
+      assert.matches("the limited client's service key: " .. key_file, read_file(err), 1, true)
+      local r = sapwf({ "--service-key", key_file, "doctor" })
+      assert.equal(5, r.code, r.stderr)
+      assert.is_true(contains(r.json.missing, "WORKFLOW_INSTANCE_START"))
+      assert.is_true(contains(r.json.granted, "TASK_GET"))
+      interrupt(pid, rc_file)
+    end)
+
+    it("--tls: https URLs in the key, and the --cafile to pass, which verifies them", function()
+      local key_file = dir .. "/emu-tls.json"
+      local pid, rc_file, err = launch(key_file, "emu-tls", { "--tls" })
+      local key, cafile = key_of(key_file, err)
+      assert.matches("^https://127%.0%.0%.1:%d+$", key.uaa.url)
+      assert.matches("^https://", key.endpoints.workflow_rest_url)
+      assert.is_string(cafile, read_file(err))
+      local r = sapwf({ "--service-key", key_file, "--cafile", cafile, "definitions" })
+      assert.equal(0, r.code, r.stderr)
+      assert.equal(3, #r.json)
+      assert.equal(7, sapwf({ "--service-key", key_file, "definitions" }).code)  -- no CA: TLS
+      interrupt(pid, rc_file)
+    end)
+
+    it("--key x509: a certificate key, with https (--tls implied), that works", function()
+      local key_file = dir .. "/emu-x509.json"
+      local pid, rc_file, err = launch(key_file, "emu-x509", { "--key", "x509" })
+      local key, cafile = key_of(key_file, err)
+      assert.equal("x509", key.uaa["credential-type"])
+      assert.is_nil(key.uaa.clientsecret)
+      assert.matches("BEGIN CERTIFICATE", key.uaa.certificate, 1, true)
+      secrets[#secrets + 1] = key.uaa.key:match("\n([^\n]+)\n")   -- a line of the private key
+      assert.matches("^https://", key.uaa.certurl)
+      assert.matches("^https://", key.endpoints.workflow_rest_url)
+      assert.is_string(cafile, read_file(err))
+      local r = sapwf({ "--service-key", key_file, "--cafile", cafile, "doctor" })
+      assert.equal(0, r.code, r.stderr)
+      assert.equal("x509", r.json.key.credential)
+      interrupt(pid, rc_file)
+    end)
   end)
+
   describe("a single start", function()
     -- `sapwf start simple` with the POST to `path` held up 1.5 s, sent `signal` after 0.8 s:
     -- its exit code, what it printed and its stderr.
