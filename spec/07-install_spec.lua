@@ -166,6 +166,24 @@ describe("installing", function()
     assert.matches("start", page, 1, true)
   end)
 
+  -- README: "A module built for another Lua fails to load, and says which build nginx
+  -- needs", and shows the message for LuaJIT: the Lua 5.4 build, loaded by LuaJIT.
+  it("require 'sapwf' with a sapwf.core of another Lua names the build this one needs",
+     function()
+    local ok, out = run("env -u MAKEFLAGS -u MFLAGS make --no-print-directory LUA=lua5.4")
+    assert.is_true(ok, out)
+    ok, out = run("luajit -e 'package.path = \"./lua/?.lua;./lua/?/init.lua;\" .. package.path "
+      .. "package.cpath = \"./build/lua5.4/?.so\" require \"sapwf\"'")
+    assert.is_false(ok, out)
+    assert.matches("core.so: undefined symbol: lua_", out, 1, true)
+    local got, version = run("luajit -e 'io.write(jit.version)'")
+    assert.is_true(got, version)
+    local promised = read_file("README.md"):match("\n(sapwf%.core was built for another Lua "
+      .. "than this [^\n]*)\n")
+    assert.is_string(promised, "README.md no longer shows the message")
+    assert.matches((promised:gsub("LuaJIT [%w.-]+:", version .. ":")), out, 1, true)
+  end)
+
   -- The installed command, with no LUA_PATH or LUA_CPATH at all, under each interpreter it
   -- can be built for: it runs that interpreter and finds its own modules under PREFIX.
   for _, lua in ipairs({ "lua5.4", "luajit", "lua5.1" }) do
