@@ -215,15 +215,25 @@ describe("sapwf command line", function()
       end }.ids
   end
 
-  -- A list of `--all`: each of the ids once, in their order, the time `field` ascending.
-  local function assert_every_one_oldest_first(ids, list, field, id_of)
-    assert.equal(#ids, #list)
+  -- `sapwf COMMAND --all` over seed_past_window's instances: each of ids once, the time
+  -- `field` ascending (id_of: an item's instance id); with --orderby "FIELD desc" it stops
+  -- before any output (exit 9). Returns that error's text.
+  local function assert_all_past_window(command, ids, field, id_of)
+    local all = run({ command, "--all" })
+    assert.equal(0, all.code, all.stderr)
+    assert.equal(#ids, #all.json)
     local last = ""
-    for i, item in ipairs(list) do
+    for i, item in ipairs(all.json) do
       assert.equal(ids[i], id_of(item), "item " .. i)
       assert.is_true(item[field] >= last, "not oldest first at " .. i)
       last = item[field]
     end
+    local desc = run({ command, "--all", "--orderby", field .. " desc" })
+    assert.equal(9, desc.code, desc.stderr)
+    assert.equal("", desc.stdout)
+    assert.matches(PAST_WINDOW .. " matches from skip 0, but the API can page through only "
+      .. "5000 of them", desc.stderr, 1, true)
+    return desc.stderr
   end
 
   setup(function()
@@ -714,19 +724,10 @@ describe("sapwf command line", function()
 
     it("instances --all past the API's 5000: every match once, oldest first; with --orderby " ..
        "or --skip it stops before any output, saying why (exit 9)", function()
-      local ids = seed_past_window("simple")
-      local all = run({ "instances", "--all" })
-      assert.equal(0, all.code, all.stderr)
-      assert_every_one_oldest_first(ids, all.json, "startedAt",
+      local desc = assert_all_past_window("instances", seed_past_window("simple"), "startedAt",
         function(inst) return inst.id end)
-
-      local desc = run({ "instances", "--all", "--orderby", "startedAt desc" })
-      assert.equal(9, desc.code, desc.stderr)
-      assert.equal("", desc.stdout)
-      assert.matches("5001 matches from skip 0, but the API can page through only 5000 of "
-        .. "them", desc.stderr, 1, true)
-      assert.matches("order by startedAt asc (or leave orderby out) to page past it",
-        desc.stderr, 1, true)
+      assert.matches("order by startedAt asc (or leave orderby out) to page past it", desc, 1,
+        true)
       local skipped = run({ "instances", "--all", "--skip", "10" })
       assert.equal(9, skipped.code, skipped.stderr)
       assert.equal("", skipped.stdout)
@@ -811,16 +812,9 @@ describe("sapwf command line", function()
       local page = run({ "tasks", "--top", "3" })
       assert.equal(0, page.code, page.stderr)
       assert.equal(3, #page.json)
-      local all = run({ "tasks", "--all" })
-      assert.equal(0, all.code, all.stderr)
-      assert_every_one_oldest_first(ids, all.json, "createdAt",
+      local desc = assert_all_past_window("tasks", ids, "createdAt",
         function(task) return task.workflowInstanceId end)
-      local desc = run({ "tasks", "--all", "--orderby", "createdAt desc" })
-      assert.equal(9, desc.code, desc.stderr)
-      assert.equal("", desc.stdout)
-      assert.matches("5001 matches from skip 0, but the API can page through only 5000 of "
-        .. "them", desc.stderr, 1, true)
-      assert.matches("sapwf tasks --created-from/--created-up-to", desc.stderr, 1, true)
+      assert.matches("sapwf tasks --created-from/--created-up-to", desc, 1, true)
       assert.equal(2, run({ "tasks", "--all", "--top", "1001" }).code)
     end)
   end)
