@@ -77,6 +77,7 @@ build = {
     ["sapwf.instances"] = "lua/sapwf/instances.lua",
     ["sapwf.jobs"] = "lua/sapwf/jobs.lua",
     ["sapwf.json"] = "lua/sapwf/json.lua",
+    ["sapwf.limiter"] = "lua/sapwf/limiter.lua",
     ["sapwf.messages"] = "lua/sapwf/messages.lua",
     ["sapwf.ngx"] = "lua/sapwf/ngx.lua",
     ["sapwf.ngx.thread"] = "lua/sapwf/ngx/thread.lua",
