@@ -522,10 +522,37 @@ describe("sapwf.ngx in nginx", function()
         local items = {}
         for i = 1, 4 do items[i] = { definitionId = "simple", context = { i = i } } end
         local started = 0
-        for _, r in ipairs(wf:start_many(items, { concurrency = 4 })) do
+        for _, r in ipairs(wf:start_many(items, { concurrency = 4,
+                                                  adaptive = ngx.var.arg_adaptive ~= "false" })) do
           if not require("sapwf").is_error(r) then started = started + 1 end
         end
         ngx.say(started, "|", table.concat(events, ","))
+      }
+    }
+    location = /limit {
+      content_by_lua_block {
+        local adaptive = ngx.var.arg_adaptive ~= "false"
+        local backoffs, least, refusals = 0, 64, 0
+        local wf = assert(require("sapwf.ngx").new{ service_key = os.getenv("SAPWF_SERVICE_KEY"),
+          log = function(e)
+            if e.event == "concurrency" and e.reason == "backoff" then
+              backoffs = backoffs + 1
+              if e.concurrency < least then least = e.concurrency end
+            elseif e.event == "rate_limited" then
+              refusals = refusals + 1
+            end
+          end })
+        local n, handed, twice, failed = 0, {}, 0, 0
+        local count = wf:start_each(function()
+          n = n + 1
+          if n <= 200 then return { definitionId = "simple", context = { order = n } } end
+        end, function(i, r)
+          if handed[i] then twice = twice + 1 end
+          handed[i] = true
+          if require("sapwf").is_error(r) then failed = failed + 1 end
+        end, { concurrency = 64, adaptive = adaptive })
+        ngx.say(require("cjson").encode({ count = count, handed = #handed, twice = twice,
+          failed = failed, backoffs = backoffs, least = least, refusals = refusals }))
       }
     }
     location = /map-raises {
@@ -581,18 +608,43 @@ describe("sapwf.ngx in nginx", function()
     gateway_for_block(CONF, function(started) g = started end)
     after_each(function() emu:clear_faults() end)
 
-    it("a 429 takes the ordinary retries: nginx runs the items, no adaptive limit waits",
-       function()
-      emu:fault{ fault = "status", status = 429, retry_after = 0, times = 2, method = "POST",
-                 path = "/v1/workflow-instances" }
-      local status, body = g:curl("/many-429")
-      emu:clear_faults()
+    -- Under the tenant's rate limit as a plain client's batch (spec/53): each item reaches the
+    -- server once and is handed over once, none fails, and the limit backs off.
+    it("the adaptive limit: under the tenant's rate limit each item starts once and none " ..
+       "fails; the limit backs off", function()
+      emu:set_limits{ service_time = 0.02, rate = 100, burst = 20, count_key = "order" }
+      finally(function() emu:set_limits{} end)
+      local status, body = g:curl("/limit")
       assert.equal(200, status, body)
-      local started, events = body:match("^(%d+)|(.*)\n$")
-      assert.equal("4", started, body)
-      local _, retries = events:gsub("retry:429", "")
-      assert.equal(2, retries, events)
-      assert.is_nil(events:find("rate_limited", 1, true), events)
+      local got = cjson.decode(body)
+      assert.same({ 200, 200, 0, 0 }, { got.count, got.handed, got.twice, got.failed })
+      local stats = emu:stats()
+      assert.equal(200, stats.starts_keyed)           -- every item reached the server ...
+      assert.equal(0, stats.starts_doubled)           -- ... once
+      assert.is_true(stats.rate_limited > 0, "the bucket never refused: nothing was tested")
+      assert.is_true(got.backoffs > 0 and got.least < 64, body)
+      assert.is_true(got.refusals > 0, body)          -- 429s waited for the limit
+    end)
+
+    it("a 429 waits for the adaptive limit, not one of the retries; with adaptive = false " ..
+       "it takes the ordinary retries", function()
+      for _, adaptive in ipairs({ true, false }) do
+        emu:fault{ fault = "status", status = 429, retry_after = 0, times = 2, method = "POST",
+                   path = "/v1/workflow-instances" }
+        local status, body = g:curl("/many-429?adaptive=" .. tostring(adaptive))
+        emu:clear_faults()
+        assert.equal(200, status, body)
+        local started, events = body:match("^(%d+)|(.*)\n$")
+        assert.equal("4", started, body)
+        local _, retries = events:gsub("retry:429", "")
+        local _, waits = events:gsub("rate_limited:429", "")
+        if adaptive then
+          assert.same({ 0, 2 }, { retries, waits }, events)
+          assert.matches("concurrency:429", events, 1, true)
+        else
+          assert.same({ 2, 0 }, { retries, waits }, events)
+        end
+      end
     end)
 
     it("run items concurrently, results in input order, each failure in its place",

@@ -346,6 +346,57 @@ local function schedule(w, b, now, run, fn, size, limiter, log, members)
   end
 end
 
+-- ------------------------------------------------------------------------------------------
+-- The gate: the limiter in front of a transport that runs many calls itself (run_each:
+-- sapwf.ngx, whose items run in nginx's light threads). Its request waits until the limiter
+-- lets it go, sends through the transport and tells the limiter the answer, as the
+-- scheduler does for a batch. The waits are the transport's: waiter() gives a wait(seconds)
+-- that yields until a post or that long, and post(n), which wakes n waits first come first
+-- served. One request at a time waits at the door for the limiter (for an answer to free a
+-- slot, or for its time to come); the others queue behind it: so a request going out wakes
+-- one, not every one waiting.
+
+local DOOR_WAIT = 1          -- seconds: a door wait for a slot looks again after that long
+local QUEUE_WAIT = 3600      -- seconds: the queue's waits end by post, this is only a bound
+
+local function gate(real, limiter, now, note)
+  local door, queue = real:waiter(), real:waiter()
+  local inflight, queued, at_door = 0, 0, false
+
+  local function enter()
+    if at_door or queued > 0 then
+      queued = queued + 1
+      queue.wait(QUEUE_WAIT)
+      queued = queued - 1
+    end
+    at_door = true
+    while not limiter:allows(inflight) do door.wait(limiter:held() or DOOR_WAIT) end
+    at_door = false
+    if queued > 0 then queue.post(1) end
+    inflight = inflight + 1
+  end
+
+  return {
+    real = real,
+    request = function(_, method, target, body, deadline, output)
+      enter()
+      local epoch, t = limiter.epoch, limiter:sending()
+      -- (a raise there is a bug of sapwf's: the slot is freed all the same, or the requests
+      -- waiting at the door would wait for good; LuaJIT's pcall lets the call yield)
+      local ok, status, resp, headers, gen, used = pcall(real.request, real, method, target,
+                                                         body, deadline, output)
+      inflight = inflight - 1
+      if at_door then door.post(1) end
+      if not ok then error(status, 0) end
+      note(limiter:observe(epoch, status, headers, t and now() - t))
+      return status, resp, headers, gen, used
+    end,
+    renew = function(_, gen, replayed, deadline) return real:renew(gen, replayed, deadline) end,
+    token = function(_, force) return real:token(force) end,
+    close = function() end,
+  }
+end
+
 -- The run over its items: concurrent on a sapwf.core client (a batch), or as the transport
 -- runs many calls itself (sapwf.ngx: run_each, in nginx's light threads); one at a time on
 -- any other transport. Returns what run:finish returns. value_only: fn keeps only the first
@@ -356,7 +407,14 @@ local function execute(self, what, run, fn, settings, value_only)
   local size = settings.concurrency
   if type(real.batch) ~= "function" then
     if type(real.run_each) == "function" then
-      real:run_each(what, self, run, fn, size)
+      local w = self
+      if settings.adaptive and type(real.waiter) == "function" then
+        -- a client like self whose requests pass the gate; 429s wait for the limiter
+        local limiter = new_limiter(size, true, policy.now, policy.log)
+        w = base.derive(self, gate(real, limiter, policy.now, noter(run, policy.log)),
+                        { rate_limit_wait = settings.rate_limit_wait }, value_only)
+      end
+      real:run_each(what, w, run, fn, size)
       return run:finish()
     end
     while true do

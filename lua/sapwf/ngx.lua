@@ -262,8 +262,9 @@ function Transport:close() end
 
 -- wf:map, wf:start_many and their streaming forms (batch.lua) hand their run here: fn over
 -- the run's items in `size` light threads (ngx.thread) that take item after item; each
--- call's exchange runs in nginx's thread pool while its light thread yields, so `size` are
--- in flight at once (a fixed number: batch.lua's adaptive limit needs its own scheduler).
+-- call's exchange runs in nginx's thread pool while its light thread yields, so up to `size`
+-- are in flight at once (with `adaptive`, fewer: wf is then a client whose requests pass
+-- batch.lua's gate, which waits with waiter below).
 -- run:take and run:deliver never raise; what fn raises stops the taking (run:fail), and
 -- the other light threads finish their items, so nothing in flight is abandoned. One light
 -- thread at a time takes an item (next_item may yield, e.g. reading a cosocket). It raises,
@@ -291,6 +292,17 @@ function Transport:run_each(what, wf, run, fn, size)
     local ok, err = wait(threads[k])
     if not ok then run:fail(err) end
   end
+end
+
+-- For batch.lua's gate: wait(seconds) yields this light thread until post or that long
+-- (at least a millisecond: a shorter ngx.semaphore wait would not yield at all); post(n)
+-- wakes n waits, first come first served.
+function Transport:waiter()
+  local sema = require("ngx.semaphore").new(0)          -- lua-resty-core: only inside nginx
+  return {
+    wait = function(seconds) sema:wait(seconds < 0.001 and 0.001 or seconds) end,
+    post = function(n) sema:post(n) end,
+  }
 end
 
 -- ------------------------------------------------------------------------------------------
