@@ -128,23 +128,38 @@ static batch *check_batch(lua_State *L)
 
 static void release(lua_State *L, batch *b);
 
-/* submit and wait hold the batch and its client while they run: a token fetch decodes
- * with cjson, so a finalizer may close either meanwhile, and the close waits for unhold.
- * unhold returns 1 while the batch is still open. */
-static void hold(batch *b)
+/* submit and wait run their part that may run Lua (a token fetch decodes with cjson; wait's
+ * pushes may collect) with the batch and its client held, as a protected call (client.c
+ * says why): a finalizer may close either meanwhile, and the close waits for the call's
+ * end; any other call of either from a finalizer is refused before it touches anything (a
+ * nested wait would take the head of the finished queue a second time and lose an answer).
+ * The batch's own token fetch goes to token.c, not through the client's methods, so the
+ * hold does not refuse it. */
+static void check_idle(lua_State *L, const batch *b)
 {
-  b->busy++;
-  sapwf_client_hold(b->client);
+  if (b->closed)
+    luaL_error(L, "attempt to use a closed sapwf batch");
+  if (b->busy > 0)
+    luaL_error(L, "sapwf: batch is busy with another call (a finalizer called it during "
+               "a call)");
+  sapwf_client_refuse_busy(L, b->client);
 }
 
 
-static int unhold(lua_State *L, batch *b)
+/* Runs what sapwf_push_held pushed, held (sapwf_client_call holds the client); a close of
+ * the batch deferred meanwhile takes effect after it. Raises what the call raised; returns
+ * the number of its results, above base. */
+static int call_held(lua_State *L, batch *b, int base)
 {
-  sapwf_client_unhold(L, b->client);
+  int status;
+  b->busy++;
+  status = sapwf_client_call(L, b->client);
   b->busy--;
   if (b->busy == 0 && b->close_pending)
     release(L, b);
-  return !b->closed;
+  if (status != LUA_OK)
+    return lua_error(L);
+  return lua_gettop(L) - base;
 }
 
 
@@ -290,11 +305,11 @@ static void start(batch *b, slot *s)
 }
 
 
-/* Makes sure a token is cached, then starts the slot; or fails it
- * with the token error. For TOKEN_HOLD seconds after a failed fetch, requests that need a
+/* Makes sure a token is cached (decode_idx: where cjson.safe's decode is), then starts the
+ * slot; or fails it with the token error. For TOKEN_HOLD seconds after a failed fetch, requests that need a
  * token get that error without a new fetch: the retries of many items (send.lua) then
  * ask a failing token endpoint about once a second, not once per item. */
-static void start_with_token(lua_State *L, batch *b, slot *s)
+static void start_with_token(lua_State *L, batch *b, slot *s, int decode_idx)
 {
   sapwf_error e;
   /* A failed fetch leaves no usable token (token.c keeps one that is still valid), so
@@ -305,7 +320,7 @@ static void start_with_token(lua_State *L, batch *b, slot *s)
     fail(b, s, &b->token_error);
     return;
   }
-  if (!sapwf_token_ensure(L, b->client, lua_upvalueindex(1), 0, &e)) {
+  if (!sapwf_token_ensure(L, b->client, decode_idx, 0, &e)) {
     b->token_failed = 1;
     b->token_failed_at = sapwf_now();
     b->token_failed_gen = b->client->token_gen;
@@ -401,24 +416,46 @@ static double expire(batch *b)
  * @tparam[opt] number deadline monotonic time by which it must be done (default: timeout
  * from when it goes out), as client:request's
  */
+typedef struct submit_call {
+  batch *b;
+  slot *s;
+} submit_call;
+
+
+static int held_submit(lua_State *L)
+{
+  submit_call *q = lua_touserdata(L, 1);
+  start_with_token(L, q->b, q->s, 2);
+  return 0;
+}
+
+
 static int batch_submit(lua_State *L)
 {
   batch *b = check_batch(L);
   lua_Integer k = luaL_checkinteger(L, 2);
   sapwf_request r;
   sapwf_client *c = b->client;
+  submit_call q;
+  double given = 0;
+  int base;
   slot *s;
   luaL_argcheck(L, k >= 1 && k <= b->size, 2, "slot out of range");
   sapwf_check_request(L, 3, &r);
-  s = &b->slots[k - 1];
-  luaL_argcheck(L, s->state == SLOT_IDLE, 2, "slot is busy");
-  s->given = 0;
   if (!lua_isnoneornil(L, 6)) {
-    s->given = (double)luaL_checknumber(L, 6);
-    luaL_argcheck(L, s->given >= 0, 6, "deadline must be a monotonic time (0: none of its own)");
+    given = (double)luaL_checknumber(L, 6);
+    luaL_argcheck(L, given >= 0, 6, "deadline must be a monotonic time (0: none of its own)");
   }
+  base = lua_gettop(L);
+  sapwf_push_held(L, held_submit, &q);
+  /* The state after the push (a finalizer may have run): from here to the hold no Lua
+   * runs, so a slot found idle is still idle when it is filled. */
+  check_idle(L, b);
   if (c->closed)
     return luaL_error(L, "attempt to use a closed sapwf client");
+  s = &b->slots[k - 1];
+  luaL_argcheck(L, s->state == SLOT_IDLE, 2, "slot is busy");
+  s->given = given;
   if (!reserve(&s->url, &s->url_cap, c->api_url_len + r.path_len + 1)
       || (r.body != NULL && !reserve(&s->body, &s->body_cap, r.body_len + 1)))
     return luaL_error(L, "not enough memory");
@@ -430,9 +467,10 @@ static int batch_submit(lua_State *L)
   s->body_len = r.body_len;
   if (s->has_body)
     memcpy(s->body, r.body, r.body_len);         /* the Lua string may be gone when sent */
-  hold(b);
-  start_with_token(L, b, s);
-  if (!unhold(L, b))                      /* closed by a finalizer: nothing was sent */
+  q.b = b;
+  q.s = s;
+  call_held(L, b, base);
+  if (b->closed)                          /* closed by a finalizer: nothing was sent */
     return luaL_error(L, "attempt to use a closed sapwf batch");
   return 0;
 }
@@ -462,8 +500,8 @@ static int pop(lua_State *L, batch *b)
 }
 
 
-/* batch_wait on a held batch. Returns the number of values pushed; -1 when a finalizer
- * closed the batch meanwhile (nothing pushed); 0 with *mc set when libcurl failed. */
+/* batch_wait on a held batch. Returns the number of values pushed; 0 with *mc set when
+ * libcurl failed, or when nothing came. */
 static int wait(lua_State *L, batch *b, double timeout, CURLMcode *mc)
 {
   double deadline = timeout >= 0 ? sapwf_now() + timeout : 0;
@@ -520,23 +558,38 @@ static int wait(lua_State *L, batch *b, double timeout, CURLMcode *mc)
  * @treturn[2] nil
  * @treturn[2] table err, as client:request's
  */
+typedef struct wait_call {
+  batch *b;
+  double timeout;
+  CURLMcode mc;
+} wait_call;
+
+
+static int held_wait(lua_State *L)
+{
+  wait_call *q = lua_touserdata(L, 1);
+  return wait(L, q->b, q->timeout, &q->mc);
+}
+
+
 static int batch_wait(lua_State *L)
 {
-  batch *b = check_batch(L);
-  double timeout = -1;
-  int n;
-  CURLMcode mc = CURLM_OK;
+  wait_call q;
+  int base;
+  q.b = check_batch(L);
+  q.timeout = -1;
+  q.mc = CURLM_OK;
   if (!lua_isnoneornil(L, 2)) {
-    timeout = (double)luaL_checknumber(L, 2);
-    luaL_argcheck(L, timeout >= 0, 2, "timeout must be a number >= 0");   /* refuses NaN */
+    q.timeout = (double)luaL_checknumber(L, 2);
+    luaL_argcheck(L, q.timeout >= 0, 2, "timeout must be a number >= 0");   /* refuses NaN */
   }
-  hold(b);
-  n = wait(L, b, timeout, &mc);
-  if (!unhold(L, b) && n < 0)
-    return luaL_error(L, "attempt to use a closed sapwf batch");
-  if (mc != CURLM_OK)
-    return luaL_error(L, "sapwf: libcurl multi: %s", curl_multi_strerror(mc));
-  return n;
+  base = lua_gettop(L);
+  sapwf_push_held(L, held_wait, &q);
+  check_idle(L, q.b);
+  base = call_held(L, q.b, base);         /* now the number of results */
+  if (q.mc != CURLM_OK)
+    return luaL_error(L, "sapwf: libcurl multi: %s", curl_multi_strerror(q.mc));
+  return base;
 }
 
 
@@ -667,9 +720,11 @@ static int batch_new(lua_State *L)
   lua_setmetatable(L, -2);
   anchor_client(L, 1);
   /* Making the batch (and on 5.1 its anchor table) may run the collector, and a finalizer
-   * may have closed the client: the half-made batch is closed, its __gc frees it. */
+   * may have closed the client, or be calling it within one of its calls: the half-made
+   * batch is closed, its __gc frees it. */
   if (c->closed)
     return luaL_error(L, "attempt to use a closed sapwf client");
+  sapwf_client_refuse_busy(L, c);
   b->client = c;
   b->size = (int)size;
   b->share = sapwf_share_retain(c->share);

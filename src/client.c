@@ -163,30 +163,84 @@ sapwf_client *sapwf_check_open(lua_State *L, int idx)
 }
 
 
-/* A call that may run Lua code (a token fetch decodes with cjson) holds the client while
- * it uses the handles and buffers: a close in between is deferred to unhold. unhold
- * returns 1 while the client is still open; 0 when it was closed during the call (and is
- * freed now): the call must not use it again. A raise between hold and unhold (only "not
- * enough memory") leaves the client held: its close is then deferred for good, which
- * leaks it but never frees memory that a call is still using. */
-void sapwf_client_hold(sapwf_client *c)
+/* A call that may run Lua code (a token fetch decodes with cjson; a push may collect) holds
+ * the client while it uses the handles and buffers, so a finalizer may run in between. It
+ * may close the client: the close is deferred until the call ends. It may not call the
+ * client (nor one of its batches) in any other way: that call would take the running
+ * call's buffers, token and deadline, so it raises (sapwf_client_refuse_busy) before it
+ * touches anything.
+ *
+ * The held part runs as a protected call (sapwf_client_call), so a raise inside it (out of
+ * memory; on Lua 5.1, 5.3 and LuaJIT also a finalizer's error, which they pass on) still
+ * restores the deadline and ends the hold, and only then goes on (lua_error): a client left
+ * held would never be freed, its secret never wiped, and a deadline left behind would
+ * time out every later token fetch at once. */
+void sapwf_client_refuse_busy(lua_State *L, const sapwf_client *c)
 {
-  c->busy++;
+  if (c->busy > 0)
+    luaL_error(L, "sapwf: client is busy with another call (a finalizer called it during "
+               "a call)");
 }
 
 
-int sapwf_client_unhold(lua_State *L, sapwf_client *c)
+/* Raises unless the client is open and in no call. */
+static void check_idle(lua_State *L, const sapwf_client *c)
 {
+  if (c->closed)
+    luaL_error(L, "attempt to use a closed sapwf client");
+  sapwf_client_refuse_busy(L, c);
+}
+
+
+/* Pushes what sapwf_client_call calls: fn, its context and the calling method's upvalue 1
+ * (cjson.safe's decode), which fn finds at index 2 (a protected call has upvalues of its
+ * own). The caller checks the client after this push: on Lua 5.1 and LuaJIT pushing a C
+ * function allocates, so a finalizer may have run. */
+void sapwf_push_held(lua_State *L, lua_CFunction fn, void *ctx)
+{
+  luaL_checkstack(L, 3, "too many nested calls");
+  lua_pushcfunction(L, fn);
+  lua_pushlightuserdata(L, ctx);
+  lua_pushvalue(L, lua_upvalueindex(1));
+}
+
+
+/* Calls what sapwf_push_held pushed, with the client held; then restores the deadline the
+ * client had and ends the hold (a close deferred meanwhile takes effect: c->closed says
+ * so). Leaves fn's results, or the error, on the stack and returns lua_pcall's status: the
+ * caller re-raises (lua_error) after its own cleanup. No Lua runs between the caller's
+ * checks and the hold. */
+int sapwf_client_call(lua_State *L, sapwf_client *c)
+{
+  double outer = c->x.deadline;
+  int status;
+  c->busy++;
+  status = lua_pcall(L, 2, LUA_MULTRET, 0);
+  c->x.deadline = outer;
   c->busy--;
   if (c->busy == 0 && c->close_pending)
     release(L, c);
-  return !c->closed;
+  return status;
+}
+
+
+/* sapwf_client_call for one of the client's methods: raises its error, and the closed
+ * error when a finalizer closed the client and `closed_is_error`. Returns the number of
+ * results, above `base`. */
+static int call_method(lua_State *L, sapwf_client *c, int base, const int *closed_is_error)
+{
+  if (sapwf_client_call(L, c) != LUA_OK)
+    return lua_error(L);
+  if (c->closed && *closed_is_error)
+    return luaL_error(L, "attempt to use a closed sapwf client");
+  return lua_gettop(L) - base;
 }
 
 
 /* {====================================================================
- * Methods. Each that may fetch a token (which runs cjson, so maybe a finalizer) holds the
- * client while it uses the handles and buffers.
+ * Methods. Each that may fetch a token (which runs cjson, so maybe a finalizer) or pushes
+ * from the client's buffers runs that part held (sapwf_client_call): a `held_*` function,
+ * with its arguments in a struct.
  * ===================================================================== */
 
 /* When the request that begins now must be done: the deadline Lua passes at `arg` (the
@@ -242,18 +296,32 @@ static CURLcode api_exchange(sapwf_client *c, const sapwf_request *r, long *stat
 }
 
 
-/* client:request on a held client. Returns the number of values pushed, or -1 when the
- * client was closed during a token fetch (by a finalizer): then nothing is sent. */
-static int request(lua_State *L, sapwf_client *c, const sapwf_request *r)
+typedef struct request_call {
+  sapwf_client *c;
+  sapwf_request r;
+  double deadline;
+  int unsent;                      /* out: closed during the token fetch, nothing sent */
+} request_call;
+
+
+/* client:request's held part. Returns the number of values pushed; none, with unsent set,
+ * when a finalizer closed the client during the token fetch: then nothing is sent. */
+static int held_request(lua_State *L)
 {
+  request_call *q = lua_touserdata(L, 1);
+  sapwf_client *c = q->c;
+  const sapwf_request *r = &q->r;
   sapwf_error e;
   long status = 0;
   unsigned long gen;
   CURLcode rc;
-  if (!sapwf_token_ensure(L, c, lua_upvalueindex(1), 0, &e))
+  c->x.deadline = q->deadline;
+  if (!sapwf_token_ensure(L, c, 2, 0, &e))
     return sapwf_push_error(L, &e);
-  if (c->closed)
-    return -1;
+  if (c->closed) {
+    q->unsent = 1;
+    return 0;
+  }
   gen = c->token_gen;
   rc = api_exchange(c, r, &status);
   if (rc != CURLE_OK) {
@@ -292,26 +360,21 @@ static int request(lua_State *L, sapwf_client *c, const sapwf_request *r)
  */
 static int client_request(lua_State *L)
 {
-  sapwf_request r;
-  sapwf_client *c = luaL_checkudata(L, 1, SAPWF_CLIENT_MT);
-  int n;
-  double outer, deadline;
-  sapwf_check_request(L, 2, &r);
-  deadline = deadline_arg(L, 5, c);
-  sapwf_check_output(L, 6, &r);
-  /* After the checks: the output table's __index may have run, and closed the client. */
-  if (c->closed)
-    return luaL_error(L, "attempt to use a closed sapwf client");
-  outer = c->x.deadline;                  /* a call from a finalizer inside another */
-  sapwf_client_hold(c);
-  c->x.deadline = deadline;
-  n = request(L, c, &r);
-  c->x.deadline = outer;
-  /* A close during the call took effect now. When the answer had come it is returned; a
-   * call that never went out raises as any call on a closed client. */
-  if (!sapwf_client_unhold(L, c) && n < 0)
-    return luaL_error(L, "attempt to use a closed sapwf client");
-  return n;
+  request_call q;
+  int base;
+  q.c = luaL_checkudata(L, 1, SAPWF_CLIENT_MT);
+  q.unsent = 0;
+  sapwf_check_request(L, 2, &q.r);
+  q.deadline = deadline_arg(L, 5, q.c);
+  sapwf_check_output(L, 6, &q.r);
+  base = lua_gettop(L);
+  sapwf_push_held(L, held_request, &q);
+  /* After the checks and the push: the output table's __index, or a finalizer, may have
+   * run and closed the client. */
+  check_idle(L, q.c);
+  /* A close during the call takes effect at its end. When the answer had come it is
+   * returned; a call that never went out raises as any call on a closed client. */
+  return call_method(L, q.c, base, &q.unsent);
 }
 
 
@@ -326,23 +389,41 @@ static int client_request(lua_State *L)
  * @treturn[2] nil
  * @treturn[2] table err (the token fetch failed)
  */
-static int client_renew(lua_State *L)
+typedef struct renew_call {
+  sapwf_client *c;
+  lua_Integer gen;
+  int replayed;
+  double deadline;
+} renew_call;
+
+
+static int held_renew(lua_State *L)
 {
-  sapwf_client *c = sapwf_check_open(L, 1);
-  lua_Integer gen = luaL_checkinteger(L, 2);
-  int replayed = lua_toboolean(L, 3), rc;
-  double outer = c->x.deadline, deadline = deadline_arg(L, 4, c);
+  renew_call *q = lua_touserdata(L, 1);
   sapwf_error e;
-  sapwf_client_hold(c);
-  c->x.deadline = deadline;
-  rc = sapwf_token_renew(L, c, lua_upvalueindex(1), (unsigned long)gen, replayed, &e);
-  c->x.deadline = outer;
-  if (!sapwf_client_unhold(L, c))
-    return luaL_error(L, "attempt to use a closed sapwf client");
+  int rc;
+  q->c->x.deadline = q->deadline;
+  rc = sapwf_token_renew(L, q->c, 2, (unsigned long)q->gen, q->replayed, &e);
   if (rc < 0)
-    return sapwf_push_error(L, &e);
+    return sapwf_push_error(L, &e);         /* e holds no pointer into the client */
   lua_pushboolean(L, rc);
   return 1;
+}
+
+
+static int client_renew(lua_State *L)
+{
+  static const int closed_is_error = 1;
+  renew_call q;
+  int base;
+  q.c = sapwf_check_open(L, 1);
+  q.gen = luaL_checkinteger(L, 2);
+  q.replayed = lua_toboolean(L, 3);
+  q.deadline = deadline_arg(L, 4, q.c);
+  base = lua_gettop(L);
+  sapwf_push_held(L, held_renew, &q);
+  check_idle(L, q.c);
+  return call_method(L, q.c, base, &closed_is_error);
 }
 
 
@@ -356,21 +437,22 @@ static int client_renew(lua_State *L)
  * @treturn[2] nil
  * @treturn[2] table err
  */
-static int client_token(lua_State *L)
+typedef struct token_call {
+  sapwf_client *c;
+  int force;
+  int ok;                          /* out: a token was pushed (a failure is no closed error) */
+} token_call;
+
+
+static int held_token(lua_State *L)
 {
-  sapwf_client *c = sapwf_check_open(L, 1);
+  token_call *q = lua_touserdata(L, 1);
+  sapwf_client *c = q->c;
   sapwf_error e;
   double left;
-  int ok;
-  if (!lua_isnoneornil(L, 2) && lua_type(L, 2) != LUA_TBOOLEAN)
-    return luaL_argerror(L, 2, lua_pushfstring(L, "boolean expected, got %s",
-                                               luaL_typename(L, 2)));
-  sapwf_client_hold(c);
-  ok = sapwf_token_ensure(L, c, lua_upvalueindex(1), lua_toboolean(L, 2), &e);
-  if (!ok) {
-    sapwf_client_unhold(L, c);            /* e holds no pointer into the client */
-    return sapwf_push_error(L, &e);
-  }
+  if (!sapwf_token_ensure(L, c, 2, q->force, &e))
+    return sapwf_push_error(L, &e);         /* e holds no pointer into the client */
+  q->ok = 1;
   /* Pushed while held: on Lua 5.1 and LuaJIT a push may run the collector before it copies,
    * and a finalizer that closed the client then would free the token being copied. */
   lua_pushlstring(L, c->token, c->token_len);
@@ -383,9 +465,24 @@ static int client_token(lua_State *L)
     lua_pushstring(L, c->scope);
   else
     lua_pushnil(L);
-  if (!sapwf_client_unhold(L, c))
-    return luaL_error(L, "attempt to use a closed sapwf client");
   return 3;
+}
+
+
+static int client_token(lua_State *L)
+{
+  token_call q;
+  int base;
+  q.c = sapwf_check_open(L, 1);
+  if (!lua_isnoneornil(L, 2) && lua_type(L, 2) != LUA_TBOOLEAN)
+    return luaL_argerror(L, 2, lua_pushfstring(L, "boolean expected, got %s",
+                                               luaL_typename(L, 2)));
+  q.force = lua_toboolean(L, 2);
+  q.ok = 0;
+  base = lua_gettop(L);
+  sapwf_push_held(L, held_token, &q);
+  check_idle(L, q.c);
+  return call_method(L, q.c, base, &q.ok);
 }
 
 
@@ -422,6 +519,7 @@ static int client_set_token(lua_State *L)
     scope = lua_tolstring(L, 4, &scope_len);
     luaL_argcheck(L, strlen(scope) == scope_len, 4, "scope must not contain NUL bytes");
   }
+  sapwf_client_refuse_busy(L, c);          /* a finalizer's: the call's token is in use */
   sapwf_token_set(L, c, token, token_len, scope, scope_len, left);
   return 0;
 }

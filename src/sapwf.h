@@ -75,7 +75,8 @@ typedef struct sapwf_client {
                                       renew renews nothing (see token.c) */
   sapwf_exchange x;                /* what the two handles collect; timeout, deadline */
   int closed;
-  int busy;                        /* calls under way on this client (see client.c) */
+  int busy;                        /* a call under way on this client or one of its
+                                      batches (see client.c): others are refused */
   int close_pending;               /* closed during a call: freed when the last one ends */
 } sapwf_client;
 
@@ -144,8 +145,9 @@ struct curl_slist *sapwf_extra_headers(lua_State *L, const sapwf_options *o, CUR
 void sapwf_client_open(lua_State *L);
 int sapwf_client_new(lua_State *L);
 sapwf_client *sapwf_check_open(lua_State *L, int idx);
-void sapwf_client_hold(sapwf_client *c);
-int sapwf_client_unhold(lua_State *L, sapwf_client *c);
+void sapwf_client_refuse_busy(lua_State *L, const sapwf_client *c);
+void sapwf_push_held(lua_State *L, lua_CFunction fn, void *ctx);
+int sapwf_client_call(lua_State *L, sapwf_client *c);
 
 /* batch.c */
 void sapwf_batch_open(lua_State *L);
