@@ -719,25 +719,29 @@ describe("sapwf.core at the edges", function()
     -- warns): a raise from inside a call's held part, as out of memory would be. It used to
     -- leave the client held for good (never freed) and the call's deadline in place, so a
     -- later token fetch timed out at once.
-    local GC_RAISES = _VERSION ~= "Lua 5.4" or jit ~= nil
-    it("a finalizer's error inside a call: raised; the hold and the deadline undone", function()
-      mid_call(function()
-          local c = core.new(core_opts(nil, { timeout = 0.5 }))
-          assert.is_string((c:token()))
-          return c
-        end,
-        function(c) return (c:request("GET", DEFS)) end,
-        function(_, inside) if inside then error("finalizer failed") end end,
-        function(_, ok, err, _, c)
-          if ok then return false end
-          assert.matches("finalizer failed", tostring(err))
-          core.sleep(0.6)                         -- past the deadline that request had
-          local token, left = c:token(true)
-          assert.is_string(token, "a token fetch after the raise: "
-                           .. tostring(type(left) == "table" and left.message))
-          assert.equal(200, (c:request("GET", DEFS)))     -- not refused as busy
-          return true
-        end, GC_RAISES and 3 or 0)
-    end)
+    -- (on 5.4 no finalizer can raise in a call, and out of memory cannot be made at will:
+    -- the case exists only where it can fail)
+    if _VERSION ~= "Lua 5.4" or jit then
+      it("a finalizer's error inside a call: raised; the hold and the deadline undone",
+         function()
+        mid_call(function()
+            local c = core.new(core_opts(nil, { timeout = 0.5 }))
+            assert.is_string((c:token()))
+            return c
+          end,
+          function(c) return (c:request("GET", DEFS)) end,
+          function(_, inside) if inside then error("finalizer failed") end end,
+          function(_, ok, err, _, c)
+            if ok then return false end
+            assert.matches("finalizer failed", tostring(err))
+            core.sleep(0.6)                         -- past the deadline that request had
+            local token, left = c:token(true)
+            assert.is_string(token, "a token fetch after the raise: "
+                             .. tostring(type(left) == "table" and left.message))
+            assert.equal(200, (c:request("GET", DEFS)))     -- not refused as busy
+            return true
+          end, 3)
+      end)
+    end
   end)
 end)
