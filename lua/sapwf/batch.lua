@@ -53,18 +53,24 @@ local REQUEST, SLEEP, DONE = {}, {}, {}
 local NOT_IN_RUN = "sapwf: the client map gives fn (w) works only in fn's own calls while "
   .. "its run lasts, not after it nor in a coroutine fn made: call the client itself there"
 
-local function stand_in_transport(real, members)
+-- A transport in front of real whose requests go through request(_, method, target, body,
+-- deadline, output) (the stand-in's, the gate's below); renew and token are real's.
+local function transport_over(real, request)
   return {
     real = real,
-    request = function(_, method, target, body, deadline, output)
-      if not members[running()] then error(NOT_IN_RUN, 0) end
-      if output ~= nil then return real:request(method, target, body, deadline, output) end
-      return yield(REQUEST, method, target, body, deadline)
-    end,
+    request = request,
     renew = function(_, gen, replayed, deadline) return real:renew(gen, replayed, deadline) end,
     token = function(_, force) return real:token(force) end,
     close = function() end,
   }
+end
+
+local function stand_in_transport(real, members)
+  return transport_over(real, function(_, method, target, body, deadline, output)
+    if not members[running()] then error(NOT_IN_RUN, 0) end
+    if output ~= nil then return real:request(method, target, body, deadline, output) end
+    return yield(REQUEST, method, target, body, deadline)
+  end)
 end
 
 local function yielding_sleep(seconds)
@@ -376,25 +382,19 @@ local function gate(real, limiter, now, note)
     inflight = inflight + 1
   end
 
-  return {
-    real = real,
-    request = function(_, method, target, body, deadline, output)
-      enter()
-      local epoch, t = limiter.epoch, limiter:sending()
-      -- (a raise there is a bug of sapwf's: the slot is freed all the same, or the requests
-      -- waiting at the door would wait for good; LuaJIT's pcall lets the call yield)
-      local ok, status, resp, headers, gen, used = pcall(real.request, real, method, target,
-                                                         body, deadline, output)
-      inflight = inflight - 1
-      if at_door then door.post(1) end
-      if not ok then error(status, 0) end
-      note(limiter:observe(epoch, status, headers, t and now() - t))
-      return status, resp, headers, gen, used
-    end,
-    renew = function(_, gen, replayed, deadline) return real:renew(gen, replayed, deadline) end,
-    token = function(_, force) return real:token(force) end,
-    close = function() end,
-  }
+  return transport_over(real, function(_, method, target, body, deadline, output)
+    enter()
+    local epoch, t = limiter.epoch, limiter:sending()
+    -- (a raise there is a bug of sapwf's: the slot is freed all the same, or the requests
+    -- waiting at the door would wait for good; LuaJIT's pcall lets the call yield)
+    local ok, status, resp, headers, gen, used = pcall(real.request, real, method, target,
+                                                       body, deadline, output)
+    inflight = inflight - 1
+    if at_door then door.post(1) end
+    if not ok then error(status, 0) end
+    note(limiter:observe(epoch, status, headers, t and now() - t))
+    return status, resp, headers, gen, used
+  end)
 end
 
 -- The run over its items: concurrent on a sapwf.core client (a batch), or as the transport

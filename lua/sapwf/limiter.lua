@@ -53,22 +53,20 @@ function Limiter:allows(inflight)
   return t >= self.hold and t >= self.next_at - PACE_SLACK
 end
 
--- A request goes out now. Returns when, if its answer is to be timed: below the ceiling,
+-- A request goes out now: moves the pace to its next slot (below the ceiling, once the
+-- round trip is known). Returns when, if its answer is to be timed: below the ceiling,
 -- where the pace and the quiet growth need the round trip, and until a first answer told
 -- it; else nil: at the ceiling, the usual case, a request costs no clock.
 function Limiter:sending()
-  if not self.adaptive or (self.limit >= self.ceiling and self.rtt) then return nil end
+  local rtt = self.rtt
+  if not self.adaptive or (self.limit >= self.ceiling and rtt) then return nil end
   local t = self.now()
-  self:sent(t)
+  if rtt and self.limit < self.ceiling then
+    local at = self.next_at
+    if at < t - PACE_SLACK then at = t - PACE_SLACK end
+    self.next_at = at + rtt / self.limit
+  end
   return t
-end
-
--- A request went out at time t: the pace's next slot.
-function Limiter:sent(t)
-  if self.limit >= self.ceiling or not self.rtt then return end
-  local at = self.next_at
-  if at < t - PACE_SLACK then at = t - PACE_SLACK end
-  self.next_at = at + self.rtt / self.limit
 end
 
 -- Seconds until the hold ends or the pace lets a request go (nil: now).
