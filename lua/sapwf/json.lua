@@ -9,6 +9,9 @@
 -- nor positive integers. An empty plain table is an object (contexts are objects); mark an
 -- empty list with array(). object() marks a table whose integer keys are object member names.
 --
+-- Decoding reads a number beyond a double's range (1E400) as +-math.huge, as lua-cjson does;
+-- encoding refuses infinity, so such a value is never sent back as something else.
+--
 -- Integers are written and read exactly and [] stays an array, with either lua-cjson:
 -- OpenResty's (what LuaRocks installs) does both itself; Debian's 2.1.0 does neither, and
 -- for it sapwf.compat.cjson21 works around, loaded only then. Which one is in use is told
