@@ -346,6 +346,19 @@ describe("emulator", function()
       assert.same({}, ids("?businessKey=B-3"))
       local later = ids("?startedFrom=" .. order.startedAt)
       assert.truthy(#later >= 1)
+      -- containsText too: SAP's instance list ORs a repeated parameter "unless noted
+      -- otherwise" and notes nothing for it; an empty one is ignored, each is <= 255
+      assert.same(sorted({ failing.id, order.id }), ids("?containsText=FAIL&containsText=b-2"))
+      assert.same({ failing.id }, ids("?containsText=FAIL&containsText="))
+      local long = api("GET", "/v1/workflow-instances?containsText=FAIL&containsText="
+        .. string.rep("x", 256), { token = token })
+      assert.equal(400, long.status)
+      assert.equal("bpm.workflowruntime.rest.content.format.invalid", long.json.error.code)
+      -- the task list's containsText says "You must not use this parameter more than once"
+      local twice = api("GET", "/v1/task-instances?containsText=a&containsText=b",
+        { token = token })
+      assert.equal(400, twice.status)
+      assert.equal("bpm.workflowruntime.rest.content.format.invalid", twice.json.error.code)
     end)
 
     it("validates a start: definition, context, JSON", function()
