@@ -635,6 +635,14 @@ describe("emulator", function()
       local forms = api("GET", "/v1/forms?type=task", { token = token }).json
       assert.equal(1, #forms)
       assert.equal("approvalform", forms[1].id)
+      assert.equal("task", forms[1].type)
+      -- FormMetadata's workflowDefinitions is "A list of workflow definitions in case the
+      -- form definition version is of type 'start'"; SAP's task forms show none
+      assert.is_nil(forms[1].workflowDefinitions)
+      local starts = api("GET", "/v1/forms?type=start", { token = token }).json
+      assert.equal(1, #starts)
+      assert.equal("orderform", starts[1].id)
+      assert.same({ { id = "orderapproval" } }, starts[1].workflowDefinitions)
       assert.equal(400, api("GET", "/v1/forms?type=other", { token = token }).status)
       assert.equal("approvalform", api("GET", "/v1/forms/approvalform/versions/1/model",
         { token = token }).json.id)
