@@ -454,6 +454,59 @@ describe("emulator", function()
         "WORKFLOW_SUSPENDED", "WORKFLOW_RESUMED", "WORKFLOW_CANCELED" }, types)
     end)
 
+    -- What SAP's definition leaves open is the emulator's reading (engine.set_status): a
+    -- final instance (CANCELED, COMPLETED) answers 422 to any status; the status it has
+    -- already is accepted and changes nothing (no second log entry).
+    it("answers a status PATCH by the status the instance is in", function()
+      local token = token_for(FULL)
+      local cases = {
+        -- definition, context, statuses to reach first, then target -> answer, status after
+        { "simple", nil, {}, "SUSPENDED", 202, "SUSPENDED" },
+        { "simple", nil, {}, "RUNNING", 202, "RUNNING" },
+        { "simple", nil, {}, "CANCELED", 202, "CANCELED" },
+        { "simple", nil, { "SUSPENDED" }, "SUSPENDED", 202, "SUSPENDED" },
+        { "simple", nil, { "SUSPENDED" }, "RUNNING", 202, "RUNNING" },
+        { "simple", nil, { "SUSPENDED" }, "CANCELED", 202, "CANCELED" },
+        { "failing", nil, {}, "SUSPENDED", 202, "SUSPENDED" },
+        { "failing", nil, {}, "RUNNING", 202, "ERRONEOUS" },     -- retried, failed again
+        { "failing", nil, {}, "CANCELED", 202, "CANCELED" },
+        { "failing", { fixed = true }, {}, "CANCELED", 422, "COMPLETED" },
+        { "failing", { fixed = true }, {}, "SUSPENDED", 422, "COMPLETED" },
+        { "failing", { fixed = true }, {}, "RUNNING", 422, "COMPLETED" },
+        { "simple", nil, { "CANCELED" }, "CANCELED", 422, "CANCELED" },
+        { "simple", nil, { "CANCELED" }, "SUSPENDED", 422, "CANCELED" },
+        { "simple", nil, { "CANCELED" }, "RUNNING", 422, "CANCELED" },
+        { "simple", nil, {}, "ERRONEOUS", 422, "RUNNING" },       -- not one a client sets
+      }
+      for _, case in ipairs(cases) do
+        local definition, context, before, target, status, after = (table.unpack or unpack)(case)
+        local name = definition .. " " .. table.concat(before, ",") .. " -> " .. target
+        local base = "/v1/workflow-instances/" .. start(token, definition, context).id
+        for _, first in ipairs(before) do
+          assert.equal(202, api("PATCH", base, { token = token,
+            json = { status = first } }).status, name)
+        end
+        local current = api("GET", base, { token = token }).json.status
+        local logs = #api("GET", base .. "/execution-logs", { token = token }).json
+        local answer = api("PATCH", base, { token = token, json = { status = target } })
+        assert.equal(status, answer.status, name)
+        if status == 422 then
+          assert.equal("bpm.workflowruntime.rest.instance.status.invalid",
+            answer.json.error.code, name)
+          assert.equal("Invalid status requested for workflow instance.",
+            answer.json.error.message, name)
+          assert.matches(UUID, answer.json.error.logId)
+        else
+          assert.equal("", answer.body, name)
+        end
+        assert.equal(after, api("GET", base, { token = token }).json.status, name)
+        if target == current or status == 422 then
+          assert.equal(logs, #api("GET", base .. "/execution-logs", { token = token }).json,
+            name)
+        end
+      end
+    end)
+
     it("answers 404 for unknown ids and 400 for ids of the wrong length", function()
       local token = token_for(FULL)
       local unknown = api("GET", "/v1/workflow-instances/00000000-0000-4000-8000-000000000000",
