@@ -130,9 +130,12 @@ describe("instances", function()
 
     it("filters by custom attribute and by text", function()
       local a = assert(wf:start("orderapproval", { product = "Lens", orderId = "A-1" }))
-      assert(wf:start("orderapproval", { product = "Bag", orderId = "A-2" }))
+      local b = assert(wf:start("orderapproval", { product = "Bag", orderId = "A-2" }))
       assert.same({ a.id }, ids(assert(wf:instances{ ["attributes.product"] = "Lens" })))
       assert.same({ a.id }, ids(assert(wf:instances{ containsText = "lens" })))
+      -- a list is any of the texts (SAP's instance list ORs a repeated containsText)
+      assert.same({ a.id, b.id }, ids(assert(wf:instances{ containsText = { "lens", "a-2" },
+                                                           orderby = "startedAt asc" })))
       assert.same({ a.id }, ids(assert(wf:instances{ businessKey = "A-1" })))
     end)
 

@@ -346,6 +346,19 @@ describe("emulator", function()
       assert.same({}, ids("?businessKey=B-3"))
       local later = ids("?startedFrom=" .. order.startedAt)
       assert.truthy(#later >= 1)
+      -- containsText too: SAP's instance list ORs a repeated parameter "unless noted
+      -- otherwise" and notes nothing for it; an empty one is ignored, each is <= 255
+      assert.same(sorted({ failing.id, order.id }), ids("?containsText=FAIL&containsText=b-2"))
+      assert.same({ failing.id }, ids("?containsText=FAIL&containsText="))
+      local long = api("GET", "/v1/workflow-instances?containsText=FAIL&containsText="
+        .. string.rep("x", 256), { token = token })
+      assert.equal(400, long.status)
+      assert.equal("bpm.workflowruntime.rest.content.format.invalid", long.json.error.code)
+      -- the task list's containsText says "You must not use this parameter more than once"
+      local twice = api("GET", "/v1/task-instances?containsText=a&containsText=b",
+        { token = token })
+      assert.equal(400, twice.status)
+      assert.equal("bpm.workflowruntime.rest.content.format.invalid", twice.json.error.code)
     end)
 
     it("validates a start: definition, context, JSON", function()
@@ -439,6 +452,59 @@ describe("emulator", function()
       assert.same({ "WORKFLOW_STARTED", "WORKFLOW_CONTEXT_PATCHED_BY_ADMIN",
         "WORKFLOW_CONTEXT_OVERWRITTEN_BY_ADMIN", "WORKFLOW_ROLES_PATCHED_BY_ADMIN",
         "WORKFLOW_SUSPENDED", "WORKFLOW_RESUMED", "WORKFLOW_CANCELED" }, types)
+    end)
+
+    -- What SAP's definition leaves open is the emulator's reading (engine.set_status): a
+    -- final instance (CANCELED, COMPLETED) answers 422 to any status; the status it has
+    -- already is accepted and changes nothing (no second log entry).
+    it("answers a status PATCH by the status the instance is in", function()
+      local token = token_for(FULL)
+      local cases = {
+        -- definition, context, statuses to reach first, then target -> answer, status after
+        { "simple", nil, {}, "SUSPENDED", 202, "SUSPENDED" },
+        { "simple", nil, {}, "RUNNING", 202, "RUNNING" },
+        { "simple", nil, {}, "CANCELED", 202, "CANCELED" },
+        { "simple", nil, { "SUSPENDED" }, "SUSPENDED", 202, "SUSPENDED" },
+        { "simple", nil, { "SUSPENDED" }, "RUNNING", 202, "RUNNING" },
+        { "simple", nil, { "SUSPENDED" }, "CANCELED", 202, "CANCELED" },
+        { "failing", nil, {}, "SUSPENDED", 202, "SUSPENDED" },
+        { "failing", nil, {}, "RUNNING", 202, "ERRONEOUS" },     -- retried, failed again
+        { "failing", nil, {}, "CANCELED", 202, "CANCELED" },
+        { "failing", { fixed = true }, {}, "CANCELED", 422, "COMPLETED" },
+        { "failing", { fixed = true }, {}, "SUSPENDED", 422, "COMPLETED" },
+        { "failing", { fixed = true }, {}, "RUNNING", 422, "COMPLETED" },
+        { "simple", nil, { "CANCELED" }, "CANCELED", 422, "CANCELED" },
+        { "simple", nil, { "CANCELED" }, "SUSPENDED", 422, "CANCELED" },
+        { "simple", nil, { "CANCELED" }, "RUNNING", 422, "CANCELED" },
+        { "simple", nil, {}, "ERRONEOUS", 422, "RUNNING" },       -- not one a client sets
+      }
+      for _, case in ipairs(cases) do
+        local definition, context, before, target, status, after = (table.unpack or unpack)(case)
+        local name = definition .. " " .. table.concat(before, ",") .. " -> " .. target
+        local base = "/v1/workflow-instances/" .. start(token, definition, context).id
+        for _, first in ipairs(before) do
+          assert.equal(202, api("PATCH", base, { token = token,
+            json = { status = first } }).status, name)
+        end
+        local current = api("GET", base, { token = token }).json.status
+        local logs = #api("GET", base .. "/execution-logs", { token = token }).json
+        local answer = api("PATCH", base, { token = token, json = { status = target } })
+        assert.equal(status, answer.status, name)
+        if status == 422 then
+          assert.equal("bpm.workflowruntime.rest.instance.status.invalid",
+            answer.json.error.code, name)
+          assert.equal("Invalid status requested for workflow instance.",
+            answer.json.error.message, name)
+          assert.matches(UUID, answer.json.error.logId)
+        else
+          assert.equal("", answer.body, name)
+        end
+        assert.equal(after, api("GET", base, { token = token }).json.status, name)
+        if target == current or status == 422 then
+          assert.equal(logs, #api("GET", base .. "/execution-logs", { token = token }).json,
+            name)
+        end
+      end
     end)
 
     it("answers 404 for unknown ids and 400 for ids of the wrong length", function()
@@ -622,6 +688,14 @@ describe("emulator", function()
       local forms = api("GET", "/v1/forms?type=task", { token = token }).json
       assert.equal(1, #forms)
       assert.equal("approvalform", forms[1].id)
+      assert.equal("task", forms[1].type)
+      -- FormMetadata's workflowDefinitions is "A list of workflow definitions in case the
+      -- form definition version is of type 'start'"; SAP's task forms show none
+      assert.is_nil(forms[1].workflowDefinitions)
+      local starts = api("GET", "/v1/forms?type=start", { token = token }).json
+      assert.equal(1, #starts)
+      assert.equal("orderform", starts[1].id)
+      assert.same({ { id = "orderapproval" } }, starts[1].workflowDefinitions)
       assert.equal(400, api("GET", "/v1/forms?type=other", { token = token }).status)
       assert.equal("approvalform", api("GET", "/v1/forms/approvalform/versions/1/model",
         { token = token }).json.id)

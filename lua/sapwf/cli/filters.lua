@@ -37,9 +37,10 @@ local HELP = {
   },
 }
 
--- The filters the service takes once: a time range's bounds (two lower bounds cannot be
--- ORed), and containsText (SAP's task list says "must not use this parameter more than once";
--- the instance list is refused the same). Given twice, argparse says so before any request.
+-- The filters taken once: a time range's bounds (two lower bounds cannot be ORed), and
+-- containsText (SAP's task list says "must not use this parameter more than once"; the
+-- instance list would OR several, but --contains-text is one option of both commands).
+-- Given twice, argparse says so before any request.
 local function once(name)
   return name == "containsText" or name:match("%lFrom$") ~= nil or name:match("%lUpTo$") ~= nil
 end

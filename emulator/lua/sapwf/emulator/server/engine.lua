@@ -159,6 +159,14 @@ local function close_open_tasks(instance)
 end
 
 --- PATCH of the instance status; nil on success, else the catalog name of the failure.
+-- SAP's definition says only part of this: CANCELED is final ("no further changes are
+-- allowed"), SUSPENDED lasts "until a status change to RUNNING or CANCELED is requested",
+-- and RUNNING retries an ERRONEOUS instance, also one suspended while ERRONEOUS. The rest is
+-- [inferred]: a COMPLETED instance refuses changes as a CANCELED one does, both with the
+-- operation's only 422 (instance.status.invalid); and a request for the status the instance
+-- has already (suspend when SUSPENDED, resume when RUNNING) is accepted and changes nothing,
+-- as the definition names no answer for it. sapwf sends a suspend again after a 500 as
+-- idempotent, which relies on that.
 function engine.set_status(instance, target, user)
   local current = instance.status
   if current == "COMPLETED" or current == "CANCELED" then return "status_invalid" end

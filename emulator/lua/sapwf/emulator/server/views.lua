@@ -127,14 +127,22 @@ function views.definition(definition, version, jobs, viewer)
   }
 end
 
---- FormMetadata.
+--- FormMetadata. workflowDefinitions only for a start form: the definition describes it as
+-- "A list of workflow definitions in case the form definition version is of type 'start'",
+-- and its examples of task forms have none.
 function views.form(form)
-  local definitions = {}
-  for i, item in ipairs(form.workflowDefinitions or {}) do definitions[i] = { id = item.id } end
+  local definitions
+  if form.type == "start" then
+    definitions = {}
+    for i, item in ipairs(form.workflowDefinitions or {}) do
+      definitions[i] = { id = item.id }
+    end
+    definitions = list(definitions)
+  end
   return {
     id = form.id, name = form.name, version = form.version, revision = form.revision,
     type = form.type, createdAt = form.createdAt, createdBy = form.createdBy,
-    workflowDefinitions = list(definitions),
+    workflowDefinitions = definitions,
   }
 end
 

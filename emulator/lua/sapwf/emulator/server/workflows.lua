@@ -171,10 +171,10 @@ local ORDER_FORM_MODEL = {
 
 local function forms()
   return {
+    -- a task form names no workflow definitions (views.form); its task names the form
     approvalform = { id = "approvalform", name = "Approval form", version = 1,
       revision = "1.0", type = "task", createdAt = "2024-03-04T14:05:00.000Z",
-      createdBy = DEPLOYER, workflowDefinitions = { { id = "orderapproval" } },
-      model = APPROVAL_FORM_MODEL },
+      createdBy = DEPLOYER, model = APPROVAL_FORM_MODEL },
     orderform = { id = "orderform", name = "Order form", version = 1, revision = "1.0",
       type = "start", createdAt = "2024-03-04T14:06:00.000Z", createdBy = DEPLOYER,
       workflowDefinitions = { { id = "orderapproval" } }, model = ORDER_FORM_MODEL },
@@ -221,7 +221,9 @@ function workflows.seed(store, spa)
   store.forms = forms()
   if spa then
     for _, form in pairs(store.forms) do
-      for _, item in ipairs(form.workflowDefinitions) do item.id = workflows.spa_id(item.id) end
+      for _, item in ipairs(form.workflowDefinitions or {}) do
+        item.id = workflows.spa_id(item.id)
+      end
     end
   end
 end

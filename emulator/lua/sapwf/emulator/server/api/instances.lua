@@ -60,6 +60,18 @@ local DEFAULT_STATUSES = { RUNNING = true, ERRONEOUS = true }
 
 local function numeric_version(value) return value and tonumber(value) end
 
+-- Whether one of the (lower-cased) texts is in a field containsText searches.
+local function contains_any(i, texts)
+  local contains = util.contains
+  for _, text in ipairs(texts) do
+    if contains(i.id, text) or contains(i.definitionId, text) or contains(i.subject, text)
+        or contains(i.startedBy, text) or contains(i.businessKey, text) then
+      return true
+    end
+  end
+  return false
+end
+
 -- The filter of GET /v1/workflow-instances as one predicate (nil when nothing is filtered).
 local function instance_filter(args)
   local ids = query.values(args, "id")
@@ -77,8 +89,11 @@ local function instance_filter(args)
   query.check_length(subjects, "subject", 0, 255)
   local keys = query.values(args, "businessKey")
   query.check_length(keys, "businessKey", 0, 255)
-  local text = query.single(args, "containsText")
-  if text then query.check_length({ text }, "containsText", 0, 255) end
+  -- containsText may repeat here (OR): the instance list's description ORs a repeated
+  -- parameter "unless noted otherwise", and notes nothing for it. The task list does
+  -- ("must not use this parameter more than once"), so api/tasks.lua takes it once.
+  local texts = query.values(args, "containsText")
+  query.check_length(texts, "containsText", 0, 255)
   local roots = query.values(args, "rootInstanceId")
   query.check_length(roots, "rootInstanceId", 36, 36)
   local parents = query.values(args, "parentInstanceId")
@@ -86,13 +101,15 @@ local function instance_filter(args)
   local attributes = query.attribute_filters(args)
 
   if not (ids or definition_ids or versions or statuses or started or completed or started_by
-      or subjects or keys or text or roots or parents or attributes) then
+      or subjects or keys or texts or roots or parents or attributes) then
     return function(instance) return DEFAULT_STATUSES[instance.status] end
   end
   ids, definition_ids, versions = query.set(ids), query.set(definition_ids), query.set(versions)
   started_by, subjects, keys = query.set(started_by), query.set(subjects), query.set(keys)
   roots = query.set(roots)
-  text = text and lower(text)
+  if texts then
+    for n, text in ipairs(texts) do texts[n] = lower(text) end
+  end
   return function(i)
     return (not ids or ids[i.id]) and (not definition_ids or definition_ids[i.definitionId])
       and (not versions or versions[i.definitionVersion]) and (not statuses or statuses[i.status])
@@ -100,9 +117,7 @@ local function instance_filter(args)
       and (not started_by or started_by[i.startedBy]) and (not subjects or subjects[i.subject])
       and (not keys or keys[i.businessKey]) and (not roots or roots[i.id])
       and not parents    -- every emulated instance is a root instance
-      and (not text or util.contains(i.id, text) or util.contains(i.definitionId, text)
-        or util.contains(i.subject, text) or util.contains(i.startedBy, text)
-        or util.contains(i.businessKey, text))
+      and (not texts or contains_any(i, texts))
       and (not attributes or query.attributes_match(attributes, i.attributes or {}))
       or false
   end

@@ -66,6 +66,8 @@ local function task_filter(args)
   local statuses = query.enum(args, "status", STATUSES)
   local users = query.set(query.values(args, "recipientUsers"))
   local groups = query.set(query.values(args, "recipientGroups"))
+  -- once: SAP's task list says "You must not use this parameter more than once" (a repeat
+  -- answers 400), unlike the instance list's (api/instances.lua)
   local text = query.single(args, "containsText")
   local definitions = query.set(query.values(args, "definitionId"))
   local attributes = query.attribute_filters(args)
