@@ -459,24 +459,17 @@ describe("emulator", function()
     -- already is accepted and changes nothing (no second log entry).
     it("answers a status PATCH by the status the instance is in", function()
       local token = token_for(FULL)
+      -- (suspend, resume, cancel and a RUNNING or COMPLETED request on a final instance are
+      -- the test above's and spec/12's; these are the rest)
       local cases = {
         -- definition, context, statuses to reach first, then target -> answer, status after
-        { "simple", nil, {}, "SUSPENDED", 202, "SUSPENDED" },
-        { "simple", nil, {}, "RUNNING", 202, "RUNNING" },
-        { "simple", nil, {}, "CANCELED", 202, "CANCELED" },
         { "simple", nil, { "SUSPENDED" }, "SUSPENDED", 202, "SUSPENDED" },
-        { "simple", nil, { "SUSPENDED" }, "RUNNING", 202, "RUNNING" },
+        { "simple", nil, {}, "RUNNING", 202, "RUNNING" },
         { "simple", nil, { "SUSPENDED" }, "CANCELED", 202, "CANCELED" },
         { "failing", nil, {}, "SUSPENDED", 202, "SUSPENDED" },
         { "failing", nil, {}, "RUNNING", 202, "ERRONEOUS" },     -- retried, failed again
-        { "failing", nil, {}, "CANCELED", 202, "CANCELED" },
-        { "failing", { fixed = true }, {}, "CANCELED", 422, "COMPLETED" },
         { "failing", { fixed = true }, {}, "SUSPENDED", 422, "COMPLETED" },
-        { "failing", { fixed = true }, {}, "RUNNING", 422, "COMPLETED" },
         { "simple", nil, { "CANCELED" }, "CANCELED", 422, "CANCELED" },
-        { "simple", nil, { "CANCELED" }, "SUSPENDED", 422, "CANCELED" },
-        { "simple", nil, { "CANCELED" }, "RUNNING", 422, "CANCELED" },
-        { "simple", nil, {}, "ERRONEOUS", 422, "RUNNING" },       -- not one a client sets
       }
       for _, case in ipairs(cases) do
         local definition, context, before, target, status, after = (table.unpack or unpack)(case)
@@ -487,7 +480,8 @@ describe("emulator", function()
             json = { status = first } }).status, name)
         end
         local current = api("GET", base, { token = token }).json.status
-        local logs = #api("GET", base .. "/execution-logs", { token = token }).json
+        local unchanged = target == current or status == 422
+        local logs = unchanged and #api("GET", base .. "/execution-logs", { token = token }).json
         local answer = api("PATCH", base, { token = token, json = { status = target } })
         assert.equal(status, answer.status, name)
         if status == 422 then
@@ -500,7 +494,7 @@ describe("emulator", function()
           assert.equal("", answer.body, name)
         end
         assert.equal(after, api("GET", base, { token = token }).json.status, name)
-        if target == current or status == 422 then
+        if unchanged then
           assert.equal(logs, #api("GET", base .. "/execution-logs", { token = token }).json,
             name)
         end
