@@ -211,6 +211,30 @@ describe("retries", function()
       assert.equal("RUNNING", assert(wf:instance(inst.id)).status)
     end)
 
+    it("a suspend whose first attempt acted: a 422 or 409 to its retry reads the instance " ..
+       "too", function()
+      local wf = R.client(emu, "full")
+      for _, refusal in ipairs({ 422, 409 }) do
+        inst = started_instance(wf)
+        local before = R.count(emu, "PATCH /v1/workflow-instances/{workflowInstanceId}")
+        -- the first sending suspends it and the answer is lost; the retry is refused
+        fault{ fault = "drop_after", method = "PATCH", path = "/v1/workflow-instances/" }
+        fault{ fault = "status", status = refusal, method = "PATCH",
+               path = "/v1/workflow-instances/" }
+        assert.is_true(wf:suspend(inst.id), refusal)
+        assert.equal(before + 2,
+                     R.count(emu, "PATCH /v1/workflow-instances/{workflowInstanceId}"))
+        assert.equal("SUSPENDED", assert(wf:instance(inst.id)).status)
+      end
+      -- not suspended (the first attempt did not act): the refusal comes back
+      inst = started_instance(wf)
+      fault{ fault = "status", status = 500, method = "PATCH", path = "/v1/workflow-instances/" }
+      fault{ fault = "status", status = 422, method = "PATCH", path = "/v1/workflow-instances/" }
+      local _, err = wf:suspend(inst.id)
+      assert.same({ 422, "invalid", "unknown" }, { err.status, err.kind, err.outcome })
+      assert.equal("RUNNING", assert(wf:instance(inst.id)).status)
+    end)
+
     it("idempotent PATCH (status): after its retries, a 500 is retryable", function()
       local wf = R.client(emu, "full", { retries = 1, backoff_base = 0.01, backoff_max = 0.01 })
       inst = started_instance(wf)

@@ -174,37 +174,47 @@ methods.update_attachments = by_id_with_table(UPDATE_ATTACHMENTS, "update_attach
                                               "attachments")
 
 -- Status changes are asynchronous: the service answers 202 and the status follows.
+--
+-- cancel and suspend are sent again after an attempt that may have acted (a 500, a
+-- connection lost after sending: send.lua's IDEMPOTENT_OPS). That second sending may meet
+-- the service's 422 (CANCELED is final; SAP names no answer for suspending a SUSPENDED
+-- instance, so it may be this too) or its 409 while it still processes the first attempt.
+-- Then the instance is read, and when it has the status asked for, the change happened.
+local function status_change(op, fname, status)
+  local body = '{"status":"' .. status .. '"}'
+  return function(self, id)
+    open(self, fname)
+    base.check_id(fname, 1, id)
+    local ok, err = call(self, op, path_of(op, id), "", body)
+    if ok == nil and (err.status == 422 or err.status == 409) and err.outcome == "unknown" then
+      local instance = self:instance(id)
+      if instance and instance.status == status then return true end
+    end
+    return ok, err
+  end
+end
 
 --- Cancels the instance. The service accepts it (202) and the status follows. CANCELED is
--- final: a cancel sent again after an attempt that may have acted (a 500, a connection lost
--- after sending) meets the service's 422, or its 409 while it still processes that attempt
--- (SAP: status changes are asynchronous); then the instance is read, and when it is
--- CANCELED the cancel happened.
+-- final. A cancel sent again after an attempt that may have acted, and refused (422, 409),
+-- reads the instance: when it is CANCELED, the cancel happened.
 -- @function methods:cancel
 -- @tparam string id the workflow instance id
 -- @treturn boolean true once the service accepted it
 -- @fails "forbidden" without WORKFLOW_INSTANCE_CANCEL; "not_found" for an unknown id;
 -- "invalid" (422) when the status does not allow it (COMPLETED or CANCELED); "conflict"
 -- (409) while another activity of the instance runs: try again later
-function methods:cancel(id)
-  open(self, "cancel")
-  base.check_id("cancel", 1, id)
-  local ok, err = call(self, CANCEL, path_of(CANCEL, id), "", '{"status":"CANCELED"}')
-  if ok == nil and (err.status == 422 or err.status == 409) and err.outcome == "unknown" then
-    local instance = self:instance(id)
-    if instance and instance.status == "CANCELED" then return true end
-  end
-  return ok, err
-end
+methods.cancel = status_change(CANCEL, "cancel", "CANCELED")
 
 --- Suspends the instance until wf:resume. The service accepts it (202) and the status follows.
+-- A suspend sent again after an attempt that may have acted, and refused (422, 409), reads
+-- the instance: when it is SUSPENDED, the suspend happened.
 -- @function methods:suspend
 -- @tparam string id the workflow instance id
 -- @treturn boolean true once the service accepted it
 -- @fails "forbidden" without WORKFLOW_INSTANCE_SUSPEND; "not_found" for an unknown id;
 -- "invalid" (422) when the status does not allow it; "conflict" (409) while another
 -- activity of the instance runs: try again later
-methods.suspend = by_id(SUSPEND, "suspend", '{"status":"SUSPENDED"}')
+methods.suspend = status_change(SUSPEND, "suspend", "SUSPENDED")
 
 --- Resumes a suspended instance, or retries the failed activities of an erroneous one. The
 -- service accepts it (202) and the status follows.
