@@ -181,9 +181,13 @@ describe("sapwf command line", function()
     assert.is_true(wait_for(function() return exists(pid_file) end, 5))
     local kill = "kill -" .. signal .. " " .. read_file(pid_file):match("%d+")
     sleep(after)
-    assert.is_true(shell(kill))
-    if again then
+    if again == 0 then                          -- twice at once, as `timeout` sends it
+      assert.is_true(shell(kill .. "; " .. kill))
+    elseif again then
+      assert.is_true(shell(kill))
       sleep(again)
+      assert.is_true(shell(kill))
+    else
       assert.is_true(shell(kill))
     end
     local signalled = monotonic()
@@ -1732,6 +1736,24 @@ describe("sapwf command line", function()
           -- the starts in flight take 4 s; the first signal alone would have waited for them
           assert.is_true(took < 2, "ended " .. took .. " s after the second signal")
         end
+      end)
+
+    it("a signal delivered twice at once (timeout, a service manager) stops it as one does",
+      function()
+        local lines = {}
+        for i = 1, 8 do
+          lines[i] = json.encode({ n = i })
+        end
+        write_file(input, table.concat(lines, "\n") .. "\n")
+        emu:set_limits({ service_time = 0.6 })
+        finally(function() emu:set_limits({}) end)
+        os.remove(input .. ".started.ndjson")
+        local code, summary, stderr = run_signalled({ "--service-key", full_key, "start",
+          "simple", "--from", input, "--concurrency", "2" }, "INT", 0.9, nil, 0)
+        assert.equal(130, code, stderr)
+        assert.is_true(summary.interrupted)         -- it waited for the starts in flight
+        assert.is_true(summary.started >= 1 and summary.started < 8, summary.started)
+        assert.equal(summary.started, #results_of(input .. ".started.ndjson"))
       end)
 
     -- n lines keyed by orderId (the emulator counts a key's second start as doubled).

@@ -6,7 +6,10 @@
  * cancelled) and SIGHUP (the terminal closed) end the process by default, losing the starts
  * in flight the same way; they get the same flag. With this handler installed neither the
  * interpreter's handler nor the default action runs; a second signal ends the process at
- * once, as the command line promises.
+ * once, as the command line promises. A signal within SAME_SIGNAL seconds of the first is
+ * that one delivered twice, not a second: coreutils' timeout sends its signal to the
+ * command and then to its whole process group, and a service manager may follow SIGTERM
+ * with SIGHUP at once; a person pressing Ctrl-C again is slower than that.
  * A SIGTERM or SIGHUP ignored when the flag is set up stays ignored (nohup ignores SIGHUP so
  * that a run outlives its terminal). SIGINT is caught even then: a non-interactive shell
  * ignores it in the commands it puts in the background, where `kill -INT` should still stop
@@ -17,22 +20,41 @@
 
 #include <signal.h>
 #include <string.h>
+#include <time.h>
+
+/* How close to the first signal another one is the same event (see the top). */
+#define SAME_SIGNAL 0.2
 
 static const int caught_signals[] = { SIGINT, SIGTERM, SIGHUP };
 static const char *const signal_names[] = { "SIGINT", "SIGTERM", "SIGHUP" };
 #define N_SIGNALS (sizeof caught_signals / sizeof caught_signals[0])
 
 static volatile sig_atomic_t caught;      /* the first signal that came, or 0 */
+static struct timespec caught_at;         /* when it came (CLOCK_MONOTONIC) */
 static struct sigaction previous[N_SIGNALS];
 static int installed[N_SIGNALS];
 
+/* Seconds since the first signal; clock_gettime is async-signal-safe (POSIX), unlike
+ * anything that could take a lock. */
+static double since_caught(void)
+{
+  struct timespec now;
+  if (clock_gettime(CLOCK_MONOTONIC, &now) != 0)
+    return SAME_SIGNAL;                   /* no clock: count it as a second signal */
+  return (double)(now.tv_sec - caught_at.tv_sec) + (now.tv_nsec - caught_at.tv_nsec) / 1e9;
+}
+
 static void on_signal(int sig)
 {
-  if (caught) {                           /* the second signal: the default action, now */
-    signal(sig, SIG_DFL);
+  if (caught) {
+    if (since_caught() < SAME_SIGNAL)     /* the first one delivered again */
+      return;
+    signal(sig, SIG_DFL);                 /* the second signal: the default action, now */
     raise(sig);
     return;
   }
+  if (clock_gettime(CLOCK_MONOTONIC, &caught_at) != 0)
+    memset(&caught_at, 0, sizeof caught_at);
   caught = sig;
 }
 
@@ -45,7 +67,7 @@ static void on_signal(int sig)
  */
 int sapwf_core_catch_sigint(lua_State *L)
 {
-  size_t i;
+  size_t i, j;
   int on;
   luaL_checktype(L, 1, LUA_TBOOLEAN);
   on = lua_toboolean(L, 1);
@@ -59,7 +81,10 @@ int sapwf_core_catch_sigint(lua_State *L)
         continue;
       memset(&action, 0, sizeof action);
       action.sa_handler = on_signal;
+      /* one handler at a time: none interrupts another between caught_at and caught */
       sigemptyset(&action.sa_mask);
+      for (j = 0; j < N_SIGNALS; j++)
+        sigaddset(&action.sa_mask, caught_signals[j]);
       if (sigaction(sig, &action, &previous[i]) == 0)
         installed[i] = 1;
     } else if (!on && installed[i]) {
