@@ -128,20 +128,38 @@ static batch *check_batch(lua_State *L)
 
 static void release(lua_State *L, batch *b);
 
-/* submit and wait run their part that may run Lua (a token fetch decodes with cjson; wait's
+/* Requests the batch was given and wait has not handed over yet: in flight, waiting for
+ * the protocol (deferred) or done. */
+static int owed(const batch *b)
+{
+  return b->running + b->deferred + b->done_count;
+}
+
+
+/* The state checks of submit and wait, the one place their state errors are raised.
+ *
+ * A closed client takes no new request, but closing it abandons nothing a batch was given
+ * before: each slot's handle, headers and body are the batch's own, so what was submitted
+ * goes out and wait hands it over. Only then, with nothing owed, does wait raise the
+ * closed error, where it would return nothing: what is owed is never dropped, and a
+ * program is not left waiting on a client that can send no more.
+ *
+ * submit and wait run their part that may run Lua (a token fetch decodes with cjson; wait's
  * pushes may collect) with the batch and its client held, as a protected call (client.c
  * says why): a finalizer may close either meanwhile, and the close waits for the call's
  * end; any other call of either from a finalizer is refused before it touches anything (a
  * nested wait would take the head of the finished queue a second time and lose an answer).
  * The batch's own token fetch goes to token.c, not through the client's methods, so the
  * hold does not refuse it. */
-static void check_idle(lua_State *L, const batch *b)
+static void check_idle(lua_State *L, const batch *b, int waiting)
 {
   if (b->closed)
     luaL_error(L, "attempt to use a closed sapwf batch");
   if (b->busy > 0)
     luaL_error(L, "sapwf: batch is busy with another call (a finalizer called it during "
                "a call)");
+  if (b->client->closed && !(waiting && owed(b) > 0))
+    luaL_error(L, "attempt to use a closed sapwf client");
   sapwf_client_refuse_busy(L, b->client);
 }
 
@@ -450,9 +468,7 @@ static int batch_submit(lua_State *L)
   sapwf_push_held(L, held_submit, &q);
   /* The state after the push (a finalizer may have run): from here to the hold no Lua
    * runs, so a slot found idle is still idle when it is filled. */
-  check_idle(L, b);
-  if (c->closed)
-    return luaL_error(L, "attempt to use a closed sapwf client");
+  check_idle(L, b, 0);
   s = &b->slots[k - 1];
   luaL_argcheck(L, s->state == SLOT_IDLE, 2, "slot is busy");
   s->given = given;
@@ -545,7 +561,9 @@ static int wait(lua_State *L, batch *b, double timeout, CURLMcode *mc)
 
 /***
  * The next request that is done, waiting for one at most `timeout` seconds (default: as
- * long as one is in flight). Nothing when none is in flight or the time is up.
+ * long as one is in flight). Nothing when none is in flight or the time is up. Once the
+ * client is closed it still hands over every request submitted before, then raises the
+ * closed error where it would return nothing.
  * @function Batch:wait
  * @tparam[opt] number timeout seconds
  * @treturn[1] integer slot
@@ -585,7 +603,7 @@ static int batch_wait(lua_State *L)
   }
   base = lua_gettop(L);
   sapwf_push_held(L, held_wait, &q);
-  check_idle(L, q.b);
+  check_idle(L, q.b, 1);
   base = call_held(L, q.b, base);         /* now the number of results */
   if (q.mc != CURLM_OK)
     return luaL_error(L, "sapwf: libcurl multi: %s", curl_multi_strerror(q.mc));

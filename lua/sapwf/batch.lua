@@ -37,6 +37,9 @@ local MAX_CONCURRENCY = 1024              -- src/batch.c's limit
 -- | DONE, value, err (its item's result).
 local REQUEST, SLEEP, DONE = {}, {}, {}
 
+-- What the core batch raises once its client is closed and nothing it was given is left.
+local CLIENT_CLOSED = "attempt to use a closed sapwf client"
+
 -- ------------------------------------------------------------------------------------------
 -- The stand-in client
 
@@ -226,6 +229,8 @@ local function schedule(w, b, now, run, fn, size, limiter, log, members)
   -- when the requests being timed went out (slot -> time; limiter:sending)
   local sent_at = {}
   local wake, sleeping, busy, inflight = {}, 0, 0, 0
+  -- the client is closed: nothing can be sent, so no item waits for its time any more
+  local closed = false
   -- requests waiting for the limiter, first in first out: worker, method, target, body,
   -- deadline (false: none)
   local qk, qm, qt, qb, qd, head, tail = {}, {}, {}, {}, {}, 1, 0
@@ -253,7 +258,7 @@ local function schedule(w, b, now, run, fn, size, limiter, log, members)
   local advance
 
   local function pump()
-    while head <= tail and limiter:allows(inflight) do
+    while head <= tail and (closed or limiter:allows(inflight)) do
       local k, method, target, body, deadline = qk[head], qm[head], qt[head], qb[head],
         qd[head]
       qk[head], qm[head], qt[head], qb[head], qd[head] = nil, nil, nil, nil, nil
@@ -328,7 +333,15 @@ local function schedule(w, b, now, run, fn, size, limiter, log, members)
       local held = limiter:held()
       if held and (not timeout or held < timeout) then timeout = held end
     end
-    local k, status, body, headers, gen, used = b:wait(timeout)
+    -- Once the client is closed, wait hands over what is in flight and then raises the
+    -- closed error instead of waiting: the items that wait for a retry or for the limiter
+    -- go on at once (their requests are refused, and they end not sent) instead of
+    -- waiting out a Retry-After for nothing.
+    local waited, k, status, body, headers, gen, used = pcall(b.wait, b, timeout)
+    if not waited then
+      if inflight > 0 or not find(tostring(k), CLIENT_CLOSED, 1, true) then error(k, 0) end
+      closed, k = true, nil
+    end
     if k then
       inflight = inflight - 1
       local took = sent_at[k]
@@ -339,7 +352,7 @@ local function schedule(w, b, now, run, fn, size, limiter, log, members)
     if sleeping > 0 then
       local t, due = now(), {}
       for kk, at in pairs(wake) do
-        if at <= t then due[#due + 1] = kk end
+        if closed or at <= t then due[#due + 1] = kk end
       end
       for _, kk in pairs(due) do
         wake[kk] = nil
