@@ -552,6 +552,25 @@ describe("sapwf.core at the edges", function()
         closes_mid_call(make, function() return batch_call(current()) end, "closed sapwf", 3)
         done()
       end)
+
+      -- As client:request: a request that had not gone out when its client was closed is
+      -- not sent; submit raises the closed error and the batch owes nothing.
+      it("a client, while its batch's submit fetches the token: the closed error, nothing " ..
+         "sent", function()
+        local make, current, done = client_maker()
+        mid_call(make,
+          function() return current():submit(1, "GET", "/v1/workflow-definitions") end,
+          function(victim) victim:close() end,
+          function(_, ok, err)
+            assert.is_false(ok, "submit took a request for a client closed meanwhile")
+            assert.matches("attempt to use a closed sapwf client", err)
+            local b = current()
+            assert.has_error(function() b:wait(0) end, "attempt to use a closed sapwf client")
+            return true
+          end, 3)
+        done()
+        assert.equal(0, emu:stats().api_requests)
+      end)
     end)
 
     describe("a finalizer that calls the object during a call #midcall", function()

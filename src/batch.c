@@ -326,8 +326,9 @@ static void start(batch *b, slot *s)
 /* Makes sure a token is cached (decode_idx: where cjson.safe's decode is), then starts the
  * slot; or fails it with the token error. For TOKEN_HOLD seconds after a failed fetch, requests that need a
  * token get that error without a new fetch: the retries of many items (send.lua) then
- * ask a failing token endpoint about once a second, not once per item. */
-static void start_with_token(lua_State *L, batch *b, slot *s, int decode_idx)
+ * ask a failing token endpoint about once a second, not once per item. Returns 0, the
+ * slot left idle, when a finalizer closed the client during the fetch. */
+static int start_with_token(lua_State *L, batch *b, slot *s, int decode_idx)
 {
   sapwf_error e;
   /* A failed fetch leaves no usable token (token.c keeps one that is still valid), so
@@ -336,7 +337,7 @@ static void start_with_token(lua_State *L, batch *b, slot *s, int decode_idx)
   if (b->token_failed && sapwf_now() - b->token_failed_at < TOKEN_HOLD
       && (b->client->token == NULL || b->client->token_gen == b->token_failed_gen)) {
     fail(b, s, &b->token_error);
-    return;
+    return 1;
   }
   if (!sapwf_token_ensure(L, b->client, decode_idx, 0, &e)) {
     b->token_failed = 1;
@@ -344,10 +345,16 @@ static void start_with_token(lua_State *L, batch *b, slot *s, int decode_idx)
     b->token_failed_gen = b->client->token_gen;
     b->token_error = e;
     fail(b, s, &e);
-    return;
+    return 1;
   }
   b->token_failed = 0;
+  /* The close is deferred to the call's end, so the token is still there; but the request
+   * has not gone out, and as client:request does, one that had not gone out when its
+   * client was closed is not sent: submit raises the closed error. */
+  if (b->client->closed)
+    return 0;
   start(b, s);
+  return 1;
 }
 
 
@@ -437,13 +444,14 @@ static double expire(batch *b)
 typedef struct submit_call {
   batch *b;
   slot *s;
+  int unsent;                      /* out: closed during the token fetch, nothing sent */
 } submit_call;
 
 
 static int held_submit(lua_State *L)
 {
   submit_call *q = lua_touserdata(L, 1);
-  start_with_token(L, q->b, q->s, 2);
+  q->unsent = !start_with_token(L, q->b, q->s, 2);
   return 0;
 }
 
@@ -485,9 +493,12 @@ static int batch_submit(lua_State *L)
     memcpy(s->body, r.body, r.body_len);         /* the Lua string may be gone when sent */
   q.b = b;
   q.s = s;
+  q.unsent = 0;
   call_held(L, b, base);
   if (b->closed)                          /* closed by a finalizer: nothing was sent */
     return luaL_error(L, "attempt to use a closed sapwf batch");
+  if (q.unsent)
+    return luaL_error(L, "attempt to use a closed sapwf client");
   return 0;
 }
 
