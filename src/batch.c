@@ -147,10 +147,23 @@ static int owed(const batch *b)
  * submit and wait run their part that may run Lua (a token fetch decodes with cjson; wait's
  * pushes may collect) with the batch and its client held, as a protected call (client.c
  * says why): a finalizer may close either meanwhile, and the close waits for the call's
- * end; any other call of either from a finalizer is refused before it touches anything (a
- * nested wait would take the head of the finished queue a second time and lose an answer).
- * The batch's own token fetch goes to token.c, not through the client's methods, so the
- * hold does not refuse it. */
+ * end. Any other call of the batch from a finalizer is refused before it touches anything
+ * (a nested wait would take the head of the finished queue a second time and lose an
+ * answer). The batch's own token fetch goes to token.c, not through the client's methods,
+ * so the hold does not refuse it.
+ *
+ * While its client is busy (a finalizer runs inside a client call, or inside a call of
+ * another batch of it), submit is refused: its token fetch and its headers use the
+ * client's token, token handle and buffers, which that call is using. wait is not: it
+ * touches only what is the batch's own (its multi handle, its slots' handles, which collect
+ * into the slots' own buffers, with the headers, URL and body submit copied, and its
+ * finished queue); of the client it reads the timeout, which never changes, and fetches no
+ * token. Its hold nests (busy counts; the deadline it saves and restores is one it never
+ * sets), so the outer call's deadline and any close deferred meanwhile are as they were.
+ * No libcurl call is under way when a finalizer runs (no Lua runs while libcurl does), so
+ * its perform never meets the outer call's inside libcurl or the share. What it pops is
+ * its own batch's, handed to the finalizer that asked for it: nothing is lost. The only
+ * cost is time: the outer call waits while the finalizer does. */
 static void check_idle(lua_State *L, const batch *b, int waiting)
 {
   if (b->closed)
@@ -160,7 +173,8 @@ static void check_idle(lua_State *L, const batch *b, int waiting)
                "a call)");
   if (b->client->closed && !(waiting && owed(b) > 0))
     luaL_error(L, "attempt to use a closed sapwf client");
-  sapwf_client_refuse_busy(L, b->client);
+  if (!waiting)
+    sapwf_client_refuse_busy(L, b->client);
 }
 
 
