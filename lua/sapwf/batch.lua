@@ -378,9 +378,12 @@ end
 local DOOR_WAIT = 1          -- seconds: a door wait for a slot looks again after that long
 local QUEUE_WAIT = 3600      -- seconds: the queue's waits end by post, this is only a bound
 
+-- Returns the gate and end_run(), which closes it once its run is over: a w that fn kept
+-- after the run then raises NOT_IN_RUN, as the stand-in's does, instead of sending past
+-- the limiter of a run that no longer exists.
 local function gate(real, limiter, now, note)
   local door, queue = real:waiter(), real:waiter()
-  local inflight, queued, at_door = 0, 0, false
+  local inflight, queued, at_door, over = 0, 0, false, false
 
   local function enter()
     if at_door or queued > 0 then
@@ -396,6 +399,7 @@ local function gate(real, limiter, now, note)
   end
 
   return transport_over(real, function(_, method, target, body, deadline, output)
+    if over then error(NOT_IN_RUN, 0) end
     enter()
     local epoch, t = limiter.epoch, limiter:sending()
     -- (a raise there is a bug of sapwf's: the slot is freed all the same, or the requests
@@ -407,7 +411,7 @@ local function gate(real, limiter, now, note)
     if not ok then error(status, 0) end
     note(limiter:observe(epoch, status, headers, t and now() - t))
     return status, resp, headers, gen, used
-  end)
+  end), function() over = true end
 end
 
 -- The run over its items: concurrent on a sapwf.core client (a batch), or as the transport
@@ -420,14 +424,18 @@ local function execute(self, what, run, fn, settings, value_only)
   local size = settings.concurrency
   if type(real.batch) ~= "function" then
     if type(real.run_each) == "function" then
-      local w = self
+      local w, passage, end_run = self, nil, nil
       if settings.adaptive and type(real.waiter) == "function" then
         -- a client like self whose requests pass the gate; 429s wait for the limiter
         local limiter = new_limiter(size, true, policy.now, policy.log)
-        w = base.derive(self, gate(real, limiter, policy.now, noter(run, policy.log)),
-                        { rate_limit_wait = settings.rate_limit_wait }, value_only)
+        passage, end_run = gate(real, limiter, policy.now, noter(run, policy.log))
+        w = base.derive(self, passage, { rate_limit_wait = settings.rate_limit_wait },
+                        value_only)
       end
       real:run_each(what, w, run, fn, size)
+      -- every item's thread has ended (a raise in run_each, from nginx, may leave some of
+      -- the run's threads going: the gate stays open for them)
+      if end_run then end_run() end
       return run:finish()
     end
     while true do
