@@ -552,6 +552,25 @@ describe("sapwf.core at the edges", function()
         closes_mid_call(make, function() return batch_call(current()) end, "closed sapwf", 3)
         done()
       end)
+
+      -- As client:request: a request that had not gone out when its client was closed is
+      -- not sent; submit raises the closed error and the batch owes nothing.
+      it("a client, while its batch's submit fetches the token: the closed error, nothing " ..
+         "sent", function()
+        local make, current, done = client_maker()
+        mid_call(make,
+          function() return current():submit(1, "GET", "/v1/workflow-definitions") end,
+          function(victim) victim:close() end,
+          function(_, ok, err)
+            assert.is_false(ok, "submit took a request for a client closed meanwhile")
+            assert.matches("attempt to use a closed sapwf client", err)
+            local b = current()
+            assert.has_error(function() b:wait(0) end, "attempt to use a closed sapwf client")
+            return true
+          end, 3)
+        done()
+        assert.equal(0, emu:stats().api_requests)
+      end)
     end)
 
     describe("a finalizer that calls the object during a call #midcall", function()
@@ -716,6 +735,79 @@ describe("sapwf.core at the edges", function()
             end, 3)
           done()
         end)
+
+      -- A batch's wait uses none of its client's buffers, token or deadline (its slots are
+      -- its own), so a finalizer may wait on a batch while the batch's client is in a call:
+      -- the wait hands over its answer and the client's call ends as if nothing happened.
+      -- make() gives a client with a token and a batch of it with a GET of DEFS submitted
+      -- (sent by the first wait); batch_of(c) is c's batch.
+      local function client_with_submitted()
+        local batches = {}
+        return function()
+            local c = with_token()
+            local b = c:batch(1)
+            b:submit(1, "GET", DEFS)
+            batches[c] = b
+            return c
+          end,
+          function(c) return batches[c] end,
+          function() for _, b in pairs(batches) do b:close() end end
+      end
+
+      -- on_gc: a wait on c's batch, and whether c was busy then (token() is refused only
+      -- while c is in a call; otherwise it returns the cached token, nothing fetched).
+      local function waits_on_batch(batch_of)
+        return function(c, inside)
+          if not inside then return nil end
+          local probe = attempt(function() return c:token() end)
+          if not probe[1] then assert.matches(BUSY, probe[2]) end
+          return { busy = not probe[1],
+                   waited = attempt(function() return pack(batch_of(c):wait()) end) }
+        end
+      end
+
+      -- The nested wait was not refused, and handed over slot 1's answer intact; counts
+      -- when the client was busy then.
+      local function batch_answered(nested)
+        local waited = nested.waited
+        assert.is_true(waited[1], tostring(waited[2]))
+        local got = waited[2]
+        assert.equal(1, got[1])
+        intact(got[2], got[3], got[4])
+        return nested.busy
+      end
+
+      it("a batch's wait while its client in request pushes the answer: allowed, both " ..
+         "answers intact", function()
+        local make, batch_of, done = client_with_submitted()
+        mid_call(make,
+          function(c) return pack(c:request("GET", DEFS)) end,
+          waits_on_batch(batch_of),
+          function(nested, ok, answer)
+            assert.is_true(ok, tostring(answer))
+            intact(answer[1], answer[2], answer[3])
+            return batch_answered(nested)
+          end, 3)
+        done()
+      end)
+
+      it("a batch's wait while its client fetches a token: allowed, the token and the " ..
+         "answer intact", function()
+        local make, batch_of, done = client_with_submitted()
+        mid_call(make,
+          function(c)
+            local before = c:token()
+            return { before, c:token(true) }
+          end,
+          waits_on_batch(batch_of),
+          function(nested, ok, t)
+            assert.is_true(ok, tostring(t))
+            assert.is_string(t[1])
+            assert.is_string(t[2])
+            return batch_answered(nested)
+          end, 3)
+        done()
+      end)
 
       -- Lua 5.1, 5.3 and LuaJIT pass a finalizer's error on to the call it ran in (5.4 only
       -- warns): a raise from inside a call's held part, as out of memory would be. It used to

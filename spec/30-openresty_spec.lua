@@ -566,6 +566,14 @@ describe("sapwf.ngx in nginx", function()
         ngx.say(tostring(ok), "|", tostring(err.cause), "|", ended > 0 and "results" or "none")
       }
     }
+    location = /kept {
+      content_by_lua_block {
+        local kept
+        SPEC.wf:map({ 1 }, function(w) kept = w; return assert(w:definitions()) end)
+        local ok, err = pcall(kept.definitions, kept)
+        ngx.say(tostring(ok), "|", tostring(err))
+      }
+    }
     location = /each {
       content_by_lua_block {
         local n, got = 0, {}
@@ -689,6 +697,18 @@ describe("sapwf.ngx in nginx", function()
       assert.equal(200, status, body)
       assert.equal("false|input broke|5|6\n", body)
       assert.equal(before + 5, emu:stats().instances_started)
+    end)
+
+    -- As a plain client's batch (spec/50): w's requests pass the gate while the run lasts,
+    -- and a w kept after it is refused rather than sent past the limiter of a run now over.
+    it("refuse a w kept after its run, as a plain client's batch does", function()
+      local before = emu:stats().api_requests
+      local status, body = g:curl("/kept")
+      assert.equal(200, status, body)
+      assert.equal("false|sapwf: the client map gives fn (w) works only in fn's own calls "
+        .. "while its run lasts, not after it nor in a coroutine fn made: call the client "
+        .. "itself there\n", body)
+      assert.equal(before + 1, emu:stats().api_requests)     -- fn's call only
     end)
 
     it("raise what a function given to map raises, with the results of the items that ended",

@@ -490,6 +490,35 @@ describe("batches", function()
       assert.equal(5, n)                             -- and no more
     end)
 
+    it("when the client is closed while an item waits out a Retry-After: it ends at once, " ..
+       "not sent, instead of waiting to be refused", function()
+      local wf = client()
+      assert(wf:token())
+      emu:fault{ fault = "status", status = 429, retry_after = 3, method = "POST",
+                 path = "/v1/workflow-instances", times = 1 }
+      local list, n, started, unsent = items(3), 0, 0, 0
+      local t0 = core.monotonic()
+      local ok, err = pcall(function()
+        wf:start_each(function() n = n + 1; return list[n] end, function(_, r)
+          if sapwf.is_error(r) then
+            assert.equal("not_sent", r.outcome)
+            assert.matches("attempt to use a closed sapwf client", tostring(r), 1, true)
+            unsent = unsent + 1
+          else
+            started = started + 1
+            wf:close()
+          end
+        end, { concurrency = 2 })
+      end)
+      local took = core.monotonic() - t0
+      assert.is_false(ok)
+      assert.matches("50%-batch_spec%.lua:%d+: attempt to use a closed sapwf client$", err)
+      -- the start the 429 refused, and the third item (taken when the first ended)
+      assert.same({ 1, 2 }, { started, unsent })
+      assert.equal(1, stats().instances_started)
+      assert.is_true(took < 2, "took " .. took .. " s: the Retry-After (3 s) was waited out")
+    end)
+
     it("raises for a bad item where it comes, after the items before it", function()
       local wf = client()
       local list, got = items(8), 0
@@ -1038,6 +1067,29 @@ describe("batches", function()
         "attempt to use a closed sapwf client")
       local slot, status = b:wait()
       assert.same({ 1, 200 }, { slot, status })
+      b:close()
+      wf:close()
+    end)
+
+    it("once the client is closed, wait hands over every request it was given, then raises "
+       .. "the closed error instead of returning nothing", function()
+      local wf = client()
+      local c = wf._core
+      local b = c:batch(3)
+      for k = 1, 3 do b:submit(k, "GET", "/v1/workflow-definitions") end
+      local first = { b:wait() }                -- one answered before the close ...
+      c:close()
+      local got = { [first[1]] = first[2] }
+      for _ = 1, 2 do                           -- ... the others in flight at the close
+        local slot, status = b:wait()
+        assert.is_nil(got[slot], "slot " .. tostring(slot) .. " twice")
+        got[slot] = status
+      end
+      assert.same({ 200, 200, 200 }, got)
+      assert.has_error(function() b:wait() end, "attempt to use a closed sapwf client")
+      local t0 = core.monotonic()               -- with a timeout too: no sleep first
+      assert.has_error(function() b:wait(0.5) end, "attempt to use a closed sapwf client")
+      assert.is_true(core.monotonic() - t0 < 0.25)
       b:close()
       wf:close()
     end)

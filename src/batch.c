@@ -128,21 +128,53 @@ static batch *check_batch(lua_State *L)
 
 static void release(lua_State *L, batch *b);
 
-/* submit and wait run their part that may run Lua (a token fetch decodes with cjson; wait's
+/* Requests the batch was given and wait has not handed over yet: in flight, waiting for
+ * the protocol (deferred) or done. */
+static int owed(const batch *b)
+{
+  return b->running + b->deferred + b->done_count;
+}
+
+
+/* The state checks of submit and wait, the one place their state errors are raised.
+ *
+ * A closed client takes no new request, but closing it abandons nothing a batch was given
+ * before: each slot's handle, headers and body are the batch's own, so what was submitted
+ * goes out and wait hands it over. Only then, with nothing owed, does wait raise the
+ * closed error, where it would return nothing: what is owed is never dropped, and a
+ * program is not left waiting on a client that can send no more.
+ *
+ * submit and wait run their part that may run Lua (a token fetch decodes with cjson; wait's
  * pushes may collect) with the batch and its client held, as a protected call (client.c
  * says why): a finalizer may close either meanwhile, and the close waits for the call's
- * end; any other call of either from a finalizer is refused before it touches anything (a
- * nested wait would take the head of the finished queue a second time and lose an answer).
- * The batch's own token fetch goes to token.c, not through the client's methods, so the
- * hold does not refuse it. */
-static void check_idle(lua_State *L, const batch *b)
+ * end. Any other call of the batch from a finalizer is refused before it touches anything
+ * (a nested wait would take the head of the finished queue a second time and lose an
+ * answer). The batch's own token fetch goes to token.c, not through the client's methods,
+ * so the hold does not refuse it.
+ *
+ * While its client is busy (a finalizer runs inside a client call, or inside a call of
+ * another batch of it), submit is refused: its token fetch and its headers use the
+ * client's token, token handle and buffers, which that call is using. wait is not: it
+ * touches only what is the batch's own (its multi handle, its slots' handles, which collect
+ * into the slots' own buffers, with the headers, URL and body submit copied, and its
+ * finished queue); of the client it reads the timeout, which never changes, and fetches no
+ * token. Its hold nests (busy counts; the deadline it saves and restores is one it never
+ * sets), so the outer call's deadline and any close deferred meanwhile are as they were.
+ * No libcurl call is under way when a finalizer runs (no Lua runs while libcurl does), so
+ * its perform never meets the outer call's inside libcurl or the share. What it pops is
+ * its own batch's, handed to the finalizer that asked for it: nothing is lost. The only
+ * cost is time: the outer call waits while the finalizer does. */
+static void check_idle(lua_State *L, const batch *b, int waiting)
 {
   if (b->closed)
     luaL_error(L, "attempt to use a closed sapwf batch");
   if (b->busy > 0)
     luaL_error(L, "sapwf: batch is busy with another call (a finalizer called it during "
                "a call)");
-  sapwf_client_refuse_busy(L, b->client);
+  if (b->client->closed && !(waiting && owed(b) > 0))
+    luaL_error(L, "attempt to use a closed sapwf client");
+  if (!waiting)
+    sapwf_client_refuse_busy(L, b->client);
 }
 
 
@@ -308,8 +340,9 @@ static void start(batch *b, slot *s)
 /* Makes sure a token is cached (decode_idx: where cjson.safe's decode is), then starts the
  * slot; or fails it with the token error. For TOKEN_HOLD seconds after a failed fetch, requests that need a
  * token get that error without a new fetch: the retries of many items (send.lua) then
- * ask a failing token endpoint about once a second, not once per item. */
-static void start_with_token(lua_State *L, batch *b, slot *s, int decode_idx)
+ * ask a failing token endpoint about once a second, not once per item. Returns 0, the
+ * slot left idle, when a finalizer closed the client during the fetch. */
+static int start_with_token(lua_State *L, batch *b, slot *s, int decode_idx)
 {
   sapwf_error e;
   /* A failed fetch leaves no usable token (token.c keeps one that is still valid), so
@@ -318,7 +351,7 @@ static void start_with_token(lua_State *L, batch *b, slot *s, int decode_idx)
   if (b->token_failed && sapwf_now() - b->token_failed_at < TOKEN_HOLD
       && (b->client->token == NULL || b->client->token_gen == b->token_failed_gen)) {
     fail(b, s, &b->token_error);
-    return;
+    return 1;
   }
   if (!sapwf_token_ensure(L, b->client, decode_idx, 0, &e)) {
     b->token_failed = 1;
@@ -326,10 +359,16 @@ static void start_with_token(lua_State *L, batch *b, slot *s, int decode_idx)
     b->token_failed_gen = b->client->token_gen;
     b->token_error = e;
     fail(b, s, &e);
-    return;
+    return 1;
   }
   b->token_failed = 0;
+  /* The close is deferred to the call's end, so the token is still there; but the request
+   * has not gone out, and as client:request does, one that had not gone out when its
+   * client was closed is not sent: submit raises the closed error. */
+  if (b->client->closed)
+    return 0;
   start(b, s);
+  return 1;
 }
 
 
@@ -419,13 +458,14 @@ static double expire(batch *b)
 typedef struct submit_call {
   batch *b;
   slot *s;
+  int unsent;                      /* out: closed during the token fetch, nothing sent */
 } submit_call;
 
 
 static int held_submit(lua_State *L)
 {
   submit_call *q = lua_touserdata(L, 1);
-  start_with_token(L, q->b, q->s, 2);
+  q->unsent = !start_with_token(L, q->b, q->s, 2);
   return 0;
 }
 
@@ -450,9 +490,7 @@ static int batch_submit(lua_State *L)
   sapwf_push_held(L, held_submit, &q);
   /* The state after the push (a finalizer may have run): from here to the hold no Lua
    * runs, so a slot found idle is still idle when it is filled. */
-  check_idle(L, b);
-  if (c->closed)
-    return luaL_error(L, "attempt to use a closed sapwf client");
+  check_idle(L, b, 0);
   s = &b->slots[k - 1];
   luaL_argcheck(L, s->state == SLOT_IDLE, 2, "slot is busy");
   s->given = given;
@@ -469,9 +507,12 @@ static int batch_submit(lua_State *L)
     memcpy(s->body, r.body, r.body_len);         /* the Lua string may be gone when sent */
   q.b = b;
   q.s = s;
+  q.unsent = 0;
   call_held(L, b, base);
   if (b->closed)                          /* closed by a finalizer: nothing was sent */
     return luaL_error(L, "attempt to use a closed sapwf batch");
+  if (q.unsent)
+    return luaL_error(L, "attempt to use a closed sapwf client");
   return 0;
 }
 
@@ -545,7 +586,9 @@ static int wait(lua_State *L, batch *b, double timeout, CURLMcode *mc)
 
 /***
  * The next request that is done, waiting for one at most `timeout` seconds (default: as
- * long as one is in flight). Nothing when none is in flight or the time is up.
+ * long as one is in flight). Nothing when none is in flight or the time is up. Once the
+ * client is closed it still hands over every request submitted before, then raises the
+ * closed error where it would return nothing.
  * @function Batch:wait
  * @tparam[opt] number timeout seconds
  * @treturn[1] integer slot
@@ -585,7 +628,7 @@ static int batch_wait(lua_State *L)
   }
   base = lua_gettop(L);
   sapwf_push_held(L, held_wait, &q);
-  check_idle(L, q.b);
+  check_idle(L, q.b, 1);
   base = call_held(L, q.b, base);         /* now the number of results */
   if (q.mc != CURLM_OK)
     return luaL_error(L, "sapwf: libcurl multi: %s", curl_multi_strerror(q.mc));

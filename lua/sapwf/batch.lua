@@ -37,6 +37,9 @@ local MAX_CONCURRENCY = 1024              -- src/batch.c's limit
 -- | DONE, value, err (its item's result).
 local REQUEST, SLEEP, DONE = {}, {}, {}
 
+-- What the core batch raises once its client is closed and nothing it was given is left.
+local CLIENT_CLOSED = "attempt to use a closed sapwf client"
+
 -- ------------------------------------------------------------------------------------------
 -- The stand-in client
 
@@ -226,6 +229,8 @@ local function schedule(w, b, now, run, fn, size, limiter, log, members)
   -- when the requests being timed went out (slot -> time; limiter:sending)
   local sent_at = {}
   local wake, sleeping, busy, inflight = {}, 0, 0, 0
+  -- the client is closed: nothing can be sent, so no item waits for its time any more
+  local closed = false
   -- requests waiting for the limiter, first in first out: worker, method, target, body,
   -- deadline (false: none)
   local qk, qm, qt, qb, qd, head, tail = {}, {}, {}, {}, {}, 1, 0
@@ -253,7 +258,7 @@ local function schedule(w, b, now, run, fn, size, limiter, log, members)
   local advance
 
   local function pump()
-    while head <= tail and limiter:allows(inflight) do
+    while head <= tail and (closed or limiter:allows(inflight)) do
       local k, method, target, body, deadline = qk[head], qm[head], qt[head], qb[head],
         qd[head]
       qk[head], qm[head], qt[head], qb[head], qd[head] = nil, nil, nil, nil, nil
@@ -328,7 +333,15 @@ local function schedule(w, b, now, run, fn, size, limiter, log, members)
       local held = limiter:held()
       if held and (not timeout or held < timeout) then timeout = held end
     end
-    local k, status, body, headers, gen, used = b:wait(timeout)
+    -- Once the client is closed, wait hands over what is in flight and then raises the
+    -- closed error instead of waiting: the items that wait for a retry or for the limiter
+    -- go on at once (their requests are refused, and they end not sent) instead of
+    -- waiting out a Retry-After for nothing.
+    local waited, k, status, body, headers, gen, used = pcall(b.wait, b, timeout)
+    if not waited then
+      if inflight > 0 or not find(tostring(k), CLIENT_CLOSED, 1, true) then error(k, 0) end
+      closed, k = true, nil
+    end
     if k then
       inflight = inflight - 1
       local took = sent_at[k]
@@ -339,7 +352,7 @@ local function schedule(w, b, now, run, fn, size, limiter, log, members)
     if sleeping > 0 then
       local t, due = now(), {}
       for kk, at in pairs(wake) do
-        if at <= t then due[#due + 1] = kk end
+        if closed or at <= t then due[#due + 1] = kk end
       end
       for _, kk in pairs(due) do
         wake[kk] = nil
@@ -365,9 +378,12 @@ end
 local DOOR_WAIT = 1          -- seconds: a door wait for a slot looks again after that long
 local QUEUE_WAIT = 3600      -- seconds: the queue's waits end by post, this is only a bound
 
+-- Returns the gate and end_run(), which closes it once its run is over: a w that fn kept
+-- after the run then raises NOT_IN_RUN, as the stand-in's does, instead of sending past
+-- the limiter of a run that no longer exists.
 local function gate(real, limiter, now, note)
   local door, queue = real:waiter(), real:waiter()
-  local inflight, queued, at_door = 0, 0, false
+  local inflight, queued, at_door, over = 0, 0, false, false
 
   local function enter()
     if at_door or queued > 0 then
@@ -383,6 +399,7 @@ local function gate(real, limiter, now, note)
   end
 
   return transport_over(real, function(_, method, target, body, deadline, output)
+    if over then error(NOT_IN_RUN, 0) end
     enter()
     local epoch, t = limiter.epoch, limiter:sending()
     -- (a raise there is a bug of sapwf's: the slot is freed all the same, or the requests
@@ -394,7 +411,7 @@ local function gate(real, limiter, now, note)
     if not ok then error(status, 0) end
     note(limiter:observe(epoch, status, headers, t and now() - t))
     return status, resp, headers, gen, used
-  end)
+  end), function() over = true end
 end
 
 -- The run over its items: concurrent on a sapwf.core client (a batch), or as the transport
@@ -407,14 +424,18 @@ local function execute(self, what, run, fn, settings, value_only)
   local size = settings.concurrency
   if type(real.batch) ~= "function" then
     if type(real.run_each) == "function" then
-      local w = self
+      local w, passage, end_run = self, nil, nil
       if settings.adaptive and type(real.waiter) == "function" then
         -- a client like self whose requests pass the gate; 429s wait for the limiter
         local limiter = new_limiter(size, true, policy.now, policy.log)
-        w = base.derive(self, gate(real, limiter, policy.now, noter(run, policy.log)),
-                        { rate_limit_wait = settings.rate_limit_wait }, value_only)
+        passage, end_run = gate(real, limiter, policy.now, noter(run, policy.log))
+        w = base.derive(self, passage, { rate_limit_wait = settings.rate_limit_wait },
+                        value_only)
       end
       real:run_each(what, w, run, fn, size)
+      -- every item's thread has ended (a raise in run_each, from nginx, may leave some of
+      -- the run's threads going: the gate stays open for them)
+      if end_run then end_run() end
       return run:finish()
     end
     while true do
