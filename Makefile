@@ -157,17 +157,19 @@ docs: deps
 	    echo "make docs: LDoc failed, or cannot read the doc comments it names above" >&2; \
 	    exit 1; fi; }
 
-# The man page is made from `sapwf --help` and `sapwf --version` by help2man, so it says
-# what the command says and is never kept by hand. It uses the checkout's launcher, which
-# runs $(LUA) with this checkout's modules and build.
+# The man page is made from `sapwf --help` and `sapwf --version` by help2man, with each
+# command's --help in its COMMANDS section, so it says what the command says and is never
+# kept by hand. scripts/man-help.sh runs the checkout's launcher ($(LUA) with this
+# checkout's modules and build) and puts its text in the shapes help2man reads.
 MAN_DIR ?= build/man
 MAN_PAGE := $(MAN_DIR)/sapwf.1
 
 man: $(MODULE)
 	@sh scripts/ensure-deps.sh help2man
 	@mkdir -p $(MAN_DIR)
+	sh scripts/man-help.sh $(LUA) commands > $(MAN_DIR)/commands.h2m
 	help2man --no-info --no-discard-stderr --name="command line for the SAP BTP Workflow service" \
-	  --output=$(MAN_PAGE) "$(LUA) bin/sapwf"
+	  --include=$(MAN_DIR)/commands.h2m --output=$(MAN_PAGE) "sh scripts/man-help.sh $(LUA)"
 
 install: $(MODULE) $(COMPAT)
 	install -d $(DESTDIR)$(LIBDIR)/sapwf $(DESTDIR)$(LUADIR)/sapwf $(DESTDIR)$(BINDIR)

@@ -72,6 +72,32 @@ describe("query.build", function()
       "bad argument #1 to 'instances' (table expected, got string)")
     assert.has_error(function() build(INSTANCES, { top = 0 / 0 }) end)
   end)
+
+  -- The service answers 400 to any other $top or $skip, and a float form ($top=1e+20) is
+  -- no integer to it: both are the caller's mistake, raised before anything is sent.
+  it("raises for a top or skip that is not an integer in the API's range", function()
+    assert.equal("?$skip=4000&$top=0", build(INSTANCES, { top = 0, skip = 4000 }))
+    assert.equal("?$skip=0&$top=1000", build(TASKS, { ["$top"] = 1000, ["$skip"] = 0 }))
+    local cases = { { top = 1001 }, { top = -1 }, { top = 2.5 }, { top = 2^63 }, { top = 1e20 },
+      { top = "10" }, { top = math.huge }, { top = 0 / 0 }, { ["$top"] = 1001 },
+      { skip = 4001 }, { skip = -1 }, { skip = 0.5 }, { ["$skip"] = "0" }, { skip = true } }
+    for _, q in ipairs(cases) do
+      local name = next(q):gsub("^%$", "")
+      local high = name == "top" and 1000 or 4000
+      assert.has_error(function() build(INSTANCES, q) end, string.format(
+        "bad argument #1 to 'instances' (%s must be an integer from 0 to %d)", name, high))
+    end
+    assert.has_error(function() query.build(FORMS, { top = 2^63 }, "forms", 1) end,
+      "bad argument #1 to 'forms' (top must be an integer from 0 to 1000)")
+  end)
+
+  it("writes an integer beyond 64 bits in digits, never in a float form", function()
+    assert.equal("?businessKey=100000000000000000000", build(INSTANCES, { businessKey = 1e20 }))
+    assert.equal("?businessKey=-9223372036854775808",
+                 build(INSTANCES, { businessKey = -2^63 }))
+    assert.equal("?k=18446744073709551616", query.free({ k = 2^64 }, "request", 3))
+    assert.equal("?k=0.5", query.free({ k = 0.5 }, "request", 3))
+  end)
 end)
 
 describe("query.free", function()

@@ -214,5 +214,23 @@ describe("make man", function()
                             "help" }) do
       assert.matches("\n" .. name .. "\n", page, 1, true)
     end
+    -- the whole usage in SYNOPSIS: none of it under DESCRIPTION (help2man takes only
+    -- continuation lines that repeat the program name, and argparse's repeat none)
+    local synopsis = assert(page:match("\n%.SH SYNOPSIS\n(.-)\n%.SH "))
+    assert.matches("<command> \\/\\fR...$", synopsis)
+    local description = assert(page:match("\n%.SH DESCRIPTION\n(.-)\n%.SH "))
+    assert.matches("^Command line for the SAP BTP Workflow service", description)
+    -- an option with two names is one label, its description whole below it
+    assert.matches("\n\\fB\\-o\\fR FORMAT, \\fB\\-\\-output\\fR FORMAT\nOutput format: ", page,
+                   1, true)
+    -- each command with its own options, as its --help says them
+    local commands = assert(page:match("\n%.SH COMMANDS\n(.-)\n%.SH "))
+    for name, option in pairs({ start = "--concurrency N", instances = "--started-from VALUE",
+        tasks = "--task-definition-id VALUE", complete = "--decision ID", message = "--name NAME",
+        emulator = "--service-time SECONDS", instance = "--attributes" }) do
+      local section = assert(commands:match("%.SS " .. name .. "\n%.nf\n(.-)\n%.fi\n"), name)
+      assert.matches("Usage: sapwf " .. name .. " ", section, 1, true)
+      assert.matches("\n   " .. option:gsub("%p", "%%%0") .. "[ \n]", section)
+    end
   end)
 end)

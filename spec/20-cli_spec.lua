@@ -438,10 +438,125 @@ describe("sapwf command line", function()
         for _, value in ipairs({ "100000000", "1e999" }) do
           local r = run({ "--timeout", value, "definitions" })
           assert.equal(2, r.code, r.stderr)
-          assert.matches("^sapwf: %-%-timeout: number from 0 to %d+ expected\n", r.stderr)
+          assert.matches("^sapwf: error: %-%-timeout must be a number from 0%.001 to 2147483, "
+            .. "got '" .. value .. "'\n", r.stderr)
           assert.is_nil(r.stderr:find("internal error", 1, true))
         end
       end)
+
+    -- What each command hands the library as an id, a name or a file, with the values the
+    -- library refuses by raising (a script's empty "$ID" among them): the parser refuses
+    -- them first, naming the argument. In process: a parse takes no process start.
+    local REFUSED = {
+      { { "instance", "" }, "ID is empty", "instance", { "" } },
+      { { "instance", "..", "--attributes" }, "ID must be an id, got '..'", "instance", { ".." } },
+      { { "context", "" }, "ID is empty", "context", { "" } },
+      { { "context", "." }, "ID must be an id, got '.'", "context", { "." } },
+      { { "cancel", "" }, "ID is empty", "cancel", { "" } },
+      { { "cancel", "." }, "ID must be an id, got '.'", "cancel", { "." } },
+      { { "suspend", "" }, "ID is empty", "suspend", { "" } },
+      { { "suspend", ".." }, "ID must be an id, got '..'", "suspend", { ".." } },
+      { { "resume", "" }, "ID is empty", "resume", { "" } },
+      { { "resume", "." }, "ID must be an id, got '.'", "resume", { "." } },
+      { { "complete", "" }, "TASK is empty", "complete_task", { "", {} } },
+      { { "complete", ".." }, "TASK must be an id, got '..'", "complete_task", { "..", {} } },
+      { { "complete", "t", "--decision", "" }, "--decision is empty", "complete_task",
+        { "t", {}, { decision = "" } } },
+      { { "start", "" }, "DEFINITION is empty", "start", { "", {} } },
+      { { "start", "", "--from", "f" }, "DEFINITION is empty" },
+      { { "export", "" }, "FILE is empty", "export", { "" } },
+      { { "message", "--name", "", "--instance-id", "i" }, "--name is empty", "send_message",
+        { { definitionId = "", workflowInstanceId = "i" } } },
+      { { "message", "--name", "m", "--instance-id", "" }, "--instance-id is empty" },
+      { { "message", "--name", "m", "--definition-id", "", "--business-key", "k" },
+        "--definition-id is empty" },
+      -- file names that would fail only once something was done (nginx started, a key read)
+      { { "start", "d", "--from", "" }, "--from is empty" },
+      { { "start", "d", "--from", "f", "--failed", "" }, "--failed is empty" },
+      { { "start", "d", "--from", "f", "--record", "" }, "--record is empty" },
+      { { "emulator", "--key-file", "" }, "--key-file is empty" },
+      { { "--cafile", "", "token" }, "--cafile is empty" },
+    }
+
+    it("refuses, naming the argument, every id, name and file the library would refuse",
+      function()
+        local cli = require("sapwf.cli.parser").build()
+        local wf = assert(require("sapwf").new{ service_key = emu:service_key("full") })
+        for _, case in ipairs(REFUSED) do
+          local what = table.concat(case[1], " ")
+          local parsed, message = cli:pparse(case[1])
+          assert.is_false(parsed, what)
+          assert.equal(1, select(2, message:gsub("%f[%w%-]" .. case[2]:gsub("%p", "%%%0"), "")),
+            what .. ": " .. message)
+          if case[3] then       -- the library refuses it too, so this refusal is no stricter
+            local raised, err = pcall(wf[case[3]], wf, (table.unpack or unpack)(case[4]))
+            assert.is_false(raised, what)
+            assert.matches("^bad argument", tostring(err):gsub("^[^:]+:%d+: ", ""), nil, false)
+          end
+        end
+        -- what the library takes, the parser takes: odd ids are escaped, not refused
+        for _, argv in ipairs({ { "instance", "a b/..%" }, { "cancel", "..." },
+            { "start", "." }, { "complete", "t", "--decision", " " }, { "export", "-" } }) do
+          assert.is_true((cli:pparse(argv)), table.concat(argv, " "))
+        end
+        wf:close()
+        assert.equal(0, emu:stats().api_requests)
+      end)
+
+    it("a refused argument is a usage error (exit 2) before the key is read: never an " ..
+       "internal error, nothing sent", function()
+        for _, argv in ipairs({ { "instance", "" }, { "cancel", "." }, { "complete", "",
+            "--context", "{}" }, { "message", "--name", "", "--instance-id", "i" } }) do
+          local r = run(argv)
+          assert.equal(2, r.code, r.stderr)
+          assert.matches("^sapwf: error: [%w%-]+ [im]", r.stderr)
+          assert.is_nil(r.stderr:find("internal error", 1, true), r.stderr)
+          assert.equal("", r.stdout)
+        end
+        local keyless = sapwf({ "export", "" })
+        assert.equal(2, keyless.code, keyless.stderr)
+        assert.equal("sapwf: error: FILE is empty\n", keyless.stderr:match("^[^\n]*\n"))
+        local all = sapwf({ "instances", "--all", "--top", "0" })
+        assert.equal(2, all.code, all.stderr)
+        assert.matches("^sapwf: with %-%-all, %-%-top is the page size: 1 to 1000\n", all.stderr)
+        assert.equal(0, emu:stats().api_requests, "a usage error sent a request")
+      end)
+
+    -- One way for every number option: "OPTION must be an integer|a number from LOW to
+    -- HIGH, got 'TEXT'"; the ranges are the API's ($top, $skip) and the library's.
+    it("number options: one message form, and no value the service would refuse", function()
+      local cli = require("sapwf.cli.parser").build()
+      local cases = {
+        { { "instances", "--top", "99999999999999999999" }, "--top must be an integer from 0 "
+          .. "to 1000, got '99999999999999999999'" },
+        { { "instances", "--top", "1001" }, "--top must be an integer from 0 to 1000" },
+        { { "tasks", "--top", "2.5" }, "--top must be an integer from 0 to 1000" },
+        { { "definitions", "--top", "ten" }, "--top must be an integer from 0 to 1000" },
+        { { "tasks", "--skip", "4001" }, "--skip must be an integer from 0 to 4000, got '4001'" },
+        { { "definitions", "--skip=-1" }, "--skip must be an integer from 0 to 4000" },
+        { { "instances", "--skip", "1e20" }, "--skip must be an integer from 0 to 4000" },
+        { { "--timeout", "0", "token" }, "--timeout must be a number from 0.001 to 2147483" },
+        { { "--timeout", "1e999", "token" }, "--timeout must be a number from 0.001 to " },
+        { { "start", "d", "--from", "f", "--concurrency", "0" }, "--concurrency must be an "
+          .. "integer from 1 to 1024, got '0'" },
+        { { "emulator", "--rate", "1e10" }, "--rate must be a number from 0.001 to 999999999, "
+          .. "got '1e10'" },
+        { { "emulator", "--service-time", "4000" }, "--service-time must be a number from 0 to "
+          .. "3600, got '4000'" },
+      }
+      for _, case in ipairs(cases) do
+        local parsed, message = cli:pparse(case[1])
+        assert.is_false(parsed, table.concat(case[1], " "))
+        assert.matches(case[2], message, 1, true)
+      end
+      local ok, args = cli:pparse({ "instances", "--top", "1e3", "--skip", "4000" })
+      assert.is_true(ok)
+      assert.equal("1000", string.format("%s", args.top))   -- an integer, never 1e+03
+      assert.equal(4000, args.skip)
+      local r = run({ "instances", "--top", "99999999999999999999" })
+      assert.equal(2, r.code, r.stderr)
+      assert.equal(0, emu:stats().api_requests, "an out-of-range number was sent")
+    end)
 
     it("--help lists the commands and the exit codes, and exits 0", function()
       local r = sapwf({ "--help" })
@@ -470,7 +585,7 @@ describe("sapwf command line", function()
       assert.equal(2, run({ "instances", "--colour" }).code)
       local r = run({ "instances", "--top", "ten" })
       assert.equal(2, r.code)
-      assert.matches("%-%-top must be a whole number", r.stderr)
+      assert.matches("%-%-top must be an integer from 0 to 1000, got 'ten'", r.stderr)
       -- each message names the option once, then what was wrong with it
       local context = run({ "start", "simple", "--context", "{not json" })
       assert.equal(2, context.code)
@@ -739,17 +854,17 @@ describe("sapwf command line", function()
         skipped.stderr, 1, true)
       assert.matches("(or leave skip out)", skipped.stderr, 1, true)
 
-      -- --skip past the service's 4000 (its --help says so): the service's 400 for one page,
-      -- a usage error before any call with --all
-      local far = run({ "instances", "--skip", "4001" })
-      assert.equal(9, far.code, far.stderr)
-      assert.matches("'$skip' is invalid: it must be an integer between 0 and 4000", far.stderr,
-        1, true)
-      local far_all = run({ "instances", "--all", "--skip", "4001" })
-      assert.equal(2, far_all.code, far_all.stderr)
-      assert.matches("sapwf: with --all, --skip is where to start: 0 to 4000", far_all.stderr,
-        1, true)
-      assert.is_nil(far_all.stderr:find("internal error", 1, true))
+      -- --skip past the service's 4000 (its --help says so): a usage error before any call,
+      -- for one page as with --all
+      local requests = emu:stats().api_requests
+      for _, argv in ipairs({ { "instances", "--skip", "4001" },
+                              { "instances", "--all", "--skip", "4001" } }) do
+        local far = run(argv)
+        assert.equal(2, far.code, far.stderr)
+        assert.matches("^sapwf: error: %-%-skip must be an integer from 0 to 4000, got '4001'\n",
+          far.stderr)
+      end
+      assert.equal(requests, emu:stats().api_requests)
     end)
   end)
 

@@ -295,6 +295,11 @@ describe("bad input", function()
         { wf.tasks, { top = {} }, "top" },
         { wf.each_instance, { top = 0 }, "top must be an integer from 1 to 1000" },
         { wf.each_task, { skip = 4001 }, "skip must be an integer from 0 to 4000" },
+        -- the list calls too: the service would answer 400, to $top=1e+20 as well
+        { wf.instances, { top = 1001 }, "top must be an integer from 0 to 1000" },
+        { wf.instances, { top = 2^63 }, "top must be an integer from 0 to 1000" },
+        { wf.definitions, { skip = 1e20 }, "skip must be an integer from 0 to 4000" },
+        { wf.tasks, { ["$skip"] = -1 }, "skip must be an integer from 0 to 4000" },
       }
       for _, case in ipairs(raising) do
         local ok, err = pcall(case[1], wf, case[2])

@@ -5,8 +5,10 @@
 --   and the filters the spec lists for the operation (definitionId, status, ...), plus
 --   attributes.<id> where the operation allows custom attributes. An unknown name raises
 --   naming it, so a typo never silently widens a query.
---   Values: string, number (integers written as integers), boolean; inlinecount = true means
---   "allpages"; an array repeats the parameter, which the service combines with OR.
+--   Values: string, number (integers written as integers, however large), boolean;
+--   inlinecount = true means "allpages"; an array repeats the parameter, which the service
+--   combines with OR. top and skip are integers in the API's ranges (LIMITS): anything
+--   else raises, as the service would only answer 400.
 -- Parameters come out sorted by name, so equal queries give equal URLs.
 local core = require "sapwf.core"
 
@@ -20,6 +22,10 @@ local query = {}
 
 local ALIASES = { top = "$top", skip = "$skip", orderby = "$orderby",
                   inlinecount = "$inlinecount", expand = "$expand" }
+
+-- The ranges SAP's API definition gives $top and $skip on every list call (paging.lua's
+-- iterators take a page size of at least 1 within them).
+local LIMITS = { ["$top"] = { "top", 0, 1000 }, ["$skip"] = { "skip", 0, 4000 } }
 
 local function bad(fname, argn, fmt, ...)
   error(format("bad argument #%d to '%s' (%s)", argn, fname, format(fmt, ...)), 4)
@@ -35,6 +41,9 @@ local function scalar(v)
     if (math_type and math_type(v) == "integer") or (v % 1 == 0 and v > -2^63 and v < 2^63) then
       return format("%d", v)
     end
+    -- An integer beyond 64 bits is still written in digits (a double's exact value):
+    -- "1e+20" is not an integer to a server.
+    if v % 1 == 0 then return format("%.0f", v) end
     return format("%.17g", v)
   end
   return nil
@@ -86,6 +95,11 @@ function query.build(op, q, fname, argn)
     end
     -- The names are the spec's constants; only attribute ids need escaping.
     local key = wire
+    local limit = LIMITS[wire]
+    if limit and not (type(value) == "number" and value % 1 == 0 and value >= limit[2]
+                      and value <= limit[3]) then
+      bad(fname, argn, "%s must be an integer from %d to %d", limit[1], limit[2], limit[3])
+    end
     if find(wire, "^attributes%.") then key = "attributes." .. escape(sub(wire, 12)) end
     if type(value) == "table" then
       if value[1] == nil then

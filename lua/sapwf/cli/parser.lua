@@ -6,49 +6,67 @@ local filters = require "sapwf.cli.filters"
 
 local M = {}
 
-local function whole_number(name)
+-- Converters for argparse: each refuses what the library or the service would refuse, so
+-- that a bad value is a usage error (exit 2) naming its argument before anything is read or
+-- sent, never the library's raise (an internal error) or the service's 400. Every message
+-- reads "NAME must be ..., got 'TEXT'" (or "NAME is empty").
+
+-- A bound as written on the command line: 2147483, not 2.14748e+06.
+local function bound(n)
+  return string.format("%.15g", n)
+end
+
+-- A number from low to high; integer: a fraction is a mistake, not something to round.
+-- Also the limits of the types behind it: an integer beyond them (99999999999999999999)
+-- would go out as a float form, 1e+20, and a huge timeout is beyond what libcurl can wait.
+local function number_between(name, low, high, integer)
+  local what = integer and "an integer" or "a number"
   return function(text)
     local n = tonumber(text)
-    if not n or n % 1 ~= 0 or n < 0 then
-      return nil, string.format("%s must be a whole number >= 0, got '%s'", name, text)
+    if not n or not (n >= low and n <= high) or (integer and n % 1 ~= 0) then
+      return nil, string.format("%s must be %s from %s to %s, got '%s'", name, what,
+                                bound(low), bound(high), text)
     end
-    return math.floor(n)
+    return integer and math.floor(n) or n
   end
 end
 
--- An integer from low to high (a fraction is a mistake, not something to round).
 local function integer_between(name, low, high)
+  return number_between(name, low, high, true)
+end
+
+-- A value the library refuses when empty (a definition id in a body, a decision, the
+-- export's file), or a file name that would fail only later, once something was done.
+local function non_empty(name)
   return function(text)
-    local n = tonumber(text)
-    if not n or n % 1 ~= 0 or n < low or n > high then
-      return nil, string.format("%s must be an integer from %d to %d, got '%s'", name, low,
-                                high, text)
+    if text == "" then
+      return nil, name .. " is empty"
     end
-    return math.floor(n)
+    return text
   end
 end
 
-local function positive_number(name)
+-- An id that becomes a path segment: the library refuses "", "." and "..", which would
+-- name another resource (base.check_id). A script's empty "$ID" lands here.
+local function resource_id(name)
   return function(text)
-    local n = tonumber(text)
-    if not n or n <= 0 then
-      return nil, string.format("%s must be a number > 0, got '%s'", name, text)
+    if text == "" then
+      return nil, name .. " is empty"
     end
-    return n
+    if text == "." or text == ".." then
+      return nil, string.format("%s must be an id, got '%s' (a dot segment: it would name "
+        .. "another resource)", name, text)
+    end
+    return text
   end
 end
 
--- A number from low to high (the emulator's limits have bounds of their own).
-local function number_between(name, low, high)
-  return function(text)
-    local n = tonumber(text)
-    if not n or not (n >= low and n <= high) then
-      return nil, string.format("%s must be a number from %g to %g, got '%s'", name, low, high,
-                                text)
-    end
-    return n
-  end
-end
+-- The longest time sapwf.core waits (its SAPWF_MAX_SECONDS), and the least a timeout in
+-- libcurl's milliseconds can be.
+local MAX_SECONDS = 2147483
+local MIN_SECONDS = 0.001
+-- The emulator's token bucket takes a rate above 0 and below 1e9 (server/limits.lua).
+local MIN_RATE, MAX_RATE = 0.001, 999999999
 
 local CONTEXT_HELP = "The context: JSON text, @FILE to read it from a file, or - for stdin."
 
@@ -70,10 +88,11 @@ Examples:
 
 -- order_example: an $orderby the command's list takes (each list has its own fields).
 local function add_paging(command, order_example, all_help)
-  command:option("--top", "At most this many items (the service allows 0..1000)."):argname("N")
-    :convert(whole_number("--top"))
-  command:option("--skip", "Skip this many items first (the service allows 0..4000)."):argname("N")
-    :convert(whole_number("--skip"))
+  -- the API's ranges (SAP's definition; query.lua raises for any other top or skip)
+  command:option("--top", "At most this many items (0 to 1000)."):argname("N")
+    :convert(integer_between("--top", 0, 1000))
+  command:option("--skip", "Skip this many items first (0 to 4000)."):argname("N")
+    :convert(integer_between("--skip", 0, 4000))
   command:option("--orderby", "Sort order, e.g. '" .. order_example .. "'."):argname("ORDER")
   if all_help then
     command:flag("--all", all_help)
@@ -91,7 +110,7 @@ local function add_global_options(parser)
   parser:flag("--allow-http", "Allow http:// token and API URLs beyond this machine (secrets "
     .. "then cross the network in clear text).")
   parser:option("--cafile", "CA certificates (PEM) to verify the servers with."):argname("FILE")
-    :target("cafile")
+    :convert(non_empty("--cafile")):target("cafile")
   parser:option("-H --header", "An extra header for every API call, 'Name: value' (an API "
       .. "key of a gateway in front of the service); repeatable. Never printed.")
     :argname("HEADER"):count("*"):target("headers")
@@ -100,7 +119,7 @@ local function add_global_options(parser)
       .. "told from the URL."):choices({ "workflow", "process-automation" }):argname("KIND")
     :target("service")
   parser:option("--timeout", "Seconds a whole request may take (default 60)."):argname("SECONDS")
-    :convert(positive_number("--timeout")):target("timeout")
+    :convert(number_between("--timeout", MIN_SECONDS, MAX_SECONDS)):target("timeout")
 end
 
 local function add_instance_commands(parser)
@@ -109,16 +128,17 @@ local function add_instance_commands(parser)
   add_paging(instances, "startedAt desc", "Every matching instance, page after page (--top sets the page size).")
 
   local instance = parser:command("instance", "Show one workflow instance.")
-  instance:argument("id", "Instance id.")
+  instance:argument("id", "Instance id."):convert(resource_id("ID"))
   instance:flag("--attributes", "Include the custom attributes.")
 
   parser:command("context", "Show the context of a workflow instance."):argument("id", "Instance id.")
+    :convert(resource_id("ID"))
 
   for _, entry in ipairs({ { "cancel", "Cancel a workflow instance." },
                            { "suspend", "Suspend a workflow instance." },
                            { "resume", "Resume (or retry) a suspended or erroneous instance." } }) do
     parser:command(entry[1], entry[2] .. " The status changes asynchronously.")
-      :argument("id", "Instance id.")
+      :argument("id", "Instance id."):convert(resource_id("ID"))
   end
 end
 
@@ -128,29 +148,32 @@ local function add_task_commands(parser)
   add_paging(tasks, "createdAt desc", "Every matching task, page after page (--top sets the page size).")
 
   local complete = parser:command("complete", "Complete a user task.")
-  complete:argument("task", "Task instance id.")
+  complete:argument("task", "Task instance id."):convert(resource_id("TASK"))
   complete:option("--context", CONTEXT_HELP .. " Default {}."):argname("JSON")
   complete:option("--decision", "The button pressed on an SAP Build Process Automation "
     .. "approval form: its id (e.g. approve), as the task's form model lists them."):argname("ID")
+    :convert(non_empty("--decision"))
 end
 
 local function add_start_command(parser)
   local start = parser:command("start",
     "Start a workflow instance, or one per line of an NDJSON file (--from).")
   start:argument("definition", "Definition id (optional with --from when every line names it).")
-    :args("?")
+    :args("?"):convert(non_empty("DEFINITION"))
   start:mutex(
     start:option("--context", CONTEXT_HELP .. " Default {}."):argname("JSON"),
     start:option("--from", "Bulk: one context per line, or "
         .. "{\"definitionId\":..,\"context\":..}; - reads stdin."):argname("FILE")
+      :convert(non_empty("--from"))
   )
   start:option("--concurrency", "Bulk: starts in flight at once (default 4).")
     :argname("N"):convert(integer_between("--concurrency", 1,
                                           require("sapwf.batch").MAX_CONCURRENCY))
   start:option("--failed", "Bulk: where failed lines go, in the input format "
-      .. "(default <input>.failed.ndjson)."):argname("FILE")
+      .. "(default <input>.failed.ndjson)."):argname("FILE"):convert(non_empty("--failed"))
   start:option("--record", "Bulk: what became of each line sent ({\"line\":n,\"id\":..} when "
       .. "it started), written as it happens (default <input>.started.ndjson)."):argname("FILE")
+    :convert(non_empty("--record"))
   start:flag("--resume", "Bulk: go on from the record file, appending to it: skip the lines it "
       .. "shows started, report those whose outcome is unknown (never sent again), start the "
       .. "others.")
@@ -160,10 +183,11 @@ local function add_message_command(parser)
   local message = parser:command("message",
     "Send a message to the instances waiting for it (an intermediate message event).")
   message:option("--name", "The message name (definitionId of the message)."):argname("NAME")
-    :count(1)
+    :count(1):convert(non_empty("--name"))
   message:option("--instance-id", "The instance to send it to."):argname("ID")
+    :convert(non_empty("--instance-id"))
   message:option("--definition-id", "With --business-key: the instances of this workflow "
-      .. "definition..."):argname("ID")
+      .. "definition..."):argname("ID"):convert(non_empty("--definition-id"))
   message:option("--business-key", "...with this business key."):argname("KEY")
   message:option("--context", CONTEXT_HELP):argname("JSON")
 end
@@ -255,6 +279,7 @@ function M.build()
   parser:command("export", "Write the tenant's data export (a zip archive) to a file, as it "
       .. "comes; the file is replaced only when the whole export came.")
     :argument("file", "Where the zip goes (default: export.zip)."):args("?")
+    :convert(non_empty("FILE"))
 
   parser:command("authorities",
       "Print {\"authorities\":[...]} for `cf update-service INSTANCE -c`: what the named "
@@ -271,6 +296,7 @@ function M.build()
   emulator:option("--key", "Which key: full (every authority), limited or x509.")
     :choices({ "full", "limited", "x509" }):default("full"):argname("KIND")
   emulator:option("--key-file", "Write the key to this file instead of stdout."):argname("PATH")
+    :convert(non_empty("--key-file"))
   emulator:flag("--tls", "Give https URLs in the key (then pass the printed --cafile); "
     .. "implied by --key x509.")
   emulator:flag("--spa", "Emulate SAP Build Process Automation: an SPA service key "
@@ -280,7 +306,7 @@ function M.build()
     :convert(number_between("--service-time", 0, 3600)):target("service_time")
   emulator:option("--rate", "The tenant's usage limit: at most N API requests a second "
     .. "(a burst of N), beyond it 429 with Retry-After."):argname("N")
-    :convert(positive_number("--rate"))
+    :convert(number_between("--rate", MIN_RATE, MAX_RATE))
 
   -- `sapwf help [COMMAND]` and `sapwf completion bash|zsh|fish`, as argparse makes them
   -- from the same definitions as --help (so they cannot drift apart).

@@ -121,9 +121,10 @@ function Session:client()
   local ok, wf
   ok, wf, err = pcall(sapwf.new, opts)
   if not ok then
-    -- An option value sapwf refuses raises in new (a --header it cannot send, a --timeout
-    -- beyond its bound; the message names no header value): a usage error under the
-    -- option's name on the command line. Anything else raised there is a bug.
+    -- An option value sapwf refuses raises in new (a --header it cannot send; the message
+    -- names no header value; parser.lua holds --timeout within the core's bound, and this
+    -- catches it should the two ever differ): a usage error under the option's name on the
+    -- command line. Anything else raised there is a bug.
     local option, reason = tostring(wf):match("bad option '([%w_]+)' %((.*)%)$")
     if option and FLAG_OF[option] then
       return nil, { kind = "usage", message = FLAG_OF[option] .. ": " .. reason }
