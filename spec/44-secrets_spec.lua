@@ -255,5 +255,25 @@ describe("secrets", function()
       all["a JWT"] = "eyJ"                           -- any access token, whoever fetched it
       R.assert_no_secret(outputs, all, "the command line's output")
     end)
+
+    it("prints no part of a key that is text, in a file or given, on any failure", function()
+      local outputs = {}
+      local texts = not_paths(MARKER)
+      -- in a file (its content is never taken as a path): the NUL bytes, and JSON cut short.
+      -- A few cases only, each run costs a process; the module's spec above has them all.
+      for _, i in ipairs({ 1, 2, 3, 12 }) do
+        local file = dir .. "/text" .. i .. ".json"
+        helpers.write_file(file, texts[i])
+        outputs[#outputs + 1] = run({ "--service-key", file, "token" })
+      end
+      -- given as text (an argument cannot hold a NUL byte): cf's line, names that fail
+      for _, i in ipairs({ 5, 7, 9 }) do
+        outputs[#outputs + 1] = run({ "--service-key", texts[i], "token" })
+      end
+      for i, out in ipairs(outputs) do
+        assert.is_truthy(out:find("^sapwf: config: "), "run " .. i .. " did not end on the key")
+      end
+      R.assert_no_secret(outputs, pieces(MARKER), "the command line's output")
+    end)
   end)
 end)

@@ -141,12 +141,12 @@ function servicekey.from_table(key, given)
   return opts
 end
 
---- What a message says of a path that could not be opened. Not the path itself: it may be
+-- What a message says of a path that could not be opened. Not the path itself: it may be
 -- key text gone wrong (a paste, a cut-off line), and a key's text holds its secret; a file
 -- that did open is named in full. io.open's message is "NAME: REASON", NAME as the C library
 -- got it, which is the path up to its first NUL byte; anything else is dropped whole rather
 -- than risk echoing part of the path.
-function servicekey.unopened(reason, path)
+local function unopened(reason, path)
   local nul = find(path, "\0", 1, true)
   local name = nul and sub(path, 1, nul - 1) or path
   reason = tostring(reason)
@@ -184,7 +184,7 @@ end
 local function read_file(path)
   local file, oserr = io_open(path, "rb")
   if not file then
-    return nil, "cannot read service key file: " .. servicekey.unopened(oserr, path)
+    return nil, "cannot read service key file: " .. unopened(oserr, path)
   end
   local text, rerr, code = file:read("*a")
   file:close()
