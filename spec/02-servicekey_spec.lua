@@ -113,6 +113,60 @@ describe("servicekey.resolve", function()
     assert.matches("is not JSON", err2.message)
   end)
 
+  it("takes a string with a NUL byte or a line break as key text, never as a path", function()
+    local path = write_file(cjson.encode(classic_key()))
+    -- The C library would open the name cut at the NUL, which is this key file.
+    for _, text in ipairs({ path .. "\0", path .. "\0tail", "\0" .. path, path .. "\n",
+                            "Getting key k for service instance i as me...\n\n" .. path }) do
+      local opts, err = servicekey.resolve(text)
+      assert.is_nil(opts)
+      assert.equal("config", err.kind)
+      assert.matches("^service key text is not JSON %(", err.message)
+    end
+    -- what cf prints when there is no such key: the file holds text, not a key
+    local cf_failed = write_file("Getting key k for service instance i as me...\n\n"
+      .. "No service key k found for service instance i\n")
+    local _, err = servicekey.resolve(cf_failed)
+    assert.matches("^service key file '" .. cf_failed:gsub("%p", "%%%0") .. "' is not JSON %(",
+                   err.message)
+  end)
+
+  it("reads a file's content as key text, never as the path of another file", function()
+    local key_file = write_file(cjson.encode(classic_key()))
+    local pointer = write_file(key_file)
+    local _, err = servicekey.resolve(pointer)
+    assert.equal("service key file '" .. pointer .. "' is not JSON (Expected value but found "
+                 .. "invalid token at character 1)", err.message)
+  end)
+
+  it("names a directory given as the key file", function()
+    local dir = write_file("")
+    os.remove(dir)
+    assert.is_true(os.execute("mkdir " .. dir) ~= false)
+    finally(function() os.execute("rmdir " .. dir) end)
+    for _, path in ipairs({ dir, dir .. "/" }) do
+      local opts, err = servicekey.resolve(path)
+      assert.is_nil(opts)
+      assert.equal("config", err.kind)
+      assert.equal("service key file '" .. path .. "' is a directory", err.message)
+    end
+  end)
+
+  it("load gives the decoded key and the path it was read from, if any", function()
+    local key = classic_key()
+    local path = write_file(cjson.encode(key))
+    local loaded, from = servicekey.load(path)
+    assert.same(key, loaded)
+    assert.equal(path, from)
+    loaded, from = servicekey.load(cjson.encode(key))
+    assert.same(key, loaded)
+    assert.is_nil(from)
+    assert.equal(key, (servicekey.load(key)))
+    local none, err = servicekey.load(path .. ".missing")
+    assert.is_nil(none)
+    assert.equal("config", err.kind)
+  end)
+
   it("reads an x509 key: certurl, PEM with \\n escapes, no secret", function()
     local key = classic_key({ ["uaa.clientsecret"] = "nil" })
     key.uaa["credential-type"] = "x509"

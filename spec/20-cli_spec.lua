@@ -141,7 +141,10 @@ describe("sapwf command line", function()
       input = dir .. "/in." .. seq
       write_file(input, opts.stdin)
     end
-    local ok, how, code = helpers.execute(command_line(args, opts) .. " <" .. quote(input) .. " >"
+    -- opts.pipe: a shell command whose output is the standard input, readable only once
+    local from, stdin = "", " <" .. quote(input)
+    if opts.pipe then from, stdin = opts.pipe .. " | ", "" end
+    local ok, how, code = helpers.execute(from .. command_line(args, opts) .. stdin .. " >"
       .. quote(out) .. " 2>" .. quote(err))
     assert.equal("exit", how, "sapwf did not exit normally")
     local result = { code = code, ok = ok, stdout = read_file(out), stderr = read_file(err) }
@@ -2547,6 +2550,45 @@ describe("sapwf command line", function()
           assert.matches("service key", r.stderr)
         end
       end
+    end)
+
+    it("says of a bad key file what the library says, and never reads its text as a path",
+      function()
+        local servicekey = require "sapwf.servicekey"
+        local keys = dir .. "/bad-keys"
+        assert.is_true(helpers.execute("mkdir -p " .. quote(keys)))
+        -- Each run costs a process: the library's spec (spec/02) has the other cases.
+        local files = {
+          { "array", "[1,2]" },
+          { "cf_failed", "Getting key k for service instance i as me...\n\n"
+            .. "No service key k found for service instance i\n" },
+          { "pointer", full_key },                       -- a path in a file: not a key
+        }
+        local cases = { keys .. "/" }                    -- a directory
+        for _, file in ipairs(files) do
+          cases[#cases + 1] = keys .. "/" .. file[1] .. ".json"
+          write_file(cases[#cases], file[2])
+        end
+        for i, path in ipairs(cases) do
+          local _, err = servicekey.resolve(path)
+          assert.equal("config", err.kind)
+          -- SAPWF_SERVICE_KEY takes the same road: once is enough
+          local r = i == #cases and sapwf({ "token" }, { env = { SAPWF_SERVICE_KEY = path } })
+            or sapwf({ "--service-key", path, "token" })
+          assert.equal(3, r.code, r.stderr)
+          assert.equal("sapwf: config: " .. err.message .. "\n", r.stderr)
+        end
+        assert.equal("service key file '" .. keys .. "/' is a directory",
+                     select(2, servicekey.resolve(keys .. "/")).message)
+        assert.equal(0, emu:stats().token_requests)
+      end)
+
+    it("reads the key once: doctor takes it from a pipe", function()
+      local r = sapwf({ "--service-key", "/dev/stdin", "-o", "json", "doctor" },
+                      { pipe = "cat " .. quote(full_key) })
+      assert.equal(0, r.code, r.stderr)
+      assert.is_true(r.json.key.ok)
+      assert.equal("/dev/stdin", r.json.key.source)
     end)
 
     it("refuses http:// URLs beyond this machine unless --allow-http is given", function()

@@ -117,6 +117,45 @@ describe("secrets", function()
     assert(sapwf.new{ service_key = "\239\187\191" .. text })
   end)
 
+  -- Every piece of 6 bytes of marker: an error holding any part of it holds one of them.
+  local function pieces(marker)
+    local list = {}
+    for i = 1, #marker - 5 do list["piece " .. i] = marker:sub(i, i + 5) end
+    return list
+  end
+  local MARKER = "zQ7TOPSECRETk9W"
+
+  -- Key strings that are not a path the user gave (text, text gone wrong, or a name that
+  -- cannot be opened), each holding MARKER: the error names none of it.
+  local function not_paths(marker)
+    return {
+      marker .. "\0tail",                              -- io.open would name what is before
+      "uaa.clientsecret=" .. marker .. "\0\n",
+      "head\0" .. marker,
+      marker .. "\n",
+      "Getting key k...\n" .. marker,
+      "\239\187\191" .. marker,                        -- a byte order mark, then no file
+      "/nonexistent/" .. marker .. "/key.json",         -- no such file
+      "/dev/null/" .. marker,                           -- not a directory
+      string.rep("x", 300) .. marker,                   -- a name too long
+      marker .. string.rep("/..", 2000),                 -- a path too long
+      "%s%d" .. marker .. "%",                          -- format directives
+      '{"uaa":{"clientsecret":"' .. marker .. '"}',     -- cut short
+    }
+  end
+
+  it("no part of a key string that is not a path comes back in an error", function()
+    local needles_ = pieces(MARKER)
+    for i, text in ipairs(not_paths(MARKER)) do
+      local wf, err = sapwf.new{ service_key = text }
+      assert.is_nil(wf, "case " .. i)
+      assert.equal("config", err.kind, "case " .. i)
+      R.assert_no_secret({ err, tostring(err) }, needles_, "the error of case " .. i)
+      local _, load_err = require("sapwf.servicekey").load(text)
+      R.assert_no_secret({ load_err, tostring(load_err) }, needles_, "load's error, case " .. i)
+    end
+  end)
+
   it("a private key never appears, even when it does not fit the certificate", function()
     local x509 = emu:service_key("x509", { tls = true })
     local body = x509.uaa.key:match("\n([A-Za-z0-9+/=]+)\n")
@@ -215,6 +254,26 @@ describe("secrets", function()
       all["bad secret"] = bad_key.uaa.clientsecret
       all["a JWT"] = "eyJ"                           -- any access token, whoever fetched it
       R.assert_no_secret(outputs, all, "the command line's output")
+    end)
+
+    it("prints no part of a key that is text, in a file or given, on any failure", function()
+      local outputs = {}
+      local texts = not_paths(MARKER)
+      -- in a file (its content is never taken as a path): the NUL bytes, and JSON cut short.
+      -- A few cases only, each run costs a process; the module's spec above has them all.
+      for _, i in ipairs({ 1, 2, 3, 12 }) do
+        local file = dir .. "/text" .. i .. ".json"
+        helpers.write_file(file, texts[i])
+        outputs[#outputs + 1] = run({ "--service-key", file, "token" })
+      end
+      -- given as text (an argument cannot hold a NUL byte): cf's line, names that fail
+      for _, i in ipairs({ 5, 7, 9 }) do
+        outputs[#outputs + 1] = run({ "--service-key", texts[i], "token" })
+      end
+      for i, out in ipairs(outputs) do
+        assert.is_truthy(out:find("^sapwf: config: "), "run " .. i .. " did not end on the key")
+      end
+      R.assert_no_secret(outputs, pieces(MARKER), "the command line's output")
     end)
   end)
 end)

@@ -6,6 +6,8 @@
 --   source: a path, JSON text, or a table (a service key, a binding's `credentials`, or a
 --   whole VCAP_SERVICES binding entry).
 --
+-- load(source) -> key table, path | nil, err: the first half of resolve, the key decoded.
+--
 -- from_vcap(text, name [, choose]) -> credentials, instance_name | nil, err
 --
 -- clean(option, value) -> value as a key's field would read (URLs trimmed, PEM unescaped)
@@ -139,43 +141,74 @@ function servicekey.from_table(key, given)
   return opts
 end
 
---- What a message says of a path that could not be opened. Not the path itself: it may be
+-- What a message says of a path that could not be opened. Not the path itself: it may be
 -- key text gone wrong (a paste, a cut-off line), and a key's text holds its secret; a file
--- that did open is named in full.
-function servicekey.unopened(reason, path)
+-- that did open is named in full. io.open's message is "NAME: REASON", NAME as the C library
+-- got it, which is the path up to its first NUL byte; anything else is dropped whole rather
+-- than risk echoing part of the path.
+local function unopened(reason, path)
+  local nul = find(path, "\0", 1, true)
+  local name = nul and sub(path, 1, nul - 1) or path
   reason = tostring(reason)
-  if sub(reason, 1, #path + 2) == path .. ": " then reason = sub(reason, #path + 3) end
-  return "the file named could not be opened (" .. reason .. "; the name is not repeated "
+  if sub(reason, 1, #name + 2) == name .. ": " then
+    reason = sub(reason, #name + 3) .. "; "
+  else
+    reason = ""
+  end
+  return "the file named could not be opened (" .. reason .. "the name is not repeated "
     .. "in case it is key text)"
 end
 
 -- The key text without what may come before its JSON: a UTF-8 byte order mark (editors on
 -- Windows write one), and the line `cf service-key` prints first ("Getting key KEY for
--- service instance NAME as USER...", then an empty line), which users paste along.
+-- service instance NAME as USER...", then an empty line), which users paste along. The
+-- second result says whether that line was there.
 local function key_text(text)
   if find(text, "^\239\187\191") then text = sub(text, 4) end
   local json = match(text, "^%s*Getting key [^\n]*\n(.*)$")
-  return json or text
+  if json then return json, true end
+  return text, false
 end
 
---- Core options from a path, JSON text or table (JSON text may start with the line
--- `cf service-key` prints before the key); given: as for from_table.
-function servicekey.resolve(source, given)
-  if type(source) == "table" then return servicekey.from_table(source, given) end
-  local what = "service key text"
-  source = key_text(source)
-  local text = source
-  if not find(source, "^%s*{") then
-    -- Not JSON text, so a path (or key text gone wrong: see unopened).
-    local file, oserr = io_open(source, "rb")
-    if not file then
-      return config("cannot read service key file: %s", servicekey.unopened(oserr, source))
-    end
-    local shown = source
-    text = file:read("*a")
-    file:close()
-    if not text then return config("cannot read service key file '%s'", shown) end
-    what = format("service key file '%s'", shown)
+-- Whether a string given as the key is its text rather than a file's path: JSON, cf's
+-- output, or anything holding a NUL byte (no path can: the C library would open a name cut
+-- there) or a line break (key text that lost its brace, a paste; a key file's path has
+-- none). Such a string is decoded, never opened, so no part of it reaches io.open's message.
+local function is_text(text, cf_output)
+  return cf_output or find(text, "^%s*{") ~= nil or find(text, "\0", 1, true) ~= nil
+    or find(text, "[\r\n]") ~= nil
+end
+
+-- A file's whole text, or nil and the message. Read once: the path may be /dev/stdin or a
+-- pipe (`<(...)`), which gives its text only once.
+local function read_file(path)
+  local file, oserr = io_open(path, "rb")
+  if not file then
+    return nil, "cannot read service key file: " .. unopened(oserr, path)
+  end
+  local text, rerr, code = file:read("*a")
+  file:close()
+  if text then return text end
+  -- A directory opens (fopen) but does not read: EISDIR is 21 on Linux, the BSDs and macOS.
+  if code == 21 then return nil, format("service key file '%s' is a directory", path) end
+  return nil, format("cannot read service key file '%s' (%s)", path, tostring(rerr))
+end
+
+--- The decoded service key from a path or the key's text (JSON, or `cf service-key`'s
+-- output with its first line); a table is returned as it is. The second result is the path
+-- the key was read from, nil for text or a table. Text is never taken as a path (see
+-- is_text), and a file's content is always key text, never another path. The command line
+-- reads its key through here once and hands the table on, so its messages are these.
+function servicekey.load(source)
+  if type(source) == "table" then return source end
+  local what, path = "service key text", nil
+  local text, cf_output = key_text(source)
+  if not is_text(text, cf_output) then
+    path = text
+    local err
+    text, err = read_file(path)
+    if not text then return nil, errors.config(err) end
+    what = format("service key file '%s'", path)
     text = key_text(text)
   end
   local key, jerr = cjson_safe.decode(text)
@@ -183,6 +216,14 @@ function servicekey.resolve(source, given)
     -- cjson's message gives a position only, never the text.
     return config("%s is not JSON (%s)", what, tostring(jerr or "not an object"))
   end
+  return key, path
+end
+
+--- Core options from a path, JSON text or table (as load takes them); given: as for
+-- from_table.
+function servicekey.resolve(source, given)
+  local key, err = servicekey.load(source)
+  if not key then return nil, err end
   return servicekey.from_table(key, given)
 end
 

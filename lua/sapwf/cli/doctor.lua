@@ -95,7 +95,7 @@ local function check_key(ctx, report)
       opts, err = servicekey.resolve(credentials)
     end
   else
-    opts, err = servicekey.resolve(source.text)
+    opts, err = servicekey.resolve(source.key)
   end
   if not opts then
     report.key = { ok = false, source = source.source, error = error_text(err) }

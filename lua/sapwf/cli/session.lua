@@ -15,41 +15,30 @@ local function config_error(message, no_key)
   return nil, { kind = "config", message = message, no_key = no_key }
 end
 
-local function read_file(path)
-  local file, err = io.open(path, "rb")
-  if not file then
-    return nil, err
-  end
-  local text = file:read("*a")
-  file:close()
-  return text
-end
-
--- Key text rather than a path: JSON, or what `cf service-key` prints (several lines).
-local function is_key_text(value)
-  return value:find("[{\n]") ~= nil
-end
-
 -- Where the service key comes from: --service-key, then SAPWF_SERVICE_KEY (a file, or the
 -- key's text, as CI secrets often are: JSON, or `cf service-key`'s output as printed), then
--- VCAP_SERVICES. Returns a description {source=, text=} or {source="VCAP_SERVICES"}, or
--- nil and a config error. Messages never quote key text: it holds the client secret.
+-- VCAP_SERVICES. Returns a description {source=, key=} (key: the decoded key table) or
+-- {source="VCAP_SERVICES", vcap=true}, or nil and a config error.
+--
+-- The key is read once, by the library's servicekey.load, and kept: doctor and the client
+-- both need it, and /dev/stdin or `<(cf service-key ...)` give their text only once. The
+-- client gets the table, not the text, so a file's content is never taken for a path and
+-- every message about the key is the library's (they never quote key text: it holds the
+-- client secret).
 function Session:key_source()
+  if self.source then return self.source end
   local args = self.args
-  local path = args.service_key
+  local given = args.service_key
   local from = "--service-key"
-  if not path then
+  if not given then
     local env = os.getenv("SAPWF_SERVICE_KEY")
-    if env and env ~= "" then path, from = env, "SAPWF_SERVICE_KEY" end
+    if env and env ~= "" then given, from = env, "SAPWF_SERVICE_KEY" end
   end
-  if path then
-    if is_key_text(path) then return { source = from, text = path } end
-    local text, err = read_file(path)
-    if not text then
-      return config_error(string.format("cannot read the service key (%s): %s", from,
-        servicekey.unopened(err, path)))
-    end
-    return { source = path, text = text }
+  if given then
+    local key, path = servicekey.load(given)
+    if not key then return nil, path end
+    self.source = { source = path or from, key = key }
+    return self.source
   end
   local vcap = os.getenv("VCAP_SERVICES")
   if vcap and vcap ~= "" then
@@ -116,7 +105,7 @@ function Session:client()
     if not credentials then return nil, instance end
     servicekey.bind(opts, credentials, instance)
   else
-    opts.service_key = source.text
+    opts.service_key = source.key
   end
   local ok, wf
   ok, wf, err = pcall(sapwf.new, opts)
