@@ -88,8 +88,8 @@ end
 -- call that needs one.
 -- @tparam table opts the options (unknown names and wrong types raise):
 --
--- - `service_key`: the service key, as a path, JSON text (`cf service-key` output too) or a
---   table; a key of the Workflow service or of SAP Build Process Automation, or a
+-- - `service_key`: the service key, as a path, JSON text (`cf service-key` output too; a
+--   string holding a line break or a NUL byte is text, never a path) or a table; a key of the Workflow service or of SAP Build Process Automation, or a
 --   binding's credentials. Or instead:
 -- - `api_url`, `token_url`, `client_id` and `client_secret` (or `cert` and `key`, PEM text,
 --   not paths, for an x509 key); given with service_key, they win. They are read as the
