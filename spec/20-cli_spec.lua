@@ -1841,6 +1841,85 @@ describe("sapwf command line", function()
         end
       end)
 
+    -- A shell prefix under which a file of mode 200 cannot be read: none for a user, and for
+    -- root setpriv without the capabilities that bypass file modes. nil when neither works.
+    local function without_read_override(path)
+      for _, prefix in ipairs({ "", "setpriv --bounding-set=-dac_override,-dac_read_search "
+          .. "--inh-caps=-dac_override,-dac_read_search " }) do
+        if shell(prefix .. "sh -c " .. quote("! cat " .. quote(path)) .. " >/dev/null 2>&1") then
+          return prefix
+        end
+      end
+      return nil
+    end
+
+    it("never takes a record or failed file that cannot be read for one that is not there: " ..
+      "no line starts twice, and an earlier failed file is kept aside", function()
+        write_file(input, '{"n":1}\n{"n":2}\n{"n":3}\n')
+        local first = run({ "start", "simple", "--from", input })
+        assert.equal(0, first.code, first.stderr)
+        local record = input .. ".started.ndjson"
+        local recorded = read_file(record)
+        -- a name that cannot be examined (here a link loop) is no missing file either
+        local loop = input .. ".loop"
+        assert.is_true(shell("ln -s " .. quote(loop) .. " " .. quote(loop)))
+        for _, option in ipairs({ "--record", "--failed" }) do
+          local r = run({ "start", "simple", "--from", input, option, loop, "--resume" })
+          assert.equal(2, r.code, r.stderr)
+          assert.matches("cannot examine the " .. (option == "--record" and "record" or "failed")
+            .. " file " .. loop .. ": Too many levels of symbolic links", r.stderr, 1, true)
+        end
+        assert.is_true(shell("chmod 200 " .. quote(record)))
+        local prefix = without_read_override(record)
+        if not prefix then
+          pending("no way to make a file unreadable here (root without setpriv)")
+          return
+        end
+        local function start_as_user(args)
+          local command = { "--service-key", full_key, "start", "simple" }
+          for _, a in ipairs(args) do command[#command + 1] = a end
+          return piped(prefix .. command_line(command) .. " </dev/null")
+        end
+        local again = start_as_user({ "--from", input })
+        assert.equal(2, again.code, again.stderr)
+        assert.matches("the record file " .. record .. " exists: add --resume", again.stderr, 1,
+          true)
+        local resumed = start_as_user({ "--from", input, "--resume" })
+        assert.equal(2, resumed.code, resumed.stderr)
+        assert.matches("--resume: cannot read the record file " .. record
+          .. ": Permission denied", resumed.stderr, 1, true)
+        assert.equal(3, instances_started())
+        assert.equal(recorded, read_file(record))
+        -- an earlier failed file that cannot be read is moved aside all the same
+        local other, failed = input .. ".other", input .. ".other.failed.ndjson"
+        write_file(other, '{"n":4}\n')
+        write_file(failed, "not json\n")
+        assert.is_true(shell("chmod 200 " .. quote(failed)))
+        local kept = start_as_user({ "--from", other })
+        assert.equal(0, kept.code, kept.stderr)
+        assert.equal("not json\n", read_file(failed .. ".1"))
+        assert.is_false(exists(failed))
+        assert.equal(4, instances_started())
+      end)
+
+    it("refuses a record or failed file that is a directory, before sending", function()
+        write_file(input, '{"n":1}\n')
+        local folder = input .. ".d"
+        assert.is_true(shell("mkdir " .. quote(folder)))
+        for _, option in ipairs({ "--record", "--failed" }) do
+          for _, resume in ipairs({ false, true }) do
+            local r = run({ "start", "simple", "--from", input, option, folder,
+                            resume and "--resume" or nil })
+            assert.equal(2, r.code, r.stderr)
+            assert.matches(option .. " " .. folder .. " is a directory: give a file", r.stderr,
+              1, true)
+          end
+        end
+        assert.equal(0, instances_started())
+        assert.is_true(shell("test -d " .. quote(folder)))
+        assert.is_false(exists(folder .. ".1"))
+      end)
+
     it("streams a large input: every line started once and recorded", function()
       local lines = {}
       for i = 1, 6000 do

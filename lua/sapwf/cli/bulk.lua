@@ -65,20 +65,38 @@ local function usage(message)
   return nil, { kind = "usage", message = message }
 end
 
--- The size of a file that can seek (a regular file), or nil (none, a pipe, a terminal).
-local function file_size(path)
-  local file = io.open(path, "rb")
-  if not file then
-    return nil
+-- The kinds of file the record and failed files may be: a file, a device (/dev/null,
+-- /dev/full: written to, never moved aside or removed) or a pipe (--failed /dev/stdout).
+local WRITABLE_KINDS = { file = true, ["character device"] = true, fifo = true }
+
+-- What a path names: its kind ("file", "directory", ...) and a file's size; false when
+-- nothing has that name; or nil and a usage error naming the file. A file that cannot be
+-- examined (a folder that may not be searched, a link loop) is not taken for one that is
+-- not there: it may be a record of starts, and a run that thought it absent would start
+-- its lines again.
+local function examine(what, path)
+  local kind, size, missing = core.file_kind(path)
+  if kind then
+    return kind, size
+  elseif missing then
+    return false
   end
-  local size = file:seek("end")
-  file:close()
-  return size
+  return usage(string.format("cannot examine %s %s: %s", what, path, tostring(size)))
 end
 
-local function file_exists_nonempty(path)
-  local size = file_size(path)
-  return size ~= nil and size > 0
+-- The size of a regular file, or nil (none, a device, a pipe, or it cannot be examined).
+local function file_size(path)
+  local kind, size = core.file_kind(path)
+  return kind == "file" and size or nil
+end
+
+-- io.open's message starts with the path; the messages here name the file themselves.
+local function system_reason(err, path)
+  local reason = tostring(err)
+  if reason:sub(1, #path + 2) == path .. ": " then
+    reason = reason:sub(#path + 3)
+  end
+  return reason
 end
 
 local function io_error(message)
@@ -99,6 +117,8 @@ local function is_line_number(v)
   return type(v) == "number" and v >= 1 and v == math.floor(v)
 end
 
+local ENOENT = 2      -- io.open's third result when nothing has the name
+
 -- What an earlier run recorded (for --resume): line number -> true (started) or the entry
 -- of a start with an unknown outcome (entry.pending: its answer never came). Or nil and a
 -- usage error for a record with a line that cannot be read where no sending entry came
@@ -108,9 +128,15 @@ end
 -- before it is sent, so a lost answer only leaves that line's outcome unknown.
 local function recorded_lines(path)
   local done, pending = {}, {}
-  local file = io.open(path, "rb")
+  local file, open_err, code = io.open(path, "rb")
   if not file then
-    return done
+    -- Only a record that is not there lists nothing. One that cannot be read (no read
+    -- permission) may list every line: taken for empty, each would start again.
+    if code == ENOENT then
+      return done
+    end
+    return usage(string.format("--resume: cannot read the record file %s: %s", path,
+      system_reason(open_err, path)))
   end
   if not file:seek("cur") then
     file:close()
@@ -118,7 +144,18 @@ local function recorded_lines(path)
       .. "cannot be read back", path))
   end
   local number, write_ahead = 0, false
-  for text in file:lines() do
+  while true do
+    -- read, not lines(): lines() raises for a read error, which would end the run as an
+    -- internal error instead of saying which file failed
+    local text, read_err = file:read("*l")
+    if text == nil then
+      file:close()
+      if read_err then
+        return usage(string.format("--resume: cannot read the record file %s: %s", path,
+          tostring(read_err)))
+      end
+      break
+    end
     number = number + 1
     local entry = text:find("%S") and json.decode(text)
     if type(entry) == "table" and is_line_number(entry.line) then
@@ -144,7 +181,6 @@ local function recorded_lines(path)
         path, number))
     end
   end
-  file:close()
   for line, entry in pairs(pending) do
     entry.pending = true
     done[line] = entry
@@ -169,16 +205,20 @@ local function line_reader(input)
 end
 
 -- Whether a non-empty file ends in the middle of a line (a write cut short): the next
--- entry must then start on a line of its own.
+-- entry must then start on a line of its own. One whose end cannot be read is taken to:
+-- a blank line in the record costs nothing, an entry glued onto a partial one is lost.
 local function ends_mid_line(path)
-  local file = io.open(path, "rb")
-  if not file then
+  local size = file_size(path)
+  if not size or size == 0 then
     return false
   end
-  local size = file:seek("end")
-  local last = size and size > 0 and file:seek("set", size - 1) and file:read(1)
+  local file = io.open(path, "rb")
+  if not file then
+    return true
+  end
+  local last = file:seek("set", size - 1) and file:read(1)
   file:close()
-  return type(last) == "string" and last ~= "\n"
+  return last ~= "\n"
 end
 
 -- The non-blank lines of a seekable input, and how many of them an earlier run recorded.
@@ -684,7 +724,23 @@ local function check_paths(args, seekable)
       end
     end
   end
-  if file_exists_nonempty(record_path) and not args.resume then
+  -- Only a file, a device or a pipe takes the lines; a directory would be taken for a
+  -- record that exists, or moved aside as an earlier failed file.
+  local record_kind, record_size
+  for _, f in ipairs({ { "--record", "the record file", record_path },
+                       { "--failed", "the failed file", failed_path } }) do
+    local kind, size = examine(f[2], f[3])
+    if kind == nil then
+      return nil, size
+    end
+    if kind and not WRITABLE_KINDS[kind] then
+      return usage(string.format("%s %s is a %s: give a file", f[1], f[3], kind))
+    end
+    if f[1] == "--record" then
+      record_kind, record_size = kind, size
+    end
+  end
+  if record_kind == "file" and record_size > 0 and not args.resume then
     return usage(string.format("the record file %s exists: add --resume to skip the lines it "
       .. "lists, or give another --record", record_path))
   end
@@ -696,7 +752,9 @@ end
 -- one that appears meanwhile: core.rename_noreplace). Returns the new name, nil when there
 -- was nothing to keep, or nil and an error.
 local function keep_earlier_failed(path)
-  if not file_exists_nonempty(path) then
+  -- Its size by stat, not by reading: one that cannot be read is kept aside all the same.
+  local size = file_size(path)
+  if not size or size == 0 then
     return nil
   end
   for n = 1, 1000 do

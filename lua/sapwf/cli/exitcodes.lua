@@ -42,7 +42,7 @@ local descriptions = {
   { codes.other, "any other error, also a file or standard output that cannot be written" },
   { codes.usage, "usage: bad arguments, unreadable or invalid --context / --from input, an "
     .. "existing record file without --resume, a record --resume cannot read, --failed or "
-    .. "--record naming the input or -" },
+    .. "--record naming the input or -, a directory, or a file that cannot be examined" },
   { codes.config, "configuration: no service key, or it cannot be read or used" },
   { codes.auth, "authentication: the token endpoint refused the client (wrong id or secret, "
     .. "invalid_client)" },
