@@ -1900,6 +1900,14 @@ describe("sapwf command line", function()
         assert.equal("not json\n", read_file(failed .. ".1"))
         assert.is_false(exists(failed))
         assert.equal(4, instances_started())
+        -- a record that can be read but not locked (locking needs it open for writing)
+        assert.is_true(shell("chmod 444 " .. quote(record)))
+        local unlocked = start_as_user({ "--from", input, "--resume" })
+        assert.equal(2, unlocked.code, unlocked.stderr)
+        assert.matches("cannot lock the record file " .. record .. ", so another run could "
+          .. "start its lines at the same time: Permission denied", unlocked.stderr, 1, true)
+        assert.equal(4, instances_started())
+        assert.equal(recorded, read_file(record))
       end)
 
     it("refuses a record or failed file that is a directory, before sending", function()
@@ -1918,6 +1926,35 @@ describe("sapwf command line", function()
         assert.equal(0, instances_started())
         assert.is_true(shell("test -d " .. quote(folder)))
         assert.is_false(exists(folder .. ".1"))
+      end)
+
+    it("two runs on one record at once: the second refuses at once, sending nothing, and no " ..
+      "line starts twice", function()
+        local lines = {}
+        for i = 1, 12 do lines[i] = json.encode({ orderId = "lock-" .. i, product = "W" }) end
+        write_file(input, table.concat(lines, "\n") .. "\n")
+        emu:set_limits({ service_time = 0.3, count_key = "orderId" })
+        finally(function() emu:set_limits({}) end)
+        local record = input .. ".started.ndjson"
+        local base = input .. ".first"
+        assert.is_true(shell("sh -c " .. quote(command_line({ "--service-key", full_key,
+          "start", "orderapproval", "--from", input, "--resume" }) .. " </dev/null >"
+          .. quote(base .. ".out") .. " 2>" .. quote(base .. ".err") .. "; echo $? >"
+          .. quote(base .. ".rc")) .. " >/dev/null 2>&1 &"))
+        -- the first run holds the lock from before its first line is recorded as sent
+        assert.is_true(wait_for(function()
+          return (read_file(record) or ""):find('"sending"', 1, true) ~= nil end, 5))
+        local second = run({ "start", "orderapproval", "--from", input, "--resume" })
+        assert.equal(2, second.code, second.stderr)
+        assert.matches("the record file " .. record .. " is in use by another run",
+          second.stderr, 1, true)
+        assert.is_true(wait_for(function() return (read_file(base .. ".rc") or "") ~= "" end,
+          15))
+        assert.equal("0", read_file(base .. ".rc"):match("%d+"), read_file(base .. ".err"))
+        local stats = emu:stats()
+        assert.equal(0, stats.starts_doubled)
+        assert.equal(12, instances_started())
+        assert.equal(12, #results_of(record))
       end)
 
     it("streams a large input: every line started once and recorded", function()

@@ -22,7 +22,9 @@
 -- (renamed, never overwritten); the run removes only the failed file it made itself when
 -- it stayed empty. Every write, flush and close is checked: when the record cannot be
 -- written the run stops before starting anything more, and says which instance it started
--- but could not record. The input file cannot be named as the record or failed file.
+-- but could not record. The input file cannot be named as the record or failed file. One
+-- run at a time per record: the run holds a lock on it from before it reads it until it
+-- ends (lock_record).
 --
 -- The lines stream through wf:start_each: one line is read when a start slot frees up, and
 -- nothing of a line is kept once its result is written, so memory stays flat however long
@@ -786,6 +788,32 @@ local function drive(run)
   error(problem, 0)
 end
 
+-- One run per record file at a time: two runs appending to one record, or resuming from it
+-- at once, would each start the lines the other has not recorded yet. So the run holds an
+-- exclusive lock (flock) on it from before it reads it until it ends; the end of the
+-- process, however it comes, releases it. Returns the lock and whether taking it made the
+-- file; false for a device or a pipe (no record to resume from, nothing shared); or nil and
+-- a usage error: another run holds it, or it cannot be locked (a file system without
+-- locks): then a second run could not be kept out, so this one does not start.
+local function lock_record(path)
+  local kind = core.file_kind(path)
+  if kind and kind ~= "file" then
+    return false
+  end
+  local lock, made, busy = core.lock_file(path)
+  if lock then
+    return lock, made
+  elseif busy then
+    return usage(string.format("the record file %s is in use by another run: wait for it to "
+      .. "end (two runs on one record would start its lines twice), or give another --record",
+      path))
+  end
+  return usage(string.format("cannot lock the record file %s, so another run could start its "
+    .. "lines at the same time: %s", path, tostring(made)))
+end
+
+local run_locked
+
 -- M.run once the input is open.
 local function run_input(ctx, args, input, seekable)
   local failed_path, record_path = check_paths(args, seekable)
@@ -802,7 +830,34 @@ local function run_input(ctx, args, input, seekable)
   if not token then
     return nil, err
   end
+  local lock, made = lock_record(record_path)
+  if lock == nil then
+    return nil, made
+  end
+  local ok, code, run_err = pcall(run_locked, ctx, args, input, seekable, wf, failed_path,
+                                  record_path)
+  if lock then
+    -- A record this run made and then refused to use holds nothing: it goes, while the
+    -- lock still keeps any other run from writing to it.
+    if (not ok or code == nil) and made and file_size(record_path) == 0 then
+      os.remove(record_path)
+    end
+    lock:close()
+  end
+  if not ok then
+    error(code, 0)
+  end
+  return code, run_err
+end
 
+-- run_input once the record is locked.
+function run_locked(ctx, args, input, seekable, wf, failed_path, record_path)
+  local err
+  -- Checked again under the lock: another run may have written it since check_paths.
+  if not args.resume and (file_size(record_path) or 0) > 0 then
+    return usage(string.format("the record file %s exists: add --resume to skip the lines "
+      .. "it lists, or give another --record", record_path))
+  end
   local input_path = args.from
   local skip = {}
   if args.resume then
