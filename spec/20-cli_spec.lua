@@ -580,6 +580,18 @@ describe("sapwf command line", function()
       assert.equal("Stdin", run({ "context", c.json.id }).json.product)
     end)
 
+    it("--context @file and - read past a UTF-8 byte order mark, as editors on Windows write",
+      function()
+        write_file(dir .. "/bom.json", '\239\187\191{"product":"Bom","orderId":"b-1"}')
+        local a = run({ "start", "orderapproval", "--context", "@" .. dir .. "/bom.json" })
+        assert.equal(0, a.code, a.stderr)
+        local b = run({ "start", "orderapproval", "--context", "-" },
+          { stdin = '\239\187\191{"product":"BomStdin","orderId":"b-2"}' })
+        assert.equal(0, b.code, b.stderr)
+        assert.equal("Bom", run({ "context", a.json.id }).json.product)
+        assert.equal("BomStdin", run({ "context", b.json.id }).json.product)
+      end)
+
     it("instance, context, cancel, suspend and resume", function()
       local inst = start("simple", { n = 1 })
       local shown = run({ "instance", inst.id })
@@ -1926,6 +1938,20 @@ describe("sapwf command line", function()
         assert.equal(0, instances_started())
         assert.is_true(shell("test -d " .. quote(folder)))
         assert.is_false(exists(folder .. ".1"))
+      end)
+
+    it("reads past a UTF-8 byte order mark at the start of the input", function()
+        write_file(input, '\239\187\191{"n":1}\n{"n":2}\n')
+        local r = run({ "start", "simple", "--from", input })
+        assert.equal(0, r.code, r.stderr)
+        assert.equal(2, r.json.started)
+        assert.equal(2, r.json.total)
+        -- a first line that is only the mark is blank
+        write_file(input .. ".2", '\239\187\191\n{"n":3}\n')
+        r = run({ "start", "simple", "--from", input .. ".2" })
+        assert.equal(0, r.code, r.stderr)
+        assert.same({ 1, 1, 0 }, { r.json.total, r.json.started, r.json.notAttempted })
+        assert.equal(3, instances_started())
       end)
 
     it("two runs on one record at once: the second refuses at once, sending nothing, and no " ..

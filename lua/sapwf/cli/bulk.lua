@@ -223,6 +223,18 @@ local function ends_mid_line(path)
   return last ~= "\n"
 end
 
+-- A UTF-8 byte order mark, which editors on Windows put at the start of a file: not part
+-- of the first line's JSON (service keys drop it too: servicekey.lua).
+local BOM = "\239\187\191"
+
+-- The input's line `number` as the run reads it: without a first line's byte order mark.
+local function line_text(text, number)
+  if number == 1 and text:sub(1, 3) == BOM then
+    return text:sub(4)
+  end
+  return text
+end
+
 -- The non-blank lines of a seekable input, and how many of them an earlier run recorded.
 -- Reads the open file and puts it back where it was, so the run reads the same lines.
 local function count_lines(file, skip)
@@ -230,7 +242,7 @@ local function count_lines(file, skip)
   local start = file:seek("cur")
   for text in file:lines() do
     number = number + 1
-    if text:find("%S") then
+    if line_text(text, number):find("%S") then
       count = count + 1
       if skip[number] == true then       -- started; an unknown one counts as unknown
         recorded = recorded + 1
@@ -509,7 +521,7 @@ function Run:next_line()
     end
     local number = self.number + 1
     self.number = number
-    text = text:gsub("\r$", "")
+    text = line_text(text, number):gsub("\r$", "")
     if text:find("%S") and not self.skip[number] then
       local item, why = M.parse_line(text, number, self.definition)
       if not item then
