@@ -702,6 +702,18 @@ describe("sapwf command line", function()
       assert.equal("Stdin", run({ "context", c.json.id }).json.product)
     end)
 
+    it("--context @file and - read past a UTF-8 byte order mark, as editors on Windows write",
+      function()
+        write_file(dir .. "/bom.json", '\239\187\191{"product":"Bom","orderId":"b-1"}')
+        local a = run({ "start", "orderapproval", "--context", "@" .. dir .. "/bom.json" })
+        assert.equal(0, a.code, a.stderr)
+        local b = run({ "start", "orderapproval", "--context", "-" },
+          { stdin = '\239\187\191{"product":"BomStdin","orderId":"b-2"}' })
+        assert.equal(0, b.code, b.stderr)
+        assert.equal("Bom", run({ "context", a.json.id }).json.product)
+        assert.equal("BomStdin", run({ "context", b.json.id }).json.product)
+      end)
+
     it("instance, context, cancel, suspend and resume", function()
       local inst = start("simple", { n = 1 })
       local shown = run({ "instance", inst.id })
@@ -1979,6 +1991,136 @@ describe("sapwf command line", function()
         for _, text in ipairs(entries) do
           assert.is_table(json.decode(text), text)
         end
+      end)
+
+    -- A shell prefix under which a file of mode 200 cannot be read: none for a user, and for
+    -- root setpriv without the capabilities that bypass file modes. nil when neither works.
+    local function without_read_override(path)
+      for _, prefix in ipairs({ "", "setpriv --bounding-set=-dac_override,-dac_read_search "
+          .. "--inh-caps=-dac_override,-dac_read_search " }) do
+        if shell(prefix .. "sh -c " .. quote("! cat " .. quote(path)) .. " >/dev/null 2>&1") then
+          return prefix
+        end
+      end
+      return nil
+    end
+
+    it("never takes a record or failed file that cannot be read for one that is not there: " ..
+      "no line starts twice, and an earlier failed file is kept aside", function()
+        write_file(input, '{"n":1}\n{"n":2}\n{"n":3}\n')
+        local first = run({ "start", "simple", "--from", input })
+        assert.equal(0, first.code, first.stderr)
+        local record = input .. ".started.ndjson"
+        local recorded = read_file(record)
+        -- a name that cannot be examined (here a link loop) is no missing file either
+        local loop = input .. ".loop"
+        assert.is_true(shell("ln -s " .. quote(loop) .. " " .. quote(loop)))
+        for _, option in ipairs({ "--record", "--failed" }) do
+          local r = run({ "start", "simple", "--from", input, option, loop, "--resume" })
+          assert.equal(2, r.code, r.stderr)
+          assert.matches("cannot examine the " .. (option == "--record" and "record" or "failed")
+            .. " file " .. loop .. ": Too many levels of symbolic links", r.stderr, 1, true)
+        end
+        assert.is_true(shell("chmod 200 " .. quote(record)))
+        local prefix = without_read_override(record)
+        if not prefix then
+          pending("no way to make a file unreadable here (root without setpriv)")
+          return
+        end
+        local function start_as_user(args)
+          local command = { "--service-key", full_key, "start", "simple" }
+          for _, a in ipairs(args) do command[#command + 1] = a end
+          return piped(prefix .. command_line(command) .. " </dev/null")
+        end
+        local again = start_as_user({ "--from", input })
+        assert.equal(2, again.code, again.stderr)
+        assert.matches("the record file " .. record .. " exists: add --resume", again.stderr, 1,
+          true)
+        local resumed = start_as_user({ "--from", input, "--resume" })
+        assert.equal(2, resumed.code, resumed.stderr)
+        assert.matches("--resume: cannot read the record file " .. record
+          .. ": Permission denied", resumed.stderr, 1, true)
+        assert.equal(3, instances_started())
+        assert.equal(recorded, read_file(record))
+        -- an earlier failed file that cannot be read is moved aside all the same
+        local other, failed = input .. ".other", input .. ".other.failed.ndjson"
+        write_file(other, '{"n":4}\n')
+        write_file(failed, "not json\n")
+        assert.is_true(shell("chmod 200 " .. quote(failed)))
+        local kept = start_as_user({ "--from", other })
+        assert.equal(0, kept.code, kept.stderr)
+        assert.equal("not json\n", read_file(failed .. ".1"))
+        assert.is_false(exists(failed))
+        assert.equal(4, instances_started())
+        -- a record that can be read but not locked (locking needs it open for writing)
+        assert.is_true(shell("chmod 444 " .. quote(record)))
+        local unlocked = start_as_user({ "--from", input, "--resume" })
+        assert.equal(2, unlocked.code, unlocked.stderr)
+        assert.matches("cannot lock the record file " .. record .. ", so another run could "
+          .. "start its lines at the same time: Permission denied", unlocked.stderr, 1, true)
+        assert.equal(4, instances_started())
+        assert.equal(recorded, read_file(record))
+      end)
+
+    it("refuses a record or failed file that is a directory, before sending", function()
+        write_file(input, '{"n":1}\n')
+        local folder = input .. ".d"
+        assert.is_true(shell("mkdir " .. quote(folder)))
+        for _, option in ipairs({ "--record", "--failed" }) do
+          for _, resume in ipairs({ false, true }) do
+            local r = run({ "start", "simple", "--from", input, option, folder,
+                            resume and "--resume" or nil })
+            assert.equal(2, r.code, r.stderr)
+            assert.matches(option .. " " .. folder .. " is a directory: give a file", r.stderr,
+              1, true)
+          end
+        end
+        assert.equal(0, instances_started())
+        assert.is_true(shell("test -d " .. quote(folder)))
+        assert.is_false(exists(folder .. ".1"))
+      end)
+
+    it("reads past a UTF-8 byte order mark at the start of the input", function()
+        write_file(input, '\239\187\191{"n":1}\n{"n":2}\n')
+        local r = run({ "start", "simple", "--from", input })
+        assert.equal(0, r.code, r.stderr)
+        assert.equal(2, r.json.started)
+        assert.equal(2, r.json.total)
+        -- a first line that is only the mark is blank
+        write_file(input .. ".2", '\239\187\191\n{"n":3}\n')
+        r = run({ "start", "simple", "--from", input .. ".2" })
+        assert.equal(0, r.code, r.stderr)
+        assert.same({ 1, 1, 0 }, { r.json.total, r.json.started, r.json.notAttempted })
+        assert.equal(3, instances_started())
+      end)
+
+    it("two runs on one record at once: the second refuses at once, sending nothing, and no " ..
+      "line starts twice", function()
+        local lines = {}
+        for i = 1, 12 do lines[i] = json.encode({ orderId = "lock-" .. i, product = "W" }) end
+        write_file(input, table.concat(lines, "\n") .. "\n")
+        emu:set_limits({ service_time = 0.3, count_key = "orderId" })
+        finally(function() emu:set_limits({}) end)
+        local record = input .. ".started.ndjson"
+        local base = input .. ".first"
+        assert.is_true(shell("sh -c " .. quote(command_line({ "--service-key", full_key,
+          "start", "orderapproval", "--from", input, "--resume" }) .. " </dev/null >"
+          .. quote(base .. ".out") .. " 2>" .. quote(base .. ".err") .. "; echo $? >"
+          .. quote(base .. ".rc")) .. " >/dev/null 2>&1 &"))
+        -- the first run holds the lock from before its first line is recorded as sent
+        assert.is_true(wait_for(function()
+          return (read_file(record) or ""):find('"sending"', 1, true) ~= nil end, 5))
+        local second = run({ "start", "orderapproval", "--from", input, "--resume" })
+        assert.equal(2, second.code, second.stderr)
+        assert.matches("the record file " .. record .. " is in use by another run",
+          second.stderr, 1, true)
+        assert.is_true(wait_for(function() return (read_file(base .. ".rc") or "") ~= "" end,
+          15))
+        assert.equal("0", read_file(base .. ".rc"):match("%d+"), read_file(base .. ".err"))
+        local stats = emu:stats()
+        assert.equal(0, stats.starts_doubled)
+        assert.equal(12, instances_started())
+        assert.equal(12, #results_of(record))
       end)
 
     it("streams a large input: every line started once and recorded", function()

@@ -2,7 +2,9 @@
 -- core.temp_file makes the file an export or the emulator's key is written into before
 -- the rename (a new file, never one that is there, which io.open "wb" would truncate), and
 -- core.rename_noreplace moves the command line's earlier failed file aside without
--- replacing a file that has the new name (os.rename would).
+-- replacing a file that has the new name (os.rename would). core.file_kind tells a file that
+-- is not there from one that cannot be examined; core.lock_file keeps two bulk runs off one
+-- record file.
 local helpers = require "spec.helpers"
 local core = require "sapwf.core"
 
@@ -101,6 +103,72 @@ describe("files", function()
       assert.is_nil(core.file_id(dir .. "/absent"))
       assert.has_error(function() core.file_id(dir .. "/f\0x") end,
                        "bad argument #1 to 'file_id' (file name contains a NUL byte)")
+    end)
+  end)
+
+  describe("core.file_kind", function()
+    it("names what a path is, a file with its size; missing only for a name that is not there",
+       function()
+      helpers.write_file(dir .. "/f", "12345")
+      assert(helpers.run("ln -s f " .. dir .. "/l && mkfifo " .. dir .. "/p"))
+      assert.same({ "file", 5 }, { core.file_kind(dir .. "/l") })
+      assert.same({ "directory" }, { core.file_kind(dir) })
+      assert.same({ "character device" }, { core.file_kind("/dev/null") })
+      assert.same({ "fifo" }, { core.file_kind(dir .. "/p") })
+      assert.same({ nil, "No such file or directory", true }, { core.file_kind(dir .. "/x") })
+      -- a path through a file, a link loop: no answer, and not "missing"
+      assert.same({ nil, "Not a directory", false }, { core.file_kind(dir .. "/f/x") })
+      assert(helpers.run("ln -s loop " .. dir .. "/loop"))
+      assert.same({ nil, "Too many levels of symbolic links", false },
+                  { core.file_kind(dir .. "/loop") })
+      assert.has_error(function() core.file_kind(dir .. "/f\0x") end,
+                       "bad argument #1 to 'file_kind' (file name contains a NUL byte)")
+    end)
+  end)
+
+  describe("core.lock_file", function()
+    it("holds an exclusive lock until closed; a second lock fails at once, saying why",
+       function()
+      local path = dir .. "/record"
+      local lock, created = core.lock_file(path)
+      assert.is_truthy(lock)
+      assert.is_true(created)
+      assert.equal("", helpers.read_file(path))
+      local again, err, busy = core.lock_file(path)
+      assert.is_nil(again)
+      assert.equal("Resource temporarily unavailable", err)
+      assert.is_true(busy)
+      -- another process: flock(1) fails at once while the lock is held, then succeeds
+      local probe = "flock -n " .. path .. " true"
+      assert.is_false((helpers.run(probe)))
+      lock:close()
+      lock:close()                                        -- idempotent
+      assert.is_truthy((helpers.run(probe)))
+      local second
+      second, created = core.lock_file(path)
+      assert.is_truthy(second)
+      assert.is_false(created)
+      second = nil
+      collectgarbage()
+      collectgarbage()                                    -- __gc releases it
+      assert.is_truthy((helpers.run(probe)))
+    end)
+
+    it("never truncates the file it locks, and refuses what is no regular file", function()
+      local path = dir .. "/record"
+      helpers.write_file(path, '{"line":1,"id":"a"}\n')
+      local lock = assert(core.lock_file(path))
+      lock:close()
+      assert.equal('{"line":1,"id":"a"}\n', helpers.read_file(path))
+      assert.same({ nil, "not a regular file", false }, { core.lock_file("/dev/null") })
+      local none, err, busy = core.lock_file(dir)
+      assert.is_nil(none)
+      assert.equal("Is a directory", err)
+      assert.is_false(busy)
+      assert.same({ nil, "No such file or directory", false },
+                  { core.lock_file(dir .. "/no/such/record") })
+      assert.has_error(function() core.lock_file(nil) end,
+                       "bad argument #1 to 'lock_file' (string expected, got nil)")
     end)
   end)
 end)

@@ -29,6 +29,8 @@ static const luaL_Reg core_functions[] = {
   {"file_id", sapwf_core_file_id},
   {"temp_file", sapwf_core_temp_file},
   {"rename_noreplace", sapwf_core_rename_noreplace},
+  {"file_kind", sapwf_core_file_kind},
+  {"lock_file", sapwf_core_lock_file},
   {"catch_sigint", sapwf_core_catch_sigint},
   {"sigint_caught", sapwf_core_sigint_caught},
   {"header", sapwf_core_header},

@@ -6,7 +6,11 @@
  * file that happens to have the name). core.rename_noreplace: a rename that never
  * replaces a file (os.rename does), for moving a file that may hold the only record of
  * something aside, or putting one in place where the path may name such a file (the
- * emulator's key file: it may be given a real key's name). MIT licence, see LICENSE. */
+ * emulator's key file: it may be given a real key's name). core.file_kind: what a path
+ * names and why it cannot be told, where io.open only fails (a file that cannot be read is
+ * not a file that is not there) or succeeds on what is no file (a directory).
+ * core.lock_file: an exclusive lock on a file for as long as a run uses it (two runs that
+ * append to one record would both start its lines). MIT licence, see LICENSE. */
 #if defined(__linux__)
 #define _GNU_SOURCE                             /* renameat2 and RENAME_NOREPLACE (glibc) */
 #endif
@@ -17,11 +21,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 /* mkstemp's pattern: it replaces these six characters. */
 #define TEMPLATE "XXXXXX"
+
+#define LOCK_MT "sapwf.core.Lock"
+
+/* A lock of core.lock_file: the descriptor that holds it, -1 once released. */
+typedef struct {
+  int fd;
+} file_lock;
 
 /* Argument arg as a file name: a NUL byte raises, as the system would read only the part
  * before it (another file). */
@@ -34,6 +46,17 @@ static const char *check_name(lua_State *L, int arg, size_t *len)
     *len = n;
   return name;
 }
+
+/* The one way a failure leaves these functions: nil, the system's reason (the callers say
+ * which file) and a flag that tells one failure from the others. */
+static int push_failure(lua_State *L, int err, int flag)
+{
+  lua_pushnil(L);
+  lua_pushstring(L, strerror(err));
+  lua_pushboolean(L, flag);
+  return 3;
+}
+
 
 /***
  * The identity of the file a path names ("device:inode", following links), or nil when
@@ -141,8 +164,160 @@ int sapwf_core_rename_noreplace(lua_State *L)
     return 1;
   }
   err = errno;
-  lua_pushnil(L);
-  lua_pushstring(L, strerror(err));
-  lua_pushboolean(L, err == EEXIST);
-  return 3;
+  return push_failure(L, err, err == EEXIST);
+}
+
+
+/***
+ * What a path names, following links: "file" (and its size), "directory", "character
+ * device", "block device", "fifo", "socket" or "other". Only a path that names nothing
+ * ("No such file or directory") is missing: any other failure (a folder that may not be
+ * searched, a link loop) says nothing about whether the file is there.
+ * @function file_kind
+ * @tparam string path
+ * @treturn[1] string the kind
+ * @treturn[1] integer|nil the size in bytes of a file, nil for the other kinds
+ * @treturn[2] nil
+ * @treturn[2] string why not: the system's reason (the callers say which file)
+ * @treturn[2] boolean true when nothing has that name
+ */
+int sapwf_core_file_kind(lua_State *L)
+{
+  const char *path = check_name(L, 1, NULL);
+  struct stat st;
+  const char *kind = "other";
+  if (stat(path, &st) != 0)
+    return push_failure(L, errno, errno == ENOENT);
+  if (S_ISREG(st.st_mode)) {
+    lua_pushliteral(L, "file");
+    lua_pushinteger(L, (lua_Integer)st.st_size);
+    return 2;
+  }
+  if (S_ISDIR(st.st_mode))
+    kind = "directory";
+  else if (S_ISCHR(st.st_mode))
+    kind = "character device";
+  else if (S_ISBLK(st.st_mode))
+    kind = "block device";
+  else if (S_ISFIFO(st.st_mode))
+    kind = "fifo";
+  else if (S_ISSOCK(st.st_mode))
+    kind = "socket";
+  lua_pushstring(L, kind);
+  return 1;
+}
+
+
+/* Opens a regular file to lock it, made when missing: *created says whether this call made
+ * it. Written to, not read: NFS emulates flock with fcntl locks, whose exclusive lock
+ * needs a descriptor open for writing. O_NONBLOCK: a fifo put in its place meanwhile would
+ * otherwise wait for a reader. -1 with errno set when it cannot. */
+static int open_for_lock(const char *path, int *created)
+{
+  const int flags = O_WRONLY | O_APPEND | O_NONBLOCK | O_CLOEXEC;
+  int attempt;
+  for (attempt = 0; attempt < 10; attempt++) {
+    int fd = open(path, flags | O_CREAT | O_EXCL, 0666);
+    if (fd >= 0) {
+      *created = 1;
+      return fd;
+    }
+    if (errno != EEXIST)
+      return -1;
+    *created = 0;
+    fd = open(path, flags);
+    if (fd >= 0 || errno != ENOENT)
+      return fd;
+    /* removed between the two opens: make it again */
+  }
+  return -1;
+}
+
+
+static int lock_release(lua_State *L)
+{
+  file_lock *k = luaL_checkudata(L, 1, LOCK_MT);
+  if (k->fd >= 0) {
+    close(k->fd);                              /* closing the last descriptor unlocks */
+    k->fd = -1;
+  }
+  return 0;
+}
+
+
+static int lock_tostring(lua_State *L)
+{
+  file_lock *k = luaL_checkudata(L, 1, LOCK_MT);
+  lua_pushstring(L, k->fd >= 0 ? LOCK_MT : LOCK_MT " (released)");
+  return 1;
+}
+
+
+static const luaL_Reg lock_metamethods[] = {
+  {"__gc", lock_release},
+  {"__close", lock_release},
+  {"__tostring", lock_tostring},
+  {NULL, NULL}
+};
+
+
+static const luaL_Reg lock_methods[] = {
+  {"close", lock_release},
+  {NULL, NULL}
+};
+
+
+/***
+ * Takes an exclusive lock (flock) on a regular file, made (empty) when missing, without
+ * waiting: held until the lock's close (also __gc, __close) or the end of the process.
+ * Other locks of the file, in this process or another, fail while it is held.
+ * @function lock_file
+ * @tparam string path
+ * @treturn[1] userdata the lock, with close()
+ * @treturn[1] boolean true when this call made the file
+ * @treturn[2] nil
+ * @treturn[2] string why not: the system's reason (the callers say which file); "not a
+ * regular file" for anything else (a device, a fifo, a directory)
+ * @treturn[2] boolean true when it is because another lock holds the file
+ */
+int sapwf_core_lock_file(lua_State *L)
+{
+  const char *path = check_name(L, 1, NULL);
+  file_lock *k;
+  struct stat st;
+  int created = 0, err;
+  /* The userdata first: a raise while making it (memory) then leaks no descriptor. */
+  k = (file_lock *)lua_newuserdatauv(L, sizeof *k, 0);
+  k->fd = -1;
+  if (luaL_newmetatable(L, LOCK_MT)) {
+    luaL_setfuncs(L, lock_metamethods, 0);
+    luaL_newlib(L, lock_methods);
+    lua_setfield(L, -2, "__index");
+  }
+  lua_setmetatable(L, -2);
+  k->fd = open_for_lock(path, &created);
+  if (k->fd < 0)
+    return push_failure(L, errno, 0);
+  err = fstat(k->fd, &st) != 0 ? errno : 0;
+  if (err != 0 || !S_ISREG(st.st_mode)) {
+    close(k->fd);
+    k->fd = -1;
+    if (err != 0)
+      return push_failure(L, err, 0);
+    /* A device is no record of a run's: there is nothing in it for two runs to share. */
+    lua_pushnil(L);
+    lua_pushliteral(L, "not a regular file");
+    lua_pushboolean(L, 0);
+    return 3;
+  }
+  while (flock(k->fd, LOCK_EX | LOCK_NB) != 0) {
+    err = errno;
+    if (err == EINTR)
+      continue;
+    close(k->fd);
+    k->fd = -1;
+    return push_failure(L, err, err == EWOULDBLOCK);
+  }
+  lua_pushboolean(L, created);
+  return 2;
 }

@@ -9,7 +9,8 @@
  *   client.c                      the Client userdata and its methods
  *   token.c options.c             the token: fetch, cache, ensure, renew; new's options
  *   lua_request.c functions.c     request arguments in, answers and errors out; helpers
- *   share.c files.c signal.c      per-state share; files (identity, new, renamed); SIGINT
+ *   share.c files.c signal.c      per-state share; files (identity, kind, new, renamed,
+ *                                 locked); SIGINT
  *   exchange.c                    one libcurl exchange (no Lua: exchange.h)
  *   buffer.c clock.c headers.c path.c   plain C
  * MIT licence, see LICENSE. */
@@ -103,6 +104,8 @@ int sapwf_core_sigint_caught(lua_State *L);
 int sapwf_core_file_id(lua_State *L);
 int sapwf_core_temp_file(lua_State *L);
 int sapwf_core_rename_noreplace(lua_State *L);
+int sapwf_core_file_kind(lua_State *L);
+int sapwf_core_lock_file(lua_State *L);
 
 /* share.c */
 sapwf_share *sapwf_share_acquire(lua_State *L);

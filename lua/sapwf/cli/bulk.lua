@@ -22,7 +22,9 @@
 -- (renamed, never overwritten); the run removes only the failed file it made itself when
 -- it stayed empty. Every write, flush and close is checked: when the record cannot be
 -- written the run stops before starting anything more, and says which instance it started
--- but could not record. The input file cannot be named as the record or failed file.
+-- but could not record. The input file cannot be named as the record or failed file. One
+-- run at a time per record: the run holds a lock on it from before it reads it until it
+-- ends (lock_record).
 --
 -- The lines stream through wf:start_each: one line is read when a start slot frees up, and
 -- nothing of a line is kept once its result is written, so memory stays flat however long
@@ -65,20 +67,38 @@ local function usage(message)
   return nil, { kind = "usage", message = message }
 end
 
--- The size of a file that can seek (a regular file), or nil (none, a pipe, a terminal).
-local function file_size(path)
-  local file = io.open(path, "rb")
-  if not file then
-    return nil
+-- The kinds of file the record and failed files may be: a file, a device (/dev/null,
+-- /dev/full: written to, never moved aside or removed) or a pipe (--failed /dev/stdout).
+local WRITABLE_KINDS = { file = true, ["character device"] = true, fifo = true }
+
+-- What a path names: its kind ("file", "directory", ...) and a file's size; false when
+-- nothing has that name; or nil and a usage error naming the file. A file that cannot be
+-- examined (a folder that may not be searched, a link loop) is not taken for one that is
+-- not there: it may be a record of starts, and a run that thought it absent would start
+-- its lines again.
+local function examine(what, path)
+  local kind, size, missing = core.file_kind(path)
+  if kind then
+    return kind, size
+  elseif missing then
+    return false
   end
-  local size = file:seek("end")
-  file:close()
-  return size
+  return usage(string.format("cannot examine %s %s: %s", what, path, tostring(size)))
 end
 
-local function file_exists_nonempty(path)
-  local size = file_size(path)
-  return size ~= nil and size > 0
+-- The size of a regular file, or nil (none, a device, a pipe, or it cannot be examined).
+local function file_size(path)
+  local kind, size = core.file_kind(path)
+  return kind == "file" and size or nil
+end
+
+-- io.open's message starts with the path; the messages here name the file themselves.
+local function system_reason(err, path)
+  local reason = tostring(err)
+  if reason:sub(1, #path + 2) == path .. ": " then
+    reason = reason:sub(#path + 3)
+  end
+  return reason
 end
 
 local function io_error(message)
@@ -99,6 +119,8 @@ local function is_line_number(v)
   return type(v) == "number" and v >= 1 and v == math.floor(v)
 end
 
+local ENOENT = 2      -- io.open's third result when nothing has the name
+
 -- What an earlier run recorded (for --resume): line number -> true (started) or the entry
 -- of a start with an unknown outcome (entry.pending: its answer never came). Or nil and a
 -- usage error for a record with a line that cannot be read where no sending entry came
@@ -108,9 +130,15 @@ end
 -- before it is sent, so a lost answer only leaves that line's outcome unknown.
 local function recorded_lines(path)
   local done, pending = {}, {}
-  local file = io.open(path, "rb")
+  local file, open_err, code = io.open(path, "rb")
   if not file then
-    return done
+    -- Only a record that is not there lists nothing. One that cannot be read (no read
+    -- permission) may list every line: taken for empty, each would start again.
+    if code == ENOENT then
+      return done
+    end
+    return usage(string.format("--resume: cannot read the record file %s: %s", path,
+      system_reason(open_err, path)))
   end
   if not file:seek("cur") then
     file:close()
@@ -118,7 +146,18 @@ local function recorded_lines(path)
       .. "cannot be read back", path))
   end
   local number, write_ahead = 0, false
-  for text in file:lines() do
+  while true do
+    -- read, not lines(): lines() raises for a read error, which would end the run as an
+    -- internal error instead of saying which file failed
+    local text, read_err = file:read("*l")
+    if text == nil then
+      file:close()
+      if read_err then
+        return usage(string.format("--resume: cannot read the record file %s: %s", path,
+          tostring(read_err)))
+      end
+      break
+    end
     number = number + 1
     local entry = text:find("%S") and json.decode(text)
     if type(entry) == "table" and is_line_number(entry.line) then
@@ -144,7 +183,6 @@ local function recorded_lines(path)
         path, number))
     end
   end
-  file:close()
   for line, entry in pairs(pending) do
     entry.pending = true
     done[line] = entry
@@ -169,16 +207,32 @@ local function line_reader(input)
 end
 
 -- Whether a non-empty file ends in the middle of a line (a write cut short): the next
--- entry must then start on a line of its own.
+-- entry must then start on a line of its own. One whose end cannot be read is taken to:
+-- a blank line in the record costs nothing, an entry glued onto a partial one is lost.
 local function ends_mid_line(path)
-  local file = io.open(path, "rb")
-  if not file then
+  local size = file_size(path)
+  if not size or size == 0 then
     return false
   end
-  local size = file:seek("end")
-  local last = size and size > 0 and file:seek("set", size - 1) and file:read(1)
+  local file = io.open(path, "rb")
+  if not file then
+    return true
+  end
+  local last = file:seek("set", size - 1) and file:read(1)
   file:close()
-  return type(last) == "string" and last ~= "\n"
+  return last ~= "\n"
+end
+
+-- A UTF-8 byte order mark, which editors on Windows put at the start of a file: not part
+-- of the first line's JSON (service keys drop it too: servicekey.lua).
+local BOM = "\239\187\191"
+
+-- The input's line `number` as the run reads it: without a first line's byte order mark.
+local function line_text(text, number)
+  if number == 1 and text:sub(1, 3) == BOM then
+    return text:sub(4)
+  end
+  return text
 end
 
 -- The non-blank lines of a seekable input, and how many of them an earlier run recorded.
@@ -188,7 +242,7 @@ local function count_lines(file, skip)
   local start = file:seek("cur")
   for text in file:lines() do
     number = number + 1
-    if text:find("%S") then
+    if line_text(text, number):find("%S") then
       count = count + 1
       if skip[number] == true then       -- started; an unknown one counts as unknown
         recorded = recorded + 1
@@ -467,7 +521,7 @@ function Run:next_line()
     end
     local number = self.number + 1
     self.number = number
-    text = text:gsub("\r$", "")
+    text = line_text(text, number):gsub("\r$", "")
     if text:find("%S") and not self.skip[number] then
       local item, why = M.parse_line(text, number, self.definition)
       if not item then
@@ -684,7 +738,23 @@ local function check_paths(args, seekable)
       end
     end
   end
-  if file_exists_nonempty(record_path) and not args.resume then
+  -- Only a file, a device or a pipe takes the lines; a directory would be taken for a
+  -- record that exists, or moved aside as an earlier failed file.
+  local record_kind, record_size
+  for _, f in ipairs({ { "--record", "the record file", record_path },
+                       { "--failed", "the failed file", failed_path } }) do
+    local kind, size = examine(f[2], f[3])
+    if kind == nil then
+      return nil, size
+    end
+    if kind and not WRITABLE_KINDS[kind] then
+      return usage(string.format("%s %s is a %s: give a file", f[1], f[3], kind))
+    end
+    if f[1] == "--record" then
+      record_kind, record_size = kind, size
+    end
+  end
+  if record_kind == "file" and record_size > 0 and not args.resume then
     return usage(string.format("the record file %s exists: add --resume to skip the lines it "
       .. "lists, or give another --record", record_path))
   end
@@ -696,7 +766,9 @@ end
 -- one that appears meanwhile: core.rename_noreplace). Returns the new name, nil when there
 -- was nothing to keep, or nil and an error.
 local function keep_earlier_failed(path)
-  if not file_exists_nonempty(path) then
+  -- Its size by stat, not by reading: one that cannot be read is kept aside all the same.
+  local size = file_size(path)
+  if not size or size == 0 then
     return nil
   end
   for n = 1, 1000 do
@@ -728,6 +800,32 @@ local function drive(run)
   error(problem, 0)
 end
 
+-- One run per record file at a time: two runs appending to one record, or resuming from it
+-- at once, would each start the lines the other has not recorded yet. So the run holds an
+-- exclusive lock (flock) on it from before it reads it until it ends; the end of the
+-- process, however it comes, releases it. Returns the lock and whether taking it made the
+-- file; false for a device or a pipe (no record to resume from, nothing shared); or nil and
+-- a usage error: another run holds it, or it cannot be locked (a file system without
+-- locks): then a second run could not be kept out, so this one does not start.
+local function lock_record(path)
+  local kind = core.file_kind(path)
+  if kind and kind ~= "file" then
+    return false
+  end
+  local lock, made, busy = core.lock_file(path)
+  if lock then
+    return lock, made
+  elseif busy then
+    return usage(string.format("the record file %s is in use by another run: wait for it to "
+      .. "end (two runs on one record would start its lines twice), or give another --record",
+      path))
+  end
+  return usage(string.format("cannot lock the record file %s, so another run could start its "
+    .. "lines at the same time: %s", path, tostring(made)))
+end
+
+local run_locked
+
 -- M.run once the input is open.
 local function run_input(ctx, args, input, seekable)
   local failed_path, record_path = check_paths(args, seekable)
@@ -744,7 +842,34 @@ local function run_input(ctx, args, input, seekable)
   if not token then
     return nil, err
   end
+  local lock, made = lock_record(record_path)
+  if lock == nil then
+    return nil, made
+  end
+  local ok, code, run_err = pcall(run_locked, ctx, args, input, seekable, wf, failed_path,
+                                  record_path)
+  if lock then
+    -- A record this run made and then refused to use holds nothing: it goes, while the
+    -- lock still keeps any other run from writing to it.
+    if (not ok or code == nil) and made and file_size(record_path) == 0 then
+      os.remove(record_path)
+    end
+    lock:close()
+  end
+  if not ok then
+    error(code, 0)
+  end
+  return code, run_err
+end
 
+-- run_input once the record is locked.
+function run_locked(ctx, args, input, seekable, wf, failed_path, record_path)
+  local err
+  -- Checked again under the lock: another run may have written it since check_paths.
+  if not args.resume and (file_size(record_path) or 0) > 0 then
+    return usage(string.format("the record file %s exists: add --resume to skip the lines "
+      .. "it lists, or give another --record", record_path))
+  end
   local input_path = args.from
   local skip = {}
   if args.resume then

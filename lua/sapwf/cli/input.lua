@@ -19,11 +19,20 @@ local function read_file(path)
   return text, read_err
 end
 
+-- A file's text without the UTF-8 byte order mark editors on Windows put at its start:
+-- JSON has none (service keys drop it too: servicekey.lua).
+local function without_bom(text)
+  if text:sub(1, 3) == "\239\187\191" then
+    return text:sub(4)
+  end
+  return text
+end
+
 -- The text that `spec` stands for, and where it came from (for messages that already start
 -- with the option's name, so JSON given inline is "the value", not the option again).
 function M.text(spec, option)
   if spec == "-" then
-    return io.stdin:read("*a") or "", "standard input"
+    return without_bom(io.stdin:read("*a") or ""), "standard input"
   elseif spec:sub(1, 1) == "@" then
     local path = spec:sub(2)
     local text, err = read_file(path)
@@ -33,7 +42,7 @@ function M.text(spec, option)
       if reason:sub(1, #path + 2) == path .. ": " then reason = reason:sub(#path + 3) end
       return usage_error(string.format("%s: cannot read %s: %s", option, path, reason))
     end
-    return text, path
+    return without_bom(text), path
   end
   return spec, "the value"
 end
