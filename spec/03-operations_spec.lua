@@ -19,7 +19,7 @@ local function read_spec()
   local text = f:read("*a")
   f:close()
   local ops = {}
-  local in_paths, path, current, param = false, nil, nil, nil
+  local in_paths, path, current, param, in_success = false, nil, nil, nil, false
   for line in text:gmatch("([^\n]*)\n?") do
     if line:match("^%S") then
       in_paths = line == "paths:"
@@ -32,6 +32,7 @@ local function read_spec()
       elseif m and (m == "get" or m == "post" or m == "put" or m == "patch"
                     or m == "delete") then
         current = { query = {}, responses = {}, lines = {} }
+        in_success = false
         ops[m:upper() .. " " .. path] = current
         param = nil
       elseif current then
@@ -47,8 +48,44 @@ local function read_spec()
           end
         end
         local code = line:match("^        '(%d%d%d)':")
-        if code then current.responses[tonumber(code)] = true end
+        if code then
+          current.responses[tonumber(code)] = true
+          in_success = code:sub(1, 1) == "2"
+        elseif in_success then
+          -- the success answer's schema: a type, a definition, or a shared response
+          local t = line:match("^            type: (%a+)")
+          local def = line:match("^            %$ref: '#/definitions/([%w_]+)'")
+          local response = line:match("^          %$ref: '#/responses/([%w_]+)'")
+          if t or def or response then
+            current.answer = current.answer or { type = t, def = def, response = response }
+          end
+          if line:match("^        %S") or line:match("^      %S") then in_success = false end
+        end
       end
+    end
+  end
+  -- The types of the definitions, and the schema of the shared responses (`definitions:`
+  -- and `responses:` at the top level, names at two spaces, their fields at four).
+  local defs, responses, section, name = {}, {}, nil, nil
+  for line in text:gmatch("([^\n]*)\n?") do
+    if line:match("^%S") then section, name = line, nil
+    else
+      local n = line:match("^  ([%w_]+):%s*$")
+      if n then name = n
+      elseif name and section == "definitions:" then
+        local t = line:match("^    type: (%a+)")
+        if t and not defs[name] then defs[name] = t end
+      elseif name and section == "responses:" then
+        local def = line:match("^      %$ref: '#/definitions/([%w_]+)'")
+        if def and not responses[name] then responses[name] = def end
+      end
+    end
+  end
+  for _, op in pairs(ops) do
+    local a = op.answer
+    if a then
+      local def = a.def or (a.response and responses[a.response])
+      op.answer = a.type or (def and defs[def]) or nil
     end
   end
   -- Scopes are stated in the description: "Scope: X" or "Scopes: A, B, C". Long quoted
@@ -97,6 +134,10 @@ else
                     "WORKFLOW_INSTANCE_SUSPEND" },
                   spec["PATCH /v1/workflow-instances/{workflowInstanceId}"].scopes)
       assert.equal(41, #keys(spec))   -- 44 in operations.lua: two PATCHes serve 5 calls
+      assert.equal("object", start.answer)                                 -- a definition
+      assert.equal("array", spec["GET /v1/workflow-instances"].answer)     -- a type
+      assert.equal("object", spec["GET /v1/task-instances/{taskInstanceId}/form"].answer)
+      assert.is_nil(spec["PATCH /v1/workflow-instances/{workflowInstanceId}"].answer)
     end)
   end)
 
@@ -124,6 +165,16 @@ else
           for _, status in ipairs(op.success) do
             assert.is_true(s.responses[status] == true,
                            key .. " has no " .. status .. " in the spec")
+          end
+        end)
+
+        it("expects the JSON type of the spec's success answer", function()
+          -- base.call refuses a 2xx of another type: null or [] where an instance is due
+          if op.body == "json" then
+            assert.is_string(s.answer, key .. " has no answer schema in the spec")
+            assert.equal(s.answer, op.answer)
+          else
+            assert.is_nil(op.answer)
           end
         end)
 

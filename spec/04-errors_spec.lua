@@ -165,6 +165,28 @@ describe("errors.decode", function()
   end)
 end)
 
+describe("errors.unexpected", function()
+  it("names what came and what was due, and that a start may have happened", function()
+    local e = errors.unexpected(201, { ["x-vcap-request-id"] = "r1" },
+                                { method = "POST", path = "/v1/workflow-instances", op = "start" },
+                                "JSON null", "an object")
+    assert.same({ "decode", 201, "unknown", false, "r1" },
+                { e.kind, e.status, e.outcome, e.retryable, e.request_id })
+    assert.equal("sapwf: decode (201) POST /v1/workflow-instances: the 201 answer is JSON null "
+      .. "where an object was expected; the workflow may have started; look it up before "
+      .. "retrying [request_id r1]", tostring(e))
+  end)
+
+  it("says a change may have been made, and nothing more for a read", function()
+    local ctx = { method = "POST", path = "/v1/messages/", op = "send_message" }
+    assert.equal("the 200 answer is an object where an array was expected; the change may "
+      .. "have been made", errors.unexpected(200, {}, ctx, "an object", "an array").message)
+    ctx = { method = "GET", path = "/v1/forms", op = "forms" }
+    assert.equal("the 200 answer is a number where an array was expected",
+                 errors.unexpected(200, nil, ctx, "a number", "an array").message)
+  end)
+end)
+
 describe("errors.from_core", function()
   it("copies the core's fields and marks a failure before sending retryable", function()
     local e = errors.from_core({ kind = "network", message = "Could not connect",

@@ -221,6 +221,110 @@ describe("failures", function()
       assert.equal(1, instance_count())
     end)
 
+    -- The emulator's "body" fault answers without performing the call: these check what
+    -- the client makes of the answer, not what the service did.
+    it("a 201 start whose JSON is not the new instance: decode, outcome unknown", function()
+      local wf = client()
+      local cases = {
+        { "null", "JSON null" }, { "5", "a number" }, { "true", "a boolean" },
+        { '"started"', "a string" }, { "[]", "an array" }, { '[{"id":"i1"}]', "an array" },
+        { "{}", "an object without an id string" },
+        { '{"id":5}', "an object without an id string" },
+        { '{"id":""}', "an object without an id string" },
+      }
+      for _, case in ipairs(cases) do
+        emu:fault{ fault = "body", status = 201, body = case[1], method = "POST",
+                   path = "/v1/workflow-instances" }
+        local inst, err = wf:start("simple")
+        assert.is_nil(inst, case[1])
+        assert.equal("decode", err.kind, case[1])
+        assert.equal(201, err.status)
+        assert.equal("unknown", err.outcome)
+        assert.is_false(err.retryable)
+        assert.equal("POST", err.method)
+        assert.equal("/v1/workflow-instances", err.path)
+        local expected = case[2]:find("without", 1, true) and "the new instance" or "an object"
+        assert.equal("the 201 answer is " .. case[2] .. " where " .. expected .. " was "
+          .. "expected; the workflow may have started; look it up before retrying",
+          err.message, case[1])
+        assert.matches("may have started", tostring(err), 1, true)
+      end
+      -- never sent again: one request for each answer
+      assert.equal(#cases, emu:stats().api_requests_by_operation["POST /v1/workflow-instances"])
+      assert.is_string(assert(wf:start("simple")).id)           -- the client still works
+    end)
+
+    it("every call with a JSON answer refuses one of the other JSON type", function()
+      local wf = client()
+      local inst = assert(wf:start("orderapproval", { product = "Camera", price = 100,
+                                                    orderId = "4711" }))
+      local id = inst.id
+      local def = "orderapproval"
+      local task = assert(wf:tasks{ workflowInstanceId = id })[1]
+      -- call, the path the fault matches, the JSON type the call answers
+      local calls = {
+        { function() return wf:definitions() end, "/v1/workflow-definitions", "array" },
+        { function() return wf:definition(def) end, "/v1/workflow-definitions/" .. def, "object" },
+        { function() return wf:definition_versions(def) end,
+          "/v1/workflow-definitions/" .. def .. "/versions", "array" },
+        { function() return wf:definition_model(def) end,
+          "/v1/workflow-definitions/" .. def .. "/model", "object" },
+        { function() return wf:sample_context(def) end,
+          "/v1/workflow-definitions/" .. def .. "/sample-contexts", "object" },
+        { function() return wf:instances() end, "/v1/workflow-instances", "array" },
+        { function() return wf:instance(id) end, "/v1/workflow-instances/" .. id, "object" },
+        { function() return wf:context(id) end, "/v1/workflow-instances/" .. id .. "/context",
+          "object" },
+        { function() return wf:execution_logs(id) end,
+          "/v1/workflow-instances/" .. id .. "/execution-logs", "array" },
+        { function() return wf:roles(id) end, "/v1/workflow-instances/" .. id .. "/roles",
+          "object" },
+        { function() return wf:tasks() end, "/v1/task-instances", "array" },
+        { function() return wf:task(task.id) end, "/v1/task-instances/" .. task.id, "object" },
+        { function() return wf:task_context(task.id) end,
+          "/v1/task-instances/" .. task.id .. "/context", "object" },
+        { function() return wf:forms() end, "/v1/forms", "array" },
+      }
+      -- one wrong answer per call, in turn (each fault costs a control request)
+      local wrong = { array = { '{"id":"x"}', "{}", "null", '"x"' },
+                      object = { '[{"id":"x"}]', "[]", "null", "7" } }
+      for i, call in ipairs(calls) do
+        local bodies = wrong[call[3]]
+        local body = bodies[(i - 1) % #bodies + 1]
+        emu:fault{ fault = "body", status = 200, body = body, method = "GET", path = call[2] }
+        local value, err = call[1]()
+        assert.is_nil(value, call[2] .. " " .. body)
+        assert.equal("decode", err.kind, call[2] .. " " .. body)
+        assert.equal(200, err.status)
+        assert.equal("unknown", err.outcome)
+        assert.matches("where an " .. call[3] .. " was expected$", err.message)
+      end
+      -- A message's answer is the array of the instances that consumed it.
+      emu:fault{ fault = "body", status = 200, body = "{}", method = "POST", path = "/v1/messages" }
+      local consumers, err = wf:send_message{ definitionId = "orderShipped",
+                                               workflowInstanceId = id }
+      assert.is_nil(consumers)
+      assert.equal("decode", err.kind)
+      assert.equal("unknown", err.outcome)
+      assert.equal("the 200 answer is an object where an array was expected; the change may "
+        .. "have been made", err.message)
+    end)
+
+    it("wf:start_many: a start answered with what is not an instance is an error in its "
+       .. "place, outcome unknown, and the others start", function()
+      local wf = client()
+      emu:fault{ fault = "body", status = 201, body = "null", method = "POST",
+                 path = "/v1/workflow-instances" }
+      local results = wf:start_many({ { definitionId = "simple" }, { definitionId = "simple" },
+                                      { definitionId = "simple" } }, { concurrency = 1 })
+      assert.equal(3, #results)
+      assert.is_true(sapwf.is_error(results[1]))
+      assert.equal("decode", results[1].kind)
+      assert.equal("unknown", results[1].outcome)
+      for i = 2, 3 do assert.is_string(results[i].id) end
+      assert.equal(2, instance_count())
+    end)
+
     it("an empty 200 where JSON was expected: decode", function()
       local wf = client()
       emu:fault{ fault = "empty", method = "GET", path = "/v1/workflow-definitions" }

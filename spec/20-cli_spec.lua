@@ -361,6 +361,19 @@ describe("sapwf command line", function()
         assert.is_true(first_at < total - 1, "first line at " .. first_at .. " s of " .. total)
       end)
 
+    it("a table of a list whose items are not all objects: such an item is its own row",
+      function()
+        emu:fault({ fault = "body", status = 200, times = 1, method = "GET",
+          path = "/v1/workflow-instances", body = '[{"id":"i1","status":"RUNNING"},5,"x"]' })
+        local r = run({ "-o", "table", "instances" }, { env = { COLUMNS = "200" } })
+        assert.equal(0, r.code, r.stderr)
+        local rows = {}
+        for line in r.stdout:gmatch("[^\n]+") do rows[#rows + 1] = line:gsub("%s+$", "") end
+        assert.equal(4, #rows, r.stdout)
+        assert.matches("^i1 +RUNNING$", rows[2])
+        assert.same({ "5", "x" }, { rows[3], rows[4] })
+      end)
+
     it("tables fit the terminal's width", function()
       for _, columns in ipairs({ "40", "60", "200" }) do
         local r = run({ "-o", "table", "definitions" }, { env = { COLUMNS = columns } })
@@ -1567,6 +1580,86 @@ describe("sapwf command line", function()
       assert.equal(failed[1], lines_of(input .. ".failed.ndjson.failed.ndjson")[1])
     end)
 
+    it("a 201 whose body is not an instance with an id: that line's outcome is unknown, " ..
+      "the other lines start", function()
+        write_file(input, '{"n":1}\n{"n":2}\n{"n":3}\n{"n":4}\n')
+        -- the first start is answered null (it crashed the run), the second {} (it was
+        -- recorded as started, with no id)
+        for _, body in ipairs({ "null", "{}" }) do
+          emu:fault({ fault = "body", status = 201, body = body, times = 1, method = "POST",
+            path = "/v1/workflow-instances" })
+        end
+        local r = run({ "start", "simple", "--from", input, "--concurrency", "1" })
+        assert.equal(10, r.code, r.stderr)
+        assert.is_nil(r.stderr:find("internal error", 1, true))
+        assert.same({ 2, 2, 2 }, { r.json.started, r.json.outcomeUnknown, r.json.failed })
+        assert.matches("line 1: [^\n]*JSON null[^\n]*may have started", r.stderr)
+        assert.matches("line 2: [^\n]*without an id string[^\n]*may have started", r.stderr)
+        assert.equal(2, instances_started())     -- the faults answered without starting
+        local ids, unknown = 0, {}
+        for _, text in ipairs(results_of(input .. ".started.ndjson")) do
+          local entry = json.decode(text)
+          if entry.id then ids = ids + 1 end
+          if entry.outcome == "unknown" then unknown[#unknown + 1] = entry.line end
+          assert.is_true(entry.id ~= nil or entry.outcome ~= nil, text)  -- never {"line":2}
+        end
+        assert.equal(2, ids)
+        assert.same({ 1, 2 }, unknown)
+        local failed = lines_of(input .. ".failed.ndjson")
+        assert.equal(2, #failed)
+        for i, text in ipairs(failed) do
+          assert.same({ "unknown", i }, { json.decode(text).outcome, json.decode(text).line })
+        end
+      end)
+
+    -- In this process, on a stand-in client: the library never hands such a result over
+    -- (base.call refuses it), but the run's accounting must survive whatever comes.
+    it("a start result that is neither an instance with an id nor an error counts as " ..
+      "unknown, and the run goes on", function()
+        local bulk = require "sapwf.cli.bulk"
+        local output = require "sapwf.cli.output"
+        local odd = { require("sapwf.json").null, 5, true, {}, { id = 5 },
+                      { kind = "server", message = "a plain table" } }
+        local lines = {}
+        for i = 1, #odd + 1 do lines[i] = '{"n":' .. i .. '}' end
+        write_file(input, table.concat(lines, "\n") .. "\n")
+        local k = 0
+        local wf = {
+          token = function() return "token" end,
+          start_each = function(_, next_item, on_result)
+            local i = 0
+            while true do
+              local item = next_item()
+              if item == nil then return i end
+              i, k = i + 1, k + 1
+              on_result(i, odd[k] or { id = "inst-" .. k }, item)
+            end
+          end,
+        }
+        local out_path, err_path = input .. ".out", input .. ".err"
+        local out_file, err_file = assert(io.open(out_path, "w")), assert(io.open(err_path, "w"))
+        local ctx = { out = output.new("json", out_file, err_file),
+                      client = function() return wf end }
+        local code = bulk.run(ctx, { from = input, definition = "simple", concurrency = 2 })
+        out_file:close()
+        err_file:close()
+        local stderr = read_file(err_path)
+        assert.equal(10, code, stderr)
+        local summary = json.decode(read_file(out_path))
+        assert.same({ 1, #odd, #odd, 0 }, { summary.started, summary.outcomeUnknown,
+                                            summary.failed, summary.notAttempted })
+        local unknown, ids = 0, {}
+        for _, text in ipairs(results_of(input .. ".started.ndjson")) do
+          local entry = json.decode(text)
+          if entry.outcome == "unknown" then unknown = unknown + 1 end
+          if entry.id then ids[#ids + 1] = entry.id end
+        end
+        assert.equal(#odd, unknown)
+        assert.same({ "inst-" .. #odd + 1 }, ids)
+        assert.matches("line 1: [^\n]*JSON null, not the new instance", stderr)
+        assert.matches("line 2: [^\n]*number, not the new instance", stderr)
+      end)
+
     it("--resume without the DEFINITION still marks a line of unknown outcome in the " ..
       "failed file, with the definition its record names", function()
         write_file(input, '{"n":1}\n{"n":2}\n')
@@ -2572,6 +2665,17 @@ describe("sapwf command line", function()
   end)
 
   describe("a single start", function()
+    it("answered 201 with what is not the new instance: exit 9, nothing on stdout, the " ..
+      "workflow may have started", function()
+        emu:fault({ fault = "body", status = 201, body = "null", times = 1, method = "POST",
+          path = "/v1/workflow-instances" })
+        local r = run({ "start", "simple" })
+        assert.equal(9, r.code, r.stderr)
+        assert.equal("", r.stdout)
+        assert.matches("the 201 answer is JSON null where an object was expected; the "
+          .. "workflow may have started; look it up before retrying", r.stderr, 1, true)
+      end)
+
     -- `sapwf start simple` with the POST to `path` held up 1.5 s, sent `signal` after 0.8 s:
     -- its exit code, what it printed and its stderr.
     local function signalled_while(path, signal)
@@ -2623,6 +2727,22 @@ describe("sapwf command line", function()
       end
       assert.equal("COMPLETED", run({ "instance", inst.id }).json.status)
     end)
+
+    it("that cannot take a message whose consumers are not all objects: stderr still says " ..
+      "it was sent", function()
+        local inst = start("orderapproval", { product = "Cam", orderId = "full-2" })
+        emu:fault({ fault = "body", status = 200, times = 1, method = "POST",
+          path = "/v1/messages", body = '[{"id":"' .. inst.id .. '"},5]' })
+        local err_file = dir .. "/message-items.err"
+        local _, how, code = helpers.execute(command_line({ "--service-key", full_key,
+          "message", "--name", "orderShipped", "--instance-id", inst.id })
+          .. " </dev/null >/dev/full 2>" .. quote(err_file))
+        local stderr = read_file(err_file)
+        assert_no_secret(stderr)
+        assert.same({ "exit", 1 }, { how, code }, stderr)
+        assert.matches("the message was sent, consumed by instance " .. inst.id .. ", 5",
+          stderr, 1, true)
+      end)
 
     it("that cannot take the help, the version or a completion script: exit 1", function()
       local err_file = dir .. "/help-full.err"

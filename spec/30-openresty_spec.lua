@@ -164,6 +164,19 @@ describe("sapwf.ngx in nginx", function()
       assert.matches("starting orderapproval failed: sapwf: server %(500%)", log)
       assert_no_secret(log)
     end)
+
+    it("answers 502 'decode', outcome unknown, when the service answers a start with null",
+       function()
+      emu:fault{ fault = "body", status = 201, body = "null", times = 1, method = "POST",
+                 path = "/v1/workflow-instances" }
+      local status, body = g:curl("/orders", [[-d '{"product":"Strap"}']])
+      assert.equal(502, status, body)
+      local answer = decode(body)
+      assert.equal("decode", answer.error)
+      assert.equal(201, answer.status)
+      assert.equal("unknown", answer.outcome)
+      assert.matches("the workflow may have started", g:error_log(), 1, true)
+    end)
   end)
 
   it("answers 502 'forbidden' for a client that may not start workflows, without secrets",
@@ -671,6 +684,27 @@ describe("sapwf.ngx in nginx", function()
       assert.is_true(result.seconds < 2.5, "took " .. result.seconds .. " s")
       assert.equal(20, #result.progress)
       assert.equal("20/20", result.progress[20])
+    end)
+
+    it("a start answered null is a decode error in its place; the rest run",
+       function()
+      emu:fault{ fault = "body", status = 201, body = "null", times = 1, method = "POST",
+                 path = "/v1/workflow-instances" }
+      local before = emu:stats().instances_started
+      local status, body = g:curl("/many")
+      assert.equal(200, status, body)
+      local result = decode(body)
+      local hit                       -- the item whose start got the fault: any one of them
+      for i = 1, 20 do
+        if result.shape[i] == "decode" then
+          assert.is_nil(hit, "two items got the one fault")
+          hit = i
+        else
+          assert.equal(i % 2 == 1 and "RUNNING" or "not_found", result.shape[i], "item " .. i)
+        end
+      end
+      assert.is_number(hit, body)
+      assert.equal(before + (hit % 2 == 1 and 9 or 10), emu:stats().instances_started)
     end)
 
     it("stream: each result reaches on_result with its index and item", function()

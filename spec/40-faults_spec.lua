@@ -59,6 +59,13 @@ local MATRIX = {
   { name = "HTML error page from a proxy (502)", fault = { fault = "html" }, performed = false,
     get = { ok = true, requests = 2 },
     start = { kind = "server", status = 502, outcome = "unknown", requests = 1 } },
+  -- JSON, but not of the type the call answers (an array for the read, the new instance
+  -- for the start): a result of null would read as success and break the caller.
+  { name = "2xx JSON null", fault = { fault = "body", body = "null" }, performed = false,
+    get = { kind = "decode", outcome = "unknown", requests = 1,
+            message = "null where an array was expected" },
+    start = { kind = "decode", outcome = "unknown", requests = 1,
+              message = "null where an object was expected" } },
   { name = "empty 200", fault = { fault = "empty" }, performed = true,
     get = { kind = "decode", outcome = "unknown", requests = 1 },
     start = { kind = "decode", outcome = "unknown", requests = 1 } },

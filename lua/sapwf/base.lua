@@ -24,6 +24,7 @@ local parse_count = core.parse_count
 -- them, headers_table() makes the table that errors and wf:request's callers get.
 local header, headers_table = core.header, core.headers
 local send_call, IDEMPOTENT, annotate = send.send, send.IDEMPOTENT, send.annotate
+local null, array_mt = json.null, json.array_mt
 
 local base = {}
 
@@ -267,6 +268,22 @@ local function job_of(headers)
   return { job = job, location = location }
 end
 
+-- The JSON type of a decoded answer, in the words of a message: "an object", "an array",
+-- "JSON null", "a number", ... An array is told from an object by the mark json.decode puts
+-- on every empty array (and, with a capable cjson, on every array) or by a first element:
+-- an object's keys are strings. O(1): base.call asks this of every answer, a bulk start's
+-- included.
+local A_TYPE = { string = "a string", number = "a number", boolean = "a boolean" }
+local function json_type(v)
+  if type(v) == "table" then
+    if getmetatable(v) == array_mt or rawget(v, 1) ~= nil then return "an array" end
+    return "an object"
+  end
+  if v == null then return "JSON null" end
+  return A_TYPE[type(v)] or type(v)
+end
+local EXPECTED = { object = "an object", array = "an array" }
+
 -- Sends op to path .. query (body: JSON text or nil) and judges the answer by op.body.
 -- Returns value, meta (meta.status, meta.request_id, meta.total for list calls) or nil, err.
 -- A client derived with value_only (start_many's stand-in, whose callers keep only the
@@ -291,6 +308,29 @@ function base.call(self, op, path, query, body)
     if value == nil then
       return nil, errors.decode(status, headers_table(headers),
                                 { method = method, path = path, op = op.name }, detail)
+    end
+    -- A 2xx whose JSON is not of the type SAP's definition gives the answer (null, a number,
+    -- [] where the new instance was due) is no result: handed back as one, it reads as
+    -- success and breaks the caller at its first field (print(inst.id)), and a start it
+    -- answered may well have made an instance. The type is checked, not the schema: this
+    -- runs for every start of a bulk run.
+    local expected = op.answer
+    if expected then
+      local got = json_type(value)
+      if got ~= EXPECTED[expected] then
+        return nil, errors.unexpected(status, headers_table(headers),
+          { method = method, path = path, op = op.name }, got, EXPECTED[expected])
+      end
+      -- A start's instance id is what the caller keeps of it (the bulk start's record):
+      -- an instance without one cannot be looked up, so it counts as an answer never read.
+      if op.answer_id then
+        local id = value.id
+        if type(id) ~= "string" or id == "" then
+          return nil, errors.unexpected(status, headers_table(headers),
+            { method = method, path = path, op = op.name },
+            "an object without an id string", "the new instance")
+        end
+      end
     end
     -- Only list calls can ask for a count ($inlinecount), so only they read the header.
     -- Only a plain count: "1e3", "0x10" or "-1" from a proxy is no count at all.

@@ -39,7 +39,7 @@
 -- @field outcome "not_sent" (the request never reached the service), "rejected" (the
 -- service answered with an error: nothing changed) or "unknown" (it may have taken effect:
 -- a network failure after sending, a 500/502/504, a 503 to a call that is not idempotent, a
--- 2xx whose body could not be read). For
+-- 2xx whose body could not be read or is not the JSON the call answers). For
 -- "unknown" after a start, look the instance up before starting it again.
 -- @field attempts how many times the call was sent, when sapwf retried it
 -- @field retry_after the seconds a Retry-After header asked for, when the last answer had one
@@ -257,6 +257,25 @@ function errors.from_response(status, body, headers, ctx)
   return setmetatable(e, Error)
 end
 
+-- What a message about a 2xx answer that cannot be used adds: the call did happen, so a
+-- start may have made an instance and a change may have been made.
+local function happened(message, ctx)
+  if ctx.method == "POST" and ctx.op == "start" then
+    return message .. "; the workflow may have started; look it up before retrying"
+  elseif ctx.method ~= "GET" then
+    return message .. "; the change may have been made"
+  end
+  return message
+end
+
+local function unusable(status, headers, ctx, message)
+  return setmetatable({
+    kind = "decode", status = status, message = happened(message, ctx), method = ctx.method,
+    path = ctx.path, request_id = headers and headers["x-vcap-request-id"],
+    retryable = false, outcome = "unknown",
+  }, Error)
+end
+
 -- A 2xx answer whose body could not be decoded. The call did happen.
 function errors.decode(status, headers, ctx, detail)
   local message
@@ -266,16 +285,15 @@ function errors.decode(status, headers, ctx, detail)
   else
     message = format("the %d answer has an empty body where JSON was expected", status)
   end
-  if ctx.method == "POST" and ctx.op == "start" then
-    message = message .. "; the workflow may have started; look it up before retrying"
-  elseif ctx.method ~= "GET" then
-    message = message .. "; the change may have been made"
-  end
-  return setmetatable({
-    kind = "decode", status = status, message = message, method = ctx.method,
-    path = ctx.path, request_id = headers and headers["x-vcap-request-id"],
-    retryable = false, outcome = "unknown",
-  }, Error)
+  return unusable(status, headers, ctx, message)
+end
+
+-- A 2xx answer that is JSON, but not of the type the operation answers (got: "JSON null",
+-- "a number", "an array", ...; expected: "an object", "an array", ...): a proxy's or a
+-- broken service's answer, never a result. The call did happen, as for errors.decode.
+function errors.unexpected(status, headers, ctx, got, expected)
+  return unusable(status, headers, ctx,
+                  format("the %d answer is %s where %s was expected", status, got, expected))
 end
 
 -- What to do about a TLS failure (README, Troubleshooting), by libcurl's code: our own

@@ -44,7 +44,8 @@ end
 -- sapwf.array and sapwf.object where an empty table must be [] or {}
 -- @treturn table the new instance: id, definitionId, definitionVersion, status, startedAt, ...
 -- @fails "forbidden" without WORKFLOW_INSTANCE_START; "not_found" for an unknown
--- definition; "invalid" for a context the definition refuses or a value that is not JSON.
+-- definition; "invalid" for a context the definition refuses or a value that is not JSON;
+-- "decode" for a 2xx whose body is not the new instance with its id (not JSON, null, []).
 -- err.outcome is "unknown" when the start may have happened, "rejected" or "not_sent" when
 -- it surely did not
 function methods:start(definition_id, context)

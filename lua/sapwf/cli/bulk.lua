@@ -445,16 +445,38 @@ function Run:unknown_again(item, text)
     .. "the instance up; delete the \"outcome\" field to start it again")
 end
 
+-- The id of a start's result when it is a new instance, else nil.
+local function instance_id(result)
+  if type(result) ~= "table" or errors.is_error(result) then return nil end
+  local id = result.id
+  if type(id) == "string" and id ~= "" then return id end
+  return nil
+end
+
+-- A result that is neither an instance with an id nor an error: the library answers a
+-- start with one or the other (base.call refuses any other 201), but this is where the
+-- run's accounting is kept, and a raise here would lose it (and the lines after it). The
+-- service said the start went through, so it counts as an unknown outcome, never as failed
+-- (which --resume would start again).
+local function not_an_instance(result)
+  local got = type(result) == "table" and "a table without an id string"
+    or result == json.null and "JSON null" or type(result)
+  return errors.new{ kind = "decode", method = "POST", path = "/v1/workflow-instances",
+    message = "the start's result is " .. got .. ", not the new instance; the workflow may "
+      .. "have started; look it up before retrying",
+    retryable = false, outcome = "unknown" }
+end
+
 -- result: the new instance, or the error object of a start that failed.
 function Run:result(item, result)
   self.attempted = self.attempted + 1
-  if not errors.is_error(result) then
+  local id = instance_id(result)
+  if id then
     self.started = self.started + 1
-    self:write_record({ line = item.line, id = result.id },
-      "started instance " .. tostring(result.id))
+    self:write_record({ line = item.line, id = id }, "started instance " .. id)
     return
   end
-  local err = result
+  local err = errors.is_error(result) and result or not_an_instance(result)
   self.failed = self.failed + 1
   local entry = failed_entry(item, error_fields(err))
   if type(err) == "table" and err.outcome == "unknown" then

@@ -238,7 +238,10 @@ function M.message(ctx, args)
     ctx.out:result(consumers, { list = true, columns = { "id" } })
   end, function(consumers)
     local ids = {}
-    for i, consumer in ipairs(consumers) do ids[i] = tostring(consumer.id) end
+    -- the service's items: one that is not an object is named as it is, never indexed
+    for i, consumer in ipairs(consumers) do
+      ids[i] = tostring(type(consumer) == "table" and consumer.id or consumer)
+    end
     return "the message was sent, consumed by instance " .. table.concat(ids, ", ")
   end)
 end

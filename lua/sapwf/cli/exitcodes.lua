@@ -52,7 +52,7 @@ local descriptions = {
   { codes.network, "network, timeout or TLS failure" },
   { codes.server, "server error (5xx) or rate limited (429)" },
   { codes.invalid, "invalid request or conflict (400, 409, 412, 422) or an answer that could "
-    .. "not be read" },
+    .. "not be read or is not what the call answers" },
   { codes.partial, "start --from: some lines failed or their outcome is unknown" },
   { codes.interrupted, "interrupted (Ctrl-C; start, complete, message: also SIGTERM, SIGHUP)" },
 }

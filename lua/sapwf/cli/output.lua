@@ -206,8 +206,13 @@ function Output:_list_table(list, view)
   end
   for r, item in ipairs(list) do
     local row = {}
+    -- An item that is not an object (the service's data, not ours: [{..}, 5]) is shown in
+    -- the first column; indexing it would raise and lose the whole output.
+    local object = type(item) == "table"
     for i, name in ipairs(columns) do
-      local text = shorten(cell_text(item[name]), max_cell)
+      local value
+      if object then value = item[name] elseif i == 1 then value = item end
+      local text = shorten(cell_text(value), max_cell)
       row[i] = text
       widths[i] = math.max(widths[i], width(text))
     end
