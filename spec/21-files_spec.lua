@@ -4,7 +4,8 @@
 -- core.rename_noreplace moves the command line's earlier failed file aside without
 -- replacing a file that has the new name (os.rename would). core.file_kind tells a file that
 -- is not there from one that cannot be examined; core.lock_file keeps two bulk runs off one
--- record file.
+-- record file; core.is_link and core.real_path find the file a link names, which an export
+-- replaces instead of the link.
 local helpers = require "spec.helpers"
 local core = require "sapwf.core"
 
@@ -123,6 +124,33 @@ describe("files", function()
                   { core.file_kind(dir .. "/loop") })
       assert.has_error(function() core.file_kind(dir .. "/f\0x") end,
                        "bad argument #1 to 'file_kind' (file name contains a NUL byte)")
+    end)
+  end)
+
+  describe("core.is_link and core.real_path", function()
+    it("tell a link (also one to nothing) from what it names", function()
+      helpers.write_file(dir .. "/f", "x")
+      assert(helpers.run("ln -s f " .. dir .. "/l && ln -s nowhere " .. dir .. "/dangling"))
+      assert.is_true(core.is_link(dir .. "/l"))
+      assert.is_true(core.is_link(dir .. "/dangling"))
+      assert.is_false(core.is_link(dir .. "/f"))
+      assert.is_false(core.is_link(dir .. "/absent"))
+      assert.has_error(function() core.is_link(dir .. "/f\0x") end,
+                       "bad argument #1 to 'is_link' (file name contains a NUL byte)")
+    end)
+
+    it("give a link's file by its absolute name, and say why not for none", function()
+      helpers.write_file(dir .. "/f", "x")
+      assert(helpers.run("ln -s f " .. dir .. "/l && ln -s ./l " .. dir .. "/ll && ln -s "
+        .. "nowhere " .. dir .. "/dangling"))
+      local real = assert(core.real_path(dir .. "/ll"))
+      assert.equal(assert(core.real_path(dir)) .. "/f", real)
+      assert.equal(real, core.real_path(dir .. "/./l"))
+      assert.same({ nil, "No such file or directory", true },
+                  { core.real_path(dir .. "/dangling") })
+      assert.same({ nil, "Not a directory", false }, { core.real_path(dir .. "/f/x") })
+      assert.has_error(function() core.real_path(nil) end,
+                       "bad argument #1 to 'real_path' (string expected, got nil)")
     end)
   end)
 

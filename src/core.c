@@ -30,6 +30,8 @@ static const luaL_Reg core_functions[] = {
   {"temp_file", sapwf_core_temp_file},
   {"rename_noreplace", sapwf_core_rename_noreplace},
   {"file_kind", sapwf_core_file_kind},
+  {"is_link", sapwf_core_is_link},
+  {"real_path", sapwf_core_real_path},
   {"lock_file", sapwf_core_lock_file},
   {"catch_sigint", sapwf_core_catch_sigint},
   {"sigint_caught", sapwf_core_sigint_caught},

@@ -10,7 +10,9 @@
  * names and why it cannot be told, where io.open only fails (a file that cannot be read is
  * not a file that is not there) or succeeds on what is no file (a directory).
  * core.lock_file: an exclusive lock on a file for as long as a run uses it (two runs that
- * append to one record would both start its lines). MIT licence, see LICENSE. */
+ * append to one record would both start its lines). core.is_link and core.real_path: a
+ * link's file, which an export written beside it and renamed replaces instead of the link.
+ * MIT licence, see LICENSE. */
 #if defined(__linux__)
 #define _GNU_SOURCE                             /* renameat2 and RENAME_NOREPLACE (glibc) */
 #endif
@@ -18,6 +20,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -204,6 +207,45 @@ int sapwf_core_file_kind(lua_State *L)
   else if (S_ISSOCK(st.st_mode))
     kind = "socket";
   lua_pushstring(L, kind);
+  return 1;
+}
+
+
+/***
+ * Whether a path is a symbolic link (also one to nothing; lstat), not following it.
+ * @function is_link
+ * @tparam string path
+ * @treturn boolean
+ */
+int sapwf_core_is_link(lua_State *L)
+{
+  const char *path = check_name(L, 1, NULL);
+  struct stat st;
+  lua_pushboolean(L, lstat(path, &st) == 0 && S_ISLNK(st.st_mode));
+  return 1;
+}
+
+
+/***
+ * The absolute name of the file a path names, without links, "." or ".." (realpath): where
+ * a file written beside a link's target goes, so that renaming it over the target keeps
+ * the link.
+ * @function real_path
+ * @tparam string path
+ * @treturn[1] string
+ * @treturn[2] nil
+ * @treturn[2] string why not: the system's reason (the callers say which file)
+ * @treturn[2] boolean true when nothing has that name
+ */
+int sapwf_core_real_path(lua_State *L)
+{
+  const char *path = check_name(L, 1, NULL);
+  /* realpath's PATH_MAX form, into a userdata: its malloc form would leak the name if
+   * lua_pushstring raised (memory). */
+  char *real = (char *)lua_newuserdata(L, PATH_MAX);
+  if (realpath(path, real) == NULL)
+    return push_failure(L, errno, errno == ENOENT);
+  lua_pushstring(L, real);
   return 1;
 }
 

@@ -9,8 +9,8 @@
  *   client.c                      the Client userdata and its methods
  *   token.c options.c             the token: fetch, cache, ensure, renew; new's options
  *   lua_request.c functions.c     request arguments in, answers and errors out; helpers
- *   share.c files.c signal.c      per-state share; files (identity, kind, new, renamed,
- *                                 locked); SIGINT
+ *   share.c files.c signal.c      per-state share; files (identity, kind, link, new,
+ *                                 renamed, locked); SIGINT
  *   exchange.c                    one libcurl exchange (no Lua: exchange.h)
  *   buffer.c clock.c headers.c path.c   plain C
  * MIT licence, see LICENSE. */
@@ -105,6 +105,8 @@ int sapwf_core_file_id(lua_State *L);
 int sapwf_core_temp_file(lua_State *L);
 int sapwf_core_rename_noreplace(lua_State *L);
 int sapwf_core_file_kind(lua_State *L);
+int sapwf_core_is_link(lua_State *L);
+int sapwf_core_real_path(lua_State *L);
 int sapwf_core_lock_file(lua_State *L);
 
 /* share.c */
