@@ -1,7 +1,9 @@
 -- Binary and large answers: GET /v1/export answers a zip, so it is asked for with the Accept
 -- a zip needs, and wf:export / wf:request's to_file write an answer to a file as it comes,
 -- in constant memory and beyond max_response. The file at the path changes only when a
--- whole answer came; a failure leaves it as it was and nothing beside it.
+-- whole answer came; a failure, or a raise meanwhile, leaves it as it was and nothing
+-- beside it. A link's file is replaced (the link stays); a path naming no regular file is
+-- refused, as a rename over it would replace it.
 local helpers = require "spec.helpers"
 local sapwf = require "sapwf"
 local core = require "sapwf.core"
@@ -87,6 +89,94 @@ describe("binary answers", function()
     assert.equal("the export of yesterday", helpers.read_file(target))
     assert.same({ "keep.zip" }, helpers.listing(dir))
     once:close()
+  end)
+
+  it("leave nothing beside the file when something raises meanwhile, and raise that",
+     function()
+    local target = dir .. "/keep.zip"
+    helpers.write_file(target, "the export of yesterday")
+    -- one 503 (a retry, so the log hook is called), and the hook raises
+    emu:fault{ fault = "status", status = 503, method = "GET", path = "/v1/export", times = 1 }
+    local raising = assert(sapwf.new{ service_key = emu:service_key("full"), backoff_base = 0,
+                                      log = function() error("the log hook broke") end })
+    local ok, err = pcall(raising.export, raising, target)
+    assert.is_false(ok)
+    assert.matches("the log hook broke", tostring(err), 1, true)
+    assert.equal("the export of yesterday", helpers.read_file(target))
+    assert.same({ "keep.zip" }, helpers.listing(dir))
+    -- to_file the same
+    emu:fault{ fault = "status", status = 503, method = "GET", path = "/v1/export", times = 1 }
+    ok, err = pcall(raising.request, raising, "GET", "/v1/export", { to_file = target })
+    assert.is_false(ok)
+    assert.matches("the log hook broke", tostring(err), 1, true)
+    assert.same({ "keep.zip" }, helpers.listing(dir))
+    raising:close()
+  end)
+
+  it("go to a file from a batch's item too, whose wait before a retry yields", function()
+    -- the protected call around the sending lets it yield (Lua 5.2 on, LuaJIT)
+    emu:export_lines(10)
+    emu:fault{ fault = "status", status = 503, method = "GET", path = "/v1/export", times = 1 }
+    local quick = assert(sapwf.new{ service_key = emu:service_key("full"),
+                                    backoff_base = 0.01 })
+    local done = quick:map({ 1 }, function(w) return w:export(dir .. "/mapped.zip") end)
+    assert.equal(90, done[1], tostring(done[1]))
+    assert.equal(numbered(10), helpers.read_file(dir .. "/mapped.zip"))
+    assert.same({ "mapped.zip" }, helpers.listing(dir))
+    assert.equal(2, exports())
+    quick:close()
+  end)
+
+  it("refuse a path that names no regular file, send nothing and leave it as it was",
+     function()
+    -- a rename would put a regular file in place of a FIFO or a device (as root, of
+    -- /dev/null), and cannot replace a directory
+    local fifo, folder = dir .. "/pipe", dir .. "/folder"
+    assert(helpers.run("mkfifo " .. fifo .. " && mkdir " .. folder))
+    local cases = { { fifo, "fifo" }, { folder, "directory" } }
+    -- a device node needs root; /dev/null itself is no place to try it
+    if helpers.run("mknod " .. dir .. "/null c 1 3 2>/dev/null") then
+      cases[#cases + 1] = { dir .. "/null", "character device" }
+    end
+    for _, case in ipairs(cases) do
+      local _, err = wf:export(case[1])
+      assert.equal("io", err.kind)
+      assert.equal("not_sent", err.outcome)
+      assert.equal(case[1] .. " is no regular file (" .. case[2] .. "): the answer is written "
+        .. "beside it and renamed over it, which would replace it; give the name of a file",
+        err.message)
+      assert.equal(case[2], (core.file_kind(case[1])))
+      _, err = wf:request("GET", "/v1/export", { to_file = case[1] })
+      assert.equal("io", err.kind)
+    end
+    assert.equal(0, exports())
+    assert.same(#cases == 3 and { "folder", "null", "pipe" } or { "folder", "pipe" },
+                helpers.listing(dir))
+  end)
+
+  it("follow a link to the file it names, and refuse a link to nothing or a loop", function()
+    helpers.write_file(dir .. "/2026.zip", "the export of yesterday")
+    assert(helpers.run("ln -s 2026.zip " .. dir .. "/latest.zip"))
+    emu:export_lines(10)
+    assert.equal(90, assert(wf:export(dir .. "/latest.zip")))
+    assert.is_true(core.is_link(dir .. "/latest.zip"))     -- still the link
+    assert.equal(numbered(10), helpers.read_file(dir .. "/2026.zip"))
+    assert.same({ "2026.zip", "latest.zip" }, helpers.listing(dir))
+    -- a link to nothing names no file to replace: it stays, nothing is sent
+    assert(helpers.run("ln -s nowhere.zip " .. dir .. "/dangling.zip"))
+    local _, err = wf:export(dir .. "/dangling.zip")
+    assert.equal("io", err.kind)
+    assert.equal("not_sent", err.outcome)
+    assert.matches("dangling.zip is a symbolic link to nothing", err.message, 1, true)
+    assert.same({ "2026.zip", "dangling.zip", "latest.zip" }, helpers.listing(dir))
+    -- nor does a path that cannot be examined (a link loop)
+    assert(helpers.run("ln -s loop.zip " .. dir .. "/loop.zip"))
+    _, err = wf:export(dir .. "/loop.zip")
+    assert.equal("not_sent", err.outcome)
+    assert.equal("cannot examine " .. dir .. "/loop.zip: Too many levels of symbolic links",
+                 err.message)
+    assert.same({ "2026.zip", "dangling.zip", "latest.zip", "loop.zip" }, helpers.listing(dir))
+    assert.equal(1, exports())
   end)
 
   it("start over when a read is retried, so the file holds one answer", function()

@@ -7,8 +7,9 @@ local errors = require "sapwf.errors"
 local operations = require "sapwf.operations"
 local core = require "sapwf.core"
 local headers_table, path_problem, temp_file = core.headers, core.path_problem, core.temp_file
+local file_kind, is_link, real_path = core.file_kind, core.is_link, core.real_path
 
-local type, pairs, ipairs, tostring, error = type, pairs, ipairs, tostring, error
+local type, pairs, ipairs, tostring, error, pcall = type, pairs, ipairs, tostring, error, pcall
 local format, find, match = string.format, string.find, string.match
 local concat = table.concat
 local open = base.open
@@ -41,35 +42,87 @@ local function io_error(message, method, path, sent)
     retryable = false, outcome = sent and "unknown" or "not_sent" }
 end
 
--- Sends the call with its 2xx answer written to a file beside dest, then renamed to dest:
--- dest changes only when a whole answer came, and no part file is left behind. Returns
--- the bytes written, the raw header lines, the status; or nil, err; or nil, nil, status,
--- body, headers, state for an HTTP failure (the caller judges it).
+-- pcall where a protected call may yield (Lua 5.2 on, LuaJIT): a batch's item sleeps
+-- between retries by yielding. PUC Lua 5.1 cannot yield across pcall, so there, in a
+-- coroutine, f runs unprotected (a raise then leaves the part file behind; a failure that
+-- returns does not).
+local YIELDING_PCALL = _VERSION ~= "Lua 5.1" or type(jit) == "table"
+local function protected(f)
+  if YIELDING_PCALL or coroutine.running() == nil then return pcall(f) end
+  return true, f()
+end
+
+-- The file an answer for dest is renamed over: dest, or for a symbolic link the file it
+-- names, so that the link stays and names the new answer (renaming over the link would
+-- put a file in its place and leave the file it named as it was). nil, message for a dest
+-- that is no regular file: a rename would put a regular file in place of a device or a
+-- FIFO (as root, of /dev/null), and cannot replace a directory; a link to nothing names
+-- no file to replace; a path that cannot be examined may name any of them.
+local function rename_target(dest)
+  local kind, why, missing = file_kind(dest)
+  local link = is_link(dest)
+  if kind == nil and missing and not link then return dest end        -- a new file
+  if kind == nil and missing then
+    return nil, format("%s is a symbolic link to nothing: give the name of the file to write",
+                       dest)
+  end
+  if kind == nil then return nil, format("cannot examine %s: %s", dest, why) end
+  if kind ~= "file" then
+    return nil, format("%s is no regular file (%s): the answer is written beside it and "
+      .. "renamed over it, which would replace it; give the name of a file", dest, kind)
+  end
+  if not link then return dest end
+  local real, err = real_path(dest)
+  if not real then return nil, format("cannot follow the link %s: %s", dest, err) end
+  return real
+end
+
+-- Sends the call with its 2xx answer written to a file beside dest, then renamed to dest
+-- (for a link, to the file it names): dest changes only when a whole answer came, and no
+-- part file is left behind, also when something raises meanwhile (a log hook, Ctrl-C's
+-- "interrupted!"): the raise goes on once the part file is gone. Returns the bytes
+-- written, the raw header lines, the status; or nil, err; or nil, nil, status, body,
+-- headers, state for an HTTP failure (the caller judges it).
 local function to_file(self, method, target, body, path, authority, idempotent, accept, dest)
-  -- A new file of its own in dest's folder (so the rename is atomic), never one that is
+  local final, why = rename_target(dest)
+  if not final then return nil, io_error(why, method, path, false) end
+  -- A new file of its own in final's folder (so the rename is atomic), never one that is
   -- there already; a folder that cannot be written fails here, before anything is sent.
-  local part, oserr = temp_file(dest .. ".part-")
+  local part, oserr = temp_file(final .. ".part-")
   if not part then
-    return nil, io_error(format("cannot write a file beside %s: %s", dest, oserr), method,
+    return nil, io_error(format("cannot write a file beside %s: %s", final, oserr), method,
                          path, false)
   end
-  local status, resp, headers, state = base.send(self, method, target, body, path, authority,
-    idempotent, { accept = accept, to_file = part })
-  if not status or status < 200 or status >= 300 then
-    os.remove(part)
-    if not status then return nil, resp end
-    return nil, nil, status, resp, headers, state
-  end
-  local file = io.open(part, "rb")
-  local bytes = file and file:seek("end")
-  if file then file:close() end
-  local renamed, rerr = os.rename(part, dest)
-  if not (bytes and renamed) then
-    os.remove(part)
-    return nil, io_error(format("cannot put the answer in place as %s: %s", dest,
-                                tostring(rerr or "it vanished")), method, path, true)
-  end
-  return bytes, headers, status
+  local placed = false
+  local ok, bytes, headers, status, resp, rheaders, state = protected(function()
+    local st, answer, hdrs, sstate = base.send(self, method, target, body, path, authority,
+      idempotent, { accept = accept, to_file = part })
+    if not st or st < 200 or st >= 300 then
+      if not st then return nil, answer end
+      return nil, nil, st, answer, hdrs, sstate
+    end
+    local file = io.open(part, "rb")
+    local size = file and file:seek("end")
+    if file then file:close() end
+    -- what was checked before the call may have changed meanwhile: never a rename over
+    -- something that is no regular file
+    local kind = file_kind(final)
+    local renamed, rerr
+    if size and kind ~= nil and kind ~= "file" then
+      rerr = format("it is no regular file now (%s)", kind)
+    elseif size then
+      renamed, rerr = os.rename(part, final)
+    end
+    placed = renamed and true or false
+    if not (size and renamed) then
+      return nil, io_error(format("cannot put the answer in place as %s: %s", final,
+                                  tostring(rerr or "it vanished")), method, path, true)
+    end
+    return size, hdrs, st
+  end)
+  if not placed then os.remove(part) end
+  if not ok then error(bytes, 0) end
+  return bytes, headers, status, resp, rheaders, state
 end
 
 --- Sends any API call the methods do not cover (export, purge, form models, ...). The path
@@ -82,7 +135,9 @@ end
 -- (default "application/json"); `to_file`: a path the answer is written to as it comes, in
 -- constant memory and whatever its size (max_response does not apply), put in place only
 -- when the whole answer came (the file there before stays until then; nothing is left
--- behind on a failure)
+-- behind on a failure, nor when something raises meanwhile; for a link, the file it names
+-- is replaced and the link stays; a path that names no regular file, such as a device, a
+-- FIFO or a directory, is an `io` error before anything is sent)
 -- @treturn table|string|boolean|number the answer: decoded JSON, the text for other
 -- content types, true for an empty body; with `to_file`, the bytes written
 -- @treturn table the response headers, names lower-cased
@@ -170,13 +225,17 @@ end
 
 --- Writes the tenant's data export (a zip archive) to a file, as it comes: in constant
 -- memory, whatever its size. The file at path is replaced only when the whole export came;
--- on a failure it stays as it was and nothing is left beside it.
+-- on a failure it stays as it was and nothing is left beside it, also when something
+-- raises meanwhile (the raise goes on). A path that is a link: the file it names is
+-- replaced and the link stays. A path that names no regular file (a device, a FIFO, a
+-- directory, a link to nothing) is refused before anything is sent: the export is written
+-- beside it and renamed over it, which would replace it.
 -- @tparam string path where the zip goes
 -- @treturn number the bytes written
 -- @treturn table meta (`status`, `request_id`)
 -- @fails nil, err (see `sapwf.errors`): "forbidden" (DATA_EXPORT), "rate_limited" (an
 -- export of this tenant is running), "server" (503: too many exports at once), "io" (the
--- file cannot be written)
+-- file cannot be written, or path names no regular file)
 function methods:export(path)
   open(self, "export")
   if type(path) ~= "string" or path == "" then
