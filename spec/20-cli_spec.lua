@@ -2551,6 +2551,35 @@ describe("sapwf command line", function()
       pipe:close()
     end)
 
+    it("leaves no file with the secret beside the key file when Ctrl-C comes as it is " ..
+       "written", function()
+      local sub = dir .. "/emu-raise"
+      assert.is_true(shell("mkdir " .. quote(sub)))
+      local key_file = sub .. "/key.json"
+      -- Ctrl-C's "interrupted!" raised while the key goes into its temporary file
+      local real_open, opened = io.open, nil
+      io.open = function(name, mode)
+        if name:sub(1, #key_file) == key_file then
+          opened = name
+          error("interrupted!")
+        end
+        return real_open(name, mode)
+      end
+      local stderr = {}
+      local out = { stderr = { write = function(_, ...)
+        for _, text in ipairs({ ... }) do stderr[#stderr + 1] = text end
+      end, flush = function() end } }
+      local ok, problem = pcall(require("sapwf.cli.emulator").run, { out = out },
+                                { key = "full", key_file = key_file })
+      io.open = real_open
+      assert.is_true(ok, tostring(problem))
+      assert.matches("^" .. key_file:gsub("%p", "%%%0") .. "%.", opened)
+      assert.matches("emulator stopped", table.concat(stderr), 1, true)
+      local pipe = io.popen("ls -A " .. quote(sub))
+      assert.equal("", pipe:read("*a"))
+      pipe:close()
+    end)
+
     it("refuses a key file that is there before it starts nginx", function()
       local key_file = dir .. "/emu-there.json"
       write_file(key_file, '{"uaa":{"clientsecret":"the only copy"}}\n')

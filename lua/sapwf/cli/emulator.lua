@@ -50,33 +50,34 @@ local function taken(path)
   return path .. " exists: sapwf never replaces a file; remove it or give another path"
 end
 
+-- The temporary file is removed on every way out but the rename, a raise included (Ctrl-C's
+-- "interrupted!" while the key is written): it holds the client's secret.
 local function write_key(path, key)
   local text = assert(json.encode(key))
   local temp, terr = core.temp_file(path .. ".")
   if not temp then
     return nil, "cannot create a file beside " .. path .. ": " .. terr
   end
-  local file, err = io.open(temp, "wb")
-  local ok
-  if file then
-    ok, err = file:write(text, "\n")
-    local closed, cerr = file:close()
-    if ok and not closed then ok, err = nil, cerr end
-  end
-  if ok then
-    local was_taken
-    ok, err, was_taken = core.rename_noreplace(temp, path)
-    if was_taken then
-      err = taken(path)
-    elseif not ok then
-      err = "cannot put the key in place as " .. path .. ": " .. tostring(err)
+  local done, ok, err = pcall(function()
+    local file, ferr = io.open(temp, "wb")
+    local written
+    if file then
+      written, ferr = file:write(text, "\n")
+      local closed, cerr = file:close()
+      if written and not closed then written, ferr = nil, cerr end
     end
-  end
-  if not ok then
-    os.remove(temp)
-    return nil, err
-  end
-  return true
+    if not written then return nil, ferr end
+    local renamed, rerr, was_taken = core.rename_noreplace(temp, path)
+    if was_taken then
+      return nil, taken(path)
+    elseif not renamed then
+      return nil, "cannot put the key in place as " .. path .. ": " .. tostring(rerr)
+    end
+    return true
+  end)
+  if not (done and ok) then os.remove(temp) end
+  if not done then error(ok, 0) end
+  return ok, err
 end
 
 -- Waits until interrupted (the error propagates to the caller). A `sleep` child keeps us
