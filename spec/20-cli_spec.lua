@@ -989,6 +989,63 @@ describe("sapwf command line", function()
     end)
   end)
 
+  describe("export, interrupted", function()
+    -- The export's answer held up 3 s; the signal after 0.4 s, while it is on its way.
+    for _, signal in ipairs({ "INT", "TERM" }) do
+      it("by SIG" .. signal .. ": stops at once, the file stays as it was, nothing beside it, "
+         .. "exit 130", function()
+        local sub = dir .. "/export-" .. signal
+        assert.is_true(shell("mkdir " .. quote(sub)))
+        write_file(sub .. "/e.zip", "precious")
+        emu:fault({ fault = "delay", delay = 3, times = 1, method = "GET", path = "/v1/export" })
+        local code, shown, stderr, took = run_signalled({ "--service-key", full_key, "export",
+          sub .. "/e.zip" }, signal, 0.4)
+        emu:clear_faults()
+        assert.equal(130, code, stderr)
+        assert.is_nil(shown)
+        assert.matches("interrupted (SIG" .. signal .. "): the export stopped; " .. sub
+          .. "/e.zip is as it was, and nothing is left beside it", stderr, 1, true)
+        assert.is_true(took < 2, "took " .. took .. " s after the signal")
+        assert.equal("precious", read_file(sub .. "/e.zip"))
+        local pipe = io.popen("ls -A " .. quote(sub))
+        assert.equal("e.zip\n", pipe:read("*a"))
+        pipe:close()
+      end)
+    end
+
+    it("by the same signal twice at once, as timeout(1) sends it (to the command, then to " ..
+       "its process group): as by one", function()
+      local sub = dir .. "/export-twice"
+      assert.is_true(shell("mkdir " .. quote(sub)))
+      write_file(sub .. "/e.zip", "precious")
+      -- a 503 asking for 2 s: the signals come while it waits to send again, the part file
+      -- beside e.zip (a wait a signal does not shorten, so the process is there for both)
+      emu:fault({ fault = "status", status = 503, retry_after = 2, times = 1, method = "GET",
+                  path = "/v1/export" })
+      local base = dir .. "/export-twice"
+      local pid_file, rc_file, err_file = base .. ".pid", base .. ".rc", base .. ".err"
+      assert.is_true(shell("env --default-signal=HUP,TERM sh -c " .. quote(command_line({
+        "--service-key", full_key, "export", sub .. "/e.zip" }) .. " </dev/null >/dev/null 2>"
+        .. quote(err_file) .. " & echo $! > " .. quote(pid_file) .. "; wait $!; echo $? > "
+        .. quote(rc_file)) .. " >/dev/null 2>&1 &"))
+      assert.is_true(wait_for(function()
+        return (emu:stats().api_requests_by_operation["GET /v1/export"] or 0) > 0
+      end, 5))
+      -- 50 ms apart, so that the first is handled before the second comes
+      local pid = read_file(pid_file):match("%d+")
+      assert.is_true(shell("kill -TERM " .. pid .. "; sleep 0.05; kill -TERM " .. pid))
+      assert.is_true(wait_for(function() return (read_file(rc_file) or "") ~= "" end, 10))
+      emu:clear_faults()
+      local stderr = read_file(err_file)
+      assert.equal(130, tonumber(read_file(rc_file):match("%d+")), stderr)
+      assert.matches("interrupted (SIGTERM): the export stopped", stderr, 1, true)
+      assert.equal("precious", read_file(sub .. "/e.zip"))
+      local pipe = io.popen("ls -A " .. quote(sub))
+      assert.equal("e.zip\n", pipe:read("*a"))
+      pipe:close()
+    end)
+  end)
+
   describe("authorities", function()
     it("prints what the named operations need, and everything with no names", function()
       local r = sapwf({ "authorities", "start", "instances", "context" })

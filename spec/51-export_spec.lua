@@ -127,6 +127,39 @@ describe("binary answers", function()
     quick:close()
   end)
 
+  it("end at once when a signal comes while core.catch_sigint catches it; other calls do not",
+     function()
+    local target = dir .. "/keep.zip"
+    helpers.write_file(target, "the export of yesterday")
+    local stat = assert(io.open("/proc/self/stat", "rb"))
+    local pid = stat:read("*a"):match("^(%d+)")
+    stat:close()
+    emu:fault{ fault = "delay", delay = 3, method = "GET", path = "/v1/export", times = 1 }
+    core.catch_sigint(true)
+    local ok, bytes, err = pcall(function()
+      assert(helpers.run("(sleep 0.3; kill -INT " .. pid .. ") >/dev/null 2>&1 &"))
+      local started = core.monotonic()
+      local b, e = wf:export(target)
+      assert.is_true(core.monotonic() - started < 2)    -- not after the 3 s the answer takes
+      return b, e
+    end)
+    local caught, name = core.sigint_caught()
+    -- a call whose answer is no file still runs to its end
+    emu:fault{ fault = "delay", delay = 0.2, method = "GET", path = "/v1/workflow-definitions",
+               times = 1 }
+    local definitions = wf:definitions()
+    core.catch_sigint(false)
+    assert.is_true(ok, tostring(bytes))
+    assert.is_nil(bytes)
+    assert.equal("interrupted", err.kind)
+    assert.is_false(err.retryable)
+    assert.is_true(caught)
+    assert.equal("SIGINT", name)
+    assert.is_table(definitions)
+    assert.equal("the export of yesterday", helpers.read_file(target))
+    assert.same({ "keep.zip" }, helpers.listing(dir))
+  end)
+
   it("refuse a path that names no regular file, send nothing and leave it as it was",
      function()
     -- a rename would put a regular file in place of a FIFO or a device (as root, of

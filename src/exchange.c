@@ -7,6 +7,7 @@
 #include "headers.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +64,32 @@ static size_t write_body(char *p, size_t size, size_t nmemb, void *ud)
     return n;
   }
   return buffer_append(r, &r->body, p, n) ? n : 0;
+}
+
+
+/* Set by sapwf_exchange_interrupt (from the command line's signal handler): transfers to a
+ * file end. Process-wide, as the signal is. */
+static volatile sig_atomic_t interrupt_sinks;
+
+void sapwf_exchange_interrupt(int on)
+{
+  interrupt_sinks = on != 0;
+}
+
+
+/* libcurl's progress callback, on only while an answer may go to a file (perform): a
+ * non-zero return ends the transfer. libcurl calls it at least once a second, also while
+ * nothing arrives. */
+static int check_interrupt(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                           curl_off_t ulnow)
+{
+  sapwf_response *r = ud;
+  (void)dltotal; (void)dlnow; (void)ultotal; (void)ulnow;
+  if (interrupt_sinks && r->sink_path != NULL) {
+    r->interrupted = 1;
+    return 1;
+  }
+  return 0;
 }
 
 
@@ -179,6 +206,8 @@ CURLcode sapwf_exchange_callbacks(CURL *easy, sapwf_exchange *x)
   SAPWF_SETOPT(rc, easy, CURLOPT_HEADERDATA, &x->response);
   SAPWF_SETOPT(rc, easy, CURLOPT_PREREQFUNCTION, before_request);
   SAPWF_SETOPT(rc, easy, CURLOPT_PREREQDATA, &x->upload);
+  SAPWF_SETOPT(rc, easy, CURLOPT_XFERINFOFUNCTION, check_interrupt);
+  SAPWF_SETOPT(rc, easy, CURLOPT_XFERINFODATA, &x->response);
   return rc;
 }
 
@@ -209,7 +238,7 @@ void sapwf_exchange_reset(sapwf_exchange *x, int refuse_resend)
 {
   x->response.body.len = x->response.headers.len = 0;
   x->response.too_large = x->response.no_memory = 0;
-  x->response.sink_errno = x->response.sink_used = 0;
+  x->response.sink_errno = x->response.sink_used = x->response.interrupted = 0;
   x->upload.refuse_resend = refuse_resend;
   x->upload.resend_refused = 0;
   x->upload.prereq_calls = 0;
@@ -235,7 +264,12 @@ CURLcode sapwf_exchange_perform(sapwf_exchange *x, CURL *easy, int refuse_resend
       left = SAPWF_MAX_SECONDS;
     curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, left * 1000 < 1 ? 1L : (long)(left * 1000));
   }
+  /* The progress callback only where an answer may go to a file: no call per chunk else. */
+  if (x->response.sink_path != NULL)
+    curl_easy_setopt(easy, CURLOPT_NOPROGRESS, 0L);
   rc = curl_easy_perform(easy);
+  if (x->response.sink_path != NULL)
+    curl_easy_setopt(easy, CURLOPT_NOPROGRESS, 1L);
   if (!sapwf_exchange_close_sink(&x->response) && rc == CURLE_OK)
     rc = CURLE_WRITE_ERROR;               /* the file's end may not be on disk */
   if (x->deadline > 0)                    /* batches copy the API handle: leave it as set */
@@ -387,6 +421,10 @@ void sapwf_error_from_exchange(CURL *easy, CURLcode rc, const sapwf_exchange *x,
     e->kind = "io";
     snprintf(e->message, sizeof e->message, "cannot write the answer to %.200s: %s",
              r->sink_path != NULL ? r->sink_path : "the file", strerror(r->sink_errno));
+  } else if (r->interrupted) {
+    e->kind = "interrupted";
+    snprintf(e->message, sizeof e->message, "interrupted: the answer was not written to the "
+             "end");
   } else if (r->too_large) {
     e->kind = "server";
     snprintf(e->message, sizeof e->message, "response larger than max_response (%lu bytes)",

@@ -44,6 +44,7 @@ typedef struct sapwf_response {
   FILE *sink;
   int sink_errno;         /* the errno of a failed open, write or close; 0: none */
   int sink_used;          /* the last answer's body went to the file */
+  int interrupted;        /* a transfer to the sink ended by sapwf_exchange_interrupt */
 } sapwf_response;
 
 /* The guard against libcurl re-sending a POST by itself (see exchange.c). */
@@ -75,6 +76,13 @@ typedef struct sapwf_error {
   double retry_after;              /* seconds the token endpoint's Retry-After asks; -1: none */
   int sent;
 } sapwf_error;
+
+/* On (1) from a signal handler: a transfer whose answer goes to a file (sink_path) ends
+ * within about a second (a progress callback), as CURLE_ABORTED_BY_CALLBACK with
+ * response.interrupted set; other transfers run to their end. Async-signal-safe (a store
+ * to a sig_atomic_t). The command line sets it at Ctrl-C, SIGTERM or SIGHUP (signal.c),
+ * so an export stops at once, while a start on its way still gets its answer. */
+void sapwf_exchange_interrupt(int on);
 
 CURLcode sapwf_exchange_setup(CURL *easy, sapwf_exchange *x);
 CURLcode sapwf_exchange_callbacks(CURL *easy, sapwf_exchange *x);

@@ -10,6 +10,9 @@
  * that one delivered twice, not a second: coreutils' timeout sends its signal to the
  * command and then to its whole process group, and a service manager may follow SIGTERM
  * with SIGHUP at once; a person pressing Ctrl-C again is slower than that.
+ * The first signal also ends a transfer whose answer goes to a file (sapwf_exchange_interrupt,
+ * exchange.c): an export, which may take long and whose part file the library then removes,
+ * stops at once instead of after its last byte; a start on its way is no such transfer.
  * A SIGTERM or SIGHUP ignored when the flag is set up stays ignored (nohup ignores SIGHUP so
  * that a run outlives its terminal). SIGINT is caught even then: a non-interactive shell
  * ignores it in the commands it puts in the background, where `kill -INT` should still stop
@@ -56,12 +59,14 @@ static void on_signal(int sig)
   if (clock_gettime(CLOCK_MONOTONIC, &caught_at) != 0)
     memset(&caught_at, 0, sizeof caught_at);
   caught = sig;
+  sapwf_exchange_interrupt(1);            /* an export ends now; a start gets its answer */
 }
 
 
 /***
  * Catches Ctrl-C, SIGTERM and SIGHUP (true) as a flag, or gives each its handler from before
- * (false). A SIGTERM or SIGHUP that is ignored stays ignored.
+ * (false). A SIGTERM or SIGHUP that is ignored stays ignored. While caught, the first signal
+ * also ends a request whose answer goes to a file (its error: kind "interrupted").
  * @function catch_sigint
  * @tparam boolean on
  */
@@ -73,6 +78,7 @@ int sapwf_core_catch_sigint(lua_State *L)
   on = lua_toboolean(L, 1);
   if (on)
     caught = 0;
+  sapwf_exchange_interrupt(0);            /* also off: no later transfer is ended */
   for (i = 0; i < N_SIGNALS; i++) {
     int sig = caught_signals[i];
     if (on && !installed[i]) {

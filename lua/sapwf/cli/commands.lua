@@ -136,19 +136,39 @@ M.suspend = change_status("suspend", "SUSPENDED")
 M.resume = change_status("resume", "RUNNING")
 
 -- The export goes to a file, never to stdout: it is a zip archive, and the library writes
--- it beside the file and renames it into place only when it all came.
+-- it beside the file and renames it into place only when it all came. Ctrl-C, SIGTERM and
+-- SIGHUP are caught as a flag (as for a start, below), which also ends the transfer at once
+-- (src/signal.c): the library then removes what came, so FILE stays as it was and nothing
+-- is left beside it. (By default SIGTERM and SIGHUP end the process on the spot, leaving
+-- the part file, and Ctrl-C raised only once the whole export had come.) A signal after
+-- the last byte finds the export in place, and says so.
 function M.export(ctx, args)
   local wf, err = ctx:client()
   if not wf then
     return nil, err
   end
   local file = args.file or "export.zip"
-  local bytes
-  bytes, err = wf:export(file)
+  core.catch_sigint(true)
+  local ok, bytes
+  ok, bytes, err = pcall(wf.export, wf, file)
+  local caught, signal = core.sigint_caught()
+  core.catch_sigint(false)
+  if not ok then
+    error(bytes, 0)
+  end
+  if caught and not bytes then
+    return nil, { kind = "interrupted", message = string.format("interrupted (%s): the export "
+      .. "stopped; %s is as it was, and nothing is left beside it", signal, file) }
+  end
   if not bytes then
     return nil, err
   end
   ctx.out:result({ file = file, bytes = bytes })
+  if caught then
+    ctx.out:flush()
+    return nil, { kind = "interrupted", message = string.format("interrupted (%s) after the "
+      .. "whole export came: it is in %s", signal, file) }
+  end
 end
 
 -- A call that must not be made twice (a start, a message, a task completion), with Ctrl-C,
