@@ -1997,13 +1997,18 @@ describe("sapwf command line", function()
         assert.is_false(summary.interrupted)
       end)
 
+    -- n lines {"n": i}: a run of `simple` starts
+    local function numbered_input(n)
+      local lines = {}
+      for i = 1, n do
+        lines[i] = json.encode({ n = i })
+      end
+      write_file(input, table.concat(lines, "\n") .. "\n")
+    end
+
     it("a second signal ends it at once, without waiting for the starts in flight",
       function()
-        local lines = {}
-        for i = 1, 8 do
-          lines[i] = json.encode({ n = i })
-        end
-        write_file(input, table.concat(lines, "\n") .. "\n")
+        numbered_input(8)
         emu:set_limits({ service_time = 4 })
         finally(function() emu:set_limits({}) end)
         for _, signal in ipairs({ "INT", "TERM" }) do
@@ -2020,11 +2025,7 @@ describe("sapwf command line", function()
 
     it("a signal delivered twice at once (timeout, a service manager) stops it as one does",
       function()
-        local lines = {}
-        for i = 1, 8 do
-          lines[i] = json.encode({ n = i })
-        end
-        write_file(input, table.concat(lines, "\n") .. "\n")
+        numbered_input(8)
         emu:set_limits({ service_time = 0.6 })
         finally(function() emu:set_limits({}) end)
         os.remove(input .. ".started.ndjson")
