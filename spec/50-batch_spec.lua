@@ -463,12 +463,10 @@ describe("batches", function()
       wf:close()
     end)
 
-    it("when the client is closed meanwhile: the starts in flight end and reach on_result, " ..
-       "what was not sent says so, then it raises at the caller", function()
-      local wf = client()
-      emu:fault{ fault = "delay", delay = 0.3, method = "POST", path = "/v1/workflow-instances",
-                 times = -1 }
-      local list, n, started, unsent = items(10), 0, 0, 0
+    -- start_each over `count` items at `concurrency` that closes wf at its first start:
+    -- pcall's ok and err, and how many started, were refused as not sent, and were taken.
+    local function start_each_closing(wf, count, concurrency)
+      local list, n, started, unsent = items(count), 0, 0, 0
       local ok, err = pcall(function()
         wf:start_each(function() n = n + 1; return list[n] end, function(_, r)
           if sapwf.is_error(r) then
@@ -479,8 +477,17 @@ describe("batches", function()
             started = started + 1
             if started == 1 then wf:close() end
           end
-        end, { concurrency = 4 })
+        end, { concurrency = concurrency })
       end)
+      return ok, err, started, unsent, n
+    end
+
+    it("when the client is closed meanwhile: the starts in flight end and reach on_result, " ..
+       "what was not sent says so, then it raises at the caller", function()
+      local wf = client()
+      emu:fault{ fault = "delay", delay = 0.3, method = "POST", path = "/v1/workflow-instances",
+                 times = -1 }
+      local ok, err, started, unsent, n = start_each_closing(wf, 10, 4)
       emu:clear_faults()
       assert.is_false(ok)
       assert.matches("50%-batch_spec%.lua:%d+: attempt to use a closed sapwf client$", err)
@@ -496,20 +503,8 @@ describe("batches", function()
       assert(wf:token())
       emu:fault{ fault = "status", status = 429, retry_after = 3, method = "POST",
                  path = "/v1/workflow-instances", times = 1 }
-      local list, n, started, unsent = items(3), 0, 0, 0
       local t0 = core.monotonic()
-      local ok, err = pcall(function()
-        wf:start_each(function() n = n + 1; return list[n] end, function(_, r)
-          if sapwf.is_error(r) then
-            assert.equal("not_sent", r.outcome)
-            assert.matches("attempt to use a closed sapwf client", tostring(r), 1, true)
-            unsent = unsent + 1
-          else
-            started = started + 1
-            wf:close()
-          end
-        end, { concurrency = 2 })
-      end)
+      local ok, err, started, unsent = start_each_closing(wf, 3, 2)
       local took = core.monotonic() - t0
       assert.is_false(ok)
       assert.matches("50%-batch_spec%.lua:%d+: attempt to use a closed sapwf client$", err)
