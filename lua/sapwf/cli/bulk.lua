@@ -729,9 +729,6 @@ end
 -- seekable: whether the input is a file that can be read twice.
 local function check_paths(args, seekable)
   local input_path = args.from
-  if args.definition == "" then
-    return usage("DEFINITION is empty")
-  end
   if not seekable and (not args.failed or not args.record) then
     -- Names made from "/dev/fd/63" would not be found again, nor be writable.
     return usage(input_path == "-" and "with --from - give --failed FILE and --record FILE"
