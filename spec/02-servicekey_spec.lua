@@ -152,6 +152,19 @@ describe("servicekey.resolve", function()
     end
   end)
 
+  it("reads at most 1 MiB of a key file: /dev/zero, or a log given by mistake, is no key",
+     function()
+    for _, path in ipairs({ "/dev/zero", write_file(string.rep(" ", 1024 * 1024) .. "{}") }) do
+      local opts, err = servicekey.resolve(path)
+      assert.is_nil(opts)
+      assert.equal("config", err.kind)
+      assert.equal("service key file '" .. path .. "' is larger than 1048576 bytes: no "
+                   .. "service key is", err.message)
+    end
+    local _, err = servicekey.resolve(write_file(""))            -- empty: read, not JSON
+    assert.matches("is not JSON", err.message)
+  end)
+
   it("load gives the decoded key and the path it was read from, if any", function()
     local key = classic_key()
     local path = write_file(cjson.encode(key))

@@ -179,6 +179,11 @@ local function is_text(text, cf_output)
     or find(text, "[\r\n]") ~= nil
 end
 
+-- A key is a few kilobytes (one with an x509 certificate about ten): a file larger than
+-- this holds no key, and reading it whole (/dev/zero, a log given by mistake) would only
+-- use up memory.
+local MAX_KEY_FILE = 1024 * 1024
+
 -- A file's whole text, or nil and the message. Read once: the path may be /dev/stdin or a
 -- pipe (`<(...)`), which gives its text only once.
 local function read_file(path)
@@ -186,9 +191,16 @@ local function read_file(path)
   if not file then
     return nil, "cannot read service key file: " .. unopened(oserr, path)
   end
-  local text, rerr, code = file:read("*a")
+  local text, rerr, code = file:read(MAX_KEY_FILE + 1)
   file:close()
-  if text then return text end
+  if text then
+    if #text > MAX_KEY_FILE then
+      return nil, format("service key file '%s' is larger than %d bytes: no service key is",
+                         path, MAX_KEY_FILE)
+    end
+    return text
+  end
+  if rerr == nil then return "" end                 -- read(n) at the end of an empty file
   -- A directory opens (fopen) but does not read: EISDIR is 21 on Linux, the BSDs and macOS.
   if code == 21 then return nil, format("service key file '%s' is a directory", path) end
   return nil, format("cannot read service key file '%s' (%s)", path, tostring(rerr))
