@@ -2577,6 +2577,22 @@ describe("sapwf command line", function()
       assert.is_false(answers(base))
     end)
 
+    it("stops the same way on SIGTERM, and on Ctrl-C delivered twice at once (timeout)",
+       function()
+      for _, how in ipairs({ { "TERM", "term" }, { "INT", "twice" } }) do
+        local key_file = dir .. "/emu-signal-" .. how[2] .. ".json"
+        local pid, rc_file, err = launch(key_file, "emu-signal-" .. how[2])
+        local base = key_of(key_file, err).uaa.url
+        assert.is_true(answers(base))
+        local kill = "kill -" .. how[1] .. " " .. pid
+        assert.is_true(shell(how[2] == "twice" and kill .. "; " .. kill or kill))
+        assert.is_true(wait_for(function() return (read_file(rc_file) or "") ~= "" end, 10))
+        assert.equal("0", read_file(rc_file):match("%d+"), read_file(err))
+        assert.matches("emulator stopped", read_file(err))
+        assert.is_false(answers(base))            -- nginx stopped by us, not by the watchdog
+      end
+    end)
+
     it("says why it cannot write the key file, exits 2 and leaves nothing behind",
        function()
       local key_file = dir .. "/no/such/folder/emu.json"

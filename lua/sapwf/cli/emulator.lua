@@ -2,10 +2,13 @@
 -- Ctrl-C or SIGTERM. The emulator is a rock of its own (sapwf-emulator, emulator/ in the
 -- checkout); without it this command says how to get it.
 --
--- nginx runs as a daemon, so it outlives us unless we stop it. Ctrl-C reaches Lua as the
--- "interrupted!" error and we stop it ourselves. SIGTERM cannot be caught in plain Lua: it
--- ends the interpreter at once. For that case a small shell watchdog waits for our process
--- to go and then stops nginx and removes its directory (it does nothing when we already did).
+-- nginx runs as a daemon, so it outlives us unless we stop it. Ctrl-C, SIGTERM and SIGHUP
+-- are caught as a flag (core.catch_sigint, as the bulk start does) and we stop it
+-- ourselves: the interpreter's own Ctrl-C would raise "interrupted!" anywhere, and a signal
+-- delivered twice (timeout(1) sends it to us and to our process group) would raise again
+-- inside the stop. For what cannot be caught (SIGKILL, a second signal) a small shell
+-- watchdog waits for our process to go and then stops nginx and removes its directory (it
+-- does nothing when we already did).
 local json = require "sapwf.json"
 local core = require "sapwf.core"
 
@@ -80,10 +83,10 @@ local function write_key(path, key)
   return ok, err
 end
 
--- Waits until interrupted (the error propagates to the caller). A `sleep` child keeps us
--- off the CPU; Ctrl-C ends it at once, `kill -INT` reaches us within a second.
-local function wait_forever()
-  while true do
+-- Waits for Ctrl-C, SIGTERM or SIGHUP (the flag catch_sigint set up). A `sleep` child keeps
+-- us off the CPU; Ctrl-C ends it at once, a signal to us alone is seen within a second.
+local function wait_for_signal()
+  while not core.sigint_caught() do
     local sleeper = io.popen("sleep 1")
     sleeper:read("*a")
     sleeper:close()
@@ -112,8 +115,10 @@ function M.run(ctx, args)
   local emulator, missing = load_emulator()
   if not emulator then return nil, missing end
   local tls = args.tls or args.key == "x509"
+  core.catch_sigint(true)
   local emu, err = emulator.start({ tls = tls, spa = args.spa or nil })
   if not emu then
+    core.catch_sigint(false)
     return nil, { kind = "other", message = "the emulator did not start: " .. tostring(err) }
   end
   local ok, problem = pcall(function()
@@ -152,10 +157,12 @@ function M.run(ctx, args)
     end
     stderr:write("sapwf: Ctrl-C stops it\n")
     stderr:flush()
-    wait_forever()
+    wait_for_signal()
   end)
   emu:stop()
+  core.catch_sigint(false)
   if ok then
+    ctx.out.stderr:write("\nsapwf: emulator stopped\n")
     return
   end
   if type(problem) == "string" and problem:find("interrupted!", 1, true) then
