@@ -31,7 +31,11 @@ local function connections_to(port)
   f:close()
   local text = table.concat(chunks)
   local count, counted = 0, {}
-  for line in text:gmatch("[^\n]+") do
+  -- only the lines whose remote address ends in the port (as the kernel writes it: four
+  -- upper-case hex digits) are taken apart: the table holds every socket of the machine,
+  -- and the GC stage of CI collects at every allocation
+  local remote = string.format(" %%x+:%04X ", port)
+  for line in text:gmatch("\n([^\n]*" .. remote .. "[^\n]*)") do
     local remote_port, state, inode =
       line:match("^%s*%d+:%s+%x+:%x+%s+%x+:(%x+)%s+(%x+)%s+%S+%s+%S+%s+%S+%s+%S+%s+%S+%s+(%d+)")
     if remote_port and tonumber(remote_port, 16) == port and state == "01"
