@@ -42,6 +42,7 @@ local errors = require "sapwf.errors"
 local core = require "sapwf.core"
 local file_id = core.file_id
 local exitcodes = require "sapwf.cli.exitcodes"
+local input_text = require "sapwf.cli.input"
 local progress = require "sapwf.cli.progress"
 local output = require "sapwf.cli.output"
 local cli = require "sapwf.cli"
@@ -92,14 +93,6 @@ local function file_size(path)
   return kind == "file" and size or nil
 end
 
--- io.open's message starts with the path; the messages here name the file themselves.
-local function system_reason(err, path)
-  local reason = tostring(err)
-  if reason:sub(1, #path + 2) == path .. ": " then
-    reason = reason:sub(#path + 3)
-  end
-  return reason
-end
 
 local function io_error(message)
   return { kind = "io", message = message }
@@ -138,7 +131,7 @@ local function recorded_lines(path)
       return done
     end
     return usage(string.format("--resume: cannot read the record file %s: %s", path,
-      system_reason(open_err, path)))
+      input_text.system_reason(open_err, path)))
   end
   if not file:seek("cur") then
     file:close()
@@ -223,14 +216,11 @@ local function ends_mid_line(path)
   return last ~= "\n"
 end
 
--- A UTF-8 byte order mark, which editors on Windows put at the start of a file: not part
--- of the first line's JSON (service keys drop it too: servicekey.lua).
-local BOM = "\239\187\191"
-
--- The input's line `number` as the run reads it: without a first line's byte order mark.
+-- The input's line `number` as the run reads it: without a first line's byte order mark
+-- (editors on Windows put one at the start of a file; it is not part of the JSON).
 local function line_text(text, number)
-  if number == 1 and text:sub(1, 3) == BOM then
-    return text:sub(4)
+  if number == 1 then
+    return input_text.without_bom(text)
   end
   return text
 end
@@ -725,6 +715,12 @@ local function same_file(option_a, option_b, path)
                              option_a, option_b, path))
 end
 
+-- A record with content and no --resume: its lines would be started again.
+local function record_exists(path)
+  return usage(string.format("the record file %s exists: add --resume to skip the lines it "
+    .. "lists, or give another --record", path))
+end
+
 -- Checks the paths before anything is sent. Returns failed_path, record_path or nil, err.
 -- seekable: whether the input is a file that can be read twice.
 local function check_paths(args, seekable)
@@ -774,8 +770,7 @@ local function check_paths(args, seekable)
     end
   end
   if record_kind == "file" and record_size > 0 and not args.resume then
-    return usage(string.format("the record file %s exists: add --resume to skip the lines it "
-      .. "lists, or give another --record", record_path))
+    return record_exists(record_path)
   end
   return failed_path, record_path
 end
@@ -886,8 +881,7 @@ function run_locked(ctx, args, input, seekable, wf, failed_path, record_path)
   local err
   -- Checked again under the lock: another run may have written it since check_paths.
   if not args.resume and (file_size(record_path) or 0) > 0 then
-    return usage(string.format("the record file %s exists: add --resume to skip the lines "
-      .. "it lists, or give another --record", record_path))
+    return record_exists(record_path)
   end
   local input_path = args.from
   local skip = {}

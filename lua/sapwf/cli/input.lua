@@ -20,12 +20,23 @@ local function read_file(path)
 end
 
 -- A file's text without the UTF-8 byte order mark editors on Windows put at its start:
--- JSON has none (service keys drop it too: servicekey.lua).
+-- JSON has none (service keys drop it too: servicekey.lua). The bulk start's input too.
 local function without_bom(text)
   if text:sub(1, 3) == "\239\187\191" then
     return text:sub(4)
   end
   return text
+end
+M.without_bom = without_bom
+
+-- The reason in io.open's message, which starts with the path: the command line's
+-- messages name the file themselves. A read's message ("Is a directory") is kept whole.
+function M.system_reason(err, path)
+  local reason = tostring(err)
+  if reason:sub(1, #path + 2) == path .. ": " then
+    reason = reason:sub(#path + 3)
+  end
+  return reason
 end
 
 -- The text that `spec` stands for, and where it came from (for messages that already start
@@ -37,10 +48,8 @@ function M.text(spec, option)
     local path = spec:sub(2)
     local text, err = read_file(path)
     if not text then
-      -- io.open's message names the file, a read's ("Is a directory") does not
-      local reason = tostring(err)
-      if reason:sub(1, #path + 2) == path .. ": " then reason = reason:sub(#path + 3) end
-      return usage_error(string.format("%s: cannot read %s: %s", option, path, reason))
+      return usage_error(string.format("%s: cannot read %s: %s", option, path,
+                                       M.system_reason(err, path)))
     end
     return without_bom(text), path
   end
