@@ -135,6 +135,20 @@ M.cancel = change_status("cancel", "CANCELED")
 M.suspend = change_status("suspend", "SUSPENDED")
 M.resume = change_status("resume", "RUNNING")
 
+-- f(...)'s two results with Ctrl-C, SIGTERM and SIGHUP caught as a flag meanwhile (as the
+-- bulk start does, bulk.lua), then whether one came and which: value, err, caught, signal.
+-- What f raises goes on once the signals are handled as before.
+local function with_signal_flag(f, ...)
+  core.catch_sigint(true)
+  local ok, value, err = pcall(f, ...)
+  local caught, signal = core.sigint_caught()
+  core.catch_sigint(false)
+  if not ok then
+    error(value, 0)
+  end
+  return value, err, caught, signal
+end
+
 -- The export goes to a file, never to stdout: it is a zip archive, and the library writes
 -- it beside the file and renames it into place only when it all came. Ctrl-C, SIGTERM and
 -- SIGHUP are caught as a flag (as for a start, below), which also ends the transfer at once
@@ -148,14 +162,8 @@ function M.export(ctx, args)
     return nil, err
   end
   local file = args.file or "export.zip"
-  core.catch_sigint(true)
-  local ok, bytes
-  ok, bytes, err = pcall(wf.export, wf, file)
-  local caught, signal = core.sigint_caught()
-  core.catch_sigint(false)
-  if not ok then
-    error(bytes, 0)
-  end
+  local bytes, caught, signal
+  bytes, err, caught, signal = with_signal_flag(wf.export, wf, file)
   if caught and not bytes then
     return nil, { kind = "interrupted", message = string.format("interrupted (%s): the export "
       .. "stopped; %s is as it was, and nothing is left beside it", signal, file) }
@@ -184,9 +192,8 @@ local function once(ctx, call, show, done)
   if not wf then
     return nil, err
   end
-  core.catch_sigint(true)
-  local ok, value
-  ok, value, err = pcall(function()
+  local value, caught, signal
+  value, err, caught, signal = with_signal_flag(function()
     local token, terr = wf:token()         -- what may take a while before the call is sent
     if not token then
       return nil, terr
@@ -197,11 +204,6 @@ local function once(ctx, call, show, done)
     end
     return call(wf)
   end)
-  local caught, signal = core.sigint_caught()
-  core.catch_sigint(false)
-  if not ok then
-    error(value, 0)
-  end
   if value == nil then
     return nil, err
   end
