@@ -2245,8 +2245,8 @@ describe("sapwf command line", function()
         assert.equal(3, instances_started())
       end)
 
-    it("two runs on one record at once: the second refuses at once, sending nothing, and no " ..
-      "line starts twice", function()
+    it("two runs on one record or one failed file at once: the second refuses at once, " ..
+      "sending nothing, and no line starts twice", function()
         local lines = {}
         for i = 1, 12 do lines[i] = json.encode({ orderId = "lock-" .. i, product = "W" }) end
         write_file(input, table.concat(lines, "\n") .. "\n")
@@ -2265,6 +2265,15 @@ describe("sapwf command line", function()
         assert.equal(2, second.code, second.stderr)
         assert.matches("the record file " .. record .. " is in use by another run",
           second.stderr, 1, true)
+        -- nor a run with a record of its own that shares the first one's failed file: the
+        -- two would mix their failed lines, and it would move the first one's file aside
+        local failed, other = input .. ".failed.ndjson", input .. ".other"
+        write_file(other, json.encode({ orderId = "lock-other", product = "W" }) .. "\n")
+        local third = run({ "start", "orderapproval", "--from", other, "--failed", failed })
+        assert.equal(2, third.code, third.stderr)
+        assert.matches("the failed file " .. failed .. " is in use by another run",
+          third.stderr, 1, true)
+        assert.is_false(exists(other .. ".started.ndjson"))
         assert.is_true(wait_for(function() return (read_file(base .. ".rc") or "") ~= "" end,
           15))
         assert.equal("0", read_file(base .. ".rc"):match("%d+"), read_file(base .. ".err"))

@@ -23,8 +23,8 @@
 -- it stayed empty. Every write, flush and close is checked: when the record cannot be
 -- written the run stops before starting anything more, and says which instance it started
 -- but could not record. The input file cannot be named as the record or failed file. One
--- run at a time per record: the run holds a lock on it from before it reads it until it
--- ends (lock_record).
+-- run at a time per record and per failed file: the run holds a lock on each from before
+-- it reads or moves it until it ends (lock_record, take_failed).
 --
 -- The lines stream through wf:start_each: one line is read when a start slot frees up, and
 -- nothing of a line is kept once its result is written, so memory stays flat however long
@@ -799,6 +799,50 @@ local function keep_earlier_failed(path)
   return nil, io_error("too many earlier failed files beside " .. path)
 end
 
+-- One run per failed file too: two runs given one failed file (each with its own record,
+-- or both beside one input) would mix their failed lines in it, and the second would move
+-- the first one's file aside while the first still writes to it, so the first's summary
+-- would name a file without its lines. So the run locks it (as the record, lock_record)
+-- before it looks at it: a non-empty file it then moves aside is one no run writes to, and
+-- the run locks the new one it makes. Returns the lock (false for a device or a pipe), the
+-- file's id when this run made it, and the name an earlier failed file was kept as; or nil
+-- and an error.
+local function take_failed(path)
+  local kind = core.file_kind(path)
+  if kind and kind ~= "file" then
+    return false
+  end
+  local function in_use()
+    return usage(string.format("the failed file %s is in use by another run: wait for it to "
+      .. "end, or give another --failed", path))
+  end
+  local lock, made, busy = core.lock_file(path)
+  if busy then
+    return in_use()
+  elseif lock and made then
+    return lock, file_id(path)
+  elseif lock and file_size(path) == 0 then
+    return lock
+  end
+  -- An earlier run's lines, or a file that cannot be opened for writing (not this run's
+  -- either: a run writes to the one it locks): moved aside, then a new one is made.
+  local kept, err = keep_earlier_failed(path)
+  if lock then
+    lock:close()
+  end
+  if err or not kept then
+    return nil, err or usage(string.format("cannot lock the failed file %s: %s", path,
+                                           tostring(made)))
+  end
+  lock, made, busy = core.lock_file(path)
+  if busy then
+    return in_use()
+  elseif not lock then
+    return usage(string.format("cannot lock the failed file %s: %s", path, tostring(made)))
+  end
+  return lock, made and file_id(path), kept
+end
+
 -- Runs run:work() with Ctrl-C, SIGTERM and SIGHUP caught as a flag (see the top); true when
 -- interrupted.
 local function drive(run)
@@ -838,7 +882,7 @@ local function lock_record(path)
     .. "lines at the same time: %s", path, tostring(made)))
 end
 
-local run_locked
+local run_locked, run_files
 
 -- M.run once the input is open.
 local function run_input(ctx, args, input, seekable)
@@ -883,7 +927,6 @@ function run_locked(ctx, args, input, seekable, wf, failed_path, record_path)
   if not args.resume and (file_size(record_path) or 0) > 0 then
     return record_exists(record_path)
   end
-  local input_path = args.from
   local skip = {}
   if args.resume then
     skip, err = recorded_lines(record_path)
@@ -895,22 +938,47 @@ function run_locked(ctx, args, input, seekable, wf, failed_path, record_path)
   if seekable then
     total, recorded = count_lines(input, skip)
   end
-  local kept, kerr = keep_earlier_failed(failed_path)
-  if kerr then
-    return nil, kerr
+  -- Two names for a file neither of which was there (check_paths compares the files that
+  -- are): the record is there now (lock_record made it), and one file for both would read
+  -- back a failed line as started.
+  local failed_id = file_id(failed_path)
+  if failed_id and failed_id == file_id(record_path) then
+    return same_file("--failed", "--record", record_path)
+  end
+  local lock, failed_made, kept = take_failed(failed_path)
+  if lock == nil then
+    return nil, failed_made
   end
   if kept then
     ctx.out:message("the failed file of an earlier run is kept as %s", kept)
   end
-  -- Only a file this run makes may be removed at the end (when it stayed empty): not
-  -- /dev/null or any other file that was there. "a", not "w": a file that appeared since
-  -- it was moved aside is not truncated.
-  local failed_there = file_id(failed_path) ~= nil
+  local ok, code, run_err = pcall(run_files, ctx, args, input, wf, failed_path, record_path,
+                                  failed_made, skip, total, recorded)
+  -- An empty file this run made holds nothing (run_files removes it on its own ways out);
+  -- on a raise it goes here, while the lock still keeps another run from writing to it.
+  if not ok and failed_made and file_id(failed_path) == failed_made
+      and file_size(failed_path) == 0 then
+    os.remove(failed_path)
+  end
+  if lock then
+    lock:close()
+  end
+  if not ok then
+    error(code, 0)
+  end
+  return code, run_err
+end
+
+-- run_locked once the failed file is locked too. failed_made: its id when this run made
+-- it (it may then be removed while it is empty, and only then).
+function run_files(ctx, args, input, wf, failed_path, record_path, failed_made, skip, total,
+                   recorded)
+  local input_path = args.from
+  -- "a", not "w": nothing is truncated, not even a device.
   local failed_file, ferr = io.open(failed_path, "a")
   if not failed_file then
     return usage("--failed: " .. tostring(ferr))
   end
-  local failed_made = not failed_there and file_id(failed_path)
   local record_file, rerr = io.open(record_path, "a")
   if not record_file then
     failed_file:close()
@@ -918,16 +986,6 @@ function run_locked(ctx, args, input, seekable, wf, failed_path, record_path)
       os.remove(failed_path)
     end
     return usage("--record: " .. tostring(rerr))
-  end
-  -- Two names for a file neither of which was there (check_paths compares the files that
-  -- are): now both are, and one file for both would read back a failed line as started.
-  if file_id(failed_path) == file_id(record_path) then
-    failed_file:close()
-    record_file:close()
-    if failed_made and file_size(failed_path) == 0 then
-      os.remove(failed_path)
-    end
-    return same_file("--failed", "--record", record_path)
   end
 
   local run = setmetatable({

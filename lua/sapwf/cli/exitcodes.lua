@@ -41,9 +41,9 @@ local descriptions = {
   { codes.ok, "success (doctor: every authority needed is granted)" },
   { codes.other, "any other error, also a file or standard output that cannot be written" },
   { codes.usage, "usage: bad arguments, unreadable or invalid --context / --from input, an "
-    .. "existing record file without --resume, a record --resume cannot read, a record file "
-    .. "another run holds or that cannot be locked, --failed or --record naming the input or "
-    .. "-, a directory, or a file that cannot be examined" },
+    .. "existing record file without --resume, a record --resume cannot read, a record or "
+    .. "failed file another run holds or that cannot be locked, --failed or --record naming "
+    .. "the input or -, a directory, or a file that cannot be examined" },
   { codes.config, "configuration: no service key, or it cannot be read or used" },
   { codes.auth, "authentication: the token endpoint refused the client (wrong id or secret, "
     .. "invalid_client)" },
