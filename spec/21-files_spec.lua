@@ -9,11 +9,7 @@
 local helpers = require "spec.helpers"
 local core = require "sapwf.core"
 
-local function mode(path)
-  local ok, out = helpers.run("stat -c %a " .. path)
-  assert(ok, out)
-  return (out:gsub("%s+$", ""))
-end
+local mode = helpers.file_mode
 
 describe("files", function()
   local dir
@@ -54,6 +50,27 @@ describe("files", function()
                        "bad argument #1 to 'temp_file' (string expected, got nil)")
       assert.has_error(function() core.temp_file(dir .. "/a\0b") end,
                        "bad argument #1 to 'temp_file' (file name contains a NUL byte)")
+    end)
+  end)
+
+  describe("core.mode_like", function()
+    it("gives a file the bits of another, or a new file's, and says why it cannot", function()
+      local a, b = dir .. "/a", dir .. "/b"
+      helpers.write_file(a, "a")
+      helpers.write_file(b, "b")
+      assert(helpers.run("chmod 640 " .. b))
+      assert.is_true(core.mode_like(a, b))
+      assert.equal("640", mode(a))
+      assert.equal("a", helpers.read_file(a))
+      -- no such file: what io.open gives a new one (the umask's doing)
+      assert.is_true(core.mode_like(b, dir .. "/none"))
+      assert(io.open(dir .. "/new", "w")):close()
+      assert.equal(mode(dir .. "/new"), mode(b))
+      local ok, err = core.mode_like(dir .. "/none", a)
+      assert.is_nil(ok)
+      assert.equal("No such file or directory", err)
+      assert.has_error(function() core.mode_like(a) end,
+                       "bad argument #2 to 'mode_like' (string expected, got no value)")
     end)
   end)
 

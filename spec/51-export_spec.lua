@@ -220,6 +220,23 @@ describe("binary answers", function()
     assert.equal(1, exports())
   end)
 
+  it("keep the permissions of the file they replace; a new file gets a new file's", function()
+    emu:export_lines(1)
+    local target, linked = dir .. "/served.zip", dir .. "/linked.zip"
+    helpers.write_file(target, "old")
+    helpers.write_file(linked, "old")
+    assert(helpers.run("chmod 644 " .. target .. " && chmod 444 " .. linked
+                       .. " && ln -s linked.zip " .. dir .. "/link.zip"))
+    assert(wf:export(target))
+    assert.equal("644", helpers.file_mode(target))       -- not the part file's 600
+    assert(wf:export(dir .. "/link.zip"))
+    assert.equal("444", helpers.file_mode(linked))
+    assert.equal(numbered(1), helpers.read_file(linked))
+    assert(wf:export(dir .. "/new.zip"))
+    assert(io.open(dir .. "/plain", "w")):close()        -- what the umask gives a new file
+    assert.equal(helpers.file_mode(dir .. "/plain"), helpers.file_mode(dir .. "/new.zip"))
+  end)
+
   it("start over when a read is retried, so the file holds one answer", function()
     emu:export_lines(3000)
     emu:fault{ fault = "truncate", method = "GET", path = "/v1/export", times = 1 }

@@ -89,6 +89,13 @@ function helpers.run(command)
   return ok == true, text, code
 end
 
+--- A file's permission bits in octal, as stat(1) writes them ("644").
+function helpers.file_mode(path)
+  local ok, out = helpers.run("stat -c %a " .. path)
+  assert(ok, out)
+  return (out:gsub("%s+$", ""))
+end
+
 --- The contents of a file, or nil when it cannot be read (the emulator's shell helper).
 helpers.read_file = require("sapwf.emulator.shell").read_file
 

@@ -33,6 +33,7 @@ static const luaL_Reg core_functions[] = {
   {"is_link", sapwf_core_is_link},
   {"real_path", sapwf_core_real_path},
   {"lock_file", sapwf_core_lock_file},
+  {"mode_like", sapwf_core_mode_like},
   {"catch_sigint", sapwf_core_catch_sigint},
   {"sigint_caught", sapwf_core_sigint_caught},
   {"header", sapwf_core_header},

@@ -10,7 +10,8 @@
  * names and why it cannot be told, where io.open only fails (a file that cannot be read is
  * not a file that is not there) or succeeds on what is no file (a directory).
  * core.lock_file: an exclusive lock on a file for as long as a run uses it (two runs that
- * append to one record would both start its lines). core.is_link and core.real_path: a
+ * append to one record would both start its lines). core.mode_like: the permission bits of
+ * the file an answer written beside it replaces. core.is_link and core.real_path: a
  * link's file, which an export written beside it and renamed replaces instead of the link.
  * MIT licence, see LICENSE. */
 #if defined(__linux__)
@@ -118,6 +119,42 @@ int sapwf_core_temp_file(lua_State *L)
     return 2;
   }
   lua_pushstring(L, name);
+  return 1;
+}
+
+
+/***
+ * Gives path the permission bits of the file `like` names, or, when there is none, those of
+ * a new file io.open would make (0666 less the umask). For an answer written beside the
+ * file it replaces (core.temp_file makes it the owner's only): the replaced file's bits
+ * are the user's (one a web server serves stays readable to it). Only the bits 0777. The
+ * umask can only be read by setting it: set to 077 for that moment, so a file another
+ * thread makes meanwhile is only ever more private, never less.
+ * @function mode_like
+ * @tparam string path
+ * @tparam string like
+ * @treturn[1] boolean true
+ * @treturn[2] nil
+ * @treturn[2] string why not: the system's reason (the callers say which file)
+ */
+int sapwf_core_mode_like(lua_State *L)
+{
+  const char *path = check_name(L, 1, NULL);
+  const char *like = check_name(L, 2, NULL);
+  struct stat st;
+  mode_t mode;
+  if (stat(like, &st) == 0) {
+    mode = st.st_mode & 0777;
+  } else if (errno == ENOENT) {
+    mode_t mask = umask(077);
+    umask(mask);
+    mode = 0666 & ~mask;
+  } else {
+    return push_failure(L, errno, 0);
+  }
+  if (chmod(path, mode) != 0)
+    return push_failure(L, errno, 0);
+  lua_pushboolean(L, 1);
   return 1;
 }
 

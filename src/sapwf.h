@@ -108,6 +108,7 @@ int sapwf_core_file_kind(lua_State *L);
 int sapwf_core_is_link(lua_State *L);
 int sapwf_core_real_path(lua_State *L);
 int sapwf_core_lock_file(lua_State *L);
+int sapwf_core_mode_like(lua_State *L);
 
 /* share.c */
 sapwf_share *sapwf_share_acquire(lua_State *L);

@@ -7,6 +7,7 @@ local errors = require "sapwf.errors"
 local operations = require "sapwf.operations"
 local core = require "sapwf.core"
 local headers_table, path_problem, temp_file = core.headers, core.path_problem, core.temp_file
+local mode_like = core.mode_like
 local file_kind, is_link, real_path = core.file_kind, core.is_link, core.real_path
 
 local type, pairs, ipairs, tostring, error, pcall = type, pairs, ipairs, tostring, error, pcall
@@ -111,7 +112,10 @@ local function to_file(self, method, target, body, path, authority, idempotent, 
     if size and kind ~= nil and kind ~= "file" then
       rerr = format("it is no regular file now (%s)", kind)
     elseif size then
-      renamed, rerr = os.rename(part, final)
+      -- the part file is the owner's only (temp_file); the answer gets the replaced file's
+      -- permissions, or a new file's
+      renamed, rerr = mode_like(part, final)
+      if renamed then renamed, rerr = os.rename(part, final) end
     end
     placed = renamed and true or false
     if not (size and renamed) then
