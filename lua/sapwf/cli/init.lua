@@ -112,6 +112,16 @@ function M.report_error(out, err, args)
   out.stderr:flush()
 end
 
+-- The command an argument list names (its first word that is one), for the hint of a parse
+-- error; nil for none.
+local function command_named(list)
+  for _, word in ipairs(list) do
+    if handlers[word] then
+      return word
+    end
+  end
+end
+
 local function argument_list(argv)
   local list = {}
   for i = 1, #(argv or {}) do
@@ -126,10 +136,12 @@ function M.main(argv)
   if argv == nil or argv[1] == nil then
     return parser.print(cli:get_help() .. "\n")
   end
-  local parsed, args = cli:pparse(argument_list(argv))
+  local list = argument_list(argv)
+  local parsed, args = cli:pparse(list)
   if not parsed then
-    io.stderr:write("sapwf: error: ", tostring(args), "\n",
-      "Try 'sapwf --help' (or 'sapwf COMMAND --help').\n")
+    -- In the words of every other usage error, with the help of the command it was for.
+    M.report_error(output.new(), { kind = "usage", message = tostring(args),
+                                   command = command_named(list) })
     return exitcodes.codes.usage
   end
 
