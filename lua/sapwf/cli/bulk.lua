@@ -884,6 +884,33 @@ end
 
 local run_locked, run_files
 
+-- f(...)'s two results, with done(ok, f's first result or what it raised) called after it
+-- however it ends; what f raised is raised again then.
+local function after(done, f, ...)
+  local ok, code, err = pcall(f, ...)
+  done(ok, code)
+  if not ok then
+    error(code, 0)
+  end
+  return code, err
+end
+
+-- f(...) with the lock of the file at path held (false: none), then the lock released, what
+-- f raised raised again. A file this run made (made_id: its id then) and then refused to
+-- use or left on a raise holds nothing: it goes while it is still that file and empty, and
+-- while the lock still keeps any other run from writing to it.
+local function holding(lock, path, made_id, f, ...)
+  return after(function(ok, code)
+    if (not ok or code == nil) and made_id and file_id(path) == made_id
+        and file_size(path) == 0 then
+      os.remove(path)
+    end
+    if lock then
+      lock:close()
+    end
+  end, f, ...)
+end
+
 -- M.run once the input is open.
 local function run_input(ctx, args, input, seekable)
   local failed_path, record_path = check_paths(args, seekable)
@@ -904,20 +931,8 @@ local function run_input(ctx, args, input, seekable)
   if lock == nil then
     return nil, made
   end
-  local ok, code, run_err = pcall(run_locked, ctx, args, input, seekable, wf, failed_path,
-                                  record_path)
-  if lock then
-    -- A record this run made and then refused to use holds nothing: it goes, while the
-    -- lock still keeps any other run from writing to it.
-    if (not ok or code == nil) and made and file_size(record_path) == 0 then
-      os.remove(record_path)
-    end
-    lock:close()
-  end
-  if not ok then
-    error(code, 0)
-  end
-  return code, run_err
+  return holding(lock, record_path, made and file_id(record_path), run_locked, ctx, args,
+                 input, seekable, wf, failed_path, record_path)
 end
 
 -- run_input once the record is locked.
@@ -952,25 +967,13 @@ function run_locked(ctx, args, input, seekable, wf, failed_path, record_path)
   if kept then
     ctx.out:message("the failed file of an earlier run is kept as %s", kept)
   end
-  local ok, code, run_err = pcall(run_files, ctx, args, input, wf, failed_path, record_path,
-                                  failed_made, skip, total, recorded)
-  -- An empty file this run made holds nothing (run_files removes it on its own ways out);
-  -- on a raise it goes here, while the lock still keeps another run from writing to it.
-  if not ok and failed_made and file_id(failed_path) == failed_made
-      and file_size(failed_path) == 0 then
-    os.remove(failed_path)
-  end
-  if lock then
-    lock:close()
-  end
-  if not ok then
-    error(code, 0)
-  end
-  return code, run_err
+  return holding(lock, failed_path, failed_made, run_files, ctx, args, input, wf, failed_path,
+                 record_path, failed_made, skip, total, recorded)
 end
 
 -- run_locked once the failed file is locked too. failed_made: its id when this run made
--- it (it may then be removed while it is empty, and only then).
+-- it (it may then be removed while it is empty, and only then; holding does it when this
+-- returns nil or raises).
 function run_files(ctx, args, input, wf, failed_path, record_path, failed_made, skip, total,
                    recorded)
   local input_path = args.from
@@ -982,9 +985,6 @@ function run_files(ctx, args, input, wf, failed_path, record_path, failed_made, 
   local record_file, rerr = io.open(record_path, "a")
   if not record_file then
     failed_file:close()
-    if failed_made then
-      os.remove(failed_path)
-    end
     return usage("--record: " .. tostring(rerr))
   end
 
@@ -1024,14 +1024,11 @@ function M.run(ctx, args)
   if not input then
     return nil, seekable
   end
-  local ok, code, err = pcall(run_input, ctx, args, input, seekable)
-  if input ~= io.stdin then
-    input:close()
-  end
-  if not ok then
-    error(code, 0)
-  end
-  return code, err
+  return after(function()
+    if input ~= io.stdin then
+      input:close()
+    end
+  end, run_input, ctx, args, input, seekable)
 end
 
 return M
