@@ -1600,6 +1600,22 @@ describe("sapwf command line", function()
         assert.equal(2, r.code, r.stderr)
         assert.matches("DEFINITION is empty", r.stderr)
         assert.equal(1, instances_started())
+        -- a definitionId with no context object: a start of it, or DEFINITION's context?
+        -- a bad line, with or without DEFINITION, saying what to write
+        write_file(input .. ".3", '{"definitionId":"orderapproval"}\n'
+          .. '{"definitionId":"orderapproval","context":"x"}\n')
+        for i, argv in ipairs({ { "start", "simple" }, { "start" } }) do
+          for _, arg in ipairs({ "--from", input .. ".3", "--record", input .. ".r3" .. i,
+                                 "--failed", input .. ".f3" .. i }) do
+            argv[#argv + 1] = arg
+          end
+          r = run(argv)
+          assert.equal(10, r.code, r.stderr)
+          assert.equal(2, r.json.invalidLines)
+          assert.matches('line 1: has a definitionId but no context object: write '
+            .. '{"definitionId":"orderapproval","context":{}}', r.stderr, 1, true)
+        end
+        assert.equal(1, instances_started())
       end)
 
     it("reports a start with an unknown outcome and never starts it again", function()

@@ -279,7 +279,16 @@ function M.parse_line(text, number, default_definition)
   if value.definitionId == "" and type(value.context) == "table" then
     return nil, "has an empty definitionId"
   end
-  if type(value.definitionId) == "string" and type(value.context) == "table" then
+  -- A definitionId with no context object could be either form: {"definitionId":"x"} is
+  -- meant as a start of x (start_many takes it so), yet with a DEFINITION it would be that
+  -- definition's context. Neither guess is safe: the line says what to write instead.
+  if type(value.definitionId) == "string" and type(value.context) ~= "table" then
+    return nil, string.format("has a definitionId but no context object: write "
+      .. "{\"definitionId\":%s,\"context\":{}} to start it with an empty context, or wrap a "
+      .. "context that has a definitionId in {\"definitionId\":..,\"context\":..}",
+      json.encode(value.definitionId))
+  end
+  if type(value.definitionId) == "string" then
     for key in pairs(value) do
       if key ~= "definitionId" and key ~= "context" and not META_FIELDS[key] then
         return nil, string.format("has field '%s' beside definitionId and context "
