@@ -987,6 +987,14 @@ describe("sapwf command line", function()
       local default = run({ "export" }, { cwd = home })
       assert.equal(0, default.code, default.stderr)
       assert.equal(text, read_file(home .. "/export.zip"))
+      -- a FILE that cannot take it is a usage error, as for --record: nothing sent
+      local requests = emu:stats().api_requests
+      for _, target in ipairs({ home, "/dev/null", home .. "/no/such/folder/e.zip" }) do
+        local refused = run({ "export", target })
+        assert.equal(2, refused.code, refused.stderr)
+        assert.matches("hint: see `sapwf export --help`", refused.stderr, 1, true)
+      end
+      assert.equal(requests, emu:stats().api_requests)
     end)
   end)
 

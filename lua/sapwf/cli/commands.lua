@@ -168,6 +168,11 @@ function M.export(ctx, args)
     return nil, { kind = "interrupted", message = string.format("interrupted (%s): the export "
       .. "stopped; %s is as it was, and nothing is left beside it", signal, file) }
   end
+  if not bytes and type(err) == "table" and err.kind == "io" and err.outcome == "not_sent" then
+    -- FILE cannot take the export (a directory, a device, a folder that cannot be written):
+    -- a usage error, as for the bulk start's --record and --failed, not a failed call.
+    return nil, { kind = "usage", message = err.message, command = "export" }
+  end
   if not bytes then
     return nil, err
   end

@@ -43,10 +43,12 @@ local descriptions = {
   { codes.usage, "usage: bad arguments, unreadable or invalid --context / --from input, an "
     .. "existing record file without --resume, a record --resume cannot read, a record or "
     .. "failed file another run holds or that cannot be locked, --failed or --record naming "
-    .. "the input or -, a directory, or a file that cannot be examined" },
+    .. "the input or -, a directory, or a file that cannot be examined, an export FILE that "
+    .. "cannot take it (a directory, a device, a folder that cannot be written)" },
   { codes.config, "configuration: no service key, or it cannot be read or used" },
   { codes.auth, "authentication: the token endpoint refused the client (wrong id or secret, "
-    .. "invalid_client)" },
+    .. "invalid_client), or the API refused a fresh token (401: a gateway's key missing, an "
+    .. "API URL and token URL that do not belong together)" },
   { codes.forbidden, "forbidden (403): an authority is missing (doctor: some are missing)" },
   { codes.not_found, "not found (404): no such definition, instance or task" },
   { codes.network, "network, timeout or TLS failure" },
