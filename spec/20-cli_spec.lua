@@ -2609,6 +2609,8 @@ describe("sapwf command line", function()
       assert.matches("emulator stopped", read_file(err))
       assert_no_secret(read_file(err))
       assert.is_false(answers(base))
+      -- its key names an emulator that is gone: removed, so the same command runs again
+      assert.is_false(exists(key_file))
     end)
 
     it("stops the same way on SIGTERM, and on Ctrl-C delivered twice at once (timeout)",
@@ -2618,12 +2620,16 @@ describe("sapwf command line", function()
         local pid, rc_file, err = launch(key_file, "emu-signal-" .. how[2])
         local base = key_of(key_file, err).uaa.url
         assert.is_true(answers(base))
+        if how[2] == "twice" then
+          write_file(key_file, "changed meanwhile\n")     -- not its file now: it stays
+        end
         local kill = "kill -" .. how[1] .. " " .. pid
         assert.is_true(shell(how[2] == "twice" and kill .. "; " .. kill or kill))
         assert.is_true(wait_for(function() return (read_file(rc_file) or "") ~= "" end, 10))
         assert.equal("0", read_file(rc_file):match("%d+"), read_file(err))
         assert.matches("emulator stopped", read_file(err))
         assert.is_false(answers(base))            -- nginx stopped by us, not by the watchdog
+        assert.equal(how[2] == "twice" and "changed meanwhile\n" or nil, read_file(key_file))
       end
     end)
 

@@ -54,7 +54,8 @@ local function taken(path)
 end
 
 -- The temporary file is removed on every way out but the rename, a raise included (Ctrl-C's
--- "interrupted!" while the key is written): it holds the client's secret.
+-- "interrupted!" while the key is written): it holds the client's secret. Returns the text
+-- written, or nil and why not.
 local function write_key(path, key)
   local text = assert(json.encode(key))
   local temp, terr = core.temp_file(path .. ".")
@@ -76,11 +77,27 @@ local function write_key(path, key)
     elseif not renamed then
       return nil, "cannot put the key in place as " .. path .. ": " .. tostring(rerr)
     end
-    return true
+    return text .. "\n"
   end)
   if not (done and ok) then os.remove(temp) end
   if not done then error(ok, 0) end
   return ok, err
+end
+
+-- The key names an emulator that is gone once it stops, and a key file left behind made
+-- the same command fail the next time (a file that is there is never replaced). So it is
+-- removed, but only while it is still the file this run wrote, as it wrote it: one the user
+-- replaced or changed meanwhile may be the only copy of something.
+local function remove_key(path, written)
+  if not written or not written.id or core.file_id(path) ~= written.id then
+    return
+  end
+  local file = io.open(path, "rb")
+  local text = file and file:read("*a")
+  if file then file:close() end
+  if text == written.text then
+    os.remove(path)
+  end
 end
 
 -- Waits for Ctrl-C, SIGTERM or SIGHUP (the flag catch_sigint set up). A `sleep` child keeps
@@ -121,6 +138,7 @@ function M.run(ctx, args)
     core.catch_sigint(false)
     return nil, { kind = "other", message = "the emulator did not start: " .. tostring(err) }
   end
+  local written                 -- {id, text} of the key file this run wrote
   local ok, problem = pcall(function()
     start_watchdog(emu)
     if args.service_time or args.rate then
@@ -129,10 +147,11 @@ function M.run(ctx, args)
     local key = emu:service_key(args.key, { tls = tls })
     local key_text = args.key_file or "the key above"
     if args.key_file then
-      local written, werr = write_key(args.key_file, key)
-      if not written then
+      local text, werr = write_key(args.key_file, key)
+      if not text then
         error({ kind = "usage", message = "--key-file: " .. tostring(werr) }, 0)
       end
+      written = { id = core.file_id(args.key_file), text = text }
     else
       ctx.out:json(key)
     end
@@ -161,6 +180,7 @@ function M.run(ctx, args)
   end)
   emu:stop()
   core.catch_sigint(false)
+  remove_key(args.key_file, written)
   if ok then
     ctx.out.stderr:write("\nsapwf: emulator stopped\n")
     return
