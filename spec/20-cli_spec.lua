@@ -534,7 +534,16 @@ describe("sapwf command line", function()
         assert.equal("sapwf: FILE is empty\n", keyless.stderr:match("^[^\n]*\n"))
         local all = sapwf({ "instances", "--all", "--top", "0" })
         assert.equal(2, all.code, all.stderr)
-        assert.matches("^sapwf: with %-%-all, %-%-top is the page size: 1 to 1000\n", all.stderr)
+        assert.equal("sapwf: --top must be an integer from 1 to 1000 with --all (the page "
+          .. "size), got '0'\nhint: see `sapwf instances --help`.\n", all.stderr)
+        -- a global option's error points at the help that lists it
+        for _, argv in ipairs({ { "-o", "bogus", "token" }, { "--timeout", "x", "token" } }) do
+          local global = sapwf(argv)
+          assert.equal(2, global.code, global.stderr)
+          assert.equal("hint: see `sapwf --help`.", global.stderr:match("([^\n]*)\n$"))
+        end
+        assert.equal("hint: see `sapwf instances --help`.", sapwf({ "-o", "json", "instances",
+          "--orderby" }).stderr:match("([^\n]*)\n$"))
         assert.equal(0, emu:stats().api_requests, "a usage error sent a request")
       end)
 

@@ -55,7 +55,8 @@ local function list_command(ctx, method, each_method, query, all, columns)
   -- (an internal error here). A usage error comes before the key is read, as the parser's
   -- do; parser.lua holds --skip within what the pager takes.
   if all and query.top and query.top < 1 then
-    return nil, { kind = "usage", message = "with --all, --top is the page size: 1 to 1000" }
+    return nil, { kind = "usage", message = string.format("--top must be an integer from 1 "
+      .. "to 1000 with --all (the page size), got '%s'", tostring(query.top)) }
   end
   local wf, err = ctx:client()
   if not wf then
@@ -171,7 +172,7 @@ function M.export(ctx, args)
   if not bytes and type(err) == "table" and err.kind == "io" and err.outcome == "not_sent" then
     -- FILE cannot take the export (a directory, a device, a folder that cannot be written):
     -- a usage error, as for the bulk start's --record and --failed, not a failed call.
-    return nil, { kind = "usage", message = err.message, command = "export" }
+    return nil, { kind = "usage", message = err.message }
   end
   if not bytes then
     return nil, err

@@ -112,14 +112,26 @@ function M.report_error(out, err, args)
   out.stderr:flush()
 end
 
--- The command an argument list names (its first word that is one), for the hint of a parse
--- error; nil for none.
-local function command_named(list)
-  for _, word in ipairs(list) do
+-- The command a parse error is about, for its hint: the first word of the list that is one,
+-- unless the error names an option given before it (a global option, which only `sapwf
+-- --help` lists); nil for none. The parser names an option as 'NAME' ("option '-o' must
+-- be ..."), the converters at the start ("--timeout must be ...").
+local function command_named(list, message)
+  local at
+  for i, word in ipairs(list) do
     if handlers[word] then
-      return word
+      at = i
+      break
     end
   end
+  for i = 1, (at or 1) - 1 do
+    local name = list[i]:match("^%-%-?[%w%-]+")
+    if name and (message:find("'" .. name .. "'", 1, true)
+                 or message:sub(1, #name + 1) == name .. " ") then
+      return nil
+    end
+  end
+  return at and list[at]
 end
 
 local function argument_list(argv)
@@ -141,7 +153,7 @@ function M.main(argv)
   if not parsed then
     -- In the words of every other usage error, with the help of the command it was for.
     M.report_error(output.new(), { kind = "usage", message = tostring(args),
-                                   command = command_named(list) })
+                                   command = command_named(list, tostring(args)) })
     return exitcodes.codes.usage
   end
 
