@@ -1935,6 +1935,15 @@ describe("sapwf command line", function()
       assert.equal(1, r.json.failed)
       assert.equal(2, r.json.notAttempted)
       assert.matches("WORKFLOW_INSTANCE_START", r.json.aborted)
+      -- the summary's fields are those CLI.md lists
+      local listed = {}
+      for _, name in ipairs({ "input", "total", "started", "failed", "invalidLines",
+          "outcomeUnknown", "notAttempted", "skippedAsRecorded", "interrupted", "record",
+          "failedFile", "seconds", "aborted" }) do
+        listed[name] = true
+        assert.is_not_nil(r.json[name], name)
+      end
+      for name in pairs(r.json) do assert.is_true(listed[name], name) end
       -- the hints of a single start's 403, not a Lua field name
       local function hints(text)
         local list = {}
