@@ -18,6 +18,9 @@ shift
 text=$(mktemp)
 trap 'rm -f "$text"' EXIT
 
+# The paragraphs after the options in the sections a man page has them in: the service key
+# (read from the environment) in ENVIRONMENT, the exit codes in EXIT STATUS, the pointer to
+# the guide in SEE ALSO (help2man would leave them under OPTIONS and EXAMPLES).
 # One usage line: argparse indents its continuation lines under the first. And an option
 # with two names and a value (-o FORMAT, --output FORMAT), which argparse writes as two
 # labels on two lines beside the first two lines of its description, as one label on a
@@ -27,6 +30,9 @@ for_help2man() {
     usage && /^       +[^ ]/ { sub(/^ +/, " "); line = line $0; next }
     usage { print line; usage = 0 }
     /^Usage:/ { line = $0; usage = 1; next }
+    /^Service key: / { print "Environment:"; print ""; print; next }
+    /^Exit codes:$/ { print "*Exit status*"; print ""; next }
+    /^More: / { print "*See also*"; print ""; sub(/^More: /, "The full guide: "); print; next }
     alias != "" {
       label = substr($0, 1, margin); gsub(/^ +| +$/, "", label)
       printf "   %s %s\n%" margin "s%s\n%" margin "s%s\n", alias, label, "", text, "",

@@ -232,5 +232,14 @@ describe("make man", function()
       assert.matches("Usage: sapwf " .. name .. " ", section, 1, true)
       assert.matches("\n   " .. option:gsub("%p", "%%%0") .. "[ \n]", section)
     end
+    -- the paragraphs after the options in a man page's sections for them
+    local function section(heading)     -- help2man quotes a heading with a space
+      return assert(page:match("\n%.SH " .. heading .. "\n(.-)\n%.SH ")
+                    or page:match("\n%.SH " .. heading .. "\n(.*)$"), heading)
+    end
+    assert.matches("\n130\n", section('"EXIT STATUS"'), 1, true)
+    assert.matches("SAPWF_SERVICE_KEY", section("ENVIRONMENT"), 1, true)
+    assert.is_nil(section("EXAMPLES"):find("Exit codes", 1, true))
+    assert.matches("docs/CLI.md", section('"SEE ALSO"'), 1, true)
   end)
 end)

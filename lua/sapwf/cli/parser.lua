@@ -84,7 +84,7 @@ Examples:
   sapwf instances --status ERRONEOUS --all      every erroneous instance
   sapwf authorities start instances context     the authorities these need
 
-]] .. exitcodes.describe() .. "\n\nMore: docs/CLI.md"
+]] .. exitcodes.describe() .. "\n\nMore: https://github.com/sapwf/sapwf/blob/main/docs/CLI.md"
 
 -- order_example: an $orderby the command's list takes (each list has its own fields).
 local function add_paging(command, order_example, all_help)
