@@ -431,6 +431,16 @@ describe("sapwf command line", function()
       assert.matches("Invalid ApiKey", refused.stderr, 1, true)
       assert.matches("behind an API gateway, give its key with --header", refused.stderr, 1,
                      true)
+      -- doctor without it: every list fails with 401, so its verdict is FAIL with that
+      -- failure's exit code, not "every authority needed is granted" (docs/CLI.md)
+      local doctor = run({ "-o", "table", "doctor" })
+      assert.equal(4, doctor.code, doctor.stdout)
+      assert.matches("\nFAIL  5 calls failed, the first: auth %(401%) GET /v1/workflow%-"
+        .. "definitions: Invalid ApiKey[^\n]*\n$", doctor.stdout)
+      assert.is_nil(doctor.stdout:find("OK    every authority", 1, true))
+      local report = run({ "-o", "json", "doctor" }).json
+      assert.is_false(report.ok)
+      assert.equal(5, report.errors)
     end)
 
     it("is a usage error (exit 2), never echoed, when it cannot be sent", function()
@@ -1204,7 +1214,10 @@ describe("sapwf command line", function()
                  path = "/v1/task-definitions" }
       local r = sapwf({ "--service-key", limited_key, "--output", "json", "doctor" })
       emu:clear_faults()
-      assert.equal(5, r.code, r.stderr)
+      -- a call that failed decides the exit code (400: 9) over the missing authorities (5):
+      -- doctor could not check everything
+      assert.equal(9, r.code, r.stderr)
+      assert.equal(1, r.json.errors)
       assert.is_table(r.json.key)
       assert.is_true(r.json.key.ok)
       assert.is_table(r.json.token)

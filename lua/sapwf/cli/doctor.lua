@@ -115,7 +115,8 @@ local function check_key(ctx, report)
   return source
 end
 
--- Step 4: one probe; records the outcome and returns the call's result.
+-- Step 4: one probe; records the outcome and returns the call's result, and the error of
+-- a call that failed otherwise than with 403 or 404 (nil for those).
 local function probe(wf, report, entry, id)
   local name, call = entry[1], entry[2]
   local op = operations.by_name[name]
@@ -142,17 +143,21 @@ local function probe(wf, report, entry, id)
     check.result = "error"
     check.error = error_text(err)
     report.errors = report.errors + 1
+    report.checks[#report.checks + 1] = check
+    return nil, err
   end
   report.checks[#report.checks + 1] = check
   return value
 end
 
+-- Runs every probe; returns the error of the first call that failed otherwise (nil: none).
 local function run_probes(wf, report)
-  local ids = {}
+  local ids, first_err = {}, nil
   for _, entry in ipairs(PROBES) do
+    local list, err
     if entry.needs then
       if ids[entry.needs] then
-        probe(wf, report, entry, ids[entry.needs])
+        list, err = probe(wf, report, entry, ids[entry.needs])
       else
         local op = operations.by_name[entry[1]]
         report.checks[#report.checks + 1] = { operation = entry[1],
@@ -160,13 +165,15 @@ local function run_probes(wf, report)
           note = "no " .. entry.needs .. " to try it on" }
       end
     else
-      local list = probe(wf, report, entry)
+      list, err = probe(wf, report, entry)
       local first = type(list) == "table" and list[1]
       if type(first) == "table" and ID_FROM[entry[1]] and first.id ~= nil then
         ids[ID_FROM[entry[1]]] = tostring(first.id)
       end
     end
+    first_err = first_err or err
   end
+  return first_err
 end
 
 -- Step 5: needed - granted, and the command that grants them.
@@ -300,16 +307,19 @@ local function print_human(out, report)
     end
     w(string.format("      %-" .. call_width .. "s  %s\n", check.call, text))
   end
+  -- A call that failed (401, 5xx, the network) allowed no conclusion about it: no OK
+  -- verdict then, whatever the token grants.
+  local failed = report.errors > 0
   if report.forbiddenCalls then
     if #report.forbiddenCalls == 0 then
-      w(mark(true), "  every call tried is allowed\n")
+      if not failed then w(mark(true), "  every call tried is allowed\n") end
     else
       w(mark(false), "  403 on ", tostring(#report.forbiddenCalls), " call",
         #report.forbiddenCalls == 1 and "" or "s", ": ",
         table.concat(report.forbiddenCalls, " "), "\n      ", report.explanation, "\n")
     end
   elseif #report.missing == 0 then
-    w(mark(true), "  every authority needed is granted\n")
+    if not failed then w(mark(true), "  every authority needed is granted\n") end
   else
     w(mark(false), "  missing ", tostring(#report.missing), " authorit",
       #report.missing == 1 and "y" or "ies", ": ", table.concat(report.missing, " "), "\n")
@@ -322,6 +332,17 @@ local function print_human(out, report)
       "another application scope)\n")
   end
   if report.emptyNote then w("      note: ", report.emptyNote, "\n") end
+  if failed then
+    -- last, as the verdict: its exit code is the first failure's
+    for _, check in ipairs(report.checks) do
+      if check.result == "error" then
+        w(mark(false), "  ", report.errors == 1 and "1 call failed: "
+          or (tostring(report.errors) .. " calls failed, the first: "), tostring(check.error),
+          "\n")
+        break
+      end
+    end
+  end
 end
 
 local function finish(ctx, report, code)
@@ -369,7 +390,7 @@ function M.run(ctx, args)
   table.sort(granted)
   report.token = { ok = true, expiresIn = math.floor(seconds_left), scopeKnown = scope ~= nil }
 
-  run_probes(wf, report)
+  local failure = run_probes(wf, report)
   local instance = instance_name(ctx, source)
   note_empty(report, instance)
   report.empty = nil
@@ -382,6 +403,11 @@ function M.run(ctx, args)
   end
   -- the authorities that answered 403 (SPA: the calls, as forbiddenCalls says)
   report.forbidden = json.array(report.forbiddenCalls or sorted_keys(report.forbidden))
+  -- A failed call (401 of a gateway, 5xx, the network) left something unchecked: its code
+  -- comes first, as when the token endpoint fails (docs/CLI.md), 403s count only after it.
+  if failure then
+    return finish(ctx, report, exitcodes.for_error(failure))
+  end
   if #missing > 0 then
     return finish(ctx, report, exitcodes.codes.forbidden)
   end
