@@ -1082,6 +1082,9 @@ describe("sapwf command line", function()
       assert.is_true(r.json.ok)
       assert.same({}, r.json.missing)
       assert.is_nil(r.json.command)
+      -- a fresh instance has no error messages or attachments: those GETs by id are not
+      -- lists an application scope filters, so no advice to change the service's config
+      assert.is_nil(r.json.emptyNote)
       assert.is_true(r.json.key.ok)
       assert.equal(emu:service_key("full").uaa.clientid, r.json.key.clientId)
       local results = {}

@@ -24,11 +24,13 @@ local output = require "sapwf.cli.output"
 local M = {}
 
 -- The read-only calls to try: operation name and how to call it. `needs` names the id
--- (from a list result) the call takes.
+-- (from a list result) the call takes. `scoped`: a list the application scope filters
+-- (defaultCollectionQueryFilter applies to collection GETs, never to a GET by id), so
+-- that only its emptiness gets the note on scopes.
 local PROBES = {
-  { "definitions", function(wf) return wf:definitions({ top = 1 }) end },
-  { "instances", function(wf) return wf:instances({ top = 1 }) end },
-  { "tasks", function(wf) return wf:tasks({ top = 1 }) end },
+  { "definitions", function(wf) return wf:definitions({ top = 1 }) end, scoped = true },
+  { "instances", function(wf) return wf:instances({ top = 1 }) end, scoped = true },
+  { "tasks", function(wf) return wf:tasks({ top = 1 }) end, scoped = true },
   { "task_definitions", function(wf) return wf:task_definitions({ top = 1 }) end },
   { "forms", function(wf) return wf:forms({ top = 1 }) end },
   { "definition", function(wf, id) return wf:definition(id) end, needs = "definition" },
@@ -126,7 +128,7 @@ local function probe(wf, report, entry, id)
     check.result = "ok"
     if type(value) == "table" and next(value) == nil then
       check.note = "empty"
-      report.empty[#report.empty + 1] = name
+      if entry.scoped then report.empty[#report.empty + 1] = name end
     end
   elseif type(err) == "table" and err.kind == "forbidden" then
     check.result = "forbidden"
