@@ -679,6 +679,40 @@ describe("sapwf command line", function()
         assert.equal("401", status(token .. "x"))
       end)
 
+    it("a token answer without expires_in: no expiry, null in JSON, said in a table; " ..
+       "doctor alike", function()
+      local token = run({ "token", "--raw" }, { allowed_token = true }).stdout:match("^(%S+)\n$")
+      tokens[#tokens + 1] = token
+      -- RFC 6749 only recommends expires_in: the library then reports math.huge seconds
+      local answer = json.encode({ access_token = token, token_type = "bearer" })
+      emu:fault{ fault = "body", method = "POST", path = "/oauth/token", times = -1,
+                 body = answer }
+      local r = run({ "token" })
+      assert.equal(0, r.code, r.stderr)
+      assert.equal(json.null, r.json.expiresIn)
+      assert.equal(json.null, r.json.expiresAt)
+      local tabled = run({ "-o", "table", "token" })
+      assert.equal(0, tabled.code, tabled.stderr)
+      assert.matches("\nexpiresIn  no expiry given\n", "\n" .. tabled.stdout, 1, true)
+      local raw = run({ "token", "--raw" }, { allowed_token = token })
+      assert.equal(0, raw.code, raw.stderr)
+      assert.equal(token .. "\n", raw.stdout)
+      local doctor = run({ "doctor" })
+      assert.equal(0, doctor.code, doctor.stderr)
+      assert.equal(json.null, doctor.json.token.expiresIn)
+      local human = run({ "-o", "table", "doctor" })
+      assert.matches("\nOK    token: no expiry given;", human.stdout, 1, true)
+      -- a lifetime past any four-digit year (the library says math.huge only beyond 1e15):
+      -- its seconds, but no expiresAt
+      emu:clear_faults()
+      emu:fault{ fault = "body", method = "POST", path = "/oauth/token", times = -1,
+                 body = answer:sub(1, -2) .. ',"expires_in":1e12}' }
+      local far = run({ "token" })
+      assert.equal(0, far.code, far.stderr)
+      assert.is_true(far.json.expiresIn > 1e12 - 60 and far.json.expiresIn <= 1e12)
+      assert.equal(json.null, far.json.expiresAt)
+    end)
+
     it("the limited key's token lacks the start authority", function()
       local r = sapwf({ "--service-key", limited_key, "token" })
       assert.equal(0, r.code)

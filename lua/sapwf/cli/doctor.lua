@@ -20,6 +20,7 @@ local service = require "sapwf.service"
 local exitcodes = require "sapwf.cli.exitcodes"
 local authorities = require "sapwf.cli.authorities"
 local output = require "sapwf.cli.output"
+local token_command = require "sapwf.cli.token"
 
 local M = {}
 
@@ -283,12 +284,13 @@ local function print_human(out, report)
     end
     return
   end
+  local expiry = token.expiresIn == json.null and token_command.NO_EXPIRY
+    or ("expires in " .. tostring(token.expiresIn) .. " s")
   if key.service == service.SPA then
-    w(mark(true), "  token: expires in ", tostring(token.expiresIn), " s (SAP Build Process ",
-      "Automation: access by roles)\n")
+    w(mark(true), "  token: ", expiry, " (SAP Build Process Automation: access by roles)\n")
   else
-    w(mark(true), "  token: expires in ", tostring(token.expiresIn), " s; ",
-      tostring(#report.granted), " authorities granted\n")
+    w(mark(true), "  token: ", expiry, "; ", tostring(#report.granted),
+      " authorities granted\n")
   end
   local call_width = 0
   for _, check in ipairs(report.checks) do
@@ -390,7 +392,8 @@ function M.run(ctx, args)
   end
   local granted = errors.granted(scope)
   table.sort(granted)
-  report.token = { ok = true, expiresIn = math.floor(seconds_left), scopeKnown = scope ~= nil }
+  report.token = { ok = true, expiresIn = (token_command.expiry(seconds_left)),
+    scopeKnown = scope ~= nil }
 
   local failure = run_probes(wf, report)
   local instance = instance_name(ctx, source)
