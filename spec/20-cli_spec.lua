@@ -1191,6 +1191,17 @@ describe("sapwf command line", function()
         assert.matches("403  (SAP names the role ProcessAutomationDeveloper)", human.stdout, 1,
           true)
         assert.is_nil(human.stdout:find("cf update%-service %S+ %-c"))    -- no command to run
+        -- a 403 for a call not named does not count (README), as with authorities
+        local tasks_only = sapwf({ "--service-key", limited_key, "--service",
+          "process-automation", "-o", "table", "doctor", "tasks" })
+        assert.equal(0, tasks_only.code, tasks_only.stdout)
+        assert.matches("\nOK    every call needed is allowed\n", tasks_only.stdout, 1, true)
+        local named = sapwf({ "--service-key", limited_key, "--service", "process-automation",
+          "doctor", "tasks", "definitions" })
+        assert.equal(5, named.code, named.stderr)
+        assert.same({ "definitions" }, named.json.forbiddenCalls)
+        assert.same({ "ProcessAutomationDeveloper" }, named.json.roles)
+        assert.is_true(contains(named.json.forbidden, "forms"))    -- every call that got 403
         local full = sapwf({ "--service-key", full_key, "--service", "process-automation",
           "doctor" })
         assert.equal(0, full.code, full.stderr)

@@ -224,14 +224,28 @@ local function conclude(report, needed, granted, scope_known, instance)
   return missing
 end
 
--- SPA: no authorities to grant; the calls that answered 403 and the roles SAP names.
-local function conclude_spa(report)
-  local forbidden = {}
-  for _, check in ipairs(report.checks) do
-    if check.result == "forbidden" then forbidden[#forbidden + 1] = check.operation end
+-- SPA: no authorities to grant; the calls that answered 403 and the roles SAP names. Only
+-- the calls of the named operations (those whose authority is in needed) count, as with
+-- authorities: a 403 for a call not named does not (README). Returns the calls that count;
+-- report.forbidden gets every call that answered 403.
+local function conclude_spa(report, needed)
+  local needed_set = {}
+  for _, authority in ipairs(needed) do
+    needed_set[authority] = true
   end
+  local all, forbidden, roles = {}, {}, {}
+  for _, check in ipairs(report.checks) do
+    if check.result == "forbidden" then
+      all[#all + 1] = check.operation
+      if needed_set[check.authority] then
+        forbidden[#forbidden + 1] = check.operation
+        if check.role then roles[check.role] = true end
+      end
+    end
+  end
+  report.forbidden = json.array(all)
   report.forbiddenCalls = json.array(forbidden)
-  report.roles = json.array(sorted_keys(report.roles))
+  report.roles = json.array(sorted_keys(roles))
   report.needed, report.granted, report.missing = json.array(), json.array(), json.array()
   if #forbidden > 0 then
     report.explanation = "SAP Build Process Automation answers 403 both for credentials it "
@@ -316,7 +330,8 @@ local function print_human(out, report)
   local failed = report.errors > 0
   if report.forbiddenCalls then
     if #report.forbiddenCalls == 0 then
-      if not failed then w(mark(true), "  every call tried is allowed\n") end
+      -- "needed": a 403 for a call not named may be in the lines above
+      if not failed then w(mark(true), "  every call needed is allowed\n") end
     else
       w(mark(false), "  403 on ", tostring(#report.forbiddenCalls), " call",
         #report.forbiddenCalls == 1 and "" or "s", ": ",
@@ -401,13 +416,12 @@ function M.run(ctx, args)
   report.empty = nil
   local missing
   if report.key.service == service.SPA then
-    missing = conclude_spa(report)
+    missing = conclude_spa(report, needed)       -- report.forbidden: the calls that got 403
   else
     report.roles = nil
     missing = conclude(report, needed, granted, scope ~= nil, instance)
+    report.forbidden = json.array(sorted_keys(report.forbidden))   -- the authorities
   end
-  -- the authorities that answered 403 (SPA: the calls, as forbiddenCalls says)
-  report.forbidden = json.array(report.forbiddenCalls or sorted_keys(report.forbidden))
   -- A failed call (401 of a gateway, 5xx, the network) left something unchecked: its code
   -- comes first, as when the token endpoint fails (docs/CLI.md), 403s count only after it.
   if failure then
