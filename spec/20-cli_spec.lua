@@ -1252,6 +1252,11 @@ describe("sapwf command line", function()
       local human = sapwf({ "--service-key", dir .. "/other.json", "--output", "table",
         "doctor" })
       assert.matches("note: empty definitions", human.stdout, 1, true)
+      assert.matches(" cf update-service INSTANCE -c '{\"defaultCollectionQueryFilter\"",
+        human.stdout, 1, true)
+      assert.matches("\n      INSTANCE is the name of the Workflow service instance (`cf "
+        .. "services` lists it); give it with --instance NAME and sapwf fills it in.\n",
+        human.stdout, 1, true)
     end)
 
     it("--output json: the report has the fields docs/CLI.md names, each check's result one " ..
@@ -1289,7 +1294,8 @@ describe("sapwf command line", function()
         end
       end
       assert.is_true(contains(r.json.missing, "WORKFLOW_INSTANCE_GET"))
-      assert.is_string(r.json.command)
+      -- no --instance: the placeholder of every other 403 hint of the command line
+      assert.matches("^cf update%-service INSTANCE %-c '", r.json.command)
       assert.is_false(r.json.ok)
     end)
 

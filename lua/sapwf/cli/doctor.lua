@@ -21,6 +21,7 @@ local exitcodes = require "sapwf.cli.exitcodes"
 local authorities = require "sapwf.cli.authorities"
 local output = require "sapwf.cli.output"
 local token_command = require "sapwf.cli.token"
+local cli = require "sapwf.cli"
 
 local M = {}
 
@@ -69,18 +70,20 @@ local function error_text(err)
   return output.bare(output.describe_error(err))
 end
 
--- The service instance name for the cf command: --instance, else the VCAP binding's name.
+-- The service instance name for the cf command: --instance, else the VCAP binding's name,
+-- else the command line's placeholder (cli.INSTANCE), which the table then explains; and
+-- whether it is a name.
 local function instance_name(ctx, source)
   if ctx.args.instance_name then
-    return ctx.args.instance_name
+    return ctx.args.instance_name, true
   end
   if source and source.vcap then
     local _, name = ctx:binding()
     if name then
-      return name
+      return name, true
     end
   end
-  return "<instance>"
+  return cli.INSTANCE, false
 end
 
 -- Step 1: what the key says, without its secret.
@@ -277,7 +280,7 @@ local function mark(ok)
 end
 
 -- The report for people (--output table).
-local function print_human(out, report)
+local function print_human(out, report, instance_known)
   local w = function(...) out:emit(...) end
   local key = report.key or {}
   if key.ok then
@@ -345,12 +348,19 @@ local function print_human(out, report)
     w("      grant them (the list replaces the old one, so it keeps the granted ones):\n")
     w("      ", report.command, "\n")
     w("      then new tokens carry them (`sapwf token` shows the scopes).\n")
+    if not instance_known then w("      ", cli.INSTANCE_HINT, "\n") end
   end
   for _, authority in ipairs(report.forbiddenDespiteGrant or {}) do
     w("      note: 403 although the token has ", authority, " (an older token, or data of ",
       "another application scope)\n")
   end
-  if report.emptyNote then w("      note: ", report.emptyNote, "\n") end
+  if report.emptyNote then
+    w("      note: ", report.emptyNote, "\n")
+    -- said once, after the command above if it was said there already
+    if not instance_known and not report.command and report.key.service ~= service.SPA then
+      w("      ", cli.INSTANCE_HINT, "\n")
+    end
+  end
   if failed then
     -- last, as the verdict: its exit code is the first failure's
     for _, check in ipairs(report.checks) do
@@ -364,10 +374,11 @@ local function print_human(out, report)
   end
 end
 
-local function finish(ctx, report, code)
+-- instance_known: the cf commands name the service instance (no placeholder to explain).
+local function finish(ctx, report, code, instance_known)
   report.ok = code == exitcodes.codes.ok
   if ctx.out.format == "table" then
-    print_human(ctx.out, report)
+    print_human(ctx.out, report, instance_known)
   else
     ctx.out:json(report)
   end
@@ -411,7 +422,7 @@ function M.run(ctx, args)
     scopeKnown = scope ~= nil }
 
   local failure = run_probes(wf, report)
-  local instance = instance_name(ctx, source)
+  local instance, instance_known = instance_name(ctx, source)
   note_empty(report, instance)
   report.empty = nil
   local missing
@@ -425,12 +436,12 @@ function M.run(ctx, args)
   -- A failed call (401 of a gateway, 5xx, the network) left something unchecked: its code
   -- comes first, as when the token endpoint fails (docs/CLI.md), 403s count only after it.
   if failure then
-    return finish(ctx, report, exitcodes.for_error(failure))
+    return finish(ctx, report, exitcodes.for_error(failure), instance_known)
   end
   if #missing > 0 then
-    return finish(ctx, report, exitcodes.codes.forbidden)
+    return finish(ctx, report, exitcodes.codes.forbidden, instance_known)
   end
-  return finish(ctx, report, exitcodes.codes.ok)
+  return finish(ctx, report, exitcodes.codes.ok, instance_known)
 end
 
 return M
