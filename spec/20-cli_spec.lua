@@ -438,6 +438,7 @@ describe("sapwf command line", function()
       assert.matches("\nFAIL  5 calls failed, the first: auth %(401%) GET /v1/workflow%-"
         .. "definitions: Invalid ApiKey[^\n]*\n$", doctor.stdout)
       assert.is_nil(doctor.stdout:find("OK    every authority", 1, true))
+      assert.matches("  ERR  auth (401) GET /v1/forms: Invalid ApiKey", doctor.stdout, 1, true)
       local report = run({ "-o", "json", "doctor" }).json
       assert.is_false(report.ok)
       assert.equal(5, report.errors)
@@ -700,6 +701,7 @@ describe("sapwf command line", function()
       local doctor = run({ "doctor" })
       assert.equal(0, doctor.code, doctor.stderr)
       assert.equal(json.null, doctor.json.token.expiresIn)
+      assert.is_false(doctor.json.token.scopeKnown)    -- the answer named no scopes either
       local human = run({ "-o", "table", "doctor" })
       assert.matches("\nOK    token: no expiry given;", human.stdout, 1, true)
       -- a lifetime past any four-digit year (the library says math.huge only beyond 1e15):
@@ -1121,6 +1123,14 @@ describe("sapwf command line", function()
       assert.is_nil(r.json.emptyNote)
       assert.is_true(r.json.key.ok)
       assert.equal(emu:service_key("full").uaa.clientid, r.json.key.clientId)
+      assert.equal(emu:service_key("full").uaa.url .. "/oauth/token", r.json.key.tokenUrl)
+      assert.equal(emu:service_key("full").endpoints.workflow_rest_url, r.json.key.apiUrl)
+      assert.equal("secret", r.json.key.credential)
+      assert.matches("tokenUrl is not https://", r.json.key.warnings[1], 1, true)
+      assert.equal("workflow", r.json.key.service)
+      assert.is_true(r.json.token.scopeKnown)
+      assert.equal(0, r.json.errors)
+      assert.same({}, r.json.forbidden)
       local results = {}
       for _, check in ipairs(r.json.checks) do
         results[check.operation] = check.result
@@ -1184,6 +1194,7 @@ describe("sapwf command line", function()
         assert.is_true(contains(r.json.roles, "ProcessAutomationDeveloper"))
         assert.is_true(contains(r.json.roles, "ProcessAutomationAdmin"))
         assert.is_nil(r.json.command)
+        assert.same({ {}, {}, {} }, { r.json.needed, r.json.granted, r.json.missing })
         assert.matches("grants access by roles", r.json.explanation, 1, true)
         local human = sapwf({ "--service-key", limited_key, "--service", "process-automation",
           "--output", "table", "doctor" })
@@ -1201,6 +1212,8 @@ describe("sapwf command line", function()
         assert.equal(5, named.code, named.stderr)
         assert.same({ "definitions" }, named.json.forbiddenCalls)
         assert.same({ "ProcessAutomationDeveloper" }, named.json.roles)
+        assert.same({ "definitions", "ProcessAutomationDeveloper" },
+          { named.json.checks[1].operation, named.json.checks[1].role })
         assert.is_true(contains(named.json.forbidden, "forms"))    -- every call that got 403
         local full = sapwf({ "--service-key", full_key, "--service", "process-automation",
           "doctor" })
@@ -1287,6 +1300,15 @@ describe("sapwf command line", function()
       assert.same({ tasks = "ok", instances = "forbidden", task_definitions = "error",
         context = "skipped" }, { tasks = results.tasks, instances = results.instances,
         task_definitions = results.task_definitions, context = results.context })
+      for _, check in ipairs(r.json.checks) do
+        if check.operation == "task_definitions" then
+          assert.matches("^invalid %(400%) GET /v1/task%-definitions: ", check.error)
+        elseif check.operation == "tasks" then
+          assert.equal("empty", check.note)
+        elseif check.operation == "context" then
+          assert.equal("no instance to try it on", check.note)
+        end
+      end
       for _, field in ipairs({ "needed", "granted", "missing" }) do
         assert.is_table(r.json[field], field)
         for _, authority in ipairs(r.json[field]) do
@@ -1297,6 +1319,16 @@ describe("sapwf command line", function()
       -- no --instance: the placeholder of every other 403 hint of the command line
       assert.matches("^cf update%-service INSTANCE %-c '", r.json.command)
       assert.is_false(r.json.ok)
+      assert.same({ "FORM_DEFINITION_GET", "WORKFLOW_DEFINITION_GET", "WORKFLOW_INSTANCE_GET" },
+        r.json.forbidden)
+      assert.is_nil(r.json.forbiddenDespiteGrant)
+      -- a 403 for an authority the token has: a note (an older token, another application
+      -- scope), nothing to grant, so no failure
+      emu:fault{ fault = "status", status = 403, times = -1, method = "GET", path = "/v1/forms" }
+      local puzzled = run({ "doctor" })
+      assert.equal(0, puzzled.code, puzzled.stdout)
+      assert.same({ "FORM_DEFINITION_GET" }, puzzled.json.forbiddenDespiteGrant)
+      assert.same({ "FORM_DEFINITION_GET" }, puzzled.json.forbidden)
     end)
 
     it("a wrong secret: explains invalid_client, exit 4", function()
@@ -1307,6 +1339,7 @@ describe("sapwf command line", function()
       assert.equal(4, r.code)
       assert.is_false(r.json.token.ok)
       assert.equal("invalid_client", r.json.token.code)
+      assert.same({ "auth", 401 }, { r.json.token.kind, r.json.token.status })
       assert.matches("invalid_client", r.json.token.explanation)
     end)
   end)
@@ -1458,6 +1491,14 @@ describe("sapwf command line", function()
       local trusted = sapwf({ "--service-key", dir .. "/tls.json", "--cafile", emu.ca_file,
         "definitions" })
       assert.equal(0, trusted.code, trusted.stderr)
+      -- doctor too when only the API fails so: a token, then every call a network failure
+      local mixed = json.decode(read_file(full_key))
+      mixed.endpoints = json.decode(read_file(dir .. "/tls.json")).endpoints
+      write_file(dir .. "/mixed.json", json.encode(mixed))
+      local doctor = sapwf({ "--service-key", dir .. "/mixed.json", "doctor" })
+      assert.equal(7, doctor.code, doctor.stdout)
+      assert.is_true(doctor.json.token.ok)
+      assert.equal(5, doctor.json.errors)
 
       -- times = -1: sapwf retries a timed-out GET by itself, and each retry must time out too
       emu:fault({ fault = "delay", delay = 3, times = -1, method = "GET",
@@ -1480,6 +1521,11 @@ describe("sapwf command line", function()
       local doctor = run({ "doctor" })
       emu:clear_faults()
       assert.equal(8, doctor.code, doctor.stderr)
+      -- and when a call fails so (501: a 5xx sapwf does not send again, so no wait)
+      emu:fault({ fault = "status", status = 501, times = -1, method = "GET", path = "/v1/forms" })
+      local call = run({ "doctor" })
+      assert.equal(8, call.code, call.stdout)
+      assert.equal(1, call.json.errors)
     end)
   end)
 

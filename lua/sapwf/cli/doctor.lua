@@ -9,9 +9,12 @@
 --    `cf update-service` command that grants them. That command lists the authorities already
 --    granted too, because the list it sets replaces the old one.
 -- With a key of SAP Build Process Automation (SPA) steps 3 and 5 change: SPA grants roles,
--- not authorities, so doctor names the calls that answered 403 and the role SAP names for
--- each, never a cf command. A list that is empty although allowed gets a note on why.
--- Exit 0 when nothing needed is missing, 5 when something is (3/4/7 when it cannot tell).
+-- not authorities, so doctor names the calls of the named operations that answered 403 and
+-- the role SAP names for each, never a cf command. A list an application scope filters that
+-- is empty although allowed gets a note on why.
+-- Exit 0 when nothing needed is missing, 5 when something is; when it cannot tell (the key,
+-- the token endpoint or a call failed otherwise than with 403 or 404), the first failure's
+-- code.
 local json = require "sapwf.json"
 local errors = require "sapwf.errors"
 local operations = require "sapwf.operations"
