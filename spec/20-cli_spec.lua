@@ -431,6 +431,17 @@ describe("sapwf command line", function()
       assert.matches("Invalid ApiKey", refused.stderr, 1, true)
       assert.matches("behind an API gateway, give its key with --header", refused.stderr, 1,
                      true)
+      -- doctor without it: every list fails with 401, so its verdict is FAIL with that
+      -- failure's exit code, not "every authority needed is granted" (docs/CLI.md)
+      local doctor = run({ "-o", "table", "doctor" })
+      assert.equal(4, doctor.code, doctor.stdout)
+      assert.matches("\nFAIL  5 calls failed, the first: auth %(401%) GET /v1/workflow%-"
+        .. "definitions: Invalid ApiKey[^\n]*\n$", doctor.stdout)
+      assert.is_nil(doctor.stdout:find("OK    every authority", 1, true))
+      assert.matches("  ERR  auth (401) GET /v1/forms: Invalid ApiKey", doctor.stdout, 1, true)
+      local report = run({ "-o", "json", "doctor" }).json
+      assert.is_false(report.ok)
+      assert.equal(5, report.errors)
     end)
 
     it("is a usage error (exit 2), never echoed, when it cannot be sent", function()
@@ -677,6 +688,41 @@ describe("sapwf command line", function()
         assert.equal("200", status(token))
         assert.equal("401", status(token .. "x"))
       end)
+
+    it("a token answer without expires_in: no expiry, null in JSON, said in a table; " ..
+       "doctor alike", function()
+      local token = run({ "token", "--raw" }, { allowed_token = true }).stdout:match("^(%S+)\n$")
+      tokens[#tokens + 1] = token
+      -- RFC 6749 only recommends expires_in: the library then reports math.huge seconds
+      local answer = json.encode({ access_token = token, token_type = "bearer" })
+      emu:fault{ fault = "body", method = "POST", path = "/oauth/token", times = -1,
+                 body = answer }
+      local r = run({ "token" })
+      assert.equal(0, r.code, r.stderr)
+      assert.equal(json.null, r.json.expiresIn)
+      assert.equal(json.null, r.json.expiresAt)
+      local tabled = run({ "-o", "table", "token" })
+      assert.equal(0, tabled.code, tabled.stderr)
+      assert.matches("\nexpiresIn  no expiry given\n", "\n" .. tabled.stdout, 1, true)
+      local raw = run({ "token", "--raw" }, { allowed_token = token })
+      assert.equal(0, raw.code, raw.stderr)
+      assert.equal(token .. "\n", raw.stdout)
+      local doctor = run({ "doctor" })
+      assert.equal(0, doctor.code, doctor.stderr)
+      assert.equal(json.null, doctor.json.token.expiresIn)
+      assert.is_false(doctor.json.token.scopeKnown)    -- the answer named no scopes either
+      local human = run({ "-o", "table", "doctor" })
+      assert.matches("\nOK    token: no expiry given;", human.stdout, 1, true)
+      -- a lifetime past any four-digit year (the library says math.huge only beyond 1e15):
+      -- its seconds, but no expiresAt
+      emu:clear_faults()
+      emu:fault{ fault = "body", method = "POST", path = "/oauth/token", times = -1,
+                 body = answer:sub(1, -2) .. ',"expires_in":1e12}' }
+      local far = run({ "token" })
+      assert.equal(0, far.code, far.stderr)
+      assert.is_true(far.json.expiresIn > 1e12 - 60 and far.json.expiresIn <= 1e12)
+      assert.equal(json.null, far.json.expiresAt)
+    end)
 
     it("the limited key's token lacks the start authority", function()
       local r = sapwf({ "--service-key", limited_key, "token" })
@@ -1089,8 +1135,19 @@ describe("sapwf command line", function()
       assert.is_true(r.json.ok)
       assert.same({}, r.json.missing)
       assert.is_nil(r.json.command)
+      -- a fresh instance has no error messages or attachments: those GETs by id are not
+      -- lists an application scope filters, so no advice to change the service's config
+      assert.is_nil(r.json.emptyNote)
       assert.is_true(r.json.key.ok)
       assert.equal(emu:service_key("full").uaa.clientid, r.json.key.clientId)
+      assert.equal(emu:service_key("full").uaa.url .. "/oauth/token", r.json.key.tokenUrl)
+      assert.equal(emu:service_key("full").endpoints.workflow_rest_url, r.json.key.apiUrl)
+      assert.equal("secret", r.json.key.credential)
+      assert.matches("tokenUrl is not https://", r.json.key.warnings[1], 1, true)
+      assert.equal("workflow", r.json.key.service)
+      assert.is_true(r.json.token.scopeKnown)
+      assert.equal(0, r.json.errors)
+      assert.same({}, r.json.forbidden)
       local results = {}
       for _, check in ipairs(r.json.checks) do
         results[check.operation] = check.result
@@ -1154,6 +1211,7 @@ describe("sapwf command line", function()
         assert.is_true(contains(r.json.roles, "ProcessAutomationDeveloper"))
         assert.is_true(contains(r.json.roles, "ProcessAutomationAdmin"))
         assert.is_nil(r.json.command)
+        assert.same({ {}, {}, {} }, { r.json.needed, r.json.granted, r.json.missing })
         assert.matches("grants access by roles", r.json.explanation, 1, true)
         local human = sapwf({ "--service-key", limited_key, "--service", "process-automation",
           "--output", "table", "doctor" })
@@ -1161,6 +1219,19 @@ describe("sapwf command line", function()
         assert.matches("403  (SAP names the role ProcessAutomationDeveloper)", human.stdout, 1,
           true)
         assert.is_nil(human.stdout:find("cf update%-service %S+ %-c"))    -- no command to run
+        -- a 403 for a call not named does not count (README), as with authorities
+        local tasks_only = sapwf({ "--service-key", limited_key, "--service",
+          "process-automation", "-o", "table", "doctor", "tasks" })
+        assert.equal(0, tasks_only.code, tasks_only.stdout)
+        assert.matches("\nOK    every call needed is allowed\n", tasks_only.stdout, 1, true)
+        local named = sapwf({ "--service-key", limited_key, "--service", "process-automation",
+          "doctor", "tasks", "definitions" })
+        assert.equal(5, named.code, named.stderr)
+        assert.same({ "definitions" }, named.json.forbiddenCalls)
+        assert.same({ "ProcessAutomationDeveloper" }, named.json.roles)
+        assert.same({ "definitions", "ProcessAutomationDeveloper" },
+          { named.json.checks[1].operation, named.json.checks[1].role })
+        assert.is_true(contains(named.json.forbidden, "forms"))    -- every call that got 403
         local full = sapwf({ "--service-key", full_key, "--service", "process-automation",
           "doctor" })
         assert.equal(0, full.code, full.stderr)
@@ -1211,6 +1282,11 @@ describe("sapwf command line", function()
       local human = sapwf({ "--service-key", dir .. "/other.json", "--output", "table",
         "doctor" })
       assert.matches("note: empty definitions", human.stdout, 1, true)
+      assert.matches(" cf update-service INSTANCE -c '{\"defaultCollectionQueryFilter\"",
+        human.stdout, 1, true)
+      assert.matches("\n      INSTANCE is the name of the Workflow service instance (`cf "
+        .. "services` lists it); give it with --instance NAME and sapwf fills it in.\n",
+        human.stdout, 1, true)
     end)
 
     it("--output json: the report has the fields docs/CLI.md names, each check's result one " ..
@@ -1221,7 +1297,10 @@ describe("sapwf command line", function()
                  path = "/v1/task-definitions" }
       local r = sapwf({ "--service-key", limited_key, "--output", "json", "doctor" })
       emu:clear_faults()
-      assert.equal(5, r.code, r.stderr)
+      -- a call that failed decides the exit code (400: 9) over the missing authorities (5):
+      -- doctor could not check everything
+      assert.equal(9, r.code, r.stderr)
+      assert.equal(1, r.json.errors)
       assert.is_table(r.json.key)
       assert.is_true(r.json.key.ok)
       assert.is_table(r.json.token)
@@ -1238,6 +1317,15 @@ describe("sapwf command line", function()
       assert.same({ tasks = "ok", instances = "forbidden", task_definitions = "error",
         context = "skipped" }, { tasks = results.tasks, instances = results.instances,
         task_definitions = results.task_definitions, context = results.context })
+      for _, check in ipairs(r.json.checks) do
+        if check.operation == "task_definitions" then
+          assert.matches("^invalid %(400%) GET /v1/task%-definitions: ", check.error)
+        elseif check.operation == "tasks" then
+          assert.equal("empty", check.note)
+        elseif check.operation == "context" then
+          assert.equal("no instance to try it on", check.note)
+        end
+      end
       for _, field in ipairs({ "needed", "granted", "missing" }) do
         assert.is_table(r.json[field], field)
         for _, authority in ipairs(r.json[field]) do
@@ -1245,8 +1333,19 @@ describe("sapwf command line", function()
         end
       end
       assert.is_true(contains(r.json.missing, "WORKFLOW_INSTANCE_GET"))
-      assert.is_string(r.json.command)
+      -- no --instance: the placeholder of every other 403 hint of the command line
+      assert.matches("^cf update%-service INSTANCE %-c '", r.json.command)
       assert.is_false(r.json.ok)
+      assert.same({ "FORM_DEFINITION_GET", "WORKFLOW_DEFINITION_GET", "WORKFLOW_INSTANCE_GET" },
+        r.json.forbidden)
+      assert.is_nil(r.json.forbiddenDespiteGrant)
+      -- a 403 for an authority the token has: a note (an older token, another application
+      -- scope), nothing to grant, so no failure
+      emu:fault{ fault = "status", status = 403, times = -1, method = "GET", path = "/v1/forms" }
+      local puzzled = run({ "doctor" })
+      assert.equal(0, puzzled.code, puzzled.stdout)
+      assert.same({ "FORM_DEFINITION_GET" }, puzzled.json.forbiddenDespiteGrant)
+      assert.same({ "FORM_DEFINITION_GET" }, puzzled.json.forbidden)
     end)
 
     it("a wrong secret: explains invalid_client, exit 4", function()
@@ -1257,6 +1356,7 @@ describe("sapwf command line", function()
       assert.equal(4, r.code)
       assert.is_false(r.json.token.ok)
       assert.equal("invalid_client", r.json.token.code)
+      assert.same({ "auth", 401 }, { r.json.token.kind, r.json.token.status })
       assert.matches("invalid_client", r.json.token.explanation)
     end)
   end)
@@ -1408,6 +1508,14 @@ describe("sapwf command line", function()
       local trusted = sapwf({ "--service-key", dir .. "/tls.json", "--cafile", emu.ca_file,
         "definitions" })
       assert.equal(0, trusted.code, trusted.stderr)
+      -- doctor too when only the API fails so: a token, then every call a network failure
+      local mixed = json.decode(read_file(full_key))
+      mixed.endpoints = json.decode(read_file(dir .. "/tls.json")).endpoints
+      write_file(dir .. "/mixed.json", json.encode(mixed))
+      local doctor = sapwf({ "--service-key", dir .. "/mixed.json", "doctor" })
+      assert.equal(7, doctor.code, doctor.stdout)
+      assert.is_true(doctor.json.token.ok)
+      assert.equal(5, doctor.json.errors)
 
       -- times = -1: sapwf retries a timed-out GET by itself, and each retry must time out too
       emu:fault({ fault = "delay", delay = 3, times = -1, method = "GET",
@@ -1430,6 +1538,11 @@ describe("sapwf command line", function()
       local doctor = run({ "doctor" })
       emu:clear_faults()
       assert.equal(8, doctor.code, doctor.stderr)
+      -- and when a call fails so (501: a 5xx sapwf does not send again, so no wait)
+      emu:fault({ fault = "status", status = 501, times = -1, method = "GET", path = "/v1/forms" })
+      local call = run({ "doctor" })
+      assert.equal(8, call.code, call.stdout)
+      assert.equal(1, call.json.errors)
     end)
   end)
 

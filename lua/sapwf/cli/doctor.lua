@@ -9,9 +9,12 @@
 --    `cf update-service` command that grants them. That command lists the authorities already
 --    granted too, because the list it sets replaces the old one.
 -- With a key of SAP Build Process Automation (SPA) steps 3 and 5 change: SPA grants roles,
--- not authorities, so doctor names the calls that answered 403 and the role SAP names for
--- each, never a cf command. A list that is empty although allowed gets a note on why.
--- Exit 0 when nothing needed is missing, 5 when something is (3/4/7 when it cannot tell).
+-- not authorities, so doctor names the calls of the named operations that answered 403 and
+-- the role SAP names for each, never a cf command. A list an application scope filters that
+-- is empty although allowed gets a note on why.
+-- Exit 0 when nothing needed is missing, 5 when something is; when it cannot tell (the key,
+-- the token endpoint or a call failed otherwise than with 403 or 404), the first failure's
+-- code.
 local json = require "sapwf.json"
 local errors = require "sapwf.errors"
 local operations = require "sapwf.operations"
@@ -20,15 +23,19 @@ local service = require "sapwf.service"
 local exitcodes = require "sapwf.cli.exitcodes"
 local authorities = require "sapwf.cli.authorities"
 local output = require "sapwf.cli.output"
+local token_command = require "sapwf.cli.token"
+local cli = require "sapwf.cli"
 
 local M = {}
 
 -- The read-only calls to try: operation name and how to call it. `needs` names the id
--- (from a list result) the call takes.
+-- (from a list result) the call takes. `scoped`: a list the application scope filters
+-- (defaultCollectionQueryFilter applies to collection GETs, never to a GET by id), so
+-- that only its emptiness gets the note on scopes.
 local PROBES = {
-  { "definitions", function(wf) return wf:definitions({ top = 1 }) end },
-  { "instances", function(wf) return wf:instances({ top = 1 }) end },
-  { "tasks", function(wf) return wf:tasks({ top = 1 }) end },
+  { "definitions", function(wf) return wf:definitions({ top = 1 }) end, scoped = true },
+  { "instances", function(wf) return wf:instances({ top = 1 }) end, scoped = true },
+  { "tasks", function(wf) return wf:tasks({ top = 1 }) end, scoped = true },
   { "task_definitions", function(wf) return wf:task_definitions({ top = 1 }) end },
   { "forms", function(wf) return wf:forms({ top = 1 }) end },
   { "definition", function(wf, id) return wf:definition(id) end, needs = "definition" },
@@ -66,18 +73,20 @@ local function error_text(err)
   return output.bare(output.describe_error(err))
 end
 
--- The service instance name for the cf command: --instance, else the VCAP binding's name.
+-- The service instance name for the cf command: --instance, else the VCAP binding's name,
+-- else the command line's placeholder (cli.INSTANCE), which the table then explains; and
+-- whether it is a name.
 local function instance_name(ctx, source)
   if ctx.args.instance_name then
-    return ctx.args.instance_name
+    return ctx.args.instance_name, true
   end
   if source and source.vcap then
     local _, name = ctx:binding()
     if name then
-      return name
+      return name, true
     end
   end
-  return "<instance>"
+  return cli.INSTANCE, false
 end
 
 -- Step 1: what the key says, without its secret.
@@ -115,7 +124,8 @@ local function check_key(ctx, report)
   return source
 end
 
--- Step 4: one probe; records the outcome and returns the call's result.
+-- Step 4: one probe; records the outcome and returns the call's result, and the error of
+-- a call that failed otherwise than with 403 or 404 (nil for those).
 local function probe(wf, report, entry, id)
   local name, call = entry[1], entry[2]
   local op = operations.by_name[name]
@@ -125,7 +135,7 @@ local function probe(wf, report, entry, id)
     check.result = "ok"
     if type(value) == "table" and next(value) == nil then
       check.note = "empty"
-      report.empty[#report.empty + 1] = name
+      if entry.scoped then report.empty[#report.empty + 1] = name end
     end
   elseif type(err) == "table" and err.kind == "forbidden" then
     check.result = "forbidden"
@@ -142,17 +152,21 @@ local function probe(wf, report, entry, id)
     check.result = "error"
     check.error = error_text(err)
     report.errors = report.errors + 1
+    report.checks[#report.checks + 1] = check
+    return nil, err
   end
   report.checks[#report.checks + 1] = check
   return value
 end
 
+-- Runs every probe; returns the error of the first call that failed otherwise (nil: none).
 local function run_probes(wf, report)
-  local ids = {}
+  local ids, first_err = {}, nil
   for _, entry in ipairs(PROBES) do
+    local list, err
     if entry.needs then
       if ids[entry.needs] then
-        probe(wf, report, entry, ids[entry.needs])
+        list, err = probe(wf, report, entry, ids[entry.needs])
       else
         local op = operations.by_name[entry[1]]
         report.checks[#report.checks + 1] = { operation = entry[1],
@@ -160,13 +174,15 @@ local function run_probes(wf, report)
           note = "no " .. entry.needs .. " to try it on" }
       end
     else
-      local list = probe(wf, report, entry)
+      list, err = probe(wf, report, entry)
       local first = type(list) == "table" and list[1]
       if type(first) == "table" and ID_FROM[entry[1]] and first.id ~= nil then
         ids[ID_FROM[entry[1]]] = tostring(first.id)
       end
     end
+    first_err = first_err or err
   end
+  return first_err
 end
 
 -- Step 5: needed - granted, and the command that grants them.
@@ -214,14 +230,28 @@ local function conclude(report, needed, granted, scope_known, instance)
   return missing
 end
 
--- SPA: no authorities to grant; the calls that answered 403 and the roles SAP names.
-local function conclude_spa(report)
-  local forbidden = {}
-  for _, check in ipairs(report.checks) do
-    if check.result == "forbidden" then forbidden[#forbidden + 1] = check.operation end
+-- SPA: no authorities to grant; the calls that answered 403 and the roles SAP names. Only
+-- the calls of the named operations (those whose authority is in needed) count, as with
+-- authorities: a 403 for a call not named does not (README). Returns the calls that count;
+-- report.forbidden gets every call that answered 403.
+local function conclude_spa(report, needed)
+  local needed_set = {}
+  for _, authority in ipairs(needed) do
+    needed_set[authority] = true
   end
+  local all, forbidden, roles = {}, {}, {}
+  for _, check in ipairs(report.checks) do
+    if check.result == "forbidden" then
+      all[#all + 1] = check.operation
+      if needed_set[check.authority] then
+        forbidden[#forbidden + 1] = check.operation
+        if check.role then roles[check.role] = true end
+      end
+    end
+  end
+  report.forbidden = json.array(all)
   report.forbiddenCalls = json.array(forbidden)
-  report.roles = json.array(sorted_keys(report.roles))
+  report.roles = json.array(sorted_keys(roles))
   report.needed, report.granted, report.missing = json.array(), json.array(), json.array()
   if #forbidden > 0 then
     report.explanation = "SAP Build Process Automation answers 403 both for credentials it "
@@ -253,7 +283,7 @@ local function mark(ok)
 end
 
 -- The report for people (--output table).
-local function print_human(out, report)
+local function print_human(out, report, instance_known)
   local w = function(...) out:emit(...) end
   local key = report.key or {}
   if key.ok then
@@ -274,12 +304,13 @@ local function print_human(out, report)
     end
     return
   end
+  local expiry = token.expiresIn == json.null and token_command.NO_EXPIRY
+    or ("expires in " .. tostring(token.expiresIn) .. " s")
   if key.service == service.SPA then
-    w(mark(true), "  token: expires in ", tostring(token.expiresIn), " s (SAP Build Process ",
-      "Automation: access by roles)\n")
+    w(mark(true), "  token: ", expiry, " (SAP Build Process Automation: access by roles)\n")
   else
-    w(mark(true), "  token: expires in ", tostring(token.expiresIn), " s; ",
-      tostring(#report.granted), " authorities granted\n")
+    w(mark(true), "  token: ", expiry, "; ", tostring(#report.granted),
+      " authorities granted\n")
   end
   local call_width = 0
   for _, check in ipairs(report.checks) do
@@ -300,34 +331,57 @@ local function print_human(out, report)
     end
     w(string.format("      %-" .. call_width .. "s  %s\n", check.call, text))
   end
+  -- A call that failed (401, 5xx, the network) allowed no conclusion about it: no OK
+  -- verdict then, whatever the token grants.
+  local failed = report.errors > 0
   if report.forbiddenCalls then
     if #report.forbiddenCalls == 0 then
-      w(mark(true), "  every call tried is allowed\n")
+      -- "needed": a 403 for a call not named may be in the lines above
+      if not failed then w(mark(true), "  every call needed is allowed\n") end
     else
       w(mark(false), "  403 on ", tostring(#report.forbiddenCalls), " call",
         #report.forbiddenCalls == 1 and "" or "s", ": ",
         table.concat(report.forbiddenCalls, " "), "\n      ", report.explanation, "\n")
     end
   elseif #report.missing == 0 then
-    w(mark(true), "  every authority needed is granted\n")
+    if not failed then w(mark(true), "  every authority needed is granted\n") end
   else
     w(mark(false), "  missing ", tostring(#report.missing), " authorit",
       #report.missing == 1 and "y" or "ies", ": ", table.concat(report.missing, " "), "\n")
     w("      grant them (the list replaces the old one, so it keeps the granted ones):\n")
     w("      ", report.command, "\n")
     w("      then new tokens carry them (`sapwf token` shows the scopes).\n")
+    if not instance_known then w("      ", cli.INSTANCE_HINT, "\n") end
   end
   for _, authority in ipairs(report.forbiddenDespiteGrant or {}) do
     w("      note: 403 although the token has ", authority, " (an older token, or data of ",
       "another application scope)\n")
   end
-  if report.emptyNote then w("      note: ", report.emptyNote, "\n") end
+  if report.emptyNote then
+    w("      note: ", report.emptyNote, "\n")
+    -- said once, after the command above if it was said there already
+    if not instance_known and not report.command and report.key.service ~= service.SPA then
+      w("      ", cli.INSTANCE_HINT, "\n")
+    end
+  end
+  if failed then
+    -- last, as the verdict: its exit code is the first failure's
+    for _, check in ipairs(report.checks) do
+      if check.result == "error" then
+        w(mark(false), "  ", report.errors == 1 and "1 call failed: "
+          or (tostring(report.errors) .. " calls failed, the first: "), tostring(check.error),
+          "\n")
+        break
+      end
+    end
+  end
 end
 
-local function finish(ctx, report, code)
+-- instance_known: the cf commands name the service instance (no placeholder to explain).
+local function finish(ctx, report, code, instance_known)
   report.ok = code == exitcodes.codes.ok
   if ctx.out.format == "table" then
-    print_human(ctx.out, report)
+    print_human(ctx.out, report, instance_known)
   else
     ctx.out:json(report)
   end
@@ -367,25 +421,30 @@ function M.run(ctx, args)
   end
   local granted = errors.granted(scope)
   table.sort(granted)
-  report.token = { ok = true, expiresIn = math.floor(seconds_left), scopeKnown = scope ~= nil }
+  report.token = { ok = true, expiresIn = (token_command.expiry(seconds_left)),
+    scopeKnown = scope ~= nil }
 
-  run_probes(wf, report)
-  local instance = instance_name(ctx, source)
+  local failure = run_probes(wf, report)
+  local instance, instance_known = instance_name(ctx, source)
   note_empty(report, instance)
   report.empty = nil
   local missing
   if report.key.service == service.SPA then
-    missing = conclude_spa(report)
+    missing = conclude_spa(report, needed)       -- report.forbidden: the calls that got 403
   else
     report.roles = nil
     missing = conclude(report, needed, granted, scope ~= nil, instance)
+    report.forbidden = json.array(sorted_keys(report.forbidden))   -- the authorities
   end
-  -- the authorities that answered 403 (SPA: the calls, as forbiddenCalls says)
-  report.forbidden = json.array(report.forbiddenCalls or sorted_keys(report.forbidden))
+  -- A failed call (401 of a gateway, 5xx, the network) left something unchecked: its code
+  -- comes first, as when the token endpoint fails (docs/CLI.md), 403s count only after it.
+  if failure then
+    return finish(ctx, report, exitcodes.for_error(failure), instance_known)
+  end
   if #missing > 0 then
-    return finish(ctx, report, exitcodes.codes.forbidden)
+    return finish(ctx, report, exitcodes.codes.forbidden, instance_known)
   end
-  return finish(ctx, report, exitcodes.codes.ok)
+  return finish(ctx, report, exitcodes.codes.ok, instance_known)
 end
 
 return M

@@ -38,7 +38,7 @@ local by_kind = {
 }
 
 local descriptions = {
-  { codes.ok, "success (doctor: every authority needed is granted)" },
+  { codes.ok, "success (doctor: every authority needed is granted and no call failed)" },
   { codes.other, "any other error, also a file or standard output that cannot be written" },
   { codes.usage, "usage: bad arguments, unreadable or invalid --context / --from input, an "
     .. "existing record file without --resume, a record --resume cannot read, a record or "

@@ -9,6 +9,13 @@ local session = require "sapwf.cli.session"
 
 local M = {}
 
+-- The service instance's name in the cf commands the command line prints when --instance
+-- does not give it (403 hints, doctor), and the line saying what to put there: one form
+-- everywhere, not the library's "<instance>".
+M.INSTANCE = "INSTANCE"
+M.INSTANCE_HINT = M.INSTANCE .. " is the name of the Workflow service instance (`cf "
+  .. "services` lists it); give it with --instance NAME and sapwf fills it in."
+
 -- Loaded on use, so `sapwf --help` and `sapwf authorities` need no C module or network.
 local handlers = {
   token = { "sapwf.cli.token", "run" },
@@ -35,7 +42,7 @@ end
 
 -- A 403's fix in the command line's words: a new sapwf command gets a new token by itself,
 -- and the service instance is named with --instance.
-local CLI_HINT_STYLE = { instance = "INSTANCE",
+local CLI_HINT_STYLE = { instance = M.INSTANCE,
   renew = "then run the command again (each sapwf command gets a new token)",
   renew_already = "run the command again: it gets a new token" }
 
@@ -74,8 +81,7 @@ function M.write_hints(out, err, args)
       out.stderr:write("hint: ", errors.forbidden_hint(instance, err.granted or {},
         err.authority, CLI_HINT_STYLE), "\n")
       if not instance then
-        out.stderr:write("hint: INSTANCE is the name of the Workflow service instance (`cf "
-          .. "services` lists it); give it with --instance NAME and sapwf fills it in.\n")
+        out.stderr:write("hint: ", M.INSTANCE_HINT, "\n")
       end
     elseif err.hint then
       out.stderr:write("hint: ", cli_words(tostring(err.hint)), "\n")
