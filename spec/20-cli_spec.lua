@@ -1489,6 +1489,14 @@ describe("sapwf command line", function()
       local missing = run({ "instance", "00000000-0000-4000-8000-000000000000" })
       assert.equal(6, missing.code)
       assert.matches("not_found %(404%)", missing.stderr)
+      -- doctor: a list that answers 404 (an API URL that is not the API's) is a failure
+      local key = emu:service_key("full")
+      key.endpoints.workflow_rest_url = key.endpoints.workflow_rest_url .. "/not-the-api"
+      write_file(dir .. "/wrong-url.json", json.encode(key))
+      local wrong = sapwf({ "--service-key", dir .. "/wrong-url.json", "doctor" })
+      assert.equal(6, wrong.code, wrong.stderr)
+      assert.is_false(wrong.json.ok)
+      assert.equal(5, wrong.json.errors)
     end)
 
     it("7 for a closed port, a TLS failure and a timeout; --cafile and --timeout work", function()

@@ -13,8 +13,8 @@
 -- the role SAP names for each, never a cf command. A list an application scope filters that
 -- is empty although allowed gets a note on why.
 -- Exit 0 when nothing needed is missing, 5 when something is; when it cannot tell (the key,
--- the token endpoint or a call failed otherwise than with 403 or 404), the first failure's
--- code.
+-- the token endpoint or a call failed otherwise than with 403, or than with a 404 for one
+-- item), the first failure's code.
 local json = require "sapwf.json"
 local errors = require "sapwf.errors"
 local operations = require "sapwf.operations"
@@ -144,8 +144,9 @@ local function probe(wf, report, entry, id)
       check.role = err.role
       report.roles[err.role] = true
     end
-  elseif type(err) == "table" and err.kind == "not_found" then
-    -- Past the authority check: a task without a form, a deleted instance.
+  elseif type(err) == "table" and err.kind == "not_found" and entry.needs then
+    -- Past the authority check: a task without a form, a deleted instance. (A list is
+    -- never missing: its 404 says the API URL is wrong, a failure like any other.)
     check.result = "ok"
     check.note = "not found"
   else
