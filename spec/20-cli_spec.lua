@@ -439,6 +439,8 @@ describe("sapwf command line", function()
         .. "definitions: Invalid ApiKey[^\n]*\n$", doctor.stdout)
       assert.is_nil(doctor.stdout:find("OK    every authority", 1, true))
       assert.matches("  ERR  auth (401) GET /v1/forms: Invalid ApiKey", doctor.stdout, 1, true)
+      assert.matches("behind an API gateway, give its key with --header", doctor.stderr, 1,
+                     true)
       local report = run({ "-o", "json", "doctor" }).json
       assert.is_false(report.ok)
       assert.equal(5, report.errors)

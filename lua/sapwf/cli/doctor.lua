@@ -440,7 +440,10 @@ function M.run(ctx, args)
   -- A failed call (401 of a gateway, 5xx, the network) left something unchecked: its code
   -- comes first, as when the token endpoint fails (docs/CLI.md), 403s count only after it.
   if failure then
-    return finish(ctx, report, exitcodes.for_error(failure), instance_known)
+    local code = finish(ctx, report, exitcodes.for_error(failure), instance_known)
+    -- what to do about it, on stderr as any command says it (a gateway's 401: --header)
+    cli.write_hints(ctx.out, failure, args)
+    return code
   end
   if #missing > 0 then
     return finish(ctx, report, exitcodes.codes.forbidden, instance_known)
