@@ -2858,6 +2858,22 @@ describe("sapwf command line", function()
         assert.equal(1, starts())
         assert.equal(0, #emu:instances())
       end)
+
+    it("SIGTERM while its token is asked for again (503, Retry-After 5): the wait ends, the " ..
+      "start is never sent, exit 130", function()
+        emu:fault({ fault = "status", status = 503, retry_after = 5, times = 1,
+          method = "POST", path = "/oauth/token" })
+        local code, shown, stderr, took = run_signalled({ "--service-key", full_key, "start",
+          "simple" }, "TERM", function() return emu:stats().token_requests > 0 end)
+        emu:clear_faults()
+        assert.equal(130, code, stderr)
+        assert.is_nil(shown)
+        assert.is_true(took < 2, "took " .. took .. " s after the signal")
+        assert.matches("interrupted (SIGTERM) before the request was sent: nothing done (the "
+          .. "last attempt: server (503): getting a token", stderr, 1, true)
+        assert.equal(1, emu:stats().token_requests)
+        assert.equal(0, emu:stats().api_requests)
+      end)
   end)
 
   describe("standard output", function()

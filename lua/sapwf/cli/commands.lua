@@ -184,12 +184,13 @@ end
 -- The error for a call whose retry a caught signal stopped (err.interrupted, send.lua): the
 -- library returned the last attempt's error; the user gets what matters to them, that it
 -- was not sent again and so (unless an earlier attempt may have acted) nothing was done.
+-- A token fetch retried (phase "token") means the request itself never went out.
 local function stopped_retry(signal, err)
   local done = err.outcome == "unknown" and "an earlier attempt may have taken effect"
     or "nothing done"
   return { kind = "interrupted", message = string.format("interrupted (%s) before the "
-    .. "request was sent again: %s (the last attempt: %s)", signal, done,
-    output.bare(cli.describe_error(err))) }
+    .. "request was sent%s: %s (the last attempt: %s)", signal,
+    err.phase == "token" and "" or " again", done, output.bare(cli.describe_error(err))) }
 end
 
 -- A call that must not be made twice (a start, a message, a task completion), with Ctrl-C,
