@@ -6,7 +6,8 @@
 LAYERS='
 buffer clock headers path
 exchange
-share files signal lua_request functions
+signal
+share files lua_request functions
 options token
 client
 batch

@@ -165,7 +165,8 @@ describe("sapwf command line", function()
     return sapwf(full, opts)
   end
 
-  -- Runs `sapwf args` in the background and sends it `signal` after `after` seconds.
+  -- Runs `sapwf args` in the background and sends it `signal` after `after` seconds (or
+  -- once after(), a function, is true: within 5 s).
   -- Returns its exit code, its summary (stdout as JSON), its stderr and the seconds from the
   -- last signal to its end. prefix: shell words before the command (`trap '' HUP;` as nohup
   -- does); again: seconds after which the same signal is sent a second time.
@@ -183,7 +184,11 @@ describe("sapwf command line", function()
       .. " >/dev/null 2>&1 &"))
     assert.is_true(wait_for(function() return exists(pid_file) end, 5))
     local kill = "kill -" .. signal .. " " .. read_file(pid_file):match("%d+")
-    sleep(after)
+    if type(after) == "function" then
+      assert.is_true(wait_for(after, 5))
+    else
+      sleep(after)
+    end
     if again == 0 then                          -- twice at once, as `timeout` sends it
       assert.is_true(shell(kill .. "; " .. kill))
     elseif again then
@@ -1084,19 +1089,18 @@ describe("sapwf command line", function()
       local sub = dir .. "/export-twice"
       assert.is_true(shell("mkdir " .. quote(sub)))
       write_file(sub .. "/e.zip", "precious")
-      -- a 503 asking for 2 s: the signals come while it waits to send again, the part file
-      -- beside e.zip (a wait a signal does not shorten, so the process is there for both)
-      emu:fault({ fault = "status", status = 503, retry_after = 2, times = 1, method = "GET",
-                  path = "/v1/export" })
+      -- the token held up 1 s: the signals come while it is on its way (a wait a signal
+      -- does not shorten, so the process is there for both; a retry's wait would end at
+      -- the first), and the export then stops before its first byte
+      emu:fault({ fault = "delay", delay = 1, times = 1, method = "POST",
+                  path = "/oauth/token" })
       local base = dir .. "/export-twice"
       local pid_file, rc_file, err_file = base .. ".pid", base .. ".rc", base .. ".err"
       assert.is_true(shell("env --default-signal=HUP,TERM sh -c " .. quote(command_line({
         "--service-key", full_key, "export", sub .. "/e.zip" }) .. " </dev/null >/dev/null 2>"
         .. quote(err_file) .. " & echo $! > " .. quote(pid_file) .. "; wait $!; echo $? > "
         .. quote(rc_file)) .. " >/dev/null 2>&1 &"))
-      assert.is_true(wait_for(function()
-        return (emu:stats().api_requests_by_operation["GET /v1/export"] or 0) > 0
-      end, 5))
+      assert.is_true(wait_for(function() return emu:stats().token_requests > 0 end, 5))
       -- 50 ms apart, so that the first is handled before the second comes
       local pid = read_file(pid_file):match("%d+")
       assert.is_true(shell("kill -TERM " .. pid .. "; sleep 0.05; kill -TERM " .. pid))
@@ -2124,6 +2128,33 @@ describe("sapwf command line", function()
         assert.equal(40, #results_of(input .. ".started.ndjson"))
       end)
 
+    it("Ctrl-C while a line waits for the rate limit (429, Retry-After 5): the run ends at " ..
+      "once, that line is not sent again and failed, the next not attempted", function()
+        local function starts()
+          return emu:stats().api_requests_by_operation["POST /v1/workflow-instances"] or 0
+        end
+        write_file(input, '{"n":1}\n{"n":2}\n')
+        emu:fault({ fault = "status", status = 429, retry_after = 5, times = 1,
+          method = "POST", path = "/v1/workflow-instances" })
+        local code, summary, stderr, took = run_signalled({ "--service-key", full_key, "start",
+          "simple", "--from", input }, "INT", function() return starts() > 0 end)
+        emu:clear_faults()
+        assert.equal(130, code, stderr)
+        assert.is_true(took < 2, "took " .. took .. " s after the signal")
+        assert.equal(1, starts())
+        assert.equal(0, #emu:instances())
+        assert.is_true(summary.interrupted)
+        assert.equal(0, summary.started)
+        assert.equal(1, summary.failed)
+        assert.equal(0, summary.outcomeUnknown)
+        assert.equal(1, summary.notAttempted)
+        assert.matches("line 1: interrupted (SIGINT) before it was sent again: not started "
+          .. "(rate_limited (429)", stderr, 1, true)
+        local record = lines_of(input .. ".started.ndjson")
+        assert.equal(2, #record)                  -- sending, then what became of it
+        assert.same({ line = 1, outcome = "failed" }, json.decode(record[2]))
+      end)
+
     it("SIGTERM and SIGHUP stop it as Ctrl-C does: the starts in flight are recorded, and " ..
       "--resume sends none of them again", function()
         local lines = {}
@@ -2988,6 +3019,41 @@ describe("sapwf command line", function()
         assert.is_nil(shown)
         assert.matches("interrupted before the request was sent: nothing done", stderr, 1, true)
         assert.equal(0, #emu:instances())
+      end)
+
+    it("Ctrl-C while it waits to be sent again (429, Retry-After 5): the wait ends, it is " ..
+      "not sent again, nothing starts, exit 130", function()
+        local function starts()
+          return emu:stats().api_requests_by_operation["POST /v1/workflow-instances"] or 0
+        end
+        emu:fault({ fault = "status", status = 429, retry_after = 5, times = 1,
+          method = "POST", path = "/v1/workflow-instances" })
+        local code, shown, stderr, took = run_signalled({ "--service-key", full_key, "start",
+          "simple" }, "INT", function() return starts() > 0 end)
+        emu:clear_faults()
+        assert.equal(130, code, stderr)
+        assert.is_nil(shown)
+        assert.is_true(took < 2, "took " .. took .. " s after the signal")
+        assert.matches("interrupted (SIGINT) before the request was sent again: nothing done "
+          .. "(the last attempt: rate_limited (429)", stderr, 1, true)
+        assert.equal(1, starts())
+        assert.equal(0, #emu:instances())
+      end)
+
+    it("SIGTERM while its token is asked for again (503, Retry-After 5): the wait ends, the " ..
+      "start is never sent, exit 130", function()
+        emu:fault({ fault = "status", status = 503, retry_after = 5, times = 1,
+          method = "POST", path = "/oauth/token" })
+        local code, shown, stderr, took = run_signalled({ "--service-key", full_key, "start",
+          "simple" }, "TERM", function() return emu:stats().token_requests > 0 end)
+        emu:clear_faults()
+        assert.equal(130, code, stderr)
+        assert.is_nil(shown)
+        assert.is_true(took < 2, "took " .. took .. " s after the signal")
+        assert.matches("interrupted (SIGTERM) before the request was sent: nothing done (the "
+          .. "last attempt: server (503): getting a token", stderr, 1, true)
+        assert.equal(1, emu:stats().token_requests)
+        assert.equal(0, emu:stats().api_requests)
       end)
   end)
 

@@ -142,5 +142,45 @@ describe("response headers", function()
       assert.has_error(function() core.sleep() end)
       assert.has_error(function() core.sleep("1") end)
     end)
+
+    it("sleep ends early, returning true, when a signal catch_sigint catches comes, or came " ..
+       "before it; otherwise, and once the signals are no longer caught, it sleeps on",
+       function()
+      local stat = assert(io.open("/proc/self/stat", "rb"))
+      local pid = stat:read("*a"):match("^(%d+)")
+      stat:close()
+      core.catch_sigint(true)
+      local ok, err = pcall(function()
+        local t0 = core.monotonic()
+        local ended = core.sleep(0.05)                       -- no signal: the whole time
+        assert.is_true(core.monotonic() - t0 >= 0.05)
+        assert.is_not_true(ended)
+        assert(helpers.run("(sleep 0.1; kill -INT " .. pid .. ") >/dev/null 2>&1 &"))
+        t0 = core.monotonic()
+        ended = core.sleep(5)                                -- a Retry-After's wait
+        local took = core.monotonic() - t0
+        assert.is_true(took < 2, "slept " .. took .. " s")
+        assert.is_true(ended)
+        -- the flag stays set: a sleep after it (a retry's wait when the signal came during
+        -- the request) does not begin
+        t0 = core.monotonic()
+        assert.is_true(core.sleep(5))
+        assert.is_true(core.monotonic() - t0 < 0.5)
+      end)
+      local caught, name = core.sigint_caught()
+      for _ = 1, 60 do                  -- a failure before the signal came: it still comes
+        if caught then break end
+        core.sleep(0.05)
+        caught, name = core.sigint_caught()
+      end
+      core.catch_sigint(false)
+      assert(ok, err)
+      assert.is_true(caught)
+      assert.equal("SIGINT", name)
+      -- not caught any more: as for a program that never caught them
+      local t0 = core.monotonic()
+      assert.is_false(core.sleep(0.05))
+      assert.is_true(core.monotonic() - t0 >= 0.05)
+    end)
   end)
 end)

@@ -518,6 +518,55 @@ describe("batches", function()
       assert.is_true(took < 2, "took " .. took .. " s: the Retry-After (3 s) was waited out")
     end)
 
+    it("while core.catch_sigint catches signals, one ends its waits: the item waiting out a " ..
+       "Retry-After is not sent again, one the limit holds is not sent", function()
+      local wf = client()
+      assert(wf:token())
+      -- the 429 comes at once, the other start's answer 0.1 s later: the third item, taken
+      -- then, waits for the limit the Retry-After holds (or, later, meets the stop); a
+      -- signal that comes sooner or later than meant ends the same way
+      emu:set_limits({ service_time = 0.1 })
+      finally(function() emu:set_limits({}) end)
+      emu:fault{ fault = "status", status = 429, retry_after = 5, method = "POST",
+                 path = "/v1/workflow-instances", times = 1 }
+      core.catch_sigint(true)
+      local ok, results, took = pcall(function()
+        assert(helpers.run("(sleep 0.15; kill -INT " .. our_pid() .. ") >/dev/null 2>&1 &"))
+        local t0 = core.monotonic()
+        local r = wf:start_many(items(3), { concurrency = 2 })
+        return r, core.monotonic() - t0
+      end)
+      local caught = core.sigint_caught()
+      for _ = 1, 60 do                  -- a failure before the signal came: it still comes
+        if caught then break end
+        core.sleep(0.05)
+        caught = core.sigint_caught()
+      end
+      core.catch_sigint(false)
+      emu:clear_faults()
+      assert(ok, results)
+      assert.is_true(took < 2, "took " .. took .. " s: the Retry-After (5 s) was waited out")
+      local refused, started, held = 0, 0, 0
+      for i, r in ipairs(results) do
+        if not sapwf.is_error(r) then
+          started = started + 1
+        elseif r.status == 429 then             -- its last answer, not sent again
+          assert.is_true(r.interrupted, tostring(r))
+          assert.is_nil(r.attempts)
+          assert.equal("rejected", r.outcome)
+          refused = refused + 1
+        else                                    -- never sent
+          assert.same({ "interrupted", "not_sent", true, false },
+                      { r.kind, r.outcome, r.interrupted, r.retryable }, i .. ": " .. tostring(r))
+          held = held + 1
+        end
+      end
+      assert.same({ 1, 1, 1 }, { refused, started, held })
+      assert.equal(2, starts_seen())
+      assert.equal(1, stats().instances_started)
+      wf:close()
+    end)
+
     it("raises for a bad item where it comes, after the items before it", function()
       local wf = client()
       local list, got = items(8), 0

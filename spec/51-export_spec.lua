@@ -168,6 +168,52 @@ describe("binary answers", function()
     assert.same({ "keep.zip" }, helpers.listing(dir))
   end)
 
+  it("waiting to be sent again (503, Retry-After 5): a signal catch_sigint catches ends the " ..
+     "wait, and it is not sent again", function()
+    local target = dir .. "/keep.zip"
+    helpers.write_file(target, "the export of yesterday")
+    local stat = assert(io.open("/proc/self/stat", "rb"))
+    local pid = stat:read("*a"):match("^(%d+)")
+    stat:close()
+    emu:fault{ fault = "status", status = 503, retry_after = 5, method = "GET",
+               path = "/v1/export", times = 1 }
+    local events = {}
+    local quick = assert(sapwf.new{ service_key = emu:service_key("full"), log = function(e)
+      events[#events + 1] = e.event
+      -- the signal 0.1 s into the wait, however long the 503 took to come (valgrind)
+      if e.event == "retry" then
+        assert(helpers.run("(sleep 0.1; kill -INT " .. pid .. ") >/dev/null 2>&1 &"))
+      end
+    end })
+    assert(quick:token())                         -- not the signal's business
+    core.catch_sigint(true)
+    local ok, bytes, err, took = pcall(function()
+      local started = core.monotonic()
+      local b, e = quick:export(target)
+      return b, e, core.monotonic() - started
+    end)
+    local caught = core.sigint_caught()
+    for _ = 1, 60 do                    -- a failure before the signal came: it still comes
+      if caught then break end
+      core.sleep(0.05)
+      caught = core.sigint_caught()
+    end
+    core.catch_sigint(false)
+    quick:close()
+    assert.is_true(ok, tostring(bytes))
+    assert.is_true(took < 2, "took " .. took .. " s")   -- not the 5 s the service asked for
+    assert.is_nil(bytes)
+    assert.equal(503, err.status)                 -- the last attempt's error, marked
+    assert.is_true(err.interrupted)
+    assert.is_nil(err.attempts)                   -- sent once
+    assert.equal("rejected", err.outcome)
+    assert.is_true(caught)
+    assert.equal(1, exports())
+    assert.same({ "retry" }, events)
+    assert.equal("the export of yesterday", helpers.read_file(target))
+    assert.same({ "keep.zip" }, helpers.listing(dir))
+  end)
+
   it("refuse a path that names no regular file, send nothing and leave it as it was",
      function()
     -- a rename would put a regular file in place of a FIFO or a device (as root, of

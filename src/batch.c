@@ -542,8 +542,9 @@ static int pop(lua_State *L, batch *b)
 
 
 /* batch_wait on a held batch. Returns the number of values pushed; 0 with *mc set when
- * libcurl failed, or when nothing came. */
-static int wait(lua_State *L, batch *b, double timeout, CURLMcode *mc)
+ * libcurl failed, or when nothing came; 0 with *signalled set when a caught signal ended
+ * a wait with a timeout (see batch_wait). */
+static int wait(lua_State *L, batch *b, double timeout, CURLMcode *mc, int *signalled)
 {
   double deadline = timeout >= 0 ? sapwf_now() + timeout : 0;
   while (b->done_count == 0) {
@@ -563,6 +564,15 @@ static int wait(lua_State *L, batch *b, double timeout, CURLMcode *mc)
     }
     if (b->running == 0 && timeout < 0)
       return 0;                           /* nothing in flight, nothing to wait for */
+    /* With a timeout the caller also waits for timers of its own (a retry's wait, the
+     * limiter's), which a caught signal ends: batch.lua then sends none of those requests.
+     * Answers that came are handed over first (above). A signal during curl_multi_poll
+     * ends the poll (EINTR, which libcurl takes for no event) and is seen here; one just
+     * before it, within POLL_MS. */
+    if (timeout >= 0 && sapwf_signal_caught()) {
+      *signalled = 1;
+      return 0;
+    }
     if (next > 0) {
       double left = next - sapwf_now();
       if (left * 1000 < wait_ms)
@@ -600,18 +610,22 @@ static int wait(lua_State *L, batch *b, double timeout, CURLMcode *mc)
  * @treturn[2] integer slot
  * @treturn[2] nil
  * @treturn[2] table err, as client:request's
+ * @treturn[3] false when, with a timeout, a signal that catch_sigint(true) catches came
+ * (now or before the call) and no request was done: the caller's timers are over
+ * (batch.lua sends no more retries); without a timeout it waits for what is in flight
  */
 typedef struct wait_call {
   batch *b;
   double timeout;
   CURLMcode mc;
+  int signalled;
 } wait_call;
 
 
 static int held_wait(lua_State *L)
 {
   wait_call *q = lua_touserdata(L, 1);
-  return wait(L, q->b, q->timeout, &q->mc);
+  return wait(L, q->b, q->timeout, &q->mc, &q->signalled);
 }
 
 
@@ -622,6 +636,7 @@ static int batch_wait(lua_State *L)
   q.b = check_batch(L);
   q.timeout = -1;
   q.mc = CURLM_OK;
+  q.signalled = 0;
   if (!lua_isnoneornil(L, 2)) {
     q.timeout = (double)luaL_checknumber(L, 2);
     luaL_argcheck(L, q.timeout >= 0, 2, "timeout must be a number >= 0");   /* refuses NaN */
@@ -632,6 +647,10 @@ static int batch_wait(lua_State *L)
   base = call_held(L, q.b, base);         /* now the number of results */
   if (q.mc != CURLM_OK)
     return luaL_error(L, "sapwf: libcurl multi: %s", curl_multi_strerror(q.mc));
+  if (q.signalled) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
   return base;
 }
 

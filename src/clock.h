@@ -6,7 +6,9 @@
  * is set. The Lua layer reads the same clock (core.monotonic). */
 double sapwf_now(void);
 
-/* Sleeps `seconds` (>= 0); a signal that interrupts the sleep does not shorten it. */
+/* Sleeps `seconds` (>= 0); a signal that interrupts the sleep does not shorten it. (The
+ * sleep that the command line's caught signals end is signal.c's: this layer knows no
+ * signals.) */
 void sapwf_sleep(double seconds);
 
 #endif /* SAPWF_CLOCK_H */

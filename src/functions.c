@@ -27,9 +27,12 @@ int sapwf_core_monotonic(lua_State *L)
 
 /***
  * Blocks the calling thread for `seconds` (0 to 86400; fractions allowed). A signal that
- * interrupts the sleep does not shorten it.
+ * interrupts the sleep does not shorten it, except while catch_sigint(true) catches them:
+ * then Ctrl-C, SIGTERM or SIGHUP ends it (and one that came before keeps it from
+ * beginning), so that the retries, which wait here, send nothing more once told to stop.
  * @function sleep
  * @tparam number seconds
+ * @treturn boolean true when a caught signal ended it early, false after the whole time
  */
 int sapwf_core_sleep(lua_State *L)
 {
@@ -38,8 +41,8 @@ int sapwf_core_sleep(lua_State *L)
   seconds = (double)lua_tonumber(L, 1);
   luaL_argcheck(L, seconds >= 0 && seconds <= MAX_SLEEP, 1,
                 "seconds from 0 to 86400 expected");  /* also refuses NaN */
-  sapwf_sleep(seconds);
-  return 0;
+  lua_pushboolean(L, sapwf_sleep_unless_caught(seconds));
+  return 1;
 }
 
 

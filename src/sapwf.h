@@ -9,8 +9,9 @@
  *   client.c                      the Client userdata and its methods
  *   token.c options.c             the token: fetch, cache, ensure, renew; new's options
  *   lua_request.c functions.c     request arguments in, answers and errors out; helpers
- *   share.c files.c signal.c      per-state share; files (identity, kind, link, new,
- *                                 renamed, locked); SIGINT
+ *   share.c files.c               per-state share; files (identity, kind, link, new,
+ *                                 renamed, locked)
+ *   signal.c                      Ctrl-C, SIGTERM, SIGHUP as a flag, and the sleep it ends
  *   exchange.c                    one libcurl exchange (no Lua: exchange.h)
  *   buffer.c clock.c headers.c path.c   plain C
  * MIT licence, see LICENSE. */
@@ -99,6 +100,8 @@ __attribute__((visibility("default"))) int luaopen_sapwf_core(lua_State *L);
 /* signal.c */
 int sapwf_core_catch_sigint(lua_State *L);
 int sapwf_core_sigint_caught(lua_State *L);
+int sapwf_signal_caught(void);
+int sapwf_sleep_unless_caught(double seconds);
 
 /* files.c */
 int sapwf_core_file_id(lua_State *L);

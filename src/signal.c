@@ -17,12 +17,22 @@
  * that a run outlives its terminal). SIGINT is caught even then: a non-interactive shell
  * ignores it in the commands it puts in the background, where `kill -INT` should still stop
  * a run cleanly.
+ * While they are caught, the first signal also ends the waits before a request is sent
+ * again (sapwf_sleep_unless_caught: core.sleep, the retries' wait; sapwf_signal_caught: a
+ * batch's wait for its timers, batch.c): a user who presses Ctrl-C during a 30 s
+ * Retry-After means "stop", and the request that would have gone out at its end is not
+ * sent (send.lua, batch.lua) instead of being sent and the signal reported afterwards.
+ * A layer of its own, below functions.c and batch.c, which call it; it calls only
+ * exchange.c and clock.c.
  * For the command line only: a signal handler belongs to the process, not to a library.
+ * Nothing here changes a thing while no signal is caught: a library's sleeps and waits are
+ * as long as asked.
  * MIT licence, see LICENSE. */
 #include "sapwf.h"
 
 #include <signal.h>
 #include <string.h>
+#include <sys/select.h>
 #include <time.h>
 
 /* How close to the first signal another one is the same event (see the top). */
@@ -33,6 +43,7 @@ static const char *const signal_names[] = { "SIGINT", "SIGTERM", "SIGHUP" };
 #define N_SIGNALS (sizeof caught_signals / sizeof caught_signals[0])
 
 static volatile sig_atomic_t caught;      /* the first signal that came, or 0 */
+static volatile sig_atomic_t catching;    /* catch_sigint(true) is on */
 static struct timespec caught_at;         /* when it came (CLOCK_MONOTONIC) */
 static struct sigaction previous[N_SIGNALS];
 static int installed[N_SIGNALS];
@@ -78,6 +89,7 @@ int sapwf_core_catch_sigint(lua_State *L)
   on = lua_toboolean(L, 1);
   if (on)
     caught = 0;
+  catching = on;                          /* off: a signal caught before ends no wait */
   sapwf_exchange_interrupt(0);            /* also off: no later transfer is ended */
   for (i = 0; i < N_SIGNALS; i++) {
     int sig = caught_signals[i];
@@ -120,4 +132,69 @@ int sapwf_core_sigint_caught(lua_State *L)
     }
   }
   return 1;
+}
+
+
+/* Whether a signal came while they are caught, and they still are: then the waits before
+ * a request goes out again end (see the top). Async-signal-safe reads only. */
+int sapwf_signal_caught(void)
+{
+  return catching && caught;
+}
+
+
+/* Waits until `until` (sapwf_now's clock) unless a signal is caught first. mask: the signal
+ * mask during the wait, which pselect sets and restores atomically: a signal that came
+ * between the check of the flag and the wait (blocked until then) is delivered at its
+ * start and ends it at once. NULL: nanosleep, where such a signal would be seen only at
+ * the end of the wait (only when the signals could not be blocked, which cannot happen). */
+static void wait_until(double until, const sigset_t *mask)
+{
+  while (!caught) {
+    struct timespec left;
+    double t = until - sapwf_now();
+    if (t <= 0)
+      return;
+    left.tv_sec = (time_t)t;
+    left.tv_nsec = (long)((t - (double)left.tv_sec) * 1e9);
+    if (left.tv_nsec > 999999999L)
+      left.tv_nsec = 999999999L;
+    if (mask != NULL)
+      pselect(0, NULL, NULL, NULL, &left, mask);   /* EINTR: the loop checks the flag */
+    else
+      nanosleep(&left, NULL);
+  }
+}
+
+
+/* Sleeps `seconds` (>= 0), as sapwf_sleep does, but while the signals are caught a caught
+ * signal ends the sleep, and one that came before it keeps it from beginning: a retry that
+ * waits would otherwise go out after the user said stop. Returns 1 when a caught signal
+ * ended (or prevented) it, 0 after the whole time. */
+int sapwf_sleep_unless_caught(double seconds)
+{
+  sigset_t handled, before;
+  size_t i;
+  int ended;
+  if (!catching) {
+    sapwf_sleep(seconds);                 /* a library's sleep: as long as asked */
+    return 0;
+  }
+  /* The caught signals are blocked from the check of the flag to the wait, so that none
+   * falls between them (it would be handled there, and the wait begin after it). In this
+   * thread only: sigprocmask is unspecified in a process with threads (libcurl's
+   * resolver may run one). */
+  sigemptyset(&handled);
+  for (i = 0; i < N_SIGNALS; i++) {
+    if (installed[i])
+      sigaddset(&handled, caught_signals[i]);
+  }
+  if (pthread_sigmask(SIG_BLOCK, &handled, &before) != 0) {
+    wait_until(sapwf_now() + seconds, NULL);
+    return caught != 0;
+  }
+  wait_until(sapwf_now() + seconds, &before);
+  ended = caught != 0;
+  pthread_sigmask(SIG_SETMASK, &before, NULL);
+  return ended;
 }

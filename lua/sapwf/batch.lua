@@ -16,7 +16,7 @@
 -- coroutine with the answer. `concurrency` coroutines run at once and each takes the next
 -- item when its own is done. Retries wait without holding up the others: the stand-in's
 -- retry policy sleeps by yielding, and the scheduler resumes that item when its time has
--- come.
+-- come, or at once when a signal that core.catch_sigint catches came (as core.sleep ends).
 local base = require "sapwf.base"
 local new_limiter = require "sapwf.limiter".new
 
@@ -39,6 +39,13 @@ local REQUEST, SLEEP, DONE = {}, {}, {}
 
 -- What the core batch raises once its client is closed and nothing it was given is left.
 local CLIENT_CLOSED = "attempt to use a closed sapwf client"
+
+-- What a request that a caught signal kept from going out gets (a core error: send.lua
+-- sends it no more, its outcome is not_sent).
+local function interrupted_error()
+  return { kind = "interrupted", message = "a signal came while it waited for the batch's "
+    .. "limit: not sent", phase = "request", sent = false, interrupted = true }
+end
 
 -- ------------------------------------------------------------------------------------------
 -- The stand-in client
@@ -76,8 +83,9 @@ local function stand_in_transport(real, members)
   end)
 end
 
+-- As core.sleep: true when a caught signal ended the wait (the scheduler resumes it so).
 local function yielding_sleep(seconds)
-  yield(SLEEP, seconds)
+  return yield(SLEEP, seconds) == true
 end
 
 -- ------------------------------------------------------------------------------------------
@@ -231,6 +239,13 @@ local function schedule(w, b, now, run, fn, size, limiter, log, members)
   local wake, sleeping, busy, inflight = {}, 0, 0, 0
   -- the client is closed: nothing can be sent, so no item waits for its time any more
   local closed = false
+  -- a signal that core.catch_sigint catches came (b:wait said so): the waits end at once,
+  -- a retry's sleep returning true (send.lua then sends no retry), and a request the
+  -- limiter holds is not sent. The command line's user said stop; nothing waits out a
+  -- Retry-After to send what they no longer want. What is in flight is still waited for.
+  -- (Only b:wait with a timeout ends on the signal: it has timers to wait for; so while
+  -- stopped none is given, and nothing spins.)
+  local stopped = false
   -- requests waiting for the limiter, first in first out: worker, method, target, body,
   -- deadline (false: none)
   local qk, qm, qt, qb, qd, head, tail = {}, {}, {}, {}, {}, 1, 0
@@ -282,14 +297,19 @@ local function schedule(w, b, now, run, fn, size, limiter, log, members)
         return
       end
       if what == REQUEST then
-        if head <= tail or not limiter:allows(inflight) then
+        if stopped and (head <= tail or not limiter:allows(inflight)) then
+          ok, what, a, b2, c, d = resume(workers[k], nil, interrupted_error())
+        elseif head <= tail or not limiter:allows(inflight) then
           tail = tail + 1
           qk[tail], qm[tail], qt[tail], qb[tail], qd[tail] = k, a, b2, c, d or false
           return
+        else
+          local sent, err = submit(k, a, b2, c, d)
+          if sent then return end
+          ok, what, a, b2, c, d = resume(workers[k], nil, err)
         end
-        local sent, err = submit(k, a, b2, c, d)
-        if sent then return end
-        ok, what, a, b2, c, d = resume(workers[k], nil, err)
+      elseif what == SLEEP and stopped then
+        ok, what, a, b2, c, d = resume(workers[k], true)
       elseif what == SLEEP then
         wake[k] = now() + (a or 0)
         sleeping = sleeping + 1
@@ -342,6 +362,16 @@ local function schedule(w, b, now, run, fn, size, limiter, log, members)
       if inflight > 0 or not find(tostring(k), CLIENT_CLOSED, 1, true) then error(k, 0) end
       closed, k = true, nil
     end
+    if k == false then                    -- a caught signal ended the wait: see stopped
+      stopped, k = true, nil
+      while head <= tail do
+        local kk = qk[head]
+        qk[head], qm[head], qt[head], qb[head], qd[head] = nil, nil, nil, nil, nil
+        head = head + 1
+        advance(kk, resume(workers[kk], nil, interrupted_error()))
+      end
+      head, tail = 1, 0
+    end
     if k then
       inflight = inflight - 1
       local took = sent_at[k]
@@ -352,12 +382,12 @@ local function schedule(w, b, now, run, fn, size, limiter, log, members)
     if sleeping > 0 then
       local t, due = now(), {}
       for kk, at in pairs(wake) do
-        if closed or at <= t then due[#due + 1] = kk end
+        if closed or stopped or at <= t then due[#due + 1] = kk end
       end
       for _, kk in pairs(due) do
         wake[kk] = nil
         sleeping = sleeping - 1
-        advance(kk, resume(workers[kk]))
+        advance(kk, resume(workers[kk], stopped))     -- the sleep's result (send.lua)
       end
     elseif not k and busy > 0 and inflight == 0 and head > tail then
       error("sapwf: internal error: a batch has items left but nothing in flight", 0)

@@ -22,7 +22,9 @@
 -- "timeout" (408, or the `timeout` passed), "rate_limited" (429), "server" (5xx, or an
 -- answer too large or unexpected), "network", "tls", "decode" (a 2xx whose body is not the
 -- JSON expected), "config" (a bad service key or option value), "io" (a file an answer
--- goes to cannot be written: wf:export, wf:request's to_file)
+-- goes to cannot be written: wf:export, wf:request's to_file), "interrupted" (while
+-- core.catch_sigint catches signals, one came: it ended a transfer to a file, or kept a
+-- batch's request from going out)
 -- @field message what went wrong, from the server or libcurl
 -- @field status the HTTP status, when an answer came
 -- @field code the service's error code (e.g. bpm.workflowruntime.rest.message.no.match), or
@@ -42,6 +44,9 @@
 -- 2xx whose body could not be read or is not the JSON the call answers). For
 -- "unknown" after a start, look the instance up before starting it again.
 -- @field attempts how many times the call was sent, when sapwf retried it
+-- @field interrupted true when a signal that core.catch_sigint catches came while the call
+-- waited to be sent again (or, in a batch, to be sent): it was not sent (again), and the
+-- error is the last attempt's. Never set while no signal is caught.
 -- @field retry_after the seconds a Retry-After header asked for, when the last answer had one
 -- @field authority on a 403: the authority the call needs (e.g. WORKFLOW_INSTANCE_START)
 -- @field granted on a 403: the authorities the token has (an array)

@@ -9,7 +9,10 @@
 -- - idempotent calls also on 500, 502, 504 and on network failures after sending: GET, PUT
 --   and the PATCHes that set values (instance status, context merge, roles);
 -- - never a start or message (POST) that may have reached the service: the error says
---   outcome "unknown" instead.
+--   outcome "unknown" instead;
+-- - nothing more once a signal the command line catches (core.catch_sigint) came: it ends
+--   the wait before a retry, and the call returns the last attempt's error with
+--   interrupted = true (see `interrupted` below).
 -- Besides those retries (which wait, and count in err.attempts), two answers get one more
 -- sending at once:
 -- - a 401: the API refused the token, so it did not act, and even a POST is sent once more
@@ -118,18 +121,33 @@ local function log(policy, event)
   if policy.log then policy.log(event) end
 end
 
+-- policy.sleep(wait): true when a signal the command line catches (core.catch_sigint) ended
+-- the wait; core.sleep and batch.lua's yielding sleep say so, nothing else does. The retry
+-- is then not sent: the user said stop while it waited, and the earlier attempt did not
+-- take effect (or its error says outcome "unknown", as without the signal). The call
+-- returns that attempt's error, marked interrupted (send.annotate).
+local function interrupted(policy, state, wait)
+  if policy.sleep(wait) == true then
+    state.interrupted = true
+    return true
+  end
+  return false
+end
+
 -- Waits before the next attempt when the policy allows one: returns true after the wait,
--- false (at once) when the retries or the deadline are used up. state: {started, retries}.
+-- false when the retries or the deadline are used up (at once) or a caught signal ended
+-- the wait (state.interrupted). state: {started, retries}.
 local function pause(policy, state, retry_after, event)
   if state.retries >= policy.retries then return false end
   local wait = backoff(policy, state.retries + 1)
   if retry_after and retry_after > wait then wait = retry_after end
   if policy.now() - state.started + wait > policy.retry_deadline then return false end
-  state.retries = state.retries + 1
-  event.event, event.attempt, event.delay, event.retry_after = "retry", state.retries, wait,
+  local attempt = state.retries + 1
+  event.event, event.attempt, event.delay, event.retry_after = "retry", attempt, wait,
     retry_after
   log(policy, event)
-  policy.sleep(wait)
+  if interrupted(policy, state, wait) then return false end
+  state.retries = attempt                 -- counted once it goes out (err.attempts)
   return true
 end
 
@@ -138,29 +156,32 @@ local function new_state(started)
 end
 
 -- The wait for a 429 under a batch's limiter (see the top): true after the wait, false
--- (at once) when the call has waited rate_limit_wait seconds for the limit already.
+-- (at once) when the call has waited rate_limit_wait seconds for the limit already, or
+-- when a caught signal ended the wait (state.interrupted, as for pause).
 local function wait_for_limit(policy, state, retry_after, method, path)
   local t = policy.now()
   state.limited_since = state.limited_since or t
   local wait = backoff(policy, state.refusals + 1)
   if retry_after and retry_after > wait then wait = retry_after end
   if t - state.limited_since + wait > policy.rate_limit_wait then return false end
-  state.refusals = state.refusals + 1
   log(policy, { event = "rate_limited", method = method, path = path, status = 429,
-                outcome = "rejected", refusals = state.refusals, delay = wait,
+                outcome = "rejected", refusals = state.refusals + 1, delay = wait,
                 retry_after = retry_after })
-  policy.sleep(wait)
+  if interrupted(policy, state, wait) then return false end
+  state.refusals = state.refusals + 1
   state.started = state.started + (policy.now() - t)    -- not spent from retry_deadline
   return true
 end
 
--- Adds what the retries did to a final error: how many attempts went out, and an unknown
--- outcome when an earlier attempt may have taken effect.
+-- Adds what the retries did to a final error: how many attempts went out, an unknown
+-- outcome when an earlier attempt may have taken effect, and interrupted = true when a
+-- caught signal ended the wait for the next one (which was then not sent).
 function send.annotate(err, state, retry_after)
   if state then
     local attempts = state.retries + (state.refusals or 0)
     if attempts > 0 then err.attempts = attempts + 1 end
     if state.uncertain and err.outcome ~= "unknown" then err.outcome = "unknown" end
+    if state.interrupted then err.interrupted = true end
   end
   if retry_after and err.retry_after == nil then err.retry_after = retry_after end
   return err
@@ -242,8 +263,8 @@ function send.send(t, policy, method, target, body, path, authority, idempotent,
         -- under a batch's limiter a 429 waits for the limit, not counted as a retry
         local limited = status == 429 and policy.rate_limit_wait
           and wait_for_limit(policy, state, retry_after, method, path)
-        if not limited and not pause(policy, state, retry_after, { method = method, path = path,
-                                                  status = status, outcome = outcome }) then
+        if not limited and (state.interrupted or not pause(policy, state, retry_after, {
+            method = method, path = path, status = status, outcome = outcome })) then
           return status, resp, headers, state
         end
         if outcome == "unknown" then state.uncertain = true end

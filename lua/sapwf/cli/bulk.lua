@@ -36,7 +36,9 @@
 -- end the process outright, losing the starts in flight. So during a run the three only
 -- set a flag (core.catch_sigint, src/signal.c), which is read before each line is taken:
 -- then no more lines are taken, and the starts in flight complete and are recorded before
--- the run ends. A second signal ends the process at once.
+-- the run ends. A start that waits to be sent again (a 429's Retry-After, the batch's rate
+-- limit) stops waiting and is not sent: it is recorded as failed, and --resume sends it.
+-- A second signal ends the process at once.
 local json = require "sapwf.json"
 local errors = require "sapwf.errors"
 local core = require "sapwf.core"
@@ -490,7 +492,20 @@ function Run:result(item, result)
     -- Answered: the line did not start, and --resume may send it again.
     self.restartable = self.restartable + 1
     self:write_record({ line = item.line, outcome = "failed" }, "it failed")
-    local said = self:line_message(item.line, "%s", describe(err))
+    local said
+    if type(err) == "table" and err.interrupted then
+      -- The signal ended its wait to be sent (again): the user's stop, said as such.
+      local _, signal = core.sigint_caught()
+      if err.kind == "interrupted" then                -- held by the limiter: never sent
+        said = self:line_message(item.line, "interrupted (%s) before it was sent: not started",
+          tostring(signal))
+      else
+        said = self:line_message(item.line, "interrupted (%s) before it was sent again: not "
+          .. "started (%s)", tostring(signal), describe(err))
+      end
+    else
+      said = self:line_message(item.line, "%s", describe(err))
+    end
     -- The hints of an error that stops the run follow the summary; another's follow its
     -- line, once for each hint.
     if said and type(err) == "table" and not FATAL_KINDS[err.kind] and err.hint

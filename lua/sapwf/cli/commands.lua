@@ -3,6 +3,8 @@
 local core = require "sapwf.core"
 local input = require "sapwf.cli.input"
 local filters = require "sapwf.cli.filters"
+local output = require "sapwf.cli.output"
+local cli = require "sapwf.cli"
 
 local M = {}
 
@@ -153,8 +155,8 @@ end
 -- The export goes to a file, never to stdout: it is a zip archive, and the library writes
 -- it beside the file and renames it into place only when it all came. Ctrl-C, SIGTERM and
 -- SIGHUP are caught as a flag (as for a start, below), which also ends the transfer at once
--- (src/signal.c): the library then removes what came, so FILE stays as it was and nothing
--- is left beside it. (By default SIGTERM and SIGHUP end the process on the spot, leaving
+-- (src/signal.c), or the wait to send it again after a 503 (core.sleep): the library then
+-- removes what came, so FILE stays as it was and nothing is left beside it. (By default SIGTERM and SIGHUP end the process on the spot, leaving
 -- the part file, and Ctrl-C raised only once the whole export had come.) A signal after
 -- the last byte finds the export in place, and says so.
 function M.export(ctx, args)
@@ -185,14 +187,27 @@ function M.export(ctx, args)
   end
 end
 
+-- The error for a call whose retry a caught signal stopped (err.interrupted, send.lua): the
+-- library returned the last attempt's error; the user gets what matters to them, that it
+-- was not sent again and so (unless an earlier attempt may have acted) nothing was done.
+-- A token fetch retried (phase "token") means the request itself never went out.
+local function stopped_retry(signal, err)
+  local done = err.outcome == "unknown" and "an earlier attempt may have taken effect"
+    or "nothing done"
+  return { kind = "interrupted", message = string.format("interrupted (%s) before the "
+    .. "request was sent%s: %s (the last attempt: %s)", signal,
+    err.phase == "token" and "" or " again", done, output.bare(cli.describe_error(err))) }
+end
+
 -- A call that must not be made twice (a start, a message, a task completion), with Ctrl-C,
 -- SIGTERM and SIGHUP caught as a flag (as the bulk start does, bulk.lua): a signal that
 -- came while it was on its way raised only once its answer was in, so it had been done and
 -- the user saw only "interrupted", and the natural next step was to do it again. A signal
--- before the request goes out stops it (nothing done); one after it is reported once the
--- result is out. Standard output that cannot take the result gets what was done on
--- stderr. call(wf) -> value or nil, err; show(value) writes the result; done(value) says
--- what was done ("the instance was started: <id>").
+-- before the request goes out stops it (nothing done), also before it is sent again after
+-- a refusal (a 429's Retry-After: the wait ends at once, core.sleep); one after it is
+-- reported once the result is out. Standard output that cannot take the result gets what
+-- was done on stderr. call(wf) -> value or nil, err; show(value) writes the result;
+-- done(value) says what was done ("the instance was started: <id>").
 local function once(ctx, call, show, done)
   local wf, err = ctx:client()
   if not wf then
@@ -211,6 +226,9 @@ local function once(ctx, call, show, done)
     return call(wf)
   end)
   if value == nil then
+    if caught and type(err) == "table" and err.interrupted then
+      return nil, stopped_retry(signal, err)
+    end
     return nil, err
   end
   local written, werr = pcall(function()
