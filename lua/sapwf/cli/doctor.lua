@@ -70,7 +70,7 @@ local function sorted_keys(set)
 end
 
 local function error_text(err)
-  return output.bare(output.describe_error(err))
+  return output.bare(cli.describe_error(err))     -- in the command line's words (--cafile)
 end
 
 -- The service instance name for the cf command: --instance, else the VCAP binding's name,
