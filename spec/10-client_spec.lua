@@ -344,14 +344,32 @@ describe("sapwf client", function()
           .. "contextViewerUsers, viewerGroups, viewerUsers)" },
         { function() wf:update_task("x", { recipientUsers = { "a", 1 } }) end,
           "bad argument #2 to 'update_task' (recipientUsers[2]: string expected, got number)" },
-        -- a set, or an array with holes, would join to less than was meant ("" clears)
+        -- a set, or an array with holes or other keys, would be read as fewer items than
+        -- were meant: that work would be dropped without a word ("" clears a role list)
         { function() wf:update_roles("x", { viewerUsers = { ["ann@x"] = true } }) end,
-          "bad argument #2 to 'update_roles' (viewerUsers: an array of strings expected, got "
+          "bad argument #2 to 'update_roles' (viewerUsers: an array expected, got "
           .. "a table with key 'ann@x')" },
         { function() wf:update_task("x", { recipientGroups = { "a", "b", nil, "d" } }) end,
-          "bad argument #2 to 'update_task' (recipientGroups: an array of strings expected, "
+          "bad argument #2 to 'update_task' (recipientGroups: an array expected, "
           .. "got " .. (#{ "a", "b", nil, "d" } == 4 and "one with holes)"
                         or "a table with key 4)") },
+        { function() wf:delete_instances({ ["id-a"] = true }) end,
+          "bad argument #1 to 'delete_instances' (an array expected, got a table with key "
+          .. "'id-a')" },
+        { function() wf:delete_instances({ "id-a", second = "id-b" }) end,
+          "bad argument #1 to 'delete_instances' (an array expected, got a table with key "
+          .. "'second')" },
+        { function() wf:start_many({ order1 = { definitionId = "simple" } }) end,
+          "bad argument #1 to 'start_many' (an array expected, got a table with key "
+          .. "'order1')" },
+        { function() wf:map({ a = 1 }, function() end) end,
+          "bad argument #1 to 'map' (an array expected, got a table with key 'a')" },
+        { function() wf:instances{ status = { "RUNNING", also = "ERRONEOUS" } } end,
+          "bad argument #1 to 'instances' (query 'status': an array expected, got a table "
+          .. "with key 'also')" },
+        { function() wf:request("GET", "/v1/forms", { query = { id = { x = "a" } } }) end,
+          "bad argument #3 to 'request' (query 'id': an array expected, got a table with "
+          .. "key 'x')" },
       }
       for _, case in ipairs(cases) do
         assert.has_error(case[1], case[2])

@@ -12,6 +12,7 @@ local json = require "sapwf.json"
 local errors = require "sapwf.errors"
 local send = require "sapwf.send"
 local service = require "sapwf.service"
+local args = require "sapwf.args"
 
 local type, tostring, getmetatable, setmetatable, rawget, error =
   type, tostring, getmetatable, setmetatable, rawget, error
@@ -163,6 +164,11 @@ function base.check_string(fname, argn, v)
   return v
 end
 
+-- check_array(fname, argn, t, what, level): raises unless the table t is an array, and
+-- returns its length (args.lua; query.lua checks a query's lists with it too). A public
+-- method passes level 2.
+base.check_array = args.check_array
+
 -- The API wants each role list as one comma-separated string; arrays are joined here.
 -- Raises (at the method's caller) on names or values the API cannot take.
 function base.join_lists(fname, argn, fields, allowed, lists)
@@ -178,19 +184,7 @@ function base.join_lists(fname, argn, fields, allowed, lists)
     if lists[name] and type(value) == "table" then
       -- Only an array: a set ({["a@x"] = true}) or a list with holes would join to less
       -- than was meant, and "" clears the list on the service.
-      local n, count = #value, 0
-      for k in pairs(value) do
-        count = count + 1
-        if type(k) ~= "number" or k < 1 or k > n or k % 1 ~= 0 then
-          error(format("bad argument #%d to '%s' (%s: an array of strings expected, got a "
-                       .. "table with key %s)", argn, fname, name,
-                       type(k) == "string" and "'" .. k .. "'" or tostring(k)), 3)
-        end
-      end
-      if count ~= n then
-        error(format("bad argument #%d to '%s' (%s: an array of strings expected, got one "
-                     .. "with holes)", argn, fname, name), 3)
-      end
+      local n = args.check_array(fname, argn, value, name, 3)
       for i = 1, n do
         local item = value[i]
         if type(item) ~= "string" then

@@ -581,7 +581,8 @@ end
 -- this one whose calls run concurrently with the other items' (use it, not the client, in
 -- fn). Each worker takes the next item as soon as its own is done, and a request goes out
 -- as soon as the limit allows, so `concurrency` calls stay in flight.
--- @tparam table list the items (an array)
+-- @tparam table list the items: an array (a table with other keys raises, as their items
+-- would not run)
 -- @tparam function fn called as fn(w, item, i); its first result (or its second, when the
 -- first is nil) is the item's result
 -- @tparam[opt] table opts `concurrency` (default 16, at most 1024): calls in flight at most;
@@ -595,8 +596,8 @@ function methods:map(list, fn, opts)
   open(self, "map")
   if type(list) ~= "table" then bad("map", 1, "table expected, got " .. type(list), 2) end
   if type(fn) ~= "function" then bad("map", 2, "function expected, got " .. type(fn), 2) end
+  local n = base.check_array("map", 1, list, nil, 2)
   local settings, on_progress = options("map", 3, opts)
-  local n = #list
   if settings.concurrency > n then settings.concurrency = n > 0 and n or 1 end
   local r, results = list_run(list, n, on_progress, caller_position())
   execute(self, "wf:map()", r, fn, settings)
@@ -666,7 +667,8 @@ local function stream_item_name(i) return format("item %d", i) end
 --- Starts many workflow instances, opts.concurrency at a time, on one token and shared
 -- connections. Every item is checked before the first is sent: a bad one raises. One failed
 -- item never stops the others, and no start is sent twice.
--- @tparam table items array of `{definitionId = ..., context = ...}` (context optional)
+-- @tparam table items array of `{definitionId = ..., context = ...}` (context optional; a
+-- table with other keys than 1..n raises, as their items would not start)
 -- @tparam[opt] table opts `concurrency` (default 16, at most 1024): starts in flight at
 -- most; `adaptive` (default true): fewer on 429, 503 and Retry-After, more while answers are
 -- clean, and a 429 waits for the limit instead of using up the retries; `rate_limit_wait`
@@ -682,7 +684,8 @@ function methods:start_many(items, opts)
   if type(items) ~= "table" then
     bad("start_many", 1, "table expected, got " .. type(items), 2)
   end
-  local n = #items
+  -- one pass over the keys, then one over the items: linear, as the starts are
+  local n = base.check_array("start_many", 1, items, nil, 2)
   for i = 1, n do
     local problem = item_problem(items[i], i, list_item_name)
     if problem then bad("start_many", 1, problem, 2) end
