@@ -68,7 +68,7 @@ end
 
 --- The workflow instances matching q; with no status filter the service returns the
 -- RUNNING and ERRONEOUS ones. At most one page: see wf:each_instance for all matches.
--- @tparam[opt] table q names: `top` (page size, 1 to 1000), `skip` (0 to 4000), `orderby`
+-- @tparam[opt] table q names: `top` (page size, 0 to 1000), `skip` (0 to 4000), `orderby`
 -- (e.g. "startedAt desc"), `inlinecount` (true: meta.total), `expand`; the filters
 -- `businessKey`, `completedAt`, `completedFrom`, `completedUpTo`, `containsText`,
 -- `definitionId`, `definitionVersion`, `id`, `parentInstanceId`, `rootInstanceId`,

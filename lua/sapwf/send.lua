@@ -1,4 +1,4 @@
--- When a call is sent again: every rule of it, in one place. call.lua sends every API call
+-- When a call is sent again: every rule of it, in one place. base.lua sends every API call
 -- through send.send, and wf:token through send.token.
 --
 -- What is sent again, and when:
@@ -80,7 +80,7 @@ function send.idempotent(method, bare_path, op_name)
   return found[1] ~= nil
 end
 
--- The same, once per operation, for call.lua.
+-- The same, once per operation, for base.lua.
 send.IDEMPOTENT = {}
 for name, op in pairs(operations.by_name) do
   send.IDEMPOTENT[op] = send.idempotent(op.method, op.path, name)
