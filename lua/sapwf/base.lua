@@ -278,8 +278,19 @@ local function json_type(v)
 end
 local EXPECTED = { object = "an object", array = "an array" }
 
+-- The meta table of an answer (headers: its header block): what every call returns beside
+-- its value. with_total: the call could ask for a count (only then is the header read;
+-- only a plain count: "1e3", "0x10" or "-1" from a proxy is no count at all).
+local function meta_of(status, headers, with_total)
+  local meta = { status = status, request_id = header(headers, "x-vcap-request-id") }
+  local total = with_total and header(headers, "x-total-count")
+  if total then meta.total = parse_count(total) end
+  return meta
+end
+base.meta = meta_of
+
 -- Sends op to path .. query (body: JSON text or nil) and judges the answer by op.body.
--- Returns value, meta (meta.status, meta.request_id, meta.total for list calls) or nil, err.
+-- Returns value, meta (meta_of's: status, request_id, total for list calls) or nil, err.
 -- A client derived with value_only (start_many's stand-in, whose callers keep only the
 -- value) returns the value alone: no meta table, no header read for it.
 function base.call(self, op, path, query, body)
@@ -291,11 +302,12 @@ function base.call(self, op, path, query, body)
     return nil, annotate(base.failure(self, method, path, op.authority, status, resp,
                                       headers, op), state, state and state.retry_after)
   end
+  local kind = op.body
   local meta
   if not self._no_meta then
-    meta = { status = status, request_id = header(headers, "x-vcap-request-id") }
+    -- only list calls can ask for a count ($inlinecount)
+    meta = meta_of(status, headers, kind == "json" and op.query_names["$inlinecount"])
   end
-  local kind = op.body
   if kind == "json" then
     local value, detail
     if resp ~= "" then value, detail = json_decode(resp) end
@@ -328,10 +340,6 @@ function base.call(self, op, path, query, body)
         end
       end
     end
-    -- Only list calls can ask for a count ($inlinecount), so only they read the header.
-    -- Only a plain count: "1e3", "0x10" or "-1" from a proxy is no count at all.
-    local total = meta and op.query_names["$inlinecount"] and header(headers, "x-total-count")
-    if total then meta.total = parse_count(total) end
     return value, meta
   elseif kind == "job" then
     if status == 200 or status == 204 then return true, meta end
