@@ -244,7 +244,8 @@ function base.failure(self, method, path, authority, status, body, headers, op)
   local idempotent = IDEMPOTENT[op]
   if idempotent == nil then idempotent = send.idempotent(method, path) end
   local ctx = { method = method, path = path, op = op, service = self._service,
-                api_url = self._api_url, idempotent = idempotent }
+                api_url = self._api_url, idempotent = idempotent,
+                redact = send.redactor(self._core) }
   if status == 403 then ctx = forbidden_ctx(self, ctx, authority) end
   return errors.from_response(status, body, headers_table(headers), ctx)
 end

@@ -64,13 +64,14 @@ local NOT_IN_RUN = "sapwf: the client map gives fn (w) works only in fn's own ca
   .. "its run lasts, not after it nor in a coroutine fn made: call the client itself there"
 
 -- A transport in front of real whose requests go through request(_, method, target, body,
--- deadline, output) (the stand-in's, the gate's below); renew and token are real's.
+-- deadline, output) (the stand-in's, the gate's below); renew, token and redact are real's.
 local function transport_over(real, request)
   return {
     real = real,
     request = request,
     renew = function(_, gen, replayed, deadline) return real:renew(gen, replayed, deadline) end,
     token = function(_, force) return real:token(force) end,
+    redact = function(_, text) return real:redact(text) end,
     close = function() end,
   }
 end
