@@ -68,6 +68,7 @@ build = {
     ["sapwf.cli.progress"] = "lua/sapwf/cli/progress.lua",
     ["sapwf.cli.session"] = "lua/sapwf/cli/session.lua",
     ["sapwf.cli.token"] = "lua/sapwf/cli/token.lua",
+    ["sapwf.args"] = "lua/sapwf/args.lua",
     ["sapwf.base"] = "lua/sapwf/base.lua",
     ["sapwf.batch"] = "lua/sapwf/batch.lua",
     ["sapwf.client"] = "lua/sapwf/client.lua",

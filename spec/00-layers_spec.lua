@@ -134,3 +134,24 @@ describe("docs/DESIGN.md", function()
     assert.are.same({}, gone)
   end)
 end)
+
+-- A comment that sends the reader to a file that is not there (a name from before a file
+-- was renamed) misleads as much as a wrong one.
+describe("the library's comments", function()
+  it("name no Lua file that does not exist", function()
+    local ok, out = helpers.run("ls lua/sapwf/*.lua lua/sapwf/*/*.lua")
+    assert(ok, out)
+    local gone = {}
+    for file in out:gmatch("[^\n]+") do
+      for name in assert(helpers.read_file(file)):gmatch("[%w_/%-]+%.lua%f[^%w]") do
+        local found = false
+        for _, dir in ipairs({ "", "lua/sapwf/", "lua/sapwf/cli/", "lua/sapwf/ngx/", "lua/",
+                               "emulator/lua/sapwf/emulator/" }) do
+          found = found or helpers.read_file(dir .. name) ~= nil
+        end
+        if not found then gone[#gone + 1] = file .. ": " .. name end
+      end
+    end
+    assert.are.same({}, gone)
+  end)
+end)

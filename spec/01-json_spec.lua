@@ -276,6 +276,15 @@ describe("sapwf.array and sapwf.object", function()
                      "bad argument #1 to 'array' (table expected, got number)")
     assert.has_error(function() json.object(setmetatable({}, {})) end,
                      "bad argument #1 to 'object' (table already has a metatable)")
+    -- at the line that called them, as every argument error of sapwf
+    local sapwf = require "sapwf"
+    for _, name in ipairs({ "array", "object" }) do
+      local line = debug.getinfo(1, "l").currentline + 1
+      local ok, msg = pcall(function() local t = sapwf[name](5); return t end)
+      assert.is_false(ok)
+      assert.matches("01%-json_spec%.lua:" .. line .. ": bad argument #1 to '" .. name .. "'",
+                     msg)
+    end
   end)
 end)
 

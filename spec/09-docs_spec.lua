@@ -153,7 +153,29 @@ describe("make docs", function()
         local name = q:gsub("^%$", "")
         assert.truthy(text:find(name, 1, true), method .. " does not name " .. name)
       end
+      -- top's range is query.lua's (0: the count alone); an iterator's pages hold one at least
+      local range = method:find("^each_") and "1 to 1000" or "0 to 1000"
+      assert.truthy(text:find("top (page size, " .. range .. ")", 1, true),
+                    method .. " does not give top as " .. range)
     end
+  end)
+
+  -- The kinds a program tells errors apart by: the reference lists every one the README does.
+  it("lists every error kind of the README on the sapwf.errors page", function()
+    local readme = assert(helpers.read_file("README.md"))
+    local row = "|" .. assert(readme:match("\n| `kind` |([^\n]*)"))
+    local errors_page, kinds = text_of(pages["sapwf.errors"]), {}
+    -- the kinds open the row's items: "| `config`, `network`, `timeout` (also 408), ..."
+    for at, kind, after in row:gmatch("()`([%l_]+)`()") do
+      local before, next_ = row:sub(at - 2, at - 1), row:sub(after, after + 1)
+      if (before == "| " or before == ", ") and (next_:find("^,") or next_ == " ("
+                                                 or next_ == " |") then
+        kinds[#kinds + 1] = kind
+        assert.truthy(errors_page:find('"' .. kind .. '"', 1, true),
+                      "sapwf.errors does not list kind " .. kind)
+      end
+    end
+    assert.is_true(#kinds >= 14, table.concat(kinds, " "))
   end)
 
   -- format = "plain" writes doc text into the HTML as it is: a "<close>" or "<=" would be

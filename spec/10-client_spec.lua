@@ -157,10 +157,21 @@ describe("sapwf client", function()
   describe("request", function()
     it("sends any call and decodes a JSON answer", function()
       local wf = client()
-      local list, headers = assert(wf:request("GET", "/v1/workflow-definitions",
+      local list, meta = assert(wf:request("GET", "/v1/workflow-definitions",
         { query = { ["$top"] = 1, ["$inlinecount"] = "allpages" } }))
       assert.equal(1, #list)
-      assert.equal("3", headers["x-total-count"])
+      -- the meta every call returns, and the headers an arbitrary call may need
+      assert.equal(200, meta.status)
+      assert.matches("^%S+$", meta.request_id)
+      assert.equal(3, meta.total)
+      assert.equal("3", meta.headers["x-total-count"])
+      local file = os.tmpname()
+      local bytes, file_meta = assert(wf:request("GET", "/v1/workflow-definitions",
+        { to_file = file }))
+      os.remove(file)
+      assert.is_true(bytes > 0)
+      assert.equal(200, file_meta.status)
+      assert.matches("^application/json", file_meta.headers["content-type"])
     end)
 
     it("sends a table body as JSON and a string as is", function()
@@ -176,20 +187,22 @@ describe("sapwf client", function()
 
     it("returns other content types as text", function()
       local wf = client()
-      local zip, headers = assert(wf:request("GET", "/v1/export"))
-      assert.equal("application/zip", headers["content-type"])
+      local zip, meta = assert(wf:request("GET", "/v1/export"))
+      assert.equal("application/zip", meta.headers["content-type"])
       assert.equal("PK\5\6", zip:sub(1, 4))
     end)
 
     it("returns a job from the Location header", function()
       local wf = client()
-      local ok, headers = assert(wf:request("POST", "/v1/purge"))
+      local ok, meta = assert(wf:request("POST", "/v1/purge"))
       assert.is_true(ok)
-      assert.matches("^/workflow%-service/rest/v1/jobs/", headers["location"])
+      assert.equal(202, meta.status)
+      assert.matches("^/workflow%-service/rest/v1/jobs/", meta.headers["location"])
       -- a second purge while that one runs: SAP's 303, "already running", with that job
-      local again, headers2 = wf:request("POST", "/v1/purge")
-      assert.is_true(again, tostring(headers2))
-      assert.equal(headers["location"], headers2["location"])
+      local again, meta2 = wf:request("POST", "/v1/purge")
+      assert.is_true(again, tostring(meta2))
+      assert.equal(303, meta2.status)
+      assert.equal(meta.headers["location"], meta2.headers["location"])
     end)
 
     it("returns errors with the authority of a known path", function()
@@ -344,14 +357,32 @@ describe("sapwf client", function()
           .. "contextViewerUsers, viewerGroups, viewerUsers)" },
         { function() wf:update_task("x", { recipientUsers = { "a", 1 } }) end,
           "bad argument #2 to 'update_task' (recipientUsers[2]: string expected, got number)" },
-        -- a set, or an array with holes, would join to less than was meant ("" clears)
+        -- a set, or an array with holes or other keys, would be read as fewer items than
+        -- were meant: that work would be dropped without a word ("" clears a role list)
         { function() wf:update_roles("x", { viewerUsers = { ["ann@x"] = true } }) end,
-          "bad argument #2 to 'update_roles' (viewerUsers: an array of strings expected, got "
+          "bad argument #2 to 'update_roles' (viewerUsers: an array expected, got "
           .. "a table with key 'ann@x')" },
         { function() wf:update_task("x", { recipientGroups = { "a", "b", nil, "d" } }) end,
-          "bad argument #2 to 'update_task' (recipientGroups: an array of strings expected, "
+          "bad argument #2 to 'update_task' (recipientGroups: an array expected, "
           .. "got " .. (#{ "a", "b", nil, "d" } == 4 and "one with holes)"
                         or "a table with key 4)") },
+        { function() wf:delete_instances({ ["id-a"] = true }) end,
+          "bad argument #1 to 'delete_instances' (an array expected, got a table with key "
+          .. "'id-a')" },
+        { function() wf:delete_instances({ "id-a", second = "id-b" }) end,
+          "bad argument #1 to 'delete_instances' (an array expected, got a table with key "
+          .. "'second')" },
+        { function() wf:start_many({ order1 = { definitionId = "simple" } }) end,
+          "bad argument #1 to 'start_many' (an array expected, got a table with key "
+          .. "'order1')" },
+        { function() wf:map({ a = 1 }, function() end) end,
+          "bad argument #1 to 'map' (an array expected, got a table with key 'a')" },
+        { function() wf:instances{ status = { "RUNNING", also = "ERRONEOUS" } } end,
+          "bad argument #1 to 'instances' (query 'status': an array expected, got a table "
+          .. "with key 'also')" },
+        { function() wf:request("GET", "/v1/forms", { query = { id = { x = "a" } } }) end,
+          "bad argument #3 to 'request' (query 'id': an array expected, got a table with "
+          .. "key 'x')" },
       }
       for _, case in ipairs(cases) do
         assert.has_error(case[1], case[2])

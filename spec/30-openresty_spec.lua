@@ -163,6 +163,18 @@ describe("sapwf.ngx in nginx", function()
       local log = g:error_log()
       assert.matches("starting orderapproval failed: sapwf: server %(500%)", log)
       assert_no_secret(log)
+      -- a service that quotes the secret and the Basic credentials: redacted in the error
+      local basic = require("spec.support.reliability").base64(key.uaa.clientid .. ":" .. secret)
+      emu:fault{ fault = "body", status = 400, times = 1, method = "POST",
+                 path = "/v1/workflow-instances", body = cjson.encode{ error = {
+                   message = "refused " .. secret .. " and " .. basic } } }
+      status, body = g:curl("/orders", [[-d '{"product":"Tripod"}']])
+      assert.equal(502, status)
+      assert.equal("invalid", decode(body).error)
+      log = g:error_log()
+      assert.matches("refused [redacted] and [redacted]", log, 1, true)
+      assert_no_secret(log)
+      assert.is_nil(log:find(basic, 1, true))
     end)
 
     it("answers 502 'decode', outcome unknown, when the service answers a start with null",

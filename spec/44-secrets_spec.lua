@@ -75,6 +75,47 @@ describe("secrets", function()
     R.assert_no_secret({ tostring(wf), wf }, all, "a closed client")
   end)
 
+  -- A server's own words go into err.message, err.details, err.code and tostring(err): a
+  -- token endpoint or an API that quotes what it was sent must not carry it into them.
+  it("a server's text that quotes the secret, the Basic credentials or the token: redacted",
+     function()
+    local cjson = require "cjson"
+    local wf = R.client(emu, "full", { retries = 0 })
+    local token = assert(wf:token())
+    local all = { token = token, ["secret's start"] = needles.secret:sub(1, 12) }
+    for k, v in pairs(needles) do all[k] = v end
+    local seen = {}
+    -- the token endpoint's OAuth error; the second description is longer than the core's
+    -- message, which must not cut the secret in two and keep its start
+    for _, description in ipairs({
+        "client secret " .. needles.secret .. " refused (" .. needles["Basic header"] .. ")",
+        string.rep("x", 400) .. needles.secret }) do
+      emu:clear_faults()
+      emu:fault{ fault = "body", status = 400, path = "/oauth/token", body = cjson.encode{
+        error = "invalid_client " .. needles.secret, error_description = description } }
+      local t, err = wf:token(true)
+      assert.is_nil(t)
+      assert.equal("auth", err.kind)
+      collect(seen, t, err)
+    end
+    assert.matches("client secret [redacted] refused (Basic [redacted])", seen[2], 1, true)
+    -- an API answer that echoes the token it was sent, in each field an error takes
+    emu:clear_faults()
+    emu:fault{ fault = "body", status = 400, method = "GET", body = cjson.encode{ error = {
+      message = "token " .. token .. " refused", code = "c" .. token, logId = token,
+      details = { { message = "Bearer " .. token, target = needles.secret } } } } }
+    collect(seen, wf:definitions())
+    assert.matches("token [redacted] refused", seen[#seen], 1, true)
+    emu:clear_faults()
+    emu:fault{ fault = "body", status = 502, method = "GET", body = cjson.encode{
+      fault = { faultstring = "no route for " .. needles.basic } } }
+    collect(seen, wf:request("GET", "/v1/forms"))
+    assert.matches("no route for [redacted]", seen[#seen], 1, true)
+    emu:clear_faults()
+    R.assert_no_secret(seen, all, "an error quoting a server")
+    wf:close()
+  end)
+
   it("a wrong secret: no part of it in the error, its tostring or the client", function()
     local wrong = "Wr0ng$ecret/+=" .. string.rep("q", 30)
     local bad_key = emu:service_key("full")

@@ -63,8 +63,9 @@ describe("response headers", function()
 
     it("has lower-case names and trimmed values", function()
       local wf = assert(require("sapwf").new{ service_key = emu:service_key("full") })
-      local _, headers = assert(wf:request("GET", "/v1/workflow-instances",
-                                           { query = { ["$inlinecount"] = "allpages" } }))
+      local _, request_meta = assert(wf:request("GET", "/v1/workflow-instances",
+                                                { query = { ["$inlinecount"] = "allpages" } }))
+      local headers = request_meta.headers
       for name in pairs(headers) do assert.equal(name:lower(), name) end
       assert.matches("^application/json", headers["content-type"])
       assert.matches("^%S+$", headers["x-vcap-request-id"])

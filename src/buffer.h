@@ -16,8 +16,17 @@ typedef struct sapwf_buffer {
   size_t cap;
 } sapwf_buffer;
 
+/* A text no error may quote back: the secret, the Basic credentials, a token. */
+typedef struct sapwf_text {
+  const char *data;                /* NULL or len 0: none */
+  size_t len;
+} sapwf_text;
+
 void sapwf_wipe(void *p, size_t n);
 void sapwf_free_secret(char **p, size_t n);
+char *sapwf_basic_credentials(const char *id, size_t id_len, const char *secret,
+                              size_t secret_len, size_t *len);
+size_t sapwf_secret_at(const char *s, size_t left, const sapwf_text *secrets, int n);
 void sapwf_buffer_free(sapwf_buffer *b);
 void sapwf_buffer_reuse(sapwf_buffer *b);
 

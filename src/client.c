@@ -40,6 +40,8 @@ static CURLcode open_client(lua_State *L, sapwf_client *c, const sapwf_options *
   } else {
     c->secret_len = o->secret_len;
     c->secret = copy_bytes(o->client_secret, o->secret_len);
+    c->basic = sapwf_basic_credentials(o->client_id, o->client_id_len, o->client_secret,
+                                       o->secret_len, &c->basic_len);
   }
   h = curl_slist_append(NULL, "Accept: application/json");
   c->token_headers = h;
@@ -54,6 +56,7 @@ static CURLcode open_client(lua_State *L, sapwf_client *c, const sapwf_options *
   c->token_easy = curl_easy_init();
   c->api_easy = curl_easy_init();
   if (c->api_url == NULL || (c->secret == NULL && c->key_pem == NULL)
+      || (c->secret != NULL && c->basic == NULL)
       || c->token_headers == NULL || c->token_easy == NULL || c->api_easy == NULL)
     return CURLE_OUT_OF_MEMORY;
   rc = sapwf_exchange_setup(c->token_easy, &c->x);
@@ -121,6 +124,7 @@ static void release(lua_State *L, sapwf_client *c)
   free(c->api_url);
   c->api_url = NULL;
   sapwf_free_secret(&c->secret, c->secret_len);
+  sapwf_free_secret(&c->basic, c->basic_len);
   sapwf_free_secret(&c->key_pem, c->key_len);
   sapwf_token_drop(c);
   sapwf_exchange_free(&c->x);
@@ -524,6 +528,58 @@ static int client_set_token(lua_State *L)
   return 0;
 }
 
+
+/***
+ * text with the client's secret, its Basic credentials and its cached token replaced by
+ * "[redacted]": the Lua layer's errors quote what servers say, and a server may quote what
+ * it was sent. A closed client has none of them left: text comes back as it is.
+ * @function Client:redact
+ * @tparam string text
+ * @treturn string
+ */
+typedef struct redact_call {
+  sapwf_client *c;
+  const char *text;                /* the argument, on the stack */
+  size_t len;
+} redact_call;
+
+
+/* Held: the result's buffer allocates, so a finalizer may run, and a close then must not
+ * free the secrets being compared. */
+static int held_redact(lua_State *L)
+{
+  redact_call *q = lua_touserdata(L, 1);
+  sapwf_client *c = q->c;
+  sapwf_text secrets[3];
+  secrets[0].data = c->secret;
+  secrets[0].len = c->secret_len;
+  secrets[1].data = c->basic;
+  secrets[1].len = c->basic_len;
+  secrets[2].data = c->token;
+  secrets[2].len = c->token_len;
+  sapwf_push_redacted(L, q->text, q->len, secrets, 3);     /* functions.c */
+  return 1;
+}
+
+
+static int client_redact(lua_State *L)
+{
+  static const int closed_is_error = 0;
+  redact_call q;
+  int base;
+  q.c = luaL_checkudata(L, 1, SAPWF_CLIENT_MT);
+  q.text = luaL_checklstring(L, 2, &q.len);
+  lua_settop(L, 2);
+  base = lua_gettop(L);
+  sapwf_push_held(L, held_redact, &q);
+  if (q.c->closed) {                      /* before, or by a finalizer the push ran */
+    lua_settop(L, 2);
+    return 1;
+  }
+  sapwf_client_refuse_busy(L, q.c);
+  return call_method(L, q.c, base, &closed_is_error);
+}
+
 /* }==================================================================== */
 
 
@@ -532,6 +588,7 @@ static const luaL_Reg client_methods[] = {
   {"renew", client_renew},
   {"token", client_token},
   {"set_token", client_set_token},
+  {"redact", client_redact},
   {"close", client_close},
   {NULL, NULL}
 };

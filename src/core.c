@@ -38,6 +38,7 @@ static const luaL_Reg core_functions[] = {
   {"sigint_caught", sapwf_core_sigint_caught},
   {"header", sapwf_core_header},
   {"headers", sapwf_core_headers},
+  {"redact", sapwf_core_redact},
   {NULL, NULL}
 };
 

@@ -1,8 +1,9 @@
 /* sapwf.core's plain functions (no client): the header parsers of headers.c for the Lua
  * layer (core.header and core.headers read the header block that client:request and
  * batch:wait return, core.retry_after and core.parse_count the values of Retry-After and
- * X-Total-Count), core.path_problem, the clock (core.monotonic, core.sleep) and
- * core.escape. MIT licence, see LICENSE. */
+ * X-Total-Count), core.path_problem, the clock (core.monotonic, core.sleep),
+ * core.escape, and core.redact with the redaction client:redact uses too.
+ * MIT licence, see LICENSE. */
 #include "sapwf.h"
 
 #include <limits.h>
@@ -186,5 +187,59 @@ int sapwf_core_path_problem(lua_State *L)
     lua_pushstring(L, problem);
   else
     lua_pushnil(L);
+  return 1;
+}
+
+
+/* What stands in a text for a secret taken out of it. */
+#define REDACTED "[redacted]"
+
+/* Pushes s (len bytes) with every occurrence of the n secrets replaced by REDACTED, the
+ * longest where two start at one place. The one redaction of server texts: client:redact
+ * (client.c) with its own secrets, core.redact with those given. */
+void sapwf_push_redacted(lua_State *L, const char *s, size_t len, const sapwf_text *secrets,
+                         int n)
+{
+  luaL_Buffer b;
+  size_t i = 0, run = 0;
+  luaL_buffinit(L, &b);
+  while (i < len) {
+    size_t found = sapwf_secret_at(s + i, len - i, secrets, n);   /* buffer.c */
+    if (found == 0) {
+      i++;
+      continue;
+    }
+    luaL_addlstring(&b, s + run, i - run);
+    luaL_addstring(&b, REDACTED);
+    i += found;
+    run = i;
+  }
+  luaL_addlstring(&b, s + run, len - run);
+  luaL_pushresult(&b);
+}
+
+
+/***
+ * text with every occurrence of each secret given replaced by "[redacted]" (what
+ * client:redact does with the client's own), for a transport that keeps its secrets in
+ * Lua (sapwf.ngx). nil or empty secrets are skipped.
+ * @function redact
+ * @tparam string text
+ * @tparam ?string ... the secrets, at most 8
+ * @treturn string
+ */
+int sapwf_core_redact(lua_State *L)
+{
+  sapwf_text secrets[8];
+  size_t len;
+  const char *text = luaL_checklstring(L, 1, &len);
+  int n = lua_gettop(L) - 1, i;
+  luaL_argcheck(L, n <= 8, 10, "at most 8 secrets");
+  for (i = 0; i < n; i++) {
+    secrets[i].data = luaL_optlstring(L, i + 2, NULL, &secrets[i].len);
+    if (secrets[i].data == NULL)
+      secrets[i].len = 0;
+  }
+  sapwf_push_redacted(L, text, len, secrets, n);
   return 1;
 }

@@ -58,6 +58,9 @@ typedef struct sapwf_client {
   size_t api_url_len;
   char *secret;                    /* malloc'ed copies, wiped before free */
   size_t secret_len;
+  char *basic;                     /* base64 of client_id ":" secret, as libcurl sends them:
+                                      only to take them out of a server's text (redact) */
+  size_t basic_len;
   char *key_pem;
   size_t key_len;
   char *token;                     /* cached access token, wiped before free */
@@ -134,6 +137,9 @@ int sapwf_core_parse_count(lua_State *L);
 int sapwf_core_path_problem(lua_State *L);
 int sapwf_core_header(lua_State *L);
 int sapwf_core_headers(lua_State *L);
+int sapwf_core_redact(lua_State *L);
+void sapwf_push_redacted(lua_State *L, const char *s, size_t len, const sapwf_text *secrets,
+                         int n);
 
 /* token.c */
 int sapwf_token_ensure(lua_State *L, sapwf_client *c, int decode_idx, int force, sapwf_error *e);

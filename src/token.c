@@ -44,16 +44,22 @@ struct curl_slist *sapwf_token_headers(sapwf_client *c, int has_body)
 }
 
 
-/* Copies the string field `name` of the table at idx into dst (truncated to size), or
- * leaves dst empty. The stack remains unchanged. */
+/* Copies the string field `name` of the table at idx into dst, or leaves dst empty, also
+ * for a string that does not fit: cut short, it could end in the start of a secret it
+ * quotes, which the Lua layer's errors then no longer recognise to redact. The stack
+ * remains unchanged. */
 static void copy_field(lua_State *L, int idx, const char *name, char *dst, size_t size)
 {
   dst[0] = '\0';
   if (lua_type(L, idx) != LUA_TTABLE)
     return;
   lua_getfield(L, idx, name);
-  if (lua_type(L, -1) == LUA_TSTRING)
-    snprintf(dst, size, "%s", lua_tostring(L, -1));
+  if (lua_type(L, -1) == LUA_TSTRING) {
+    size_t len;
+    const char *text = lua_tolstring(L, -1, &len);
+    if (len < size)
+      snprintf(dst, size, "%s", text);
+  }
   lua_pop(L, 1);
 }
 

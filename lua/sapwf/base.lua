@@ -12,6 +12,7 @@ local json = require "sapwf.json"
 local errors = require "sapwf.errors"
 local send = require "sapwf.send"
 local service = require "sapwf.service"
+local args = require "sapwf.args"
 
 local type, tostring, getmetatable, setmetatable, rawget, error =
   type, tostring, getmetatable, setmetatable, rawget, error
@@ -163,6 +164,11 @@ function base.check_string(fname, argn, v)
   return v
 end
 
+-- check_array(fname, argn, t, what, level): raises unless the table t is an array, and
+-- returns its length (args.lua; query.lua checks a query's lists with it too). A public
+-- method passes level 2.
+base.check_array = args.check_array
+
 -- The API wants each role list as one comma-separated string; arrays are joined here.
 -- Raises (at the method's caller) on names or values the API cannot take.
 function base.join_lists(fname, argn, fields, allowed, lists)
@@ -178,19 +184,7 @@ function base.join_lists(fname, argn, fields, allowed, lists)
     if lists[name] and type(value) == "table" then
       -- Only an array: a set ({["a@x"] = true}) or a list with holes would join to less
       -- than was meant, and "" clears the list on the service.
-      local n, count = #value, 0
-      for k in pairs(value) do
-        count = count + 1
-        if type(k) ~= "number" or k < 1 or k > n or k % 1 ~= 0 then
-          error(format("bad argument #%d to '%s' (%s: an array of strings expected, got a "
-                       .. "table with key %s)", argn, fname, name,
-                       type(k) == "string" and "'" .. k .. "'" or tostring(k)), 3)
-        end
-      end
-      if count ~= n then
-        error(format("bad argument #%d to '%s' (%s: an array of strings expected, got one "
-                     .. "with holes)", argn, fname, name), 3)
-      end
+      local n = args.check_array(fname, argn, value, name, 3)
       for i = 1, n do
         local item = value[i]
         if type(item) ~= "string" then
@@ -250,7 +244,8 @@ function base.failure(self, method, path, authority, status, body, headers, op)
   local idempotent = IDEMPOTENT[op]
   if idempotent == nil then idempotent = send.idempotent(method, path) end
   local ctx = { method = method, path = path, op = op, service = self._service,
-                api_url = self._api_url, idempotent = idempotent }
+                api_url = self._api_url, idempotent = idempotent,
+                redact = send.redactor(self._core) }
   if status == 403 then ctx = forbidden_ctx(self, ctx, authority) end
   return errors.from_response(status, body, headers_table(headers), ctx)
 end
@@ -284,8 +279,19 @@ local function json_type(v)
 end
 local EXPECTED = { object = "an object", array = "an array" }
 
+-- The meta table of an answer (headers: its header block): what every call returns beside
+-- its value. with_total: the call could ask for a count (only then is the header read;
+-- only a plain count: "1e3", "0x10" or "-1" from a proxy is no count at all).
+local function meta_of(status, headers, with_total)
+  local meta = { status = status, request_id = header(headers, "x-vcap-request-id") }
+  local total = with_total and header(headers, "x-total-count")
+  if total then meta.total = parse_count(total) end
+  return meta
+end
+base.meta = meta_of
+
 -- Sends op to path .. query (body: JSON text or nil) and judges the answer by op.body.
--- Returns value, meta (meta.status, meta.request_id, meta.total for list calls) or nil, err.
+-- Returns value, meta (meta_of's: status, request_id, total for list calls) or nil, err.
 -- A client derived with value_only (start_many's stand-in, whose callers keep only the
 -- value) returns the value alone: no meta table, no header read for it.
 function base.call(self, op, path, query, body)
@@ -297,11 +303,12 @@ function base.call(self, op, path, query, body)
     return nil, annotate(base.failure(self, method, path, op.authority, status, resp,
                                       headers, op), state, state and state.retry_after)
   end
+  local kind = op.body
   local meta
   if not self._no_meta then
-    meta = { status = status, request_id = header(headers, "x-vcap-request-id") }
+    -- only list calls can ask for a count ($inlinecount)
+    meta = meta_of(status, headers, kind == "json" and op.query_names["$inlinecount"])
   end
-  local kind = op.body
   if kind == "json" then
     local value, detail
     if resp ~= "" then value, detail = json_decode(resp) end
@@ -334,10 +341,6 @@ function base.call(self, op, path, query, body)
         end
       end
     end
-    -- Only list calls can ask for a count ($inlinecount), so only they read the header.
-    -- Only a plain count: "1e3", "0x10" or "-1" from a proxy is no count at all.
-    local total = meta and op.query_names["$inlinecount"] and header(headers, "x-total-count")
-    if total then meta.total = parse_count(total) end
     return value, meta
   elseif kind == "job" then
     if status == 200 or status == 204 then return true, meta end

@@ -64,13 +64,14 @@ local NOT_IN_RUN = "sapwf: the client map gives fn (w) works only in fn's own ca
   .. "its run lasts, not after it nor in a coroutine fn made: call the client itself there"
 
 -- A transport in front of real whose requests go through request(_, method, target, body,
--- deadline, output) (the stand-in's, the gate's below); renew and token are real's.
+-- deadline, output) (the stand-in's, the gate's below); renew, token and redact are real's.
 local function transport_over(real, request)
   return {
     real = real,
     request = request,
     renew = function(_, gen, replayed, deadline) return real:renew(gen, replayed, deadline) end,
     token = function(_, force) return real:token(force) end,
+    redact = function(_, text) return real:redact(text) end,
     close = function() end,
   }
 end
@@ -581,7 +582,8 @@ end
 -- this one whose calls run concurrently with the other items' (use it, not the client, in
 -- fn). Each worker takes the next item as soon as its own is done, and a request goes out
 -- as soon as the limit allows, so `concurrency` calls stay in flight.
--- @tparam table list the items (an array)
+-- @tparam table list the items: an array (a table with other keys raises, as their items
+-- would not run)
 -- @tparam function fn called as fn(w, item, i); its first result (or its second, when the
 -- first is nil) is the item's result
 -- @tparam[opt] table opts `concurrency` (default 16, at most 1024): calls in flight at most;
@@ -595,8 +597,8 @@ function methods:map(list, fn, opts)
   open(self, "map")
   if type(list) ~= "table" then bad("map", 1, "table expected, got " .. type(list), 2) end
   if type(fn) ~= "function" then bad("map", 2, "function expected, got " .. type(fn), 2) end
+  local n = base.check_array("map", 1, list, nil, 2)
   local settings, on_progress = options("map", 3, opts)
-  local n = #list
   if settings.concurrency > n then settings.concurrency = n > 0 and n or 1 end
   local r, results = list_run(list, n, on_progress, caller_position())
   execute(self, "wf:map()", r, fn, settings)
@@ -666,7 +668,8 @@ local function stream_item_name(i) return format("item %d", i) end
 --- Starts many workflow instances, opts.concurrency at a time, on one token and shared
 -- connections. Every item is checked before the first is sent: a bad one raises. One failed
 -- item never stops the others, and no start is sent twice.
--- @tparam table items array of `{definitionId = ..., context = ...}` (context optional)
+-- @tparam table items array of `{definitionId = ..., context = ...}` (context optional; a
+-- table with other keys than 1..n raises, as their items would not start)
 -- @tparam[opt] table opts `concurrency` (default 16, at most 1024): starts in flight at
 -- most; `adaptive` (default true): fewer on 429, 503 and Retry-After, more while answers are
 -- clean, and a 429 waits for the limit instead of using up the retries; `rate_limit_wait`
@@ -682,7 +685,8 @@ function methods:start_many(items, opts)
   if type(items) ~= "table" then
     bad("start_many", 1, "table expected, got " .. type(items), 2)
   end
-  local n = #items
+  -- one pass over the keys, then one over the items: linear, as the starts are
+  local n = base.check_array("start_many", 1, items, nil, 2)
   for i = 1, n do
     local problem = item_problem(items[i], i, list_item_name)
     if problem then bad("start_many", 1, problem, 2) end

@@ -6,8 +6,8 @@
 --
 -- Every call returns its result (the Returns of each method) and then a `meta` table
 -- (`status`: the HTTP status; `request_id`: the x-vcap-request-id header, to quote to SAP
--- support; `total`: the number of matches, for list calls with inlinecount), or nil and an
--- error object (`sapwf.errors`).
+-- support; `total`: the number of matches, for list calls with inlinecount; wf:request's
+-- also `headers`), or nil and an error object (`sapwf.errors`).
 -- A method's "Fails" names the kinds (err.kind) it returns besides those any call may:
 -- "network", "timeout", "tls", "auth" (the token endpoint refused the credentials),
 -- "rate_limited", "server" and "decode". Wrong arguments raise.

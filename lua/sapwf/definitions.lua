@@ -15,7 +15,7 @@ local SAMPLE, VERSION_SAMPLE = ops.sample_context, ops.definition_version_sample
 local UNDEPLOY = ops.undeploy
 
 --- The latest version of every deployed workflow definition.
--- @tparam[opt] table q names: `top` (page size, 1 to 1000), `skip` (0 to 4000), `orderby`
+-- @tparam[opt] table q names: `top` (page size, 0 to 1000), `skip` (0 to 4000), `orderby`
 -- (e.g. "createdAt desc"), `inlinecount` (true: meta.total). An unknown name raises.
 -- @treturn table array of definitions: id, version, name, createdAt, createdBy, ...
 -- @fails "forbidden" without WORKFLOW_DEFINITION_GET
@@ -34,7 +34,7 @@ methods.definition = by_id(DEFINITION, "definition")
 
 --- Every deployed version of a workflow definition.
 -- @tparam string id the workflow definition id
--- @tparam[opt] table q names: `top` (page size, 1 to 1000), `skip` (0 to 4000), `orderby`
+-- @tparam[opt] table q names: `top` (page size, 0 to 1000), `skip` (0 to 4000), `orderby`
 -- (e.g. "createdAt desc"), `inlinecount` (true: meta.total). An unknown name raises.
 -- @treturn table array of definitions, one per version
 -- @fails "forbidden" without WORKFLOW_DEFINITION_GET; "not_found" when no definition has

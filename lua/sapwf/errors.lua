@@ -5,8 +5,9 @@
 -- short fix), and `sapwf.is_error(v)` tells an error object from a result (wf:start_many's
 -- results hold both). Arguments of the wrong type, unknown options and calls on a closed
 -- client raise instead (a mistake in the calling code). Messages come from the server or
--- libcurl; none ever holds a secret, a token or a request body, and a non-JSON error page
--- is summarised, never copied.
+-- libcurl; none ever holds a secret, a token or a request body (where a server quotes the
+-- client's secret, its Basic credentials or its token, they read "[redacted]"), and a
+-- non-JSON error page is summarised, never copied.
 -- @usage
 --   local inst, err = wf:start("orderapproval", context)
 --   if not inst then
@@ -103,6 +104,21 @@ local function clip(s)
   return s
 end
 
+-- The error funnel's redaction: every string value in v (a server's decoded answer, its
+-- header values), through redact (the transport's: send.redactor), before any of it is
+-- stored or clipped (a clip could cut a secret in two and leave its start unrecognised).
+-- Keys stay: they are the answer's structure ("message", "error"), which a short secret
+-- occurring in them must not break. Tables are changed in place: they are fresh copies of
+-- what the server sent (nested no deeper than cjson decodes, 1000 levels).
+local function scrub(v, redact)
+  local tv = type(v)
+  if tv == "string" then return redact(v) end
+  if tv == "table" then
+    for k, value in pairs(v) do v[k] = scrub(value, redact) end
+  end
+  return v
+end
+
 local function one_line(e)
   local head = "sapwf: " .. tostring(e.kind)
   if e.status then head = head .. " (" .. e.status .. ")" end
@@ -191,8 +207,11 @@ end
 
 -- An error object for an HTTP answer the client does not accept.
 -- ctx: method, path (no query), idempotent (true when sending the call twice does what once
--- does; otherwise it counts as not), authority (or nil), hint (or nil).
+-- does; otherwise it counts as not), authority (or nil), hint (or nil), redact (or nil: what
+-- takes the client's secrets out of the server's texts, send.redactor).
 function errors.from_response(status, body, headers, ctx)
+  local redact = ctx.redact
+  if redact and headers then headers = scrub(headers, redact) end
   local e = {
     kind = errors.kind_for_status(status), status = status,
     method = ctx.method, path = ctx.path,
@@ -201,6 +220,7 @@ function errors.from_response(status, body, headers, ctx)
   local doc = nil
   if body and body ~= "" then
     doc = cjson_safe.decode(body)
+    if redact then doc = scrub(doc, redact) end
   end
   local err = type(doc) == "table" and doc.error
   if type(err) == "table" then
@@ -316,13 +336,19 @@ local function tls_hint(curl_code)
 end
 
 -- Gives a `sapwf.core` error (no HTTP answer came) its metatable, retry and outcome rules;
--- idempotent as for errors.from_response.
-function errors.from_core(cerr, method, path, idempotent)
+-- idempotent and redact as for errors.from_response (a token endpoint's refusal brings its
+-- own words: its error and error_description).
+function errors.from_core(cerr, method, path, idempotent, redact)
   local e = {}
   if type(cerr) == "table" then
     for k, v in pairs(cerr) do e[k] = v end
   else
     e.kind, e.message = "network", tostring(cerr)
+  end
+  -- where an answer came (a token endpoint's refusal), its texts are the server's: its
+  -- error and error_description; the rest, and libcurl's messages, are no server's words
+  if redact and e.status then
+    e.message, e.code = scrub(e.message, redact), scrub(e.code, redact)
   end
   e.kind = e.kind or "network"
   e.message = e.message and clip(tostring(e.message)) or e.kind

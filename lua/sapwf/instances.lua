@@ -68,7 +68,7 @@ end
 
 --- The workflow instances matching q; with no status filter the service returns the
 -- RUNNING and ERRONEOUS ones. At most one page: see wf:each_instance for all matches.
--- @tparam[opt] table q names: `top` (page size, 1 to 1000), `skip` (0 to 4000), `orderby`
+-- @tparam[opt] table q names: `top` (page size, 0 to 1000), `skip` (0 to 4000), `orderby`
 -- (e.g. "startedAt desc"), `inlinecount` (true: meta.total), `expand`; the filters
 -- `businessKey`, `completedAt`, `completedFrom`, `completedUpTo`, `containsText`,
 -- `definitionId`, `definitionVersion`, `id`, `parentInstanceId`, `rootInstanceId`,
@@ -260,16 +260,17 @@ function methods:update_roles(id, roles)
 end
 
 --- Deletes workflow instances.
--- @tparam table ids array of instance ids; an empty one deletes nothing and sends nothing
--- (the service answers an empty list 200 too), so "delete whatever the query found" needs
--- no case of its own
+-- @tparam table ids array of instance ids (a set or a table with other keys raises: those
+-- ids would not be deleted); an empty one deletes nothing and sends nothing (the service
+-- answers an empty list 200 too), so "delete whatever the query found" needs no case of
+-- its own
 -- @treturn boolean|table true when the service deleted them at once (200), or `{job =,
 -- location =}` when it deletes them in the background (202): follow it with wf:job
 -- @fails "forbidden" without WORKFLOW_INSTANCES_UPDATE
 function methods:delete_instances(ids)
   open(self, "delete_instances")
   check_table("delete_instances", 1, ids)
-  local n = #ids
+  local n = base.check_array("delete_instances", 1, ids, nil, 2)
   if n == 0 then return true, {} end                   -- meta without status: nothing sent
   local items = {}
   for i = 1, n do

@@ -18,7 +18,7 @@ local JOB, FORMS = ops.job, ops.forms
 methods.job = by_id(JOB, "job")
 
 --- The form definitions.
--- @tparam[opt] table q names: `top` (page size, 1 to 1000), `skip` (0 to 4000),
+-- @tparam[opt] table q names: `top` (page size, 0 to 1000), `skip` (0 to 4000),
 -- `inlinecount` (true: meta.total); the filters `type` (an array value repeats a filter:
 -- the service combines them with OR). An unknown name raises.
 -- @treturn table array of forms

@@ -98,10 +98,19 @@ local function mark(mt, name, t)
   return setmetatable(t, mt)
 end
 
+-- Not `return mark(...)`: a tail call would take this frame off the stack, and mark's
+-- error level would name the line that called the caller of array or object.
+
 --- Marks t (or a new table) as a JSON array, so that an empty one is written as [].
-function json.array(t) return mark(array_mt, "array", t) end
+function json.array(t)
+  local marked = mark(array_mt, "array", t)
+  return marked
+end
 --- Marks t (or a new table) as a JSON object; integer keys become member names.
-function json.object(t) return mark(object_mt, "object", t) end
+function json.object(t)
+  local marked = mark(object_mt, "object", t)
+  return marked
+end
 
 -- ------------------------------------------------------------------------------------------
 -- Validation: one walk that raises `invalid` (caught in encode) with the path of the culprit.

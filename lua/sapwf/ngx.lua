@@ -256,6 +256,14 @@ function Transport:token(force)
   return self.tokens:get()
 end
 
+-- text without the secret, its Basic credentials and the shared token, as a sapwf.core
+-- client takes its own out (errors.lua runs a server's texts through it, by send.lua's
+-- redactor). The secrets are Lua strings here already (the options the threads get).
+function Transport:redact(text)
+  local entry = self.tokens:read()
+  return core.redact(text, self.opts.client_secret, self.basic, entry and entry.t)
+end
+
 -- The thread side's clients are shared by every client with the same options, and are
 -- bounded in number; closing this one only ends its use.
 function Transport:close() end
@@ -353,9 +361,13 @@ function sapwf_ngx.new(opts)
   -- 0 is libcurl's: no limit for timeout, its default of 300 s for connect_timeout
   local connect_timeout = core_opts.connect_timeout or 10
   local timeout = core_opts.timeout or 60
+  local secret = core_opts.client_secret
   local transport = setmetatable({ pool = own.thread_pool, opts = core_opts,
                                    key = config_key(core_opts), timeout = timeout,
-                                   patience = connect_timeout > 0 and connect_timeout or 300 },
+                                   patience = connect_timeout > 0 and connect_timeout or 300,
+                                   -- HTTP Basic's, as libcurl sends them: for redact
+                                   basic = secret and ngx.encode_base64(core_opts.client_id
+                                                                        .. ":" .. secret) },
                                  Transport)
   -- A fetch is bounded by libcurl's timeout; waiting for another request's fetch too.
   local wait = timeout > 0 and timeout + 5 or math.huge

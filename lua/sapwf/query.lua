@@ -7,10 +7,12 @@
 --   naming it, so a typo never silently widens a query.
 --   Values: string, number (integers written as integers, however large), boolean;
 --   inlinecount = true means "allpages"; an array repeats the parameter, which the service
---   combines with OR. top and skip are integers in the API's ranges (LIMITS): anything
+--   combines with OR (a table with other keys raises: those values would be left out, and
+--   the query widened). top and skip are integers in the API's ranges (LIMITS): anything
 --   else raises, as the service would only answer 400.
 -- Parameters come out sorted by name, so equal queries give equal URLs.
 local core = require "sapwf.core"
+local check_array = require "sapwf.args".check_array
 
 local type, pairs, ipairs, error = type, pairs, ipairs, error
 local format, find, sub, gsub = string.format, string.find, string.sub, string.gsub
@@ -102,7 +104,7 @@ function query.build(op, q, fname, argn)
     end
     if find(wire, "^attributes%.") then key = "attributes." .. escape(sub(wire, 12)) end
     if type(value) == "table" then
-      if value[1] == nil then
+      if check_array(fname, argn, value, "query '" .. wire .. "'", 3) == 0 then
         bad(fname, argn, "query '%s' is an empty list", wire)
       end
       for i, item in ipairs(value) do
@@ -146,7 +148,11 @@ function query.free(q, fname, argn)
   local parts = {}
   for _, name in ipairs(names) do
     local value = q[name]
-    local items = type(value) == "table" and value or { value }
+    local items = { value }
+    if type(value) == "table" then
+      check_array(fname, argn, value, "query '" .. name .. "'", 3)
+      items = value
+    end
     for i, item in ipairs(items) do
       local text = scalar(item)
       if not text then

@@ -21,6 +21,14 @@ local METHODS = { GET = true, POST = true, PUT = true, PATCH = true, DELETE = tr
 local OPTIONS = { query = true, body = true, accept = true, to_file = true }
 local EXPORT = operations.by_name.export
 
+-- wf:request's meta: every call's, and the headers, which an arbitrary call may need (a
+-- job's Location). Any answer may carry a count: the query is the caller's.
+local function meta_of(status, raw_headers)
+  local meta = base.meta(status, raw_headers, true)
+  meta.headers = headers_table(raw_headers)
+  return meta
+end
+
 local function bad(argn, msg)
   error(format("bad argument #%d to 'request' (%s)", argn, msg), 3)
 end
@@ -144,7 +152,9 @@ end
 -- FIFO or a directory, is an `io` error before anything is sent)
 -- @treturn table|string|boolean|number the answer: decoded JSON, the text for other
 -- content types, true for an empty body; with `to_file`, the bytes written
--- @treturn table the response headers, names lower-cased
+-- @treturn table meta, as every call's (`status`, `request_id`; `total` when the answer has
+-- an X-Total-Count), and `headers`: the response headers, names lower-cased (a purge's
+-- 303: its job in `meta.headers.location`)
 -- @fails nil, err (see `sapwf.errors`) for any status but 2xx and those SAP's definition
 -- lists for the operation (purge's 303: one is running already, its job in the Location
 -- header; another 3xx is an error: sapwf follows no redirect) and for failures; a 403 names
@@ -197,7 +207,7 @@ function methods:request(method, path, opts)
     bytes, raw, status, resp, headers, state = to_file(self, method, path .. qs, body,
       bare_path, exact and authority or nil, send.idempotent(method, bare_path), accept,
       opts.to_file)
-    if bytes then return bytes, headers_table(raw) end
+    if bytes then return bytes, meta_of(status, raw) end
     if raw then return nil, raw end
   else
     status, resp, headers, state = base.send(self, method, path .. qs, body, bare_path,
@@ -213,18 +223,18 @@ function methods:request(method, path, opts)
     if status == 403 and not exact then err.authority = authority end
     return nil, send.annotate(err, state, state and state.retry_after)
   end
-  headers = headers_table(headers)
-  if resp == "" then return true, headers end
-  local ctype = headers["content-type"] or ""
+  local meta = meta_of(status, headers)
+  if resp == "" then return true, meta end
+  local ctype = meta.headers["content-type"] or ""
   if find(ctype, "json", 1, true) then
     local value, detail = json.decode(resp)
     if value == nil then
-      return nil, errors.decode(status, headers, { method = method, path = bare_path },
+      return nil, errors.decode(status, meta.headers, { method = method, path = bare_path },
                                 detail)
     end
-    return value, headers
+    return value, meta
   end
-  return resp, headers
+  return resp, meta
 end
 
 --- Writes the tenant's data export (a zip archive) to a file, as it comes: in constant
@@ -248,9 +258,7 @@ function methods:export(path)
   end
   local bytes, raw, status, resp, headers, state = to_file(self, "GET", EXPORT.path, nil,
     EXPORT.path, EXPORT.authority, true, EXPORT.accept, path)
-  if bytes then
-    return bytes, { status = status, request_id = core.header(raw, "x-vcap-request-id") }
-  end
+  if bytes then return bytes, base.meta(status, raw) end
   if raw then return nil, raw end
   local err = base.failure(self, "GET", EXPORT.path, EXPORT.authority, status, resp, headers,
                            EXPORT)

@@ -1,4 +1,4 @@
--- When a call is sent again: every rule of it, in one place. call.lua sends every API call
+-- When a call is sent again: every rule of it, in one place. base.lua sends every API call
 -- through send.send, and wf:token through send.token.
 --
 -- What is sent again, and when:
@@ -27,8 +27,11 @@
 --                                               | nil, core error
 --   renew(gen, replayed [, deadline])          -> true (send again) | false | nil, err
 --   token([force])                             -> token, seconds left, scope | nil, err
+--   redact(text)                               -> text without the secret, the Basic
+--                                                 credentials and the token it holds
 -- gen names the token a request carried; deadline is when the request must be done, which
--- its replay after a 401 shares. A transport without renew gets no replay.
+-- its replay after a 401 shares. A transport without renew gets no replay; one without
+-- redact (a spec's stand-in) leaves a server's texts as they came.
 local core = require "sapwf.core"
 local errors = require "sapwf.errors"
 local operations = require "sapwf.operations"
@@ -80,7 +83,7 @@ function send.idempotent(method, bare_path, op_name)
   return found[1] ~= nil
 end
 
--- The same, once per operation, for call.lua.
+-- The same, once per operation, for base.lua.
 send.IDEMPOTENT = {}
 for name, op in pairs(operations.by_name) do
   send.IDEMPOTENT[op] = send.idempotent(op.method, op.path, name)
@@ -172,6 +175,14 @@ local function wait_for_limit(policy, state, retry_after, method, path)
   state.started = state.started + (policy.now() - t)    -- not spent from retry_deadline
   return true
 end
+
+-- What errors.lua runs a server's texts through before an error keeps them (a token
+-- endpoint or an API may quote what it was sent): transport t's redact, or nil.
+function send.redactor(t)
+  if not (t and t.redact) then return nil end
+  return function(text) return t:redact(text) end
+end
+local redactor = send.redactor
 
 -- Adds what the retries did to a final error: how many attempts went out, an unknown
 -- outcome when an earlier attempt may have taken effect, and interrupted = true when a
@@ -274,7 +285,7 @@ function send.send(t, policy, method, target, body, path, authority, idempotent,
     elseif status == nil then
       state = state or new_state(started)
       state.retry_after = nil
-      local err = errors.from_core(resp, method, path, idempotent)
+      local err = errors.from_core(resp, method, path, idempotent, redactor(t))
       local again = err.retryable and (idempotent or err.outcome == "not_sent")
       if not (again and pause(policy, state, err.retry_after, {
           method = method, path = path, kind = err.kind, status = err.status,
@@ -292,7 +303,7 @@ function send.token(t, policy, force)
   while true do
     local token, left, scope = t:token(force)
     if token then return token, left, scope end
-    local err = errors.from_core(left, nil, nil)
+    local err = errors.from_core(left, nil, nil, nil, redactor(t))
     if not (err.retryable and pause(policy, state, err.retry_after, {
         kind = err.kind, status = err.status, phase = "token", outcome = err.outcome })) then
       return nil, send.annotate(err, state)

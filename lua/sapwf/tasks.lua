@@ -17,7 +17,7 @@ local FORM, FORM_MODEL, DEFINITIONS = ops.task_form, ops.task_form_model, ops.ta
 
 --- The user task instances matching q; with no status filter, tasks of every status. At most
 -- one page: see wf:each_task for all matches.
--- @tparam[opt] table q names: `top` (page size, 1 to 1000), `skip` (0 to 4000), `orderby`
+-- @tparam[opt] table q names: `top` (page size, 0 to 1000), `skip` (0 to 4000), `orderby`
 -- (e.g. "createdAt desc"), `inlinecount` (true: meta.total), `expand`; the filters
 -- `activityId`, `claimedAt`, `claimedFrom`, `claimedUpTo`, `completedAt`, `completedFrom`,
 -- `completedUpTo`, `containsText`, `createdAt`, `createdFrom`, `createdUpTo`,
@@ -171,7 +171,7 @@ function methods:update_task(id, fields)
 end
 
 --- The user task definitions of the deployed workflows.
--- @tparam[opt] table q names: `top` (page size, 1 to 1000), `skip` (0 to 4000),
+-- @tparam[opt] table q names: `top` (page size, 0 to 1000), `skip` (0 to 4000),
 -- `inlinecount` (true: meta.total), `expand`. An unknown name raises.
 -- @treturn table array of task definitions
 -- @fails "forbidden" without TASK_DEFINITION_GET
