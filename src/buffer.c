@@ -30,7 +30,10 @@ void sapwf_free_secret(char **p, size_t n)
 
 /* The base64 of id ":" secret, what libcurl sends as HTTP Basic credentials, as a
  * malloc'ed string (to be wiped: sapwf_free_secret) with its length in *len; NULL when out
- * of memory. Made without a copy of id ":" secret to wipe. */
+ * of memory. Made without a copy of id ":" secret to wipe. Never sent: libcurl makes the
+ * header it sends (CURLOPT_USERNAME, CURLOPT_PASSWORD); this is only to recognise those
+ * credentials when a server quotes them back (client:redact), and libcurl has no public
+ * base64 to make it with. */
 char *sapwf_basic_credentials(const char *id, size_t id_len, const char *secret,
                               size_t secret_len, size_t *len)
 {
