@@ -89,6 +89,24 @@ function helpers.run(command)
   return ok == true, text, code
 end
 
+--- f() with core.catch_sigint(true) on, for a spec that sends itself a signal meanwhile:
+-- whether the signal came, then pcall(f)'s results. The signal is waited for up to 3 s
+-- more, so that a failure before it came does not leave it to end the run later.
+-- Catching is off again after.
+function helpers.caught_while(f)
+  local core = require "sapwf.core"
+  core.catch_sigint(true)
+  local results = (function(...) return { n = select("#", ...), ... } end)(pcall(f))
+  local caught = core.sigint_caught()
+  for _ = 1, 60 do
+    if caught then break end
+    core.sleep(0.05)
+    caught = core.sigint_caught()
+  end
+  core.catch_sigint(false)
+  return caught, (table.unpack or unpack)(results, 1, results.n)
+end
+
 --- A file's permission bits in octal, as stat(1) writes them ("644").
 function helpers.file_mode(path)
   local ok, out = helpers.run("stat -c %a " .. path)
