@@ -560,6 +560,39 @@ describe("batches", function()
       wf:close()
     end)
 
+    it("while core.catch_sigint catches signals, one also ends the wait of a request held " ..
+       "only by the limit on requests in flight: it is not sent", function()
+      local wf = client()
+      assert(wf:token())
+      -- a 429 without Retry-After halves the limit (4 to 2) while three starts are in
+      -- flight for 0.6 s: the refused one waits for a slot, with no time of its own
+      emu:set_limits({ service_time = 0.6 })
+      finally(function() emu:set_limits({}) end)
+      emu:fault{ fault = "status", status = 429, method = "POST",
+                 path = "/v1/workflow-instances", times = 1 }
+      local caught, ok, results, took = helpers.caught_while(function()
+        assert(helpers.run("(sleep 0.3; kill -INT " .. our_pid() .. ") >/dev/null 2>&1 &"))
+        local t0 = core.monotonic()
+        local r = wf:start_many(items(4), { concurrency = 4 })
+        return r, core.monotonic() - t0
+      end)
+      emu:clear_faults()
+      assert(ok, results)
+      assert.is_true(caught)
+      local started, unsent = 0, 0
+      for _, r in ipairs(results) do
+        if not sapwf.is_error(r) then
+          started = started + 1
+        elseif r.interrupted then
+          unsent = unsent + 1
+        end
+      end
+      assert.same({ 3, 1 }, { started, unsent })
+      assert.equal(4, starts_seen())             -- the 429's and the three; no retry
+      assert.is_true(took < 1.5, "took " .. took .. " s")
+      wf:close()
+    end)
+
     it("raises for a bad item where it comes, after the items before it", function()
       local wf = client()
       local list, got = items(8), 0

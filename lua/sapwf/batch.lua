@@ -223,6 +223,10 @@ local function noter(run, log)
   end
 end
 
+-- The longest b:wait while requests queue for a slot in flight (see schedule): any answer
+-- ends it sooner.
+local HELD_BY_LIMIT = 60
+
 -- A worker: runs fn on item after item, handing each result back.
 local function work(fn, w, item, i)
   while true do
@@ -351,8 +355,12 @@ local function schedule(w, b, now, run, fn, size, limiter, log, members)
       if timeout < 0 then timeout = 0 end
     end
     if head <= tail then
-      local held = limiter:held()
-      if held and (not timeout or held < timeout) then timeout = held end
+      -- A queue held only by the limit on requests in flight has no time of its own
+      -- (held() is nil), but a caught signal must still end it before an answer frees a
+      -- slot and pump() sends what the user said stop to: b:wait sees the signal only with
+      -- a timeout (see stopped), and an answer ends the wait sooner anyway.
+      local held = limiter:held() or HELD_BY_LIMIT
+      if not timeout or held < timeout then timeout = held end
     end
     -- Once the client is closed, wait hands over what is in flight and then raises the
     -- closed error instead of waiting: the items that wait for a retry or for the limiter
