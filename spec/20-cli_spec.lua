@@ -719,7 +719,24 @@ describe("sapwf command line", function()
       assert.equal(json.null, doctor.json.token.expiresIn)
       assert.is_false(doctor.json.token.scopeKnown)    -- the answer named no scopes either
       local human = run({ "-o", "table", "doctor" })
-      assert.matches("\nOK    token: no expiry given;", human.stdout, 1, true)
+      assert.matches("\nOK    token: no expiry given; the answer names no scopes", human.stdout,
+                     1, true)
+      -- no scopes named, and a call answers 403: the cf command, which replaces the list,
+      -- keeps every authority needed (those that answered too), and says so
+      emu:clear_faults()
+      local limited_client = assert(require("sapwf").new{ service_key = limited_key })
+      local limited_token = assert(limited_client:token())
+      limited_client:close()
+      tokens[#tokens + 1] = limited_token
+      emu:fault{ fault = "body", method = "POST", path = "/oauth/token", times = -1,
+                 body = json.encode({ access_token = limited_token, token_type = "bearer" }) }
+      local partial = sapwf({ "--service-key", limited_key, "doctor", "instances", "tasks" })
+      assert.equal(5, partial.code, partial.stderr)
+      assert.same({ "WORKFLOW_INSTANCE_GET" }, partial.json.missing)
+      assert.matches('"authorities":["TASK_GET","WORKFLOW_INSTANCE_GET"]',
+                     partial.json.command, 1, true)
+      assert.matches("add any other the instance has", partial.json.commandNote, 1, true)
+      emu:clear_faults()
       -- a lifetime past any four-digit year (the library says math.huge only beyond 1e15):
       -- its seconds, but no expiresAt
       emu:clear_faults()

@@ -225,6 +225,18 @@ local function conclude(report, needed, granted, scope_known, instance)
     for _, authority in ipairs(missing) do
       all[authority] = true
     end
+    if not scope_known then
+      -- The list replaces the instance's authorities, and the token did not say which it
+      -- has: every one needed goes in (those whose calls answered are granted, and must
+      -- stay); any other only the user knows, and is said to be added (commandNote), not
+      -- silently dropped.
+      for _, authority in ipairs(needed) do
+        all[authority] = true
+      end
+      report.commandNote = "the token answer named no scopes, so this list has only the "
+        .. "authorities needed: add any other the instance has, since the list replaces "
+        .. "them all"
+    end
     report.command = string.format("cf update-service %s -c '%s'", instance,
       json.encode({ authorities = json.array(sorted_keys(all)) }))
   end
@@ -310,8 +322,9 @@ local function print_human(out, report, instance_known)
   if key.service == service.SPA then
     w(mark(true), "  token: ", expiry, " (SAP Build Process Automation: access by roles)\n")
   else
-    w(mark(true), "  token: ", expiry, "; ", tostring(#report.granted),
-      " authorities granted\n")
+    w(mark(true), "  token: ", expiry, "; ", token.scopeKnown == false
+      and "the answer names no scopes (what is missing is told by the calls' 403s)"
+      or (tostring(#report.granted) .. " authorities granted"), "\n")
   end
   local call_width = 0
   for _, check in ipairs(report.checks) do
@@ -351,6 +364,7 @@ local function print_human(out, report, instance_known)
       #report.missing == 1 and "y" or "ies", ": ", table.concat(report.missing, " "), "\n")
     w("      grant them (the list replaces the old one, so it keeps the granted ones):\n")
     w("      ", report.command, "\n")
+    if report.commandNote then w("      note: ", report.commandNote, "\n") end
     w("      then new tokens carry them (`sapwf token` shows the scopes).\n")
     if not instance_known then w("      ", cli.INSTANCE_HINT, "\n") end
   end
