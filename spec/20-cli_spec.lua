@@ -2170,6 +2170,17 @@ describe("sapwf command line", function()
         local record = lines_of(input .. ".started.ndjson")
         assert.equal(2, #record)                  -- sending, then what became of it
         assert.same({ line = 1, outcome = "failed" }, json.decode(record[2]))
+        -- the same when every line was taken already (no later line to see the signal)
+        write_file(input .. ".one", '{"n":1}\n')
+        emu:fault({ fault = "status", status = 429, retry_after = 5, times = 1,
+          method = "POST", path = "/v1/workflow-instances" })
+        code, summary, stderr = run_signalled({ "--service-key", full_key, "start", "simple",
+          "--from", input .. ".one" }, "INT", function() return starts() > 1 end)
+        emu:clear_faults()
+        assert.equal(130, code, stderr)
+        assert.is_true(summary.interrupted)
+        assert.same({ 0, 1, 0 }, { summary.started, summary.failed, summary.notAttempted })
+        assert.matches("--resume", stderr, 1, true)
       end)
 
     it("SIGTERM and SIGHUP stop it as Ctrl-C does: the starts in flight are recorded, and " ..

@@ -349,7 +349,9 @@ static const luaL_Reg lock_methods[] = {
 /***
  * Takes an exclusive lock (flock) on a regular file, made (empty) when missing, without
  * waiting: held until the lock's close (also __gc, __close) or the end of the process.
- * Other locks of the file, in this process or another, fail while it is held.
+ * Other locks of the file, in this process or another, fail while it is held. The lock is
+ * on the file the path names when it returns, even if another run renamed the one it
+ * opened first.
  * @function lock_file
  * @tparam string path
  * @treturn[1] userdata the lock, with close()
@@ -363,8 +365,8 @@ int sapwf_core_lock_file(lua_State *L)
 {
   const char *path = check_name(L, 1, NULL);
   file_lock *k;
-  struct stat st;
-  int created = 0, err;
+  struct stat st, now;
+  int created = 0, err, attempt;
   /* The userdata first: a raise while making it (memory) then leaks no descriptor. */
   k = (file_lock *)lua_newuserdatauv(L, sizeof *k, 0);
   k->fd = -1;
@@ -374,29 +376,39 @@ int sapwf_core_lock_file(lua_State *L)
     lua_setfield(L, -2, "__index");
   }
   lua_setmetatable(L, -2);
-  k->fd = open_for_lock(path, &created);
-  if (k->fd < 0)
-    return push_failure(L, errno, 0);
-  err = fstat(k->fd, &st) != 0 ? errno : 0;
-  if (err != 0 || !S_ISREG(st.st_mode)) {
+  for (attempt = 0; attempt < 10; attempt++) {
+    k->fd = open_for_lock(path, &created);
+    if (k->fd < 0)
+      return push_failure(L, errno, 0);
+    err = fstat(k->fd, &st) != 0 ? errno : 0;
+    if (err != 0 || !S_ISREG(st.st_mode)) {
+      close(k->fd);
+      k->fd = -1;
+      if (err != 0)
+        return push_failure(L, err, 0);
+      /* A device is no record of a run's: there is nothing in it for two runs to share. */
+      lua_pushnil(L);
+      lua_pushliteral(L, "not a regular file");
+      lua_pushboolean(L, 0);
+      return 3;
+    }
+    while (flock(k->fd, LOCK_EX | LOCK_NB) != 0) {
+      err = errno;
+      if (err == EINTR)
+        continue;
+      close(k->fd);
+      k->fd = -1;
+      return push_failure(L, err, err == EWOULDBLOCK);
+    }
+    /* Still the file at the path? The run that held the lock may have moved it aside (an
+     * earlier failed file) and made a new one meanwhile: a lock on the old one keeps
+     * nobody out of the new one. Then the new one is locked instead. */
+    if (stat(path, &now) == 0 && now.st_dev == st.st_dev && now.st_ino == st.st_ino) {
+      lua_pushboolean(L, created);
+      return 2;
+    }
     close(k->fd);
     k->fd = -1;
-    if (err != 0)
-      return push_failure(L, err, 0);
-    /* A device is no record of a run's: there is nothing in it for two runs to share. */
-    lua_pushnil(L);
-    lua_pushliteral(L, "not a regular file");
-    lua_pushboolean(L, 0);
-    return 3;
   }
-  while (flock(k->fd, LOCK_EX | LOCK_NB) != 0) {
-    err = errno;
-    if (err == EINTR)
-      continue;
-    close(k->fd);
-    k->fd = -1;
-    return push_failure(L, err, err == EWOULDBLOCK);
-  }
-  lua_pushboolean(L, created);
-  return 2;
+  return push_failure(L, EAGAIN, 1);            /* moved away each time: as if held */
 }

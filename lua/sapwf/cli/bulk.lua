@@ -836,9 +836,18 @@ local function take_failed(path)
   if kind and kind ~= "file" then
     return false
   end
-  local function in_use()
-    return usage(string.format("the failed file %s is in use by another run: wait for it to "
-      .. "end, or give another --failed", path))
+  -- kept: the name an earlier failed file was just moved to, which a refusal also says
+  local function refused(why, kept)
+    return usage(why .. (kept and ("; the failed file of an earlier run is kept as " .. kept)
+      or ""))
+  end
+  local function in_use(kept)
+    return refused(string.format("the failed file %s is in use by another run: wait for it "
+      .. "to end, or give another --failed", path), kept)
+  end
+  local function unlockable(why, kept)
+    return refused(string.format("cannot lock the failed file %s: %s", path, tostring(why)),
+                   kept)
   end
   local lock, made, busy = core.lock_file(path)
   if busy then
@@ -854,15 +863,16 @@ local function take_failed(path)
   if lock then
     lock:close()
   end
-  if err or not kept then
-    return nil, err or usage(string.format("cannot lock the failed file %s: %s", path,
-                                           tostring(made)))
+  if err then
+    return nil, err
+  elseif not kept and not lock then
+    return unlockable(made)
   end
   lock, made, busy = core.lock_file(path)
   if busy then
-    return in_use()
+    return in_use(kept)
   elseif not lock then
-    return usage(string.format("cannot lock the failed file %s: %s", path, tostring(made)))
+    return unlockable(made, kept)
   end
   return lock, made and file_id(path), kept
 end
@@ -872,6 +882,13 @@ end
 local function drive(run)
   core.catch_sigint(true)
   local ok, problem = pcall(run.work, run)
+  -- A signal after the last line was taken is seen by no run:stopping(), yet it may have
+  -- cut a retry's wait short (that line not started): the run was interrupted all the
+  -- same, as a single start is by a signal while it is on its way (exit 130).
+  local caught, name = core.sigint_caught()
+  if caught and not run.interrupted then
+    run.interrupted, run.signal = true, name
+  end
   local interrupted = run.interrupted == true
   core.catch_sigint(false)
   if ok then
