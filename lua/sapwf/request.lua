@@ -121,9 +121,10 @@ local function to_file(self, method, target, body, path, authority, idempotent, 
       rerr = format("it is no regular file now (%s)", kind)
     elseif size then
       -- the part file is the owner's only (temp_file); the answer gets the replaced file's
-      -- permissions, or a new file's
-      renamed, rerr = mode_like(part, final)
-      if renamed then renamed, rerr = os.rename(part, final) end
+      -- permissions, or a new file's. Only where the file system lets it: one that refuses
+      -- chmod (vfat) still gets the whole answer, which is worth more than its mode.
+      mode_like(part, final)
+      renamed, rerr = os.rename(part, final)
     end
     placed = renamed and true or false
     if not (size and renamed) then
