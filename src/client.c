@@ -127,6 +127,7 @@ static void release(lua_State *L, sapwf_client *c)
   sapwf_free_secret(&c->basic, c->basic_len);
   sapwf_free_secret(&c->key_pem, c->key_len);
   sapwf_token_drop(c);
+  sapwf_free_secret(&c->prev_token, c->prev_token_len);    /* the dropped one included */
   sapwf_exchange_free(&c->x);
 }
 
@@ -550,14 +551,16 @@ static int held_redact(lua_State *L)
 {
   redact_call *q = lua_touserdata(L, 1);
   sapwf_client *c = q->c;
-  sapwf_text secrets[3];
+  sapwf_text secrets[4];
   secrets[0].data = c->secret;
   secrets[0].len = c->secret_len;
   secrets[1].data = c->basic;
   secrets[1].len = c->basic_len;
   secrets[2].data = c->token;
   secrets[2].len = c->token_len;
-  sapwf_push_redacted(L, q->text, q->len, secrets, 3);     /* functions.c */
+  secrets[3].data = c->prev_token;          /* a request in flight may have carried it */
+  secrets[3].len = c->prev_token_len;
+  sapwf_push_redacted(L, q->text, q->len, secrets, 4);     /* functions.c */
   return 1;
 }
 

@@ -65,6 +65,9 @@ typedef struct sapwf_client {
   size_t key_len;
   char *token;                     /* cached access token, wiped before free */
   size_t token_len;
+  char *prev_token;                /* the one before it: answers to requests that carried it
+                                      may still come and quote it (client:redact) */
+  size_t prev_token_len;
   char *scope;
   double token_expiry;             /* monotonic seconds */
   double token_lifetime;           /* seconds it had left when cached */

@@ -21,7 +21,12 @@
 
 void sapwf_token_drop(sapwf_client *c)
 {
-  sapwf_free_secret(&c->token, c->token_len);
+  /* Kept as the one before, for redaction only (a request in flight may have carried it);
+   * the one before that is wiped now. */
+  sapwf_free_secret(&c->prev_token, c->prev_token_len);
+  c->prev_token = c->token;
+  c->prev_token_len = c->token_len;
+  c->token = NULL;
   c->token_len = 0;
   free(c->scope);
   c->scope = NULL;

@@ -372,8 +372,17 @@ function sapwf_ngx.new(opts)
   -- A fetch is bounded by libcurl's timeout; waiting for another request's fetch too.
   local wait = timeout > 0 and timeout + 5 or math.huge
   local id = "sapwf:" .. ngx.md5(core_opts.token_url .. "\n" .. core_opts.client_id)
-  transport.tokens = token.new(dict, id, core_opts.token_margin or 60, wait,
-                               function() return transport:fetch_token() end)
+  -- A failed fetch's texts (a token endpoint's error_description) are shared with the
+  -- requests waiting on it and logged when a renewal fails: without the secrets in them.
+  transport.tokens = token.new(dict, id, core_opts.token_margin or 60, wait, function()
+    local t, left, scope = transport:fetch_token()
+    if not t and type(left) == "table" then
+      for _, field in ipairs({ "message", "code" }) do
+        if type(left[field]) == "string" then left[field] = transport:redact(left[field]) end
+      end
+    end
+    return t, left, scope
+  end)
   -- Retries wait with ngx.sleep, which yields, not with sapwf.core.sleep, which blocks. A
   -- server's requests share this client: a 403 fetches a fresh token at most once a second
   -- (per worker), not once for every request of a client that lacks an authority.
