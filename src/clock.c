@@ -13,13 +13,20 @@ double sapwf_now(void)
 }
 
 
+struct timespec sapwf_timespec(double seconds)
+{
+  struct timespec t;
+  t.tv_sec = (time_t)seconds;
+  t.tv_nsec = (long)((seconds - (double)t.tv_sec) * 1e9);
+  if (t.tv_nsec > 999999999L)
+    t.tv_nsec = 999999999L;
+  return t;
+}
+
+
 void sapwf_sleep(double seconds)
 {
-  struct timespec left;
-  left.tv_sec = (time_t)seconds;
-  left.tv_nsec = (long)((seconds - (double)left.tv_sec) * 1e9);
-  if (left.tv_nsec > 999999999L)
-    left.tv_nsec = 999999999L;
+  struct timespec left = sapwf_timespec(seconds);
   while (nanosleep(&left, &left) != 0 && errno == EINTR)
     ;
 }

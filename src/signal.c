@@ -155,10 +155,7 @@ static void wait_until(double until, const sigset_t *mask)
     double t = until - sapwf_now();
     if (t <= 0)
       return;
-    left.tv_sec = (time_t)t;
-    left.tv_nsec = (long)((t - (double)left.tv_sec) * 1e9);
-    if (left.tv_nsec > 999999999L)
-      left.tv_nsec = 999999999L;
+    left = sapwf_timespec(t);
     if (mask != NULL)
       pselect(0, NULL, NULL, NULL, &left, mask);   /* EINTR: the loop checks the flag */
     else
