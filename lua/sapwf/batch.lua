@@ -278,12 +278,17 @@ local function schedule(w, b, now, run, fn, size, limiter, log, members)
   local advance
 
   local function pump()
-    while head <= tail and (closed or limiter:allows(inflight)) do
+    while head <= tail and (closed or stopped or limiter:allows(inflight)) do
       local k, method, target, body, deadline = qk[head], qm[head], qt[head], qb[head],
         qd[head]
       qk[head], qm[head], qt[head], qb[head], qd[head] = nil, nil, nil, nil, nil
       head = head + 1
-      local sent, err = submit(k, method, target, body, deadline)
+      local sent, err = false, nil
+      if stopped then
+        err = interrupted_error()               -- held when the signal came: not sent
+      else
+        sent, err = submit(k, method, target, body, deadline)
+      end
       if not sent then advance(k, resume(workers[k], nil, err)) end
     end
     if head > tail then head, tail = 1, 0 end
@@ -373,13 +378,7 @@ local function schedule(w, b, now, run, fn, size, limiter, log, members)
     end
     if k == false then                    -- a caught signal ended the wait: see stopped
       stopped, k = true, nil
-      while head <= tail do
-        local kk = qk[head]
-        qk[head], qm[head], qt[head], qb[head], qd[head] = nil, nil, nil, nil, nil
-        head = head + 1
-        advance(kk, resume(workers[kk], nil, interrupted_error()))
-      end
-      head, tail = 1, 0
+      pump()                                -- what the limiter held ends, not sent
     end
     if k then
       inflight = inflight - 1
