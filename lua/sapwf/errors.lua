@@ -335,6 +335,18 @@ local function tls_hint(curl_code)
     .. "cafile (behind a TLS-inspecting proxy: that proxy's CA); check this machine's clock"
 end
 
+-- Takes the client's secrets out of a `sapwf.core` error's server texts, in place (redact
+-- as for from_response; nil: none). Where an answer came (a token endpoint's refusal), its
+-- error and error_description are the server's words; the rest, and libcurl's messages,
+-- are not. Also for sapwf.ngx, which shares a failed token fetch's error before it gets
+-- here. Returns e.
+function errors.redact_core(e, redact)
+  if redact and e.status then
+    e.message, e.code = scrub(e.message, redact), scrub(e.code, redact)
+  end
+  return e
+end
+
 -- Gives a `sapwf.core` error (no HTTP answer came) its metatable, retry and outcome rules;
 -- idempotent and redact as for errors.from_response (a token endpoint's refusal brings its
 -- own words: its error and error_description).
@@ -345,11 +357,7 @@ function errors.from_core(cerr, method, path, idempotent, redact)
   else
     e.kind, e.message = "network", tostring(cerr)
   end
-  -- where an answer came (a token endpoint's refusal), its texts are the server's: its
-  -- error and error_description; the rest, and libcurl's messages, are no server's words
-  if redact and e.status then
-    e.message, e.code = scrub(e.message, redact), scrub(e.code, redact)
-  end
+  errors.redact_core(e, redact)
   e.kind = e.kind or "network"
   e.message = e.message and clip(tostring(e.message)) or e.kind
   e.method, e.path = method, path

@@ -374,13 +374,10 @@ function sapwf_ngx.new(opts)
   local id = "sapwf:" .. ngx.md5(core_opts.token_url .. "\n" .. core_opts.client_id)
   -- A failed fetch's texts (a token endpoint's error_description) are shared with the
   -- requests waiting on it and logged when a renewal fails: without the secrets in them.
+  local function redact(text) return transport:redact(text) end
   transport.tokens = token.new(dict, id, core_opts.token_margin or 60, wait, function()
     local t, left, scope = transport:fetch_token()
-    if not t and type(left) == "table" then
-      for _, field in ipairs({ "message", "code" }) do
-        if type(left[field]) == "string" then left[field] = transport:redact(left[field]) end
-      end
-    end
+    if not t and type(left) == "table" then errors.redact_core(left, redact) end
     return t, left, scope
   end)
   -- Retries wait with ngx.sleep, which yields, not with sapwf.core.sleep, which blocks. A
