@@ -156,9 +156,10 @@ end
 -- it beside the file and renames it into place only when it all came. Ctrl-C, SIGTERM and
 -- SIGHUP are caught as a flag (as for a start, below), which also ends the transfer at once
 -- (src/signal.c), or the wait to send it again after a 503 (core.sleep): the library then
--- removes what came, so FILE stays as it was and nothing is left beside it. (By default SIGTERM and SIGHUP end the process on the spot, leaving
--- the part file, and Ctrl-C raised only once the whole export had come.) A signal after
--- the last byte finds the export in place, and says so.
+-- removes what came, so FILE stays as it was and nothing is left beside it. (By default
+-- SIGTERM and SIGHUP end the process on the spot, leaving the part file, and Ctrl-C raised
+-- only once the whole export had come.) A signal after the last byte finds the export in
+-- place, and says so.
 function M.export(ctx, args)
   local wf, err = ctx:client()
   if not wf then
