@@ -3007,6 +3007,75 @@ describe("sapwf command line", function()
     end)
   end)
 
+  describe("Ctrl-C in the other commands", function()
+    -- They caught no signal: the interpreter's Ctrl-C raised only once the wait to ask again
+    -- was over, and SIGTERM ended the process without a word.
+    it("while a list waits to be asked again (429, Retry-After 5): the wait ends, exit 130",
+      function()
+        local function lists()
+          return emu:stats().api_requests_by_operation["GET /v1/workflow-instances"] or 0
+        end
+        local before = lists()
+        emu:fault({ fault = "status", status = 429, retry_after = 5, times = 1,
+          method = "GET", path = "/v1/workflow-instances" })
+        local code, shown, stderr, took = run_signalled({ "--service-key", full_key,
+          "instances" }, "INT", function() return lists() > before end)
+        emu:clear_faults()
+        assert.equal(130, code, stderr)
+        assert.is_nil(shown)
+        assert.is_true(took < 2, "took " .. took .. " s after the signal")
+        assert.matches("interrupted (SIGINT) before the request was sent again (the last "
+          .. "attempt: rate_limited (429)", stderr, 1, true)
+        assert.equal(before + 1, lists())
+      end)
+
+    it("while a read's answer is on its way (a 5 s service time): the GET ends at once, " ..
+      "exit 130; doctor prints no report of what it did not try", function()
+        emu:set_limits({ service_time = 5 })
+        finally(function() emu:set_limits({}) end)
+        local function reads()
+          return emu:stats().api_requests_by_operation["GET /v1/workflow-definitions"] or 0
+        end
+        for _, case in ipairs({ { "definitions" }, { "doctor" } }) do
+          local before = reads()
+          local args = { "--service-key", full_key, "-o", "json" }
+          for _, a in ipairs(case) do args[#args + 1] = a end
+          local code, shown, stderr, took = run_signalled(args, "INT",
+            function() return reads() > before end)
+          assert.equal(130, code, case[1] .. ": " .. stderr)
+          assert.is_nil(shown, case[1])
+          assert.is_true(took < 2, case[1] .. " took " .. took .. " s after the signal")
+          assert.matches("^sapwf: interrupted %(SIGINT%)\n", stderr)
+          assert.equal(before + 1, reads(), case[1])
+        end
+      end)
+
+    it("SIGTERM while a cancel waits to be sent again (503, Retry-After 5): not sent again, " ..
+      "exit 130", function()
+        local inst = start("simple")
+        local path = "/v1/workflow-instances/" .. inst.id
+        local function patches()
+          return emu:stats().api_requests_by_operation["PATCH /v1/workflow-instances/{workflowInstanceId}"]
+            or 0
+        end
+        local before = patches()
+        emu:fault({ fault = "status", status = 503, retry_after = 5, times = 1,
+          method = "PATCH", path = path })
+        local code, shown, stderr, took = run_signalled({ "--service-key", full_key,
+          "cancel", inst.id }, "TERM", function() return patches() > before end)
+        emu:clear_faults()
+        assert.equal(130, code, stderr)
+        assert.is_nil(shown)
+        assert.is_true(took < 2, "took " .. took .. " s after the signal")
+        assert.matches("interrupted (SIGTERM) before the request was sent again: nothing "
+          .. "done (the last attempt: server (503)", stderr, 1, true)
+        assert.equal(before + 1, patches())
+        for _, i in ipairs(emu:instances()) do
+          if i.id == inst.id then assert.equal("RUNNING", i.status) end
+        end
+      end)
+  end)
+
   describe("a single start", function()
     it("answered 201 with what is not the new instance: exit 9, nothing on stdout, the " ..
       "workflow may have started", function()

@@ -289,6 +289,7 @@ static CURLcode api_exchange(sapwf_client *c, const sapwf_request *r, long *stat
   if (rc == CURLE_OK)
     rc = sapwf_set_method(easy, r->method, r->body, r->body_len);
   c->x.response.sink_path = r->to_file;
+  c->x.response.reading = r->method == SAPWF_METHOD_GET;
   if (rc == CURLE_OK)
     rc = sapwf_exchange_perform(&c->x, easy, sapwf_refuses_resend(r->method), status);
   /* The handle keeps no pointer to the headers (a new token frees them) or the body (a Lua
@@ -332,10 +333,12 @@ static int held_request(lua_State *L)
   if (rc != CURLE_OK) {
     sapwf_error_from_exchange(c->api_easy, rc, &c->x, "request", &e);
     c->x.response.sink_path = NULL;
+    c->x.response.reading = 0;              /* the token fetches share the exchange */
     sapwf_exchange_free(&c->x);
     return sapwf_push_error(L, &e);
   }
   c->x.response.sink_path = NULL;
+  c->x.response.reading = 0;
   sapwf_push_answer(L, status, &c->x.response);       /* status, body, headers */
   lua_pushinteger(L, (lua_Integer)gen);
   lua_pushnumber(L, (lua_Number)c->x.deadline);

@@ -68,7 +68,7 @@ static size_t write_body(char *p, size_t size, size_t nmemb, void *ud)
 
 
 /* Set by sapwf_exchange_interrupt (from the command line's signal handler): transfers to a
- * file end. Process-wide, as the signal is. */
+ * file, and reads, end. Process-wide, as the signal is. */
 static volatile sig_atomic_t interrupt_sinks;
 
 void sapwf_exchange_interrupt(int on)
@@ -77,15 +77,16 @@ void sapwf_exchange_interrupt(int on)
 }
 
 
-/* libcurl's progress callback, on only while an answer may go to a file (perform): a
- * non-zero return ends the transfer. libcurl calls it at least once a second, also while
- * nothing arrives. */
+/* libcurl's progress callback, on only while an answer may go to a file or a GET is under
+ * way (perform): a non-zero return ends the transfer. libcurl calls it at least once a
+ * second, also while nothing arrives. A request that may change something is never ended
+ * halfway: its outcome would be unknown. */
 static int check_interrupt(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
                            curl_off_t ulnow)
 {
   sapwf_response *r = ud;
   (void)dltotal; (void)dlnow; (void)ultotal; (void)ulnow;
-  if (interrupt_sinks && r->sink_path != NULL) {
+  if (interrupt_sinks && (r->sink_path != NULL || r->reading)) {
     r->interrupted = 1;
     return 1;
   }
@@ -251,6 +252,7 @@ void sapwf_exchange_reset(sapwf_exchange *x, int refuse_resend)
 CURLcode sapwf_exchange_perform(sapwf_exchange *x, CURL *easy, int refuse_resend, long *status)
 {
   CURLcode rc;
+  int interruptible;
   sapwf_exchange_reset(x, refuse_resend);
   *status = 0;
   /* Within a request, every exchange (token fetch, request, renewal, replay) shares its
@@ -264,11 +266,13 @@ CURLcode sapwf_exchange_perform(sapwf_exchange *x, CURL *easy, int refuse_resend
       left = SAPWF_MAX_SECONDS;
     curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, left * 1000 < 1 ? 1L : (long)(left * 1000));
   }
-  /* The progress callback only where an answer may go to a file: no call per chunk else. */
-  if (x->response.sink_path != NULL)
+  /* The progress callback only where a signal may end the transfer: no call per chunk
+   * else (a start's, the hot path). */
+  interruptible = x->response.sink_path != NULL || x->response.reading;
+  if (interruptible)
     curl_easy_setopt(easy, CURLOPT_NOPROGRESS, 0L);
   rc = curl_easy_perform(easy);
-  if (x->response.sink_path != NULL)
+  if (interruptible)
     curl_easy_setopt(easy, CURLOPT_NOPROGRESS, 1L);
   if (!sapwf_exchange_close_sink(&x->response) && rc == CURLE_OK)
     rc = CURLE_WRITE_ERROR;               /* the file's end may not be on disk */
@@ -421,10 +425,13 @@ void sapwf_error_from_exchange(CURL *easy, CURLcode rc, const sapwf_exchange *x,
     e->kind = "io";
     snprintf(e->message, sizeof e->message, "cannot write the answer to %.200s: %s",
              r->sink_path != NULL ? r->sink_path : "the file", strerror(r->sink_errno));
-  } else if (r->interrupted) {
+  } else if (r->interrupted && r->sink_path != NULL) {
     e->kind = "interrupted";
     snprintf(e->message, sizeof e->message, "interrupted: the answer was not written to the "
              "end");
+  } else if (r->interrupted) {
+    e->kind = "interrupted";
+    snprintf(e->message, sizeof e->message, "interrupted before the whole answer came");
   } else if (r->too_large) {
     e->kind = "server";
     snprintf(e->message, sizeof e->message, "response larger than max_response (%lu bytes)",

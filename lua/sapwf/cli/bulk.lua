@@ -34,7 +34,7 @@
 -- call or return. That could land just after a start returned, losing the id of an instance
 -- that exists (LuaJIT's hook is even global, reaching into coroutines); SIGTERM and SIGHUP
 -- end the process outright, losing the starts in flight. So during a run the three only
--- set a flag (core.catch_sigint, src/signal.c), which is read before each line is taken:
+-- set a flag (signals.lua), which is read before each line is taken:
 -- then no more lines are taken, and the starts in flight complete and are recorded before
 -- the run ends. A start that waits to be sent again (a 429's Retry-After, the batch's rate
 -- limit) stops waiting and is not sent: it is recorded as failed, and --resume sends it.
@@ -42,6 +42,7 @@
 local json = require "sapwf.json"
 local errors = require "sapwf.errors"
 local core = require "sapwf.core"
+local signals = require "sapwf.cli.signals"
 local file_id = core.file_id
 local exitcodes = require "sapwf.cli.exitcodes"
 local input_text = require "sapwf.cli.input"
@@ -880,17 +881,14 @@ end
 -- Runs run:work() with Ctrl-C, SIGTERM and SIGHUP caught as a flag (see the top); true when
 -- interrupted.
 local function drive(run)
-  core.catch_sigint(true)
-  local ok, problem = pcall(run.work, run)
+  local caught, name, ok, problem = signals.during(run.work, run)
   -- A signal after the last line was taken is seen by no run:stopping(), yet it may have
   -- cut a retry's wait short (that line not started): the run was interrupted all the
   -- same, as a single start is by a signal while it is on its way (exit 130).
-  local caught, name = core.sigint_caught()
   if caught and not run.interrupted then
     run.interrupted, run.signal = true, name
   end
   local interrupted = run.interrupted == true
-  core.catch_sigint(false)
   if ok then
     return interrupted
   end

@@ -1,9 +1,9 @@
 -- The commands that map to one client call each: definitions, instances, instance, context,
 -- cancel, suspend, resume, tasks, complete, message and start (one instance; --from is bulk.lua).
 local core = require "sapwf.core"
+local signals = require "sapwf.cli.signals"
 local input = require "sapwf.cli.input"
 local filters = require "sapwf.cli.filters"
-local output = require "sapwf.cli.output"
 local cli = require "sapwf.cli"
 
 local M = {}
@@ -117,35 +117,11 @@ function M.context(ctx, args)
   return show(ctx, "context", args.id)
 end
 
--- cancel, suspend, resume: the service answers 202 with no body and changes the status
--- later, so the result says what was requested.
-local function change_status(method, status)
-  return function(ctx, args)
-    local wf, err = ctx:client()
-    if not wf then
-      return nil, err
-    end
-    local ok
-    ok, err = wf[method](wf, args.id)
-    if not ok then
-      return nil, err
-    end
-    ctx.out:result({ id = args.id, requestedStatus = status })
-  end
-end
-
-M.cancel = change_status("cancel", "CANCELED")
-M.suspend = change_status("suspend", "SUSPENDED")
-M.resume = change_status("resume", "RUNNING")
-
--- f(...)'s two results with Ctrl-C, SIGTERM and SIGHUP caught as a flag meanwhile (as the
--- bulk start does, bulk.lua), then whether one came and which: value, err, caught, signal.
--- What f raises goes on once the signals are handled as before.
+-- f(...)'s two results with Ctrl-C, SIGTERM and SIGHUP caught as a flag meanwhile
+-- (signals.lua), then whether one came and which: value, err, caught, signal. What f
+-- raises goes on once the signals are handled as before.
 local function with_signal_flag(f, ...)
-  core.catch_sigint(true)
-  local ok, value, err = pcall(f, ...)
-  local caught, signal = core.sigint_caught()
-  core.catch_sigint(false)
+  local caught, signal, ok, value, err = signals.during(f, ...)
   if not ok then
     error(value, 0)
   end
@@ -188,19 +164,8 @@ function M.export(ctx, args)
   end
 end
 
--- The error for a call whose retry a caught signal stopped (err.interrupted, send.lua): the
--- library returned the last attempt's error; the user gets what matters to them, that it
--- was not sent again and so (unless an earlier attempt may have acted) nothing was done.
--- A token fetch retried (phase "token") means the request itself never went out.
-local function stopped_retry(signal, err)
-  local done = err.outcome == "unknown" and "an earlier attempt may have taken effect"
-    or "nothing done"
-  return { kind = "interrupted", message = string.format("interrupted (%s) before the "
-    .. "request was sent%s: %s (the last attempt: %s)", signal,
-    err.phase == "token" and "" or " again", done, output.bare(cli.describe_error(err))) }
-end
-
--- A call that must not be made twice (a start, a message, a task completion), with Ctrl-C,
+-- A call that must not be made twice (a start, a message, a task completion), or whose
+-- user must know whether it was made (a status change), with Ctrl-C,
 -- SIGTERM and SIGHUP caught as a flag (as the bulk start does, bulk.lua): a signal that
 -- came while it was on its way raised only once its answer was in, so it had been done and
 -- the user saw only "interrupted", and the natural next step was to do it again. A signal
@@ -228,7 +193,7 @@ local function once(ctx, call, show, done)
   end)
   if value == nil then
     if caught and type(err) == "table" and err.interrupted then
-      return nil, stopped_retry(signal, err)
+      return nil, cli.stopped_retry(signal, err, true)
     end
     return nil, err
   end
@@ -247,6 +212,26 @@ local function once(ctx, call, show, done)
       .. "request was sent: %s", signal, done(value)) }
   end
 end
+
+-- cancel, suspend, resume: the service answers 202 with no body and changes the status
+-- later, so the result says what was requested. Each is sent once, as a start is (once):
+-- sent twice it would do no harm, but a signal while it was on its way would leave the user
+-- not knowing whether it was done.
+local function change_status(method, status)
+  return function(ctx, args)
+    return once(ctx, function(wf)
+      return wf[method](wf, args.id)
+    end, function()
+      ctx.out:result({ id = args.id, requestedStatus = status })
+    end, function()
+      return string.format("%s was requested for instance %s", method, args.id)
+    end)
+  end
+end
+
+M.cancel = change_status("cancel", "CANCELED")
+M.suspend = change_status("suspend", "SUSPENDED")
+M.resume = change_status("resume", "RUNNING")
 
 function M.complete(ctx, args)
   local context, err = input.object(args.context, "--context")

@@ -15,6 +15,7 @@
 -- Exit 0 when nothing needed is missing, 5 when something is; when it cannot tell (the key,
 -- the token endpoint or a call failed otherwise than with 403, or than with a 404 for one
 -- item), the first failure's code.
+local core = require "sapwf.core"
 local json = require "sapwf.json"
 local errors = require "sapwf.errors"
 local operations = require "sapwf.operations"
@@ -164,6 +165,7 @@ end
 local function run_probes(wf, report)
   local ids, first_err = {}, nil
   for _, entry in ipairs(PROBES) do
+    if core.sigint_caught() then break end     -- the command line's Ctrl-C (signals.lua)
     local list, err
     if entry.needs then
       if ids[entry.needs] then
@@ -440,6 +442,11 @@ function M.run(ctx, args)
     scopeKnown = scope ~= nil }
 
   local failure = run_probes(wf, report)
+  if core.sigint_caught() then
+    -- not every call was tried: a report would say authorities are granted that were not
+    -- checked (cli/init.lua says it was interrupted)
+    return nil, { kind = "interrupted", message = "interrupted" }
+  end
   local instance, instance_known = instance_name(ctx, source)
   note_empty(report, instance)
   report.empty = nil

@@ -56,8 +56,7 @@ local descriptions = {
   { codes.invalid, "invalid request or conflict (400, 409, 412, 422) or an answer that could "
     .. "not be read or is not what the call answers" },
   { codes.partial, "start --from: some lines failed or their outcome is unknown" },
-  { codes.interrupted, "interrupted (Ctrl-C; start, complete, message, export: also SIGTERM, "
-    .. "SIGHUP)" },
+  { codes.interrupted, "interrupted (Ctrl-C, SIGTERM or SIGHUP)" },
 }
 
 -- descriptions: the table in order, {code, text} (docs/CLI.md has the same rows, spec/20).

@@ -17,22 +17,24 @@ M.INSTANCE_HINT = M.INSTANCE .. " is the name of the Workflow service instance (
   .. "services` lists it); give it with --instance NAME and sapwf fills it in."
 
 -- Loaded on use, so `sapwf --help` and `sapwf authorities` need no C module or network.
+-- reads: a command that only reads, run with the signals caught (read_interruptibly); the
+-- others that call the service catch them themselves, around what they send.
 local handlers = {
-  token = { "sapwf.cli.token", "run" },
-  definitions = { "sapwf.cli.commands", "definitions" },
-  instances = { "sapwf.cli.commands", "instances" },
-  instance = { "sapwf.cli.commands", "instance" },
-  context = { "sapwf.cli.commands", "context" },
+  token = { "sapwf.cli.token", "run", reads = true },
+  definitions = { "sapwf.cli.commands", "definitions", reads = true },
+  instances = { "sapwf.cli.commands", "instances", reads = true },
+  instance = { "sapwf.cli.commands", "instance", reads = true },
+  context = { "sapwf.cli.commands", "context", reads = true },
   cancel = { "sapwf.cli.commands", "cancel" },
   suspend = { "sapwf.cli.commands", "suspend" },
   resume = { "sapwf.cli.commands", "resume" },
-  tasks = { "sapwf.cli.commands", "tasks" },
+  tasks = { "sapwf.cli.commands", "tasks", reads = true },
   complete = { "sapwf.cli.commands", "complete" },
   message = { "sapwf.cli.commands", "message" },
   export = { "sapwf.cli.commands", "export" },
   start = { "sapwf.cli.commands", "start" },
   authorities = { "sapwf.cli.authorities", "run" },
-  doctor = { "sapwf.cli.doctor", "run" },
+  doctor = { "sapwf.cli.doctor", "run", reads = true },
   emulator = { "sapwf.cli.emulator", "run" },
 }
 
@@ -58,6 +60,22 @@ end
 -- printed below it (write_hints), not named as a Lua field. Also for the bulk start's lines.
 function M.describe_error(err)
   return cli_words(output.describe_error(err))
+end
+
+-- The error for a call whose retry a caught signal stopped (err.interrupted, send.lua;
+-- signals.lua): the library returned the last attempt's error; the user gets what matters
+-- to them, that it was not sent again and so, for a call that changes something (changes),
+-- whether anything was done. A token fetch retried (phase "token") means the request itself
+-- never went out.
+function M.stopped_retry(signal, err, changes)
+  local done = ""
+  if changes then
+    done = err.outcome == "unknown" and ": an earlier attempt may have taken effect"
+      or ": nothing done"
+  end
+  return { kind = "interrupted", message = string.format("interrupted (%s) before the "
+    .. "request was sent%s%s (the last attempt: %s)", signal,
+    err.phase == "token" and "" or " again", done, output.bare(M.describe_error(err))) }
 end
 
 -- Prints what to do next about err, where we know it: the "hint:" lines below its
@@ -140,6 +158,25 @@ local function command_named(list, message)
   return at and list[at]
 end
 
+-- A command that only reads, with Ctrl-C, SIGTERM and SIGHUP caught meanwhile
+-- (signals.lua): the first ends its GET under way, or its wait to ask again, at once, and it
+-- exits 130 saying so; what it printed before stays. (Lua's own Ctrl-C waited for either to
+-- end, and SIGTERM or SIGHUP ended the process without a word.)
+local function read_interruptibly(handler, ctx, args)
+  local signals = require "sapwf.cli.signals"
+  local caught, signal, ok, value, err = signals.during(handler, ctx, args)
+  if not ok then
+    error(value, 0)
+  end
+  if not caught then
+    return value, err
+  end
+  if value == nil and type(err) == "table" and err.interrupted then
+    return nil, M.stopped_retry(signal, err, false)
+  end
+  return nil, { kind = "interrupted", message = "interrupted (" .. signal .. ")" }
+end
+
 local function argument_list(argv)
   local list = {}
   for i = 1, #(argv or {}) do
@@ -168,6 +205,9 @@ function M.main(argv)
   local target = handlers[args.command]
   local ok, code, err = xpcall(function()
     local handler = require(target[1])[target[2]]
+    if target.reads then
+      return read_interruptibly(handler, ctx, args)
+    end
     return handler(ctx, args)
   end, function(message)
     if is_interrupt(message) or os.getenv("SAPWF_DEBUG") == nil then

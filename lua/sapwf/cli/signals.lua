@@ -1,0 +1,24 @@
+-- Ctrl-C, SIGTERM and SIGHUP while a command calls the service: caught as a flag
+-- (core.catch_sigint, src/signal.c) instead of the interpreters' handling. Lua's own Ctrl-C
+-- raises "interrupted!" at the next call or return, which may fall between a start's answer
+-- and its record, and not before a C call returns: a retry's 30 s wait ran to its end first.
+-- SIGTERM and SIGHUP ended the process without a word. With the flag, the first signal ends
+-- a GET under way and the waits before a request goes out again at once (the request is then
+-- not sent), a start on its way still gets its answer, and each command says what was done;
+-- a second signal ends the process at once.
+local core = require "sapwf.core"
+
+local M = {}
+
+-- f(...) with the three signals caught as a flag meanwhile, then whether one came and which,
+-- and what pcall(f, ...) returned (two values at most): caught, signal, ok, a, b. The
+-- handlers from before are back before this returns, whatever f did.
+function M.during(f, ...)
+  core.catch_sigint(true)
+  local ok, a, b = pcall(f, ...)
+  local caught, signal = core.sigint_caught()
+  core.catch_sigint(false)
+  return caught, signal, ok, a, b
+end
+
+return M
