@@ -92,6 +92,24 @@ describe("the headers option", function()
     rotated:close()
   end)
 
+  it("a server's text that quotes a value: redacted in the error, of a call and a batch's",
+     function()
+    local cjson = require "cjson"
+    local wf = assert(sapwf.new{ service_key = key, retries = 0,
+                                 headers = { APIKey = API_KEY, ["X-Other"] = "other-value-77" } })
+    emu:fault{ fault = "body", status = 400, times = -1, method = "GET", body = cjson.encode{
+      error = { message = "bad key " .. API_KEY .. " with other-value-77" } } }
+    local _, err = wf:definitions()
+    local mapped = wf:map({ 1 }, function(w) return w:definitions() end)
+    emu:clear_faults()
+    for _, e in ipairs({ err, mapped[1] }) do
+      assert.equal("invalid", e.kind)
+      assert.equal("bad key [redacted] with [redacted]", e.message)
+      assert.is_nil(tostring(e):find(API_KEY, 1, true))
+    end
+    wf:close()
+  end)
+
   it("raises for a header sapwf cannot send, naming it and never the value", function()
     local secret = "s3cr3t-" .. ("x"):rep(12)
     local cases = {

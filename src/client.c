@@ -534,9 +534,9 @@ static int client_set_token(lua_State *L)
 
 
 /***
- * text with the client's secret, its Basic credentials and its cached token replaced by
- * "[redacted]": the Lua layer's errors quote what servers say, and a server may quote what
- * it was sent. A closed client has none of them left: text comes back as it is.
+ * text with the client's secret, its Basic credentials, its cached token and the values of
+ * its `headers` replaced by "[redacted]": the Lua layer's errors quote what servers say, and
+ * a server may quote what it was sent. A closed client has none of them left: text comes back as it is.
  * @function Client:redact
  * @tparam string text
  * @treturn string
@@ -549,12 +549,25 @@ typedef struct redact_call {
 
 
 /* Held: the result's buffer allocates, so a finalizer may run, and a close then must not
- * free the secrets being compared. */
+ * free the secrets being compared. The `headers` option's values are secrets too (an API
+ * Management key): each line's value, after "Name: ". */
 static int held_redact(lua_State *L)
 {
   redact_call *q = lua_touserdata(L, 1);
   sapwf_client *c = q->c;
-  sapwf_text secrets[4];
+  const struct curl_slist *h;
+  sapwf_text *secrets;
+  int n = 4;
+  for (h = c->extra_headers; h != NULL; h = h->next)
+    n++;
+  secrets = lua_newuserdata(L, (size_t)n * sizeof *secrets);
+  n = 4;
+  for (h = c->extra_headers; h != NULL; h = h->next) {
+    const char *value = strchr(h->data, ':');
+    secrets[n].data = value != NULL ? value + 2 : NULL;     /* "Name: value" (options.c) */
+    secrets[n].len = value != NULL ? strlen(value + 2) : 0;
+    n++;
+  }
   secrets[0].data = c->secret;
   secrets[0].len = c->secret_len;
   secrets[1].data = c->basic;
@@ -563,7 +576,7 @@ static int held_redact(lua_State *L)
   secrets[2].len = c->token_len;
   secrets[3].data = c->prev_token;          /* a request in flight may have carried it */
   secrets[3].len = c->prev_token_len;
-  sapwf_push_redacted(L, q->text, q->len, secrets, 4);     /* functions.c */
+  sapwf_push_redacted(L, q->text, q->len, secrets, n);     /* functions.c */
   return 1;
 }
 

@@ -225,16 +225,16 @@ void sapwf_push_redacted(lua_State *L, const char *s, size_t len, const sapwf_te
  * Lua (sapwf.ngx). nil or empty secrets are skipped.
  * @function redact
  * @tparam string text
- * @tparam ?string ... the secrets, at most 8
+ * @tparam ?string ... the secrets, at most 32
  * @treturn string
  */
 int sapwf_core_redact(lua_State *L)
 {
-  sapwf_text secrets[8];
+  sapwf_text secrets[32];
   size_t len;
   const char *text = luaL_checklstring(L, 1, &len);
   int n = lua_gettop(L) - 1, i;
-  luaL_argcheck(L, n <= 8, 10, "at most 8 secrets");
+  luaL_argcheck(L, n <= 32, 34, "at most 32 secrets");
   for (i = 0; i < n; i++) {
     secrets[i].data = luaL_optlstring(L, i + 2, NULL, &secrets[i].len);
     if (secrets[i].data == NULL)
