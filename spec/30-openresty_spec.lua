@@ -287,6 +287,15 @@ describe("sapwf.ngx in nginx", function()
         ngx.say(t and "token" or tostring(err), "|", ngx.now() - t0)
       }
     }
+    location = /wrong-secret {
+      content_by_lua_block {
+        assert(SPEC.wf:token())                 -- a token in the dict for the right secret
+        local w = assert(require("sapwf.ngx").new{ service_key = os.getenv("SAPWF_SERVICE_KEY"),
+                                                   client_secret = "wrong-secret-4711", retries = 0 })
+        local list, err = w:definitions()
+        ngx.say(list and "listed" or err.kind)
+      }
+    }
     location = /replay-deadline {
       content_by_lua_block {
         local wf = assert(require("sapwf.ngx").new{ service_key = os.getenv("SAPWF_SERVICE_KEY"),
@@ -463,6 +472,16 @@ describe("sapwf.ngx in nginx", function()
       assert.is_true(tonumber(waited) < 1, "waited " .. waited .. " s")
       assert.equal(before + 1, emu:stats().token_requests)
       assert.is_nil(g:error_log():find("token fetch failed", 1, true), g:error_log())
+    end)
+
+    it("a client with a wrong secret fails at once, never using another client's token",
+       function()
+      local before = emu:stats().token_requests
+      local status, body = g:curl("/wrong-secret")
+      assert.equal(200, status, body)
+      assert.equal("auth", body:match("%S+"))
+      assert.is_true(emu:stats().token_requests > before)
+      assert.is_nil(g:error_log():find("wrong-secret-4711", 1, true))
     end)
 
     it("a 401's replay gets what is left of the call's timeout, not a new one", function()

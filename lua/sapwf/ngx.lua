@@ -33,6 +33,7 @@ local type, pairs, ipairs, tostring, error, setmetatable =
   type, pairs, ipairs, tostring, error, setmetatable
 local format, find = string.format, string.find
 local concat, sort = table.concat, table.sort
+local unpack = table.unpack or unpack
 local min = math.min
 
 local THREAD_MODULE = "sapwf.ngx.thread"
@@ -89,6 +90,16 @@ local function config_key(core_opts)
     parts[i] = name .. "=" .. tostring(value)
   end
   return ngx.md5(concat(parts, "\n"))
+end
+
+-- The values of the `headers` option, for redact: at most 29 (core.redact takes 32 secrets).
+local function header_values(headers)
+  local values = {}
+  for _, value in pairs(headers or {}) do values[#values + 1] = value end
+  if #values > 29 then
+    error("sapwf.ngx: at most 29 headers (the `headers` option)", 3)
+  end
+  return values
 end
 
 -- ------------------------------------------------------------------------------------------
@@ -228,6 +239,7 @@ function Transport:request(method, path, body, deadline, output)
   if deadline == nil and self.timeout > 0 then deadline = core.monotonic() + self.timeout end
   local t, left, scope = self.tokens:get()
   if not t then return nil, left end
+  if t ~= self.sent then self.sent, self.sent_before = t, self.sent end     -- for redact
   local status, resp, headers = self:run("request", t, left, scope, method, path, body,
                                          deadline or 0, output)
   return status, resp, headers, t, deadline
@@ -256,12 +268,16 @@ function Transport:token(force)
   return self.tokens:get()
 end
 
--- text without the secret, its Basic credentials and the shared token, as a sapwf.core
--- client takes its own out (errors.lua runs a server's texts through it, by send.lua's
--- redactor). The secrets are Lua strings here already (the options the threads get).
+-- text without the secret, its Basic credentials, the values of its `headers` and the
+-- shared token, as a sapwf.core client takes its own out (errors.lua runs a server's texts
+-- through it, by send.lua's redactor). The secrets are Lua strings here already (the
+-- options the threads get). The token is the one in the dict now and the last two this
+-- client sent: another request may have renewed it while this one was on its way with the
+-- one before (the core client keeps the one before for this too).
 function Transport:redact(text)
   local entry = self.tokens:read()
-  return core.redact(text, self.opts.client_secret, self.basic, entry and entry.t)
+  return core.redact(text, self.opts.client_secret, self.basic, entry and entry.t,
+                     self.sent, self.sent_before, unpack(self.header_values))
 end
 
 -- The thread side's clients are shared by every client with the same options, and are
@@ -367,11 +383,15 @@ function sapwf_ngx.new(opts)
                                    patience = connect_timeout > 0 and connect_timeout or 300,
                                    -- HTTP Basic's, as libcurl sends them: for redact
                                    basic = secret and ngx.encode_base64(core_opts.client_id
-                                                                        .. ":" .. secret) },
+                                                                        .. ":" .. secret),
+                                   header_values = header_values(core_opts.headers) },
                                  Transport)
   -- A fetch is bounded by libcurl's timeout; waiting for another request's fetch too.
   local wait = timeout > 0 and timeout + 5 or math.huge
-  local id = "sapwf:" .. ngx.md5(core_opts.token_url .. "\n" .. core_opts.client_id)
+  -- The credentials are part of it: a client with a wrong secret (a typo, a stale key after
+  -- a rotation) must fail at once, as sapwf.new's does, not use another's token for hours.
+  local id = "sapwf:" .. ngx.md5(concat({ core_opts.token_url, core_opts.client_id,
+    core_opts.client_secret or "", core_opts.cert or "", core_opts.key or "" }, "\n"))
   -- A failed fetch's texts (a token endpoint's error_description) are shared with the
   -- requests waiting on it and logged when a renewal fails: without the secrets in them.
   local function redact(text) return transport:redact(text) end
