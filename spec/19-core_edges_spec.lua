@@ -145,7 +145,7 @@ describe("sapwf.core at the edges", function()
   describe("paths and redirects", function()
     local ESCAPES = { "/../../etc/passwd", "/v1/../../x", "/v1/./workflow-definitions",
       "/v1/%2e%2e/x", "/v1/%2E%2e/x", "/v1/.%2E/x", "/v1/..\\x", "/v1/x\\..\\..",
-      "/v1/..", "/v1/..?$top=1", "/v1/.#x" }
+      "/v1/..", "/v1/..?$top=1" }
 
     it("no path leaves the API's base path: wf:request raises naming it", function()
       local wf = assert(sapwf.new{ service_key = emu:service_key("full") })
@@ -154,6 +154,13 @@ describe("sapwf.core at the edges", function()
         assert.is_false(ok, path)
         assert.matches("bad argument #2 to 'request'", msg)
         assert.matches("'%.' or '%.%.' segments", msg)
+      end
+      assert.equal(0, emu:stats().api_requests)
+      -- a fragment is never sent: the query after it would be lost, the filters with it
+      for _, path in ipairs({ "/v1/workflow-instances#x", "/v1/.#x", "/v1/x?a=1#b" }) do
+        local ok, msg = pcall(wf.request, wf, "GET", path, { query = { ["$top"] = 1 } })
+        assert.is_false(ok, path)
+        assert.matches("bad argument #2 to 'request' %(path must not contain '#'", msg)
       end
       assert.equal(0, emu:stats().api_requests)
       -- dots inside a segment, and in the query, are no segments

@@ -64,7 +64,7 @@ describe("configuration safety", function()
     local REMOTE = { "http://sapwf-test.invalid", "HTTP://sapwf-test.invalid",
       "http://127.0.0.1.sapwf-test.invalid", "http://localhost@sapwf-test.invalid",
       "http://u:p@127.0.0.1", "http://localhost.", "http://[::2]:80", "http://10.1.2.3",
-      "http://127.0.0.300", "sapwf-test.invalid", "http://127.0.0.1:80@sapwf-test.invalid" }
+      "http://127.0.0.300", "http://127.0.0.1:80@sapwf-test.invalid" }
 
     it("refuses one beyond this machine, for the token and the API URL, before sending", function()
       for _, url in ipairs(REMOTE) do
@@ -99,6 +99,33 @@ describe("configuration safety", function()
       local ok, msg = pcall(sapwf.new, { service_key = key, allow_http = "yes" })
       assert.is_false(ok)
       assert.matches("bad option 'allow_http' %(boolean expected, got string%)", msg)
+    end)
+
+    it("refuses a scheme libcurl does not send, or none, as a config error, not a network " ..
+       "one retried on every call", function()
+      for url, said in pairs({ ["htps://sapwf-test.invalid"] = "its scheme is htps://",
+                               ["ftp://sapwf-test.invalid"] = "its scheme is ftp://",
+                               ["sapwf-test.invalid"] = "it has no scheme" }) do
+        for _, which in ipairs({ "api_url", "token_url" }) do
+          local k = which == "api_url" and with_urls(url .. "/rest") or with_urls(nil, url)
+          local wf, err = sapwf.new{ service_key = k, allow_http = true }
+          assert.is_nil(wf, url)
+          assert.equal("config", err.kind)
+          assert.equal(which .. " is not an https:// URL: " .. said, err.message)
+        end
+      end
+      assert.equal(0, emu:stats().token_requests)
+    end)
+
+    it("shows no user info (it may hold a password) in tostring or an error", function()
+      local wf = assert(sapwf.new{ service_key = key, retries = 0, allow_http = true,
+        api_url = "http://gw:gw-pass-4711@127.0.0.1:1/rest" })
+      assert.equal("sapwf client (http://127.0.0.1:1/rest)", tostring(wf))
+      local _, err = wf:definitions()
+      assert.equal("network", err.kind)
+      assert.equal("http://127.0.0.1:1/rest", err.api_url)
+      assert.is_nil(tostring(err):find("gw-pass-4711", 1, true))
+      wf:close()
     end)
   end)
 end)

@@ -18,19 +18,23 @@ static char path_byte(const char *p, const char *end, size_t *step)
 }
 
 
-/* NULL when path (from "/" to the first "?" or "#") stays below the base URL it is
- * appended to; otherwise why not. A "." or ".." segment, written plainly, as "%2e" or
- * between backslashes, would make libcurl or the server resolve the URL to a resource
- * outside the API (wf:request("GET", "/../../x")). Everything after "?" is the query. */
+/* NULL when path (from "/" to the first "?") stays below the base URL it is appended to;
+ * otherwise why not. A "." or ".." segment, written plainly, as "%2e" or between
+ * backslashes, would make libcurl or the server resolve the URL to a resource outside the
+ * API (wf:request("GET", "/../../x")). Everything after "?" is the query. A "#" begins a
+ * fragment, which is never sent, and the query the Lua layer appends would be part of it:
+ * the call would go out without its filters. */
 const char *sapwf_path_problem(const char *path, size_t len)
 {
   const char *p = path, *end = path + len;
   size_t dots = 0, others = 0, step = 1;
   if (len == 0 || path[0] != '/')
     return "path must start with '/'";
+  if (memchr(path, '#', len) != NULL)
+    return "path must not contain '#' (a fragment is never sent; write it as %23)";
   while (p <= end) {
     char ch = p < end ? path_byte(p, end, &step) : '/';
-    if (p < end && (*p == '?' || *p == '#'))
+    if (p < end && *p == '?')
       ch = '/', end = p;                  /* the last segment ends where the query begins */
     if (ch == '/') {
       if (dots > 0 && others == 0 && dots <= 2)

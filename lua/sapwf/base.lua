@@ -13,6 +13,7 @@ local errors = require "sapwf.errors"
 local send = require "sapwf.send"
 local service = require "sapwf.service"
 local args = require "sapwf.args"
+local options = require "sapwf.options"
 
 local type, tostring, getmetatable, setmetatable, rawget, error =
   type, tostring, getmetatable, setmetatable, rawget, error
@@ -35,9 +36,9 @@ base.mt = mt
 
 -- ------------------------------------------------------------------------------------------
 -- The object. Fields: _core (the transport, nil once closed), _policy (send.policy),
--- _api_url (for tostring and errors), _service (service.lua's kind: the words of hints),
--- _instance (named in 403 hints), _insecure (verify = false), _no_meta (calls return the
--- value alone).
+-- _api_url (for tostring and errors, without user info), _service (service.lua's kind: the
+-- words of hints), _instance (named in 403 hints), _insecure (verify = false), _no_meta
+-- (calls return the value alone).
 
 -- A client on transport t (a sapwf.core client, or anything with its request, renew, token
 -- and close). api_url is for tostring; instance names the service instance in 403 hints
@@ -48,7 +49,7 @@ base.mt = mt
 -- { sleep =, now =, forbidden_interval = }.
 function base.object(t, api_url, instance, opts, env)
   opts, env = opts or {}, env or {}
-  return setmetatable({ _core = t, _api_url = api_url, _instance = instance,
+  return setmetatable({ _core = t, _api_url = options.shown_url(api_url), _instance = instance,
                         _service = opts.service or service.kind(api_url),
                         _policy = send.policy(opts, env), _insecure = opts.verify == false }, mt)
 end

@@ -83,11 +83,17 @@ local function is_loopback(authority)
     and tonumber(d) <= 255
 end
 
+-- A URL as messages and tostring show it: without its user info ("user:password@"), which
+-- may hold a password (a gateway's).
+function options.shown_url(url)
+  if type(url) ~= "string" then return url end
+  return (gsub(url, "^(%a[%w+.-]*://)[^/?#]*@", "%1"))
+end
+
 -- The host of an http:// URL that leaves this machine (a secret or token sent to it travels
 -- in clear text), or nil for https:// and loopback.
 local function cleartext_host(url)
   local scheme, authority = match(url, "^(%a[%w+.-]*)://([^/?#]*)")
-  if not scheme then scheme, authority = "http", match(url, "^([^/?#]*)") end  -- libcurl's guess
   if lower(scheme) ~= "http" or is_loopback(authority) then return nil end
   -- user info may hold a password: name the host part only
   return (gsub(authority, "^.*@", ""))
@@ -126,6 +132,15 @@ function options.core(opts)
     return nil, errors.config("no client_secret (nor cert and key for an x509 key)")
   end
   core_opts.api_url = service.base(core_opts.api_url)
+  -- A typo in the scheme (htps://, none at all) is the key's or the option's fault: said
+  -- here, not as a network failure retried on every call (libcurl sends http and https only).
+  for _, name in ipairs({ "token_url", "api_url" }) do
+    local scheme = match(core_opts[name], "^(%a[%w+.-]*)://")
+    if not scheme or (lower(scheme) ~= "https" and lower(scheme) ~= "http") then
+      return nil, errors.config(format("%s is not an https:// URL: %s", name,
+        scheme and "its scheme is " .. scheme .. "://" or "it has no scheme"))
+    end
+  end
   if not opts.allow_http then
     for _, name in ipairs({ "token_url", "api_url" }) do
       local host = cleartext_host(core_opts[name])
