@@ -67,6 +67,7 @@ build = {
     ["sapwf.cli.parser"] = "lua/sapwf/cli/parser.lua",
     ["sapwf.cli.progress"] = "lua/sapwf/cli/progress.lua",
     ["sapwf.cli.session"] = "lua/sapwf/cli/session.lua",
+    ["sapwf.cli.signals"] = "lua/sapwf/cli/signals.lua",
     ["sapwf.cli.token"] = "lua/sapwf/cli/token.lua",
     ["sapwf.args"] = "lua/sapwf/args.lua",
     ["sapwf.base"] = "lua/sapwf/base.lua",
