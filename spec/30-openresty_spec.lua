@@ -177,6 +177,21 @@ describe("sapwf.ngx in nginx", function()
       assert.is_nil(log:find(basic, 1, true))
     end)
 
+    it("an nginx reload while a start is on its way: the old worker answers it first",
+       function()
+      emu:set_limits({ service_time = 1.5 })
+      finally(function() emu:set_limits({}) end)
+      local before = emu:stats().instances_started
+      local load = g:load("/orders", 1, 1, [[{"product":"Reloaded"}]])
+      require("sapwf.core").sleep(0.4)
+      assert.is_true(helpers.run("kill -HUP " .. g.pid))
+      local done = load:wait()
+      assert.equal(201, done.statuses[1], done.bodies[1])
+      assert.is_string(decode(done.bodies[1]).id)
+      assert.equal(before + 1, emu:stats().instances_started)
+      assert.is_nil(g:error_log():find("left in connection", 1, true))
+    end)
+
     it("answers 502 'decode', outcome unknown, when the service answers a start with null",
        function()
       emu:fault{ fault = "body", status = 201, body = "null", times = 1, method = "POST",
@@ -285,6 +300,26 @@ describe("sapwf.ngx in nginx", function()
         local t, err = wf:token()
         ngx.update_time()
         ngx.say(t and "token" or tostring(err), "|", ngx.now() - t0)
+      }
+    }
+    location = /token-wait {
+      content_by_lua_block {
+        -- another client's token fetch is under way (slow): this call waits for it at most
+        -- for its own timeout
+        ngx.shared.sapwf_tokens:flush_all()
+        local key = os.getenv("SAPWF_SERVICE_KEY")
+        local slow = assert(require("sapwf.ngx").new{ service_key = key })
+        local quick = assert(require("sapwf.ngx").new{ service_key = key, timeout = 1,
+                                                       retries = 0 })
+        local th = ngx.thread.spawn(function() return slow:token() end)
+        ngx.sleep(0.2)
+        ngx.update_time()
+        local t0 = ngx.now()
+        local list, err = quick:definitions()
+        ngx.update_time()
+        local took = ngx.now() - t0
+        ngx.thread.wait(th)
+        ngx.say(list and "listed" or err.kind .. ": " .. err.message, "|", took)
       }
     }
     location = /wrong-secret {
@@ -472,6 +507,14 @@ describe("sapwf.ngx in nginx", function()
       assert.is_true(tonumber(waited) < 1, "waited " .. waited .. " s")
       assert.equal(before + 1, emu:stats().token_requests)
       assert.is_nil(g:error_log():find("token fetch failed", 1, true), g:error_log())
+    end)
+
+    it("a call's timeout bounds its wait for another client's token fetch", function()
+      local got, took, body = answer_with({ fault = "delay", delay = 2.5, times = 1,
+                                            path = "/oauth/token" }, "/token-wait")
+      assert.equal("timeout: the call's timeout ran out while it waited for another "
+        .. "request's token fetch", got)
+      assert.is_true(tonumber(took) < 1.5, "took " .. took .. " s: " .. body)
     end)
 
     it("a client with a wrong secret fails at once, never using another client's token",

@@ -135,19 +135,42 @@ local function setup_error(pool, message)
   return nil
 end
 
--- ngx.run_worker_thread(pool, THREAD_MODULE, fn, ...): true, results... or false, message;
--- waits (yielding) while nginx has no free Lua state, until `patience` seconds passed.
+-- What holds the worker while a call runs in a thread (see run_holding): sleeps until told.
+local function hold(state)
+  while not state.done do ngx.sleep(1) end
+end
+
+-- ngx.run_worker_thread(pool, THREAD_MODULE, fn, ...), with the worker held meanwhile.
+-- nginx ends a worker on a reload (HUP) or a graceful stop (`nginx -s quit`) once no timer
+-- holds it, and a request waiting for a worker thread holds none: the call still ran to its
+-- end in the thread (a start done) while its caller got no answer, and would likely send
+-- it again. A light thread that sleeps while the call runs holds a timer, so the old worker
+-- hands the answer over first. What the call raises is raised after the holder is gone (a
+-- light thread left behind would keep the request from ending).
+local function run_holding(pool, fn, ...)
+  local state = {}
+  local spawned, holder = pcall(ngx.thread.spawn, hold, state)
+  local ran, ok, a, b, c, d, e = pcall(ngx.run_worker_thread, pool, THREAD_MODULE, fn, ...)
+  state.done = true
+  if spawned then ngx.thread.kill(holder) end
+  if not ran then error(ok, 0) end
+  return ok, a, b, c, d, e
+end
+
+-- run_holding's results: true, results... or false, message; waits (yielding) while nginx
+-- has no free Lua state, until `patience` seconds passed.
 local function run_in_thread(pool, patience, fn, ...)
-  local ok, a, b, c, d, e = ngx.run_worker_thread(pool, THREAD_MODULE, fn, ...)
+  local ok, a, b, c, d, e = run_holding(pool, fn, ...)
   if ok or a ~= "no available Lua vm" then return ok, a, b, c, d, e end
   ngx.update_time()
   local deadline, pause = ngx.now() + patience, VM_WAIT_FIRST
-  repeat
+  while ngx.now() + pause <= deadline do
     ngx.sleep(pause)
+    ngx.update_time()
     pause = min(pause * 2, VM_WAIT_MAX)
-    ok, a, b, c, d, e = ngx.run_worker_thread(pool, THREAD_MODULE, fn, ...)
+    ok, a, b, c, d, e = run_holding(pool, fn, ...)
     if ok or a ~= "no available Lua vm" then return ok, a, b, c, d, e end
-  until ngx.now() >= deadline
+  end
   return false, a
 end
 
@@ -199,18 +222,31 @@ end
 local Transport = {}
 Transport.__index = Transport
 
--- Runs thread[fn](key, opts, ...) in the thread pool. Returns its results, or nil and a
--- `config` error when nginx cannot run it (no such thread pool, sapwf.core not loadable
--- there). Anything else that fails in the thread is a bug and raises.
-function Transport:run(fn, ...)
-  local ok, a, b, c, d, e = run_in_thread(self.pool, self.patience, fn, self.key, self.opts,
-                                          ...)
+-- Seconds until deadline (core.monotonic's clock, the threads' too), or nil for none.
+local function left_until(deadline)
+  if not deadline or deadline == 0 then return nil end
+  return math.max(0, deadline - core.monotonic())
+end
+
+-- How long a call with this deadline waits for a Lua state: self.patience, or the time it
+-- has left when that is less.
+function Transport:patience_until(deadline)
+  local left = left_until(deadline)
+  return left and min(self.patience, left) or self.patience
+end
+
+-- Runs thread[fn](key, opts, ...) in the thread pool, waiting at most `patience` seconds for
+-- a Lua state. Returns its results, or nil and a `config` error when nginx cannot run it (no
+-- such thread pool, sapwf.core not loadable there). Anything else that fails in the thread
+-- is a bug and raises.
+function Transport:run(patience, fn, ...)
+  local ok, a, b, c, d, e = run_in_thread(self.pool, patience, fn, self.key, self.opts, ...)
   if ok then return a, b, c, d, e end
   local message = tostring(a)
   if message == "no available Lua vm" then
     return nil, { kind = "timeout", phase = "request", sent = false, message = format(
       "no free Lua state for nginx's worker threads within %gs (raise "
-      .. "lua_worker_thread_vm_pool_size)", self.patience) }
+      .. "lua_worker_thread_vm_pool_size)", patience) }
   end
   local err = setup_error(self.pool, message)
   if err then return nil, err end
@@ -226,7 +262,7 @@ function Transport:run(fn, ...)
 end
 
 function Transport:fetch_token()
-  return self:run("token")
+  return self:run(self.patience, "token")
 end
 
 -- One exchange with the shared token: status, body, headers, the token itself, which
@@ -237,24 +273,24 @@ end
 function Transport:request(method, path, body, deadline, output)
   check_phase("a call")
   if deadline == nil and self.timeout > 0 then deadline = core.monotonic() + self.timeout end
-  local t, left, scope = self.tokens:get()
+  local t, left, scope = self.tokens:get(left_until(deadline))
   if not t then return nil, left end
   if t ~= self.sent then self.sent, self.sent_before = t, self.sent end     -- for redact
-  local status, resp, headers = self:run("request", t, left, scope, method, path, body,
-                                         deadline or 0, output)
+  local status, resp, headers = self:run(self:patience_until(deadline), "request", t, left,
+                                         scope, method, path, body, deadline or 0, output)
   return status, resp, headers, t, deadline
 end
 
 -- After a 401 to token t (send.lua decides to send again): renews the shared token, once
 -- for every worker and thread, unless a fresh token was refused a moment ago. replayed:
 -- the 401 came to the replay, so t is a fresh token the API refuses too (Tokens:refused).
-function Transport:renew(t, replayed)
+function Transport:renew(t, replayed, deadline)
   if replayed then
     self.tokens:refused(t)
     return false
   end
   if not self.tokens:may_renew(t) then return false end
-  local renewed, err = self.tokens:renew(t)
+  local renewed, err = self.tokens:renew(t, left_until(deadline))
   if not renewed then return nil, err end
   return true
 end

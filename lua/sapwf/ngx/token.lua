@@ -163,7 +163,7 @@ end
 -- fetch of its own would neither store its token nor release the lock, and every request
 -- after it would wait out the lock's lifetime. This request then waits for the result as
 -- any other does. Without a timer (too many pending) the fetch runs here.
-function Tokens:locked_fetch(acceptable, holder)
+function Tokens:locked_fetch(acceptable, holder, until_at)
   local current = self:read()
   if current and acceptable(current) then
     self:unlock(holder)
@@ -181,7 +181,7 @@ function Tokens:locked_fetch(acceptable, holder)
     local ok, err = fetch_and_release()
     if not ok then ngx.log(ngx.ERR, "sapwf.ngx: the token fetch failed: ", tostring(err)) end
   end)
-  if started then return self:wait_for(acceptable, since) end
+  if started then return self:wait_for(acceptable, since, until_at) end
   local ok, entry, err = fetch_and_release()
   if not ok then error(entry, 0) end                 -- a bug: do not hide it
   return entry, err
@@ -189,11 +189,13 @@ end
 
 -- Waits for the request holding the lock, until `acceptable` holds for the stored token,
 -- the lock is free (then takes it and fetches), or a fetch failed since `since` (default:
--- now).
-function Tokens:wait_for(acceptable, since)
+-- now). until_at (ngx.now()'s clock, or nil): when the call's own time runs out, which
+-- ends the wait sooner (its error has cut = true).
+function Tokens:wait_for(acceptable, since, until_at)
   ngx.update_time()
   since = since or ngx.now()
-  local deadline = since + self.wait
+  local deadline, cut = since + self.wait, false
+  if until_at and until_at < deadline then deadline, cut = until_at, true end
   local pause = FIRST_POLL
   while true do
     local entry = self:read()
@@ -208,9 +210,14 @@ function Tokens:wait_for(acceptable, since)
       end
     end
     local holder = self:lock()
-    if holder then return self:locked_fetch(acceptable, holder) end
+    if holder then return self:locked_fetch(acceptable, holder, until_at) end
     ngx.update_time()
     if ngx.now() >= deadline then
+      if cut then
+        return nil, { kind = "timeout", phase = "token", sent = false, cut = true,
+                      message = "the call's timeout ran out while it waited for another "
+                        .. "request's token fetch" }
+      end
       return nil, { kind = "timeout", phase = "token", sent = false,
                     message = format("no token after waiting %gs for another request's "
                                      .. "token fetch", self.wait) }
@@ -220,18 +227,29 @@ function Tokens:wait_for(acceptable, since)
   end
 end
 
+-- When `within` seconds from now have passed (ngx.now()'s clock), or nil for no bound.
+local function until_now_plus(within)
+  if within == nil then return nil end
+  ngx.update_time()
+  return ngx.now() + within
+end
+
 --- A token for the next call: token, seconds_left, scope | nil, err (a plain table).
-function Tokens:get()
+-- within: the seconds the call has left (nil: no bound), which bound a wait for another
+-- request's fetch.
+function Tokens:get(within)
   local entry = self:read()
   if fresh(self, entry) then return result(entry) end
+  local until_at = until_now_plus(within)
   local function is_fresh(e) return fresh(self, e) end
   if valid(entry) then
     -- Near expiry: one request renews, the others go on with the valid one; after a failed
     -- renewal nobody tries again for FAIL_TTL seconds, the old token serving meanwhile.
     local holder = not self.dict:get(self.fail_key) and self:lock()
     if not holder then return result(entry) end
-    local renewed, err = self:locked_fetch(is_fresh, holder)
+    local renewed, err = self:locked_fetch(is_fresh, holder, until_at)
     if renewed then return result(renewed) end
+    if err.cut then return result(entry) end    -- this call's time is up, not the fetch's
     if valid(entry) then
       ngx.log(ngx.WARN, "sapwf.ngx: renewing the token failed, still using the old one: ",
               tostring(err.message))
@@ -242,11 +260,14 @@ function Tokens:get()
   local got, err
   local holder = self:lock()
   if holder then
-    got, err = self:locked_fetch(valid, holder)
+    got, err = self:locked_fetch(valid, holder, until_at)
   else
-    got, err = self:wait_for(valid)
+    got, err = self:wait_for(valid, nil, until_at)
   end
-  if not got then return nil, err end
+  if not got then
+    err.cut = nil
+    return nil, err
+  end
   return result(got)
 end
 
@@ -263,19 +284,23 @@ function Tokens:may_renew(t)
 end
 
 --- A token other than `rejected` (the API answered 401 to it, or the caller forces a
--- renewal): token, seconds_left, scope | nil, err.
-function Tokens:renew(rejected)
+-- renewal): token, seconds_left, scope | nil, err. within: as for get.
+function Tokens:renew(rejected, within)
   local function replaced(e) return e.t ~= rejected and valid(e) end
   local entry = self:read()
   if entry and replaced(entry) then return result(entry) end
+  local until_at = until_now_plus(within)
   local got, err
   local holder = self:lock()
   if holder then
-    got, err = self:locked_fetch(replaced, holder)
+    got, err = self:locked_fetch(replaced, holder, until_at)
   else
-    got, err = self:wait_for(replaced)
+    got, err = self:wait_for(replaced, nil, until_at)
   end
-  if not got then return nil, err end
+  if not got then
+    err.cut = nil
+    return nil, err
+  end
   return result(got)
 end
 
