@@ -519,10 +519,10 @@ describe("sapwf.new options", function()
                      "bad argument #1 to 'new' (table expected, got string)")
   end)
 
-  it("raises for an empty credential, at the caller, rather than let it replace the key's",
-     function()
+  it("raises for an empty credential, at the caller, rather than let it replace the key's; " ..
+     "for an empty key path, instance or User-Agent too", function()
     for _, name in ipairs({ "api_url", "token_url", "client_id", "client_secret", "cert",
-                            "key" }) do
+                            "key", "instance", "user_agent" }) do
       for _, empty in ipairs({ "", " \n" }) do
         local ok, msg = pcall(function()
           local wf = sapwf.new{ service_key = classic_key(), [name] = empty }
@@ -535,6 +535,9 @@ describe("sapwf.new options", function()
     end
     assert.has_error(function() sapwf.from_env(nil, { api_url = "" }) end,
                      "bad option 'api_url' (non-empty string expected)")
+    local ok, msg = pcall(sapwf.new, { service_key = "" })
+    assert.is_false(ok)
+    assert.matches("bad option 'service_key' (non-empty string expected)", msg, 1, true)
   end)
 
   it("refuses a cert or key that is not PEM text (a path), naming the option", function()

@@ -352,6 +352,20 @@ describe("failures", function()
       assert.is_nil(list)
       assert.equal("server", err.kind)
     end)
+
+    it("a max_response below the token answer's size bounds the API's answers only", function()
+      local wf = client(nil, { max_response = 2048 })
+      -- the emulator's token answer is several KB; a list of one definition is not
+      local list, err = wf:definitions({ top = 1 })
+      assert.is_table(list, tostring(err))
+      assert.is_true(#assert(wf:token()) > 2048)
+      emu:fault{ fault = "oversize", size = 4096, method = "GET",
+                 path = "/v1/workflow-definitions" }
+      list, err = wf:definitions()
+      assert.is_nil(list)
+      assert.matches("larger than max_response", err.message)
+      assert.are_not.equal("token", err.phase)
+    end)
   end)
 
   describe("statuses", function()

@@ -145,7 +145,7 @@ describe("sapwf.core at the edges", function()
   describe("paths and redirects", function()
     local ESCAPES = { "/../../etc/passwd", "/v1/../../x", "/v1/./workflow-definitions",
       "/v1/%2e%2e/x", "/v1/%2E%2e/x", "/v1/.%2E/x", "/v1/..\\x", "/v1/x\\..\\..",
-      "/v1/..", "/v1/..?$top=1" }
+      "/v1/..", "/v1/..?$top=1", "/v1/..;/x", "/v1/x/.;a=1/y", "/v1/%2e%2e;jsessionid=1" }
 
     it("no path leaves the API's base path: wf:request raises naming it", function()
       local wf = assert(sapwf.new{ service_key = emu:service_key("full") })

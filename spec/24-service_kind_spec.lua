@@ -114,8 +114,17 @@ describe("errors in the words of the service in use", function()
     emu:clear_faults()
     assert.equal("invalid", err.kind)
     assert.equal(422, err.status)
-    assert.matches("the context does not fit the workflow's context (err.details says where)",
-                   err.hint, 1, true)
+    -- err.details is named only when the service gave some
+    assert.is_nil(err.details)
+    assert.equal("the context does not fit the workflow's context", err.hint)
+    emu:fault{ fault = "body", status = 422, method = "POST", path = "/v1/workflow-instances",
+               times = 1, body = require("cjson").encode{ error = { message = "invalid",
+                 details = { { message = "n must be a string", target = "n" } } } } }
+    _, err = wf:start("simple", { n = 1 })
+    emu:clear_faults()
+    assert.equal("n must be a string", err.details[1].message)
+    assert.equal("the context does not fit the workflow's context (err.details says where)",
+                 err.hint)
     wf:close()
   end)
 

@@ -157,7 +157,9 @@ describe("emulator limits", function()
       local answers = batch(emu, { token = tok, requests = { start(1),
         { "GET", INSTANCES } } })
       for _, answer in ipairs(answers) do
-        assert.truthy(answer.time >= 0.3, tostring(answer.time))
+        -- nginx times its sleep from its cached clock, which may lag the client's by a
+        -- millisecond or two (0.299956 s was seen)
+        assert.truthy(answer.time >= 0.298, tostring(answer.time))
         assert.truthy(answer.status == 201 or answer.status == 200, answer.body)
       end
       local secret = emu:clients()[FULL].clientsecret

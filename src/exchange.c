@@ -440,7 +440,7 @@ void sapwf_error_from_exchange(CURL *easy, CURLcode rc, const sapwf_exchange *x,
     snprintf(e->message, sizeof e->message, "not enough memory for the response");
   } else if (u->resend_refused) {
     snprintf(e->message, sizeof e->message, "connection lost after the request was sent; "
-             "not sending it again (outcome unknown)");
+             "not sending it again");
   } else if (rc == CURLE_OPERATION_TIMEDOUT) {
     e->kind = "timeout";
     snprintf(e->message, sizeof e->message, "%s", text);

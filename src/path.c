@@ -21,13 +21,16 @@ static char path_byte(const char *p, const char *end, size_t *step)
 /* NULL when path (from "/" to the first "?") stays below the base URL it is appended to;
  * otherwise why not. A "." or ".." segment, written plainly, as "%2e" or between
  * backslashes, would make libcurl or the server resolve the URL to a resource outside the
- * API (wf:request("GET", "/../../x")). Everything after "?" is the query. A "#" begins a
- * fragment, which is never sent, and the query the Lua layer appends would be part of it:
- * the call would go out without its filters. */
+ * API (wf:request("GET", "/../../x")), and so would "..;x" on the Java servers behind it.
+ * Everything after "?" is the query. A "#" begins a fragment, which is never sent, and the
+ * query the Lua layer appends would be part of it: the call would go out without its
+ * filters. */
 const char *sapwf_path_problem(const char *path, size_t len)
 {
   const char *p = path, *end = path + len;
   size_t dots = 0, others = 0, step = 1;
+  int params = 0;             /* after a ";" in this segment: Java servers (Tomcat, Spring)
+                               * drop path parameters, so "..;x" is ".." to them */
   if (len == 0 || path[0] != '/')
     return "path must start with '/'";
   if (memchr(path, '#', len) != NULL)
@@ -41,6 +44,11 @@ const char *sapwf_path_problem(const char *path, size_t len)
         return "path must not contain '.' or '..' segments (plain or percent-encoded): "
                "they would leave the API's base path";
       dots = others = 0;
+      params = 0;
+    } else if (params) {
+      ;                                   /* a path parameter: not part of the segment */
+    } else if (ch == ';') {
+      params = 1;
     } else if (ch == '.') {
       dots++;
     } else {

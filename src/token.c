@@ -9,6 +9,9 @@
 #include <string.h>
 #include <time.h>
 
+/* The largest token answer taken, whatever max_response says (fetch). */
+#define TOKEN_ANSWER_MAX ((size_t)1024 * 1024)
+
 /* A token with less than this many seconds left is not used while its refresh fails:
  * the call would reach the API after it expired. */
 #define TOKEN_FLOOR 1.0
@@ -182,7 +185,13 @@ static int fetch(lua_State *L, sapwf_client *c, int decode_idx, sapwf_error *e)
   int top = lua_gettop(L), ok;
   long status;
   CURLcode rc;
+  size_t max = c->x.response.max;
+  /* max_response is for the API's answers: one set for small JSON answers must not refuse
+   * the token (an answer with many scopes is several KB), which every call needs. */
+  if (c->x.response.max < TOKEN_ANSWER_MAX)
+    c->x.response.max = TOKEN_ANSWER_MAX;
   rc = sapwf_exchange_perform(&c->x, c->token_easy, 0, &status);
+  c->x.response.max = max;
   if (rc != CURLE_OK) {
     sapwf_error_from_exchange(c->token_easy, rc, &c->x, "token", e);
     e->sent = 0;

@@ -32,7 +32,9 @@ local CREDENTIALS = { "api_url", "token_url", "client_id", "client_secret", "cer
 -- Credentials raise when empty (or only white space): given, they replace the key's, so an
 -- empty one (an unset variable in a template) would hide a good key behind an error that
 -- blames it ("no api_url: give service_key, ...").
-local NON_EMPTY = {}
+-- So do a service key path, the instance's name and the User-Agent, which an empty value
+-- would only garble (a key file "" that cannot be opened, a hint naming no instance).
+local NON_EMPTY = { service_key = true, instance = true, user_agent = true }
 for _, name in ipairs(CREDENTIALS) do NON_EMPTY[name] = true end
 local PASSED_ON = { "timeout", "connect_timeout", "cafile", "verify", "proxy", "token_margin",
                     "max_response", "user_agent", "headers" }
@@ -55,7 +57,7 @@ function options.check(opts, fname, level)
       error(format("bad option '%s' (%s expected, got %s)", name,
                    want == "string|table" and "string or table" or want, got), level)
     end
-    if NON_EMPTY[name] and not find(value, "%S") then
+    if NON_EMPTY[name] and got == "string" and not find(value, "%S") then
       error(format("bad option '%s' (non-empty string expected)", name), level)
     end
     if name == "service" and not service.KINDS[value] then

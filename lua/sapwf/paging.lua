@@ -1,6 +1,8 @@
 --- wf:each_instance(q) and wf:each_task(q): generic-for iterators over every match.
 --
--- Pages are fetched as the loop needs them; q.top is the page size (default and most 1000),
+-- The first page is fetched when the iterator is made (its total tells, before anything is
+-- yielded, whether q can be paged at all), the others as the loop needs them; q.top is the
+-- page size (default and most 1000),
 -- q.skip where to start (default 0). The API pages with $skip at most 4000 and $top at most
 -- 1000, so one query reaches matches up to number 4000 + page size (5000 with the default);
 -- the last page is asked for at $skip 4000 with the overlap dropped. The first page of each
@@ -19,7 +21,7 @@
 -- paged by $skip within that time (no filter tells them apart). When a whole window (4000
 -- + page size) is one time, the matches of that time are counted: if all were yielded the
 -- next query starts a millisecond later, else it raises sapwf.paging.limit, after the
--- matches before them. Matches created while the loop runs come at the end, unless an
+-- matches before them and that window of the time's. Matches created while the loop runs come at the end, unless an
 -- UpTo filter of q excludes them, if the loop gets that far.
 --
 -- With any other `orderby`, with `skip` but no `orderby`, or with an exact
@@ -331,8 +333,8 @@ local function pager(self, op, page_size, skip, filter)
   end
 end
 
---- Every workflow instance matching q, one by one, for a generic for; pages are fetched
--- as the loop needs them. Oldest first, each page from the last startedAt seen (startedFrom,
+--- Every workflow instance matching q, one by one, for a generic for; the first page is
+-- fetched here, the others as the loop needs them. Oldest first, each page from the last startedAt seen (startedFrom,
 -- combined with q's own filters): each match exactly once, however many, while the set
 -- changes too (see the top of this page); with another orderby, by position in that order.
 -- @tparam[opt] table q names: `top` (page size, 1 to 1000), `skip` (0 to 4000), `orderby`
@@ -343,7 +345,8 @@ end
 -- `startedAt`, `startedBy`, `startedFrom`, `startedUpTo`, `status`, `subject` (an array
 -- value repeats a filter: the service combines them with OR). An unknown name raises.
 -- @treturn function the iterator: each call gives the next instance, then nil
--- @fails raises an error object (a sapwf error: pcall and tostring work) when a page fails,
+-- @fails raises an error object (a sapwf error: pcall and tostring work) when a page fails
+-- (the first: here),
 -- or, with kind "invalid" and code "sapwf.paging.limit", before yielding anything when more
 -- match than one query reaches and q cannot be paged in windows (an `orderby` other than
 -- "startedAt asc", `skip` without `orderby`, a `startedAt` filter), or on reaching more than

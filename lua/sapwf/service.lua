@@ -99,9 +99,12 @@ function service.hint(e, ctx)
     return "the service wants Content-Type: application/json with a body; sapwf sends it, "
       .. "so something on the way (a proxy, an API gateway's policy) dropped it"
   elseif status == 422 and is_start(op) then
+    -- err.details only when the service gave some: a hint names no field that is not there
+    local details = e.details ~= nil
     return spa and "the context must carry the inputs of the process's API trigger, with "
-        .. "their names and types (err.details says which)"
-      or "the context does not fit the workflow's context (err.details says where)"
+        .. "their names and types" .. (details and " (err.details says which)" or "")
+      or "the context does not fit the workflow's context"
+        .. (details and " (err.details says where)" or "")
   end
   return nil
 end
