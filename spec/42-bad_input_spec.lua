@@ -325,6 +325,9 @@ describe("bad input", function()
         { { "GET", "/v1/forms\0" }, "#2 to 'request' (path contains white space" },
         { { "GET", "/v1/forms", { qurey = {} } }, "#3 to 'request' (unknown option 'qurey'" },
         { { "POST", "/v1/purge", { body = 5 } }, "#3 to 'request' (body: table or string" },
+        -- no filter at all would widen the query
+        { { "GET", "/v1/workflow-instances", { query = { status = {} } } },
+          "#3 to 'request' (query 'status' is an empty list)" },
       }
       for _, case in ipairs(cases) do
         local ok, err = pcall(wf.request, wf, R.unpack(case[1]))
@@ -370,7 +373,7 @@ describe("bad input", function()
       local no_url = emu:service_key("full")
       no_url.endpoints = nil
       local cases = {
-        { service_key = "" }, { service_key = "{" }, { service_key = "{}" },
+        { service_key = "{" }, { service_key = "{}" },
         { service_key = "[1,2]" }, { service_key = "/nonexistent/key.json" },
         { service_key = string.rep("k", 100000) }, { service_key = "\0" },
         { service_key = no_url }, { service_key = {} },
@@ -385,6 +388,9 @@ describe("bad input", function()
       local ok, err = pcall(sapwf.new, { service_key = key, api_url = "" })
       assert.is_false(ok)
       assert.matches("bad option 'api_url' (non-empty string expected)", err, 1, true)
+      ok, err = pcall(sapwf.new, { service_key = "" })
+      assert.is_false(ok)
+      assert.matches("bad option 'service_key' (non-empty string expected)", err, 1, true)
     end)
   end)
 end)

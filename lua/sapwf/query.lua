@@ -150,7 +150,10 @@ function query.free(q, fname, argn)
     local value = q[name]
     local items = { value }
     if type(value) == "table" then
-      check_array(fname, argn, value, "query '" .. name .. "'", 3)
+      -- as for the typed queries: an empty list would send no filter, widening the query
+      if check_array(fname, argn, value, "query '" .. name .. "'", 3) == 0 then
+        bad(fname, argn, "query '%s' is an empty list", name)
+      end
       items = value
     end
     for i, item in ipairs(items) do
