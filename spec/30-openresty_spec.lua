@@ -179,11 +179,11 @@ describe("sapwf.ngx in nginx", function()
 
     it("an nginx reload while a start is on its way: the old worker answers it first",
        function()
-      emu:set_limits({ service_time = 1.5 })
+      emu:set_limits({ service_time = 0.8 })
       finally(function() emu:set_limits({}) end)
       local before = emu:stats().instances_started
       local load = g:load("/orders", 1, 1, [[{"product":"Reloaded"}]])
-      require("sapwf.core").sleep(0.4)
+      require("sapwf.core").sleep(0.3)
       assert.is_true(helpers.run("kill -HUP " .. g.pid))
       local done = load:wait()
       assert.equal(201, done.statuses[1], done.bodies[1])
@@ -309,7 +309,7 @@ describe("sapwf.ngx in nginx", function()
         ngx.shared.sapwf_tokens:flush_all()
         local key = os.getenv("SAPWF_SERVICE_KEY")
         local slow = assert(require("sapwf.ngx").new{ service_key = key })
-        local quick = assert(require("sapwf.ngx").new{ service_key = key, timeout = 1,
+        local quick = assert(require("sapwf.ngx").new{ service_key = key, timeout = 0.5,
                                                        retries = 0 })
         local th = ngx.thread.spawn(function() return slow:token() end)
         ngx.sleep(0.2)
@@ -510,11 +510,11 @@ describe("sapwf.ngx in nginx", function()
     end)
 
     it("a call's timeout bounds its wait for another client's token fetch", function()
-      local got, took, body = answer_with({ fault = "delay", delay = 2.5, times = 1,
+      local got, took, body = answer_with({ fault = "delay", delay = 1.2, times = 1,
                                             path = "/oauth/token" }, "/token-wait")
       assert.equal("timeout: the call's timeout ran out while it waited for another "
         .. "request's token fetch", got)
-      assert.is_true(tonumber(took) < 1.5, "took " .. took .. " s: " .. body)
+      assert.is_true(tonumber(took) < 0.9, "took " .. took .. " s: " .. body)
     end)
 
     it("a client with a wrong secret fails at once, never using another client's token",
