@@ -13,7 +13,6 @@ local errors = require "sapwf.errors"
 local send = require "sapwf.send"
 local service = require "sapwf.service"
 local args = require "sapwf.args"
-local options = require "sapwf.options"
 
 local type, tostring, getmetatable, setmetatable, rawget, error =
   type, tostring, getmetatable, setmetatable, rawget, error
@@ -49,7 +48,7 @@ base.mt = mt
 -- { sleep =, now =, forbidden_interval = }.
 function base.object(t, api_url, instance, opts, env)
   opts, env = opts or {}, env or {}
-  return setmetatable({ _core = t, _api_url = options.shown_url(api_url), _instance = instance,
+  return setmetatable({ _core = t, _api_url = service.shown_url(api_url), _instance = instance,
                         _service = opts.service or service.kind(api_url),
                         _policy = send.policy(opts, env), _insecure = opts.verify == false }, mt)
 end

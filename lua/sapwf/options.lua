@@ -85,13 +85,6 @@ local function is_loopback(authority)
     and tonumber(d) <= 255
 end
 
--- A URL as messages and tostring show it: without its user info ("user:password@"), which
--- may hold a password (a gateway's).
-function options.shown_url(url)
-  if type(url) ~= "string" then return url end
-  return (gsub(url, "^(%a[%w+.-]*://)[^/?#]*@", "%1"))
-end
-
 -- The host of an http:// URL that leaves this machine (a secret or token sent to it travels
 -- in clear text), or nil for https:// and loopback.
 local function cleartext_host(url)

@@ -5,8 +5,8 @@
 -- - a call that surely never reached the service (no connection, no token: outcome
 --   not_sent), any method, when the failure may pass (network, timeout, token endpoint 408,
 --   429 or 5xx);
--- - an answer 408, 429 or 503, any method: the service refused before acting;
--- - idempotent calls also on 500, 502, 504 and on network failures after sending: GET, PUT
+-- - an answer 408 or 429, any method: the service refused before acting;
+-- - idempotent calls also on 500, 502, 503, 504 and on network failures after sending: GET, PUT
 --   and the PATCHes that set values (instance status, context merge, roles);
 -- - never a start or message (POST) that may have reached the service: the error says
 --   outcome "unknown" instead;
@@ -28,7 +28,8 @@
 --   renew(gen, replayed [, deadline])          -> true (send again) | false | nil, err
 --   token([force])                             -> token, seconds left, scope | nil, err
 --   redact(text)                               -> text without the secret, the Basic
---                                                 credentials and the token it holds
+--                                                 credentials, the tokens it holds and
+--                                                 its headers' values
 -- gen names the token a request carried; deadline is when the request must be done, which
 -- its replay after a 401 shares. A transport without renew gets no replay; one without
 -- redact (a spec's stand-in) leaves a server's texts as they came.

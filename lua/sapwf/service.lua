@@ -30,6 +30,13 @@ function service.base(url)
   return url
 end
 
+-- A URL as messages and tostring show it: without its user info ("user:password@"), which
+-- may hold a password (a gateway's).
+function service.shown_url(url)
+  if type(url) ~= "string" then return url end
+  return (gsub(url, "^(%a[%w+.-]*://)[^/?#]*@", "%1"))
+end
+
 -- The API base URL for an SPA key's endpoints.api (the gateway): as given when it already
 -- ends in one of SPA_PATHS, else with the first of them.
 function service.spa_base(api)

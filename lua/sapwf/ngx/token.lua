@@ -4,7 +4,8 @@
 -- Each nginx worker is a process with its own Lua state, and each thread of its thread
 -- pool has another one; a token cached in any of them would be fetched once per state.
 -- The shared dict is the one memory they all see, so the token lives there, under a key
--- made from the token URL and the client id (never the secret):
+-- made from the token URL, the client id and the credentials (an MD5 digest: the secret
+-- itself is never a key; ngx.lua):
 --   "<id>"       JSON {t = token, e = expiry (ngx.now() seconds; false: none), l = lifetime,
 --                s = scope}, set in one call so no reader sees half of it
 --   "<id>:lock"  present while one request fetches, holding who fetches; it always has
