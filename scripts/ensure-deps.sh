@@ -40,7 +40,20 @@ export DEBIAN_FRONTEND=noninteractive
 # Refresh the package lists only when the first attempt cannot find something.
 if ! $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null 2>&1; then
   $SUDO apt-get update -qq >/dev/null
-  $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+  if ! $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null 2>&1; then
+    # One package that cannot be installed (Debian's npm beside a nodejs from elsewhere,
+    # which brings its own npm) must not keep the others out: each alone, then name those
+    # that failed.
+    failed=""
+    for p in $missing; do
+      $SUDO apt-get install -y -qq --no-install-recommends "$p" >/dev/null 2>&1 \
+        || failed="$failed $p"
+    done
+    if [ -n "$failed" ]; then
+      echo "ensure-deps: could not install:$failed" >&2
+      exit 1
+    fi
+  fi
 fi
 # Debian starts the packaged nginx service on port 80 when it can; the emulator runs its own
 # nginx in its own prefix, so the system one is not needed (and is left as the system has it).
