@@ -1106,9 +1106,8 @@ describe("sapwf command line", function()
       local sub = dir .. "/export-twice"
       assert.is_true(shell("mkdir " .. quote(sub)))
       write_file(sub .. "/e.zip", "precious")
-      -- the token held up 1 s: the signals come while it is on its way (a wait a signal
-      -- does not shorten, so the process is there for both; a retry's wait would end at
-      -- the first), and the export then stops before its first byte
+      -- the token held up 1 s: the signals come while it is on its way, which the first
+      -- ends, and the export then stops before its first byte
       emu:fault({ fault = "delay", delay = 1, times = 1, method = "POST",
                   path = "/oauth/token" })
       local base = dir .. "/export-twice"
@@ -1118,9 +1117,10 @@ describe("sapwf command line", function()
         .. quote(err_file) .. " & echo $! > " .. quote(pid_file) .. "; wait $!; echo $? > "
         .. quote(rc_file)) .. " >/dev/null 2>&1 &"))
       assert.is_true(wait_for(function() return emu:stats().token_requests > 0 end, 5))
-      -- 50 ms apart, so that the first is handled before the second comes
+      -- back to back, as timeout sends them: the second comes while the first is handled
+      -- (the process ends within milliseconds of the first, so not later)
       local pid = read_file(pid_file):match("%d+")
-      assert.is_true(shell("kill -TERM " .. pid .. "; sleep 0.05; kill -TERM " .. pid))
+      assert.is_true(shell("kill -TERM " .. pid .. "; kill -TERM " .. pid))
       assert.is_true(wait_for(function() return (read_file(rc_file) or "") ~= "" end, 10))
       emu:clear_faults()
       local stderr = read_file(err_file)
@@ -1179,6 +1179,16 @@ describe("sapwf command line", function()
         "context", "task_context", "definition_model" }) do
         assert.equal("ok", results[name], name)
       end
+    end)
+
+    it("shows the key's URLs without user info, which may hold a password", function()
+      local key = emu:service_key("full")
+      key.endpoints.workflow_rest_url = key.endpoints.workflow_rest_url:gsub("^http://",
+        "http://gw:gw-pass-4711@")
+      write_file(dir .. "/userinfo.json", json.encode(key))
+      local r = sapwf({ "--service-key", dir .. "/userinfo.json", "--allow-http", "doctor" })
+      assert.is_nil((r.stdout .. r.stderr):find("gw-pass-4711", 1, true))
+      assert.equal(emu:service_key("full").endpoints.workflow_rest_url, r.json.key.apiUrl)
     end)
 
     it("the limited key: lists what is missing and a cf command that keeps the granted ones",
@@ -3048,6 +3058,19 @@ describe("sapwf command line", function()
           assert.matches("^sapwf: interrupted %(SIGINT%)\n", stderr)
           assert.equal(before + 1, reads(), case[1])
         end
+      end)
+
+    it("while the token is fetched (a 5 s delay): the fetch ends at once, no token is shown, " ..
+      "exit 130", function()
+        local before = emu:stats().token_requests
+        emu:fault({ fault = "delay", delay = 5, times = 1, path = "/oauth/token" })
+        local code, shown, stderr, took = run_signalled({ "--service-key", full_key, "-o",
+          "json", "token" }, "INT", function() return emu:stats().token_requests > before end)
+        emu:clear_faults()
+        assert.equal(130, code, stderr)
+        assert.is_nil(shown)
+        assert.is_true(took < 2, "took " .. took .. " s after the signal")
+        assert.matches("^sapwf: interrupted %(SIGINT%)\n", stderr)
       end)
 
     it("SIGTERM while a cancel waits to be sent again (503, Retry-After 5): not sent again, " ..

@@ -322,6 +322,28 @@ describe("sapwf.ngx in nginx", function()
         ngx.say(list and "listed" or err.kind .. ": " .. err.message, "|", took)
       }
     }
+    location = /killed-call {
+      content_by_lua_block {
+        local w = assert(require("sapwf.ngx").new{ service_key = os.getenv("SAPWF_SERVICE_KEY") })
+        assert(w:token())
+        local th = ngx.thread.spawn(function() return w:definitions() end)
+        ngx.sleep(0.2)
+        assert(ngx.thread.kill(th))
+        ngx.say("killed")
+      }
+    }
+    location = /header-redacted {
+      content_by_lua_block {
+        local key = os.getenv("SAPWF_SERVICE_KEY")
+        local w = assert(require("sapwf.ngx").new{ service_key = key, retries = 0,
+          headers = { APIKey = "gw-key-4711-abcdef", ["X-Region"] = "eu" } })
+        local _, err = w:definitions()
+        local many = {}
+        for i = 1, 28 do many["X-H" .. i] = "value-of-header-" .. i end
+        local ok, raised = pcall(require("sapwf.ngx").new, { service_key = key, headers = many })
+        ngx.say(err and err.message or "listed", "|", ok and "made" or raised)
+      }
+    }
     location = /wrong-secret {
       content_by_lua_block {
         assert(SPEC.wf:token())                 -- a token in the dict for the right secret
@@ -512,9 +534,31 @@ describe("sapwf.ngx in nginx", function()
     it("a call's timeout bounds its wait for another client's token fetch", function()
       local got, took, body = answer_with({ fault = "delay", delay = 1.2, times = 1,
                                             path = "/oauth/token" }, "/token-wait")
-      assert.equal("timeout: the call's timeout ran out while it waited for another "
-        .. "request's token fetch", got)
+      assert.equal("timeout: the call's timeout ran out while it waited for a token fetch",
+                   got)
       assert.is_true(tonumber(took) < 0.9, "took " .. took .. " s: " .. body)
+    end)
+
+    it("a light thread killed during its call: the request still ends at once", function()
+      emu:fault{ fault = "delay", delay = 1.5, times = 1, method = "GET",
+                 path = "/v1/workflow-definitions" }
+      local status, body, seconds = g:curl("/killed-call")
+      emu:clear_faults()
+      assert.equal(200, status, body)
+      assert.equal("killed\n", body)
+      assert.is_true(seconds < 1, "took " .. seconds .. " s")
+    end)
+
+    it("a server's text that quotes a headers value: redacted, as by the plain client",
+       function()
+      local message, made, body = answer_with({ fault = "body", status = 400, times = 1,
+        method = "GET", path = "/v1/workflow-definitions",
+        body = cjson.encode{ error = { message = "bad key gw-key-4711-abcdef in eu" } } },
+        "/header-redacted")
+      assert.equal("bad key [redacted] in eu", message, body)
+      -- more values than redact can take out: refused when the client is made
+      assert.matches("at most 27 headers with a value of 8 bytes or more", made, 1, true)
+      assert.is_nil(g:error_log():find("gw-key-4711-abcdef", 1, true))
     end)
 
     it("a client with a wrong secret fails at once, never using another client's token",

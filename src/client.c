@@ -550,7 +550,12 @@ typedef struct redact_call {
 
 /* Held: the result's buffer allocates, so a finalizer may run, and a close then must not
  * free the secrets being compared. The `headers` option's values are secrets too (an API
- * Management key): each line's value, after "Name: ". */
+ * Management key): each line's value, after "Name: ", of SECRET_HEADER_MIN bytes or more
+ * (a shorter one, a region or a flag, is no secret, and taking it out would garble the
+ * text: an error code, an id). */
+#define SECRET_HEADER_MIN 8
+
+
 static int held_redact(lua_State *L)
 {
   redact_call *q = lua_touserdata(L, 1);
@@ -564,8 +569,9 @@ static int held_redact(lua_State *L)
   n = 4;
   for (h = c->extra_headers; h != NULL; h = h->next) {
     const char *value = strchr(h->data, ':');
-    secrets[n].data = value != NULL ? value + 2 : NULL;     /* "Name: value" (options.c) */
-    secrets[n].len = value != NULL ? strlen(value + 2) : 0;
+    size_t len = value != NULL ? strlen(value + 2) : 0;      /* "Name: value" (options.c) */
+    secrets[n].data = len >= SECRET_HEADER_MIN ? value + 2 : NULL;
+    secrets[n].len = len >= SECRET_HEADER_MIN ? len : 0;
     n++;
   }
   secrets[0].data = c->secret;

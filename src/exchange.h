@@ -44,7 +44,8 @@ typedef struct sapwf_response {
   FILE *sink;
   int sink_errno;         /* the errno of a failed open, write or close; 0: none */
   int sink_used;          /* the last answer's body went to the file */
-  int reading;            /* a GET: ending it on a caught signal changes nothing */
+  int reading;            /* a GET or a token fetch: ending it on a caught signal changes
+                           * nothing */
   int interrupted;        /* a transfer ended by sapwf_exchange_interrupt */
 } sapwf_response;
 
@@ -79,7 +80,7 @@ typedef struct sapwf_error {
 } sapwf_error;
 
 /* On (1) from a signal handler: a transfer whose answer goes to a file (sink_path), or a
- * GET (reading), ends within about a second (a progress callback), as
+ * GET or a token fetch (reading), ends within about a second (a progress callback), as
  * CURLE_ABORTED_BY_CALLBACK with response.interrupted set; other transfers run to their end.
  * Async-signal-safe (a store to a sig_atomic_t). The command line sets it at Ctrl-C,
  * SIGTERM or SIGHUP (signal.c), so an export or a listing stops at once, while a start on

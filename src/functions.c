@@ -234,7 +234,8 @@ int sapwf_core_redact(lua_State *L)
   size_t len;
   const char *text = luaL_checklstring(L, 1, &len);
   int n = lua_gettop(L) - 1, i;
-  luaL_argcheck(L, n <= 32, 34, "at most 32 secrets");
+  if (n > 32)
+    return luaL_error(L, "bad argument to 'redact' (at most 32 secrets, got %d)", n);
   for (i = 0; i < n; i++) {
     secrets[i].data = luaL_optlstring(L, i + 2, NULL, &secrets[i].len);
     if (secrets[i].data == NULL)

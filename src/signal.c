@@ -10,7 +10,7 @@
  * that one delivered twice, not a second: coreutils' timeout sends its signal to the
  * command and then to its whole process group, and a service manager may follow SIGTERM
  * with SIGHUP at once; a person pressing Ctrl-C again is slower than that.
- * The first signal also ends a transfer whose answer goes to a file, and a GET
+ * The first signal also ends a transfer whose answer goes to a file, a GET and a token fetch
  * (sapwf_exchange_interrupt, exchange.c): an export, which may take long and whose part file
  * the library then removes, or a listing, stops at once instead of after its last byte; a
  * start on its way, or any request that may change something, is no such transfer.
@@ -78,7 +78,8 @@ static void on_signal(int sig)
 /***
  * Catches Ctrl-C, SIGTERM and SIGHUP (true) as a flag, or gives each its handler from before
  * (false). A SIGTERM or SIGHUP that is ignored stays ignored. While caught, the first signal
- * also ends a GET, or a request whose answer goes to a file (its error: kind "interrupted");
+ * also ends a GET, a token fetch, or a request whose answer goes to a file (its error: kind
+ * "interrupted");
  * a batch's requests run to their end.
  * @function catch_sigint
  * @tparam boolean on

@@ -190,14 +190,18 @@ static int fetch(lua_State *L, sapwf_client *c, int decode_idx, sapwf_error *e)
    * the token (an answer with many scopes is several KB), which every call needs. */
   if (c->x.response.max < TOKEN_ANSWER_MAX)
     c->x.response.max = TOKEN_ANSWER_MAX;
+  /* A token fetch changes nothing: a caught signal may end it, as a GET (exchange.c). */
+  c->x.response.reading = 1;
   rc = sapwf_exchange_perform(&c->x, c->token_easy, 0, &status);
-  c->x.response.max = max;
+  c->x.response.reading = 0;
   if (rc != CURLE_OK) {
-    sapwf_error_from_exchange(c->token_easy, rc, &c->x, "token", e);
+    sapwf_error_from_exchange(c->token_easy, rc, &c->x, "token", e);  /* names the cap */
+    c->x.response.max = max;
     e->sent = 0;
     sapwf_exchange_free(&c->x);
     return 0;
   }
+  c->x.response.max = max;
   luaL_checkstack(L, 6, "too many nested calls");
   push_decoded(L, c, decode_idx);                     /* answer */
   sapwf_buffer_free(&c->x.response.body);             /* wipes the token text */

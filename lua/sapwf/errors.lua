@@ -24,8 +24,8 @@
 -- answer too large or unexpected), "network", "tls", "decode" (a 2xx whose body is not the
 -- JSON expected), "config" (a bad service key or option value), "io" (a file an answer
 -- goes to cannot be written: wf:export, wf:request's to_file), "interrupted" (while
--- core.catch_sigint catches signals, one came: it ended a GET or a transfer to a file, or
--- kept a batch's request from going out)
+-- core.catch_sigint catches signals, one came: it ended a GET, a token fetch or a transfer
+-- to a file, or kept a batch's request from going out)
 -- @field message what went wrong, from the server or libcurl
 -- @field status the HTTP status, when an answer came
 -- @field code the service's error code (e.g. bpm.workflowruntime.rest.message.no.match), or

@@ -92,12 +92,18 @@ local function config_key(core_opts)
   return ngx.md5(concat(parts, "\n"))
 end
 
--- The values of the `headers` option, for redact: at most 29 (core.redact takes 32 secrets).
+-- The values of the `headers` option that redact takes out: those of 8 bytes or more, as
+-- a sapwf.core client does (client.c); at most 27, with the secret, the Basic credentials
+-- and three tokens within the 32 secrets core.redact takes.
+local MAX_SECRET_HEADERS = 27
 local function header_values(headers)
   local values = {}
-  for _, value in pairs(headers or {}) do values[#values + 1] = value end
-  if #values > 29 then
-    error("sapwf.ngx: at most 29 headers (the `headers` option)", 3)
+  for _, value in pairs(headers or {}) do
+    if #value >= 8 then values[#values + 1] = value end
+  end
+  if #values > MAX_SECRET_HEADERS then
+    error(format("sapwf.ngx: at most %d headers with a value of 8 bytes or more (the "
+      .. "`headers` option)", MAX_SECRET_HEADERS), 3)
   end
   return values
 end
@@ -112,6 +118,8 @@ end
 -- a call that finds none free waits for one.
 
 local VM_WAIT_FIRST, VM_WAIT_MAX = 0.002, 0.05
+-- How long a reload waits for a call of a client with timeout = 0 (no bound of its own).
+local MAX_HOLD = 300
 
 -- A `config` error (plain table) for what nginx says when it cannot run a call, or nil for
 -- anything else (a bug, raised by the caller).
@@ -135,32 +143,51 @@ local function setup_error(pool, message)
   return nil
 end
 
--- What holds the worker while a call runs in a thread (see run_holding): sleeps until told.
-local function hold(state)
-  while not state.done do ngx.sleep(1) end
-end
+-- The calls under way in this worker's threads (a key each -> until when it may run,
+-- ngx.now()'s clock), and whether the timer that holds the worker for them runs.
+local holding, holder_running = {}, false
 
--- ngx.run_worker_thread(pool, THREAD_MODULE, fn, ...), with the worker held meanwhile.
 -- nginx ends a worker on a reload (HUP) or a graceful stop (`nginx -s quit`) once no timer
 -- holds it, and a request waiting for a worker thread holds none: the call still ran to its
--- end in the thread (a start done) while its caller got no answer, and would likely send
--- it again. A light thread that sleeps while the call runs holds a timer, so the old worker
--- hands the answer over first. What the call raises is raised after the holder is gone (a
--- light thread left behind would keep the request from ending).
-local function run_holding(pool, fn, ...)
-  local state = {}
-  local spawned, holder = pcall(ngx.thread.spawn, hold, state)
+-- end in the thread (a start done) while its caller got no answer, and would likely send it
+-- again. So while calls are under way one timer per worker sleeps, and its sleep holds the
+-- worker until they have ended. A call whose light thread was killed (ngx.thread.kill) never
+-- says it ended: it is let go when it must be over anyway. A timer, not a light thread of
+-- the request: that one would keep a request whose thread was killed from ending.
+local function hold_worker()
+  while true do
+    ngx.update_time()
+    local now, any = ngx.now(), false
+    for key, until_at in pairs(holding) do
+      if until_at <= now then holding[key] = nil else any = true end
+    end
+    if not any then break end
+    ngx.sleep(0.5)
+  end
+  holder_running = false
+end
+
+-- ngx.run_worker_thread(pool, THREAD_MODULE, fn, ...), the worker held meanwhile (above),
+-- for at most hold_for seconds. What the call raises is raised once it is let go.
+local function run_holding(pool, hold_for, fn, ...)
+  local key = {}
+  ngx.update_time()
+  holding[key] = ngx.now() + hold_for
+  if not holder_running then
+    -- (none when nginx has no timer to spare: the call goes on, unheld)
+    holder_running = ngx.timer.at(0, hold_worker) ~= nil
+  end
   local ran, ok, a, b, c, d, e = pcall(ngx.run_worker_thread, pool, THREAD_MODULE, fn, ...)
-  state.done = true
-  if spawned then ngx.thread.kill(holder) end
+  holding[key] = nil
   if not ran then error(ok, 0) end
   return ok, a, b, c, d, e
 end
 
 -- run_holding's results: true, results... or false, message; waits (yielding) while nginx
--- has no free Lua state, until `patience` seconds passed.
-local function run_in_thread(pool, patience, fn, ...)
-  local ok, a, b, c, d, e = run_holding(pool, fn, ...)
+-- has no free Lua state, until `patience` seconds passed. hold_for: the longest the call
+-- can take once it runs.
+local function run_in_thread(pool, patience, hold_for, fn, ...)
+  local ok, a, b, c, d, e = run_holding(pool, hold_for, fn, ...)
   if ok or a ~= "no available Lua vm" then return ok, a, b, c, d, e end
   ngx.update_time()
   local deadline, pause = ngx.now() + patience, VM_WAIT_FIRST
@@ -168,7 +195,7 @@ local function run_in_thread(pool, patience, fn, ...)
     ngx.sleep(pause)
     ngx.update_time()
     pause = min(pause * 2, VM_WAIT_MAX)
-    ok, a, b, c, d, e = run_holding(pool, fn, ...)
+    ok, a, b, c, d, e = run_holding(pool, hold_for, fn, ...)
     if ok or a ~= "no available Lua vm" then return ok, a, b, c, d, e end
   end
   return false, a
@@ -200,7 +227,7 @@ function sapwf_ngx.warm_up(opts)
     if premature then return end
     local threads = {}
     for i = 1, vms do
-      threads[i] = ngx.thread.spawn(run_in_thread, pool, 10, "warm")
+      threads[i] = ngx.thread.spawn(run_in_thread, pool, 10, 10, "warm")
     end
     local failure
     for i = 1, vms do
@@ -240,7 +267,10 @@ end
 -- such thread pool, sapwf.core not loadable there). Anything else that fails in the thread
 -- is a bug and raises.
 function Transport:run(patience, fn, ...)
-  local ok, a, b, c, d, e = run_in_thread(self.pool, patience, fn, self.key, self.opts, ...)
+  -- the thread's call ends within the client's timeout (libcurl's): none, a bound anyway
+  local hold_for = (self.timeout > 0 and self.timeout or MAX_HOLD) + 5
+  local ok, a, b, c, d, e = run_in_thread(self.pool, patience, hold_for, fn, self.key,
+                                          self.opts, ...)
   if ok then return a, b, c, d, e end
   local message = tostring(a)
   if message == "no available Lua vm" then

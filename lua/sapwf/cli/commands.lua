@@ -182,12 +182,15 @@ local function once(ctx, call, show, done)
   local value, caught, signal
   value, err, caught, signal = with_signal_flag(function()
     local token, terr = wf:token()         -- what may take a while before the call is sent
-    if not token then
-      return nil, terr
-    end
-    if core.sigint_caught() then
+    -- a signal during the fetch (which it ended) or after it: nothing was sent; one during a
+    -- wait to ask again is said with the last attempt's error (stopped_retry, below)
+    local wait_stopped = not token and type(terr) == "table" and terr.interrupted
+    if core.sigint_caught() and not wait_stopped then
       return nil, { kind = "interrupted", message = "interrupted before the request was "
         .. "sent: nothing done" }
+    end
+    if not token then
+      return nil, terr
     end
     return call(wf)
   end)

@@ -111,9 +111,11 @@ local function check_key(ctx, report)
     report.key = { ok = false, source = source.source, error = error_text(err) }
     return nil, err
   end
+  -- the URLs without user info, which may hold a password (as the library's errors show them)
   local key = {
-    ok = true, source = source.source, clientId = opts.client_id, tokenUrl = opts.token_url,
-    apiUrl = opts.api_url, credential = opts.cert and "x509" or "secret",
+    ok = true, source = source.source, clientId = opts.client_id,
+    tokenUrl = service.shown_url(opts.token_url), apiUrl = service.shown_url(opts.api_url),
+    credential = opts.cert and "x509" or "secret",
     service = ctx.args.service or service.kind(opts.api_url), warnings = json.array(),
   }
   for _, field in ipairs({ "tokenUrl", "apiUrl" }) do

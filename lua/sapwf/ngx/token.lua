@@ -216,8 +216,8 @@ function Tokens:wait_for(acceptable, since, until_at)
     if ngx.now() >= deadline then
       if cut then
         return nil, { kind = "timeout", phase = "token", sent = false, cut = true,
-                      message = "the call's timeout ran out while it waited for another "
-                        .. "request's token fetch" }
+                      message = "the call's timeout ran out while it waited for a token "
+                        .. "fetch" }
       end
       return nil, { kind = "timeout", phase = "token", sent = false,
                     message = format("no token after waiting %gs for another request's "
@@ -250,12 +250,15 @@ function Tokens:get(within)
     if not holder then return result(entry) end
     local renewed, err = self:locked_fetch(is_fresh, holder, until_at)
     if renewed then return result(renewed) end
-    if err.cut then return result(entry) end    -- this call's time is up, not the fetch's
     if valid(entry) then
-      ngx.log(ngx.WARN, "sapwf.ngx: renewing the token failed, still using the old one: ",
-              tostring(err.message))
+      -- (not when it was this call's time that ran out, not the fetch that failed)
+      if not err.cut then
+        ngx.log(ngx.WARN, "sapwf.ngx: renewing the token failed, still using the old one: ",
+                tostring(err.message))
+      end
       return result(entry)
     end
+    err.cut = nil
     return nil, err
   end
   local got, err
