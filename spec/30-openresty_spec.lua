@@ -322,6 +322,20 @@ describe("sapwf.ngx in nginx", function()
         ngx.say(list and "listed" or err.kind .. ": " .. err.message, "|", took)
       }
     }
+    location = /renewal-fails {
+      content_by_lua_block {
+        local w = assert(require("sapwf.ngx").new{ service_key = os.getenv("SAPWF_SERVICE_KEY"),
+                                                   retries = 0 })
+        assert(w:token())
+        -- the entry as a worker finds it near its expiry: 5 s left, under the 60 s margin
+        local tokens = w._core.tokens
+        local entry = tokens:read()
+        entry.e = ngx.now() + 5
+        tokens.dict:set(tokens.key, require("cjson").encode(entry))
+        local list, err = w:definitions()
+        ngx.say(list and "listed" or tostring(err))
+      }
+    }
     location = /killed-call {
       content_by_lua_block {
         local w = assert(require("sapwf.ngx").new{ service_key = os.getenv("SAPWF_SERVICE_KEY") })
@@ -537,6 +551,24 @@ describe("sapwf.ngx in nginx", function()
       assert.equal("timeout: the call's timeout ran out while it waited for a token fetch",
                    got)
       assert.is_true(tonumber(took) < 0.9, "took " .. took .. " s: " .. body)
+    end)
+
+    it("a failed renewal that quotes the secret: the valid token serves, the log's warning " ..
+       "has it redacted", function()
+      local basic = require("spec.support.reliability").base64(key.uaa.clientid .. ":" .. secret)
+      local status, body = nil, nil
+      emu:fault{ fault = "body", status = 401, times = 1, path = "/oauth/token",
+                 body = cjson.encode{ error = "invalid_client", error_description =
+                   "refused " .. secret .. " with " .. basic } }
+      status, body = g:curl("/renewal-fails")
+      emu:clear_faults()
+      assert.equal(200, status, body)
+      assert.equal("listed\n", body)
+      local log = g:error_log()
+      assert.matches("renewing the token failed, still using the old one: refused [redacted] "
+        .. "with [redacted]", log, 1, true)
+      assert_no_secret(log)
+      assert.is_nil(log:find(basic, 1, true))
     end)
 
     it("a light thread killed during its call: the request still ends at once", function()
