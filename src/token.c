@@ -195,7 +195,10 @@ static int fetch(lua_State *L, sapwf_client *c, int decode_idx, sapwf_error *e)
   rc = sapwf_exchange_perform(&c->x, c->token_easy, 0, &status);
   c->x.response.reading = 0;
   if (rc != CURLE_OK) {
-    sapwf_error_from_exchange(c->token_easy, rc, &c->x, "token", e);  /* names the cap */
+    sapwf_error_from_exchange(c->token_easy, rc, &c->x, "token", e);
+    if (c->x.response.too_large)          /* the cap that applied, not max_response's */
+      snprintf(e->message, sizeof e->message, "token answer larger than %lu bytes",
+               (unsigned long)c->x.response.max);
     c->x.response.max = max;
     e->sent = 0;
     sapwf_exchange_free(&c->x);
