@@ -333,12 +333,10 @@ static int held_request(lua_State *L)
   if (rc != CURLE_OK) {
     sapwf_error_from_exchange(c->api_easy, rc, &c->x, "request", &e);
     c->x.response.sink_path = NULL;
-    c->x.response.reading = 0;              /* the token fetches share the exchange */
     sapwf_exchange_free(&c->x);
     return sapwf_push_error(L, &e);
   }
   c->x.response.sink_path = NULL;
-  c->x.response.reading = 0;
   sapwf_push_answer(L, status, &c->x.response);       /* status, body, headers */
   lua_pushinteger(L, (lua_Integer)gen);
   lua_pushnumber(L, (lua_Number)c->x.deadline);

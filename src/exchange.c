@@ -272,6 +272,7 @@ CURLcode sapwf_exchange_perform(sapwf_exchange *x, CURL *easy, int refuse_resend
   if (interruptible)
     curl_easy_setopt(easy, CURLOPT_NOPROGRESS, 0L);
   rc = curl_easy_perform(easy);
+  x->response.reading = 0;                /* the caller's, for this transfer only */
   if (interruptible)
     curl_easy_setopt(easy, CURLOPT_NOPROGRESS, 1L);
   if (!sapwf_exchange_close_sink(&x->response) && rc == CURLE_OK)

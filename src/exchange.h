@@ -45,7 +45,7 @@ typedef struct sapwf_response {
   int sink_errno;         /* the errno of a failed open, write or close; 0: none */
   int sink_used;          /* the last answer's body went to the file */
   int reading;            /* a GET or a token fetch: ending it on a caught signal changes
-                           * nothing */
+                           * nothing (set before each perform, which clears it) */
   int interrupted;        /* a transfer ended by sapwf_exchange_interrupt */
 } sapwf_response;
 

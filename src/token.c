@@ -193,7 +193,6 @@ static int fetch(lua_State *L, sapwf_client *c, int decode_idx, sapwf_error *e)
   /* A token fetch changes nothing: a caught signal may end it, as a GET (exchange.c). */
   c->x.response.reading = 1;
   rc = sapwf_exchange_perform(&c->x, c->token_easy, 0, &status);
-  c->x.response.reading = 0;
   if (rc != CURLE_OK) {
     sapwf_error_from_exchange(c->token_easy, rc, &c->x, "token", e);
     if (c->x.response.too_large)          /* the cap that applied, not max_response's */

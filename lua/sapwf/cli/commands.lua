@@ -117,16 +117,9 @@ function M.context(ctx, args)
   return show(ctx, "context", args.id)
 end
 
--- f(...)'s two results with Ctrl-C, SIGTERM and SIGHUP caught as a flag meanwhile
--- (signals.lua), then whether one came and which: value, err, caught, signal. What f
--- raises goes on once the signals are handled as before.
-local function with_signal_flag(f, ...)
-  local caught, signal, ok, value, err = signals.during(f, ...)
-  if not ok then
-    error(value, 0)
-  end
-  return value, err, caught, signal
-end
+-- f(...)'s two results with Ctrl-C, SIGTERM and SIGHUP caught as a flag meanwhile, then
+-- whether one came and which (signals.lua).
+local with_signal_flag = signals.around
 
 -- The export goes to a file, never to stdout: it is a zip archive, and the library writes
 -- it beside the file and renames it into place only when it all came. Ctrl-C, SIGTERM and

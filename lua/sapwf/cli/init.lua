@@ -163,11 +163,7 @@ end
 -- exits 130 saying so; what it printed before stays. (Lua's own Ctrl-C waited for either to
 -- end, and SIGTERM or SIGHUP ended the process without a word.)
 local function read_interruptibly(handler, ctx, args)
-  local signals = require "sapwf.cli.signals"
-  local caught, signal, ok, value, err = signals.during(handler, ctx, args)
-  if not ok then
-    error(value, 0)
-  end
+  local value, err, caught, signal = require("sapwf.cli.signals").around(handler, ctx, args)
   if not caught then
     return value, err
   end

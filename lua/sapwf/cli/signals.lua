@@ -21,4 +21,14 @@ function M.during(f, ...)
   return caught, signal, ok, a, b
 end
 
+-- f(...)'s two results with the signals caught meanwhile, then whether one came and which:
+-- value, err, caught, signal. What f raises goes on once the handlers are back.
+function M.around(f, ...)
+  local caught, signal, ok, value, err = M.during(f, ...)
+  if not ok then
+    error(value, 0)
+  end
+  return value, err, caught, signal
+end
+
 return M
