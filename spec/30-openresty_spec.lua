@@ -336,6 +336,27 @@ describe("sapwf.ngx in nginx", function()
         ngx.say(list and "listed" or tostring(err))
       }
     }
+    location = /vm-wait {
+      content_by_lua_block {
+        -- both Lua states of the threads (lua_worker_thread_vm_pool_size 2) busy with slow
+        -- calls: this call waits for one at most for its own timeout
+        local key = os.getenv("SAPWF_SERVICE_KEY")
+        local slow = assert(require("sapwf.ngx").new{ service_key = key, retries = 0 })
+        assert(slow:token())
+        local quick = assert(require("sapwf.ngx").new{ service_key = key, timeout = 0.5,
+                                                       retries = 0 })
+        local busy = {}
+        for i = 1, 2 do busy[i] = ngx.thread.spawn(function() return slow:definitions() end) end
+        ngx.sleep(0.2)
+        ngx.update_time()
+        local t0 = ngx.now()
+        local list, err = quick:definitions()
+        ngx.update_time()
+        local took = ngx.now() - t0
+        for i = 1, 2 do ngx.thread.wait(busy[i]) end
+        ngx.say(list and "listed" or err.kind .. ": " .. err.message, "|", took)
+      }
+    }
     location = /killed-call {
       content_by_lua_block {
         local w = assert(require("sapwf.ngx").new{ service_key = os.getenv("SAPWF_SERVICE_KEY") })
@@ -569,6 +590,13 @@ describe("sapwf.ngx in nginx", function()
         .. "with [redacted]", log, 1, true)
       assert_no_secret(log)
       assert.is_nil(log:find(basic, 1, true))
+    end)
+
+    it("a call's timeout bounds its wait for a free Lua state of the threads", function()
+      local got, took, body = answer_with({ fault = "delay", delay = 1.2, times = 2,
+        method = "GET", path = "/v1/workflow-definitions" }, "/vm-wait")
+      assert.matches("^timeout: no free Lua state for nginx's worker threads within 0%.", got)
+      assert.is_true(tonumber(took) < 0.9, "took " .. took .. " s: " .. body)
     end)
 
     it("a light thread killed during its call: the request still ends at once", function()
