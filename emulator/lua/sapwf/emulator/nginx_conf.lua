@@ -39,7 +39,7 @@ http {
   log_by_lua_block { require("sapwf.emulator.server").log() }
 
   server {
-    listen 127.0.0.1:%d;
+    listen 127.0.0.1:%d%s;
     location / { content_by_lua_block { require("sapwf.emulator.server").handle("http") } }
   }
 %s}
@@ -52,12 +52,12 @@ local TLS = [[
   ssl_session_cache shared:sapwf_tls:1m;
 
   server {
-    listen 127.0.0.1:%d ssl%s;
+    listen 127.0.0.1:%d ssl%s%s;
     location / { content_by_lua_block { require("sapwf.emulator.server").handle("https") } }
   }
 
   server {
-    listen 127.0.0.1:%d ssl;
+    listen 127.0.0.1:%d ssl%s;
     ssl_client_certificate %s;
     ssl_verify_client on;
     # no or a bad client certificate: answer like XSUAA (401), not with nginx's 400 page
@@ -73,17 +73,22 @@ local TLS = [[
 -- log_level, max_instances, spa, key_memory (kilobytes), http_port, and with TLS certs (from
 -- certs.make), https_port, mtls_port and http2 (the HTTPS listener offers HTTP/2 by ALPN).
 function nginx_conf.render(s)
+  -- With several workers each gets a listening socket of its own (SO_REUSEPORT), and the
+  -- kernel spreads connections over them by address hash. Without it one worker may take
+  -- every connection of a short burst, and what is shared between workers (the rate
+  -- limit's bucket, the counters) would go untested and unmeasured.
+  local reuseport = s.workers > 1 and " reuseport" or ""
   local tls = ""
   if s.certs then
     tls = format(TLS, s.certs.server_cert_file, s.certs.server_key_file, s.https_port,
-      s.http2 and " http2" or "", s.mtls_port, s.certs.ca_file)
+      s.http2 and " http2" or "", reuseport, s.mtls_port, reuseport, s.certs.ca_file)
   end
   -- as root, workers would run as nobody, who may not read the repository's files
   local user = s.as_root and "user root;" or ""
   local dir = s.dir
   return format(MAIN, s.modules_dir, s.modules_dir, user, s.workers, dir, s.log_level, dir,
     dir, dir, dir, dir, dir, s.lua_root, s.lua_root, s.key_memory, s.max_instances,
-    tostring(s.spa == true), s.http_port, tls)
+    tostring(s.spa == true), s.http_port, reuseport, tls)
 end
 
 return nginx_conf
