@@ -147,9 +147,7 @@ describe("response headers", function()
     it("sleep ends early, returning true, when a signal catch_sigint catches comes, or came " ..
        "before it; otherwise, and once the signals are no longer caught, it sleeps on",
        function()
-      local stat = assert(io.open("/proc/self/stat", "rb"))
-      local pid = stat:read("*a"):match("^(%d+)")
-      stat:close()
+      local pid = helpers.our_pid()
       core.catch_sigint(true)
       local ok, err = pcall(function()
         local t0 = core.monotonic()

@@ -5,12 +5,7 @@ local sapwf = require "sapwf"
 local core = require "sapwf.core"
 local helpers = require "spec.helpers"
 
-local function our_pid()
-  local f = assert(io.open("/proc/self/stat"))
-  local pid = f:read("*l"):match("^(%d+)")
-  f:close()
-  return pid
-end
+local our_pid = helpers.our_pid
 
 -- The ESTABLISHED TCP connections this process holds to 127.0.0.1:port, read from the
 -- kernel (/proc), not from sapwf: which of our sockets are connected to the emulator.
@@ -520,7 +515,8 @@ describe("batches", function()
 
     it("while core.catch_sigint catches signals, one ends its waits: the item waiting out a " ..
        "Retry-After is not sent again, one the limit holds is not sent", function()
-      local wf = client()
+      local events = {}
+      local wf = client{ log = function(e) events[#events + 1] = e end }
       assert(wf:token())
       -- the 429 comes at once, the other start's answer 0.1 s later: the third item, taken
       -- then, waits for the limit the Retry-After holds (or, later, meets the stop); a
@@ -555,6 +551,16 @@ describe("batches", function()
         end
       end
       assert.same({ 1, 1, 1 }, { refused, started, held })
+      -- the log heard of the wait for the limit, and that no retry followed it
+      local names, cancelled = {}, nil
+      for _, e in ipairs(events) do
+        if e.event ~= "concurrency" then names[#names + 1] = e.event end
+        if e.event == "retry_cancelled" then cancelled = e end
+      end
+      assert.same({ "rate_limited", "retry_cancelled" }, names)
+      assert.same({ event = "retry_cancelled", reason = "interrupted",
+                    waited_for = "rate_limited", method = "POST",
+                    path = "/v1/workflow-instances" }, cancelled)
       assert.equal(2, starts_seen())
       assert.equal(1, stats().instances_started)
       wf:close()

@@ -139,9 +139,7 @@ describe("binary answers", function()
      "start does not", function()
     local target = dir .. "/keep.zip"
     helpers.write_file(target, "the export of yesterday")
-    local stat = assert(io.open("/proc/self/stat", "rb"))
-    local pid = stat:read("*a"):match("^(%d+)")
-    stat:close()
+    local pid = helpers.our_pid()
     emu:fault{ fault = "delay", delay = 3, method = "GET", path = "/v1/export", times = 1 }
     core.catch_sigint(true)
     local ok, bytes, err = pcall(function()
@@ -176,9 +174,7 @@ describe("binary answers", function()
      "wait, and it is not sent again", function()
     local target = dir .. "/keep.zip"
     helpers.write_file(target, "the export of yesterday")
-    local stat = assert(io.open("/proc/self/stat", "rb"))
-    local pid = stat:read("*a"):match("^(%d+)")
-    stat:close()
+    local pid = helpers.our_pid()
     emu:fault{ fault = "status", status = 503, retry_after = 5, method = "GET",
                path = "/v1/export", times = 1 }
     local events = {}
@@ -205,7 +201,7 @@ describe("binary answers", function()
     assert.equal("rejected", err.outcome)
     assert.is_true(caught)
     assert.equal(1, exports())
-    assert.same({ "retry" }, events)
+    assert.same({ "retry", "retry_cancelled" }, events)
     assert.equal("the export of yesterday", helpers.read_file(target))
     assert.same({ "keep.zip" }, helpers.listing(dir))
   end)

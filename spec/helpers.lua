@@ -107,6 +107,14 @@ function helpers.caught_while(f)
   return caught, (table.unpack or unpack)(results, 1, results.n)
 end
 
+--- This process's id (the busted process: a spec's signals go to it).
+function helpers.our_pid()
+  local stat = assert(io.open("/proc/self/stat", "rb"))
+  local pid = stat:read("*a"):match("^(%d+)")
+  stat:close()
+  return pid
+end
+
 --- A file's permission bits in octal, as stat(1) writes them ("644").
 function helpers.file_mode(path)
   local ok, out = helpers.run("stat -c %a " .. path)

@@ -129,10 +129,14 @@ end
 -- the wait; core.sleep and batch.lua's yielding sleep say so, nothing else does. The retry
 -- is then not sent: the user said stop while it waited, and the earlier attempt did not
 -- take effect (or its error says outcome "unknown", as without the signal). The call
--- returns that attempt's error, marked interrupted (send.annotate).
-local function interrupted(policy, state, wait)
+-- returns that attempt's error, marked interrupted (send.annotate), and the log hook, told
+-- of the retry as the wait began (event: that "retry" or "rate_limited" event), hears that
+-- it was not sent.
+local function interrupted(policy, state, wait, event)
   if policy.sleep(wait) == true then
     state.interrupted = true
+    log(policy, { event = "retry_cancelled", reason = "interrupted", waited_for = event.event,
+                  method = event.method, path = event.path })
     return true
   end
   return false
@@ -150,7 +154,7 @@ local function pause(policy, state, retry_after, event)
   event.event, event.attempt, event.delay, event.retry_after = "retry", attempt, wait,
     retry_after
   log(policy, event)
-  if interrupted(policy, state, wait) then return false end
+  if interrupted(policy, state, wait, event) then return false end
   state.retries = attempt                 -- counted once it goes out (err.attempts)
   return true
 end
@@ -168,10 +172,11 @@ local function wait_for_limit(policy, state, retry_after, method, path)
   local wait = backoff(policy, state.refusals + 1)
   if retry_after and retry_after > wait then wait = retry_after end
   if t - state.limited_since + wait > policy.rate_limit_wait then return false end
-  log(policy, { event = "rate_limited", method = method, path = path, status = 429,
-                outcome = "rejected", refusals = state.refusals + 1, delay = wait,
-                retry_after = retry_after })
-  if interrupted(policy, state, wait) then return false end
+  local event = { event = "rate_limited", method = method, path = path, status = 429,
+                  outcome = "rejected", refusals = state.refusals + 1, delay = wait,
+                  retry_after = retry_after }
+  log(policy, event)
+  if interrupted(policy, state, wait, event) then return false end
   state.refusals = state.refusals + 1
   state.started = state.started + (policy.now() - t)    -- not spent from retry_deadline
   return true
