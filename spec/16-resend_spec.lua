@@ -51,6 +51,21 @@ describe("libcurl's automatic re-send on a dead reused connection", function()
     assert.equal(42, assert(wf:context(found[1].id)).order)
   end)
 
+  it("says a connection lost after sending in the same words on a fresh connection",
+     function()
+    local fresh = assert(sapwf.new{ service_key = emu:service_key("full") })
+    finally(function() fresh:close() end)
+    assert(fresh:token())                       -- the token's own connection: not the API's
+    emu:fault{ fault = "drop_after", method = "POST", path = "/v1/workflow-instances" }
+    local inst, err = fresh:start("simple", { order = 43 })
+    assert.is_nil(inst)
+    assert.same({ "network", "unknown" }, { err.kind, err.outcome })
+    assert.matches("connection lost after the request was sent (", tostring(err), 1, true)
+    local _, said = tostring(err):gsub("outcome unknown", "")
+    assert.equal(1, said, tostring(err))
+    assert.equal(1, emu:stats().instances_started)
+  end)
+
   it("never happens for a message either", function()
     local inst = assert(wf:start("orderapproval", { orderId = "7", product = "Lens" }))
     local tasks = assert(wf:tasks{ workflowInstanceId = inst.id })

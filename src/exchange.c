@@ -410,7 +410,9 @@ static int is_tls_error(CURLcode rc)
  *   timeout struck;
  * - or CURLINFO_REQUEST_SIZE is 0: not one byte of the request went out.
  * Everything else (a timeout while waiting for the answer, GOT_NOTHING, RECV_ERROR,
- * PARTIAL_FILE, a refused re-send) may have been acted on, so sent = true. */
+ * PARTIAL_FILE, a refused re-send) may have been acted on, so sent = true. A connection lost
+ * after sending reads "connection lost after the request was sent" whichever way libcurl
+ * met it. */
 void sapwf_error_from_exchange(CURL *easy, CURLcode rc, const sapwf_exchange *x,
                                const char *phase, sapwf_error *e)
 {
@@ -440,8 +442,13 @@ void sapwf_error_from_exchange(CURL *easy, CURLcode rc, const sapwf_exchange *x,
   } else if (r->no_memory) {
     snprintf(e->message, sizeof e->message, "not enough memory for the response");
   } else if (u->resend_refused) {
-    snprintf(e->message, sizeof e->message, "connection lost after the request was sent; "
-             "not sending it again");
+    snprintf(e->message, sizeof e->message, "connection lost after the request was sent "
+             "(a reused connection that had died; not sending it again)");
+  } else if (e->sent && (rc == CURLE_GOT_NOTHING || rc == CURLE_RECV_ERROR)) {
+    /* The same loss as the one above, met on a fresh connection or before libcurl thought of
+     * sending again: said in the same words, with libcurl's own. */
+    snprintf(e->message, sizeof e->message, "connection lost after the request was sent (%s)",
+             text);
   } else if (rc == CURLE_OPERATION_TIMEDOUT) {
     e->kind = "timeout";
     snprintf(e->message, sizeof e->message, "%s", text);
