@@ -121,6 +121,60 @@ describe("secrets", function()
     wf:close()
   end)
 
+  it("answers a batch hands over after its client was closed: still redacted", function()
+    local cjson = require "cjson"
+    local wf = R.client(emu, "full", { retries = 0 })
+    local token = assert(wf:token())
+    local all = { token = token }
+    for k, v in pairs(needles) do all[k] = v end
+    emu:fault{ fault = "body", status = 400, method = "POST", times = -1,
+               path = "/v1/workflow-instances", body = cjson.encode{ error = {
+                 message = "token " .. token .. " of " .. needles.secret .. " refused ("
+                   .. needles["Basic header"] .. ")" } } }
+    local items = {}
+    for i = 1, 8 do items[i] = { definitionId = "simple" } end
+    -- the first result closes the client: the other starts in flight end after the close
+    local ok, err = pcall(wf.start_many, wf, items, { concurrency = 4, on_progress =
+      function(done) if done == 1 then wf:close() end end })
+    emu:clear_faults()
+    assert.is_false(ok)
+    assert.matches("closed sapwf client", tostring(err))
+    local seen, answered = { tostring(err) }, 0
+    for _, r in pairs(err.results) do
+      collect(seen, r)
+      if r.status == 400 then
+        answered = answered + 1
+        -- (a failure here names no text: it would print the secrets)
+        assert.is_truthy(tostring(r):find(
+          "token [redacted] of [redacted] refused (Basic [redacted])", 1, true),
+          "an error handed over after the close is not redacted")
+      else                                      -- the next item: refused, not sent
+        assert.same({ "config", "not_sent" }, { r.kind, r.outcome })
+      end
+    end
+    assert.equal(4, answered)                   -- the first and the three in flight with it
+    R.assert_no_secret(seen, all, "an answer handed over after the close")
+  end)
+
+  it("a closed client keeps what redact takes out only while a batch of it is open",
+     function()
+    local c = assert(sapwf.new{ service_key = key })._core
+    local token = assert(c:token())
+    local text = "token " .. token .. " of " .. needles.secret
+    local b1, b2 = c:batch(2), c:batch(1)
+    c:close()
+    assert.equal("token [redacted] of [redacted]", c:redact(text))
+    b1:close()
+    assert.equal("token [redacted] of [redacted]", c:redact(text))
+    b2:close()                                  -- the last one: the secrets are wiped
+    assert.is_true(c:redact(text) == text, "a closed client without batches still redacts")
+    -- with no batch open, close wipes them at once
+    local c2 = assert(sapwf.new{ service_key = key })._core
+    assert(c2:token())
+    c2:close()
+    assert.is_true(c2:redact(needles.secret) == needles.secret)
+  end)
+
   it("a wrong secret: no part of it in the error, its tostring or the client", function()
     local wrong = "Wr0ng$ecret/+=" .. string.rep("q", 30)
     local bad_key = emu:service_key("full")

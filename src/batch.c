@@ -99,6 +99,7 @@ typedef struct batch {
   int closed;
   int busy;                               /* in submit or wait: see hold */
   int close_pending;                      /* closed by a finalizer during one of them */
+  int counted;                            /* in its client's `batches` (till released) */
 } batch;
 
 
@@ -690,6 +691,10 @@ static void release(lua_State *L, batch *b)
   sapwf_share_release(L, b->share);
   b->share = NULL;
   b->running = b->done_count = b->deferred = 0;
+  if (b->counted) {                       /* after the last answer it handed over */
+    b->counted = 0;
+    sapwf_client_batch_released(b->client);
+  }
 }
 
 
@@ -788,6 +793,8 @@ static int batch_new(lua_State *L)
     return luaL_error(L, "attempt to use a closed sapwf client");
   sapwf_client_refuse_busy(L, c);
   b->client = c;
+  c->batches++;                           /* a close keeps what redact needs till release */
+  b->counted = 1;
   b->size = (int)size;
   b->share = sapwf_share_retain(c->share);
   b->slots = calloc((size_t)size, sizeof *b->slots);

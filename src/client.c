@@ -104,6 +104,21 @@ int sapwf_client_new(lua_State *L)
 
 /* Frees everything a client holds. Safe on a client that failed half-way through new.
  * The easy handles go first: the token handle uses key_pem in place. */
+/* What client:redact takes out of a server's text: wiped at close, or, while batches made
+ * on the client are open, when the last of them is released (sapwf_client_batch_released):
+ * a batch hands over what was in flight after the client closed, and those answers may
+ * quote the token they carried. Idempotent. */
+static void wipe_secrets(sapwf_client *c)
+{
+  sapwf_free_headers(c->extra_headers);
+  c->extra_headers = NULL;
+  sapwf_free_secret(&c->secret, c->secret_len);
+  sapwf_free_secret(&c->basic, c->basic_len);
+  sapwf_token_drop(c);
+  sapwf_free_secret(&c->prev_token, c->prev_token_len);    /* the dropped one included */
+}
+
+
 static void release(lua_State *L, sapwf_client *c)
 {
   c->close_pending = 0;
@@ -119,16 +134,26 @@ static void release(lua_State *L, sapwf_client *c)
   c->share = NULL;
   curl_slist_free_all(c->token_headers);
   c->token_headers = NULL;
-  sapwf_free_headers(c->extra_headers);
-  c->extra_headers = NULL;
   free(c->api_url);
   c->api_url = NULL;
-  sapwf_free_secret(&c->secret, c->secret_len);
-  sapwf_free_secret(&c->basic, c->basic_len);
-  sapwf_free_secret(&c->key_pem, c->key_len);
-  sapwf_token_drop(c);
-  sapwf_free_secret(&c->prev_token, c->prev_token_len);    /* the dropped one included */
+  sapwf_free_secret(&c->key_pem, c->key_len);              /* never redacted: not kept */
   sapwf_exchange_free(&c->x);
+  if (c->batches == 0)
+    wipe_secrets(c);
+}
+
+
+/* A batch made on c (batch.c) is released: the last one wipes what a closed client kept for
+ * redaction, once no call holds the client (else its end releases and wipes). */
+void sapwf_client_batch_released(sapwf_client *c)
+{
+  c->batches--;
+  if (c->batches > 0 || !c->closed)
+    return;
+  if (c->busy > 0)
+    c->close_pending = 1;
+  else
+    wipe_secrets(c);
 }
 
 
@@ -595,7 +620,8 @@ static int client_redact(lua_State *L)
   lua_settop(L, 2);
   base = lua_gettop(L);
   sapwf_push_held(L, held_redact, &q);
-  if (q.c->closed) {                      /* before, or by a finalizer the push ran */
+  /* closed (before, or by a finalizer the push ran) with nothing kept: nothing to take out */
+  if (q.c->closed && q.c->batches == 0) {
     lua_settop(L, 2);
     return 1;
   }

@@ -86,6 +86,8 @@ typedef struct sapwf_client {
   int busy;                        /* a call under way on this client or one of its
                                       batches (see client.c): others are refused */
   int close_pending;               /* closed during a call: freed when the last one ends */
+  int batches;                     /* batches made on it and not yet released: while there
+                                      are, a close keeps what redact takes out (client.c) */
 } sapwf_client;
 
 /* What sapwf.core.new takes, as options.c read it. The strings stay on the Lua stack. */
@@ -166,6 +168,7 @@ sapwf_client *sapwf_check_open(lua_State *L, int idx);
 void sapwf_client_refuse_busy(lua_State *L, const sapwf_client *c);
 void sapwf_push_held(lua_State *L, lua_CFunction fn, void *ctx);
 int sapwf_client_call(lua_State *L, sapwf_client *c);
+void sapwf_client_batch_released(sapwf_client *c);
 
 /* batch.c */
 void sapwf_batch_open(lua_State *L);

@@ -24,7 +24,9 @@ local methods = {}
 client.methods = methods
 
 --- Closes the client: frees its connections and wipes the secret and the token. Closing
--- twice does nothing; any other call on a closed client raises.
+-- twice does nothing; any other call on a closed client raises. Closed during a batch
+-- (wf:start_many, wf:map), it keeps what redaction needs until the batch has handed over
+-- the requests in flight, and the batch wipes it as it ends.
 function methods:close()
   base.check_self(self, "close")
   base.close(self)
