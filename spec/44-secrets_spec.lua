@@ -156,6 +156,33 @@ describe("secrets", function()
     R.assert_no_secret(seen, all, "an answer handed over after the close")
   end)
 
+  it("a batch's answer that quotes a token two renewals old: redacted", function()
+    local cjson = require "cjson"
+    local wf = R.client(emu, "full", { retries = 0 })
+    local first = assert(wf:token())
+    emu:fault{ fault = "body", status = 400, delay = 0.5, method = "GET",
+               path = "/v1/workflow-definitions",
+               body = cjson.encode{ error = { message = "token " .. first .. " refused" } } }
+    local renewed = {}
+    local results = wf:map({ 1, 2 }, function(w, item)
+      if item == 1 then return w:definitions() end
+      -- while item 1's request carries the first token, two renewals: the client then
+      -- keeps neither it as its token nor as the one before
+      renewed[1] = assert(w:token(true))
+      renewed[2] = assert(w:token(true))
+      return true
+    end, { concurrency = 2 })
+    emu:clear_faults()
+    assert.is_true(first ~= renewed[1] and renewed[1] ~= renewed[2], "two renewals")
+    local err = results[1]
+    assert.equal(400, err.status)
+    -- (a failure here names no text: it would print the token)
+    assert.is_truthy(tostring(err):find("token [redacted] refused", 1, true),
+                     "an answer quoting a token two renewals old is not redacted")
+    R.assert_no_secret({ tostring(err), err }, { token = first }, "the error")
+    wf:close()
+  end)
+
   it("a closed client keeps what redact takes out only while a batch of it is open",
      function()
     local c = assert(sapwf.new{ service_key = key })._core

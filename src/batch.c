@@ -700,7 +700,7 @@ static void release(lua_State *L, batch *b)
 
 /* One idempotent path for close, __gc and __close. As for a client (client.c): a finalizer
  * that closes the batch while its submit or wait runs only marks it closed; the call frees
- * it when it ends (unhold). */
+ * it when it ends (call_held). */
 static int batch_close(lua_State *L)
 {
   batch *b = luaL_checkudata(L, 1, SAPWF_BATCH_MT);
@@ -827,9 +827,82 @@ static int batch_new(lua_State *L)
 }
 
 
+/***
+ * client:redact's text, also without the tokens the batch's requests carried. The client
+ * keeps its token and the one before; a slow request may have carried one older still (two
+ * renewals while it was under way: a 403's refresh, an expiry), and the server's answer to
+ * it may quote it. The slots' header lists hold what each carried until it is sent again,
+ * and the Lua layer judges an answer before its slot takes the next request. Works on a
+ * closed batch too (no slots: the client's alone).
+ * @function Batch:redact
+ * @tparam string text
+ * @treturn string
+ */
+typedef struct redact_call {
+  batch *b;
+  const char *text;                       /* the argument, on the stack */
+  size_t len;
+} redact_call;
+
+
+/* The token in a slot's header list: its first line is "Authorization: Bearer <token>"
+ * (sapwf_request_headers). */
+static sapwf_text carried_token(const slot *s)
+{
+  static const char prefix[] = "Authorization: Bearer ";
+  sapwf_text t = { NULL, 0 };
+  if (s->headers != NULL && strncmp(s->headers->data, prefix, sizeof prefix - 1) == 0) {
+    t.data = s->headers->data + sizeof prefix - 1;
+    t.len = strlen(t.data);
+  }
+  return t;
+}
+
+
+/* Held: the userdata allocates, and a finalizer may run; the closes it makes wait. */
+static int held_redact(lua_State *L)
+{
+  redact_call *q = lua_touserdata(L, 1);
+  batch *b = q->b;
+  int slots = b->slots != NULL ? b->size : 0;
+  sapwf_text *secrets = lua_newuserdata(L, ((size_t)sapwf_client_secret_count(b->client)
+                                            + (size_t)slots) * sizeof *secrets);
+  int n = sapwf_client_secrets(b->client, secrets), first = n, i, j;
+  for (i = 0; i < slots; i++) {
+    sapwf_text t = carried_token(&b->slots[i]);
+    /* most slots carry the same token: each distinct one once */
+    for (j = first; j < n && t.data != NULL; j++)
+      if (secrets[j].len == t.len && memcmp(secrets[j].data, t.data, t.len) == 0)
+        t.data = NULL;
+    if (t.data != NULL)
+      secrets[n++] = t;
+  }
+  sapwf_push_redacted(L, q->text, q->len, secrets, n);     /* functions.c */
+  return 1;
+}
+
+
+static int batch_redact(lua_State *L)
+{
+  redact_call q;
+  int base;
+  q.b = luaL_checkudata(L, 1, SAPWF_BATCH_MT);
+  q.text = luaL_checklstring(L, 2, &q.len);
+  lua_settop(L, 2);
+  base = lua_gettop(L);
+  sapwf_push_held(L, held_redact, &q);
+  if (q.b->busy > 0)
+    return luaL_error(L, "sapwf: batch is busy with another call (a finalizer called it "
+                      "during a call)");
+  sapwf_client_refuse_busy(L, q.b->client);
+  return call_held(L, q.b, base);
+}
+
+
 static const luaL_Reg batch_methods[] = {
   {"submit", batch_submit},
   {"wait", batch_wait},
+  {"redact", batch_redact},
   {"close", batch_close},
   {NULL, NULL}
 };

@@ -102,8 +102,6 @@ int sapwf_client_new(lua_State *L)
 }
 
 
-/* Frees everything a client holds. Safe on a client that failed half-way through new.
- * The easy handles go first: the token handle uses key_pem in place. */
 /* What client:redact takes out of a server's text: wiped at close, or, while batches made
  * on the client are open, when the last of them is released (sapwf_client_batch_released):
  * a batch hands over what was in flight after the client closed, and those answers may
@@ -119,6 +117,9 @@ static void wipe_secrets(sapwf_client *c)
 }
 
 
+/* Frees everything a client holds (what redact needs: see wipe_secrets). Safe on a client
+ * that failed half-way through new. The easy handles go first: the token handle uses
+ * key_pem in place. */
 static void release(lua_State *L, sapwf_client *c)
 {
   c->close_pending = 0;
@@ -160,7 +161,7 @@ void sapwf_client_batch_released(sapwf_client *c)
 /* close, __gc and __close: one idempotent path. Lua runs finalizers inside calls (at any
  * allocation, e.g. while cjson decodes the token answer), so a finalizer may close this
  * client while one of its calls is still using the handles and buffers. Then the client
- * is only marked closed, and the call frees it when it ends (sapwf_client_unhold). */
+ * is only marked closed, and the call frees it when it ends (sapwf_client_call). */
 static int client_close(lua_State *L)
 {
   sapwf_client *c = luaL_checkudata(L, 1, SAPWF_CLIENT_MT);
@@ -559,7 +560,9 @@ static int client_set_token(lua_State *L)
 /***
  * text with the client's secret, its Basic credentials, its cached token and the values of
  * its `headers` replaced by "[redacted]": the Lua layer's errors quote what servers say, and
- * a server may quote what it was sent. A closed client has none of them left: text comes back as it is.
+ * a server may quote what it was sent. A closed client has none of them left (but while
+ * batches made on it are open: see wipe_secrets), and then text comes back as it is. A
+ * batch's answers may quote older tokens still: Batch:redact takes those out too.
  * @function Client:redact
  * @tparam string text
  * @treturn string
@@ -579,17 +582,23 @@ typedef struct redact_call {
 #define SECRET_HEADER_MIN 8
 
 
-static int held_redact(lua_State *L)
+/* How many entries sapwf_client_secrets fills. */
+int sapwf_client_secret_count(const sapwf_client *c)
 {
-  redact_call *q = lua_touserdata(L, 1);
-  sapwf_client *c = q->c;
   const struct curl_slist *h;
-  sapwf_text *secrets;
   int n = 4;
   for (h = c->extra_headers; h != NULL; h = h->next)
     n++;
-  secrets = lua_newuserdata(L, (size_t)n * sizeof *secrets);
-  n = 4;
+  return n;
+}
+
+
+/* Fills secrets (sapwf_client_secret_count entries) with what redact takes out of a text;
+ * an entry without data is none. They point into the client: use them held. */
+int sapwf_client_secrets(const sapwf_client *c, sapwf_text *secrets)
+{
+  const struct curl_slist *h;
+  int n = 4;
   for (h = c->extra_headers; h != NULL; h = h->next) {
     const char *value = strchr(h->data, ':');
     size_t len = value != NULL ? strlen(value + 2) : 0;      /* "Name: value" (options.c) */
@@ -605,6 +614,16 @@ static int held_redact(lua_State *L)
   secrets[2].len = c->token_len;
   secrets[3].data = c->prev_token;          /* a request in flight may have carried it */
   secrets[3].len = c->prev_token_len;
+  return n;
+}
+
+
+static int held_redact(lua_State *L)
+{
+  redact_call *q = lua_touserdata(L, 1);
+  sapwf_text *secrets = lua_newuserdata(L, (size_t)sapwf_client_secret_count(q->c)
+                                           * sizeof *secrets);
+  int n = sapwf_client_secrets(q->c, secrets);
   sapwf_push_redacted(L, q->text, q->len, secrets, n);     /* functions.c */
   return 1;
 }

@@ -31,7 +31,7 @@ static int buffer_append(sapwf_response *r, sapwf_buffer *b, const char *p, size
     return 0;
   }
   if (b->len + n > b->cap) {
-    /* max is at most SIZE_MAX / 2 (client.c), so doubling cannot overflow. */
+    /* max is at most SIZE_MAX / 2 (options.c), so doubling cannot overflow. */
     size_t cap = b->cap > 0 ? b->cap : 16384;
     char *data;
     while (cap < b->len + n)

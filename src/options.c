@@ -226,8 +226,9 @@ void sapwf_read_options(lua_State *L, sapwf_options *o)
 }
 
 
-/* The headers of every API request (sapwf_apply_headers): the extra lines, "Name: value",
- * or NULL; *rc is set when out of memory. The options were checked by check_headers. */
+/* The headers of every API request (sapwf_request_headers appends them): the extra lines,
+ * "Name: value", or NULL; *rc is set when out of memory. The options were checked by
+ * check_headers. */
 struct curl_slist *sapwf_extra_headers(lua_State *L, const sapwf_options *o, CURLcode *rc)
 {
   struct curl_slist *list = NULL;

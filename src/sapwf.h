@@ -169,6 +169,8 @@ void sapwf_client_refuse_busy(lua_State *L, const sapwf_client *c);
 void sapwf_push_held(lua_State *L, lua_CFunction fn, void *ctx);
 int sapwf_client_call(lua_State *L, sapwf_client *c);
 void sapwf_client_batch_released(sapwf_client *c);
+int sapwf_client_secret_count(const sapwf_client *c);
+int sapwf_client_secrets(const sapwf_client *c, sapwf_text *secrets);
 
 /* batch.c */
 void sapwf_batch_open(lua_State *L);

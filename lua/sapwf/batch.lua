@@ -64,24 +64,27 @@ local NOT_IN_RUN = "sapwf: the client map gives fn (w) works only in fn's own ca
   .. "its run lasts, not after it nor in a coroutine fn made: call the client itself there"
 
 -- A transport in front of real whose requests go through request(_, method, target, body,
--- deadline, output) (the stand-in's, the gate's below); renew, token and redact are real's.
-local function transport_over(real, request)
+-- deadline, output) (the stand-in's, the gate's below); renew and token are real's, and so
+-- is redact unless `redactor` (an object with redact) is given.
+local function transport_over(real, request, redactor)
+  redactor = redactor or real
   return {
     real = real,
     request = request,
     renew = function(_, gen, replayed, deadline) return real:renew(gen, replayed, deadline) end,
     token = function(_, force) return real:token(force) end,
-    redact = function(_, text) return real:redact(text) end,
+    redact = function(_, text) return redactor:redact(text) end,
     close = function() end,
   }
 end
 
-local function stand_in_transport(real, members)
+-- b: the run's batch, whose redact also takes out the older tokens its requests carried.
+local function stand_in_transport(real, members, b)
   return transport_over(real, function(_, method, target, body, deadline, output)
     if not members[running()] then error(NOT_IN_RUN, 0) end
     if output ~= nil then return real:request(method, target, body, deadline, output) end
     return yield(REQUEST, method, target, body, deadline)
-  end)
+  end, b)
 end
 
 -- As core.sleep: true when a caught signal ended the wait (the scheduler resumes it so).
@@ -494,7 +497,7 @@ local function execute(self, what, run, fn, settings, value_only)
   -- a client like self whose calls go through the scheduler: retries wait by yielding,
   -- one 403 refresh a second serves all items (send.lua), 429s wait for the limiter
   local members = setmetatable({}, { __mode = "k" })
-  local w = base.derive(self, stand_in_transport(real, members), changes, value_only)
+  local w = base.derive(self, stand_in_transport(real, members, b), changes, value_only)
   local ok, err = pcall(schedule, w, b, now, run, fn, size, limiter, policy.log, members)
   b:close()                           -- also abandons what a failure of sapwf left in flight
   if not ok then error(err, 0) end

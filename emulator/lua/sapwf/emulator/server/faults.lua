@@ -12,7 +12,8 @@
 --   malformed    perform, answer 2xx with invalid JSON                      performed
 --   html         502 with an HTML proxy error page                          not performed
 --   body         answer `status` (default 200) with `body`, a text sent as  not performed
---                is (hostile answers: a token with a CR LF in it, ...)
+--                is (hostile answers: a token with a CR LF in it, ...), after
+--                `delay` seconds when given (an answer that comes late)
 --   empty        perform, answer 200 with an empty body                     performed
 --   oversize     perform, answer 200 with a JSON body of `size` bytes       performed
 -- Answers without a body (202, 204) become 200 with a body for truncate and malformed, so
@@ -133,6 +134,7 @@ function faults.before(fault, area, route)
     send(area, 502, HTML, { ["Content-Type"] = "text/html" })
     return true
   elseif kind == "body" then
+    if fault.delay then ngx.sleep(fault.delay) end
     send(area, fault.status or 200, fault.body, { ["Content-Type"] = respond.JSON })
     return true
   elseif kind == "status" then
