@@ -165,6 +165,17 @@ describe("sapwf command line", function()
     return sapwf(full, opts)
   end
 
+  -- The pid a backgrounded shell writes with `echo $! > pid_file`: the file is there before
+  -- the digits are, so this waits for them (5 s at most).
+  local function pid_from(pid_file)
+    local pid
+    assert.is_true(wait_for(function()
+      pid = (read_file(pid_file) or ""):match("%d+")
+      return pid ~= nil
+    end, 5), "no pid in " .. pid_file)
+    return pid
+  end
+
   -- Runs `sapwf args` in the background and sends it `signal` after `after` seconds (or
   -- once after(), a function, is true: within 5 s).
   -- Returns its exit code, its summary (stdout as JSON), its stderr and the seconds from the
@@ -182,8 +193,7 @@ describe("sapwf command line", function()
     -- process ignores (under nohup, SIGHUP): an ignored one stays ignored in children.
     assert.is_true(shell("env --default-signal=HUP,TERM sh -c " .. quote(inner)
       .. " >/dev/null 2>&1 &"))
-    assert.is_true(wait_for(function() return exists(pid_file) end, 5))
-    local kill = "kill -" .. signal .. " " .. read_file(pid_file):match("%d+")
+    local kill = "kill -" .. signal .. " " .. pid_from(pid_file)
     if type(after) == "function" then
       assert.is_true(wait_for(after, 5))
     else
@@ -1121,7 +1131,7 @@ describe("sapwf command line", function()
       -- or (the export ends within milliseconds of the first, a busy machine may run it in
       -- between) finds the process gone. Either way exit 130: a second signal's default
       -- action would end it with 143.
-      local pid = read_file(pid_file):match("%d+")
+      local pid = pid_from(pid_file)
       assert.is_true(shell("kill -TERM " .. pid .. "; kill -TERM " .. pid .. " 2>/dev/null; "
         .. "true"))
       assert.is_true(wait_for(function() return (read_file(rc_file) or "") ~= "" end, 10))
@@ -2784,7 +2794,7 @@ describe("sapwf command line", function()
       assert.is_true(shell("sh -c " .. quote(inner) .. " >/dev/null 2>&1 &"))
       assert.is_true(wait_for(function() return exists(key_file) and
         (read_file(err) or ""):find("Ctrl%-C") end, 20), read_file(err))
-      return read_file(pid_file):match("%d+"), rc_file, err
+      return pid_from(pid_file), rc_file, err
     end
 
     local function answers(url)

@@ -11,13 +11,16 @@ local core = require "sapwf.core"
 local M = {}
 
 -- f(...) with the three signals caught as a flag meanwhile, then whether one came and which,
--- and what pcall(f, ...) returned (two values at most): caught, signal, ok, a, b. The
--- handlers from before are back before this returns, whatever f did.
+-- and what pcall(f, ...) returned (two values at most): caught, signal, ok, a, b. When none
+-- came, the handlers from before are back before this returns, whatever f did. When one
+-- came they stay: the command ends because of it (exit 130), and until then the same signal
+-- delivered again (timeout(1) sends it to the command and then to its process group) must
+-- not end it by the default action, while a second one still does at once (src/signal.c).
 function M.during(f, ...)
   core.catch_sigint(true)
   local ok, a, b = pcall(f, ...)
   local caught, signal = core.sigint_caught()
-  core.catch_sigint(false)
+  if not caught then core.catch_sigint(false) end
   return caught, signal, ok, a, b
 end
 
