@@ -68,6 +68,14 @@ describe("query.build", function()
       .. "expected, got table)")
     assert.has_error(function() build(INSTANCES, { top = 1, ["$top"] = 2 }) end,
       "bad argument #1 to 'instances' (query name '$top' given twice)")
+    -- an empty filter is none to the service: a script's empty id would list everything
+    assert.has_error(function() build(INSTANCES, { definitionId = "" }) end,
+      "bad argument #1 to 'instances' (query 'definitionId' is empty (the service would take "
+      .. "it for no filter, and list every item))")
+    assert.has_error(function() build(INSTANCES, { status = { "RUNNING", "" } }) end,
+      "bad argument #1 to 'instances' (query 'status' item 2 is empty (the service would take "
+      .. "it for no filter))")
+    assert.equal("?$orderby=", build(INSTANCES, { orderby = "" }))   -- no filter: as given
     assert.has_error(function() build(INSTANCES, "status=RUNNING") end,
       "bad argument #1 to 'instances' (table expected, got string)")
     assert.has_error(function() build(INSTANCES, { top = 0 / 0 }) end)

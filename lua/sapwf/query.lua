@@ -9,7 +9,9 @@
 --   inlinecount = true means "allpages"; an array repeats the parameter, which the service
 --   combines with OR (a table with other keys raises: those values would be left out, and
 --   the query widened). top and skip are integers in the API's ranges (LIMITS): anything
---   else raises, as the service would only answer 400.
+--   else raises, as the service would only answer 400. An empty string as a filter's value
+--   (or one of its list's) raises too: the service takes it for no filter, so a script's
+--   empty id would widen the list to every item, and what it then does to each.
 -- Parameters come out sorted by name, so equal queries give equal URLs.
 local core = require "sapwf.core"
 local check_array = require "sapwf.args".check_array
@@ -103,6 +105,7 @@ function query.build(op, q, fname, argn)
       bad(fname, argn, "%s must be an integer from %d to %d", limit[1], limit[2], limit[3])
     end
     if find(wire, "^attributes%.") then key = "attributes." .. escape(sub(wire, 12)) end
+    local filter = sub(wire, 1, 1) ~= "$"
     if type(value) == "table" then
       if check_array(fname, argn, value, "query '" .. wire .. "'", 3) == 0 then
         bad(fname, argn, "query '%s' is an empty list", wire)
@@ -113,6 +116,10 @@ function query.build(op, q, fname, argn)
           bad(fname, argn, "query '%s' item %d: string, number or boolean expected, got %s",
               wire, i, type(item))
         end
+        if text == "" and filter then
+          bad(fname, argn, "query '%s' item %d is empty (the service would take it for no "
+              .. "filter)", wire, i)
+        end
         parts[#parts + 1] = key .. "=" .. escape(text)
       end
     else
@@ -120,6 +127,10 @@ function query.build(op, q, fname, argn)
       if not text then
         bad(fname, argn, "query '%s': string, number, boolean or list expected, got %s",
             wire, type(value))
+      end
+      if text == "" and filter then
+        bad(fname, argn, "query '%s' is empty (the service would take it for no filter, and "
+            .. "list every item)", wire)
       end
       parts[#parts + 1] = key .. "=" .. escape(text)
     end
