@@ -75,15 +75,18 @@ function M.of(op_name)
   return out
 end
 
---- Adds the operation's filters to an argparse command.
-function M.add(command, op_name)
+--- Adds the operation's filters to an argparse command. non_empty(option) is the parser's
+-- converter that refuses an empty value: the service takes an empty filter for none, so a
+-- script's empty "$ID" would list (and then act on) every item.
+function M.add(command, op_name, non_empty)
   for _, f in ipairs(M.of(op_name)) do
     local help = (HELP[op_name] or {})[f.name] or generic_help(f.name)
     if once(f.name) then
       command:option(f.option, help):argname("VALUE"):target(f.target):overwrite(false)
+        :convert(non_empty(f.option))
     else
       command:option(f.option, help .. " Repeat for any of several.")
-        :argname("VALUE"):count("*"):target(f.target)
+        :argname("VALUE"):count("*"):target(f.target):convert(non_empty(f.option))
     end
   end
 end

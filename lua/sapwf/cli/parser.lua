@@ -46,6 +46,17 @@ local function non_empty(name)
   end
 end
 
+-- A --header line, "Name: value", as { name, value }: its shape is checked with the other
+-- arguments, before a key is read. The message names the option, never the value: it is
+-- often an API key. (The library checks the name and the value themselves.)
+local function header_line(text)
+  local name, value = text:match("^%s*([^:%s]+)%s*:[ \t]*(.-)%s*$")
+  if not name then
+    return nil, "--header: Name: value expected (a header name, a colon, its value)"
+  end
+  return { name, value }
+end
+
 -- An id that becomes a path segment: the library refuses "", "." and "..", which would
 -- name another resource (base.check_id). A script's empty "$ID" lands here.
 local function resource_id(name)
@@ -101,9 +112,10 @@ end
 
 local function add_global_options(parser)
   parser:option("--service-key", "Service key file (default $SAPWF_SERVICE_KEY, then VCAP_SERVICES).")
-    :argname("FILE"):target("service_key")
+    :argname("FILE"):convert(non_empty("--service-key")):target("service_key")
   parser:option("--instance", "Service instance name: picks the binding in VCAP_SERVICES; "
-      .. "named in the cf commands that doctor prints."):argname("NAME"):target("instance_name")
+      .. "named in the cf commands that doctor prints."):argname("NAME")
+    :convert(non_empty("--instance")):target("instance_name")
   parser:option("-o --output", "Output format: json, ndjson (one item per line; with --all "
       .. "written page by page) or table (default: table on a terminal, json otherwise).")
     :choices({ "json", "ndjson", "table" }):argname("FORMAT"):target("output")
@@ -113,7 +125,7 @@ local function add_global_options(parser)
     :convert(non_empty("--cafile")):target("cafile")
   parser:option("-H --header", "An extra header for every API call, 'Name: value' (an API "
       .. "key of a gateway in front of the service); repeatable. Never printed.")
-    :argname("HEADER"):count("*"):target("headers")
+    :argname("HEADER"):count("*"):convert(header_line):target("headers")
   parser:option("--service", "Which service the API URL belongs to, for the words of errors "
       .. "and doctor: workflow or process-automation (SAP Build Process Automation); default: "
       .. "told from the URL."):choices({ "workflow", "process-automation" }):argname("KIND")
@@ -124,7 +136,7 @@ end
 
 local function add_instance_commands(parser)
   local instances = parser:command("instances", "List workflow instances.")
-  filters.add(instances, "instances")
+  filters.add(instances, "instances", non_empty)
   add_paging(instances, "startedAt desc", "Every matching instance, page after page (--top sets the page size).")
 
   local instance = parser:command("instance", "Show one workflow instance.")
@@ -144,7 +156,7 @@ end
 
 local function add_task_commands(parser)
   local tasks = parser:command("tasks", "List user task instances.")
-  filters.add(tasks, "tasks")
+  filters.add(tasks, "tasks", non_empty)
   add_paging(tasks, "createdAt desc", "Every matching task, page after page (--top sets the page size).")
 
   local complete = parser:command("complete", "Complete a user task.")
@@ -189,6 +201,7 @@ local function add_message_command(parser)
   message:option("--definition-id", "With --business-key: the instances of this workflow "
       .. "definition..."):argname("ID"):convert(non_empty("--definition-id"))
   message:option("--business-key", "...with this business key."):argname("KEY")
+    :convert(non_empty("--business-key"))
   message:option("--context", CONTEXT_HELP):argname("JSON")
 end
 

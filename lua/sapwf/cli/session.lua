@@ -55,19 +55,12 @@ function Session:binding()
     "give --instance NAME")
 end
 
--- The --header options as the headers option takes them ({name = value}), or nil and a
--- usage error. A message names the option, never the value: it is often an API key.
+-- The --header options (the parser made each a { name, value } pair) as the headers option
+-- takes them: {name = value}.
 local function headers_of(list)
   if not list or #list == 0 then return nil end
   local headers = {}
-  for i, line in ipairs(list) do
-    local name, value = line:match("^%s*([^:%s]+)%s*:[ \t]*(.-)%s*$")
-    if not name then
-      return nil, { kind = "usage", message = string.format(
-        "--header #%d: Name: value expected (a header name, a colon, its value)", i) }
-    end
-    headers[name] = value
-  end
+  for _, pair in ipairs(list) do headers[pair[1]] = pair[2] end
   return headers
 end
 
@@ -77,9 +70,8 @@ local FLAG_OF = { timeout = "--timeout", cafile = "--cafile", headers = "--heade
 
 -- instance names the service instance in the cf commands of 403 hints.
 function Session:client_options()
-  local headers, err = headers_of(self.args.headers)
-  if err then return nil, err end
-  return { timeout = self.args.timeout, cafile = self.args.cafile, headers = headers,
+  return { timeout = self.args.timeout, cafile = self.args.cafile,
+           headers = headers_of(self.args.headers),
            instance = self.args.instance_name, allow_http = self.args.allow_http or nil,
            service = self.args.service }
 end
