@@ -520,6 +520,20 @@ describe("sapwf command line", function()
       { { "start", "d", "--from", "f", "--record", "" }, "--record is empty" },
       { { "emulator", "--key-file", "" }, "--key-file is empty" },
       { { "--cafile", "", "token" }, "--cafile is empty" },
+      -- an empty filter is none to the service: the list would widen to every item
+      { { "instances", "--definition-id", "" }, "--definition-id is empty", "instances",
+        { { definitionId = "" } } },
+      { { "instances", "--status", "RUNNING", "--status", "" }, "--status is empty",
+        "instances", { { status = { "RUNNING", "" } } } },
+      { { "instances", "--started-from", "" }, "--started-from is empty", "instances",
+        { { startedFrom = "" } } },
+      { { "tasks", "--instance-id", "" }, "--instance-id is empty", "tasks",
+        { { workflowInstanceId = "" } } },
+      { { "message", "--name", "m", "--definition-id", "d", "--business-key", "" },
+        "--business-key is empty" },
+      { { "--service-key", "", "token" }, "--service-key is empty" },
+      { { "--instance", "", "token" }, "--instance is empty" },
+      { { "--header", "no colon here", "definitions" }, "--header: Name: value expected" },
     }
 
     it("refuses, naming the argument, every id, name and file the library would refuse",
@@ -2271,6 +2285,26 @@ describe("sapwf command line", function()
         end
       end)
 
+    it("a signal during its first token fetch: nothing sent, exit 130, the signal named",
+      function()
+        numbered_input(3)
+        for _, signal in ipairs({ "INT", "TERM" }) do
+          local before = emu:stats().token_requests
+          emu:fault({ fault = "delay", delay = 3, times = 1, method = "POST",
+                      path = "/oauth/token" })
+          local code, summary, stderr, took = run_signalled({ "--service-key", full_key,
+            "start", "simple", "--from", input }, signal,
+            function() return emu:stats().token_requests > before end)
+          emu:clear_faults()
+          assert.equal(130, code, stderr)
+          assert.is_nil(summary)
+          assert.matches("interrupted (SIG" .. signal .. ") before the request was sent: "
+            .. "nothing done", stderr, 1, true)
+          assert.is_true(took < 2, "ended " .. took .. " s after the signal")
+          assert.equal(0, #emu:instances())
+        end
+      end)
+
     it("a signal delivered twice at once (timeout, a service manager) stops it as one does",
       function()
         numbered_input(8)
@@ -2479,6 +2513,40 @@ describe("sapwf command line", function()
         assert.is_false(exists(folder .. ".1"))
       end)
 
+    it("refuses, before any request, a record or failed file in a folder that is not there",
+      function()
+        write_file(input, '{"n":1}\n')
+        local before = emu:stats().token_requests
+        for _, option in ipairs({ "--record", "--failed" }) do
+          local r = run({ "start", "simple", "--from", input, option, dir .. "/nowhere/f" })
+          assert.equal(2, r.code, r.stderr)
+          assert.matches("cannot make the " .. (option == "--record" and "record" or "failed")
+            .. " file " .. dir .. "/nowhere/f: there is no folder " .. dir .. "/nowhere",
+            r.stderr, 1, true)
+        end
+        assert.equal(before, emu:stats().token_requests)
+        assert.equal(0, instances_started())
+      end)
+
+    it("--resume without a record to resume from refuses: it would start every line again",
+      function()
+        write_file(input, '{"n":1}\n{"n":2}\n')
+        local record = input .. ".run1.ndjson"
+        local first = run({ "start", "simple", "--from", input, "--record", record })
+        assert.equal(0, first.code, first.stderr)
+        -- the same run resumed, its --record forgotten: the default record is not there
+        local r = run({ "start", "simple", "--from", input, "--resume" })
+        assert.equal(2, r.code, r.stderr)
+        assert.matches("--resume: there is no record file " .. input .. ".started.ndjson to "
+          .. "resume from", r.stderr, 1, true)
+        assert.is_false(exists(input .. ".started.ndjson"))
+        assert.equal(2, instances_started())
+        -- with its record, it resumes: nothing to start
+        r = run({ "start", "simple", "--from", input, "--record", record, "--resume" })
+        assert.equal(0, r.code, r.stderr)
+        assert.equal(2, instances_started())
+      end)
+
     it("reads past a UTF-8 byte order mark at the start of the input", function()
         write_file(input, '\239\187\191{"n":1}\n{"n":2}\n')
         local r = run({ "start", "simple", "--from", input })
@@ -2503,7 +2571,7 @@ describe("sapwf command line", function()
         local record = input .. ".started.ndjson"
         local base = input .. ".first"
         assert.is_true(shell("sh -c " .. quote(command_line({ "--service-key", full_key,
-          "start", "orderapproval", "--from", input, "--resume" }) .. " </dev/null >"
+          "start", "orderapproval", "--from", input }) .. " </dev/null >"
           .. quote(base .. ".out") .. " 2>" .. quote(base .. ".err") .. "; echo $? >"
           .. quote(base .. ".rc")) .. " >/dev/null 2>&1 &"))
         -- the first run holds the lock from before its first line is recorded as sent
@@ -3150,7 +3218,8 @@ describe("sapwf command line", function()
         local code, shown, stderr = signalled_while("/oauth/token", "TERM")
         assert.equal(130, code, stderr)
         assert.is_nil(shown)
-        assert.matches("interrupted before the request was sent: nothing done", stderr, 1, true)
+        assert.matches("interrupted (SIGTERM) before the request was sent: nothing done",
+                       stderr, 1, true)
         assert.equal(0, #emu:instances())
       end)
 

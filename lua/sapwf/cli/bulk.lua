@@ -741,6 +741,28 @@ local function same_file(option_a, option_b, path)
 end
 
 -- A record with content and no --resume: its lines would be started again.
+-- Why a file that is not there cannot be made at path (its folder is missing, or is no
+-- folder), or nil: found before anything is sent, in words that say so, not as a lock that
+-- failed after the token fetch.
+local function folder_problem(path)
+  local folder = path:match("^(.*)/[^/]*$")
+  if folder == nil then
+    return nil                                -- the current folder
+  end
+  if folder == "" then
+    folder = "/"
+  end
+  local kind, why, missing = core.file_kind(folder)
+  if kind == "directory" then
+    return nil
+  elseif kind then
+    return string.format("%s is a %s, not a folder", folder, kind)
+  elseif missing then
+    return string.format("there is no folder %s", folder)
+  end
+  return string.format("cannot examine its folder %s: %s", folder, tostring(why))
+end
+
 local function record_exists(path)
   return usage(string.format("the record file %s exists: add --resume to skip the lines it "
     .. "lists, or give another --record", path))
@@ -790,12 +812,23 @@ local function check_paths(args, seekable)
     if kind and not WRITABLE_KINDS[kind] then
       return usage(string.format("%s %s is a %s: give a file", f[1], f[3], kind))
     end
+    local problem = kind == false and folder_problem(f[3])
+    if problem then
+      return usage(string.format("cannot make %s %s: %s", f[2], f[3], problem))
+    end
     if f[1] == "--record" then
       record_kind, record_size = kind, size
     end
   end
   if record_kind == "file" and record_size > 0 and not args.resume then
     return record_exists(record_path)
+  end
+  -- A --resume with no record to resume from is a --record forgotten or mistyped: taken for
+  -- an empty record, it would start every line again, those the first run started too.
+  if args.resume and record_kind == false then
+    return usage(string.format("--resume: there is no record file %s to resume from: give "
+      .. "the --record of the run to resume (without --resume a run starts every line)",
+      record_path))
   end
   return failed_path, record_path
 end
@@ -960,9 +993,14 @@ local function run_input(ctx, args, input, seekable)
   if not wf then
     return nil, err
   end
-  -- A wrong key or secret shows here, before any file is touched.
-  local token
-  token, err = wf:token()
+  -- A wrong key or secret shows here, before any file is touched. The signals are caught
+  -- from here on (the lines' run catches them again): Lua's own Ctrl-C would surface as a
+  -- bad token answer, SIGTERM and SIGHUP would end the process without a word.
+  local token, caught, signal
+  token, err, caught, signal = signals.around(wf.token, wf)
+  if caught then
+    return nil, cli.not_sent(signal, not token and err or nil)
+  end
   if not token then
     return nil, err
   end

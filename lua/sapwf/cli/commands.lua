@@ -178,9 +178,9 @@ local function once(ctx, call, show, done)
     -- a signal during the fetch (which it ended) or after it: nothing was sent; one during a
     -- wait to ask again is said with the last attempt's error (stopped_retry, below)
     local wait_stopped = not token and type(terr) == "table" and terr.interrupted
-    if core.sigint_caught() and not wait_stopped then
-      return nil, { kind = "interrupted", message = "interrupted before the request was "
-        .. "sent: nothing done" }
+    local came, which = core.sigint_caught()
+    if came and not wait_stopped then
+      return nil, cli.not_sent(which)
     end
     if not token then
       return nil, terr

@@ -41,10 +41,11 @@ local descriptions = {
   { codes.ok, "success (doctor: every authority needed is granted and no call failed)" },
   { codes.other, "any other error, also a file or standard output that cannot be written" },
   { codes.usage, "usage: bad arguments, unreadable or invalid --context / --from input, an "
-    .. "existing record file without --resume, a record --resume cannot read, a record or "
-    .. "failed file another run holds or that cannot be locked, --failed or --record naming "
-    .. "the input or -, a directory, or a file that cannot be examined, an export FILE that "
-    .. "cannot take it (a directory, a device, a folder that cannot be written)" },
+    .. "existing record file without --resume, --resume without a record file, a record "
+    .. "--resume cannot read, a record or failed file another run holds or that cannot be "
+    .. "locked, --failed or --record naming the input or -, a directory, a file that cannot "
+    .. "be examined, or one in a folder that is not there, an export FILE that cannot take "
+    .. "it (a directory, a device, a folder that cannot be written)" },
   { codes.config, "configuration: no service key, or it cannot be read or used" },
   { codes.auth, "authentication: the token endpoint refused the client (wrong id or secret, "
     .. "invalid_client), or the API refused a fresh token (401: a gateway's key missing, an "

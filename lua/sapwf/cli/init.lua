@@ -78,6 +78,18 @@ function M.stopped_retry(signal, err, changes)
     err.phase == "token" and "" or " again", done, output.bare(M.describe_error(err))) }
 end
 
+-- The error of a command that changes something when a caught signal came before its
+-- request went out (during its token fetch, which the signal ends, or just after): nothing
+-- was sent. err: what the fetch returned, when it failed: a wait to ask again that the
+-- signal stopped is said with the last attempt's error.
+function M.not_sent(signal, err)
+  if type(err) == "table" and err.interrupted then
+    return M.stopped_retry(signal, err, true)
+  end
+  return { kind = "interrupted", message = string.format("interrupted (%s) before the "
+    .. "request was sent: nothing done", signal) }
+end
+
 -- Prints what to do next about err, where we know it: the "hint:" lines below its
 -- description. args: the parsed arguments (for --instance), or nil.
 function M.write_hints(out, err, args)
