@@ -190,16 +190,6 @@ local function unwindowable(op, filter, skip)
   return nil
 end
 
--- Whether a filter value filters: the service ignores empty parameters ("" alone, or a
--- list of nothing else), so they lift none of its defaults.
-local function filters(value)
-  if type(value) ~= "table" then return tostring(value) ~= "" end
-  for _, item in ipairs(value) do
-    if tostring(item) ~= "" then return true end
-  end
-  return false
-end
-
 -- Whether items is what a page must be: a list of objects with ids. An empty one must have
 -- been [] (sapwf.json marks it), not {} or another object.
 local function is_page(items)
@@ -231,9 +221,10 @@ local function pager(self, op, page_size, skip, filter)
   if windowed and (filter.orderby or filter["$orderby"]) == nil then
     filter["$orderby"] = field .. " asc"
   end
+  -- (an empty value, which the service would ignore, was refused by query.build already)
   local has_filter = false
-  for k, v in pairs(filter) do
-    if not NOT_FILTERS[k] and filters(v) then has_filter = true end
+  for k in pairs(filter) do
+    if not NOT_FILTERS[k] then has_filter = true end
   end
   local first_value, last_value      -- the time of the first and last match of this query
 
