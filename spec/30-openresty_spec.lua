@@ -379,6 +379,25 @@ describe("sapwf.ngx in nginx", function()
         ngx.say(err and err.message or "listed", "|", ok and "made" or raised)
       }
     }
+    location = /carried-redacted {
+      content_by_lua_block {
+        local w = assert(require("sapwf.ngx").new{ service_key = os.getenv("SAPWF_SERVICE_KEY"),
+                                                   retries = 0 })
+        assert(w:token())
+        -- a slow call whose answer quotes the token it carried (the spec's fault) ...
+        local slow = ngx.thread.spawn(function() return w:forms() end)
+        ngx.sleep(0.2)
+        -- ... while two renewals go out, each with a call that carries the new token
+        local renewed = {}
+        for i = 1, 2 do
+          renewed[i] = assert(w:token(true))
+          assert(w:definitions())
+        end
+        local _, list, err = ngx.thread.wait(slow)
+        ngx.say(list and "listed" or err.message, "|", renewed[1] ~= renewed[2] and "renewed"
+          or "same token")
+      }
+    }
     location = /wrong-secret {
       content_by_lua_block {
         assert(SPEC.wf:token())                 -- a token in the dict for the right secret
@@ -619,6 +638,17 @@ describe("sapwf.ngx in nginx", function()
       -- more values than redact can take out: refused when the client is made
       assert.matches("at most 27 headers with a value of 8 bytes or more", made, 1, true)
       assert.is_nil(g:error_log():find("gw-key-4711-abcdef", 1, true))
+    end)
+
+    it("an answer that quotes the token its request carried, two renewals ago: redacted",
+       function()
+      local got, renewed, body = answer_with({ fault = "body", status = 400, times = 1,
+        delay = 1, method = "GET", path = "/v1/forms",
+        body = cjson.encode{ error = { message = "token {token} refused" } } },
+        "/carried-redacted")
+      assert.equal("renewed", renewed, body)
+      -- (a failure here names no text: it would print the token)
+      assert.is_true(got == "token [redacted] refused", "the carried token is not redacted")
     end)
 
     it("a client with a wrong secret fails at once, never using another client's token",

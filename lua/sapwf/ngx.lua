@@ -35,6 +35,12 @@ local format, find = string.format, string.find
 local concat, sort = table.concat, table.sort
 local unpack = table.unpack or unpack
 local min = math.min
+local running = coroutine.running
+
+-- Transport.carried's keys: light threads (coroutines), dropped with them; MAIN where no
+-- coroutine runs (Lua 5.1's coroutine.running() is nil there).
+local WEAK_KEYS = { __mode = "k" }
+local MAIN = {}
 
 local THREAD_MODULE = "sapwf.ngx.thread"
 
@@ -94,7 +100,7 @@ end
 
 -- The values of the `headers` option that redact takes out: those of 8 bytes or more, as
 -- a sapwf.core client does (client.c); at most 27, with the secret, the Basic credentials
--- and three tokens within the 32 secrets core.redact takes.
+-- and three tokens (Transport:redact) within the 32 secrets core.redact takes.
 local MAX_SECRET_HEADERS = 27
 local function header_values(headers)
   local values = {}
@@ -305,7 +311,10 @@ function Transport:request(method, path, body, deadline, output)
   if deadline == nil and self.timeout > 0 then deadline = core.monotonic() + self.timeout end
   local t, left, scope = self.tokens:get(left_until(deadline))
   if not t then return nil, left end
-  if t ~= self.sent then self.sent, self.sent_before = t, self.sent end     -- for redact
+  -- for redact: the last token sent, and the one this light thread carried (its answer may
+  -- quote it after other requests renewed the shared token twice meanwhile)
+  self.sent = t
+  self.carried[running() or MAIN] = t
   local status, resp, headers = self:run(self:patience_until(deadline), "request", t, left,
                                          scope, method, path, body, deadline or 0, output)
   return status, resp, headers, t, deadline
@@ -337,13 +346,14 @@ end
 -- text without the secret, its Basic credentials, the values of its `headers` and the
 -- shared token, as a sapwf.core client takes its own out (errors.lua runs a server's texts
 -- through it, by send.lua's redactor). The secrets are Lua strings here already (the
--- options the threads get). The token is the one in the dict now and the last two this
--- client sent: another request may have renewed it while this one was on its way with the
--- one before (the core client keeps the one before for this too).
+-- options the threads get). The tokens: the one in the dict now, the last this client sent,
+-- and the one the calling light thread's last request carried: errors.lua judges an answer
+-- in the light thread that sent it, and other requests may have renewed the shared token
+-- any number of times while it was on its way.
 function Transport:redact(text)
   local entry = self.tokens:read()
   return core.redact(text, self.opts.client_secret, self.basic, entry and entry.t,
-                     self.sent, self.sent_before, unpack(self.header_values))
+                     self.sent, self.carried[running() or MAIN], unpack(self.header_values))
 end
 
 -- The thread side's clients are shared by every client with the same options, and are
@@ -447,6 +457,8 @@ function sapwf_ngx.new(opts)
   local transport = setmetatable({ pool = own.thread_pool, opts = core_opts,
                                    key = config_key(core_opts), timeout = timeout,
                                    patience = connect_timeout > 0 and connect_timeout or 300,
+                                   -- light thread -> the token its request carried
+                                   carried = setmetatable({}, WEAK_KEYS),
                                    -- HTTP Basic's, as libcurl sends them: for redact
                                    basic = secret and ngx.encode_base64(core_opts.client_id
                                                                         .. ":" .. secret),

@@ -13,7 +13,9 @@
 --   html         502 with an HTML proxy error page                          not performed
 --   body         answer `status` (default 200) with `body`, a text sent as  not performed
 --                is (hostile answers: a token with a CR LF in it, ...), after
---                `delay` seconds when given (an answer that comes late)
+--                `delay` seconds when given (an answer that comes late); "{token}"
+--                in it stands for the Bearer token the request carried (a server
+--                that quotes what it was sent)
 --   empty        perform, answer 200 with an empty body                     performed
 --   oversize     perform, answer 200 with a JSON body of `size` bytes       performed
 -- Answers without a body (202, 204) become 200 with a body for truncate and malformed, so
@@ -23,7 +25,8 @@ local shared = require "sapwf.emulator.server.shared"
 
 local ngx = ngx
 local type, tostring, ipairs, pairs, floor = type, tostring, ipairs, pairs, math.floor
-local sub, rep, upper = string.sub, string.rep, string.upper
+local sub, rep, upper, find, match, gsub = string.sub, string.rep, string.upper, string.find,
+  string.match, string.gsub
 
 local faults = {}
 
@@ -135,7 +138,12 @@ function faults.before(fault, area, route)
     return true
   elseif kind == "body" then
     if fault.delay then ngx.sleep(fault.delay) end
-    send(area, fault.status or 200, fault.body, { ["Content-Type"] = respond.JSON })
+    local body = fault.body
+    if find(body, "{token}", 1, true) then
+      local carried = match(ngx.var.http_authorization or "", "^Bearer (.+)$") or ""
+      body = gsub(body, "{token}", function() return carried end)
+    end
+    send(area, fault.status or 200, body, { ["Content-Type"] = respond.JSON })
     return true
   elseif kind == "status" then
     local status, body, headers = fault.status, nil, {}
