@@ -165,13 +165,19 @@ static int owed(const batch *b)
  * its perform never meets the outer call's inside libcurl or the share. What it pops is
  * its own batch's, handed to the finalizer that asked for it: nothing is lost. The only
  * cost is time: the outer call waits while the finalizer does. */
+static void refuse_busy(lua_State *L, const batch *b)
+{
+  if (b->busy > 0)
+    luaL_error(L, "sapwf: batch is busy with another call (a finalizer called it during "
+               "a call)");
+}
+
+
 static void check_idle(lua_State *L, const batch *b, int waiting)
 {
   if (b->closed)
     luaL_error(L, "attempt to use a closed sapwf batch");
-  if (b->busy > 0)
-    luaL_error(L, "sapwf: batch is busy with another call (a finalizer called it during "
-               "a call)");
+  refuse_busy(L, b);
   if (b->client->closed && !(waiting && owed(b) > 0))
     luaL_error(L, "attempt to use a closed sapwf client");
   if (!waiting)
@@ -891,9 +897,7 @@ static int batch_redact(lua_State *L)
   lua_settop(L, 2);
   base = lua_gettop(L);
   sapwf_push_held(L, held_redact, &q);
-  if (q.b->busy > 0)
-    return luaL_error(L, "sapwf: batch is busy with another call (a finalizer called it "
-                      "during a call)");
+  refuse_busy(L, q.b);                    /* a closed batch is fine: no slots, the client's */
   sapwf_client_refuse_busy(L, q.b->client);
   return call_held(L, q.b, base);
 }
