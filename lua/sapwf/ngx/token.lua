@@ -101,6 +101,13 @@ end
 
 local locks_taken = 0                  -- this worker's; with its pid, names each holder
 
+-- A renewal near expiry failed (err: its plain error, redacted already): the valid token
+-- serves meanwhile, and the log says why no new one came.
+local function renewal_failed(err)
+  ngx.log(ngx.WARN, "sapwf.ngx: renewing the token failed, still using the old one: ",
+          tostring(err.message))
+end
+
 -- The holder's name when this request now holds the lock, else nil. A dict that cannot
 -- take the lock (full) counts as held by us (true: nothing to release): fetching without
 -- the lock beats waiting for nobody.
@@ -156,7 +163,10 @@ end
 
 -- Holding the lock (holder: what lock returned): unless `acceptable` already holds
 -- (another request stored a token between our read and our lock), fetches, and releases
--- the lock. Returns entry | nil, err.
+-- the lock. Returns entry | nil, err. detached: the caller has a valid token to go on with
+-- (a renewal near expiry), so when the fetch runs in its timer this returns nil at once,
+-- without waiting for it (nor for the token endpoint, however slow), and the timer logs a
+-- failure.
 --
 -- The fetch runs in a timer of its own, which stores the token (or the failure) and
 -- releases the lock whatever becomes of this request: a light thread killed while it waits
@@ -164,7 +174,7 @@ end
 -- fetch of its own would neither store its token nor release the lock, and every request
 -- after it would wait out the lock's lifetime. This request then waits for the result as
 -- any other does. Without a timer (too many pending) the fetch runs here.
-function Tokens:locked_fetch(acceptable, holder, until_at)
+function Tokens:locked_fetch(acceptable, holder, until_at, detached)
   local current = self:read()
   if current and acceptable(current) then
     self:unlock(holder)
@@ -179,9 +189,14 @@ function Tokens:locked_fetch(acceptable, holder, until_at)
   ngx.update_time()
   local since = ngx.now()
   local started = ngx.timer.at(0, function()
-    local ok, err = fetch_and_release()
-    if not ok then ngx.log(ngx.ERR, "sapwf.ngx: the token fetch failed: ", tostring(err)) end
+    local ok, entry, err = fetch_and_release()
+    if not ok then
+      ngx.log(ngx.ERR, "sapwf.ngx: the token fetch failed: ", tostring(entry))
+    elseif detached and not entry then
+      renewal_failed(err)
+    end
   end)
+  if started and detached then return nil end
   if started then return self:wait_for(acceptable, since, until_at) end
   local ok, entry, err = fetch_and_release()
   if not ok then error(entry, 0) end                 -- a bug: do not hide it
@@ -248,16 +263,11 @@ function Tokens:get(within)
     -- renewal nobody tries again for FAIL_TTL seconds, the old token serving meanwhile.
     local holder = not self.dict:get(self.fail_key) and self:lock()
     if not holder then return result(entry) end
-    local renewed, err = self:locked_fetch(is_fresh, holder, until_at)
+    -- the call goes on with the valid token while the renewal runs in its timer
+    local renewed, err = self:locked_fetch(is_fresh, holder, until_at, true)
     if renewed then return result(renewed) end
-    if valid(entry) then
-      -- (not when it was this call's time that ran out, not the fetch that failed)
-      if not err.cut then
-        ngx.log(ngx.WARN, "sapwf.ngx: renewing the token failed, still using the old one: ",
-                tostring(err.message))
-      end
-      return result(entry)
-    end
+    if err then renewal_failed(err) end              -- fetched here: no timer to spare
+    if valid(entry) then return result(entry) end
     err.cut = nil
     return nil, err
   end
