@@ -325,3 +325,37 @@ describe("paging", function()
     helpers.assert_raises_here(cases, "14%-paging_spec%.lua$")
   end)
 end)
+
+describe("paging within one millisecond", function()
+  local emu, wf
+
+  setup(function()
+    emu = helpers.start_emulator()
+    wf = assert(sapwf.new{ service_key = emu:service_key("full") })
+  end)
+  teardown(function()
+    if wf then wf:close() end
+    if emu then emu:stop() end
+  end)
+
+  it("a loop that cancels what it gets, over a tie larger than a page: every match once",
+     function()
+    -- 300 instances share one startedAt: past the first page the iterator pages by position
+    -- within that time, and each cancel moves the unseen ones forward
+    local at = os.date("!%Y-%m-%dT%H:%M:%S.000Z", os.time() - 3600)
+    for _, top in ipairs({ 100, 33, 299 }) do
+      emu:reset()
+      emu:seed_instances{ count = 300, definition = "simple", started_at = at,
+                          status = "RUNNING" }
+      local n, seen = 0, {}
+      for inst in wf:each_instance{ status = "RUNNING", top = top } do
+        assert.is_nil(seen[inst.id], "yielded twice")
+        seen[inst.id] = true
+        n = n + 1
+        assert(wf:cancel(inst.id))
+      end
+      assert.equal(300, n, "top " .. top)
+      assert.same({}, assert(wf:instances{ status = "RUNNING", top = 1000 }))
+    end
+  end)
+end)

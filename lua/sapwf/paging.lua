@@ -18,7 +18,9 @@
 -- (started since: a later time) or leave it (canceled in the loop, with a status filter)
 -- shift no page: with $skip alone, one more at the front would be yielded twice and one
 -- fewer would push a match out unseen. Only matches that share one time past a page are
--- paged by $skip within that time (no filter tells them apart). When a whole window (4000
+-- paged by $skip within that time (no filter tells them apart), each page from one match
+-- back so that it can tell when matches yielded before have left (tie_page). When a whole
+-- window (4000
 -- + page size) is one time, the matches of that time are counted: if all were yielded the
 -- next query starts a millisecond later, else it raises sapwf.paging.limit, after the
 -- matches before them and that window of the time's. Matches created while the loop runs come at the end, unless an
@@ -260,6 +262,25 @@ local function pager(self, op, page_size, skip, filter)
   -- drops these by id.
   local tail_value, tail_ids, tail_n = nil, {}, 0
 
+  -- The next page within a tie (every match of the window so far at one time), by
+  -- position, from `at` on. Matches yielded already may have left the set since (a loop
+  -- that cancels each one it gets), moving the unseen ones forward past `at`: so the page
+  -- starts one position earlier, and its first match must be one yielded already; when it
+  -- is not, some have left, and the page steps back until one is (or to the first
+  -- position). The matches yielded already are dropped by id, as at a window's start.
+  -- Returns the items, whether the service had more, and the position after them.
+  local function tie_page(at)
+    local from = at > 0 and at - 1 or 0
+    while true do
+      local page, more = fetch(from, false)
+      local first = page[1]
+      if from == 0 or (first and first[field] == tail_value and tail_ids[first.id]) then
+        return page, more, from + #page
+      end
+      from = from > page_size and from - page_size or 0
+    end
+  end
+
   -- The query from the last time seen; or, when all of this query's window is one time and
   -- every match of that time was yielded, from a millisecond later. The state changes only
   -- once the page came, so a call after a failed one asks for the same page again.
@@ -297,6 +318,9 @@ local function pager(self, op, page_size, skip, filter)
         if not base.is_open(self) then error("attempt to use a closed sapwf client", 2) end
         if windowed and last_value ~= first_value then
           next_window()                          -- by time: from the last time seen
+        elseif at - MAX_SKIP < page_size and windowed then
+          items, more, at = tie_page(at)
+          i = 0
         elseif at - MAX_SKIP < page_size then
           items, more = fetch(at, false)
           i = 0
