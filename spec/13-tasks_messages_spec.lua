@@ -270,6 +270,14 @@ describe("tasks and messages", function()
           .. "got number)" },
         { { definitionId = "m", workflowInstanceId = "i", context = "c" },
           "bad argument #1 to 'send_message' (field 'context' must be a table, got string)" },
+        -- an empty address: a script's empty business key would reach every instance
+        -- waiting without one
+        { { definitionId = "m", workflowDefinitionId = "d", businessKey = "" },
+          "bad argument #1 to 'send_message' (field 'businessKey' is empty)" },
+        { { definitionId = "m", workflowDefinitionId = "", businessKey = "k" },
+          "bad argument #1 to 'send_message' (field 'workflowDefinitionId' is empty)" },
+        { { definitionId = "m", workflowInstanceId = "" },
+          "bad argument #1 to 'send_message' (field 'workflowInstanceId' is empty)" },
         { { definitionId = "m", workflowInstanceId = "i", contxt = {} },
           "bad argument #1 to 'send_message' (unknown field 'contxt'; known: businessKey, "
           .. "context, definitionId, workflowDefinitionId, workflowInstanceId)" },

@@ -19,8 +19,8 @@ end
 --- Sends a message to the intermediate message events that wait for it. Either addresses one
 -- instance, `{definitionId = message_name, workflowInstanceId = id}`, or every instance of
 -- a definition with a business key, `{definitionId =, workflowDefinitionId =, businessKey
--- =}`; an optional `context` table is merged into theirs. Breaking that rule is a mistake
--- in the calling code, so it raises.
+-- =}`; an optional `context` table is merged into theirs. Breaking that rule, or an empty
+-- string in one of these fields, is a mistake in the calling code, so it raises.
 -- @tparam table message as above
 -- @treturn table the instances that consumed it: array of {id = ...}
 -- @fails "forbidden" without MESSAGE_SEND; "invalid" (422, code
@@ -38,6 +38,11 @@ function methods:send_message(message)
     end
     if type(value) ~= want then
       bad(format("field '%s' must be a %s, got %s", name, want, type(value)))
+    end
+    -- an empty address is no address: a script's empty business key would reach every
+    -- waiting instance that has none (the definitionId's own message is below)
+    if value == "" and name ~= "definitionId" then
+      bad(format("field '%s' is empty", name))
     end
   end
   if message.definitionId == nil or message.definitionId == "" then
