@@ -1127,6 +1127,44 @@ http {
       assert(ok, err)
     end)
 
+    it("a shared dict too full to keep the token: the worker keeps it, one fetch, and the " ..
+       "log says why", function()
+      local g2 = gateway.start{ key = key, conf = ngx_conf(2, [[
+  lua_shared_dict crowded 64k;
+  server {
+    listen 127.0.0.1:{{PORT}};
+    location = /fill {
+      content_by_lua_block {
+        local d, n = ngx.shared.crowded, 0
+        while d:safe_set("k" .. n, "x") do n = n + 1 end
+        ngx.say(n)
+      }
+    }
+    location = /call {
+      content_by_lua_block {
+        CROWDED = CROWDED or assert(require("sapwf.ngx").new{
+          service_key = os.getenv("SAPWF_SERVICE_KEY"), shared_dict = "crowded", retries = 0 })
+        local list, err = CROWDED:definitions()
+        ngx.say(list and "listed" or tostring(err))
+      }
+    }
+  }
+]]) }
+      local ok, err = pcall(function()
+        assert.equal(200, (g2:curl("/fill")))
+        local before = emu:stats().token_requests
+        for _ = 1, 3 do
+          local status, body = g2:curl("/call")
+          assert.equal(200, status, body)
+          assert.equal("listed\n", body)
+        end
+        assert.equal(before + 1, emu:stats().token_requests)
+        assert.matches("cannot keep the token in the shared dict", g2:error_log(), 1, true)
+      end)
+      g2:stop()
+      assert(ok, err)
+    end)
+
     it("renews a token that nears its expiry exactly once under load", function()
       -- A client whose tokens live 6 s: renewed when less than 3 s are left (half the
       -- lifetime, as 6 s is under twice the 60 s margin). A load of 4.5 s sees one renewal.

@@ -63,9 +63,16 @@ function token.new(dict, id, margin, wait, fetch)
 end
 
 -- The stored entry, decoded; the last decoding is reused while the text is unchanged.
+-- With nothing stored (a dict too full to keep it: fetch_and_store logs that), the last
+-- entry this worker fetched or read, while it is still valid: else every request would
+-- fetch a token of its own.
 function Tokens:read()
   local raw = self.dict:get(self.key)
-  if raw == nil then return nil end
+  if raw == nil then
+    local last = self.last
+    if last and (not last.e or last.e > ngx.now()) then return last end
+    return nil
+  end
   if raw ~= self.last_raw then
     local entry = cjson.decode(raw)
     if type(entry) ~= "table" or type(entry.t) ~= "string" then return nil end
@@ -154,8 +161,12 @@ function Tokens:fetch_and_store()
                   s = scope }
   local raw = cjson.encode(entry)
   -- exptime 0 keeps an entry without expiry until the API rejects it. When the dict is
-  -- full, set evicts old entries; if even that fails, this request still has its token.
-  self.dict:set(self.key, raw, finite and left or 0)
+  -- full, set evicts old entries; if even that fails, this worker keeps it (read).
+  local stored, why = self.dict:set(self.key, raw, finite and left or 0)
+  if not stored then
+    ngx.log(ngx.ERR, "sapwf.ngx: cannot keep the token in the shared dict (", tostring(why),
+            "): each worker fetches its own; give sapwf.ngx a lua_shared_dict of its own")
+  end
   self.dict:delete(self.fail_key)
   self.last_raw, self.last = raw, entry
   return entry
