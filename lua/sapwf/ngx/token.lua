@@ -199,7 +199,11 @@ function Tokens:locked_fetch(acceptable, holder, until_at, detached)
   end
   ngx.update_time()
   local since = ngx.now()
-  local started = ngx.timer.at(0, function()
+  -- Without a lock (holder true: the dict had no room for one) nothing keeps the others
+  -- out and nothing is left to release: the fetch runs here, as without a timer. (Waiting
+  -- for a timer's fetch would find no lock to wait on, and start another fetch, and
+  -- another, before the first one could run.)
+  local started = holder ~= true and ngx.timer.at(0, function()
     local ok, entry, err = fetch_and_release()
     if not ok then
       ngx.log(ngx.ERR, "sapwf.ngx: the token fetch failed: ", tostring(entry))
