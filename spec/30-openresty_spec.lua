@@ -243,6 +243,15 @@ describe("sapwf.ngx in nginx", function()
     local sapwf_ngx = require "sapwf.ngx"
     SPEC = { wf = assert(sapwf_ngx.new{ service_key = os.getenv("SAPWF_SERVICE_KEY") }) }
     SPEC.init = select(2, pcall(SPEC.wf.definitions, SPEC.wf))
+    -- w's stored token as a worker finds it near its expiry: `left` seconds, under the 60 s
+    -- margin
+    function SPEC.near_expiry(w, left)
+      assert(w:token())
+      local tokens = w._core.tokens
+      local entry = tokens:read()
+      entry.e = ngx.now() + left
+      tokens.dict:set(tokens.key, require("cjson").encode(entry))
+    end
   }
   init_worker_by_lua_block {
     -- a pool nginx.conf lacks: the README says warm_up reports it in the error log
@@ -326,12 +335,7 @@ describe("sapwf.ngx in nginx", function()
       content_by_lua_block {
         local w = assert(require("sapwf.ngx").new{ service_key = os.getenv("SAPWF_SERVICE_KEY"),
                                                    retries = 0 })
-        assert(w:token())
-        -- the entry as a worker finds it near its expiry: 5 s left, under the 60 s margin
-        local tokens = w._core.tokens
-        local entry = tokens:read()
-        entry.e = ngx.now() + 5
-        tokens.dict:set(tokens.key, require("cjson").encode(entry))
+        SPEC.near_expiry(w, 5)
         local list, err = w:definitions()
         ngx.say(list and "listed" or tostring(err))
       }
@@ -341,11 +345,7 @@ describe("sapwf.ngx in nginx", function()
         -- a timeout of 1 s, the token endpoint 3 s late: the renewal must not be waited for
         local w = assert(require("sapwf.ngx").new{ service_key = os.getenv("SAPWF_SERVICE_KEY"),
                                                    timeout = 1, retries = 0 })
-        assert(w:token())
-        local tokens = w._core.tokens
-        local entry = tokens:read()
-        entry.e = ngx.now() + 30                -- 30 s left, under the 60 s margin
-        tokens.dict:set(tokens.key, require("cjson").encode(entry))
+        SPEC.near_expiry(w, 30)
         ngx.update_time()
         local t0 = ngx.now()
         local list, err = w:definitions()

@@ -851,11 +851,11 @@ typedef struct redact_call {
 } redact_call;
 
 
-/* The token in a slot's header list: its first line is "Authorization: Bearer <token>"
+/* The token in a slot's header list: its first line is SAPWF_BEARER_LINE and the token
  * (sapwf_request_headers). */
 static sapwf_text carried_token(const slot *s)
 {
-  static const char prefix[] = "Authorization: Bearer ";
+  static const char prefix[] = SAPWF_BEARER_LINE;
   sapwf_text t = { NULL, 0 };
   if (s->headers != NULL && strncmp(s->headers->data, prefix, sizeof prefix - 1) == 0) {
     t.data = s->headers->data + sizeof prefix - 1;

@@ -310,7 +310,7 @@ void sapwf_free_headers(struct curl_slist *list)
 struct curl_slist *sapwf_request_headers(const char *token, size_t token_len, int has_body,
                                          const char *accept, const struct curl_slist *extra)
 {
-  static const char prefix[] = "Authorization: Bearer ";
+  static const char prefix[] = SAPWF_BEARER_LINE;
   size_t size = sizeof prefix + token_len;
   struct curl_slist *list = NULL, *last = NULL;
   char *auth = malloc(size);

@@ -92,6 +92,9 @@ CURLcode sapwf_exchange_callbacks(CURL *easy, sapwf_exchange *x);
 void sapwf_exchange_reset(sapwf_exchange *x, int refuse_resend);
 CURLcode sapwf_exchange_perform(sapwf_exchange *x, CURL *easy, int refuse_resend, long *status);
 void sapwf_exchange_free(sapwf_exchange *x);
+/* The first line of every list sapwf_request_headers makes, the token after it (batch.c
+ * reads back the token a slot's request carried). */
+#define SAPWF_BEARER_LINE "Authorization: Bearer "
 struct curl_slist *sapwf_request_headers(const char *token, size_t token_len, int has_body,
                                          const char *accept, const struct curl_slist *extra);
 int sapwf_exchange_close_sink(sapwf_response *r);

@@ -20,11 +20,11 @@
 -- fewer would push a match out unseen. Only matches that share one time past a page are
 -- paged by $skip within that time (no filter tells them apart), each page from one match
 -- back so that it can tell when matches yielded before have left (tie_page). When a whole
--- window (4000
--- + page size) is one time, the matches of that time are counted: if all were yielded the
--- next query starts a millisecond later, else it raises sapwf.paging.limit, after the
--- matches before them and that window of the time's. Matches created while the loop runs come at the end, unless an
--- UpTo filter of q excludes them, if the loop gets that far.
+-- window (4000 + page size) is one time, the matches of that time are counted: if all were
+-- yielded the next query starts a millisecond later, else it raises sapwf.paging.limit,
+-- after the matches before them and that window of the time's. Matches created while the
+-- loop runs come at the end, unless an UpTo filter of q excludes them, if the loop gets
+-- that far.
 --
 -- With any other `orderby`, with `skip` but no `orderby`, or with an exact
 -- `startedAt`/`createdAt` filter, the query is paged by $skip in the order asked for: the

@@ -62,6 +62,18 @@ local function spec_name(op, name)
   return nil
 end
 
+-- Why text, the value of filter `wire` (item i of its list, or nil), cannot go out, or nil:
+-- an empty one (bad raises it, at the method's caller).
+local function emptiness(wire, text, i)
+  if text ~= "" or sub(wire, 1, 1) == "$" then return nil end
+  if i then
+    return format("query '%s' item %d is empty (the service would take it for no filter)",
+                  wire, i)
+  end
+  return format("query '%s' is empty (the service would take it for no filter, and list "
+                .. "every item)", wire)
+end
+
 --- The query string for op from the Lua table q (nil allowed).
 -- fname and argn name the caller's argument in errors.
 function query.build(op, q, fname, argn)
@@ -105,7 +117,6 @@ function query.build(op, q, fname, argn)
       bad(fname, argn, "%s must be an integer from %d to %d", limit[1], limit[2], limit[3])
     end
     if find(wire, "^attributes%.") then key = "attributes." .. escape(sub(wire, 12)) end
-    local filter = sub(wire, 1, 1) ~= "$"
     if type(value) == "table" then
       if check_array(fname, argn, value, "query '" .. wire .. "'", 3) == 0 then
         bad(fname, argn, "query '%s' is an empty list", wire)
@@ -116,10 +127,8 @@ function query.build(op, q, fname, argn)
           bad(fname, argn, "query '%s' item %d: string, number or boolean expected, got %s",
               wire, i, type(item))
         end
-        if text == "" and filter then
-          bad(fname, argn, "query '%s' item %d is empty (the service would take it for no "
-              .. "filter)", wire, i)
-        end
+        local empty = emptiness(wire, text, i)
+        if empty then bad(fname, argn, "%s", empty) end
         parts[#parts + 1] = key .. "=" .. escape(text)
       end
     else
@@ -128,10 +137,8 @@ function query.build(op, q, fname, argn)
         bad(fname, argn, "query '%s': string, number, boolean or list expected, got %s",
             wire, type(value))
       end
-      if text == "" and filter then
-        bad(fname, argn, "query '%s' is empty (the service would take it for no filter, and "
-            .. "list every item)", wire)
-      end
+      local empty = emptiness(wire, text)
+      if empty then bad(fname, argn, "%s", empty) end
       parts[#parts + 1] = key .. "=" .. escape(text)
     end
   end

@@ -740,7 +740,6 @@ local function same_file(option_a, option_b, path)
                              option_a, option_b, path))
 end
 
--- A record with content and no --resume: its lines would be started again.
 -- Why a file that is not there cannot be made at path (its folder is missing, or is no
 -- folder), or nil: found before anything is sent, in words that say so, not as a lock that
 -- failed after the token fetch.
@@ -763,6 +762,7 @@ local function folder_problem(path)
   return string.format("cannot examine its folder %s: %s", folder, tostring(why))
 end
 
+-- A record with content and no --resume: its lines would be started again.
 local function record_exists(path)
   return usage(string.format("the record file %s exists: add --resume to skip the lines it "
     .. "lists, or give another --record", path))

@@ -282,7 +282,7 @@ function Tokens:get(within)
     local renewed, err = self:locked_fetch(is_fresh, holder, until_at, true)
     if renewed then return result(renewed) end
     if err then renewal_failed(err) end              -- fetched here: no timer to spare
-    if valid(entry) then return result(entry) end
+    if not err or valid(entry) then return result(entry) end
     err.cut = nil
     return nil, err
   end
