@@ -145,7 +145,9 @@ describe("sapwf.core at the edges", function()
   describe("paths and redirects", function()
     local ESCAPES = { "/../../etc/passwd", "/v1/../../x", "/v1/./workflow-definitions",
       "/v1/%2e%2e/x", "/v1/%2E%2e/x", "/v1/.%2E/x", "/v1/..\\x", "/v1/x\\..\\..",
-      "/v1/..", "/v1/..?$top=1", "/v1/..;/x", "/v1/x/.;a=1/y", "/v1/%2e%2e;jsessionid=1" }
+      "/v1/..", "/v1/..?$top=1", "/v1/..;/x", "/v1/x/.;a=1/y", "/v1/%2e%2e;jsessionid=1",
+      -- a proxy or server that decodes an escaped "/" or "\\" before it resolves the path
+      "/v1/%2e%2e%2Fx", "/v1/x%2f..%2fy", "/v1/..%5Cx", "/v1/x%5c%2e", "/v1/x%2F." }
 
     it("no path leaves the API's base path: wf:request raises naming it", function()
       local wf = assert(sapwf.new{ service_key = emu:service_key("full") })
@@ -166,6 +168,8 @@ describe("sapwf.core at the edges", function()
       -- dots inside a segment, and in the query, are no segments
       assert.is_table((wf:request("GET", "/v1/workflow-definitions?x=../..")))
       local _, err = wf:request("GET", "/v1/workflow-definitions/a..b")
+      assert.equal("not_found", err.kind)
+      _, err = wf:request("GET", "/v1/workflow-definitions/a%2F..b%2F%2e.x")
       assert.equal("not_found", err.kind)
       wf:close()
     end)

@@ -502,6 +502,7 @@ describe("sapwf command line", function()
       { { "suspend", ".." }, "ID must be an id, got '..'", "suspend", { ".." } },
       { { "resume", "" }, "ID is empty", "resume", { "" } },
       { { "resume", "." }, "ID must be an id, got '.'", "resume", { "." } },
+      { { "resume", "a/../b" }, "ID must be an id, got 'a/../b'", "resume", { "a/../b" } },
       { { "complete", "" }, "TASK is empty", "complete_task", { "", {} } },
       { { "complete", ".." }, "TASK must be an id, got '..'", "complete_task", { "..", {} } },
       { { "complete", "t", "--decision", "" }, "--decision is empty", "complete_task",

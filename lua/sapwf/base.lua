@@ -20,7 +20,7 @@ local pairs, ipairs = pairs, ipairs
 local format, match = string.format, string.match
 local concat, sort = table.concat, table.sort
 local escape, json_decode = core.escape, json.decode
-local parse_count = core.parse_count
+local parse_count, path_problem = core.parse_count, core.path_problem
 -- client:request gives the response headers as one block of lines: header() reads one of
 -- them, headers_table() makes the table that errors and wf:request's callers get.
 local header, headers_table = core.header, core.headers
@@ -120,13 +120,23 @@ local function typeerror(fname, argn, expected, v, level)
                type(v)), 2 + (level or 2))
 end
 
--- An id for a path segment: a non-empty string other than "." and "..", which a server or
--- libcurl would resolve into another resource. Anything else in it is escaped.
+-- Why v cannot name a resource, or nil: "empty", or "dots" when it is "." or "..", or has
+-- one between "/" or "\\". It goes escaped into one path segment, yet a server or proxy that
+-- decodes those before it resolves the path would reach another resource. The rule is the
+-- core's for paths; the command line checks its ids with it too.
+function base.id_problem(v)
+  if v == "" then return "empty" end
+  if path_problem("/" .. escape(v)) then return "dots" end
+end
+local id_problem = base.id_problem
+
+-- An id for a path segment: a non-empty string, escaped into it (id_problem).
 function base.check_id(fname, argn, v)
   if type(v) ~= "string" then typeerror(fname, argn, "string", v) end
-  if v == "" or v == "." or v == ".." then
+  local problem = id_problem(v)
+  if problem then
     error(format("bad argument #%d to '%s' (id %s cannot name a resource)", argn, fname,
-                 v == "" and "is empty and" or "'" .. v .. "'"), 3)
+                 problem == "empty" and "is empty and" or "'" .. v .. "'"), 3)
   end
   return v
 end
@@ -142,7 +152,7 @@ function base.check_version(fname, argn, v)
     return format("%d", v)
   end
   if type(v) ~= "string" then typeerror(fname, argn, "string or integer", v) end
-  if v == "" or v == "." or v == ".." then
+  if id_problem(v) then
     error(format("bad argument #%d to '%s' (version '%s' cannot name a resource)", argn,
                  fname, v), 3)
   end

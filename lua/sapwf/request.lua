@@ -139,7 +139,8 @@ local function to_file(self, method, target, body, path, authority, idempotent, 
 end
 
 --- Sends any API call the methods do not cover (export, purge, form models, ...). The path
--- is sent as given, but it cannot leave the API: "." and ".." segments (also as %2e) raise.
+-- is sent as given, but it cannot leave the API: "." and ".." segments (also as %2e, or
+-- between escaped slashes) raise.
 -- Use the methods for ids from untrusted input: they escape them.
 -- @tparam string method "GET", "POST", "PUT", "PATCH" or "DELETE"
 -- @tparam string path relative to the API root, e.g. "/v1/export"

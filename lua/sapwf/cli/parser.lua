@@ -57,14 +57,14 @@ local function header_line(text)
   return { name, value }
 end
 
--- An id that becomes a path segment: the library refuses "", "." and "..", which would
--- name another resource (base.check_id). A script's empty "$ID" lands here.
+-- An id that becomes a path segment: what the library refuses (base.id_problem) is a usage
+-- error here. A script's empty "$ID" lands here.
 local function resource_id(name)
   return function(text)
-    if text == "" then
+    local problem = require("sapwf.base").id_problem(text)
+    if problem == "empty" then
       return nil, name .. " is empty"
-    end
-    if text == "." or text == ".." then
+    elseif problem then
       return nil, string.format("%s must be an id, got '%s' (a dot segment: it would name "
         .. "another resource)", name, text)
     end
