@@ -1165,6 +1165,60 @@ http {
       assert(ok, err)
     end)
 
+    it("a token fetch whose timer nginx drops (lua_max_running_timers used up): the " ..
+       "request fetches itself, and the log says why", function()
+      local g2 = gateway.start{ key = key, conf = ngx_conf(2, [[
+  lua_max_running_timers 1;
+  server {
+    listen 127.0.0.1:{{PORT}};
+    location = /occupy {
+      content_by_lua_block {
+        assert(ngx.timer.at(0, function() ngx.sleep(3) end))
+        ngx.sleep(0.1)
+        ngx.say(ngx.timer.running_count())
+      }
+    }
+    location /call {
+      content_by_lua_block {
+        local wf = assert(require("sapwf.ngx").new{
+          service_key = os.getenv("SAPWF_SERVICE_KEY"), retries = 0,
+          timeout = tonumber(ngx.var.arg_timeout) })
+        ngx.update_time()
+        local t0 = ngx.now()
+        local list, err = wf:definitions()
+        ngx.update_time()
+        ngx.say(list and "listed" or tostring(err), "|", ngx.now() - t0)
+      }
+    }
+  }
+]]) }
+      local ok, err = pcall(function()
+        local status, body = g2:curl("/occupy")
+        assert.equal(200, status, body)
+        assert.equal("1\n", body)                  -- the one running timer is taken
+        local before = emu:stats().token_requests
+        -- out of time before the timer's grace: the lock is let go with the timer
+        status, body = g2:curl("/call?timeout=0.2")
+        assert.equal(200, status, body)
+        assert.matches("^sapwf: timeout GET [^:]+: getting a token: the call.s timeout ran out "
+                       .. "while it waited for a token fetch|",
+                       body)
+        status, body = g2:curl("/call?timeout=10")
+        assert.equal(200, status, body)
+        local got, took = body:match("^(.-)|(.*)\n$")
+        assert.equal("listed", got, body)
+        -- the timer's grace, not the lock's lifetime (15 s here)
+        assert.is_true(tonumber(took) < 2, "took " .. took .. " s")
+        assert.equal(before + 1, emu:stats().token_requests)
+        local log = g2:error_log()
+        assert.matches("lua_max_running_timers are not enough", log, 1, true)
+        assert.matches("the token fetch's timer did not run (is lua_max_running_timers too "
+                       .. "low?); fetching in the request", log, 1, true)
+      end)
+      g2:stop()
+      assert(ok, err)
+    end)
+
     it("renews a token that nears its expiry exactly once under load", function()
       -- A client whose tokens live 6 s: renewed when less than 3 s are left (half the
       -- lifetime, as 6 s is under twice the 60 s margin). A load of 4.5 s sees one renewal.

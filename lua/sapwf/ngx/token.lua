@@ -44,6 +44,13 @@ local FAIL_TTL = 5                     -- seconds a failure is kept for the requ
 local UNBOUNDED_LOCK_TTL = 300         -- the lock's lifetime when fetches have no timeout
 local RENEW_HOLD = 1                   -- seconds a refused fresh token renews nothing
 local FIRST_POLL, MAX_POLL = 0.005, 0.05
+-- Seconds a fetch's timer may take to begin. A timer due at once begins within the next
+-- turns of the event loop; one that has not after this was dropped (nginx drops a timer
+-- that is due while lua_max_running_timers are running, logging an alert), and the
+-- request that started it fetches instead.
+local TIMER_GRACE = 0.5
+-- wait_for's answer when its `stalled` said the fetch it waited for never began.
+local STALLED = {}
 
 -- Fields of a core error that may be passed on (none holds a secret).
 local ERROR_FIELDS = { "kind", "message", "phase", "sent", "status", "code", "curl_code",
@@ -184,7 +191,9 @@ end
 -- (ngx.thread.kill, ngx.exit elsewhere, a client abort) never runs another line, so a
 -- fetch of its own would neither store its token nor release the lock, and every request
 -- after it would wait out the lock's lifetime. This request then waits for the result as
--- any other does. Without a timer (too many pending) the fetch runs here.
+-- any other does. Without a timer (too many pending), or when nginx drops it (too many
+-- running: TIMER_GRACE), the fetch runs here. (A renewal near expiry does not wait to see:
+-- its dropped timer leaves the lock to expire, the valid token serving meanwhile.)
 function Tokens:locked_fetch(acceptable, holder, until_at, detached)
   local current = self:read()
   if current and acceptable(current) then
@@ -203,7 +212,10 @@ function Tokens:locked_fetch(acceptable, holder, until_at, detached)
   -- out and nothing is left to release: the fetch runs here, as without a timer. (Waiting
   -- for a timer's fetch would find no lock to wait on, and start another fetch, and
   -- another, before the first one could run.)
+  local began, taken_over = false, false      -- this worker's: no other thread sees them
   local started = holder ~= true and ngx.timer.at(0, function()
+    if taken_over then return end               -- late: the request fetched, and released
+    began = true
     local ok, entry, err = fetch_and_release()
     if not ok then
       ngx.log(ngx.ERR, "sapwf.ngx: the token fetch failed: ", tostring(entry))
@@ -212,7 +224,23 @@ function Tokens:locked_fetch(acceptable, holder, until_at, detached)
     end
   end)
   if started and detached then return nil end
-  if started then return self:wait_for(acceptable, since, until_at) end
+  if started then
+    local function stalled()
+      if began or ngx.now() - since < TIMER_GRACE then return false end
+      taken_over = true
+      return true
+    end
+    local entry, err = self:wait_for(acceptable, since, until_at, stalled)
+    if entry ~= STALLED then
+      if not entry and not began then           -- out of time before the timer began:
+        taken_over = true                       -- it never will fetch, and the lock is free
+        self:unlock(holder)
+      end
+      return entry, err
+    end
+    ngx.log(ngx.WARN, "sapwf.ngx: the token fetch's timer did not run (is ",
+            "lua_max_running_timers too low?); fetching in the request")
+  end
   local ok, entry, err = fetch_and_release()
   if not ok then error(entry, 0) end                 -- a bug: do not hide it
   return entry, err
@@ -221,8 +249,9 @@ end
 -- Waits for the request holding the lock, until `acceptable` holds for the stored token,
 -- the lock is free (then takes it and fetches), or a fetch failed since `since` (default:
 -- now). until_at (ngx.now()'s clock, or nil): when the call's own time runs out, which
--- ends the wait sooner (its error has cut = true).
-function Tokens:wait_for(acceptable, since, until_at)
+-- ends the wait sooner (its error has cut = true). stalled (or nil): asked while the lock
+-- is held; true ends the wait with STALLED, the lock still held.
+function Tokens:wait_for(acceptable, since, until_at, stalled)
   ngx.update_time()
   since = since or ngx.now()
   local deadline, cut = since + self.wait, false
@@ -243,6 +272,7 @@ function Tokens:wait_for(acceptable, since, until_at)
     local holder = self:lock()
     if holder then return self:locked_fetch(acceptable, holder, until_at) end
     ngx.update_time()
+    if stalled and stalled() then return STALLED end
     if ngx.now() >= deadline then
       if cut then
         return nil, { kind = "timeout", phase = "token", sent = false, cut = true,
