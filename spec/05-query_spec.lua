@@ -76,6 +76,19 @@ describe("query.build", function()
       "bad argument #1 to 'instances' (query 'status' item 2 is empty (the service would take "
       .. "it for no filter))")
     assert.equal("?$orderby=", build(INSTANCES, { orderby = "" }))   -- no filter: as given
+    -- a list is ORed by the service, but for what it takes once: a list raises there
+    for _, case in ipairs({ { INSTANCES, "orderby", "$orderby" },
+        { INSTANCES, "startedFrom", "startedFrom" }, { INSTANCES, "completedUpTo", "completedUpTo" },
+        { TASKS, "containsText", "containsText" }, { TASKS, "dueDateFrom", "dueDateFrom" },
+        { FORMS, "type", "type" }, { ops.undeploy, "cascade", "cascade" } }) do
+      assert.has_error(function() build(case[1], { [case[2]] = { "a", "b" } }) end,
+        "bad argument #1 to 'instances' (query '" .. case[3] .. "' is taken once: a single "
+        .. "value expected, got a list)")
+    end
+    assert.equal("?containsText=a&containsText=b",
+                 build(INSTANCES, { containsText = { "a", "b" } }))
+    assert.equal("?recipientUsers=a&recipientUsers=b",
+                 build(TASKS, { recipientUsers = { "a", "b" } }))
     assert.has_error(function() build(INSTANCES, "status=RUNNING") end,
       "bad argument #1 to 'instances' (table expected, got string)")
     assert.has_error(function() build(INSTANCES, { top = 0 / 0 }) end)

@@ -357,6 +357,12 @@ describe("sapwf client", function()
           .. "contextViewerUsers, viewerGroups, viewerUsers)" },
         { function() wf:update_task("x", { recipientUsers = { "a", 1 } }) end,
           "bad argument #2 to 'update_task' (recipientUsers[2]: string expected, got number)" },
+        -- SAP's enums: a lower-case "completed" would go as an update, under another authority
+        { function() wf:update_task("x", { status = "completed" }) end,
+          "bad argument #2 to 'update_task' (status: \"COMPLETED\" expected, got 'completed')" },
+        { function() wf:update_task("x", { priority = "URGENT" }) end,
+          "bad argument #2 to 'update_task' (priority: \"VERY_HIGH\", \"HIGH\", \"MEDIUM\" "
+          .. "or \"LOW\" expected, got 'URGENT')" },
         -- a set, or an array with holes or other keys, would be read as fewer items than
         -- were meant: that work would be dropped without a word ("" clears a role list)
         { function() wf:update_roles("x", { viewerUsers = { ["ann@x"] = true } }) end,

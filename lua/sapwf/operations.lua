@@ -10,7 +10,9 @@
 -- body "json": the JSON type of the success answer's schema, "object" or "array"; spec/03
 -- checks it); answer_id (true: the answer object must hold an `id` string, the only handle
 -- on what the call made: a start's new instance); accept (the Accept header when the answer
--- is not JSON); lua (the call).
+-- is not JSON); once (query names the service takes once, beyond those taken_once names);
+-- lua (the call). Made here: query_names and query_once (sets), the path's params and
+-- pieces, its pattern.
 local format, gsub, gmatch, find = string.format, string.gsub, string.gmatch, string.find
 local sort = table.sort
 
@@ -134,8 +136,8 @@ local list = {
       "completedFrom", "completedUpTo", "lastChangedAt", "lastChangedFrom",
       "lastChangedUpTo", "dueDate", "dueDateFrom", "dueDateUpTo", "priority", "status",
       "recipientUsers", "recipientGroups", "containsText", "definitionId"),
-    attributes = true, success = { 200 }, body = "json", answer = "array",
-    lua = "wf:tasks(q)" },
+    once = { "containsText" }, attributes = true, success = { 200 }, body = "json",
+    answer = "array", lua = "wf:tasks(q)" },
   { name = "task", method = "GET", path = "/v1/task-instances/{taskInstanceId}",
     authority = "TASK_GET", query = { "$expand" }, success = { 200 }, body = "json",
     answer = "object", lua = "wf:task(id, {expand = \"attributes\"})" },
@@ -171,7 +173,7 @@ local list = {
 
   -- Forms
   { name = "forms", method = "GET", path = "/v1/forms", authority = "FORM_DEFINITION_GET",
-    query = with_paging("type"), success = { 200 }, body = "json",
+    query = with_paging("type"), once = { "type" }, success = { 200 }, body = "json",
     answer = "array", lua = "wf:forms(q)" },
   { name = "delete_form", method = "DELETE", path = "/v1/forms/{formId}",
     authority = "FORM_DEFINITION_UNDEPLOY", success = { 204 }, body = "none",
@@ -209,10 +211,25 @@ local operations = { list = list, by_name = {} }
 -- Per-operation data computed once: the query-name set, the success set, the number of path
 -- parameters, the literal pieces between them, and a Lua pattern that matches a concrete
 -- path (for wf:request's authority lookup).
+
+-- Query names a list cannot go in: a list value is sent as the name repeated, which the
+-- service ORs for a filter, but not for these: the $ options, a time range's bounds (two
+-- lower bounds are no range) and a flag. The table's `once` adds those SAP's definition or
+-- its service take once (the task list's containsText: "must not use this parameter more
+-- than once"; the form list's type, an enum).
+local function taken_once(name)
+  return find(name, "^%$") ~= nil or find(name, "%lFrom$") ~= nil
+    or find(name, "%lUpTo$") ~= nil or name == "cascade"
+end
+
 for _, op in ipairs(list) do
   operations.by_name[op.name] = op
-  op.query_names = {}
-  for _, q in ipairs(op.query or {}) do op.query_names[q] = true end
+  op.query_names, op.query_once = {}, {}
+  for _, q in ipairs(op.query or {}) do
+    op.query_names[q] = true
+    op.query_once[q] = taken_once(q) or nil
+  end
+  for _, q in ipairs(op.once or {}) do op.query_once[q] = true end
   op.success_set = {}
   for _, s in ipairs(op.success) do op.success_set[s] = true end
   op.params, op.pieces = {}, {}

@@ -118,6 +118,9 @@ function query.build(op, q, fname, argn)
     end
     if find(wire, "^attributes%.") then key = "attributes." .. escape(sub(wire, 12)) end
     if type(value) == "table" then
+      if op.query_once[wire] then
+        bad(fname, argn, "query '%s' is taken once: a single value expected, got a list", wire)
+      end
       if check_array(fname, argn, value, "query '" .. wire .. "'", 3) == 0 then
         bad(fname, argn, "query '%s' is an empty list", wire)
       end

@@ -134,6 +134,13 @@ local TASK_FIELDS = {
   processor = "string", dueDate = "string", priority = "string", decision = "string",
 }
 local TASK_LISTS = { recipientUsers = true, recipientGroups = true }
+-- The values SAP's definition allows (UpdateTaskInstancePayload). The status also picks the
+-- operation, and with it the authority a 403 names: "completed" would be an update.
+local TASK_ENUMS = {
+  status = { values = { COMPLETED = true }, text = '"COMPLETED"' },
+  priority = { values = { VERY_HIGH = true, HIGH = true, MEDIUM = true, LOW = true },
+               text = '"VERY_HIGH", "HIGH", "MEDIUM" or "LOW"' },
+}
 local EXPECTED = { table = "table", string = "string", list = "string or list of strings" }
 
 --- Changes task properties. status = "COMPLETED" completes the task (and then needs the
@@ -157,6 +164,11 @@ function methods:update_task(id, fields)
     then
       base.argerror("update_task", 2, format("%s: %s expected, got %s", name,
                                                EXPECTED[want], got))
+    end
+    local enum = TASK_ENUMS[name]
+    if enum and not enum.values[value] then
+      base.argerror("update_task", 2, format("%s: %s expected, got '%s'", name, enum.text,
+                                               value))
     end
   end
   if fields.decision ~= nil and fields.status ~= "COMPLETED" then

@@ -1,7 +1,7 @@
 -- The filters of the list commands, made from the operations table
 -- (lua/sapwf/operations.lua): every query parameter of an operation that is not paging or
 -- `$`-prefixed becomes an option of its command, --kebab-case of the API's name, repeatable
--- (the service ORs a repeated filter) but for those the service takes once (once(), below).
+-- (the service ORs a repeated filter) but for those it takes once (the table's query_once).
 -- So the command line has every filter the API has, and a new one in the table reaches it
 -- without a line here. Only the help texts and the spellings older scripts use are written
 -- by hand.
@@ -36,14 +36,6 @@ local HELP = {
     containsText = "Tasks whose fields contain TEXT.",
   },
 }
-
--- The filters taken once: a time range's bounds (two lower bounds cannot be ORed), and
--- containsText (SAP's task list says "must not use this parameter more than once"; the
--- instance list would OR several, but --contains-text is one option of both commands).
--- Given twice, argparse says so before any request.
-local function once(name)
-  return name == "containsText" or name:match("%lFrom$") ~= nil or name:match("%lUpTo$") ~= nil
-end
 
 -- The help of a filter without one of its own.
 local function generic_help(name)
@@ -81,7 +73,7 @@ end
 function M.add(command, op_name, non_empty)
   for _, f in ipairs(M.of(op_name)) do
     local help = (HELP[op_name] or {})[f.name] or generic_help(f.name)
-    if once(f.name) then
+    if operations.by_name[op_name].query_once[f.name] then
       command:option(f.option, help):argname("VALUE"):target(f.target):overwrite(false)
         :convert(non_empty(f.option))
     else
@@ -96,7 +88,7 @@ function M.query(op_name, args, query)
   query = query or {}
   for _, f in ipairs(M.of(op_name)) do
     local values = args[f.target]
-    if type(values) == "string" then                  -- a filter given once (once())
+    if type(values) == "string" then                  -- a filter taken once
       query[f.name] = values
     elseif values and #values == 1 then
       query[f.name] = values[1]
