@@ -107,6 +107,11 @@ describe("errors.from_response", function()
       { 504, true, true, "unknown" }, { 504, false, false, "unknown" },
       { 400, false, false, "rejected" }, { 404, true, false, "rejected" },
       { 403, false, false, "rejected" }, { 422, false, false, "rejected" },
+      -- no status names their outcome, or one says the request was processed: not again
+      { 501, false, false, "unknown" }, { 507, true, false, "unknown" },
+      { 524, false, false, "unknown" }, { 599, false, false, "unknown" },
+      { 303, false, false, "unknown" }, { 302, false, false, "rejected" },
+      { 307, false, false, "rejected" },
     }
     for _, c in ipairs(cases) do
       it(string.format("%d, %s: retryable %s, outcome %s", c[1],

@@ -462,6 +462,26 @@ describe("batches", function()
       wf:close()
     end)
 
+    it("an item whose fields raise when read (a strict table): as when next_item raises",
+      function()
+      local wf = client()
+      emu:fault{ fault = "delay", delay = 0.1, method = "POST", path = "/v1/workflow-instances",
+                 times = -1 }
+      local list, n, got = items(20), 0, {}
+      list[10] = setmetatable({}, { __index = function(_, k) error("strict: no " .. k, 0) end })
+      assert.has_error(function()
+        wf:start_each(function() n = n + 1; return list[n] end, function(i, r)
+          assert.is_false(sapwf.is_error(r))
+          got[#got + 1] = i
+        end, { concurrency = 4 })
+      end, "strict: no definitionId")
+      assert.equal(10, n)
+      assert.equal(9, #got)
+      assert.equal(9, stats().instances_started)
+      emu:clear_faults()
+      wf:close()
+    end)
+
     -- start_each over `count` items at `concurrency` that closes wf at its first start:
     -- pcall's ok and err, and how many started, were refused as not sent, and were taken.
     local function start_each_closing(wf, count, concurrency)

@@ -135,8 +135,13 @@ function Run:take()
   end
   local i = self.count + 1
   if self.check then
-    local problem = self.check(item, i)
-    if problem then
+    -- an item whose fields raise when read (a strict or proxy table) stops the run as a
+    -- raising next_item does: the starts in flight still end and are handed over
+    local checked, problem = pcall(self.check, item, i)
+    if not checked then
+      self:fail(problem)
+      return nil
+    elseif problem then
       self:fail(self.where .. problem)
       return nil
     end

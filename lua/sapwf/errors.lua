@@ -195,6 +195,10 @@ local function judge_status(status, idempotent)
   end
   if status == 409 then return true, "rejected" end
   if status == 500 or status == 502 or status == 504 then return idempotent, "unknown" end
+  -- Any other 5xx (a 501, a 507, a gateway's 520 to 529, a proxy's 599) is an error on the
+  -- way or in the service, whose outcome no status names; a 303 says the request was
+  -- processed (RFC 9110 15.4.4). Neither is sent again.
+  if status >= 500 or status == 303 then return false, "unknown" end
   return false, "rejected"
 end
 
