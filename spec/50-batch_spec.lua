@@ -890,6 +890,30 @@ describe("batches", function()
       wf:close()
     end)
 
+    it("holds the run for a Retry-After rate_limit_wait seconds at most", function()
+      local events, log = logger()
+      local wf = client{ log = log }
+      assert(wf:token())
+      emu:fault{ fault = "status", status = 503, retry_after = 3600, method = "POST",
+                 path = "/v1/workflow-instances", times = 1 }
+      local t0 = core.monotonic()
+      local results = wf:start_many(items(10), { concurrency = 2, rate_limit_wait = 0.5 })
+      local took = core.monotonic() - t0
+      assert.is_true(took < 3, "took " .. took .. " s")
+      local unknown, started = 0, 0
+      for _, r in ipairs(results) do
+        if sapwf.is_error(r) then
+          assert.equal("unknown", r.outcome)              -- the 503's start: not sent again
+          unknown = unknown + 1
+        else
+          started = started + 1
+        end
+      end
+      assert.same({ 1, 9 }, { unknown, started })
+      assert.equal(3600, changes(events)[1].retry_after)
+      wf:close()
+    end)
+
     it("gives up on an item after rate_limit_wait seconds of 429s: rejected, not started",
        function()
       local wf = client{ retries = 0, backoff_base = 0.1, backoff_max = 0.2 }

@@ -473,7 +473,8 @@ local function execute(self, what, run, fn, settings, value_only)
       local w, passage, end_run = self, nil, nil
       if settings.adaptive and type(real.waiter) == "function" then
         -- a client like self whose requests pass the gate; 429s wait for the limiter
-        local limiter = new_limiter(size, true, policy.now, policy.log)
+        local limiter = new_limiter(size, true, settings.rate_limit_wait, policy.now,
+                                    policy.log)
         passage, end_run = gate(real, limiter, policy.now, noter(run, policy.log))
         w = base.derive(self, passage, { rate_limit_wait = settings.rate_limit_wait },
                         value_only)
@@ -496,7 +497,8 @@ local function execute(self, what, run, fn, settings, value_only)
   run:unread(first)
   local now = policy.now
   local b = real:batch(size)
-  local limiter = new_limiter(size, settings.adaptive, now, policy.log)
+  local limiter = new_limiter(size, settings.adaptive, settings.rate_limit_wait, now,
+                              policy.log)
   local changes = { sleep = yielding_sleep, forbidden_interval = 1 }
   if settings.adaptive then changes.rate_limit_wait = settings.rate_limit_wait end
   -- a client like self whose calls go through the scheduler: retries wait by yielding,

@@ -16,7 +16,9 @@ local limiter = {}
 -- the service handled the request) adds 1/limit, so a limit's worth of clean answers adds
 -- one, up to the ceiling; a 500, 502 or 504 leaves the limit as it is, since a failing
 -- service is no sign of room for more. Retry-After holds every new request until it has
--- passed. Not adaptive: the ceiling, always, and no hold.
+-- passed, max_hold seconds at most (the run's rate_limit_wait: no item waits longer for a
+-- rate limit; one that meets it again then ends `rate_limited`, as its own 429s would).
+-- Not adaptive: the ceiling, always, and no hold.
 --
 -- Below the ceiling, two more rules, for several processes on one tenant's rate (a token
 -- bucket: a request beyond it is refused at once). Sends are paced, one every round trip /
@@ -37,12 +39,13 @@ local QUIET_ROUNDS = 20
 local Limiter = {}
 Limiter.__index = Limiter
 
-function limiter.new(ceiling, adaptive, now, log)
+function limiter.new(ceiling, adaptive, max_hold, now, log)
   -- rtt: the round trip (nil until a clean answer came); next_at: when the pace lets the next
   -- request go (0: no pace, at the ceiling); backed_off: when the limit last decreased
   -- (0: it grew since)
   return setmetatable({ ceiling = ceiling, limit = ceiling, adaptive = adaptive, now = now,
-                        log = log, epoch = 0, hold = 0, next_at = 0, backed_off = 0 }, Limiter)
+                        log = log, epoch = 0, hold = 0, max_hold = max_hold, next_at = 0,
+                        backed_off = 0 }, Limiter)
 end
 
 -- Whether one more request may go out with `inflight` in flight.
@@ -99,7 +102,7 @@ function Limiter:observe(epoch, status, headers, took)
   local old = self.limit
   if status == 429 or status == 503 or retry_after then
     if retry_after and retry_after > 0 then
-      local until_ = self.now() + retry_after
+      local until_ = self.now() + (retry_after < self.max_hold and retry_after or self.max_hold)
       if until_ > self.hold then self.hold = until_ end
     end
     if epoch ~= self.epoch then return nil end          -- this round has backed off already
