@@ -1715,6 +1715,43 @@ describe("sapwf command line", function()
         assert.same({ 2, 1, 3 }, lines)
       end)
 
+    it("--resume refuses an input that changed since its record: before sending from a " ..
+      "file, from the first changed line on from a pipe", function()
+        write_file(input, '{"n":1}\n{"n":2}\n{"n":3}\n')
+        assert.equal(0, run({ "start", "simple", "--from", input }).code)
+        assert.equal(3, instances_started())
+        -- the next day's export, under the same name: line numbers 1 to 3 are recorded
+        write_file(input, '{"n":11}\n{"n":12}\n{"n":13}\n{"n":14}\n')
+        local r = run({ "start", "simple", "--from", input, "--resume" })
+        assert.equal(2, r.code, r.stderr)
+        assert.matches("--resume: line 1 of " .. input .. " is not the line the record "
+          .. input .. ".started.ndjson holds for it (the input changed since that run?)",
+          r.stderr, 1, true)
+        assert.equal(3, instances_started())
+        -- a line deleted: the lines after it moved up, the first of them is line 2 now
+        write_file(input, '{"n":1}\n{"n":3}\n{"n":4}\n')
+        r = run({ "start", "simple", "--from", input, "--resume" })
+        assert.equal(2, r.code, r.stderr)
+        assert.matches("line 2 of", r.stderr, 1, true)
+        assert.equal(3, instances_started())
+        -- from a pipe: the lines before the first changed one are read as usual
+        local record = input .. ".started.ndjson"
+        write_file(input, '{"n":1}\n{"n":2}\n{"n":30}\n{"n":4}\n')
+        r = run({ "start", "simple", "--from", "-", "--record", record, "--failed",
+                 input .. ".f", "--resume" }, { stdin = read_file(input) })
+        assert.equal(2, r.code, r.stderr)
+        assert.matches("line 3 of - is not the line", r.stderr, 1, true)
+        assert.equal(2, r.json.skippedAsRecorded)
+        assert.equal(0, r.json.started)
+        assert.equal(3, instances_started())
+        -- the input as it was: the run goes on
+        write_file(input, '{"n":1}\n{"n":2}\n{"n":3}\n{"n":4}\n')
+        r = run({ "start", "simple", "--from", input, "--resume" })
+        assert.equal(0, r.code, r.stderr)
+        assert.same({ 1, 3 }, { r.json.started, r.json.skippedAsRecorded })
+        assert.equal(4, instances_started())
+      end)
+
     it("takes the definition from each line when none is given, and reads stdin with " ..
       "--from -", function()
         local text = '{"definitionId":"simple","context":{"n":1}}\n{"n":2}\n'
@@ -2073,6 +2110,9 @@ describe("sapwf command line", function()
         assert.matches("line 1: not sent: the record file cannot be written", r.stderr)
         assert.matches("cannot write the record file /dev/full", r.stderr)
         assert.equal(3, r.json.notAttempted)
+        -- a device holds nothing to read back: no --resume advised
+        assert.matches("the record is no file that %-%-resume could read back", r.stderr)
+        assert.is_nil(r.stderr:find("with --resume", 1, true), r.stderr)
         -- nothing failed: no failed file is left, as the summary says
         assert.equal(json.null, r.json.failedFile)
         assert.is_false(exists(input .. ".failed.ndjson"))
@@ -2468,8 +2508,8 @@ describe("sapwf command line", function()
         end
         local again = start_as_user({ "--from", input })
         assert.equal(2, again.code, again.stderr)
-        assert.matches("the record file " .. record .. " exists: add --resume", again.stderr, 1,
-          true)
+        assert.matches("the record file " .. record .. " exists: to go on with the run it "
+          .. "records, add --resume", again.stderr, 1, true)
         local resumed = start_as_user({ "--from", input, "--resume" })
         assert.equal(2, resumed.code, resumed.stderr)
         assert.matches("--resume: cannot read the record file " .. record

@@ -26,6 +26,7 @@ static const luaL_Reg core_functions[] = {
   {"retry_after", sapwf_core_retry_after},
   {"parse_count", sapwf_core_parse_count},
   {"path_problem", sapwf_core_path_problem},
+  {"fingerprint", sapwf_core_fingerprint},
   {"file_id", sapwf_core_file_id},
   {"temp_file", sapwf_core_temp_file},
   {"rename_noreplace", sapwf_core_rename_noreplace},

@@ -2,7 +2,8 @@
  * layer (core.header and core.headers read the header block that client:request and
  * batch:wait return, core.retry_after and core.parse_count the values of Retry-After and
  * X-Total-Count), core.path_problem, the clock (core.monotonic, core.sleep),
- * core.escape, and core.redact with the redaction client:redact uses too.
+ * core.escape, core.fingerprint, and core.redact with the redaction client:redact uses
+ * too.
  * MIT licence, see LICENSE. */
 #include "sapwf.h"
 
@@ -187,6 +188,30 @@ int sapwf_core_path_problem(lua_State *L)
     lua_pushstring(L, problem);
   else
     lua_pushnil(L);
+  return 1;
+}
+
+
+/***
+ * A fingerprint of text: 16 hex digits (FNV-1a, 64 bits). It tells a changed text from the
+ * one fingerprinted before (the bulk start's record knows each line it sent by it); it is
+ * no cryptographic digest, and nothing secret is fingerprinted.
+ * @function fingerprint
+ * @tparam string text
+ * @treturn string
+ */
+int sapwf_core_fingerprint(lua_State *L)
+{
+  size_t len, i;
+  const unsigned char *text = (const unsigned char *)luaL_checklstring(L, 1, &len);
+  unsigned long long hash = 14695981039346656037ULL;
+  char hex[17];
+  for (i = 0; i < len; i++) {
+    hash ^= text[i];
+    hash *= 1099511628211ULL;
+  }
+  snprintf(hex, sizeof hex, "%016llx", hash);
+  lua_pushlstring(L, hex, 16);
   return 1;
 }
 

@@ -140,6 +140,7 @@ int sapwf_core_monotonic(lua_State *L);
 int sapwf_core_retry_after(lua_State *L);
 int sapwf_core_parse_count(lua_State *L);
 int sapwf_core_path_problem(lua_State *L);
+int sapwf_core_fingerprint(lua_State *L);
 int sapwf_core_header(lua_State *L);
 int sapwf_core_headers(lua_State *L);
 int sapwf_core_redact(lua_State *L);

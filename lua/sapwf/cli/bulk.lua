@@ -10,6 +10,8 @@
 --                power cut) may have started: --resume never sends it again and reports it
 --                with how to look for its instance, as an unknown one. So after any end of
 --                the process the record lists exactly what started or may have started.
+--                A sending entry carries the line's fingerprint: --resume, which knows lines
+--                by number, refuses an input whose lines are not those (changed_line).
 --                Records of the format before the sending entries (ids and unknown ones
 --                only) are read as before.
 --   failed file  the lines that did not start, in the input format plus "line" and "error";
@@ -117,21 +119,23 @@ end
 
 local ENOENT = 2      -- io.open's third result when nothing has the name
 
--- What an earlier run recorded (for --resume): line number -> true (started) or the entry
--- of a start with an unknown outcome (entry.pending: its answer never came). Or nil and a
+-- What an earlier run recorded (for --resume): `lines`, line number -> true (started) or the
+-- entry of a start with an unknown outcome (entry.pending: its answer never came), and
+-- `prints`, line number -> the fingerprint of the text sent for it (sending entries carry
+-- one: a line whose text is not that one is not the line the record speaks of). Or nil and a
 -- usage error for a record with a line that cannot be read where no sending entry came
 -- before it: written by the format without them, such a line may be the only record of a
 -- started instance, and --resume would start it again. After a sending entry, a line cut
 -- short by a failed write costs nothing: every line sent has its sending entry, complete,
 -- before it is sent, so a lost answer only leaves that line's outcome unknown.
 local function recorded_lines(path)
-  local done, pending = {}, {}
+  local done, pending, prints = {}, {}, {}
   local file, open_err, code = io.open(path, "rb")
   if not file then
     -- Only a record that is not there lists nothing. One that cannot be read (no read
     -- permission) may list every line: taken for empty, each would start again.
     if code == ENOENT then
-      return done
+      return { lines = done, prints = prints }
     end
     return usage(string.format("--resume: cannot read the record file %s: %s", path,
       input_text.system_reason(open_err, path)))
@@ -161,6 +165,7 @@ local function recorded_lines(path)
       if entry.outcome == "sending" then
         write_ahead = true
         if done[line] == nil then pending[line] = entry end
+        if type(entry.fingerprint) == "string" then prints[line] = entry.fingerprint end
       elseif entry.outcome == "failed" then
         pending[line] = nil                             -- answered: not started
       elseif entry.outcome == "unknown" then
@@ -183,7 +188,21 @@ local function recorded_lines(path)
     entry.pending = true
     done[line] = entry
   end
-  return done
+  return { lines = done, prints = prints }
+end
+
+-- Whether line `number` of the input, `text`, is not the one the record's prints speak of.
+local function changed_line(prints, number, text)
+  local known = prints[number]
+  return known ~= nil and known ~= core.fingerprint(text)
+end
+
+-- The error of a changed_line.
+local function changed_input(number, input_path, record_path)
+  return { kind = "usage", message = string.format("--resume: line %d of %s is not the line "
+    .. "the record %s holds for it (the input changed since that run?): --resume would skip "
+    .. "or start the wrong lines. For a new input give a --record of its own", number,
+    input_path, record_path) }
 end
 
 -- The next line of input each call, nil at its end. A signal (Ctrl-C, SIGTERM, SIGHUP)
@@ -228,22 +247,27 @@ local function line_text(text, number)
   return text
 end
 
--- The non-blank lines of a seekable input, and how many of them an earlier run recorded.
--- Reads the open file and puts it back where it was, so the run reads the same lines.
-local function count_lines(file, skip)
-  local count, recorded, number = 0, 0, 0
+-- The non-blank lines of a seekable input, how many of them an earlier run recorded, and
+-- the first that is not the line the record speaks of (changed_line), or nil. Reads the
+-- open file and puts it back where it was, so the run reads the same lines.
+local function count_lines(file, skip, prints)
+  local count, recorded, number, changed = 0, 0, 0, nil
   local start = file:seek("cur")
   for text in file:lines() do
     number = number + 1
-    if line_text(text, number):find("%S") then
+    text = line_text(text, number)
+    if text:find("%S") then
       count = count + 1
       if skip[number] == true then       -- started; an unknown one counts as unknown
         recorded = recorded + 1
       end
+      if not changed and changed_line(prints, number, (text:gsub("\r$", ""))) then
+        changed = number
+      end
     end
   end
   assert(file:seek("set", start))
-  return count, recorded
+  return count, recorded, changed
 end
 
 -- UTC time in the form the API's startedFrom / startedUpTo filters take.
@@ -559,6 +583,11 @@ function Run:next_line()
     local number = self.number + 1
     self.number = number
     text = line_text(text, number):gsub("\r$", "")
+    if text:find("%S") and changed_line(self.prints, number, text) then
+      -- read from a pipe: not seen before the run began (count_lines); no line from here
+      self.aborted = changed_input(number, self.input_path, self.record_path)
+      return nil
+    end
     if text:find("%S") and not self.skip[number] then
       local item, why = M.parse_line(text, number, self.definition)
       if not item then
@@ -572,6 +601,7 @@ function Run:next_line()
           self.probe_taken = true
         end
         item.from = utc_now()
+        item.fingerprint = core.fingerprint(text)
         return item
       end
     elseif text:find("%S") then
@@ -598,7 +628,8 @@ function Run:stream(concurrency)
     -- Recorded before it is sent: whatever ends the process from here on, --resume knows
     -- this line may have started. Not recorded, not sent.
     if not self:write_record({ line = item.line, outcome = "sending",
-                               definitionId = item.definitionId, from = item.from }) then
+                               definitionId = item.definitionId, from = item.from,
+                               fingerprint = item.fingerprint }) then
       return nil
     end
     self.taken = self.taken + 1
@@ -681,13 +712,19 @@ function Run:report(ctx, interrupted)
   end
   if stopped then
     local not_attempted = summary.notAttempted
-    text = string.format("%s, %s line%s not attempted; %s; %sthe same command with --resume: "
-      .. "it %s", text, tostring(not_attempted or "?"), not_attempted == 1 and "" or "s",
-      interrupted and "interrupted" .. (self.signal and " (" .. self.signal .. ")" or "")
-        or "stopped: " .. summary.aborted,
-      interrupted and "run " or "once that is fixed, run ",
-      self.restartable > 0 and "starts the failed lines and those not attempted"
-        or "starts those not attempted")
+    local why = interrupted and "interrupted" .. (self.signal and " (" .. self.signal .. ")" or "")
+      or "stopped: " .. summary.aborted
+    text = string.format("%s, %s line%s not attempted; %s", text,
+      tostring(not_attempted or "?"), not_attempted == 1 and "" or "s", why)
+    if file_size(self.record_path) then
+      text = string.format("%s; %sthe same command with --resume: it %s", text,
+        interrupted and "run " or "once that is fixed, run ",
+        self.restartable > 0 and "starts the failed lines and those not attempted"
+          or "starts those not attempted")
+    else
+      -- a device or a pipe: nothing to read back, so no --resume to advise
+      text = text .. "; the record is no file that --resume could read back"
+    end
   end
   ctx.out:message("%s; record: %s", text, self.record_path)
   if self.aborted then
@@ -764,8 +801,9 @@ end
 
 -- A record with content and no --resume: its lines would be started again.
 local function record_exists(path)
-  return usage(string.format("the record file %s exists: add --resume to skip the lines it "
-    .. "lists, or give another --record", path))
+  return usage(string.format("the record file %s exists: to go on with the run it records, "
+    .. "add --resume (it skips the lines it lists); for another input, give another --record",
+    path))
 end
 
 -- Checks the paths before anything is sent. Returns failed_path, record_path or nil, err.
@@ -1019,16 +1057,21 @@ function run_locked(ctx, args, input, seekable, wf, failed_path, record_path)
   if not args.resume and (file_size(record_path) or 0) > 0 then
     return record_exists(record_path)
   end
-  local skip = {}
+  local skip, prints = {}, {}
   if args.resume then
-    skip, err = recorded_lines(record_path)
-    if not skip then
+    local record
+    record, err = recorded_lines(record_path)
+    if not record then
       return nil, err
     end
+    skip, prints = record.lines, record.prints
   end
-  local total, recorded
+  local total, recorded, changed
   if seekable then
-    total, recorded = count_lines(input, skip)
+    total, recorded, changed = count_lines(input, skip, prints)
+    if changed then                       -- before anything is sent
+      return nil, changed_input(changed, args.from, record_path)
+    end
   end
   -- Two names for a file neither of which was there (check_paths compares the files that
   -- are): the record is there now (lock_record made it), and one file for both would read
@@ -1045,14 +1088,14 @@ function run_locked(ctx, args, input, seekable, wf, failed_path, record_path)
     ctx.out:message("the failed file of an earlier run is kept as %s", kept)
   end
   return holding(lock, failed_path, failed_made, run_files, ctx, args, input, wf, failed_path,
-                 record_path, failed_made, skip, total, recorded)
+                 record_path, failed_made, skip, prints, total, recorded)
 end
 
 -- run_locked once the failed file is locked too. failed_made: its id when this run made
 -- it (it may then be removed while it is empty, and only then; holding does it when this
 -- returns nil or raises).
-function run_files(ctx, args, input, wf, failed_path, record_path, failed_made, skip, total,
-                   recorded)
+function run_files(ctx, args, input, wf, failed_path, record_path, failed_made, skip, prints,
+                   total, recorded)
   local input_path = args.from
   -- "a", not "w": nothing is truncated, not even a device.
   local failed_file, ferr = io.open(failed_path, "a")
@@ -1072,7 +1115,7 @@ function run_files(ctx, args, input, wf, failed_path, record_path, failed_made, 
     failed_file = failed_file, record_file = record_file,
     record_mid_line = ends_mid_line(record_path),
     lines = line_reader(input),
-    skip = skip, total = total, recorded = recorded,
+    skip = skip, prints = prints, total = total, recorded = recorded,
     wf = wf, concurrency = args.concurrency or DEFAULT_CONCURRENCY, number = 0,
     started = 0, failed = 0, invalid = 0, unknown = 0, unknown_lines = 0, attempted = 0,
     resumed = 0, messages = 0, restartable = 0,
