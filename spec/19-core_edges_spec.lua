@@ -396,6 +396,30 @@ describe("sapwf.core at the edges", function()
     end)
   end)
 
+  describe("signals caught by catch_sigint", function()
+    it("are still handled once the interpreter has unloaded the module, as its state's " ..
+       "close does (a copy of the signal at exit: no crash)", function()
+      -- Lua 5.4's registry names its C modules' handles _CLIBS; its finalizer unloads them,
+      -- which lua_close (os.exit(code, true)) runs. Called here, Lua goes on after it.
+      local script = os.tmpname()
+      helpers.write_file(script, [[
+package.cpath = "./build/lua5.4/?.so;" .. package.cpath
+local core = require "sapwf.core"
+core.catch_sigint(true)
+local clibs = debug.getregistry()._CLIBS
+getmetatable(clibs).__gc(clibs)
+os.execute("kill -TERM $PPID")
+io.write("alive\n")
+io.stdout:flush()
+os.exit(0, false)
+]])
+      local ok, out, code = helpers.run("lua5.4 " .. script)
+      os.remove(script)
+      assert.equal("alive\n", out)
+      assert.is_true(ok, "exit " .. tostring(code))
+    end)
+  end)
+
   describe("odd arguments", function()
     it("an output table whose __index closes the client: the closed error, nothing sent",
       function()

@@ -29,8 +29,10 @@
  * Nothing here changes a thing while no signal is caught: a library's sleeps and waits are
  * as long as asked.
  * MIT licence, see LICENSE. */
+#define _GNU_SOURCE                             /* dladdr (glibc) */
 #include "sapwf.h"
 
+#include <dlfcn.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/select.h>
@@ -75,6 +77,24 @@ static void on_signal(int sig)
 }
 
 
+/* Keeps this module in memory until the process ends: called before a handler of it is
+ * installed. The interpreter unloads its C modules when its state closes (lua_close, as
+ * os.exit(code, true) does), and the command line keeps its handlers once a signal came, so
+ * a copy of that signal arriving after it would run code no longer mapped (exit 139, not
+ * 130). A second dlopen with RTLD_NODELETE keeps the module whatever the interpreter's
+ * dlclose does; found by dladdr of an object in it. */
+static void stay_loaded(void)
+{
+  static int pinned;
+  Dl_info info;
+  if (pinned)
+    return;
+  if (dladdr((const void *)&caught_at, &info) != 0 && info.dli_fname != NULL
+      && dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE) != NULL)
+    pinned = 1;
+}
+
+
 /***
  * Catches Ctrl-C, SIGTERM and SIGHUP (true) as a flag, or gives each its handler from before
  * (false). A SIGTERM or SIGHUP that is ignored stays ignored. While caught, the first signal
@@ -90,8 +110,10 @@ int sapwf_core_catch_sigint(lua_State *L)
   int on;
   luaL_checktype(L, 1, LUA_TBOOLEAN);
   on = lua_toboolean(L, 1);
-  if (on)
+  if (on) {
     caught = 0;
+    stay_loaded();
+  }
   catching = on;                          /* off: a signal caught before ends no wait */
   sapwf_exchange_interrupt(0);            /* also off: no later transfer is ended */
   for (i = 0; i < N_SIGNALS; i++) {
