@@ -349,7 +349,7 @@ describe("sapwf client", function()
           "bad argument #2 to 'update_context' (table expected, got nil)" },
         { function() wf:instances("status=RUNNING") end,
           "bad argument #1 to 'instances' (table expected, got string)" },
-        { function() wf:delete_instances({ "a", 5 }) end,
+        { function() wf:delete_instances({ ("a"):rep(36), 5 }) end,
           "bad argument #1 to 'delete_instances' (ids[2]: non-empty string expected, got number)" },
         { function() wf:update_roles("x", { viewers = "a" }) end,
           "bad argument #2 to 'update_roles' (unknown field 'viewers'; known: adminGroups, "

@@ -344,8 +344,24 @@ describe("instances", function()
       assert.equal(before, emu:stats().api_requests)
     end)
 
-    it("reports the service's refusal", function()
-      local _, err = wf:delete_instances({ "short-id" })
+    it("raises for what SAP's limits refuse, before sending; reports the service's refusal",
+      function()
+      local before = emu:stats().api_requests
+      assert.has_error(function() wf:delete_instances({ string.rep("0", 36), "short-id" }) end,
+        "bad argument #1 to 'delete_instances' (ids[2]: an instance id has 36 characters, "
+        .. "got 8)")
+      local many = {}
+      for i = 1, 10001 do many[i] = string.format("%036d", i) end
+      assert.has_error(function() wf:delete_instances(many) end,
+        "bad argument #1 to 'delete_instances' (10001 ids: at most 10000 in one call (SAP's "
+        .. "limit); split the list)")
+      many[10001] = nil
+      assert.is_table((wf:delete_instances(many)))      -- 10000: a job
+      assert.equal(before + 1, emu:stats().api_requests)
+      emu:fault{ fault = "status", status = 400, method = "PATCH",
+                 path = "/v1/workflow-instances", times = 1 }
+      local _, err = wf:delete_instances({ string.rep("0", 36) })
+      emu:clear_faults()
       assert.equal("invalid", err.kind)
       assert.equal(400, err.status)
       local _, err2 = limited:delete_instances({ string.rep("0", 36) })

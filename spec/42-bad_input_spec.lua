@@ -136,7 +136,7 @@ describe("bad input", function()
   describe("ids", function()
     -- Strings that are ids for the API (escaped, sent): the server says what it thinks of
     -- them, and the request reaches the operation the id belongs to, no other.
-    local ODD = { "a/b", "a?b=c", "a#b", "../x", "./x", "%2F", "a b", "ü", "日本",
+    local ODD = { "a/b", "a?b=c", "a#b", "..x", ".x/y", "%2F", "a b", "ü", "日本",
       "\226\128\174abc", "\226\128\139", "😀", "\255\254", "\r\nX-Injected: 1",
       string.rep("i", 300) }
 
@@ -183,10 +183,11 @@ describe("bad input", function()
       assert.is_nil(seen.unknown)
     end)
 
-    it("'', '.' and '..' cannot name a resource: they raise, nothing is sent", function()
+    it("'', '.', '..' and ids with them between slashes cannot name a resource: they " ..
+       "raise, nothing is sent", function()
       emu:reset()
       for _, call in ipairs(ID_CALLS) do
-        for _, id in ipairs({ "", ".", ".." }) do
+        for _, id in ipairs({ "", ".", "..", "../x", "./x", "x/..", "a\\..\\b" }) do
           local ok, err = pcall(wf[call.name], wf, id, R.unpack(call.rest))
           assert.is_false(ok)
           assert.matches("^bad argument #1 to '" .. call.name .. "' %(id", strip_position(err))

@@ -89,14 +89,16 @@ function methods:sample_context(id, version)
   return call(self, VERSION_SAMPLE, path_of(VERSION_SAMPLE, id, version), "")
 end
 
---- Undeploys a workflow definition. The service works on it in the background; follow the
--- job with wf:job(result.job).
+--- Undeploys a workflow definition: all its versions, and its instances with them (SAP:
+-- "deletes the corresponding workflow instances", the completed and canceled ones too,
+-- cascade or not). The service works on it in the background; follow the job with
+-- wf:job(result.job).
 -- @tparam string id the workflow definition id
--- @tparam[opt] table opts `cascade` (default false): true also deletes the definition's
--- instances, which the service otherwise requires to be gone
+-- @tparam[opt] table opts `cascade` (default false): true also deletes the active instances
+-- (RUNNING, ERRONEOUS, SUSPENDED); without it, active instances make the service refuse
 -- @treturn table `{job = id, location = url}`: the job's id and the Location header
 -- @fails "forbidden" without WORKFLOW_DEFINITION_UNDEPLOY; "not_found" for an unknown id;
--- "conflict" while instances exist (without cascade)
+-- "conflict" (412) while active instances exist (without cascade)
 function methods:undeploy(id, opts)
   open(self, "undeploy")
   check_id("undeploy", 1, id)

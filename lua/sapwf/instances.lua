@@ -259,11 +259,16 @@ function methods:update_roles(id, roles)
   return send_table(self, UPDATE_ROLES, id, body, "roles")
 end
 
+-- SAP's limits on one bulk delete (DeleteWorkflowInstancesPayload): maxItems, and the
+-- length of each id (minLength = maxLength).
+local MAX_DELETE, ID_LENGTH = 10000, 36
+
 --- Deletes workflow instances.
--- @tparam table ids array of instance ids (a set or a table with other keys raises: those
--- ids would not be deleted); an empty one deletes nothing and sends nothing (the service
--- answers an empty list 200 too), so "delete whatever the query found" needs no case of
--- its own
+-- @tparam table ids array of instance ids, 36 characters each, at most 10000 (SAP's limits
+-- for one call: more, or another id, raises, as the service would refuse the whole call;
+-- so does a set or a table with other keys: those ids would not be deleted); an empty one
+-- deletes nothing and sends nothing (the service answers an empty list 200 too), so
+-- "delete whatever the query found" needs no case of its own
 -- @treturn boolean|table true when the service deleted them at once (200), or `{job =,
 -- location =}` when it deletes them in the background (202): follow it with wf:job
 -- @fails "forbidden" without WORKFLOW_INSTANCES_UPDATE
@@ -272,12 +277,19 @@ function methods:delete_instances(ids)
   check_table("delete_instances", 1, ids)
   local n = base.check_array("delete_instances", 1, ids, nil, 2)
   if n == 0 then return true, {} end                   -- meta without status: nothing sent
+  if n > MAX_DELETE then
+    argerror("delete_instances", 1, format("%d ids: at most %d in one call (SAP's limit); "
+                                           .. "split the list", n, MAX_DELETE))
+  end
   local items = {}
   for i = 1, n do
     local id = ids[i]
     if type(id) ~= "string" or id == "" then
       argerror("delete_instances", 1, format("ids[%d]: non-empty string expected, got %s", i,
                                             type(id) == "string" and "\"\"" or type(id)))
+    elseif #id ~= ID_LENGTH then
+      argerror("delete_instances", 1, format("ids[%d]: an instance id has %d characters, "
+                                            .. "got %d", i, ID_LENGTH, #id))
     end
     items[i] = { id = id, deleted = true }
   end
