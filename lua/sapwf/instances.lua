@@ -66,8 +66,10 @@ function methods:start(definition_id, context)
               '{"definitionId":' .. id_text .. ',"context":' .. ctx_text .. '}')
 end
 
---- The workflow instances matching q; with no status filter the service returns the
--- RUNNING and ERRONEOUS ones. At most one page: see wf:each_instance for all matches.
+--- The workflow instances matching q; with no filter at all the service returns the
+-- RUNNING and ERRONEOUS ones (SAP: "If no parameters are specified"; sapwf, its emulator
+-- and its command line take any filter to lift that, which no source confirms: give
+-- `status` to be sure). At most one page: see wf:each_instance for all matches.
 -- @tparam[opt] table q names: `top` (page size, 0 to 1000), `skip` (0 to 4000), `orderby`
 -- (e.g. "startedAt desc"), `inlinecount` (true: meta.total), `expand`; the filters
 -- `businessKey`, `completedAt`, `completedFrom`, `completedUpTo`, `containsText`,
