@@ -10,10 +10,11 @@ local methods = {}
 local JOB, FORMS = ops.job, ops.forms
 
 --- The status of a background job (wf:undeploy, wf:delete_instances). A finished job is
--- gone: 404.
+-- gone: 404, as for an id that never was one (the service tells them apart no further).
 -- @function methods:job
 -- @tparam string id the job id: the `job` of what wf:undeploy or wf:delete_instances returned
--- @treturn table the job: id, status, ...
+-- @treturn table the job (SAP's Job): `status`, "RUNNING" or "ERRONEOUS" (then `error`:
+-- code, message, logId, says why it failed), and `details`
 -- @fails "forbidden" without JOB_STATUS_GET; "not_found" for an unknown or finished job
 methods.job = by_id(JOB, "job")
 
