@@ -89,6 +89,14 @@ describe("query.build", function()
                  build(INSTANCES, { containsText = { "a", "b" } }))
     assert.equal("?recipientUsers=a&recipientUsers=b",
                  build(TASKS, { recipientUsers = { "a", "b" } }))
+    -- SAP's task list: "You must not specify texts that contain commas" (subject, description)
+    assert.has_error(function() build(TASKS, { subject = "Approve order 1, urgent" }) end,
+      "bad argument #1 to 'instances' (query 'subject' cannot hold a comma (SAP's definition "
+      .. "forbids it there))")
+    assert.has_error(function() build(TASKS, { description = { "a", "b,c" } }) end,
+      "bad argument #1 to 'instances' (query 'description' item 2 cannot hold a comma (SAP's "
+      .. "definition forbids it there))")
+    assert.equal("?subject=a%2Cb", build(INSTANCES, { subject = "a,b" }))
     assert.has_error(function() build(INSTANCES, "status=RUNNING") end,
       "bad argument #1 to 'instances' (table expected, got string)")
     assert.has_error(function() build(INSTANCES, { top = 0 / 0 }) end)

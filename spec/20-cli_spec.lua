@@ -528,6 +528,8 @@ describe("sapwf command line", function()
         "instances", { { status = { "RUNNING", "" } } } },
       { { "instances", "--started-from", "" }, "--started-from is empty", "instances",
         { { startedFrom = "" } } },
+      { { "tasks", "--subject", "a,b" }, "--subject: query 'subject' cannot hold a comma",
+        "tasks", { { subject = "a,b" } } },
       { { "tasks", "--instance-id", "" }, "--instance-id is empty", "tasks",
         { { workflowInstanceId = "" } } },
       { { "message", "--name", "m", "--definition-id", "d", "--business-key", "" },

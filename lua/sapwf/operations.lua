@@ -11,7 +11,8 @@
 -- checks it); answer_id (true: the answer object must hold an `id` string, the only handle
 -- on what the call made: a start's new instance); accept (the Accept header when the answer
 -- is not JSON); once (query names the service takes once, beyond those taken_once names);
--- lua (the call). Made here: query_names and query_once (sets), the path's params and
+-- no_comma (query names whose values SAP's definition forbids commas in: `^[^,]*$`);
+-- lua (the call). Made here: query_names, query_once, query_no_comma (sets), the path's params and
 -- pieces, its pattern.
 local format, gsub, gmatch, find = string.format, string.gsub, string.gmatch, string.find
 local sort = table.sort
@@ -136,8 +137,8 @@ local list = {
       "completedFrom", "completedUpTo", "lastChangedAt", "lastChangedFrom",
       "lastChangedUpTo", "dueDate", "dueDateFrom", "dueDateUpTo", "priority", "status",
       "recipientUsers", "recipientGroups", "containsText", "definitionId"),
-    once = { "containsText" }, attributes = true, success = { 200 }, body = "json",
-    answer = "array", lua = "wf:tasks(q)" },
+    once = { "containsText" }, no_comma = { "subject", "description" }, attributes = true,
+    success = { 200 }, body = "json", answer = "array", lua = "wf:tasks(q)" },
   { name = "task", method = "GET", path = "/v1/task-instances/{taskInstanceId}",
     authority = "TASK_GET", query = { "$expand" }, success = { 200 }, body = "json",
     answer = "object", lua = "wf:task(id, {expand = \"attributes\"})" },
@@ -230,6 +231,8 @@ for _, op in ipairs(list) do
     op.query_once[q] = taken_once(q) or nil
   end
   for _, q in ipairs(op.once or {}) do op.query_once[q] = true end
+  op.query_no_comma = {}
+  for _, q in ipairs(op.no_comma or {}) do op.query_no_comma[q] = true end
   op.success_set = {}
   for _, s in ipairs(op.success) do op.success_set[s] = true end
   op.params, op.pieces = {}, {}

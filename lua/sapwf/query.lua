@@ -62,9 +62,14 @@ local function spec_name(op, name)
   return nil
 end
 
--- Why text, the value of filter `wire` (item i of its list, or nil), cannot go out, or nil:
--- an empty one (bad raises it, at the method's caller).
-local function emptiness(wire, text, i)
+-- Why text, the value of filter `wire` of op (item i of its list, or nil), cannot go out,
+-- or nil: an empty one, or one with a comma where SAP's definition forbids it (bad raises
+-- it, at the method's caller).
+function query.value_problem(op, wire, text, i)
+  if op.query_no_comma[wire] and find(text, ",", 1, true) then
+    return format("query '%s'%s cannot hold a comma (SAP's definition forbids it there)",
+                  wire, i and format(" item %d", i) or "")
+  end
   if text ~= "" or sub(wire, 1, 1) == "$" then return nil end
   if i then
     return format("query '%s' item %d is empty (the service would take it for no filter)",
@@ -130,8 +135,8 @@ function query.build(op, q, fname, argn)
           bad(fname, argn, "query '%s' item %d: string, number or boolean expected, got %s",
               wire, i, type(item))
         end
-        local empty = emptiness(wire, text, i)
-        if empty then bad(fname, argn, "%s", empty) end
+        local problem = query.value_problem(op, wire, text, i)
+        if problem then bad(fname, argn, "%s", problem) end
         parts[#parts + 1] = key .. "=" .. escape(text)
       end
     else
@@ -140,8 +145,8 @@ function query.build(op, q, fname, argn)
         bad(fname, argn, "query '%s': string, number, boolean or list expected, got %s",
             wire, type(value))
       end
-      local empty = emptiness(wire, text)
-      if empty then bad(fname, argn, "%s", empty) end
+      local problem = query.value_problem(op, wire, text)
+      if problem then bad(fname, argn, "%s", problem) end
       parts[#parts + 1] = key .. "=" .. escape(text)
     end
   end

@@ -71,14 +71,24 @@ end
 -- converter that refuses an empty value: the service takes an empty filter for none, so a
 -- script's empty "$ID" would list (and then act on) every item.
 function M.add(command, op_name, non_empty)
+  local op = operations.by_name[op_name]
   for _, f in ipairs(M.of(op_name)) do
     local help = (HELP[op_name] or {})[f.name] or generic_help(f.name)
-    if operations.by_name[op_name].query_once[f.name] then
+    local not_empty = non_empty(f.option)
+    -- and what else the library would refuse in this filter's value (query.value_problem)
+    local function convert(text)
+      local value, why = not_empty(text)
+      if value == nil then return nil, why end
+      local problem = require("sapwf.query").value_problem(op, f.name, text)
+      if problem then return nil, f.option .. ": " .. problem end
+      return value
+    end
+    if op.query_once[f.name] then
       command:option(f.option, help):argname("VALUE"):target(f.target):overwrite(false)
-        :convert(non_empty(f.option))
+        :convert(convert)
     else
       command:option(f.option, help .. " Repeat for any of several.")
-        :argname("VALUE"):count("*"):target(f.target):convert(non_empty(f.option))
+        :argname("VALUE"):count("*"):target(f.target):convert(convert)
     end
   end
 end
