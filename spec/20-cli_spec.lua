@@ -1754,6 +1754,28 @@ describe("sapwf command line", function()
         assert.equal(4, instances_started())
       end)
 
+    it("--resume starts a failed line fixed in place, but not a started one moved onto it",
+      function()
+        write_file(input, '{"n":1}\n{"definitionId":"nosuchdefinition","context":{}}\n'
+          .. '{"n":3}\n')
+        local r = run({ "start", "simple", "--from", input })
+        assert.equal(1, r.json.failed, r.stderr)
+        assert.equal(2, instances_started())
+        -- line 2 deleted: line 2 is now the started {"n":3}, which must not start again
+        local fixed_in_place = '{"n":1}\n{"n":2}\n{"n":3}\n'
+        write_file(input, '{"n":1}\n{"n":3}\n')
+        r = run({ "start", "simple", "--from", input, "--resume" })
+        assert.equal(2, r.code, r.stderr)
+        assert.matches("line 2 of", r.stderr, 1, true)
+        assert.equal(2, instances_started())
+        -- line 2 fixed where it was, as the report advises: it starts, nothing else does
+        write_file(input, fixed_in_place)
+        r = run({ "start", "simple", "--from", input, "--resume" })
+        assert.equal(0, r.code, r.stderr)
+        assert.same({ 1, 2 }, { r.json.started, r.json.skippedAsRecorded })
+        assert.equal(3, instances_started())
+      end)
+
     it("takes the definition from each line when none is given, and reads stdin with " ..
       "--from -", function()
         local text = '{"definitionId":"simple","context":{"n":1}}\n{"n":2}\n'

@@ -121,8 +121,9 @@ local ENOENT = 2      -- io.open's third result when nothing has the name
 
 -- What an earlier run recorded (for --resume): `lines`, line number -> true (started) or the
 -- entry of a start with an unknown outcome (entry.pending: its answer never came), and
--- `prints`, line number -> the fingerprint of the text sent for it (sending entries carry
--- one: a line whose text is not that one is not the line the record speaks of). Or nil and a
+-- `prints`, line number -> the fingerprint of the text last sent for it (sending entries
+-- carry one), and `started`, the set of the prints of the lines in `lines` (changed_line
+-- reads the two). Or nil and a
 -- usage error for a record with a line that cannot be read where no sending entry came
 -- before it: written by the format without them, such a line may be the only record of a
 -- started instance, and --resume would start it again. After a sending entry, a line cut
@@ -135,7 +136,7 @@ local function recorded_lines(path)
     -- Only a record that is not there lists nothing. One that cannot be read (no read
     -- permission) may list every line: taken for empty, each would start again.
     if code == ENOENT then
-      return { lines = done, prints = prints }
+      return { lines = done, prints = prints, started = {} }
     end
     return usage(string.format("--resume: cannot read the record file %s: %s", path,
       input_text.system_reason(open_err, path)))
@@ -188,21 +189,34 @@ local function recorded_lines(path)
     entry.pending = true
     done[line] = entry
   end
-  return { lines = done, prints = prints }
+  -- the prints of the lines that started or may have: such a text must not start again
+  local started = {}
+  for line in pairs(done) do
+    if prints[line] then started[prints[line]] = true end
+  end
+  return { lines = done, prints = prints, started = started }
 end
 
--- Whether line `number` of the input, `text`, is not the one the record's prints speak of.
-local function changed_line(prints, number, text)
-  local known = prints[number]
-  return known ~= nil and known ~= core.fingerprint(text)
+-- Whether line `number` of the input, `text`, is not the line the record speaks of, so that
+-- --resume would skip it or start it by mistake: a line the record lists as started (or
+-- maybe started) must be the same text; one it lists as failed may have been fixed in
+-- place (the report advises that), but must not be the text of a started one moved there
+-- (a line deleted above it). record: recorded_lines's.
+local function changed_line(record, number, text)
+  local known = record.prints[number]
+  if known == nil then return false end
+  local now = core.fingerprint(text)
+  if now == known then return false end
+  return record.lines[number] ~= nil or record.started[now] == true
 end
 
 -- The error of a changed_line.
 local function changed_input(number, input_path, record_path)
   return { kind = "usage", message = string.format("--resume: line %d of %s is not the line "
     .. "the record %s holds for it (the input changed since that run?): --resume would skip "
-    .. "or start the wrong lines. For a new input give a --record of its own", number,
-    input_path, record_path) }
+    .. "or start the wrong lines. Put back the input that run read; for a new input give a "
+    .. "--record of its own (a new record starts every line of the input it is given)",
+    number, input_path, record_path) }
 end
 
 -- The next line of input each call, nil at its end. A signal (Ctrl-C, SIGTERM, SIGHUP)
@@ -250,7 +264,7 @@ end
 -- The non-blank lines of a seekable input, how many of them an earlier run recorded, and
 -- the first that is not the line the record speaks of (changed_line), or nil. Reads the
 -- open file and puts it back where it was, so the run reads the same lines.
-local function count_lines(file, skip, prints)
+local function count_lines(file, skip, record)
   local count, recorded, number, changed = 0, 0, 0, nil
   local start = file:seek("cur")
   for text in file:lines() do
@@ -261,7 +275,7 @@ local function count_lines(file, skip, prints)
       if skip[number] == true then       -- started; an unknown one counts as unknown
         recorded = recorded + 1
       end
-      if not changed and changed_line(prints, number, (text:gsub("\r$", ""))) then
+      if not changed and changed_line(record, number, (text:gsub("\r$", ""))) then
         changed = number
       end
     end
@@ -583,7 +597,7 @@ function Run:next_line()
     local number = self.number + 1
     self.number = number
     text = line_text(text, number):gsub("\r$", "")
-    if text:find("%S") and changed_line(self.prints, number, text) then
+    if text:find("%S") and changed_line(self.record, number, text) then
       -- read from a pipe: not seen before the run began (count_lines); no line from here
       self.aborted = changed_input(number, self.input_path, self.record_path)
       return nil
@@ -1057,18 +1071,17 @@ function run_locked(ctx, args, input, seekable, wf, failed_path, record_path)
   if not args.resume and (file_size(record_path) or 0) > 0 then
     return record_exists(record_path)
   end
-  local skip, prints = {}, {}
+  local record = { lines = {}, prints = {}, started = {} }
   if args.resume then
-    local record
     record, err = recorded_lines(record_path)
     if not record then
       return nil, err
     end
-    skip, prints = record.lines, record.prints
   end
+  local skip = record.lines
   local total, recorded, changed
   if seekable then
-    total, recorded, changed = count_lines(input, skip, prints)
+    total, recorded, changed = count_lines(input, skip, record)
     if changed then                       -- before anything is sent
       return nil, changed_input(changed, args.from, record_path)
     end
@@ -1088,13 +1101,13 @@ function run_locked(ctx, args, input, seekable, wf, failed_path, record_path)
     ctx.out:message("the failed file of an earlier run is kept as %s", kept)
   end
   return holding(lock, failed_path, failed_made, run_files, ctx, args, input, wf, failed_path,
-                 record_path, failed_made, skip, prints, total, recorded)
+                 record_path, failed_made, record, total, recorded)
 end
 
 -- run_locked once the failed file is locked too. failed_made: its id when this run made
 -- it (it may then be removed while it is empty, and only then; holding does it when this
 -- returns nil or raises).
-function run_files(ctx, args, input, wf, failed_path, record_path, failed_made, skip, prints,
+function run_files(ctx, args, input, wf, failed_path, record_path, failed_made, record,
                    total, recorded)
   local input_path = args.from
   -- "a", not "w": nothing is truncated, not even a device.
@@ -1115,7 +1128,7 @@ function run_files(ctx, args, input, wf, failed_path, record_path, failed_made, 
     failed_file = failed_file, record_file = record_file,
     record_mid_line = ends_mid_line(record_path),
     lines = line_reader(input),
-    skip = skip, prints = prints, total = total, recorded = recorded,
+    skip = record.lines, record = record, total = total, recorded = recorded,
     wf = wf, concurrency = args.concurrency or DEFAULT_CONCURRENCY, number = 0,
     started = 0, failed = 0, invalid = 0, unknown = 0, unknown_lines = 0, attempted = 0,
     resumed = 0, messages = 0, restartable = 0,
