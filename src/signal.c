@@ -29,10 +29,14 @@
  * Nothing here changes a thing while no signal is caught: a library's sleeps and waits are
  * as long as asked.
  * MIT licence, see LICENSE. */
-#define _GNU_SOURCE                             /* dladdr (glibc) */
+#if defined(__linux__)
+#define _GNU_SOURCE                             /* dladdr, RTLD_NODELETE (glibc) */
+#endif
 #include "sapwf.h"
 
+#if defined(__linux__)
 #include <dlfcn.h>
+#endif
 #include <signal.h>
 #include <string.h>
 #include <sys/select.h>
@@ -85,6 +89,7 @@ static void on_signal(int sig)
  * dlclose does; found by dladdr of an object in it. */
 static void stay_loaded(void)
 {
+#if defined(__linux__) && defined(RTLD_NODELETE) && defined(RTLD_NOLOAD)
   static int pinned;
   Dl_info info;
   if (pinned)
@@ -92,6 +97,8 @@ static void stay_loaded(void)
   if (dladdr((const void *)&caught_at, &info) != 0 && info.dli_fname != NULL
       && dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE) != NULL)
     pinned = 1;
+#endif                                  /* elsewhere (no dladdr without feature macros that
+                                         * -D_POSIX_C_SOURCE hides): as before, unpinned */
 }
 
 
