@@ -150,8 +150,9 @@ local function setup_error(pool, message)
 end
 
 -- The calls under way in this worker's threads (a key each -> until when it may run,
--- ngx.now()'s clock), and whether the timer that holds the worker for them runs.
-local holding, holder_running = {}, false
+-- ngx.now()'s clock), and the timer that holds the worker for them: nil, or { queued =
+-- when it was started, began = whether it runs }.
+local holding, holder = {}, nil
 
 -- nginx ends a worker on a reload (HUP) or a graceful stop (`nginx -s quit`) once no timer
 -- holds it, and a request waiting for a worker thread holds none: the call still ran to its
@@ -160,7 +161,8 @@ local holding, holder_running = {}, false
 -- worker until they have ended. A call whose light thread was killed (ngx.thread.kill) never
 -- says it ended: it is let go when it must be over anyway. A timer, not a light thread of
 -- the request: that one would keep a request whose thread was killed from ending.
-local function hold_worker()
+local function hold_worker(_, me)
+  me.began = true
   while true do
     ngx.update_time()
     local now, any = ngx.now(), false
@@ -170,7 +172,7 @@ local function hold_worker()
     if not any then break end
     ngx.sleep(0.5)
   end
-  holder_running = false
+  if holder == me then holder = nil end
 end
 
 -- ngx.run_worker_thread(pool, THREAD_MODULE, fn, ...), the worker held meanwhile (above),
@@ -178,10 +180,14 @@ end
 local function run_holding(pool, hold_for, fn, ...)
   local key = {}
   ngx.update_time()
-  holding[key] = ngx.now() + hold_for
-  if not holder_running then
-    -- (none when nginx has no timer to spare: the call goes on, unheld)
-    holder_running = ngx.timer.at(0, hold_worker) ~= nil
+  local now = ngx.now()
+  holding[key] = now + hold_for
+  -- A holder, unless one runs or is about to; one that has not begun within the grace was
+  -- dropped by nginx (all lua_max_running_timers busy), and would never hold the worker.
+  -- (None when nginx has no timer to spare: the call goes on, unheld.)
+  if not holder or (not holder.began and now - holder.queued >= token.TIMER_GRACE) then
+    local me = { queued = now, began = false }
+    holder = ngx.timer.at(0, hold_worker, me) and me or nil
   end
   local ran, ok, a, b, c, d, e = pcall(ngx.run_worker_thread, pool, THREAD_MODULE, fn, ...)
   holding[key] = nil

@@ -49,6 +49,9 @@ local FIRST_POLL, MAX_POLL = 0.005, 0.05
 -- that is due while lua_max_running_timers are running, logging an alert), and the
 -- request that started it fetches instead.
 local TIMER_GRACE = 0.5
+token.TIMER_GRACE = TIMER_GRACE                   -- (ngx.lua's worker holder goes by it too)
+-- Seconds the fetch lock is taken for until a fetch begins under it (Tokens:lock).
+local LOCK_START_TTL = 2 * TIMER_GRACE
 -- wait_for's answer when its `stalled` said the fetch it waited for never began.
 local STALLED = {}
 
@@ -124,14 +127,26 @@ end
 
 -- The holder's name when this request now holds the lock, else nil. A dict that cannot
 -- take the lock (full) counts as held by us (true: nothing to release): fetching without
--- the lock beats waiting for nobody.
+-- the lock beats waiting for nobody. The lock is taken for LOCK_START_TTL only, and lasts
+-- its lifetime once a fetch begins under it (keep_lock): a fetch's timer that never runs
+-- (nginx drops it; its request killed meanwhile) holds up the others a second, not the
+-- lock's lifetime, while the token they wait for may expire.
 function Tokens:lock()
   locks_taken = locks_taken + 1
   local holder = ngx.worker.pid() .. ":" .. locks_taken
-  local ok, err = self.dict:add(self.lock_key, holder, self.lock_ttl)
+  local ok, err = self.dict:add(self.lock_key, holder, min(LOCK_START_TTL, self.lock_ttl))
   if ok then return holder end
   if err ~= "exists" then return true end
   return nil
+end
+
+-- A fetch begins under the lock: true, the lock now lasting its lifetime, while holder
+-- holds it; false when it does not (taken for too short: another fetch runs under it).
+function Tokens:keep_lock(holder)
+  if holder == true then return true end
+  if self.dict:get(self.lock_key) ~= holder then return false end
+  self.dict:set(self.lock_key, holder, self.lock_ttl)
+  return true
 end
 
 function Tokens:unlock(holder)
@@ -193,15 +208,18 @@ end
 -- after it would wait out the lock's lifetime. This request then waits for the result as
 -- any other does. Without a timer (too many pending), or when nginx drops it (too many
 -- running: TIMER_GRACE), the fetch runs here. (A renewal near expiry does not wait to see:
--- its dropped timer leaves the lock to expire, the valid token serving meanwhile.)
+-- its dropped timer leaves the lock to expire after LOCK_START_TTL, the valid token serving
+-- meanwhile; so does a request killed before its timer began.)
 function Tokens:locked_fetch(acceptable, holder, until_at, detached)
   local current = self:read()
   if current and acceptable(current) then
     self:unlock(holder)
     return current
   end
-  -- ok, entry | nil, err as fetch_and_store's, the lock released whatever happened
+  -- ok, entry | nil, err as fetch_and_store's, the lock released whatever happened; or
+  -- true, nil, nil, true (lost) without fetching when the lock is another's by now
   local function fetch_and_release()
+    if not self:keep_lock(holder) then return true, nil, nil, true end
     local ok, entry, err = pcall(self.fetch_and_store, self)
     self:unlock(holder)
     return ok, entry, err
@@ -216,7 +234,8 @@ function Tokens:locked_fetch(acceptable, holder, until_at, detached)
   local started = holder ~= true and ngx.timer.at(0, function()
     if taken_over then return end               -- late: the request fetched, and released
     began = true
-    local ok, entry, err = fetch_and_release()
+    local ok, entry, err, lost = fetch_and_release()
+    if lost then return end                     -- late: another fetch runs
     if not ok then
       ngx.log(ngx.ERR, "sapwf.ngx: the token fetch failed: ", tostring(entry))
     elseif detached and not entry then
@@ -232,16 +251,17 @@ function Tokens:locked_fetch(acceptable, holder, until_at, detached)
     end
     local entry, err = self:wait_for(acceptable, since, until_at, stalled)
     if entry ~= STALLED then
-      if not entry and not began then           -- out of time before the timer began:
-        taken_over = true                       -- it never will fetch, and the lock is free
-        self:unlock(holder)
+      if not began then                         -- done before the timer began (out of time,
+        taken_over = true                       -- or another worker's token came): it never
+        self:unlock(holder)                     -- will fetch, and the lock is free
       end
       return entry, err
     end
     ngx.log(ngx.WARN, "sapwf.ngx: the token fetch's timer did not run (is ",
             "lua_max_running_timers too low?); fetching in the request")
   end
-  local ok, entry, err = fetch_and_release()
+  local ok, entry, err, lost = fetch_and_release()
+  if lost then return self:wait_for(acceptable, since, until_at) end
   if not ok then error(entry, 0) end                 -- a bug: do not hide it
   return entry, err
 end
