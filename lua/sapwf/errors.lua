@@ -41,8 +41,9 @@
 -- the background", SAP says: try again later), which it returns at once.
 -- @field outcome "not_sent" (the request never reached the service), "rejected" (the
 -- service answered with an error: nothing changed) or "unknown" (it may have taken effect:
--- a network failure after sending, a 500/502/504, a 503 to a call that is not idempotent, a
--- 2xx whose body could not be read or is not the JSON the call answers). For
+-- a network failure after sending, any 5xx but a 503 to an idempotent call, a 303 (the
+-- request was processed), a 2xx whose body could not be read or is not the JSON the call
+-- answers). For
 -- "unknown" after a start, look the instance up before starting it again.
 -- @field attempts how many times the call was sent, when sapwf retried it
 -- @field interrupted true when a signal that core.catch_sigint catches came while the call
