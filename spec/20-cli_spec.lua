@@ -42,12 +42,13 @@ end
 
 -- The record file's entries of what became of a start (an id, or an unknown outcome), as
 -- text: not the sending entry written before each start, nor the failed one after a
--- failure.
+-- failure, nor the entries of lines read and not sent (blank, bad).
 local function results_of(path)
   local list = {}
   for _, text in ipairs(lines_of(path)) do
     local entry = json.decode(text)
-    if not (entry and (entry.outcome == "sending" or entry.outcome == "failed")) then
+    if not (entry and (entry.outcome == "sending" or entry.outcome == "failed"
+                       or entry.outcome == "blank")) then
       list[#list + 1] = text
     end
   end
@@ -1776,6 +1777,25 @@ describe("sapwf command line", function()
         assert.equal(3, instances_started())
       end)
 
+    it("--resume: a bad or blank line deleted above started ones moves none of them onto a " ..
+       "number the record knows nothing of", function()
+        for _, gone in ipairs({ "not json", "" }) do
+          seq = seq + 1
+          input = dir .. "/bulk" .. seq .. ".ndjson"
+          local before = instances_started()
+          write_file(input, '{"n":1}\n' .. gone .. '\n{"n":3}\n')
+          local r = run({ "start", "simple", "--from", input })
+          assert.equal(before + 2, instances_started(), r.stderr)
+          -- the line read and not sent is in the record, with its fingerprint
+          assert.matches('"line":2', read_file(input .. ".started.ndjson"), 1, true)
+          write_file(input, '{"n":1}\n{"n":3}\n')
+          r = run({ "start", "simple", "--from", input, "--resume" })
+          assert.equal(2, r.code, r.stderr)
+          assert.matches("line 2 of", r.stderr, 1, true)
+          assert.equal(before + 2, instances_started())
+        end
+      end)
+
     it("takes the definition from each line when none is given, and reads stdin with " ..
       "--from -", function()
         local text = '{"definitionId":"simple","context":{"n":1}}\n{"n":2}\n'
@@ -1854,7 +1874,13 @@ describe("sapwf command line", function()
         local record = read_file(input .. ".started.ndjson")
         assert.equal("{", record:sub(1, 1))               -- no blank line before the first
         for _, text in ipairs(lines_of(input .. ".started.ndjson")) do
-          assert.equal(2, json.decode(text).line)
+          local entry = json.decode(text)
+          if entry.line == 1 then                         -- read, not sent: its fingerprint
+            assert.equal("failed", entry.outcome)
+            assert.matches("^%x+$", entry.fingerprint)
+          else
+            assert.equal(2, entry.line)
+          end
         end
         r = run({ "start", "", "--from", input, "--record", input .. ".r2" })
         assert.equal(2, r.code, r.stderr)

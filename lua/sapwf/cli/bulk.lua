@@ -163,12 +163,14 @@ local function recorded_lines(path)
     local entry = text:find("%S") and json.decode(text)
     if type(entry) == "table" and is_line_number(entry.line) then
       local line = entry.line
+      -- the text this line had when it was sent, or read and not sent (Run:passed)
+      if type(entry.fingerprint) == "string" then prints[line] = entry.fingerprint end
       if entry.outcome == "sending" then
         write_ahead = true
         if done[line] == nil then pending[line] = entry end
-        if type(entry.fingerprint) == "string" then prints[line] = entry.fingerprint end
       elseif entry.outcome == "failed" then
         pending[line] = nil                             -- answered: not started
+      elseif entry.outcome == "blank" then              -- read, nothing to send
       elseif entry.outcome == "unknown" then
         pending[line] = nil
         if done[line] == nil then done[line] = entry end
@@ -201,12 +203,13 @@ end
 -- --resume would skip it or start it by mistake: a line the record lists as started (or
 -- maybe started) must be the same text; one it lists as failed may have been fixed in
 -- place (the report advises that), but must not be the text of a started one moved there
--- (a line deleted above it). record: recorded_lines's.
-local function changed_line(record, number, text)
+-- (a line deleted above it). Lines read and not sent (blank, bad, of unknown outcome) are
+-- recorded with their fingerprint too (Run:passed), so that deleting one of them cannot
+-- move a started line onto a number the record knows nothing of. record: recorded_lines's;
+-- now: the line's fingerprint.
+local function changed_line(record, number, now)
   local known = record.prints[number]
-  if known == nil then return false end
-  local now = core.fingerprint(text)
-  if now == known then return false end
+  if known == nil or now == known then return false end
   return record.lines[number] ~= nil or record.started[now] == true
 end
 
@@ -275,9 +278,10 @@ local function count_lines(file, skip, record)
       if skip[number] == true then       -- started; an unknown one counts as unknown
         recorded = recorded + 1
       end
-      if not changed and changed_line(record, number, (text:gsub("\r$", ""))) then
-        changed = number
-      end
+    end
+    if not changed and record.prints[number] ~= nil
+        and changed_line(record, number, core.fingerprint((text:gsub("\r$", "")))) then
+      changed = number
     end
   end
   assert(file:seek("set", start))
@@ -435,6 +439,14 @@ function Run:write_record(entry, what)
   self:stop_writing(io_error(string.format("cannot write the record file %s: %s",
     self.record_path, tostring(err))))
   return false
+end
+
+-- A line read and not sent (outcome "blank", or "failed": bad, or of unknown outcome
+-- already) goes to the record with its fingerprint, once (changed_line).
+function Run:passed(number, outcome, fp)
+  if self.record.prints[number] ~= fp then
+    self:write_record({ line = number, outcome = outcome, fingerprint = fp }, "read, not sent")
+  end
 end
 
 function Run:bad_line(number, text, why)
@@ -597,28 +609,33 @@ function Run:next_line()
     local number = self.number + 1
     self.number = number
     text = line_text(text, number):gsub("\r$", "")
-    if text:find("%S") and changed_line(self.record, number, text) then
+    local fp = core.fingerprint(text)
+    if changed_line(self.record, number, fp) then
       -- read from a pipe: not seen before the run began (count_lines); no line from here
       self.aborted = changed_input(number, self.input_path, self.record_path)
       return nil
     end
-    if text:find("%S") and not self.skip[number] then
+    if not text:find("%S") then
+      self:passed(number, "blank", fp)
+    elseif not self.skip[number] then
       local item, why = M.parse_line(text, number, self.definition)
       if not item then
         self:bad_line(number, text, why)
+        self:passed(number, "failed", fp)
         self:tick()
       elseif item.unknown then
         self:unknown_again(item, text)
+        self:passed(number, "failed", fp)
         self:tick()
       else
         if self.probing then
           self.probe_taken = true
         end
         item.from = utc_now()
-        item.fingerprint = core.fingerprint(text)
+        item.fingerprint = fp
         return item
       end
-    elseif text:find("%S") then
+    else
       local entry = self.skip[number]
       if type(entry) == "table" then
         self:unknown_recorded(number, entry, text)
