@@ -444,10 +444,14 @@ describe("sapwf.ngx in nginx", function()
         local wf = assert(require("sapwf.ngx").new{ service_key = os.getenv("SAPWF_SERVICE_KEY"),
                                                     timeout = 0 })
         local th = ngx.thread.spawn(function() return wf:token() end)
-        ngx.sleep(0.2)
+        -- until the fetch (0.5 s) has begun under the lock, which it then keeps
         local ttl = "no lock"
-        for _, k in ipairs(dict:get_keys(0)) do
-          if k:sub(-5) == ":lock" then ttl = dict:ttl(k) end
+        for _ = 1, 40 do
+          ngx.sleep(0.01)
+          for _, k in ipairs(dict:get_keys(0)) do
+            if k:sub(-5) == ":lock" then ttl = dict:ttl(k) end
+          end
+          if type(ttl) == "number" and ttl > 1 then break end
         end
         ngx.thread.wait(th)
         ngx.say(ttl)
@@ -1184,11 +1188,22 @@ http {
         local wf = assert(require("sapwf.ngx").new{
           service_key = os.getenv("SAPWF_SERVICE_KEY"), retries = 0,
           timeout = tonumber(ngx.var.arg_timeout) })
+        -- the fetch lock's lifetime a tenth of a second into the call
+        local probe = ngx.thread.spawn(function()
+          ngx.sleep(0.1)
+          local dict = ngx.shared.sapwf_tokens
+          for _, k in ipairs(dict:get_keys(0)) do
+            if k:sub(-5) == ":lock" then return dict:ttl(k) end
+          end
+          return "none"
+        end)
         ngx.update_time()
         local t0 = ngx.now()
         local list, err = wf:definitions()
         ngx.update_time()
-        ngx.say(list and "listed" or tostring(err), "|", ngx.now() - t0)
+        local took = ngx.now() - t0
+        local _, ttl = ngx.thread.wait(probe)
+        ngx.say(list and "listed" or tostring(err), "|", took, "|", ttl)
       }
     }
   }
@@ -1204,9 +1219,13 @@ http {
         assert.matches("^sapwf: timeout GET [^:]+: getting a token: the call.s timeout ran out "
                        .. "while it waited for a token fetch|",
                        body)
+        -- while no fetch has begun under it, the lock lives a second, not its lifetime
+        -- (timeout + 5 s): should the request be killed, the others wait that long at most
+        local ttl = tonumber(body:match("|([^|]*)\n$"))
+        assert.is_true(ttl ~= nil and ttl > 0 and ttl <= 1, body)
         status, body = g2:curl("/call?timeout=10")
         assert.equal(200, status, body)
-        local got, took = body:match("^(.-)|(.*)\n$")
+        local got, took = body:match("^(.-)|([^|]*)|[^|]*\n$")
         assert.equal("listed", got, body)
         -- the timer's grace, not the lock's lifetime (15 s here)
         assert.is_true(tonumber(took) < 2, "took " .. took .. " s")
@@ -1220,8 +1239,14 @@ http {
         require("sapwf.core").sleep(3.2 - tonumber(took))
         emu:set_limits({ service_time = 0.8 })
         finally(function() emu:set_limits({}) end)
+        local calls = emu:stats().api_requests
         local load = g2:load("/call", 1, 1, "{}")
-        require("sapwf.core").sleep(0.3)
+        -- the reload once the call is in the service's hands (0.8 s)
+        for _ = 1, 100 do
+          if emu:stats().api_requests > calls then break end
+          require("sapwf.core").sleep(0.02)
+        end
+        assert.is_true(emu:stats().api_requests > calls, "the call never reached the service")
         assert.is_true(helpers.run("kill -HUP " .. g2.pid))
         local done = load.wait()
         assert.equal(200, done.statuses[1], done.bodies[1])

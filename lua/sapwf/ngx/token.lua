@@ -134,6 +134,7 @@ end
 function Tokens:lock()
   locks_taken = locks_taken + 1
   local holder = ngx.worker.pid() .. ":" .. locks_taken
+  ngx.update_time()          -- the dict dates the lifetime by this worker's cached clock
   local ok, err = self.dict:add(self.lock_key, holder, min(LOCK_START_TTL, self.lock_ttl))
   if ok then return holder end
   if err ~= "exists" then return true end
@@ -141,11 +142,17 @@ function Tokens:lock()
 end
 
 -- A fetch begins under the lock: true, the lock now lasting its lifetime, while holder
--- holds it; false when it does not (taken for too short: another fetch runs under it).
+-- holds it, or took it again (it expired, and nobody else took it); false when another
+-- holds it (taken for too short: another fetch runs under it).
 function Tokens:keep_lock(holder)
   if holder == true then return true end
-  if self.dict:get(self.lock_key) ~= holder then return false end
-  self.dict:set(self.lock_key, holder, self.lock_ttl)
+  local dict, key = self.dict, self.lock_key
+  ngx.update_time()
+  local current = dict:get(key)
+  if current == nil then return (dict:add(key, holder, self.lock_ttl)) == true end
+  if current ~= holder then return false end
+  -- expire, not set: should it have passed to another worker meanwhile, its name stays
+  dict:expire(key, self.lock_ttl)
   return true
 end
 
