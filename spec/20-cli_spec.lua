@@ -2515,6 +2515,14 @@ describe("sapwf command line", function()
         for _, text in ipairs(entries) do
           assert.is_table(json.decode(text), text)
         end
+        -- this format writes ahead: a line read and not sent (its fingerprint) comes before
+        -- any start, so a cut line after it costs nothing but that line's outcome
+        write_file(record, '{"line":1,"outcome":"failed","fingerprint":"0000000000000000"}\n'
+          .. '{"line":2,"outc\n')
+        write_file(input, 'not json\n{"n":2}\n')
+        r = run({ "start", "simple", "--from", input, "--resume" })
+        assert.equal(10, r.code, r.stderr)                -- line 1 is bad: partly done
+        assert.equal(1, r.json.started)
       end)
 
     -- A shell prefix under which a file of mode 200 cannot be read: none for a user, and for

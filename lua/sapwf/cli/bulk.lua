@@ -10,7 +10,8 @@
 --                power cut) may have started: --resume never sends it again and reports it
 --                with how to look for its instance, as an unknown one. So after any end of
 --                the process the record lists exactly what started or may have started.
---                A sending entry carries the line's fingerprint: --resume, which knows lines
+--                A sending entry carries the line's fingerprint, and a line read and not
+--                sent (blank, bad) gets an entry with its own: --resume, which knows lines
 --                by number, refuses an input whose lines are not those (changed_line).
 --                Records of the format before the sending entries (ids and unknown ones
 --                only) are read as before.
@@ -121,9 +122,10 @@ local ENOENT = 2      -- io.open's third result when nothing has the name
 
 -- What an earlier run recorded (for --resume): `lines`, line number -> true (started) or the
 -- entry of a start with an unknown outcome (entry.pending: its answer never came), and
--- `prints`, line number -> the fingerprint of the text last sent for it (sending entries
--- carry one), and `started`, the set of the prints of the lines in `lines` (changed_line
--- reads the two). Or nil and a
+-- `prints`, line number -> the fingerprint of the text last sent or read for it (sending
+-- entries carry one, and so do those of lines read and not sent, Run:passed), and
+-- `started`, the set of the prints of the lines in `lines` (changed_line reads the two).
+-- Or nil and a
 -- usage error for a record with a line that cannot be read where no sending entry came
 -- before it: written by the format without them, such a line may be the only record of a
 -- started instance, and --resume would start it again. After a sending entry, a line cut
@@ -163,8 +165,12 @@ local function recorded_lines(path)
     local entry = text:find("%S") and json.decode(text)
     if type(entry) == "table" and is_line_number(entry.line) then
       local line = entry.line
-      -- the text this line had when it was sent, or read and not sent (Run:passed)
-      if type(entry.fingerprint) == "string" then prints[line] = entry.fingerprint end
+      -- the text this line had when it was sent, or read and not sent (Run:passed); only
+      -- versions that write sending entries ahead write fingerprints
+      if type(entry.fingerprint) == "string" then
+        prints[line] = entry.fingerprint
+        write_ahead = true
+      end
       if entry.outcome == "sending" then
         write_ahead = true
         if done[line] == nil then pending[line] = entry end
@@ -616,7 +622,9 @@ function Run:next_line()
       return nil
     end
     if not text:find("%S") then
-      self:passed(number, "blank", fp)
+      if not self.skip[number] then               -- (blank now where a start was recorded:
+        self:passed(number, "blank", fp)          -- an old record, without fingerprints)
+      end
     elseif not self.skip[number] then
       local item, why = M.parse_line(text, number, self.definition)
       if not item then
