@@ -446,7 +446,7 @@ describe("sapwf.ngx in nginx", function()
         local th = ngx.thread.spawn(function() return wf:token() end)
         -- until the fetch (0.5 s) has begun under the lock, which it then keeps
         local ttl = "no lock"
-        for _ = 1, 40 do
+        for _ = 1, 200 do
           ngx.sleep(0.01)
           for _, k in ipairs(dict:get_keys(0)) do
             if k:sub(-5) == ":lock" then ttl = dict:ttl(k) end

@@ -151,8 +151,12 @@ function Tokens:keep_lock(holder)
   local current = dict:get(key)
   if current == nil then return (dict:add(key, holder, self.lock_ttl)) == true end
   if current ~= holder then return false end
-  -- expire, not set: should it have passed to another worker meanwhile, its name stays
-  dict:expire(key, self.lock_ttl)
+  -- expire, not set: should it have passed to another worker between the two (a clock a
+  -- little ahead), its name stays, and both fetch, once; gone meanwhile (evicted), the
+  -- lock is taken again
+  if not dict:expire(key, self.lock_ttl) then
+    return (dict:add(key, holder, self.lock_ttl)) == true
+  end
   return true
 end
 
@@ -227,6 +231,12 @@ function Tokens:locked_fetch(acceptable, holder, until_at, detached)
   -- true, nil, nil, true (lost) without fetching when the lock is another's by now
   local function fetch_and_release()
     if not self:keep_lock(holder) then return true, nil, nil, true end
+    -- begun late (a busy loop, a lapsed lock taken again), it may find a token stored
+    local stored = self:read()
+    if stored and acceptable(stored) then
+      self:unlock(holder)
+      return true, stored
+    end
     local ok, entry, err = pcall(self.fetch_and_store, self)
     self:unlock(holder)
     return ok, entry, err
