@@ -56,6 +56,15 @@ describe("sapwf.ngx in nginx", function()
     assert.is_nil(text:find("Bearer ", 1, true), "a Bearer token appeared")
   end
 
+  -- fn(g2) on a gateway of its own (gateway.start's opts), stopped after it, whatever fn
+  -- raised, which is then raised.
+  local function with_own_gateway(opts, fn)
+    local g2 = gateway.start(opts)
+    local ok, err = pcall(fn, g2)
+    g2:stop()
+    assert(ok, err)
+  end
+
   -- For the describe block that calls it: a gateway on conf (a function making nginx.conf,
   -- or the text), started on a reset emulator before the block's tests and stopped after
   -- them; set(g) gets it.
@@ -1109,8 +1118,7 @@ http {
     it("makes one fetch for the requests waiting on it when that fetch fails", function()
       local wrong = emu:service_key("full")
       wrong.uaa.clientsecret = "not-the-secret-0000"
-      local g2 = gateway.start{ conf = gateway.example_conf(4), key = wrong }
-      local ok, err = pcall(function()
+      with_own_gateway({ conf = gateway.example_conf(4), key = wrong }, function(g2)
         -- The token endpoint answers after 0.5 s: every request arrives during the one fetch.
         emu:fault{ fault = "delay", delay = 0.5, times = -1, path = "/oauth/token" }
         local before = emu:stats()
@@ -1128,13 +1136,11 @@ http {
         assert.is_nil(g2:error_log():find(wrong.uaa.clientsecret, 1, true))
         assert.is_true(worker_pids(g2) >= 2, "only one worker answered")
       end)
-      g2:stop()
-      assert(ok, err)
     end)
 
     it("a shared dict too full to keep the token: the worker keeps it, one fetch, and the " ..
        "log says why", function()
-      local g2 = gateway.start{ key = key, conf = ngx_conf(2, [[
+      with_own_gateway({ key = key, conf = ngx_conf(2, [[
   lua_shared_dict crowded 64k;
   server {
     listen 127.0.0.1:{{PORT}};
@@ -1154,8 +1160,7 @@ http {
       }
     }
   }
-]]) }
-      local ok, err = pcall(function()
+]]) }, function(g2)
         assert.equal(200, (g2:curl("/fill")))
         local before = emu:stats().token_requests
         for _ = 1, 3 do
@@ -1166,13 +1171,11 @@ http {
         assert.equal(before + 1, emu:stats().token_requests)
         assert.matches("cannot keep the token in the shared dict", g2:error_log(), 1, true)
       end)
-      g2:stop()
-      assert(ok, err)
     end)
 
     it("a token fetch whose timer nginx drops (lua_max_running_timers used up): the " ..
        "request fetches itself, and the log says why", function()
-      local g2 = gateway.start{ key = key, conf = ngx_conf(2, [[
+      with_own_gateway({ key = key, conf = ngx_conf(2, [[
   lua_max_running_timers 1;
   server {
     listen 127.0.0.1:{{PORT}};
@@ -1207,8 +1210,7 @@ http {
       }
     }
   }
-]]) }
-      local ok, err = pcall(function()
+]]) }, function(g2)
         local status, body = g2:curl("/occupy")
         assert.equal(200, status, body)
         assert.equal("1\n", body)                  -- the one running timer is taken
@@ -1252,8 +1254,6 @@ http {
         assert.equal(200, done.statuses[1], done.bodies[1])
         assert.matches("^listed|", done.bodies[1])
       end)
-      g2:stop()
-      assert(ok, err)
     end)
 
     it("renews a token that nears its expiry exactly once under load", function()
@@ -1264,8 +1264,7 @@ http {
       emu:set_client(id, { secret = "short-secret-1234", expires_in = 6,
                            authorities = { "WORKFLOW_INSTANCE_START" } })
       short.uaa.clientid, short.uaa.clientsecret = id, "short-secret-1234"
-      local g2 = gateway.start{ conf = gateway.example_conf(4), key = short }
-      local ok, err = pcall(function()
+      with_own_gateway({ conf = gateway.example_conf(4), key = short }, function(g2)
         local before = emu:stats().token_requests_by_client[id] or 0
         local statuses = {}
         local t_end = gateway.now_ns() + 4.5e9
@@ -1278,8 +1277,6 @@ http {
         for _, s in ipairs(statuses) do assert.equal(201, s) end
         assert.equal(before + 2, emu:stats().token_requests_by_client[id])
       end)
-      g2:stop()
-      assert(ok, err)
     end)
   end)
 end)

@@ -4,7 +4,7 @@
 -- a transport that runs the calls itself (sapwf.ngx's light threads). Not API.
 local core = require "sapwf.core"
 
-local setmetatable, floor = setmetatable, math.floor
+local setmetatable, floor, min = setmetatable, math.floor, math.min
 local header, parse_retry_after = core.header, core.retry_after
 
 local limiter = {}
@@ -102,7 +102,7 @@ function Limiter:observe(epoch, status, headers, took)
   local old = self.limit
   if status == 429 or status == 503 or retry_after then
     if retry_after and retry_after > 0 then
-      local until_ = self.now() + (retry_after < self.max_hold and retry_after or self.max_hold)
+      local until_ = self.now() + min(retry_after, self.max_hold)
       if until_ > self.hold then self.hold = until_ end
     end
     if epoch ~= self.epoch then return nil end          -- this round has backed off already

@@ -12,8 +12,8 @@
 -- on what the call made: a start's new instance); accept (the Accept header when the answer
 -- is not JSON); once (query names the service takes once, beyond those taken_once names);
 -- no_comma (query names whose values SAP's definition forbids commas in: `^[^,]*$`);
--- lua (the call). Made here: query_names, query_once, query_no_comma (sets), the path's params and
--- pieces, its pattern.
+-- lua (the call). Made below: query_names, query_once, query_no_comma (sets), the path's
+-- params and pieces, its pattern.
 local format, gsub, gmatch, find = string.format, string.gsub, string.gmatch, string.find
 local sort = table.sort
 
@@ -209,10 +209,6 @@ local EXTRA_AUTHORITIES = {
 
 local operations = { list = list, by_name = {} }
 
--- Per-operation data computed once: the query-name set, the success set, the number of path
--- parameters, the literal pieces between them, and a Lua pattern that matches a concrete
--- path (for wf:request's authority lookup).
-
 -- Query names a list cannot go in: a list value is sent as the name repeated, which the
 -- service ORs for a filter, but not for these: the $ options, a time range's bounds (two
 -- lower bounds are no range) and a flag. The table's `once` adds those SAP's definition or
@@ -223,6 +219,9 @@ local function taken_once(name)
     or find(name, "%lUpTo$") ~= nil or name == "cascade"
 end
 
+-- Per-operation data computed once: the query-name set, the success set, the number of path
+-- parameters, the literal pieces between them, and a Lua pattern that matches a concrete
+-- path (for wf:request's authority lookup).
 for _, op in ipairs(list) do
   operations.by_name[op.name] = op
   op.query_names, op.query_once = {}, {}

@@ -120,15 +120,23 @@ end
 
 local ENOENT = 2      -- io.open's third result when nothing has the name
 
+-- What recorded_lines reads: `lines` and `prints` (below), and `started`, the set of the
+-- prints of the lines in `lines`: such a text must not start again (changed_line).
+local function new_record(lines, prints)
+  local started = {}
+  for line in pairs(lines) do
+    if prints[line] then started[prints[line]] = true end
+  end
+  return { lines = lines, prints = prints, started = started }
+end
+
 -- What an earlier run recorded (for --resume): `lines`, line number -> true (started) or the
 -- entry of a start with an unknown outcome (entry.pending: its answer never came), and
 -- `prints`, line number -> the fingerprint of the text last sent or read for it (sending
--- entries carry one, and so do those of lines read and not sent, Run:passed), and
--- `started`, the set of the prints of the lines in `lines` (changed_line reads the two).
--- Or nil and a
--- usage error for a record with a line that cannot be read where no sending entry came
--- before it: written by the format without them, such a line may be the only record of a
--- started instance, and --resume would start it again. After a sending entry, a line cut
+-- entries carry one, and so do those of lines read and not sent, Run:passed), as
+-- new_record makes it. Or nil and a usage error for a record with a line that cannot be
+-- read where no sending entry came before it: written by the format without them, such a
+-- line may be the only record of a started instance, and --resume would start it again. After a sending entry, a line cut
 -- short by a failed write costs nothing: every line sent has its sending entry, complete,
 -- before it is sent, so a lost answer only leaves that line's outcome unknown.
 local function recorded_lines(path)
@@ -138,7 +146,7 @@ local function recorded_lines(path)
     -- Only a record that is not there lists nothing. One that cannot be read (no read
     -- permission) may list every line: taken for empty, each would start again.
     if code == ENOENT then
-      return { lines = done, prints = prints, started = {} }
+      return new_record(done, prints)
     end
     return usage(string.format("--resume: cannot read the record file %s: %s", path,
       input_text.system_reason(open_err, path)))
@@ -197,12 +205,7 @@ local function recorded_lines(path)
     entry.pending = true
     done[line] = entry
   end
-  -- the prints of the lines that started or may have: such a text must not start again
-  local started = {}
-  for line in pairs(done) do
-    if prints[line] then started[prints[line]] = true end
-  end
-  return { lines = done, prints = prints, started = started }
+  return new_record(done, prints)
 end
 
 -- Whether line `number` of the input, `text`, is not the line the record speaks of, so that
@@ -273,7 +276,7 @@ end
 -- The non-blank lines of a seekable input, how many of them an earlier run recorded, and
 -- the first that is not the line the record speaks of (changed_line), or nil. Reads the
 -- open file and puts it back where it was, so the run reads the same lines.
-local function count_lines(file, skip, record)
+local function count_lines(file, record)
   local count, recorded, number, changed = 0, 0, 0, nil
   local start = file:seek("cur")
   for text in file:lines() do
@@ -281,7 +284,7 @@ local function count_lines(file, skip, record)
     text = line_text(text, number)
     if text:find("%S") then
       count = count + 1
-      if skip[number] == true then       -- started; an unknown one counts as unknown
+      if record.lines[number] == true then   -- started; an unknown one counts as unknown
         recorded = recorded + 1
       end
     end
@@ -615,17 +618,17 @@ function Run:next_line()
     local number = self.number + 1
     self.number = number
     text = line_text(text, number):gsub("\r$", "")
-    local fp = core.fingerprint(text)
+    local fp, skip = core.fingerprint(text), self.record.lines
     if changed_line(self.record, number, fp) then
       -- read from a pipe: not seen before the run began (count_lines); no line from here
       self.aborted = changed_input(number, self.input_path, self.record_path)
       return nil
     end
     if not text:find("%S") then
-      if not self.skip[number] then               -- (blank now where a start was recorded:
+      if not skip[number] then               -- (blank now where a start was recorded:
         self:passed(number, "blank", fp)          -- an old record, without fingerprints)
       end
-    elseif not self.skip[number] then
+    elseif not skip[number] then
       local item, why = M.parse_line(text, number, self.definition)
       if not item then
         self:bad_line(number, text, why)
@@ -644,7 +647,7 @@ function Run:next_line()
         return item
       end
     else
-      local entry = self.skip[number]
+      local entry = skip[number]
       if type(entry) == "table" then
         self:unknown_recorded(number, entry, text)
       else
@@ -751,7 +754,8 @@ function Run:report(ctx, interrupted)
   end
   if stopped then
     local not_attempted = summary.notAttempted
-    local why = interrupted and "interrupted" .. (self.signal and " (" .. self.signal .. ")" or "")
+    local why = interrupted
+      and "interrupted" .. (self.signal and " (" .. self.signal .. ")" or "")
       or "stopped: " .. summary.aborted
     text = string.format("%s, %s line%s not attempted; %s", text,
       tostring(not_attempted or "?"), not_attempted == 1 and "" or "s", why)
@@ -1096,17 +1100,16 @@ function run_locked(ctx, args, input, seekable, wf, failed_path, record_path)
   if not args.resume and (file_size(record_path) or 0) > 0 then
     return record_exists(record_path)
   end
-  local record = { lines = {}, prints = {}, started = {} }
+  local record = new_record({}, {})
   if args.resume then
     record, err = recorded_lines(record_path)
     if not record then
       return nil, err
     end
   end
-  local skip = record.lines
   local total, recorded, changed
   if seekable then
-    total, recorded, changed = count_lines(input, skip, record)
+    total, recorded, changed = count_lines(input, record)
     if changed then                       -- before anything is sent
       return nil, changed_input(changed, args.from, record_path)
     end
@@ -1153,7 +1156,7 @@ function run_files(ctx, args, input, wf, failed_path, record_path, failed_made, 
     failed_file = failed_file, record_file = record_file,
     record_mid_line = ends_mid_line(record_path),
     lines = line_reader(input),
-    skip = record.lines, record = record, total = total, recorded = recorded,
+    record = record, total = total, recorded = recorded,
     wf = wf, concurrency = args.concurrency or DEFAULT_CONCURRENCY, number = 0,
     started = 0, failed = 0, invalid = 0, unknown = 0, unknown_lines = 0, attempted = 0,
     resumed = 0, messages = 0, restartable = 0,

@@ -149,15 +149,12 @@ function Tokens:keep_lock(holder)
   local dict, key = self.dict, self.lock_key
   ngx.update_time()
   local current = dict:get(key)
-  if current == nil then return (dict:add(key, holder, self.lock_ttl)) == true end
-  if current ~= holder then return false end
-  -- expire, not set: should it have passed to another worker between the two (a clock a
-  -- little ahead), its name stays, and both fetch, once; gone meanwhile (evicted), the
-  -- lock is taken again
-  if not dict:expire(key, self.lock_ttl) then
-    return (dict:add(key, holder, self.lock_ttl)) == true
-  end
-  return true
+  if current ~= nil and current ~= holder then return false end
+  -- Ours: extended with expire, not set (should it pass to another worker between the two,
+  -- a clock a little ahead, its name stays, and both fetch, once). Gone (lapsed, or
+  -- evicted meanwhile): taken again.
+  if current == holder and dict:expire(key, self.lock_ttl) then return true end
+  return (dict:add(key, holder, self.lock_ttl)) == true
 end
 
 function Tokens:unlock(holder)
