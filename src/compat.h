@@ -38,6 +38,7 @@ static inline int sapwf_compat_absindex(lua_State *L, int idx)
   return (idx > 0 || idx <= LUA_REGISTRYINDEX) ? idx : lua_gettop(L) + idx + 1;
 }
 #define lua_absindex(L, idx) sapwf_compat_absindex((L), (idx))
+#define lua_rawlen(L, idx) lua_objlen((L), (idx))
 
 #endif /* LUA_VERSION_NUM < 502 */
 

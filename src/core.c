@@ -1,6 +1,6 @@
 /* sapwf.core: libcurl client for the SAP BTP Workflow REST API (module entry point). It
- * only gathers: libcurl's global setup, the metatables of client.c and batch.c, and the
- * module table of the other files' functions. MIT licence, see LICENSE. */
+ * only gathers: libcurl's global setup, the metatables of client.c, batch.c and
+ * lua_request.c (header blocks), and the module table of the other files' functions. MIT licence, see LICENSE. */
 #include "sapwf.h"
 
 #include <pthread.h>
@@ -39,6 +39,7 @@ static const luaL_Reg core_functions[] = {
   {"sigint_caught", sapwf_core_sigint_caught},
   {"header", sapwf_core_header},
   {"headers", sapwf_core_headers},
+  {"header_text", sapwf_core_header_text},
   {"redact", sapwf_core_redact},
   {NULL, NULL}
 };
@@ -62,6 +63,7 @@ int luaopen_sapwf_core(lua_State *L)
   lua_pushvalue(L, -1);                               /* decode, decode */
   sapwf_client_open(L);                               /* decode */
   sapwf_batch_open(L);                                /* <empty>: adds client:batch */
+  sapwf_headers_open(L);
 
   luaL_newlib(L, core_functions);                     /* core */
   lua_pushliteral(L, SAPWF_VERSION);

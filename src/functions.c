@@ -83,18 +83,41 @@ int sapwf_core_escape(lua_State *L)
 }
 
 
+/* The bytes of a header block (an answer's, or one in a string: sapwf.ngx's Transport
+ * hands over the text of its worker threads' blocks, see core.header_text), raising,
+ * naming argument arg, for anything else. */
+static const char *check_block(lua_State *L, int arg, size_t *len)
+{
+  if (lua_type(L, arg) == LUA_TUSERDATA && lua_getmetatable(L, arg)) {
+    int ours;
+    luaL_getmetatable(L, SAPWF_HEADERS_MT);
+    ours = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+    if (ours) {
+      *len = lua_rawlen(L, arg);
+      return (const char *)lua_touserdata(L, arg);
+    }
+  }
+  if (lua_type(L, arg) == LUA_TSTRING)
+    return lua_tolstring(L, arg, len);
+  luaL_argerror(L, arg, lua_pushfstring(L, "header block expected, got %s",
+                                        luaL_typename(L, arg)));
+  return NULL;
+}
+
+
 /***
  * The value of one header in a block of header lines (the last one, when it came more
  * than once), or nil.
  * @function header
- * @tparam string block as client:request returns it (names lower-cased)
+ * @tparam userdata|string block as client:request returns it (names lower-cased)
  * @tparam string name lower-case
  * @treturn string|nil
  */
 int sapwf_core_header(lua_State *L)
 {
   size_t len, name_len;
-  const char *block = luaL_checklstring(L, 1, &len);
+  const char *block = check_block(L, 1, &len);
   const char *name = luaL_checklstring(L, 2, &name_len);
   const char *value;
   size_t value_len;
@@ -110,13 +133,13 @@ int sapwf_core_header(lua_State *L)
  * Every header of a block of header lines as a table: t[name] = value (the last one, when
  * a name came more than once).
  * @function headers
- * @tparam string block as client:request returns it (names lower-cased)
+ * @tparam userdata|string block as client:request returns it (names lower-cased)
  * @treturn table
  */
 int sapwf_core_headers(lua_State *L)
 {
   size_t len;
-  const char *block = luaL_checklstring(L, 1, &len);
+  const char *block = check_block(L, 1, &len);
   const char *pos = block, *end = block + len;
   sapwf_header_field f;
   lua_createtable(L, 0, 8);
@@ -127,6 +150,24 @@ int sapwf_core_headers(lua_State *L)
   }
   return 1;
 }
+
+
+/***
+ * The lines of a header block as one string, which core.header and core.headers read as
+ * they read the block: for handing a block to another Lua state (sapwf.ngx's worker
+ * threads hand back strings, never userdata).
+ * @function header_text
+ * @tparam userdata|string block
+ * @treturn string
+ */
+int sapwf_core_header_text(lua_State *L)
+{
+  size_t len;
+  const char *block = check_block(L, 1, &len);
+  lua_pushlstring(L, block, len);
+  return 1;
+}
+
 
 /***
  * The seconds a Retry-After value asks to wait (delay-seconds or an HTTP-date), or nil when

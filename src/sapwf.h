@@ -30,6 +30,8 @@
 
 #define SAPWF_VERSION "0.1.0"
 #define SAPWF_CLIENT_MT "sapwf.core.Client"
+/* The header block of an answer (lua_request.c pushes it, functions.c reads it). */
+#define SAPWF_HEADERS_MT "sapwf.core.Headers"
 
 /* The method, path and body of an API request, as sapwf_check_request read them. */
 typedef struct sapwf_request {
@@ -132,6 +134,7 @@ void sapwf_check_request(lua_State *L, int arg, sapwf_request *r);
 void sapwf_check_output(lua_State *L, int arg, sapwf_request *r);
 int sapwf_push_error(lua_State *L, const sapwf_error *e);
 int sapwf_push_answer(lua_State *L, long status, sapwf_response *r);
+void sapwf_headers_open(lua_State *L);
 
 /* functions.c */
 int sapwf_core_escape(lua_State *L);
@@ -143,6 +146,7 @@ int sapwf_core_path_problem(lua_State *L);
 int sapwf_core_fingerprint(lua_State *L);
 int sapwf_core_header(lua_State *L);
 int sapwf_core_headers(lua_State *L);
+int sapwf_core_header_text(lua_State *L);
 int sapwf_core_redact(lua_State *L);
 void sapwf_push_redacted(lua_State *L, const char *s, size_t len, const sapwf_text *secrets,
                          int n);

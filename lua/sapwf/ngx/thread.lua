@@ -8,6 +8,7 @@
 -- core error table. The clients never fetch a token by themselves (auto_token = false): the
 -- request's Lua state hands in the shared token and renews it, once for all threads.
 local core = require "sapwf.core"
+local header_text = core.header_text
 
 local thread = {}
 
@@ -58,12 +59,15 @@ local function client_for(key, opts)
 end
 
 --- One API exchange with the given token, done by `deadline` (core.monotonic; 0: none):
--- status, body, headers | nil, err.
+-- status, body, headers | nil, err. The headers as text: a worker thread hands back
+-- strings, not the block userdata (core.header reads either).
 function thread.request(key, opts, token, seconds_left, scope, method, path, body, deadline,
                         output)
   local c = client_for(key, opts)
   c:set_token(token, seconds_left, scope)
-  return c:request(method, path, body, deadline, output)
+  local status, resp, headers, gen, used = c:request(method, path, body, deadline, output)
+  if status then headers = header_text(headers) end
+  return status, resp, headers, gen, used
 end
 
 --- Nothing: sapwf_ngx.warm_up runs it so that nginx makes the Lua state and loads this
