@@ -130,6 +130,7 @@ BENCH_DIR := build/bench
 bench: deps
 	@sh scripts/ensure-deps.sh wrk time python3-requests valgrind nghttp2-client gnuplot-nox nodejs
 	@$(MAKE) --no-print-directory BUILD_DIR=$(BENCH_DIR)/$(LUA) all
+	@$(MAKE) --no-print-directory LUA=luajit BUILD_DIR=$(BENCH_DIR)/luajit all
 	$(CC) $(ALL_CFLAGS) -o $(BENCH_DIR)/keepalive bench/keepalive.c $(CURL_LIBS)
 	$(CC) $(ALL_CFLAGS) -o $(BENCH_DIR)/multi bench/multi.c $(CURL_LIBS)
 	$(CC) -std=c99 $(WARNINGS) $(CFLAGS) -o $(BENCH_DIR)/turns bench/turns.c
