@@ -1256,6 +1256,79 @@ http {
       end)
     end)
 
+    -- The fetch lock, white-box (sapwf.ngx.token with a counting fetch, no token endpoint):
+    -- the lock a fetch begins under lapsed or was evicted meanwhile; and a fetch that
+    -- begins late, after another worker stored an acceptable token.
+    it("a fetch beginning under a lapsed or evicted lock takes it again; one beginning " ..
+       "late uses the token stored meanwhile", function()
+      with_own_gateway({ key = key, conf = ngx_conf(1, [[
+  server {
+    listen 127.0.0.1:{{PORT}};
+    location = /lock {
+      content_by_lua_block {
+        local token = require "sapwf.ngx.token"
+        local cjson = require "cjson.safe"
+        local dict, out = ngx.shared.sapwf_tokens, {}
+        local fetches = 0
+        local function fetch() fetches = fetches + 1; return "fetched", 600, "s" end
+        local t = token.new(dict, "white-box", 60, 30, fetch)
+        -- lapsed (the dict no longer has it) and evicted (gone just the same): taken again,
+        -- for the lock's lifetime
+        local holder = t:lock()
+        out.taken_for = dict:ttl(t.lock_key)
+        dict:delete(t.lock_key)
+        out.kept_lapsed = t:keep_lock(holder)
+        out.holder_after = dict:get(t.lock_key) == holder
+        out.kept_for = dict:ttl(t.lock_key)
+        -- ours: extended
+        out.kept_ours = t:keep_lock(holder)
+        -- another's by now (taken for too short): not ours to fetch under
+        dict:set(t.lock_key, "another:1", 30)
+        out.kept_another = t:keep_lock(holder)
+        out.another_stays = dict:get(t.lock_key) == "another:1"
+        dict:delete(t.lock_key)
+        -- late: the stored token is old; while this request waits for its timer's fetch,
+        -- another worker stores a new one; the timer, beginning then, fetches nothing
+        dict:set(t.key, cjson.encode({ t = "old", e = ngx.now() + 600, l = 600, s = "s" }))
+        local asked = 0
+        local function acceptable(entry)
+          asked = asked + 1
+          if asked == 2 then                    -- wait_for's first look: the other worker
+            dict:set(t.key, cjson.encode({ t = "new", e = ngx.now() + 600, l = 600,
+                                           s = "s" }))
+          end
+          return entry.t == "new"
+        end
+        holder = t:lock()
+        local entry = t:locked_fetch(acceptable, holder, ngx.now() + 5, false)
+        ngx.sleep(0.05)                         -- the timer has ended by now
+        out.late_token = entry and entry.t
+        out.fetches = fetches
+        out.lock_left = dict:get(t.lock_key) ~= nil
+        out.asked = asked
+        ngx.say(cjson.encode(out))
+      }
+    }
+  }
+]]) }, function(g2)
+        local status, body = g2:curl("/lock")
+        assert.equal(200, status, body)
+        local out = decode(body)
+        assert.is_true(out.taken_for > 0 and out.taken_for <= 1, body)   -- LOCK_START_TTL
+        assert.is_true(out.kept_lapsed, body)
+        assert.is_true(out.holder_after, body)
+        assert.is_true(out.kept_for > 25 and out.kept_for <= 30, body)    -- the lifetime
+        assert.is_true(out.kept_ours, body)
+        assert.is_false(out.kept_another, body)
+        assert.is_true(out.another_stays, body)
+        assert.equal("new", out.late_token, body)
+        assert.equal(0, out.fetches, body)
+        assert.is_false(out.lock_left, body)
+        assert.is_true(out.asked >= 3, body)    -- the timer looked again, and found it
+        assert.is_nil(g2:error_log():find("[error]", 1, true), g2:error_log())
+      end)
+    end)
+
     it("renews a token that nears its expiry exactly once under load", function()
       -- A client whose tokens live 6 s: renewed when less than 3 s are left (half the
       -- lifetime, as 6 s is under twice the 60 s margin). A load of 4.5 s sees one renewal.
