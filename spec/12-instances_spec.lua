@@ -319,6 +319,35 @@ describe("instances", function()
       local _, err = wf:attachments(string.rep("0", 36))
       assert.equal("not_found", err.kind)
     end)
+
+    it("are bound at the start, beside the context, and read back", function()
+      local attachments = { rootFolder = "f1", groups = { docs = { folder = "f2",
+        refs = { { objectId = "o1" }, { objectId = "o2" } } } } }
+      local inst = assert(wf:start("simple", { order = 7 }, attachments))
+      assert.same(attachments, assert(wf:attachments(inst.id)))
+      assert.same({ order = 7 }, assert(wf:context(inst.id)))
+      -- none given: none sent, and the instance has none
+      local plain = assert(wf:start("simple", nil, nil))
+      assert.same({}, assert(wf:attachments(plain.id)))
+      assert.same({}, assert(wf:context(plain.id)))
+    end)
+
+    it("at the start: not JSON is refused before sending, an array by the service", function()
+      local inst, err = wf:start("simple", {}, { rootFolder = 0 / 0 })
+      assert.is_nil(inst)
+      assert.equal("invalid", err.kind)
+      assert.equal("attachments.rootFolder: NaN is not JSON", err.message)
+      assert.equal("not_sent", err.outcome)
+      assert.equal(0, emu:stats().api_requests)
+      inst, err = wf:start("simple", {}, { "a" })
+      assert.is_nil(inst)
+      assert.equal("invalid", err.kind)
+      assert.equal(400, err.status)
+      assert.equal("rejected", err.outcome)
+      assert.equal(0, emu:stats().instances_started)
+      assert.has_error(function() wf:start("simple", {}, "f1") end,
+                       "bad argument #3 to 'start' (table expected, got string)")
+    end)
   end)
 
   describe("delete_instances", function()

@@ -822,6 +822,45 @@ describe("sapwf command line", function()
       assert.equal("Stdin", run({ "context", c.json.id }).json.product)
     end)
 
+    it("start --attachments binds them at the start: inline, @file or stdin; not with --from",
+      function()
+        local function attachments_of(id)
+          for _, inst in ipairs(emu:instances()) do
+            if inst.id == id then return inst.attachments end
+          end
+          error("no instance " .. tostring(id))
+        end
+        local att = { rootFolder = "r1", groups = { docs = { folder = "d1",
+          refs = { { objectId = "o1" } } } } }
+        local a = run({ "start", "simple", "--context", '{"n":1}', "--attachments",
+                        json.encode(att) })
+        assert.equal(0, a.code, a.stderr)
+        assert.same(att, attachments_of(a.json.id))
+        assert.same({ n = 1 }, run({ "context", a.json.id }).json)
+        write_file(dir .. "/att.json", '{"rootFolder":"r2"}')
+        local b = run({ "start", "simple", "--attachments", "@" .. dir .. "/att.json" })
+        assert.equal(0, b.code, b.stderr)
+        assert.same({ rootFolder = "r2" }, attachments_of(b.json.id))
+        local c = run({ "start", "simple", "--attachments", "-" },
+                      { stdin = '{"rootFolder":"r3"}' })
+        assert.equal(0, c.code, c.stderr)
+        assert.same({ rootFolder = "r3" }, attachments_of(c.json.id))
+        local started = instances_started()
+        for _, case in ipairs({
+          { { "start", "simple", "--attachments", "[1]" }, "--attachments: the value must be "
+            .. "a JSON object" },
+          { { "start", "simple", "--attachments", "-", "--context", "-" }, "--context and "
+            .. "--attachments cannot both read standard input" },
+          { { "start", "simple", "--from", dir .. "/att.json", "--attachments", "{}" },
+            "--attachments goes with a single start; with --from, give each line's in" },
+        }) do
+          local r = run(case[1], { stdin = "{}" })
+          assert.equal(2, r.code, r.stderr)
+          assert.matches(case[2], r.stderr, 1, true)
+        end
+        assert.equal(started, instances_started())
+      end)
+
     it("--context @file and - read past a UTF-8 byte order mark, as editors on Windows write",
       function()
         write_file(dir .. "/bom.json", '\239\187\191{"product":"Bom","orderId":"b-1"}')
@@ -1753,6 +1792,39 @@ describe("sapwf command line", function()
         assert.equal(0, r.code, r.stderr)
         assert.same({ 1, 3 }, { r.json.started, r.json.skippedAsRecorded })
         assert.equal(4, instances_started())
+      end)
+
+    it("a line's attachments are bound to its instance, and kept in the failed file",
+      function()
+        write_file(input, table.concat({
+          '{"definitionId":"simple","context":{"n":1},"attachments":{"rootFolder":"a1"}}',
+          '{"definitionId":"nosuchdefinition","context":{"n":2},"attachments":'
+            .. '{"rootFolder":"a2"}}',
+          '{"definitionId":"simple","context":{"n":3},"attachments":[1]}',
+          '{"definitionId":"simple","context":{"n":4}}',
+        }, "\n") .. "\n")
+        local r = run({ "start", "--from", input })
+        assert.equal(10, r.code, r.stderr)
+        assert.equal(2, r.json.started)
+        assert.matches("line 3: has attachments that are not a JSON object", r.stderr, 1, true)
+        local by_n = {}
+        for _, inst in ipairs(emu:instances()) do by_n[inst.context.n] = inst end
+        assert.same({ rootFolder = "a1" }, by_n[1].attachments)
+        assert.is_nil(by_n[4].attachments)
+        local failed = lines_of(input .. ".failed.ndjson")
+        assert.equal(2, #failed)
+        local unstarted_text
+        for _, text in ipairs(failed) do
+          if json.decode(text).line == 2 then unstarted_text = text end
+        end
+        assert.same({ rootFolder = "a2" }, json.decode(unstarted_text).attachments)
+        -- fed back, fixed: it starts with its attachments
+        write_file(input .. ".failed.ndjson", (unstarted_text:gsub("nosuchdefinition", "simple"))
+          .. "\n")
+        local again = run({ "start", "--from", input .. ".failed.ndjson" })
+        assert.equal(0, again.code, again.stderr)
+        for _, inst in ipairs(emu:instances()) do by_n[inst.context.n] = inst end
+        assert.same({ rootFolder = "a2" }, by_n[2].attachments)
       end)
 
     it("--resume starts a failed line fixed in place, but not a started one moved onto it",

@@ -16,7 +16,7 @@ local SIGNATURES = {
   definitions = { "q" }, definition = { "id" }, definition_versions = { "id", "q" },
   definition_version = { "id", "version" }, definition_model = { "id", "version?" },
   sample_context = { "id", "version?" }, undeploy = { "id", "opts" },
-  start = { "string", "opts" }, instances = { "q" }, instance = { "id", "opts" },
+  start = { "string", "opts", "opts" }, instances = { "q" }, instance = { "id", "opts" },
   context = { "id" }, update_context = { "id", "table" }, replace_context = { "id", "table" },
   cancel = { "id" }, suspend = { "id" }, resume = { "id" }, attributes = { "id" },
   execution_logs = { "id" }, error_messages = { "id" }, roles = { "id" },

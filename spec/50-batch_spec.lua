@@ -206,6 +206,22 @@ describe("batches", function()
       wf:close()
     end)
 
+    it("binds each item's attachments to its instance, and none where an item has none",
+       function()
+      local wf = client()
+      local list = items(6)
+      for i = 1, 6, 2 do
+        list[i].attachments = { rootFolder = "folder-" .. i }
+      end
+      local results = wf:start_many(list, { concurrency = 3 })
+      local found = wf:map(results, function(w, inst) return w:attachments(inst.id) end)
+      for i = 1, 6 do
+        assert.is_false(sapwf.is_error(results[i]), i)
+        assert.same(i % 2 == 1 and { rootFolder = "folder-" .. i } or {}, found[i], i)
+      end
+      wf:close()
+    end)
+
     it("calls on_progress with done counting up to the total", function()
       local wf = client()
       local calls = {}
@@ -284,7 +300,10 @@ describe("batches", function()
       list[4] = { definitionId = "simple", contxt = {} }
       assert.has_error(function() wf:start_many(list) end,
         "bad argument #1 to 'start_many' (items[4]: unknown field 'contxt' "
-          .. "(definitionId, context))")
+          .. "(definitionId, context, attachments))")
+      list[4] = { definitionId = "simple", attachments = "f1" }
+      assert.has_error(function() wf:start_many(list) end,
+        "bad argument #1 to 'start_many' (items[4].attachments: table expected, got string)")
       list[4] = { definitionId = "simple", context = "x" }
       assert.has_error(function() wf:start_many(list) end,
         "bad argument #1 to 'start_many' (items[4].context: table expected, got string)")

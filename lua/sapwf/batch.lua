@@ -651,10 +651,10 @@ function methods:map_each(next_item, fn, on_result, opts)
                  new_run(next_item, nil, on_result, true, caller_position()), fn, settings)
 end
 
-local ITEM_FIELDS = { definitionId = true, context = true }
+local ITEM_FIELDS = { definitionId = true, context = true, attachments = true }
 
 local function start_item(w, item)
-  return w:start(item.definitionId, item.context)
+  return w:start(item.definitionId, item.context, item.attachments)
 end
 
 -- What is wrong with start item i, or nil; name(i) is how messages name it (made only
@@ -671,9 +671,13 @@ local function item_problem(item, i, name)
   if item.context ~= nil and type(item.context) ~= "table" then
     return format("%s.context: table expected, got %s", name(i), type(item.context))
   end
+  if item.attachments ~= nil and type(item.attachments) ~= "table" then
+    return format("%s.attachments: table expected, got %s", name(i), type(item.attachments))
+  end
   for field in pairs(item) do
     if not ITEM_FIELDS[field] then
-      return format("%s: unknown field '%s' (definitionId, context)", name(i), tostring(field))
+      return format("%s: unknown field '%s' (definitionId, context, attachments)", name(i),
+                    tostring(field))
     end
   end
   return nil
@@ -685,8 +689,9 @@ local function stream_item_name(i) return format("item %d", i) end
 --- Starts many workflow instances, opts.concurrency at a time, on one token and shared
 -- connections. Every item is checked before the first is sent: a bad one raises. One failed
 -- item never stops the others, and no start is sent twice.
--- @tparam table items array of `{definitionId = ..., context = ...}` (context optional; a
--- table with other keys than 1..n raises, as their items would not start)
+-- @tparam table items array of `{definitionId = ..., context = ..., attachments = ...}`
+-- (context and attachments optional, as wf:start's; a table with other keys than 1..n
+-- raises, as their items would not start)
 -- @tparam[opt] table opts `concurrency` (default 16, at most 1024): starts in flight at
 -- most; `adaptive` (default true): fewer on 429, 503 and Retry-After, more while answers are
 -- clean, and a 429 waits for the limit instead of using up the retries; `rate_limit_wait`
@@ -694,8 +699,8 @@ local function stream_item_name(i) return format("item %d", i) end
 -- @treturn table results in input order: the new instance, or the error object exactly as
 -- wf:start returns it (tell them apart with sapwf.is_error; err.outcome says whether the
 -- instance may exist)
--- @raise for an item that is not a table with a non-empty definitionId and an optional
--- context table, checked before any is sent; when on_progress raised, once the starts in
+-- @raise for an item that is not a table with a non-empty definitionId and optional
+-- context and attachments tables, checked before any is sent; when on_progress raised, once the starts in
 -- flight have ended: an error with `cause` and `results`, as wf:map's
 function methods:start_many(items, opts)
   open(self, "start_many")
@@ -727,8 +732,8 @@ end
 -- however many items come. One failed start never stops the others, and no start is sent
 -- twice.
 -- @tparam function next_item called for the next item, `{definitionId = ..., context =
--- ...}` (context optional), or nil when there is none left; called again only as a slot
--- frees up
+-- ..., attachments = ...}` (as start_many's), or nil when there is none left; called again
+-- only as a slot frees up
 -- @tparam function on_result called as on_result(i, result, item): i counts the items from
 -- 1 in the order next_item gave them; result is the new instance or the error object
 -- exactly as wf:start returns it (sapwf.is_error; err.outcome says whether it may exist)
@@ -736,7 +741,7 @@ end
 -- true), `rate_limit_wait` (default 300), as for wf:start_many
 -- @treturn integer how many items there were
 -- @raise what next_item raised, or for an item that is not a table with a non-empty
--- definitionId and an optional context table; in both cases once the starts in flight
+-- definitionId and optional context and attachments tables; in both cases once the starts in flight
 -- have ended and their results went to on_result. When on_result raised, an error with
 -- `cause` (what it raised) and `pending` ({index =, item =, result =} of each start it did
 -- not get)

@@ -42,28 +42,39 @@ end
 -- @tparam string definition_id the definition to start
 -- @tparam[opt] table context the start context (default {}): any JSON value table; use
 -- sapwf.array and sapwf.object where an empty table must be [] or {}
+-- @tparam[opt] table attachments the instance's attachments, bound at the start (SAP's
+-- AttachmentsContext: `rootFolder`, `groups`), as wf:attachments returns them; not sent
+-- when nil
 -- @treturn table the new instance: id, definitionId, definitionVersion, status, startedAt, ...
 -- @fails "forbidden" without WORKFLOW_INSTANCE_START; "not_found" for an unknown
 -- definition; "invalid" for a context the definition refuses or a value that is not JSON;
 -- "decode" for a 2xx whose body is not the new instance with its id (not JSON, null, []).
 -- err.outcome is "unknown" when the start may have happened, "rejected" or "not_sent" when
 -- it surely did not
-function methods:start(definition_id, context)
+function methods:start(definition_id, context, attachments)
   open(self, "start")
   -- The hot path of bulk starts: each check is called only to raise.
   if type(definition_id) ~= "string" then base.check_string("start", 1, definition_id) end
   if definition_id == "" then argerror("start", 1, "empty definition id") end
-  local ctx_text = "{}"
-  if context ~= nil then
-    if type(context) ~= "table" then check_table("start", 2, context) end
-    local text, err = encode(context, "context", START, START.path)
-    if not text then return nil, err end
-    ctx_text = text
+  if context ~= nil and type(context) ~= "table" then check_table("start", 2, context) end
+  if attachments ~= nil and type(attachments) ~= "table" then
+    check_table("start", 3, attachments)
   end
-  local id_text, err = definition_text(definition_id)
+  local ctx_text, att_text, err = "{}", nil, nil
+  if context ~= nil then
+    ctx_text, err = encode(context, "context", START, START.path)
+    if not ctx_text then return nil, err end
+  end
+  if attachments ~= nil then
+    att_text, err = encode(attachments, "attachments", START, START.path)
+    if not att_text then return nil, err end
+  end
+  local id_text
+  id_text, err = definition_text(definition_id)
   if not id_text then return nil, err end
-  return call(self, START, START.path, "",
-              '{"definitionId":' .. id_text .. ',"context":' .. ctx_text .. '}')
+  local body = '{"definitionId":' .. id_text .. ',"context":' .. ctx_text
+  if att_text then body = body .. ',"attachments":' .. att_text end
+  return call(self, START, START.path, "", body .. '}')
 end
 
 --- The workflow instances matching q; with no filter at all the service returns the

@@ -72,7 +72,7 @@ local list = {
     lua = "wf:instances(q)" },
   { name = "start", method = "POST", path = "/v1/workflow-instances",
     authority = "WORKFLOW_INSTANCE_START", success = { 201 }, body = "json", answer = "object",
-    answer_id = true, lua = "wf:start(definition_id, context)" },
+    answer_id = true, lua = "wf:start(definition_id, context, attachments)" },
   { name = "delete_instances", method = "PATCH", path = "/v1/workflow-instances",
     authority = "WORKFLOW_INSTANCES_UPDATE", success = { 200, 202 }, body = "job",
     lua = "wf:delete_instances(ids)" },

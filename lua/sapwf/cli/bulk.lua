@@ -1,7 +1,8 @@
 -- `sapwf start [DEFINITION] --from FILE`: one workflow instance per input line.
 --
 -- Input lines are a context (started with DEFINITION) or {"definitionId":..,"context":..}
--- (other fields ignored, so the failed file can be fed back). Three outputs:
+-- with optional "attachments":{..} (the failed file's "line", "error" and "outcome"
+-- ignored, so it can be fed back; any other field makes the line bad). Three outputs:
 --   record file  what became of each line sent, written and flushed as it happens (format
 --                in docs/CLI.md): before a line is sent, {"line":n,"outcome":"sending",..};
 --                when its answer came, {"line":n,"id":..} (started), {"line":n,"outcome":
@@ -49,6 +50,7 @@ local signals = require "sapwf.cli.signals"
 local file_id = core.file_id
 local exitcodes = require "sapwf.cli.exitcodes"
 local input_text = require "sapwf.cli.input"
+local is_object = input_text.is_object
 local progress = require "sapwf.cli.progress"
 local output = require "sapwf.cli.output"
 local cli = require "sapwf.cli"
@@ -317,14 +319,18 @@ local function lookup_advice(entry)
     .. "the definition derives one from the context)", command)
 end
 
--- One input line: an item {line, definitionId, context}, or nil and why it cannot start.
+-- Fields of the wrapped form beside definitionId and context.
+local ITEM_FIELDS = { attachments = true }
+
+-- One input line: an item {line, definitionId, context, attachments}, or nil and why it
+-- cannot start.
 -- item.unknown is set for a line an earlier run reported with an unknown outcome.
 function M.parse_line(text, number, default_definition)
   local value, err = json.decode(text)
   if value == nil then
     return nil, "not valid JSON: " .. tostring(err)
   end
-  if type(value) ~= "table" or #value > 0 or getmetatable(value) == json.array_mt then
+  if not is_object(value) then
     return nil, "not a JSON object"
   end
   local item = { line = number }
@@ -344,12 +350,17 @@ function M.parse_line(text, number, default_definition)
   end
   if type(value.definitionId) == "string" then
     for key in pairs(value) do
-      if key ~= "definitionId" and key ~= "context" and not META_FIELDS[key] then
+      if key ~= "definitionId" and key ~= "context" and not META_FIELDS[key]
+          and not ITEM_FIELDS[key] then
         return nil, string.format("has field '%s' beside definitionId and context "
           .. "(wrap a context that has both in {\"definitionId\":..,\"context\":..})", key)
       end
     end
+    if value.attachments ~= nil and not is_object(value.attachments) then
+      return nil, "has attachments that are not a JSON object"
+    end
     item.definitionId, item.context = value.definitionId, value.context
+    item.attachments = value.attachments
     item.unknown = value.outcome == "unknown"
   else
     if not default_definition then
@@ -378,7 +389,8 @@ end
 -- The failed file's entry for a line that parsed: the line again, as --from reads it, with
 -- why it failed (error) and, when it may have started, outcome "unknown" (--from skips it).
 local function failed_entry(item, error, outcome)
-  return { definitionId = item.definitionId, context = item.context, line = item.line,
+  return { definitionId = item.definitionId, context = item.context,
+           attachments = item.attachments, line = item.line,
            error = error, outcome = outcome }
 end
 
@@ -676,7 +688,8 @@ function Run:stream(concurrency)
     end
     self.taken = self.taken + 1
     in_flight[self.taken] = item
-    return { definitionId = item.definitionId, context = item.context }
+    return { definitionId = item.definitionId, context = item.context,
+             attachments = item.attachments }
   end, function(i, result)
     local item = in_flight[i]
     in_flight[i] = nil

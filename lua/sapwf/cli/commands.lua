@@ -276,6 +276,11 @@ end
 
 function M.start(ctx, args)
   if args.from then
+    if args.attachments then
+      return nil, { kind = "usage", message = "--attachments goes with a single start; with "
+        .. "--from, give each line's in {\"definitionId\":..,\"context\":..,"
+        .. "\"attachments\":..}" }
+    end
     return require("sapwf.cli.bulk").run(ctx, args)
   end
   for _, option in ipairs({ "concurrency", "failed", "record", "resume" }) do
@@ -290,8 +295,19 @@ function M.start(ctx, args)
   if not context then
     return nil, err
   end
+  local attachments
+  if args.attachments then
+    if args.attachments == "-" and args.context == "-" then
+      return nil, { kind = "usage", message = "--context and --attachments cannot both read "
+        .. "standard input" }
+    end
+    attachments, err = input.object(args.attachments, "--attachments")
+    if not attachments then
+      return nil, err
+    end
+  end
   return once(ctx, function(wf)
-    return wf:start(args.definition, context)
+    return wf:start(args.definition, context, attachments)
   end, function(instance)
     ctx.out:result(instance)
   end, function(instance)

@@ -56,6 +56,12 @@ function M.text(spec, option)
   return spec, "the value"
 end
 
+-- Whether a decoded JSON value is an object (a table that is not an array). An empty
+-- one decodes to a table without the array metatable.
+function M.is_object(value)
+  return type(value) == "table" and #value == 0 and getmetatable(value) ~= json.array_mt
+end
+
 -- Decodes `spec` (JSON, @file or -) into a JSON object (a Lua table that is not an array).
 -- A missing spec gives an empty object.
 function M.object(spec, option)
@@ -71,7 +77,7 @@ function M.object(spec, option)
     return usage_error(string.format("%s: %s is not valid JSON: %s", option, origin,
       tostring(err)))
   end
-  if type(value) ~= "table" or #value > 0 or getmetatable(value) == json.array_mt then
+  if not M.is_object(value) then
     return usage_error(string.format("%s: %s must be a JSON object", option, origin))
   end
   return value

@@ -175,9 +175,13 @@ local function add_start_command(parser)
   start:mutex(
     start:option("--context", CONTEXT_HELP .. " Default {}."):argname("JSON"),
     start:option("--from", "Bulk: one context per line, or "
-        .. "{\"definitionId\":..,\"context\":..}; - reads stdin."):argname("FILE")
+        .. "{\"definitionId\":..,\"context\":..} with optional \"attachments\":{..}; - reads "
+        .. "stdin."):argname("FILE")
       :convert(non_empty("--from"))
   )
+  start:option("--attachments", "The instance's attachments, bound at the start "
+      .. "({\"rootFolder\":..,\"groups\":{..}}, SAP's AttachmentsContext): JSON text, @FILE "
+      .. "or - for stdin."):argname("JSON")
   start:option("--concurrency", "Bulk: starts in flight at once (default 4).")
     :argname("N"):convert(integer_between("--concurrency", 1,
                                           require("sapwf.batch").MAX_CONCURRENCY))

@@ -176,6 +176,7 @@ local function instances()
     if not instance.removed then
       local view = views.instance(instance, true)
       view.context = instance.context
+      view.attachments = instance.attachments
       view.tasks = {}
       for i, task in ipairs(instance.tasks or {}) do view.tasks[i] = task.id end
       view.tasks = json.list(view.tasks)
@@ -295,7 +296,8 @@ local ROUTES = {
     put_client, pattern = "^clients/([^/]+)$" },
   { "GET", "stats", "the counters (requests, tokens, instances started, faults applied, "
       .. "answers by status, by operation and by client)", stats },
-  { "GET", "instances", "every instance of the worker that answers, any status, with context",
+  { "GET", "instances", "every instance of the worker that answers, any status, with context and "
+      .. "attachments",
     instances },
   { "POST", "instances/seed", "many instances at once, as started at the given times: "
       .. "{count, definition, started_at (one date-time or a list of count), status, context} "
