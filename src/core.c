@@ -1,6 +1,7 @@
 /* sapwf.core: libcurl client for the SAP BTP Workflow REST API (module entry point). It
  * only gathers: libcurl's global setup, the metatables of client.c, batch.c and
- * lua_request.c (header blocks), and the module table of the other files' functions. MIT licence, see LICENSE. */
+ * lua_request.c (header blocks), and the module table of the other files' functions.
+ * MIT licence, see LICENSE. */
 #include "sapwf.h"
 
 #include <pthread.h>
