@@ -60,21 +60,23 @@ function methods:start(definition_id, context, attachments)
   if attachments ~= nil and type(attachments) ~= "table" then
     check_table("start", 3, attachments)
   end
-  local ctx_text, att_text, err = "{}", nil, nil
+  local ctx_text, err = "{}", nil
   if context ~= nil then
     ctx_text, err = encode(context, "context", START, START.path)
     if not ctx_text then return nil, err end
   end
-  if attachments ~= nil then
-    att_text, err = encode(attachments, "attachments", START, START.path)
-    if not att_text then return nil, err end
-  end
   local id_text
   id_text, err = definition_text(definition_id)
   if not id_text then return nil, err end
-  local body = '{"definitionId":' .. id_text .. ',"context":' .. ctx_text
-  if att_text then body = body .. ',"attachments":' .. att_text end
-  return call(self, START, START.path, "", body .. '}')
+  if attachments == nil then
+    return call(self, START, START.path, "",
+                '{"definitionId":' .. id_text .. ',"context":' .. ctx_text .. '}')
+  end
+  local att_text
+  att_text, err = encode(attachments, "attachments", START, START.path)
+  if not att_text then return nil, err end
+  return call(self, START, START.path, "", '{"definitionId":' .. id_text .. ',"context":'
+              .. ctx_text .. ',"attachments":' .. att_text .. '}')
 end
 
 --- The workflow instances matching q; with no filter at all the service returns the
