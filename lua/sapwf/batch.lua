@@ -700,8 +700,8 @@ local function stream_item_name(i) return format("item %d", i) end
 -- wf:start returns it (tell them apart with sapwf.is_error; err.outcome says whether the
 -- instance may exist)
 -- @raise for an item that is not a table with a non-empty definitionId and optional
--- context and attachments tables, checked before any is sent; when on_progress raised, once the starts in
--- flight have ended: an error with `cause` and `results`, as wf:map's
+-- context and attachments tables, checked before any is sent; when on_progress raised,
+-- once the starts in flight have ended: an error with `cause` and `results`, as wf:map's
 function methods:start_many(items, opts)
   open(self, "start_many")
   if type(items) ~= "table" then
@@ -741,10 +741,10 @@ end
 -- true), `rate_limit_wait` (default 300), as for wf:start_many
 -- @treturn integer how many items there were
 -- @raise what next_item raised, or for an item that is not a table with a non-empty
--- definitionId and optional context and attachments tables; in both cases once the starts in flight
--- have ended and their results went to on_result. When on_result raised, an error with
--- `cause` (what it raised) and `pending` ({index =, item =, result =} of each start it did
--- not get)
+-- definitionId and optional context and attachments tables; in both cases once the starts
+-- in flight have ended and their results went to on_result. When on_result raised, an
+-- error with `cause` (what it raised) and `pending` ({index =, item =, result =} of each
+-- start it did not get)
 function methods:start_each(next_item, on_result, opts)
   open(self, "start_each")
   if type(next_item) ~= "function" then

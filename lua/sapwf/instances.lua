@@ -68,15 +68,15 @@ function methods:start(definition_id, context, attachments)
   local id_text
   id_text, err = definition_text(definition_id)
   if not id_text then return nil, err end
-  if attachments == nil then
-    return call(self, START, START.path, "",
-                '{"definitionId":' .. id_text .. ',"context":' .. ctx_text .. '}')
+  local tail = "}"
+  if attachments ~= nil then
+    local att_text
+    att_text, err = encode(attachments, "attachments", START, START.path)
+    if not att_text then return nil, err end
+    tail = ',"attachments":' .. att_text .. '}'
   end
-  local att_text
-  att_text, err = encode(attachments, "attachments", START, START.path)
-  if not att_text then return nil, err end
-  return call(self, START, START.path, "", '{"definitionId":' .. id_text .. ',"context":'
-              .. ctx_text .. ',"attachments":' .. att_text .. '}')
+  return call(self, START, START.path, "",
+              '{"definitionId":' .. id_text .. ',"context":' .. ctx_text .. tail)
 end
 
 --- The workflow instances matching q; with no filter at all the service returns the

@@ -138,9 +138,10 @@ end
 -- entries carry one, and so do those of lines read and not sent, Run:passed), as
 -- new_record makes it. Or nil and a usage error for a record with a line that cannot be
 -- read where no sending entry came before it: written by the format without them, such a
--- line may be the only record of a started instance, and --resume would start it again. After a sending entry, a line cut
--- short by a failed write costs nothing: every line sent has its sending entry, complete,
--- before it is sent, so a lost answer only leaves that line's outcome unknown.
+-- line may be the only record of a started instance, and --resume would start it again.
+-- After a sending entry, a line cut short by a failed write costs nothing: every line sent
+-- has its sending entry, complete, before it is sent, so a lost answer only leaves that
+-- line's outcome unknown.
 local function recorded_lines(path)
   local done, pending, prints = {}, {}, {}
   local file, open_err, code = io.open(path, "rb")
