@@ -664,6 +664,16 @@ describe("sapwf command line", function()
       context = run({ "start", "simple", "--context", "[1]" })
       assert.equal(2, context.code)
       assert.matches("sapwf: --context: the value must be a JSON object\n", context.stderr, 1, true)
+      -- JSON text that encodes to no JSON (a number beyond a double) is the user's to fix,
+      -- not a refusal of the service's: nothing is sent
+      context = run({ "start", "simple", "--context", '{"a":{"b":1e400}}' })
+      assert.equal(2, context.code)
+      assert.matches("sapwf: --context: the value cannot be sent: context.a.b: infinity is not "
+        .. "JSON\n", context.stderr, 1, true)
+      context = run({ "start", "simple", "--attachments", '{"rootFolder":-1e400}' })
+      assert.equal(2, context.code)
+      assert.matches("sapwf: --attachments: the value cannot be sent: attachments.rootFolder: "
+        .. "infinity is not JSON\n", context.stderr, 1, true)
       write_file(dir .. "/array.json", "[1]")
       context = run({ "complete", "t", "--context", "@" .. dir .. "/array.json" })
       assert.equal(2, context.code)
@@ -1825,6 +1835,36 @@ describe("sapwf command line", function()
         assert.equal(0, again.code, again.stderr)
         for _, inst in ipairs(emu:instances()) do by_n[inst.context.n] = inst end
         assert.same({ rootFolder = "a2" }, by_n[2].attachments)
+      end)
+
+    it("a line that could fail only once sent is a bad line, kept verbatim, never sent",
+      function()
+        local lines = {
+          '{"orderId":"A-1","price":1e400}',
+          '{"definitionId":"simple","context":[1]}',
+          '{"definitionId":"simple","context":{"n":3},"attachments":{"size":1e999}}',
+          '{"definitionId":"simple","context":{"n":4}}',
+        }
+        write_file(input, table.concat(lines, "\n") .. "\n")
+        local before = instances_started()
+        local r = run({ "start", "simple", "--from", input })
+        assert.equal(10, r.code, r.stderr)
+        assert.same({ 1, 3, 3 }, { r.json.started, r.json.failed, r.json.invalidLines })
+        assert.equal(before + 1, instances_started())
+        assert.matches("line 1: cannot be sent: context.price: infinity is not JSON", r.stderr,
+          1, true)
+        assert.matches("line 2: has a context that is not a JSON object", r.stderr, 1, true)
+        assert.matches("line 3: cannot be sent: attachments.size: infinity is not JSON",
+          r.stderr, 1, true)
+        -- the failed file holds each line as it was: no other copy of a piped line exists
+        assert.same({ lines[1], lines[2], lines[3] }, lines_of(input .. ".failed.ndjson"))
+        -- recorded as read and not sent, so --resume sends none of them
+        for _, text in ipairs(lines_of(input .. ".started.ndjson")) do
+          local entry = json.decode(text)
+          if entry.line and entry.line <= 3 then
+            assert.equal("failed", entry.outcome, text)
+          end
+        end
       end)
 
     it("--resume starts a failed line fixed in place, but not a started one moved onto it",

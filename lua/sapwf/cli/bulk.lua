@@ -50,7 +50,7 @@ local signals = require "sapwf.cli.signals"
 local file_id = core.file_id
 local exitcodes = require "sapwf.cli.exitcodes"
 local input_text = require "sapwf.cli.input"
-local is_object = input_text.is_object
+local is_object, not_sendable = input_text.is_object, input_text.not_sendable
 local progress = require "sapwf.cli.progress"
 local output = require "sapwf.cli.output"
 local cli = require "sapwf.cli"
@@ -357,6 +357,9 @@ function M.parse_line(text, number, default_definition)
           .. "(wrap a context that has both in {\"definitionId\":..,\"context\":..})", key)
       end
     end
+    if not is_object(value.context) then
+      return nil, "has a context that is not a JSON object"
+    end
     if value.attachments ~= nil and not is_object(value.attachments) then
       return nil, "has attachments that are not a JSON object"
     end
@@ -369,6 +372,12 @@ function M.parse_line(text, number, default_definition)
     end
     item.definitionId, item.context = default_definition, value
   end
+  -- What would fail only once sent (a number beyond a double, a string that is not UTF-8)
+  -- is a bad line: kept verbatim in the failed file, as no entry could hold it.
+  local why = not_sendable(item.definitionId, "definitionId")
+    or not_sendable(item.context, "context")
+    or item.attachments ~= nil and not_sendable(item.attachments, "attachments")
+  if why then return nil, "cannot be sent: " .. why end
   return item
 end
 
@@ -587,8 +596,15 @@ function Run:result(item, result)
       cli.write_hints(self.out, err, self.args)
     end
   end
+  -- The line's content encodes (parse_line made sure); the error's text may not (a
+  -- service's message that is not UTF-8): then the entry keeps the content and says so.
   local text, encode_err = json.encode(entry)
-  self:write_failed(text or json.encode({ line = item.line, error = { message = encode_err } }))
+  if not text then
+    entry.error = { kind = entry.error.kind, status = entry.error.status,
+                    message = "(the error's text is not JSON: " .. tostring(encode_err) .. ")" }
+    text = json.encode(entry) or json.encode({ line = item.line, error = entry.error })
+  end
+  self:write_failed(text)
   if type(err) == "table" and FATAL_KINDS[err.kind] then
     self.aborted = err
   end

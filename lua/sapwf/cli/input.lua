@@ -62,6 +62,16 @@ function M.is_object(value)
   return type(value) == "table" and #value == 0 and getmetatable(value) ~= json.array_mt
 end
 
+-- Why a decoded value cannot be sent as JSON, or nil: JSON text can hold what encodes to
+-- no JSON (1e400 decodes to infinity; on Lua 5.3+ sapwf refuses strings that are not
+-- UTF-8), and the start would fail only once sent for, looking like the service's refusal.
+-- name names the value in the message (e.g. "context.price: infinity is not JSON").
+function M.not_sendable(value, name)
+  local text, err = json.encode(value, name)
+  if text then return nil end
+  return tostring(err)
+end
+
 -- Decodes `spec` (JSON, @file or -) into a JSON object (a Lua table that is not an array).
 -- A missing spec gives an empty object.
 function M.object(spec, option)
@@ -79,6 +89,10 @@ function M.object(spec, option)
   end
   if not M.is_object(value) then
     return usage_error(string.format("%s: %s must be a JSON object", option, origin))
+  end
+  local why = M.not_sendable(value, (option:gsub("^%-%-", "")))
+  if why then
+    return usage_error(string.format("%s: %s cannot be sent: %s", option, origin, why))
   end
   return value
 end
