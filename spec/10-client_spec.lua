@@ -357,6 +357,11 @@ describe("sapwf client", function()
           .. "contextViewerUsers, viewerGroups, viewerUsers)" },
         { function() wf:update_task("x", { recipientUsers = { "a", 1 } }) end,
           "bad argument #2 to 'update_task' (recipientUsers[2]: string expected, got number)" },
+        { function() wf:update_task("x", { recipientGroups = { "a,b" } }) end,
+          "bad argument #2 to 'update_task' (recipientGroups[1]: a name cannot hold a comma "
+          .. "(the service splits the list at commas))" },
+        { function() wf:update_task("x", { recipientUsers = { "a", "" } }) end,
+          "bad argument #2 to 'update_task' (recipientUsers[2]: empty name)" },
         -- SAP's enums: a lower-case "completed" would go as an update, under another authority
         { function() wf:update_task("x", { status = "completed" }) end,
           "bad argument #2 to 'update_task' (status: \"COMPLETED\" expected, got 'completed')" },

@@ -691,6 +691,13 @@ describe("instances", function()
           "bad argument #2 to 'update_roles' (table expected, got string)" },
         { function() wf:update_roles("x", { viewerUsers = { "a", false } }) end,
           "bad argument #2 to 'update_roles' (viewerUsers[2]: string expected, got boolean)" },
+        -- the service splits the joined list at commas: one name would become two, and
+        -- {""} would clear the list
+        { function() wf:update_roles("x", { viewerUsers = { "ann@x", "Doe, John" } }) end,
+          "bad argument #2 to 'update_roles' (viewerUsers[2]: a name cannot hold a comma "
+          .. "(the service splits the list at commas))" },
+        { function() wf:update_roles("x", { adminGroups = { "" } }) end,
+          "bad argument #2 to 'update_roles' (adminGroups[1]: empty name)" },
         { function() wf:update_roles("x", { viewerUsers = 5 }) end,
           "bad argument #2 to 'update_roles' (viewerUsers: string or list of strings "
           .. "expected, got number)" },

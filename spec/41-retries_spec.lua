@@ -185,7 +185,11 @@ describe("retries", function()
       inst = started_instance(wf)
       -- the first sending cancels the instance, then the connection drops: no answer
       fault{ fault = "drop_after", method = "PATCH", path = "/v1/workflow-instances/" }
-      assert.is_true(wf:cancel(inst.id))
+      local done, meta = wf:cancel(inst.id)
+      assert.is_true(done)
+      -- value, meta as every method: the meta of the read that found it CANCELED
+      assert.equal(200, meta.status)
+      assert.is_string(meta.request_id)
       assert.equal(2, R.count(emu, "PATCH /v1/workflow-instances/{workflowInstanceId}"))
       assert.equal("CANCELED", assert(wf:instance(inst.id)).status)
       -- without an earlier attempt, canceling a CANCELED instance is the service's 422
@@ -221,7 +225,9 @@ describe("retries", function()
         fault{ fault = "drop_after", method = "PATCH", path = "/v1/workflow-instances/" }
         fault{ fault = "status", status = refusal, method = "PATCH",
                path = "/v1/workflow-instances/" }
-        assert.is_true(wf:suspend(inst.id), refusal)
+        local done, meta = wf:suspend(inst.id)
+        assert.is_true(done, refusal)
+        assert.equal(200, meta.status)
         assert.equal(before + 2,
                      R.count(emu, "PATCH /v1/workflow-instances/{workflowInstanceId}"))
         assert.equal("SUSPENDED", assert(wf:instance(inst.id)).status)

@@ -17,7 +17,7 @@ local args = require "sapwf.args"
 local type, tostring, getmetatable, setmetatable, rawget, error =
   type, tostring, getmetatable, setmetatable, rawget, error
 local pairs, ipairs = pairs, ipairs
-local format, match = string.format, string.match
+local format, match, find = string.format, string.match, string.find
 local concat, sort = table.concat, table.sort
 local escape, json_decode = core.escape, json.decode
 local parse_count, path_problem = core.parse_count, core.path_problem
@@ -200,6 +200,13 @@ function base.join_lists(fname, argn, fields, allowed, lists)
         if type(item) ~= "string" then
           error(format("bad argument #%d to '%s' (%s[%d]: string expected, got %s)", argn,
                        fname, name, i, type(item)), 3)
+        end
+        -- The service splits the joined string at commas: an item with one would become
+        -- two names, and an empty one would be no name ({""} clearing the list, as {} does).
+        if item == "" or find(item, ",", 1, true) then
+          error(format("bad argument #%d to '%s' (%s[%d]: %s)", argn, fname, name, i,
+                       item == "" and "empty name" or "a name cannot hold a comma (the "
+                       .. "service splits the list at commas)"), 3)
         end
       end
       value = concat(value, ",")

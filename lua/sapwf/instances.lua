@@ -195,7 +195,8 @@ methods.update_attachments = by_id_with_table(UPDATE_ATTACHMENTS, "update_attach
 -- connection lost after sending: send.lua's IDEMPOTENT_OPS). That second sending may meet
 -- the service's 422 (CANCELED is final; SAP names no answer for suspending a SUSPENDED
 -- instance, so it may be this too) or its 409 while it still processes the first attempt.
--- Then the instance is read, and when it has the status asked for, the change happened.
+-- Then the instance is read, and when it has the status asked for, the change happened:
+-- true and the read's meta (every method returns value, meta).
 local function status_change(op, fname, status)
   local body = '{"status":"' .. status .. '"}'
   return function(self, id)
@@ -203,8 +204,8 @@ local function status_change(op, fname, status)
     base.check_id(fname, 1, id)
     local ok, err = call(self, op, path_of(op, id), "", body)
     if ok == nil and (err.status == 422 or err.status == 409) and err.outcome == "unknown" then
-      local instance = self:instance(id)
-      if instance and instance.status == status then return true end
+      local instance, meta = self:instance(id)
+      if instance and instance.status == status then return true, meta end
     end
     return ok, err
   end
