@@ -332,7 +332,7 @@ describe("instances", function()
       assert.same({}, assert(wf:context(plain.id)))
     end)
 
-    it("at the start: not JSON is refused before sending, an array by the service", function()
+    it("at the start: not JSON, or an array, is refused before sending", function()
       local inst, err = wf:start("simple", {}, { rootFolder = 0 / 0 })
       assert.is_nil(inst)
       assert.equal("invalid", err.kind)
@@ -342,9 +342,9 @@ describe("instances", function()
       inst, err = wf:start("simple", {}, { "a" })
       assert.is_nil(inst)
       assert.equal("invalid", err.kind)
-      assert.equal(400, err.status)
-      assert.equal("rejected", err.outcome)
-      assert.equal(0, emu:stats().instances_started)
+      assert.equal("attachments: a JSON object expected, got an array", err.message)
+      assert.equal("not_sent", err.outcome)
+      assert.equal(0, emu:stats().api_requests)
       assert.has_error(function() wf:start("simple", {}, "f1") end,
                        "bad argument #3 to 'start' (table expected, got string)")
     end)
@@ -534,22 +534,29 @@ describe("instances", function()
   end)
 
   describe("contexts and attachments that are not objects", function()
-    it("are refused by the service with 400, and nothing changes", function()
+    it("are refused before sending, as the service refuses them (400): nothing changes",
+       function()
       local inst = assert(wf:start("simple", { keep = true }))
       assert(wf:update_attachments(inst.id, { rootFolder = "f1" }))
       local cases = {
-        { "update_context", "PATCH", "/context" },
-        { "replace_context", "PUT", "/context" },
-        { "update_attachments", "PUT", "/attachments" },
+        { "update_context", "PATCH", "/context", "patch" },
+        { "replace_context", "PUT", "/context", "context" },
+        { "update_attachments", "PUT", "/attachments", "attachments" },
       }
       for _, case in ipairs(cases) do
+        local path = "/v1/workflow-instances/" .. inst.id .. case[3]
+        local before = emu:stats().api_requests
         local ok, err = wf[case[1]](wf, inst.id, { "a", "b" })  -- a JSON array
         assert.is_nil(ok, case[1])
-        assert.equal("invalid", err.kind, case[1])
+        assert.same({ "invalid", "sapwf.json", "not_sent", case[2], path },
+                    { err.kind, err.code, err.outcome, err.method, err.path }, case[1])
+        assert.equal(case[4] .. ": a JSON object expected, got an array", err.message)
+        assert.equal(before, emu:stats().api_requests, case[1])
+        -- what the service answers, sent all the same
+        ok, err = wf:request(case[2], path, { body = { "a", "b" } })
+        assert.is_nil(ok, case[1])
         assert.equal(400, err.status, case[1])
         assert.equal("bpm.workflowruntime.rest.content.format.invalid", err.code, case[1])
-        assert.equal(case[2], err.method, case[1])
-        assert.equal("/v1/workflow-instances/" .. inst.id .. case[3], err.path, case[1])
       end
       assert.same({ keep = true }, assert(wf:context(inst.id)))
       assert.same({ rootFolder = "f1" }, assert(wf:attachments(inst.id)))

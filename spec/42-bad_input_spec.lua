@@ -278,6 +278,43 @@ describe("bad input", function()
       end)
     end
 
+    -- The service takes a context (and attachments) only as a JSON object: as an array it
+    -- refuses it once sent (422, 400). So it is refused before, naming what.
+    it("a context that would go as a JSON array: nil, err naming it, nothing sent", function()
+      emu:reset()
+      local ARRAYS = { { "a sequence", { "a", "b" } }, { "sapwf.array{}", sapwf.array{} },
+                       { "a decoded array", require("sapwf.json").decode("[1]") } }
+      local calls = {
+        { "context", function(v) return wf:start("simple", v) end },
+        { "attachments", function(v) return wf:start("simple", {}, v) end },
+        { "patch", function(v) return wf:update_context("x", v) end },
+        { "context", function(v) return wf:replace_context("x", v) end },
+        { "attachments", function(v) return wf:update_attachments("x", v) end },
+        { "context", function(v) return wf:complete_task("x", v) end },
+        { "message.context", function(v)
+          return wf:send_message{ definitionId = "m", workflowInstanceId = "x", context = v }
+        end },
+        { "fields.context", function(v) return wf:update_task("x", { context = v }) end },
+        { "fields.attachments", function(v) return wf:update_task("x", { attachments = v }) end },
+        { "context", function(v)
+          return wf:start_many({ { definitionId = "simple", context = v } })[1]
+        end },
+      }
+      for _, case in ipairs(ARRAYS) do
+        for _, call in ipairs(calls) do
+          local value, err = call[2](case[2])
+          if err == nil then value, err = nil, value end         -- start_many's result
+          assert.is_nil(value, case[1])
+          assert.is_true(sapwf.is_error(err), case[1] .. " " .. call[1])
+          assert.same({ "invalid", "sapwf.json", "not_sent" }, { err.kind, err.code, err.outcome })
+          assert.equal(call[1] .. ": a JSON object expected, got an array", err.message)
+        end
+      end
+      -- an empty table is an object, as sapwf.json writes it
+      assert.is_truthy(wf:start("simple", {}))
+      assert.equal(1, emu:stats().api_requests)
+    end)
+
     it("a huge context is sent whole (the server decides), not cut", function()
       emu:reset()
       local big = string.rep("z", 4 * 1024 * 1024)

@@ -236,6 +236,35 @@ function base.encode(value, root, op, path)
   return nil, errors.invalid(msg, "sapwf.json", op.method, path)
 end
 
+-- Whether a value that encoded went as a JSON array: a Lua sequence, or a table marked
+-- with sapwf.array.
+local function went_as_array(value)
+  return type(value) == "table" and (getmetatable(value) == json.array_mt
+                                     or rawget(value, 1) ~= nil)
+end
+
+-- base.encode for a body (or a part of one) that the service takes only as a JSON object
+-- (a context, attachments): as an array it would be refused only once sent (422, 400).
+-- parts: the names of value's fields that must be objects too (a message's context), or nil.
+function base.encode_object(value, root, op, path, parts)
+  local text, err = base.encode(value, root, op, path)
+  if not text then return nil, err end
+  local array = went_as_array(value) and root
+  if not array and parts then
+    for _, name in ipairs(parts) do
+      if went_as_array(value[name]) then
+        array = root .. "." .. name
+        break
+      end
+    end
+  end
+  if array then
+    return nil, errors.invalid(array .. ": a JSON object expected, got an array", "sapwf.json",
+                               op.method, path)
+  end
+  return text
+end
+
 -- ------------------------------------------------------------------------------------------
 -- Calls
 
@@ -389,7 +418,7 @@ function base.by_id_with_table(op, fname, root)
     base.check_id(fname, 1, id)
     base.check_table(fname, 2, value)
     local path = base.path(op, id)
-    local text, err = base.encode(value, root, op, path)
+    local text, err = base.encode_object(value, root, op, path)
     if not text then return nil, err end
     return base.call(self, op, path, "", text)
   end

@@ -9,7 +9,7 @@ local by_id_with_table = base.by_id_with_table
 
 local methods = {}
 local check_id, check_table, argerror = base.check_id, base.check_table, base.argerror
-local encode = base.encode
+local encode, encode_object = base.encode, base.encode_object
 
 local START, INSTANCES, INSTANCE = ops.start, ops.instances, ops.instance
 local CANCEL, SUSPEND, RESUME = ops.cancel, ops.suspend, ops.resume
@@ -62,7 +62,7 @@ function methods:start(definition_id, context, attachments)
   end
   local ctx_text, err = "{}", nil
   if context ~= nil then
-    ctx_text, err = encode(context, "context", START, START.path)
+    ctx_text, err = encode_object(context, "context", START, START.path)
     if not ctx_text then return nil, err end
   end
   local id_text
@@ -71,7 +71,7 @@ function methods:start(definition_id, context, attachments)
   local tail = "}"
   if attachments ~= nil then
     local att_text
-    att_text, err = encode(attachments, "attachments", START, START.path)
+    att_text, err = encode_object(attachments, "attachments", START, START.path)
     if not att_text then return nil, err end
     tail = ',"attachments":' .. att_text .. '}'
   end

@@ -3,7 +3,7 @@ local base = require "sapwf.base"
 local ops = require "sapwf.operations".by_name
 
 local type, pairs, tostring, error, format = type, pairs, tostring, error, string.format
-local open, call, encode = base.open, base.call, base.encode
+local open, call, encode_object = base.open, base.call, base.encode_object
 
 local methods = {}
 
@@ -59,7 +59,7 @@ function methods:send_message(message)
     bad(message.businessKey == nil and "field 'businessKey' is required with workflowDefinitionId"
         or "field 'workflowDefinitionId' is required with businessKey")
   end
-  local text, err = encode(message, "message", SEND, SEND.path)
+  local text, err = encode_object(message, "message", SEND, SEND.path, { "context" })
   if not text then return nil, err end
   return call(self, SEND, SEND.path, "", text)
 end

@@ -7,7 +7,8 @@ local pairs, ipairs, type, tostring, format = pairs, ipairs, type, tostring, str
 local open, call, path_of, by_id = base.open, base.call, base.path, base.by_id
 
 local methods = {}
-local check_id, check_table, encode = base.check_id, base.check_table, base.encode
+local check_id, check_table, encode_object = base.check_id, base.check_table,
+  base.encode_object
 
 local TASKS, TASK = ops.tasks, ops.task
 local COMPLETE, UPDATE = ops.complete_task, ops.update_task
@@ -117,9 +118,11 @@ function methods:complete_task(id, context, opts)
   end
   local path = path_of(COMPLETE, id)
   local body = '{"status":"COMPLETED"'
-  for _, part in ipairs({ { "context", context }, { "decision", decision } }) do
+  -- (the context is merged into the workflow's: a JSON object)
+  for _, part in ipairs({ { "context", context, encode_object },
+                          { "decision", decision, base.encode } }) do
     if part[2] ~= nil then
-      local text, err = encode(part[2], part[1], COMPLETE, path)
+      local text, err = part[3](part[2], part[1], COMPLETE, path)
       if not text then return nil, err end
       body = body .. ',"' .. part[1] .. '":' .. text
     end
@@ -177,7 +180,7 @@ function methods:update_task(id, fields)
   local body = base.join_lists("update_task", 2, fields, TASK_FIELDS, TASK_LISTS)
   local op = body.status == "COMPLETED" and COMPLETE or UPDATE
   local path = path_of(op, id)
-  local text, err = encode(body, "fields", op, path)
+  local text, err = encode_object(body, "fields", op, path, { "context", "attachments" })
   if not text then return nil, err end
   return call(self, op, path, "", text)
 end
