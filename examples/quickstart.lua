@@ -32,7 +32,9 @@ end
 local wf = check(sapwf.new{ service_key = key_path })
 
 local _, seconds_left = check(wf:token())
-step("1. token", string.format("valid for %d s (cached for every call below)", seconds_left))
+-- (math.huge when the token answer gave no expires_in: OAuth only recommends it)
+step("1. token", seconds_left == math.huge and "no expiry given (cached for every call below)"
+  or string.format("valid for %d s (cached for every call below)", seconds_left))
 
 local definitions = check(wf:definitions{ top = 10 })
 local names = {}

@@ -16,6 +16,30 @@ describe("sapwf client", function()
     return assert(sapwf.new(opts))
   end
 
+  it("examples/quickstart.lua (make demo) runs, also when the token has no expires_in",
+     function()
+    local dir = helpers.temp_dir()
+    local key = dir .. "/key.json"
+    helpers.write_file(key, require("sapwf.json").encode(emu:service_key("full")))
+    local lua = rawget(_G, "jit") and "luajit" or "lua" .. _VERSION:match("%d+%.%d+")
+    local q = require("sapwf.emulator.shell").quote
+    local command = "SAPWF_SERVICE_KEY=" .. q(key) .. " LUA_PATH=" .. q(package.path)
+      .. " LUA_CPATH=" .. q(package.cpath) .. " " .. lua .. " examples/quickstart.lua"
+    local ok, out = helpers.run(command)
+    assert.is_true(ok, out)
+    assert.matches("1. token%s+valid for %d+ s", out)
+    -- RFC 6749 only recommends expires_in: the token then never expires (math.huge)
+    local token = assert(client():token())
+    emu:fault{ fault = "body", method = "POST", path = "/oauth/token", times = -1,
+               body = require("sapwf.json").encode({ access_token = token,
+                                                     token_type = "bearer" }) }
+    ok, out = helpers.run(command)
+    assert.is_true(ok, out)
+    assert.matches("1. token%s+no expiry given", out)
+    emu:clear_faults()
+    os.execute("rm -rf " .. q(dir))
+  end)
+
   it("runs the quickstart flow: start, read, complete the task, send the message", function()
     local wf = client()
     local inst = assert(wf:start("orderapproval", { product = "Camera", price = 100,
