@@ -410,6 +410,28 @@ describe("failures", function()
       assert.equal("not_sent", err.outcome)
       assert(wf:definitions())                          -- the fault was used up
     end)
+
+    it("no token endpoint at token_url (404, 405): kind config, with the fix", function()
+      -- the natural mistake: the key's uaa.url as token_url, without /oauth/token
+      local key = emu:service_key("full")
+      local wf = assert(sapwf.new{ api_url = key.endpoints.workflow_rest_url,
+                                   token_url = key.uaa.url, client_id = key.uaa.clientid,
+                                   client_secret = key.uaa.clientsecret })
+      local fix = "token_url must be the token endpoint's full URL: the service key's "
+        .. "uaa.url followed by /oauth/token"
+      local _, err = wf:definitions()
+      assert.same({ "config", "token", 404, "not_sent", false },
+                  { err.kind, err.phase, err.status, err.outcome, err.retryable })
+      assert.equal(fix .. " (sapwf.new builds it so from a service key)", err.hint)
+      assert.matches("; fix: " .. fix, tostring(err), 1, true)
+      wf:close()
+      wf = client()
+      emu:fault{ fault = "status", status = 405, path = "/oauth/token" }
+      _, err = wf:token()
+      assert.same({ "config", 405 }, { err.kind, err.status })
+      assert.matches(fix, err.hint, 1, true)
+      assert(wf:token())                                -- the fault was used up
+    end)
   end)
 
   describe("config", function()

@@ -95,13 +95,17 @@ static void push_decoded(lua_State *L, sapwf_client *c, int decode_idx)
 static void refused(lua_State *L, long status, sapwf_error *e)
 {
   int auth = status == 400 || status == 401 || status == 403;
-  sapwf_error_init(e, auth ? "auth" : "server", "token");
+  /* No token endpoint at that URL: a token_url without /oauth/token, or a wrong uaa.url.
+   * The configuration is wrong, not the server (errors.lua adds the hint). */
+  int nowhere = status == 404 || status == 405;
+  sapwf_error_init(e, auth ? "auth" : nowhere ? "config" : "server", "token");
   e->status = status;
   copy_field(L, -1, "error", e->code, sizeof e->code);
   copy_field(L, -1, "error_description", e->message, sizeof e->message);
   if (e->message[0] == '\0')
     snprintf(e->message, sizeof e->message, auth
              ? "token endpoint refused the client credentials (HTTP %ld)"
+             : nowhere ? "no token endpoint at the token URL (HTTP %ld)"
              : "token endpoint answered HTTP %ld", status);
 }
 

@@ -54,7 +54,8 @@
 -- @field granted on a 403: the authorities the token has (an array)
 -- @field hint on a 403: the command that grants the missing authority and keeps the granted
 -- ones (SAP Build Process Automation: what to check); on a TLS failure: what to check; on a
--- 404 no service gave: the base URLs to try; on a start's 404 and 422, and on 415: the fix
+-- 404 no service gave: the base URLs to try; on a start's 404 and 422, and on 415: the fix;
+-- when no token endpoint is at token_url (404, 405: kind config): what token_url must be
 -- @field role on a 403 from SAP Build Process Automation, instead of authority: the role SAP
 -- names for the call (e.g. ProcessAutomationParticipant)
 -- @field api_url the API base URL the call went to (tostring names it when nothing answered
@@ -374,6 +375,10 @@ function errors.from_core(cerr, method, path, idempotent, redact)
     local status = type(e.status) == "number" and e.status or nil
     if status == 429 then e.kind = "rate_limited" elseif status == 408 then e.kind = "timeout" end
     kind = e.kind
+    if kind == "config" and e.hint == nil then       -- no token endpoint there (token.c)
+      e.hint = "token_url must be the token endpoint's full URL: the service key's uaa.url "
+        .. "followed by /oauth/token (sapwf.new builds it so from a service key)"
+    end
     e.outcome = "not_sent"
     e.retryable = (kind == "network" or kind == "timeout" or kind == "rate_limited") or
                   (kind == "server" and status ~= nil and status >= 500)
