@@ -953,6 +953,19 @@ describe("emulator", function()
       assert.equal(5, emu:stats().faults_applied)
     end)
 
+    it("matches a text of the query string too, as sent", function()
+      local token = token_for(FULL)
+      emu:fault{ fault = "status", status = 500, times = -1, path = "/v1/workflow-instances",
+                 query = "status=SUSPENDED" }
+      local path = "/v1/workflow-instances?definitionId=simple&status=SUSPENDED"
+      assert.equal(500, api("GET", path, { token = token }).status)
+      assert.equal(200, api("GET", "/v1/workflow-instances?status=RUNNING",
+                            { token = token }).status)
+      assert.equal(200, api("GET", "/v1/workflow-instances", { token = token }).status)
+      assert.is_nil((emu:control("POST", "/faults", { fault = "status", status = 500,
+                                                      query = 5 })))
+    end)
+
     it("works on the token endpoint", function()
       emu:fault{ fault = "status", status = 503, path = "/oauth/token" }
       local refused = token_request({ user = FULL .. ":" .. secrets[FULL],
@@ -974,6 +987,45 @@ describe("emulator", function()
       assert.matches("unknown fault 'explode'", err)
       assert.is_nil((emu:control("POST", "/faults", { fault = "status" })))
       assert.is_nil((emu:control("POST", "/faults", { fault = "delay", delay = -1 })))
+    end)
+  end)
+
+  describe("ties", function()
+    it("set_tie_order: equal times in a new random order for each request, or by creation",
+       function()
+      local function seed()
+        return emu:seed_instances{ count = 50, definition = "failing", status = "SUSPENDED",
+                                   started_at = "2024-05-01T10:00:00.000Z" }.ids
+      end
+      local ids = seed()
+      local path = "/v1/workflow-instances?definitionId=failing&status=SUSPENDED"
+        .. "&%24orderby=startedAt%20asc&%24top=100"
+      local function listed()
+        local out = {}
+        for i, inst in ipairs(api("GET", path).json) do out[i] = inst.id end
+        return out
+      end
+      assert.same(ids, listed())                            -- creation order, by default
+      emu:set_tie_order("shuffled")
+      local orders, differ = {}, 0
+      for k = 1, 3 do
+        orders[k] = listed()
+        local unpack = table.unpack or unpack
+        local sorted, want = { unpack(orders[k]) }, { unpack(ids) }
+        table.sort(sorted)
+        table.sort(want)
+        assert.same(want, sorted)                           -- the same set, every time
+        if table.concat(orders[k]) ~= table.concat(ids) then differ = differ + 1 end
+      end
+      -- (50! orders: three equal to the creation order would be a broken shuffle)
+      assert.is_true(differ >= 2, differ)
+      emu:reset()                                           -- (the seeded ones go too)
+      ids = seed()
+      assert.same(ids, listed())                            -- reset puts creation back
+      assert.has_error(function() emu:set_tie_order("random") end,
+        "bad argument #1 to 'set_tie_order' (\"creation\" or \"shuffled\" expected, got "
+        .. "'random')")
+      assert.is_nil((emu:control("PUT", "/ties", { order = 1 })))
     end)
   end)
 

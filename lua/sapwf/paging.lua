@@ -17,14 +17,18 @@
 -- exactly once, past the window too, and matches that join the set while the loop runs
 -- (started since: a later time) or leave it (canceled in the loop, with a status filter)
 -- shift no page: with $skip alone, one more at the front would be yielded twice and one
--- fewer would push a match out unseen. Only matches that share one time past a page are
--- paged by $skip within that time (no filter tells them apart), each page from one match
--- back so that it can tell when matches yielded before have left (tie_page). When a whole
--- window (4000 + page size) is one time, the matches of that time are counted: if all were
+-- fewer would push a match out unseen. SAP names no order among equal times: a page all of
+-- one time is asked for again from the window's start in a page of 1000, so a tie that fits
+-- comes whole in one answer. Only a larger tie is paged by $skip within that time (no
+-- filter tells them apart), each page from one match back so that it can tell when matches
+-- yielded before have left (tie_page), and counted once left: fewer yielded than counted
+-- raises sapwf.paging.ties (the service's order among them changed between pages). When a
+-- whole window (4000 + 1000) is one time, the matches of that time are counted: if all were
 -- yielded the next query starts a millisecond later, else it raises sapwf.paging.limit,
 -- after the matches before them and that window of the time's. Matches created while the
 -- loop runs come at the end, unless an UpTo filter of q excludes them, if the loop gets
--- that far.
+-- that far. Without a filter, each_instance names the service's default statuses on every
+-- page.
 --
 -- With any other `orderby`, with `skip` but no `orderby`, or with an exact
 -- `startedAt`/`createdAt` filter, the query is paged by $skip in the order asked for: the
@@ -105,6 +109,21 @@ local function tie_error(op, field, value, total, reachable)
       .. "($skip <= %d, $top <= %d); narrow the filter (e.g. status or definitionId) and "
       .. "iterate each part", total and format("%d", total) or "more", field, tostring(value),
       reachable, MAX_SKIP, MAX_TOP),
+  }
+end
+
+-- More matches share one time than one page holds, and fewer of them came over the pages
+-- than the service counts: its order among them changed between requests.
+local function unsteady_error(op, field, value, total, yielded)
+  return errors.new{
+    kind = "invalid", code = "sapwf.paging.ties", method = op.method, path = op.path,
+    retryable = false, outcome = "not_sent", total = total, yielded = yielded,
+    [field] = value,
+    message = format("%s matches share %s %s, more than one page of %d holds, and %d of "
+      .. "them came: the service's order among them changed between pages; narrow the "
+      .. "filter (e.g. status or definitionId) so that at most %d share one time",
+      total and format("%d", total) or "more", field, tostring(value), MAX_TOP, yielded,
+      MAX_TOP),
   }
 end
 
@@ -228,19 +247,24 @@ local function pager(self, op, page_size, skip, filter)
   for k in pairs(filter) do
     if not NOT_FILTERS[k] then has_filter = true end
   end
+  -- The service lists RUNNING and ERRONEOUS instances only when no parameter is given
+  -- (SAP's words); a window's time filter would lift that, and whether $top and the like
+  -- count as parameters no source says. So every page says it, from the first.
+  if w and w.none and not has_filter then filter.status = w.none end
   local first_value, last_value      -- the time of the first and last match of this query
 
   -- The page starting at match `at` of the current window. Past $skip 4000 the last
   -- reachable page is asked for at 4000 and the matches already seen are dropped. Returns
   -- the items, whether the service had more after them, and the total when asked.
-  local function fetch(at, count_all)
+  local function fetch(at, count_all, size)
+    size = size or page_size
     local from = at > MAX_SKIP and MAX_SKIP or at
-    filter["$skip"], filter["$top"] = from, page_size
+    filter["$skip"], filter["$top"] = from, size
     filter["$inlinecount"] = count_all and "allpages" or nil
     local items, meta = call(self, op, op.path, query.build(op, filter))
     if not items then error(meta) end
     if not is_page(items) then error(not_a_page(op, meta and meta.status)) end
-    local more = #items == page_size
+    local more = #items == size
     if field and #items > 0 then
       if count_all then first_value = items[1][field] end
       last_value = items[#items][field]
@@ -261,23 +285,51 @@ local function pager(self, op, page_size, skip, filter)
   -- The matches yielded so far at the latest time: a window starts at that time again, and
   -- drops these by id.
   local tail_value, tail_ids, tail_n = nil, {}, 0
+  -- The answers the current window's tie was read over (tie_page), 0 outside one; where
+  -- the window starts (the first one at q's skip).
+  local tie_reads, window_start = 0, skip
 
-  -- The next page within a tie (every match of the window so far at one time), by
-  -- position, from `at` on. Matches yielded already may have left the set since (a loop
-  -- that cancels each one it gets), moving the unseen ones forward past `at`: so the page
-  -- starts one position earlier, and its first match must be one yielded already; when it
-  -- is not, some have left, and the page steps back until one is (or to the first
-  -- position). The matches yielded already are dropped by id, as at a window's start.
-  -- Returns the items, whether the service had more, and the position after them.
+  -- How many matches of the query share the time `value` (a request for none of them), or
+  -- nil when the service gives no total.
+  local function count_at(value)
+    local q = {}
+    for k, v in pairs(filter) do q[k] = v end
+    q[w.from], q[w.upto], q["$orderby"], q.orderby = nil, nil, nil, nil
+    q[field], q["$skip"], q["$top"], q["$inlinecount"] = value, 0, 0, "allpages"
+    local none, meta = call(self, op, op.path, query.build(op, q))
+    if not none then error(meta) end
+    return meta.total
+  end
+
+  -- The next page within a tie (every match of the window so far at one time), in pages
+  -- of MAX_TOP whatever the page size. The first is the window again from its start, so a
+  -- tie that fits one page comes whole in one answer. A larger one goes on by position,
+  -- from `at` on (check_tie counts it once left). Matches yielded already may have left
+  -- the set since (a loop that cancels each one it gets), moving the unseen ones forward
+  -- past `at`: so the page starts one position earlier, and its first match must be one
+  -- yielded already; when it is not, some have left, and the page steps back until one is
+  -- (or to the window's start). The matches yielded already are dropped by id, as at a
+  -- window's start. Returns the items, whether the service had more, and the position
+  -- after them.
   local function tie_page(at)
-    local from = at > 0 and at - 1 or 0
+    local from
+    if tie_reads == 0 and page_size < MAX_TOP then
+      -- the window again from its start, in the largest page: a tie of up to MAX_TOP
+      -- matches comes whole in one answer, whatever the service's order among them
+      from = window_start
+    else
+      from = at - 1
+      if tie_reads == 0 then tie_reads = 1 end     -- the window's first page held some
+    end
+    tie_reads = tie_reads + 1
     while true do
-      local page, more = fetch(from, false)
+      local page, more = fetch(from, false, MAX_TOP)
       local first = page[1]
-      if from == 0 or (first and first[field] == tail_value and tail_ids[first.id]) then
+      if from == window_start or (first and first[field] == tail_value
+                                  and tail_ids[first.id]) then
         return page, more, from + #page
       end
-      from = from > page_size and from - page_size or 0
+      from = from - MAX_TOP > window_start and from - MAX_TOP or window_start
     end
   end
 
@@ -287,26 +339,33 @@ local function pager(self, op, page_size, skip, filter)
   local function next_window()
     local from = canonical(last_value)
     if not from then error(not_a_time(op, field, last_value)) end
-    -- the service lists RUNNING and ERRONEOUS instances only when no filter is given; the
-    -- time filter would lift that, so it is said
-    if w.none and not has_filter then filter.status = w.none end
     local passed = false
     if first_value == last_value then
-      local q = {}
-      for k, v in pairs(filter) do q[k] = v end
-      q[w.from], q[w.upto], q["$orderby"], q.orderby = nil, nil, nil, nil
-      q[field], q["$skip"], q["$top"], q["$inlinecount"] = from, 0, 0, "allpages"
-      local none, meta = call(self, op, op.path, query.build(op, q))
-      if not none then error(meta) end
-      if not meta.total or meta.total > tail_n then
-        error(tie_error(op, field, last_value, meta.total, MAX_SKIP + page_size))
+      local counted = count_at(from)
+      if not counted or counted > tail_n then
+        error(tie_error(op, field, last_value, counted, MAX_SKIP + MAX_TOP))
       end
       from, passed = next_millisecond(from), true
     end
     filter[w.from] = from
     items, more, total = fetch(0, true)
-    i, at = 0, #items
+    i, at, tie_reads, window_start = 0, #items, 0, 0
     if passed then tail_value, tail_ids, tail_n = nil, {}, 0 end
+  end
+
+  -- After a tie read over more than one answer, on leaving it: every match of that time
+  -- must have come. Matches cannot join a past time, but the service's order among equal
+  -- times may change between requests, which would skip some unseen: that raises here
+  -- rather than the loop going on without them. tie_reads is cleared only once checked,
+  -- so a call after a failed count checks again.
+  -- known: the count when the caller has it (a window all of that time, read to its end:
+  -- its total), so no request is made.
+  local function check_tie(known)
+    local counted = known or count_at(canonical(tail_value) or tail_value)
+    if not counted or counted > tail_n then
+      error(unsteady_error(op, field, tail_value, counted, tail_n))
+    end
+    tie_reads = 0
   end
 
   return function()
@@ -314,11 +373,15 @@ local function pager(self, op, page_size, skip, filter)
       i = i + 1
       local item = items[i]
       if item == nil then
-        if not more or (total and at >= total) then return nil end
+        if not more or (total and at >= total) then
+          i = i - 1                     -- (called again: here again)
+          if tie_reads > 1 then check_tie(first_value == last_value and total or nil) end
+          return nil
+        end
         if not base.is_open(self) then error("attempt to use a closed sapwf client", 2) end
         if windowed and last_value ~= first_value then
           next_window()                          -- by time: from the last time seen
-        elseif at - MAX_SKIP < page_size and windowed then
+        elseif at - MAX_SKIP < MAX_TOP and windowed then
           items, more, at = tie_page(at)
           i = 0
         elseif at - MAX_SKIP < page_size then
@@ -336,6 +399,11 @@ local function pager(self, op, page_size, skip, filter)
       else
         local value = item[field]
         if value ~= tail_value then
+          if tie_reads > 1 then
+            i = i - 1                   -- a failed check leaves this item for the next call
+            check_tie()
+            i = i + 1
+          end
           tail_value, tail_ids, tail_n = value, { [item.id] = true }, 1
           return item
         elseif not tail_ids[item.id] then
@@ -365,7 +433,9 @@ end
 -- or, with kind "invalid" and code "sapwf.paging.limit", before yielding anything when more
 -- match than one query reaches and q cannot be paged in windows (an `orderby` other than
 -- "startedAt asc", `skip` without `orderby`, a `startedAt` filter), or on reaching more than
--- 4000 + page size matches that share one startedAt (fields total, limit, startedAt)
+-- 5000 matches that share one startedAt (fields total, limit, startedAt); code
+-- "sapwf.paging.ties" when more than 1000 share one startedAt and the service's order among
+-- them changed between pages (fields total, yielded, startedAt)
 function methods:each_instance(q)
   open(self, "each_instance")
   if q ~= nil and type(q) ~= "table" then
@@ -391,7 +461,8 @@ end
 -- @fails raises an error object when a page fails, or (code "sapwf.paging.limit") before
 -- yielding anything when more match than one query reaches and q cannot be paged in windows
 -- (an `orderby` other than "createdAt asc", `skip` without `orderby`, a `createdAt`
--- filter), or on reaching more than 4000 + page size matches that share one createdAt
+-- filter), or on reaching more than 5000 matches that share one createdAt, or (code
+-- "sapwf.paging.ties") more than 1000 whose order changed between pages
 function methods:each_task(q)
   open(self, "each_task")
   if q ~= nil and type(q) ~= "table" then

@@ -188,6 +188,18 @@ function methods:export_lines(n)
   return checked(self:control("PUT", "/export", { lines = n }))
 end
 
+--- The order of list entries that sort equal (startedAt, createdAt, ...): "creation" (the
+-- default, as after reset) or "shuffled", a new random one for each request, as a service
+-- that names no order among them may give.
+local TIE_ORDERS = { creation = true, shuffled = true }
+function methods:set_tie_order(order)
+  if not TIE_ORDERS[order] then
+    error(format("bad argument #1 to 'set_tie_order' (\"creation\" or \"shuffled\" expected, "
+      .. "got %s)", type(order) == "string" and "'" .. order .. "'" or type(order)), 2)
+  end
+  return checked(self:control("PUT", "/ties", { order = order }))
+end
+
 --- Sets the tenant's limits, all at once: { service_time =, jitter = (seconds), rate =
 -- (requests a second over the whole tenant), burst = (tokens; default rate), count_key =
 -- (a context field naming a start's item), keep_instances = (true), retry_after = (true:

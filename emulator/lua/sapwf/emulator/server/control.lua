@@ -131,6 +131,7 @@ local function reset()
     config.export_lines = nil
     config.faults = {}
     config.definition_scopes = {}
+    config.tie_order = nil
     config.data_gen = config.data_gen + 1
   end)
   shared.reset_counters()
@@ -240,6 +241,18 @@ local function put_limits()
   return answer(200, limits.view(current))
 end
 
+-- The order of list entries with equal sort values: "creation" (the default) or
+-- "shuffled", anew for each request (query.shuffle_ties).
+local TIE_ORDERS = { creation = true, shuffled = true }
+local function put_ties()
+  local spec = body()
+  if type(spec) ~= "table" or not TIE_ORDERS[spec.order] then
+    return failure(400, "expected {order = \"creation\" or \"shuffled\"}")
+  end
+  shared.update(function(config) config.tie_order = spec.order end)
+  return answer(200, { order = spec.order })
+end
+
 local function get_limits()
   return answer(200, limits.view(shared.config().limits))
 end
@@ -304,8 +317,8 @@ local ROUTES = {
       .. "-> {seeded, ids}", seed.handle },
   { "POST", "tokens/expire", "every token issued so far answers 401 from now on",
     expire_tokens },
-  { "POST", "faults", "add a fault: {fault, method, path, times, delay, status, retry_after, "
-      .. "size, body, location} -> {id, fault}", add_fault },
+  { "POST", "faults", "add a fault: {fault, method, path, query, times, delay, status, "
+      .. "retry_after, size, body, location} -> {id, fault}", add_fault },
   { "GET", "faults", "the faults with their uses", list_faults },
   { "PUT", "api-key", "an API gateway's key: {header, value}; API requests without it answer "
       .. "401", put_api_key },
@@ -318,6 +331,9 @@ local ROUTES = {
       .. "count_key (a context field), keep_instances, retry_after (a 429's header)} -> the "
       .. "limits in force", put_limits },
   { "GET", "limits", "the limits in force", get_limits },
+  { "PUT", "ties", "the order of list entries that sort equal (startedAt, createdAt, ...): "
+      .. "{order = \"creation\" (the default; a reset puts it back) or \"shuffled\" (anew "
+      .. "for each request: SAP names no order)}", put_ties },
   { "PUT", "definitions/<id>/scope", "the application scope of the definition whose "
       .. "URL-escaped id is in the path: {scope = \"shared\" or a scope name}; its instances "
       .. "and tasks follow it", put_definition_scope, pattern = "^definitions/([^/]+)/scope$" },

@@ -1,6 +1,7 @@
--- Injected faults. A fault matches requests by method (any when not given) and by path
--- prefix (after /workflow-service/rest, or "/oauth/token"; any when not given), and applies
--- `times` times (-1: forever). The first matching fault that is not used up applies.
+-- Injected faults. A fault matches requests by method (any when not given), by path
+-- prefix (after /workflow-service/rest, or "/oauth/token"; any when not given) and by a
+-- text its query string must contain (`query`, as sent: escaped; any when not given), and
+-- applies `times` times (-1: forever). The first matching fault that is not used up applies.
 --
 -- Kinds, and whether the operation is performed:
 --   delay        sleep `delay` seconds, then handle normally                performed
@@ -63,7 +64,7 @@ function faults.check(spec, id)
   if not PERFORMED[kind] and not NOT_PERFORMED[kind] then
     return nil, "unknown fault '" .. tostring(kind) .. "'"
   end
-  for _, name in ipairs({ "method", "path", "location" }) do
+  for _, name in ipairs({ "method", "path", "location", "query" }) do
     if spec[name] ~= nil and type(spec[name]) ~= "string" then
       return nil, "bad fault field '" .. name .. "'"
     end
@@ -84,17 +85,18 @@ function faults.check(spec, id)
     id = id, fault = kind, method = spec.method and upper(spec.method), path = spec.path,
     times = spec.times or 1, delay = spec.delay, status = spec.status,
     retry_after = spec.retry_after, size = spec.size or faults.DEFAULT_SIZE, body = spec.body,
-    location = spec.location,
+    location = spec.location, query = spec.query,
   }
 end
 
---- The fault for this request (and uses it up once), or nil.
-function faults.match(config, method, path)
+--- The fault for this request (and uses it up once), or nil. args: its query string.
+function faults.match(config, method, path, args)
   local list = config.faults
   if list[1] == nil then return nil end
   for _, fault in ipairs(list) do
     if (not fault.method or fault.method == method)
-        and (not fault.path or sub(path, 1, #fault.path) == fault.path) then
+        and (not fault.path or sub(path, 1, #fault.path) == fault.path)
+        and (not fault.query or find(args or "", fault.query, 1, true)) then
       if shared.use_fault(fault.id, fault.times) then
         shared.count("faults_applied")
         return fault

@@ -126,7 +126,7 @@ local function api_request(config, path)
     arrived = limits.admit(current)
     if not arrived then return end
   end
-  local fault = faults.match(config, method, path)
+  local fault = faults.match(config, method, path, ngx.var.args)
   if fault and faults.before(fault, "api", route) then return end
   local status, body, headers = respond.encode(dispatch.api(config, route, params, allowed))
   if current then limits.serve(current, arrived) end

@@ -2,6 +2,7 @@
 -- and the filter helpers (a repeated parameter means OR, an empty one is ignored).
 -- Violations answer 400 with the spec's code (bpm.workflowruntime.rest.content.format.invalid).
 local util = require "sapwf.emulator.server.util"
+local shared = require "sapwf.emulator.server.shared"
 
 local type, tonumber, tostring, ipairs, pairs = type, tonumber, tostring, ipairs, pairs
 local match, format, upper = string.match, string.format, string.upper
@@ -213,7 +214,25 @@ function query.select(all, matches, field, creation_field, descending, key)
     if not record.removed and matches(record) then records[#records + 1] = record end
   end
   if field ~= creation_field then query.sort(records, field, descending, key) end
+  if shared.config().tie_order == "shuffled" then query.shuffle_ties(records, field) end
   return records
+end
+
+--- Puts each run of records with equal field values in a random order (PUT
+-- /_emulator/ties {order = "shuffled"}): SAP names no order among equal values, so a
+-- client that pages through them must not rely on one staying the same between requests.
+function query.shuffle_ties(records, field)
+  local run_start = 1
+  for n = 2, #records + 1 do
+    local record = records[n]
+    if record == nil or record[field] ~= records[run_start][field] then
+      for k = n - 1, run_start + 1, -1 do
+        local j = math.random(run_start, k)
+        records[k], records[j] = records[j], records[k]
+      end
+      run_start = n
+    end
+  end
 end
 
 function query.page(records, paging, view)
