@@ -684,6 +684,11 @@ describe("sapwf command line", function()
       assert.equal(2, context.code)
       assert.matches("sapwf: --context: standard input must be a JSON object\n", context.stderr,
         1, true)
+      -- a CA file that cannot be read is a bad argument, over http too (never used there)
+      local ca = run({ "--cafile", dir .. "/missing.pem", "token" })
+      assert.equal(2, ca.code)
+      assert.matches("sapwf: --cafile cannot be read: " .. dir .. "/missing.pem: No such file "
+        .. "or directory\n", ca.stderr, 1, true)
       local missing = run({ "start", "simple", "--context", "@" .. dir .. "/missing.json" })
       assert.equal(2, missing.code)
       assert.matches("sapwf: --context: cannot read " .. dir .. "/missing.json: No such file",
@@ -2339,7 +2344,13 @@ describe("sapwf command line", function()
       local single = sapwf({ "--service-key", limited_key, "start", "simple" })
       assert.equal(5, single.code)
       assert.matches("^hint: cf update%-service INSTANCE", hints(single.stderr)[1])
-      assert.same(hints(single.stderr), hints(r.stderr))
+      assert.matches("then run the command again", hints(single.stderr)[1], 1, true)
+      -- the same, but for what to run next: the bulk start goes on with --resume (run as
+      -- it was, it would refuse the record file it left)
+      local expected = hints(single.stderr)
+      expected[1] = expected[1]:gsub("then run the command again",
+                                     "then run the same command with --resume")
+      assert.same(expected, hints(r.stderr))
       assert.is_nil(r.stderr:find("err.hint", 1, true))
       assert.matches("fix: see the hint below", r.stderr)
       -- The advice covers the lines not attempted too: --resume, not the failed file alone.

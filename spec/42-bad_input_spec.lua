@@ -422,6 +422,15 @@ describe("bad input", function()
         assert.equal("config", err.kind)
         assert.is_true(#tostring(err) < 600, "a long message")
       end
+      -- a CA file that cannot be read: said now, not as a TLS error at the first https call
+      -- (and never over http)
+      for _, path in ipairs({ "/nonexistent/ca.pem", "/tmp" }) do
+        local wf, cerr = sapwf.new{ service_key = key, cafile = path }
+        assert.is_nil(wf, path)
+        assert.equal("config", cerr.kind)
+        assert.equal("cafile cannot be read: " .. path .. ": "
+          .. (path == "/tmp" and "Is a directory" or "No such file or directory"), cerr.message)
+      end
       -- an empty option is the caller's slip, not the key's: it raises, naming the option
       local ok, err = pcall(sapwf.new, { service_key = key, api_url = "" })
       assert.is_false(ok)

@@ -45,12 +45,21 @@ describe("TLS", function()
       assert.equal(0, emu:stats().instances_started)
     end)
 
-    it("a cafile that is not there: kind tls", function()
-      local wf = assert(sapwf.new{ service_key = https_key(), cafile = "/nonexistent/ca.pem" })
-      local _, err = wf:definitions()
+    it("a cafile that is not there: config, from new; one that holds no PEM: kind tls",
+       function()
+      local wf, err = sapwf.new{ service_key = https_key(), cafile = "/nonexistent/ca.pem" }
+      assert.is_nil(wf)
+      assert.equal("config", err.kind)
+      assert.equal("cafile cannot be read: /nonexistent/ca.pem: No such file or directory",
+                   err.message)
+      local dir = helpers.temp_dir()
+      helpers.write_file(dir .. "/ca.pem", "not a certificate\n")
+      wf = assert(sapwf.new{ service_key = https_key(), cafile = dir .. "/ca.pem" })
+      _, err = wf:definitions()
       assert.equal("tls", err.kind)
       assert.matches("cafile", err.message, 1, true)
       assert.matches("cannot be read as PEM certificates", err.hint, 1, true)
+      os.execute("rm -rf '" .. dir .. "'")
     end)
 
     it("cafile works, for the token and the API", function()

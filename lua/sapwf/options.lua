@@ -146,8 +146,28 @@ function options.core(opts)
       end
     end
   end
+  -- A CA file that cannot be read would show only as a TLS error at the first https call,
+  -- and never over http: said here, as the configuration's fault.
+  -- (a NUL in it is a bad argument: sapwf.core raises for that, naming the option)
+  if opts.cafile ~= nil and not find(opts.cafile, "\0", 1, true) then
+    local problem = options.unreadable(opts.cafile)
+    if problem then return nil, errors.config("cafile " .. problem) end
+  end
   for _, name in ipairs(PASSED_ON) do core_opts[name] = opts[name] end
   return core_opts
+end
+
+-- Why the file at path cannot be read ("cannot be read: <path>: No such file or
+-- directory"), or nil. The command line checks its --cafile with it too.
+function options.unreadable(path)
+  local file, err = io.open(path, "rb")
+  if file then
+    local _, read_err = file:read(0)            -- a directory opens; reading it fails
+    file:close()
+    if not read_err then return nil end
+    err = path .. ": " .. tostring(read_err)
+  end
+  return "cannot be read: " .. tostring(err)
 end
 
 return options

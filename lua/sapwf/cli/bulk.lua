@@ -803,7 +803,7 @@ function Run:report(ctx, interrupted)
   if self.aborted then
     -- The same hints as the error of a single start: the cf command that grants a missing
     -- authority, what to check for a refused client.
-    cli.write_hints(ctx.out, self.aborted, self.args)
+    cli.write_hints(ctx.out, self.aborted, self.args, file_size(self.record_path) ~= nil)
   end
 
   local code = exitcodes.codes.ok

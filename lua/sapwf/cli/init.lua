@@ -47,6 +47,11 @@ end
 local CLI_HINT_STYLE = { instance = M.INSTANCE,
   renew = "then run the command again (each sapwf command gets a new token)",
   renew_already = "run the command again: it gets a new token" }
+-- The same after a bulk start that stopped: run as it was, the command would refuse the
+-- record file it left; with --resume it goes on (bulk.lua's summary says so too).
+local RESUME_HINT_STYLE = { instance = M.INSTANCE,
+  renew = "then run the same command with --resume (each sapwf command gets a new token)",
+  renew_already = "run the same command with --resume: it gets a new token" }
 
 -- The library's advice names its options and functions; the command line's names its own.
 local function cli_words(text)
@@ -91,8 +96,9 @@ function M.not_sent(signal, err)
 end
 
 -- Prints what to do next about err, where we know it: the "hint:" lines below its
--- description. args: the parsed arguments (for --instance), or nil.
-function M.write_hints(out, err, args)
+-- description. args: the parsed arguments (for --instance), or nil. resume: the command
+-- goes on with --resume (a bulk start that stopped), so the hints say to add it.
+function M.write_hints(out, err, args, resume)
   if type(err) ~= "table" then
     return
   end
@@ -109,7 +115,7 @@ function M.write_hints(out, err, args)
     local instance = args and args.instance_name
     if err.authority then
       out.stderr:write("hint: ", errors.forbidden_hint(instance, err.granted or {},
-        err.authority, CLI_HINT_STYLE), "\n")
+        err.authority, resume and RESUME_HINT_STYLE or CLI_HINT_STYLE), "\n")
       if not instance then
         out.stderr:write("hint: ", M.INSTANCE_HINT, "\n")
       end

@@ -3,6 +3,7 @@
 local argparse = require "argparse"
 local exitcodes = require "sapwf.cli.exitcodes"
 local filters = require "sapwf.cli.filters"
+local unreadable = require("sapwf.options").unreadable
 
 local M = {}
 
@@ -41,6 +42,21 @@ local function non_empty(name)
   return function(text)
     if text == "" then
       return nil, name .. " is empty"
+    end
+    return text
+  end
+end
+
+-- A file the command reads (--cafile): a usage error when it cannot be read, before a key
+-- is read or anything is sent, not a TLS error later (or none at all over http).
+local function readable(name)
+  return function(text)
+    if text == "" then
+      return nil, name .. " is empty"
+    end
+    local problem = unreadable(text)
+    if problem then
+      return nil, name .. " " .. problem
     end
     return text
   end
@@ -122,7 +138,7 @@ local function add_global_options(parser)
   parser:flag("--allow-http", "Allow http:// token and API URLs beyond this machine (secrets "
     .. "then cross the network in clear text).")
   parser:option("--cafile", "CA certificates (PEM) to verify the servers with."):argname("FILE")
-    :convert(non_empty("--cafile")):target("cafile")
+    :convert(readable("--cafile")):target("cafile")
   parser:option("-H --header", "An extra header for every API call, 'Name: value' (an API "
       .. "key of a gateway in front of the service); repeatable. Never printed.")
     :argname("HEADER"):count("*"):convert(header_line):target("headers")
