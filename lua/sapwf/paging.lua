@@ -99,32 +99,35 @@ local function limit_error(op, total, skip, reachable, at_least, reason)
   }
 end
 
+-- An error about the matches that share the time `value` of `field`; extra: its fields
+-- beside the common ones.
+local function tie_failure(op, field, value, code, extra, message)
+  local e = { kind = "invalid", code = code, method = op.method, path = op.path,
+              retryable = false, outcome = "not_sent", [field] = value, message = message }
+  for k, v in pairs(extra) do e[k] = v end
+  return errors.new(e)
+end
+
+local function how_many(total)
+  return total and format("%d", total) or "more"
+end
+
 -- More matches share one time than a window reaches: no filter of the API tells them apart.
 local function tie_error(op, field, value, total, reachable)
-  return errors.new{
-    kind = "invalid", code = "sapwf.paging.limit", method = op.method, path = op.path,
-    retryable = false, outcome = "not_sent", total = total, limit = reachable,
-    [field] = value,
-    message = format("%s matches share %s %s, but the API can page through only %d of them "
-      .. "($skip <= %d, $top <= %d); narrow the filter (e.g. status or definitionId) and "
-      .. "iterate each part", total and format("%d", total) or "more", field, tostring(value),
-      reachable, MAX_SKIP, MAX_TOP),
-  }
+  return tie_failure(op, field, value, "sapwf.paging.limit", { total = total, limit = reachable },
+    format("%s matches share %s %s, but the API can page through only %d of them ($skip <= "
+      .. "%d, $top <= %d); narrow the filter (e.g. status or definitionId) and iterate each "
+      .. "part", how_many(total), field, tostring(value), reachable, MAX_SKIP, MAX_TOP))
 end
 
 -- More matches share one time than one page holds, and fewer of them came over the pages
 -- than the service counts: its order among them changed between requests.
 local function unsteady_error(op, field, value, total, yielded)
-  return errors.new{
-    kind = "invalid", code = "sapwf.paging.ties", method = op.method, path = op.path,
-    retryable = false, outcome = "not_sent", total = total, yielded = yielded,
-    [field] = value,
-    message = format("%s matches share %s %s, more than one page of %d holds, and %d of "
-      .. "them came: the service's order among them changed between pages; narrow the "
-      .. "filter (e.g. status or definitionId) so that at most %d share one time",
-      total and format("%d", total) or "more", field, tostring(value), MAX_TOP, yielded,
-      MAX_TOP),
-  }
+  return tie_failure(op, field, value, "sapwf.paging.ties", { total = total, yielded = yielded },
+    format("%s matches share %s %s, more than one page of %d holds, and %d of them came: the "
+      .. "service's order among them changed between pages; narrow the filter (e.g. status "
+      .. "or definitionId) so that at most %d share one time", how_many(total), field,
+      tostring(value), MAX_TOP, yielded, MAX_TOP))
 end
 
 local function not_a_time(op, field, value)
