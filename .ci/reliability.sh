@@ -11,7 +11,8 @@
 sh scripts/ensure-deps.sh valgrind clang libclang-rt-14-dev || true
 
 # These specs drive other processes (luarocks builds, make docs and LDoc, the CLI in a child
-# lua5.4, nginx with its own LuaJIT, the emulator through curl): none of their C-core work
+# lua5.4, nginx with its own LuaJIT, the emulator through curl; a case tagged #child runs an
+# example program in a child Lua): none of their C-core work
 # happens inside the busted process that valgrind, ASan or the GC setting watch, so they are
 # left out here to keep CI short. So are the bulk cases (tagged #bulk, and spec/52's 20,000
 # seeded instances): tens of thousands of requests down the C paths the other cases take,
@@ -19,7 +20,7 @@ sh scripts/ensure-deps.sh valgrind clang libclang-rt-14-dev || true
 # cases and the batch limiter's pace, whose bounds on time a client under valgrind cannot
 # keep. The plain suite stages run
 # them all.
-IN_PROCESS_ONLY="--exclude-pattern=00%-layers --exclude-pattern=07%-install --exclude-pattern=09%-docs --exclude-pattern=20%-cli --exclude-pattern=30%-openresty --exclude-pattern=52%-paging_window --exclude-pattern=9%d%-emulator --exclude-tags=bulk"
+IN_PROCESS_ONLY="--exclude-pattern=00%-layers --exclude-pattern=07%-install --exclude-pattern=09%-docs --exclude-pattern=20%-cli --exclude-pattern=30%-openresty --exclude-pattern=52%-paging_window --exclude-pattern=9%d%-emulator --exclude-tags=bulk,child"
 
 valgrind_log=$log_dir/valgrind.log
 run_valgrind() {
