@@ -42,6 +42,34 @@ describe("sapwf client", function()
     os.execute("rm -rf " .. q(dir))
   end)
 
+  it("a token answer's expires_in: missing or null, no expiry; a number in a string, read",
+     function()
+    local token = assert(client():token())
+    local json = require "sapwf.json"
+    local function answer(expires_in_text)
+      emu:clear_faults()
+      emu:fault{ fault = "body", method = "POST", path = "/oauth/token", times = -1,
+                 body = '{"access_token":' .. json.encode(token) .. ',"token_type":"bearer"'
+                   .. (expires_in_text and ',"expires_in":' .. expires_in_text or "") .. "}" }
+      local wf = client()
+      local t, left = wf:token(true)
+      wf:close()
+      return t, left
+    end
+    for _, case in ipairs({ { nil, math.huge }, { "null", math.huge }, { "3599", 3599 },
+                            { '"3599"', 3599 }, { "0", 0 } }) do
+      local t, left = answer(case[1])
+      assert.equal(token, t, tostring(case[1]))
+      assert.is_true(left <= case[2] and left >= case[2] - 5, tostring(case[1]))
+    end
+    for _, bad in ipairs({ '"soon"', "-1", "true", "{}" }) do
+      local t, err = answer(bad)
+      assert.is_nil(t, bad)
+      assert.same({ "decode", "token answer has a bad expires_in" }, { err.kind, err.message })
+    end
+    emu:clear_faults()
+  end)
+
   it("runs the quickstart flow: start, read, complete the task, send the message", function()
     local wf = client()
     local inst = assert(wf:start("orderapproval", { product = "Camera", price = 100,

@@ -146,9 +146,17 @@ void sapwf_token_set(lua_State *L, sapwf_client *c, const char *token, size_t to
 }
 
 
+/* Whether the value at idx is JSON null as lua-cjson decodes it (a NULL light userdata). */
+static int is_json_null(lua_State *L, int idx)
+{
+  return lua_type(L, idx) == LUA_TLIGHTUSERDATA && lua_touserdata(L, idx) == NULL;
+}
+
+
 /* Caches access_token, expiry and scope from the decoded 200 answer on top. A missing
- * expires_in is allowed (RFC 6749 5.1 only recommends it): the token is then kept until
- * the API answers 401. Returns 0 with e filled when the answer is unusable. */
+ * expires_in is allowed (RFC 6749 5.1 only recommends it), and so is null: the token is
+ * then kept until the API answers 401. A number in a string ("3599", as some servers send
+ * it) is read as the number. Returns 0 with e filled when the answer is unusable. */
 static int store(lua_State *L, sapwf_client *c, sapwf_error *e)
 {
   const char *token, *scope = NULL;
@@ -167,8 +175,8 @@ static int store(lua_State *L, sapwf_client *c, sapwf_error *e)
     return decode_error(e, "token answer's access_token is not visible ASCII (a header "
                         "value cannot carry it)");
   lua_getfield(L, -2, "expires_in");                  /* answer, token, expires_in */
-  if (!lua_isnil(L, -1)) {
-    expires_in = lua_type(L, -1) == LUA_TNUMBER ? (double)lua_tonumber(L, -1) : -1;
+  if (!lua_isnil(L, -1) && !is_json_null(L, -1)) {
+    expires_in = lua_isnumber(L, -1) ? (double)lua_tonumber(L, -1) : -1;
     if (!(expires_in >= 0))
       return decode_error(e, "token answer has a bad expires_in");
   }
