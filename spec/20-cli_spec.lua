@@ -837,6 +837,27 @@ describe("sapwf command line", function()
       assert.equal("Stdin", run({ "context", c.json.id }).json.product)
     end)
 
+    it("an answer holding text that is not UTF-8 is shown, not an internal error", function()
+      -- written by another client (sapwf on Lua 5.3+ sends none): a raw body
+      local wf = assert(require("sapwf").new{ service_key = emu:service_key("full") })
+      local inst = assert(wf:request("POST", "/v1/workflow-instances",
+        { body = '{"definitionId":"simple","context":{"name":"M\252ller","ok":"\226\130\172"}}' }))
+      wf:close()
+      local r = run({ "context", inst.id })
+      assert.equal(0, r.code, r.stderr)
+      assert.equal("\226\130\172", r.json.ok)                 -- valid text stays as it is
+      if utf8 then
+        -- JSON must be UTF-8: the byte that starts no character is shown as U+FFFD, once said
+        assert.equal("M\239\191\189ller", r.json.name)
+        assert.equal("sapwf: the answer holds text that is not valid UTF-8: each byte that "
+          .. "starts no character is written as U+FFFD\n", r.stderr)
+      else
+        assert.equal("M\252ller", r.json.name)                 -- Lua 5.1: as it came
+      end
+      local t = run({ "-o", "table", "context", inst.id })
+      assert.equal(0, t.code, t.stderr)
+    end)
+
     it("start --attachments binds them at the start: inline, @file or stdin; not with --from",
       function()
         local function attachments_of(id)

@@ -92,10 +92,48 @@ function Output:message(fmt, ...)
   self.stderr:flush()
 end
 
+-- s with each byte that starts no valid UTF-8 character replaced by U+FFFD (as utf8.len
+-- judges, the same test as sapwf.json's).
+local REPLACEMENT = "\239\191\189"
+local function valid_utf8(s)
+  local out, pos = {}, 1
+  while true do
+    local n, bad = utf8.len(s, pos)
+    if n then
+      out[#out + 1] = s:sub(pos)
+      return table.concat(out)
+    end
+    out[#out + 1] = s:sub(pos, bad - 1) .. REPLACEMENT
+    pos = bad + 1
+  end
+end
+
+-- A copy of a decoded answer whose strings (keys too) are all valid UTF-8.
+local function with_valid_utf8(value)
+  if type(value) == "string" then
+    return utf8.len(value) and value or valid_utf8(value)
+  elseif type(value) ~= "table" then
+    return value
+  end
+  local copy = {}
+  for k, v in pairs(value) do copy[with_valid_utf8(k)] = with_valid_utf8(v) end
+  return setmetatable(copy, getmetatable(value))
+end
+
 -- Writes `value` as JSON whatever the chosen format (for results that are configuration to
--- paste elsewhere, like `authorities`).
+-- paste elsewhere, like `authorities`). An answer holding text that is not UTF-8 (written
+-- by another client: sapwf on Lua 5.3+ sends none) is shown, not refused: JSON must be
+-- UTF-8, so each bad byte becomes U+FFFD, as jq shows it, and stderr says so once.
 function Output:json(value)
   local text, err = json.encode(value)
+  if not text and utf8 and tostring(err):find("not valid UTF-8", 1, true) then
+    text, err = json.encode(with_valid_utf8(value))
+    if text and not self.said_utf8 then
+      self.said_utf8 = true
+      self:message("the answer holds text that is not valid UTF-8: each byte that starts no "
+        .. "character is written as U+FFFD")
+    end
+  end
   if not text then
     error("cannot write the result as JSON: " .. tostring(err), 0)
   end
