@@ -272,6 +272,12 @@ describe("sapwf client", function()
       assert.is_nil(err2.hint)
       local _, err3 = client():request("GET", "/v1/nothing")
       assert.equal("not_found", err3.kind)
+      -- written with one trailing slash less (SAP's path is /v1/messages/) or more
+      local _, err4 = wf:request("POST", "/v1/messages", { body = { definitionId = "m",
+                                                                    workflowInstanceId = "x" } })
+      assert.same({ "forbidden", "MESSAGE_SEND" }, { err4.kind, err4.authority })
+      local _, err5 = wf:request("GET", "/v1/workflow-instances/abc/context/")
+      assert.same({ "forbidden", "WORKFLOW_INSTANCE_GET_CONTEXT" }, { err5.kind, err5.authority })
     end)
 
     it("refuses a body that is not JSON before sending", function()

@@ -11,7 +11,7 @@ local mode_like = core.mode_like
 local file_kind, is_link, real_path = core.file_kind, core.is_link, core.real_path
 
 local type, pairs, ipairs, tostring, error, pcall = type, pairs, ipairs, tostring, error, pcall
-local format, find, match = string.format, string.find, string.match
+local format, find, match, sub = string.format, string.find, string.match, string.sub
 local concat = table.concat
 local open = base.open
 
@@ -36,6 +36,12 @@ end
 -- What a 403 on this method and path needs, from the operations table.
 local function authority_of(method, path)
   local found = operations.match(method, path)
+  if #found == 0 then
+    -- one trailing slash more or less, as the path was written (SAP's send-message path is
+    -- /v1/messages/, and a caller may well write /v1/messages)
+    local other = sub(path, -1) == "/" and sub(path, 1, -2) or path .. "/"
+    found = operations.match(method, other)
+  end
   if #found == 1 then return found[1].authority, found[1] end
   if #found > 1 then
     local names = {}
