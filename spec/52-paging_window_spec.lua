@@ -109,6 +109,26 @@ describe("paging past the window", function()
     assert.is_true(requests < 20000 / 100 + 20, requests .. " requests")
   end)
 
+  it("a tie read over pages after the query's own skip: the matches skipped are not missed",
+     function()
+    local tie = time_at(5000)                          -- the 1500 simple instances at one time
+    local got = {}
+    for inst in wf:each_instance{ definitionId = "simple", startedFrom = tie, startedUpTo = tie,
+                                  orderby = "startedAt asc", skip = 5 } do
+      got[#got + 1] = inst.id
+    end
+    local expected = {}
+    for i = 6001, 7500 do expected[#expected + 1] = simple_ids[i] end
+    assert.equal(1495, #got)
+    local want, seen = {}, {}
+    for _, id in ipairs(expected) do want[id] = true end
+    for _, id in ipairs(got) do
+      assert.is_true(want[id])
+      assert.is_nil(seen[id])
+      seen[id] = true
+    end
+  end)
+
   it("more than 5000 at one millisecond: raises there, after the earlier ones and 5000 of "
      .. "them", function()
     local tie = time_at(7000)
