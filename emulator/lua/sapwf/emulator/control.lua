@@ -2,6 +2,7 @@
 -- through the curl command line: the code under test is never used to test itself.
 local cjson = require "cjson.safe"
 local shell = require "sapwf.emulator.shell"
+local defaults = require "sapwf.emulator.defaults"
 
 local type, pairs, ipairs, next, tostring, tonumber, error, setmetatable =
   type, pairs, ipairs, next, tostring, tonumber, error, setmetatable
@@ -191,9 +192,8 @@ end
 --- The order of list entries that sort equal (startedAt, createdAt, ...): "creation" (the
 -- default, as after reset) or "shuffled", a new random one for each request, as a service
 -- that names no order among them may give.
-local TIE_ORDERS = { creation = true, shuffled = true }
 function methods:set_tie_order(order)
-  if not TIE_ORDERS[order] then
+  if not defaults.tie_orders[order] then
     error(format("bad argument #1 to 'set_tie_order' (\"creation\" or \"shuffled\" expected, "
       .. "got %s)", type(order) == "string" and "'" .. order .. "'" or type(order)), 2)
   end

@@ -8,6 +8,10 @@ defaults.identityzone = "sapwf-emulator"
 defaults.zoneid = "5a0d6f7e-3c1b-4e59-9d2a-0c8b7e6f4a21"
 defaults.expires_in = 43199          -- what XSUAA answered on the trial (12 h less 1 s)
 
+-- The orders a list can give entries that sort equal (emu:set_tie_order, PUT /_emulator/ties):
+-- by creation (the default), or shuffled anew for each request.
+defaults.tie_orders = { creation = true, shuffled = true }
+
 -- Every authority a workflow service instance can be granted (workflow-api.md 6.2).
 defaults.authorities = {
   "WORKFLOW_DEFINITION_GET", "WORKFLOW_DEFINITION_GET_MODEL",

@@ -243,10 +243,9 @@ end
 
 -- The order of list entries with equal sort values: "creation" (the default) or
 -- "shuffled", anew for each request (query.shuffle_ties).
-local TIE_ORDERS = { creation = true, shuffled = true }
 local function put_ties()
   local spec = body()
-  if type(spec) ~= "table" or not TIE_ORDERS[spec.order] then
+  if type(spec) ~= "table" or not defaults.tie_orders[spec.order] then
     return failure(400, "expected {order = \"creation\" or \"shuffled\"}")
   end
   shared.update(function(config) config.tie_order = spec.order end)
